@@ -1,0 +1,93 @@
+//! The command line (clap) and what each subcommand does.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use drbot_commands::check::{CheckState, check_config};
+
+use crate::local::Local;
+
+/// drbot runs the platform's disaster-recovery runbook: from Discord (`serve`), from a
+/// terminal (`console`), or one command at a time (`exec`).
+#[derive(Debug, Parser)]
+#[command(name = "drbot", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (TOML). Default: $DRBOT_CONFIG, else built-in defaults.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The entry points of SPEC §3.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to Discord and run the incident channel there.
+    Serve,
+    /// An interactive incident channel in this terminal.
+    Console {
+        /// Act as this person from the config ([people.NAME]); must match your OS user
+        /// unless [console] trust_as = true.
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+    /// Run one command and print its reply. Exit status: 0 done, 1 failed or refused,
+    /// 2 unusable command line, 3 waiting for an approval.
+    Exec {
+        /// Act as this person from the config ([people.NAME]).
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+        /// The command, as typed in Discord: '/incident status'.
+        #[arg(value_name = "COMMAND", num_args = 1.., required = true)]
+        line: Vec<String>,
+    },
+    /// Show each configured system's settings, one line each.
+    Check,
+}
+
+/// Runs the chosen entry point; returns the process exit status.
+pub async fn run(cli: Cli) -> u8 {
+    let env = |k: &str| std::env::var(k).ok();
+    let (config, source) = match drbot_commands::Config::load(cli.config.as_deref(), env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("drbot: {e}");
+            return 2;
+        }
+    };
+    match cli.command {
+        Command::Check => {
+            let lines = check_config(&config, &source, &env);
+            for l in &lines {
+                println!("{l}");
+            }
+            u8::from(lines.iter().any(|l| l.state == CheckState::Problem))
+        }
+        Command::Serve => {
+            eprintln!(
+                "drbot: `drbot serve` (Discord) is not in this build yet. \
+                 Run incidents with `drbot console` or `drbot exec` meanwhile."
+            );
+            1
+        }
+        Command::Console { as_name } => {
+            let local = match Local::open(config, as_name.as_deref()) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            crate::console::run(local).await
+        }
+        Command::Exec { as_name, line } => {
+            let local = match Local::open(config, as_name.as_deref()) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let reply = local.run(&line.join(" ")).await;
+            println!("{}", reply.text);
+            let code = reply.outcome.exit_code();
+            local.close();
+            u8::try_from(code).unwrap_or(1)
+        }
+    }
+}

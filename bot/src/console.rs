@@ -1,0 +1,111 @@
+//! `drbot console`: the incident channel in a terminal, with line editing and history.
+
+use std::fmt::Write as _;
+
+use drbot_commands::grammar;
+use drbot_commands::{Outcome, Reply};
+use rustyline::error::ReadlineError;
+
+use crate::local::Local;
+
+/// Runs the console until `/quit` or end of input; returns the exit status.
+pub async fn run(local: Local) -> u8 {
+    let mut editor = match rustyline::DefaultEditor::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("drbot: cannot start line editing: {e}");
+            return 1;
+        }
+    };
+    let history = local.engine.store().path().join("console_history");
+    let _ = editor.load_history(&history);
+    println!("{}", banner(&local));
+    loop {
+        let line = match editor.readline("drbot> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => {
+                println!("(Ctrl-D or /quit leaves the console.)");
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("drbot: cannot read input: {e}");
+                break;
+            }
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line);
+        match line {
+            "/quit" | "/exit" | "quit" | "exit" => break,
+            "/help" | "help" | "?" => {
+                println!("{}", grammar::help());
+                continue;
+            }
+            _ => {}
+        }
+        let reply = local.run(line).await;
+        println!("{}", show(&reply));
+    }
+    if let Err(e) = editor.save_history(&history) {
+        tracing::warn!(error = %e, "could not save console history");
+    } else {
+        restrict(&history);
+    }
+    local.close();
+    0
+}
+
+/// Failures are marked so they stand out at 3 a.m.
+fn show(reply: &Reply) -> String {
+    match reply.outcome {
+        Outcome::Done => reply.text.clone(),
+        _ => format!("✗ {}", reply.text),
+    }
+}
+
+fn banner(local: &Local) -> String {
+    let actor = &local.ctx.actor;
+    let roles: Vec<&str> = actor.roles.iter().map(String::as_str).collect();
+    let mut s = format!(
+        "drbot console — acting as {} ({}). State in {}.\n",
+        actor.display(),
+        if roles.is_empty() {
+            "no roles".to_string()
+        } else {
+            roles.join(", ")
+        },
+        local.engine.store().path().display()
+    );
+    match local.engine.store().active_incidents() {
+        Ok(open) if open.is_empty() => {
+            s.push_str("No open incident. Declare one with /incident declare scenario:database severity:sev1 title:\"...\"\n");
+        }
+        Ok(open) => {
+            for i in open {
+                let _ = writeln!(
+                    s,
+                    "Open: {} “{}” ({} {}, {}).",
+                    i.id,
+                    i.title,
+                    i.severity,
+                    i.scenario,
+                    i.status.as_str()
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(s, "Could not list incidents: {e}");
+        }
+    }
+    s.push_str("Type /help for commands, /quit to leave.");
+    s
+}
+
+/// History holds what was typed during an incident: owner-only.
+fn restrict(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}

@@ -1,0 +1,63 @@
+//! The local place (console and exec): the OS user as identity, the store opened directly.
+
+use std::sync::Arc;
+
+use drbot_commands::identity::local_actor;
+use drbot_commands::{Config, Context, Engine, Place, Reply, SystemClock};
+use drbot_state::Store;
+
+/// An engine bound to the local user.
+pub struct Local {
+    pub engine: Engine,
+    pub ctx: Context,
+}
+
+/// The operating-system user running drbot.
+pub fn os_user() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => std::env::var("USER").unwrap_or_else(|_| format!("uid{uid}")),
+    }
+}
+
+impl Local {
+    /// Proves who is acting, then opens the data directory. Errors are printed; the exit status
+    /// is returned.
+    pub fn open(config: Config, as_name: Option<&str>) -> Result<Local, u8> {
+        let actor = match local_actor(&config, &os_user(), as_name) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("drbot: {e}");
+                return Err(u8::try_from(e.outcome().exit_code()).unwrap_or(1));
+            }
+        };
+        let store = match Store::open(&config.data_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("drbot: {e}");
+                return Err(1);
+            }
+        };
+        let engine = Engine::new(Arc::new(config), store, Arc::new(SystemClock));
+        Ok(Local {
+            engine,
+            ctx: Context {
+                actor,
+                place: Place::Local,
+            },
+        })
+    }
+
+    /// Runs one line.
+    pub async fn run(&self, line: &str) -> Reply {
+        self.engine.run(&self.ctx, line).await
+    }
+
+    /// Flushes state before the process ends.
+    pub fn close(&self) {
+        if let Err(e) = self.engine.store().flush_blocking() {
+            eprintln!("drbot: {e}");
+        }
+    }
+}

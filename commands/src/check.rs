@@ -1,0 +1,297 @@
+//! `drbot check`: each configured system's setting, one line each, like the runbook's
+//! "Required Access" list. Settings are checked here; live probes join as each system's
+//! integration lands.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::config::{Config, Source};
+use crate::redact::redact_url;
+
+/// The verdict on one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckState {
+    /// Configured and its settings are present.
+    Ok,
+    /// Configured, but a setting it needs is missing or wrong.
+    Problem,
+    /// Not configured: commands that need it will say so.
+    Off,
+}
+
+impl fmt::Display for CheckState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CheckState::Ok => "ok",
+            CheckState::Problem => "PROBLEM",
+            CheckState::Off => "off",
+        })
+    }
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckLine {
+    /// The system.
+    pub system: &'static str,
+    /// The verdict.
+    pub state: CheckState,
+    /// What was found, without secrets.
+    pub text: String,
+}
+
+impl fmt::Display for CheckLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<8} {:<9} {}", self.state, self.system, self.text)
+    }
+}
+
+fn line(system: &'static str, state: CheckState, text: impl Into<String>) -> CheckLine {
+    CheckLine {
+        system,
+        state,
+        text: text.into(),
+    }
+}
+
+/// A variable that must be set: ok with the redacted value (when `show`), else a problem.
+fn var(
+    env: &dyn Fn(&str) -> Option<String>,
+    system: &'static str,
+    label: &str,
+    name: &str,
+    show: bool,
+) -> CheckLine {
+    match env(name).filter(|v| !v.trim().is_empty()) {
+        Some(v) if show => line(
+            system,
+            CheckState::Ok,
+            format!("{label}{name} is set ({})", redact_url(&v)),
+        ),
+        Some(_) => line(system, CheckState::Ok, format!("{label}{name} is set")),
+        None => line(
+            system,
+            CheckState::Problem,
+            format!("{label}{name} is not set"),
+        ),
+    }
+}
+
+/// Reports every system's configuration. Secrets are never shown: URLs lose their passwords,
+/// keys and tokens are only said to be set.
+pub fn check_config(
+    config: &Config,
+    source: &Source,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<CheckLine> {
+    let mut out = vec![
+        line("config", CheckState::Ok, source.to_string()),
+        line(
+            "data",
+            CheckState::Ok,
+            format!("{} (incident state, sled)", config.data_dir.display()),
+        ),
+    ];
+    if config.targets.is_empty() {
+        out.push(line(
+            "database",
+            CheckState::Off,
+            "no [targets.*] configured",
+        ));
+    }
+    for (name, t) in &config.targets {
+        out.push(var(env, "database", &format!("{name}: "), &t.url_env, true));
+    }
+    match &config.storage {
+        None => out.push(line("bucket", CheckState::Off, "no [storage] configured")),
+        Some(s) => {
+            let mut l = var(env, "bucket", "", &s.endpoint_env, true);
+            l.text = format!(
+                "{} {}; backups in {}/{}, media in {}",
+                l.text,
+                s.region,
+                s.backup_bucket,
+                s.db_prefix,
+                s.media_bucket.as_deref().unwrap_or("(none)")
+            );
+            out.push(l);
+            for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+                out.push(var(env, "bucket", "", k, false));
+            }
+        }
+    }
+    match &config.search {
+        None => out.push(line("search", CheckState::Off, "no [search] configured")),
+        Some(s) => {
+            out.push(var(
+                env,
+                "search",
+                &format!("index {}: ", s.index),
+                &s.host_env,
+                true,
+            ));
+            out.push(var(env, "search", "", &s.key_env, false));
+        }
+    }
+    match &config.api {
+        None => out.push(line("api", CheckState::Off, "no [api] configured")),
+        Some(a) => {
+            out.push(line(
+                "api",
+                CheckState::Ok,
+                format!(
+                    "API {}, web {}",
+                    redact_url(&a.base_url),
+                    a.web_url
+                        .as_deref()
+                        .map(redact_url)
+                        .unwrap_or("(none)".into())
+                ),
+            ));
+            out.push(var(env, "api", "", &a.token_env, false));
+        }
+    }
+    match &config.discord {
+        None => out.push(line(
+            "discord",
+            CheckState::Off,
+            "no [discord] configured (drbot serve needs it)",
+        )),
+        Some(d) => {
+            let mut l = var(env, "discord", "", &d.token_env, false);
+            l.text = format!(
+                "{}; guild {}, incident channel {}, API {}",
+                l.text,
+                d.guild_id,
+                d.incident_channel_id,
+                redact_url(&d.api_base)
+            );
+            out.push(l);
+        }
+    }
+    match &config.notify {
+        None => out.push(line("notify", CheckState::Off, "no [notify] configured")),
+        Some(n) => {
+            if n.email_to.is_empty() {
+                out.push(line("resend", CheckState::Off, "no email_to: email is off"));
+            } else {
+                let mut l = var(env, "resend", "", "RESEND_API_KEY", false);
+                l.text = format!("{} (to {} recipients)", l.text, n.email_to.len());
+                out.push(l);
+            }
+            out.push(match env(&n.statuspage_webhook_env) {
+                Some(_) => line(
+                    "status",
+                    CheckState::Ok,
+                    format!("{} is set", n.statuspage_webhook_env),
+                ),
+                None => line(
+                    "status",
+                    CheckState::Off,
+                    format!(
+                        "{} is not set: status page updates are off",
+                        n.statuspage_webhook_env
+                    ),
+                ),
+            });
+        }
+    }
+    match config
+        .backup
+        .as_ref()
+        .and_then(|b| b.age_identity_file.as_deref())
+    {
+        None => out.push(line(
+            "age",
+            CheckState::Off,
+            "no [backup] age_identity_file configured",
+        )),
+        Some(path) => out.push(identity_file(path)),
+    }
+    out
+}
+
+/// The age identity file must exist, be readable and be owner-only.
+fn identity_file(path: &Path) -> CheckLine {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Err(e) => line(
+            "age",
+            CheckState::Problem,
+            format!("{}: {e}", path.display()),
+        ),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => line(
+            "age",
+            CheckState::Problem,
+            format!(
+                "{} is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                m.permissions().mode() & 0o777
+            ),
+        ),
+        Ok(_) => match std::fs::File::open(path) {
+            Ok(_) => line(
+                "age",
+                CheckState::Ok,
+                format!("{} is readable and owner-only", path.display()),
+            ),
+            Err(e) => line(
+                "age",
+                CheckState::Problem,
+                format!("{}: {e}", path.display()),
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_report_every_system_off() {
+        let lines = check_config(&Config::default(), &Source::Defaults, &|_| None);
+        assert!(
+            lines.iter().all(|l| l.state != CheckState::Problem),
+            "{lines:?}"
+        );
+        for s in [
+            "database", "bucket", "search", "api", "discord", "notify", "age",
+        ] {
+            assert!(lines.iter().any(|l| l.system == s), "{s}");
+        }
+    }
+
+    #[test]
+    fn settings_are_reported_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "AGE-SECRET-KEY-1").unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let text = format!(
+            "[targets.production]\nurl_env = \"DATABASE_URL\"\n[targets.staging]\nurl_env = \"STAGING\"\n\
+             [storage]\nbackup_bucket = \"b\"\n[backup]\nage_identity_file = \"{}\"\n",
+            key.display()
+        );
+        let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+        let env = |k: &str| match k {
+            "DATABASE_URL" => Some("postgres://app:hunter2@db:5432/postgres".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("topsecret".to_string()),
+            _ => None,
+        };
+        let lines = check_config(&config, &Source::File("c.toml".into()), &env);
+        let all: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        assert!(
+            !all.contains("hunter2") && !all.contains("topsecret"),
+            "{all}"
+        );
+        assert!(
+            all.contains("production: DATABASE_URL is set (postgres://app:***@db:5432/postgres)"),
+            "{all}"
+        );
+        assert!(all.contains("staging: STAGING is not set"), "{all}");
+        assert!(all.contains("R2_ENDPOINT is not set"), "{all}");
+        assert!(all.contains("chmod 600"), "{all}");
+    }
+}

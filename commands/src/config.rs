@@ -1,0 +1,574 @@
+//! The configuration of SPEC §4: TOML, then the environment, over built-in defaults.
+//!
+//! With no file at all drbot runs on the defaults: data in `./drbot-data`, no external system
+//! configured (commands that need one say which setting is missing), console users act with the
+//! commander role. Secrets are never in the file: it names the environment variables that hold
+//! them (`url_env`, `token_env`, ...), read when they are used.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "DRBOT_CONFIG";
+/// Environment variable overriding `data_dir`.
+pub const DATA_DIR_ENV: &str = "DRBOT_DATA_DIR";
+
+/// Roles a person may hold in `[people.NAME] roles`.
+pub const PERSON_ROLES: &[&str] = &["commander", "approver", "comms", "scribe", "responder"];
+/// Severities, worst first.
+pub const SEVERITIES: &[&str] = &["sev1", "sev2", "sev3"];
+
+/// Why the config could not be loaded. Nothing starts with a bad config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a wrong type.
+    #[error("the config file {} is invalid: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// A value is out of range or inconsistent.
+    #[error("the config file {} is invalid: {message}", path.display())]
+    Invalid { message: String, path: PathBuf },
+}
+
+/// Where the config came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// No file: built-in defaults.
+    Defaults,
+    /// This file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Defaults => f.write_str("built-in defaults (no config file)"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where sled keeps incident state.
+    pub data_dir: PathBuf,
+    /// People by name: their roles and how they are recognised.
+    pub people: BTreeMap<String, Person>,
+    /// Console and exec settings.
+    pub console: ConsoleConfig,
+    /// Discord; absent means `serve` cannot run.
+    pub discord: Option<DiscordConfig>,
+    /// Database targets by name.
+    pub targets: BTreeMap<String, Target>,
+    /// The bucket (R2 or any S3 API).
+    pub storage: Option<StorageConfig>,
+    /// Backup encryption and compression.
+    pub backup: Option<BackupConfig>,
+    /// Two-person approval.
+    pub approvals: ApprovalsConfig,
+    /// RTO and RPO targets in minutes.
+    pub objectives: Objectives,
+    /// Meilisearch.
+    pub search: Option<SearchConfig>,
+    /// The platform's API and web app.
+    pub api: Option<ApiConfig>,
+    /// Automatic status updates.
+    pub status: StatusConfig,
+    /// Stakeholder notifications.
+    pub notify: Option<NotifyConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./drbot-data"),
+            people: BTreeMap::new(),
+            console: ConsoleConfig::default(),
+            discord: None,
+            targets: BTreeMap::new(),
+            storage: None,
+            backup: None,
+            approvals: ApprovalsConfig::default(),
+            objectives: Objectives::default(),
+            search: None,
+            api: None,
+            status: StatusConfig::default(),
+            notify: None,
+        }
+    }
+}
+
+/// A person who may act in the console, `exec` or Discord.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Person {
+    /// `commander`, `approver`, ...
+    pub roles: Vec<String>,
+    /// Their Discord user id.
+    pub discord_id: Option<u64>,
+    /// The operating-system user that proves `--as NAME` in console and exec.
+    pub unix_user: Option<String>,
+}
+
+/// `[console]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Accept `--as NAME` without proof (demos and tests); entries are marked asserted.
+    pub trust_as: bool,
+}
+
+/// `[discord]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The guild (server) the bot serves.
+    pub guild_id: u64,
+    /// The channel where incidents are run.
+    pub incident_channel_id: u64,
+    /// Where stakeholder updates go.
+    pub stakeholder_channel_id: Option<u64>,
+    /// The role whose members may approve.
+    pub approver_role_id: Option<u64>,
+    /// The role whose members may declare and command.
+    pub commander_role_id: Option<u64>,
+    /// Discord's API base; paths stay `/api/v10/...`.
+    #[serde(default = "default_discord_base")]
+    pub api_base: String,
+    /// The variable holding the bot token.
+    #[serde(default = "default_discord_token_env")]
+    pub token_env: String,
+}
+
+fn default_discord_base() -> String {
+    "https://discord.com".to_string()
+}
+fn default_discord_token_env() -> String {
+    "DISCORD_TOKEN".to_string()
+}
+
+/// `[targets.NAME]`: a database drbot may check, verify or restore into.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The variable holding its connection URL.
+    pub url_env: String,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The variable holding the S3 endpoint URL.
+    #[serde(default = "default_endpoint_env")]
+    pub endpoint_env: String,
+    /// The region (`auto` on R2).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The bucket holding database and search backups.
+    pub backup_bucket: String,
+    /// Where database backups live in it.
+    #[serde(default = "default_db_prefix")]
+    pub db_prefix: String,
+    /// Where Meilisearch dumps live in it.
+    #[serde(default = "default_meili_prefix")]
+    pub meili_prefix: String,
+    /// The media bucket.
+    pub media_bucket: Option<String>,
+}
+
+fn default_endpoint_env() -> String {
+    "R2_ENDPOINT".to_string()
+}
+fn default_region() -> String {
+    "auto".to_string()
+}
+fn default_db_prefix() -> String {
+    "db/".to_string()
+}
+fn default_meili_prefix() -> String {
+    "meili/".to_string()
+}
+
+/// `[backup]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// The age identity file that decrypts backups.
+    pub age_identity_file: Option<PathBuf>,
+    /// The age recipients new backups are encrypted to.
+    #[serde(default)]
+    pub age_recipients: Vec<String>,
+    /// xz preset for new backups (0–9).
+    #[serde(default = "default_xz_level")]
+    pub xz_level: u32,
+}
+
+fn default_xz_level() -> u32 {
+    6
+}
+
+/// `[approvals]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// How long a request stays open, in seconds.
+    pub ttl_secs: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig { ttl_secs: 900 }
+    }
+}
+
+/// `[objectives]`: targets from the runbook, in minutes.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Objectives {
+    /// Recovery time objectives per scenario.
+    pub rto: Rto,
+    /// Recovery point objectives per system.
+    pub rpo: Rpo,
+}
+
+/// RTO minutes per scenario.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rto {
+    pub database: u64,
+    pub storage: u64,
+    pub search: u64,
+    pub full: u64,
+}
+
+impl Default for Rto {
+    fn default() -> Self {
+        Rto {
+            database: 120,
+            storage: 60,
+            search: 30,
+            full: 240,
+        }
+    }
+}
+
+/// RPO minutes per system.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rpo {
+    pub database: u64,
+    pub storage: u64,
+    pub search: u64,
+}
+
+impl Default for Rpo {
+    fn default() -> Self {
+        Rpo {
+            database: 30,
+            storage: 60,
+            search: 15,
+        }
+    }
+}
+
+/// `[search]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// The variable holding Meilisearch's URL.
+    #[serde(default = "default_meili_host_env")]
+    pub host_env: String,
+    /// The variable holding its master key.
+    #[serde(default = "default_meili_key_env")]
+    pub key_env: String,
+    /// The index the platform searches.
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// SQL giving the number of documents the index should hold.
+    pub expected_count_sql: Option<String>,
+}
+
+fn default_meili_host_env() -> String {
+    "MEILI_HOST".to_string()
+}
+fn default_meili_key_env() -> String {
+    "MEILI_MASTER_KEY".to_string()
+}
+fn default_index() -> String {
+    "artworks".to_string()
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The Fastify API's base URL.
+    pub base_url: String,
+    /// The Next.js web app's base URL.
+    pub web_url: Option<String>,
+    /// The variable holding the admin token.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+}
+
+fn default_token_env() -> String {
+    "ADMIN_TOKEN".to_string()
+}
+
+/// `[status]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Minutes between automatic status summaries.
+    pub every_mins: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig { every_mins: 15 }
+    }
+}
+
+/// `[notify]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Declaring at this severity or worse notifies stakeholders.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: String,
+    /// The sender address for email.
+    pub email_from: Option<String>,
+    /// Stakeholder addresses.
+    #[serde(default)]
+    pub email_to: Vec<String>,
+    /// Resend's API base; the key comes from `RESEND_API_KEY`.
+    #[serde(default = "default_resend_base")]
+    pub resend_base: String,
+    /// The variable holding the status page webhook URL.
+    #[serde(default = "default_statuspage_env")]
+    pub statuspage_webhook_env: String,
+}
+
+fn default_min_severity() -> String {
+    "sev2".to_string()
+}
+fn default_resend_base() -> String {
+    "https://api.resend.com".to_string()
+}
+fn default_statuspage_env() -> String {
+    "STATUSPAGE_WEBHOOK_URL".to_string()
+}
+
+impl Config {
+    /// Loads the config: `path`, else `$DRBOT_CONFIG`, else the built-in defaults; then
+    /// `$DRBOT_DATA_DIR` overrides `data_dir`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Source), ConfigError> {
+        let path = path
+            .map(Path::to_path_buf)
+            .or_else(|| env(CONFIG_ENV).filter(|s| !s.is_empty()).map(PathBuf::from));
+        let (mut config, source) = match path {
+            None => (Config::default(), Source::Defaults),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let config = Config::from_toml(&text, &path)?;
+                (config, Source::File(path))
+            }
+        };
+        if let Some(dir) = env(DATA_DIR_ENV).filter(|s| !s.is_empty()) {
+            config.data_dir = PathBuf::from(dir);
+        }
+        Ok((config, source))
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |message: String| {
+            Err(ConfigError::Invalid {
+                message,
+                path: path.to_path_buf(),
+            })
+        };
+        for (name, p) in &self.people {
+            for r in &p.roles {
+                if !PERSON_ROLES.contains(&r.as_str()) {
+                    return bad(format!(
+                        "[people.{name}] has the unknown role `{r}`; roles are {}",
+                        PERSON_ROLES.join(", ")
+                    ));
+                }
+            }
+        }
+        let mut unix_users = BTreeSet::new();
+        for (name, p) in &self.people {
+            if let Some(u) = &p.unix_user
+                && !unix_users.insert(u)
+            {
+                return bad(format!(
+                    "[people.{name}] unix_user `{u}` is also another person's; each OS user proves one person"
+                ));
+            }
+        }
+        if let Some(b) = &self.backup
+            && b.xz_level > 9
+        {
+            return bad(format!(
+                "[backup] xz_level must be 0 to 9, not {}",
+                b.xz_level
+            ));
+        }
+        if let Some(n) = &self.notify
+            && !SEVERITIES.contains(&n.min_severity.as_str())
+        {
+            return bad(format!(
+                "[notify] min_severity must be one of {}, not `{}`",
+                SEVERITIES.join(", "),
+                n.min_severity
+            ));
+        }
+        if self.status.every_mins == 0 {
+            return bad("[status] every_mins must be at least 1".to_string());
+        }
+        if self.approvals.ttl_secs == 0 {
+            return bad("[approvals] ttl_secs must be at least 1".to_string());
+        }
+        for name in self.targets.keys() {
+            if name.is_empty() || name.chars().any(char::is_whitespace) {
+                return bad(format!("target name `{name}` must be one word"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The RTO in minutes for a scenario.
+    pub fn rto_mins(&self, scenario: crate::runbook::Scenario) -> u64 {
+        use crate::runbook::Scenario::*;
+        let r = &self.objectives.rto;
+        match scenario {
+            Database => r.database,
+            Storage => r.storage,
+            Search => r.search,
+            Full => r.full,
+        }
+    }
+
+    /// True when `[people]` lists anyone (identities must then be proven).
+    pub fn has_people(&self) -> bool {
+        !self.people.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = include_str!("../../deploy/config.example.toml");
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let (c, s) = Config::load(None, no_env).unwrap();
+        assert_eq!(s, Source::Defaults);
+        assert_eq!(c.data_dir, PathBuf::from("./drbot-data"));
+        assert_eq!(c.objectives.rto.database, 120);
+        assert_eq!(c.objectives.rpo.search, 15);
+        assert!(c.discord.is_none() && c.targets.is_empty());
+    }
+
+    #[test]
+    fn the_deploy_template_parses_with_every_section() {
+        let c = Config::from_toml(TEMPLATE, Path::new("config.example.toml")).unwrap();
+        assert!(c.discord.is_some() && c.storage.is_some() && c.backup.is_some());
+        assert!(c.search.is_some() && c.api.is_some() && c.notify.is_some());
+        assert!(c.targets.contains_key("production") && c.targets.contains_key("staging"));
+        assert_eq!(c.targets["production"].url_env, "DATABASE_URL");
+    }
+
+    #[test]
+    fn environment_overrides_the_data_dir_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\n[status]\nevery_mins = 5\n",
+        )
+        .unwrap();
+        let f = file.to_string_lossy().to_string();
+        let env = |k: &str| match k {
+            CONFIG_ENV => Some(f.clone()),
+            DATA_DIR_ENV => Some("/from/env".to_string()),
+            _ => None,
+        };
+        let (c, s) = Config::load(None, env).unwrap();
+        assert_eq!(s, Source::File(file.clone()));
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(c.status.every_mins, 5);
+        // A partial objectives table keeps the runbook's other targets.
+        let c = Config::from_toml("[objectives]\nrto = { database = 90 }\n", &file).unwrap();
+        assert_eq!(
+            (c.objectives.rto.database, c.objectives.rto.full),
+            (90, 240)
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_clear_errors() {
+        let p = Path::new("c.toml");
+        let cases = [
+            ("data_dri = \"x\"", "unknown field `data_dri`"),
+            ("[people.a]\nroles = [\"boss\"]", "unknown role `boss`"),
+            ("[backup]\nxz_level = 12", "xz_level must be 0 to 9"),
+            ("[status]\nevery_mins = 0", "every_mins must be at least 1"),
+            (
+                "[notify]\nmin_severity = \"sev9\"",
+                "min_severity must be one of",
+            ),
+            (
+                "[people.a]\nunix_user = \"u\"\n[people.b]\nunix_user = \"u\"",
+                "also another person's",
+            ),
+            (
+                "[targets.production]\nurl = \"postgres://x\"",
+                "unknown field `url`",
+            ),
+            ("[approvals]\nttl_secs = \"soon\"", "invalid type"),
+        ];
+        for (text, want) in cases {
+            let e = Config::from_toml(text, p).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("c.toml"), "{text}: {e}");
+        }
+        let e = Config::load(Some(Path::new("/nonexistent/drbot.toml")), no_env).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot read the config file /nonexistent/drbot.toml")
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The engine: takes a command line from a person in a place, runs it, records it, answers.
+//!
+//! Every adapter (console, `exec`, Discord) hands lines to [`Engine::run`] and shows the
+//! [`Reply`]. Changes and their timeline entries are written together, then flushed to disk
+//! before the reply says they are done. Refusals are recorded too (SPEC §9): on the incident's
+//! timeline when the place has one, otherwise in the audit log.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use drbot_state::{EntryKind, Incident, IncidentId, NewEntry, Store};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::CommandError;
+use crate::grammar::{self, INCIDENT_OPTION, Invocation};
+use crate::identity::Actor;
+use crate::redact::redact_urls;
+use crate::reply::{Outcome, Reply};
+use crate::{incident, step};
+
+/// Where a command was typed: the channel that decides which incident it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The local console or `exec`: sees every open incident.
+    Local,
+    /// A Discord channel (or thread) by id: sees the incidents declared there.
+    Channel(u64),
+}
+
+impl Place {
+    /// The key stored on incidents declared here.
+    pub fn key(&self) -> String {
+        match self {
+            Place::Local => "console".to_string(),
+            Place::Channel(id) => format!("discord:{id}"),
+        }
+    }
+
+    /// True when a command typed here applies to `incident` without naming it.
+    fn sees(&self, incident: &Incident) -> bool {
+        match self {
+            Place::Local => true,
+            Place::Channel(_) => incident.place == self.key(),
+        }
+    }
+}
+
+/// Commands that only read: a refusal of one needs no "nothing was changed".
+fn is_view(inv: &Invocation) -> bool {
+    matches!(
+        (inv.spec.group, inv.spec.sub),
+        ("incident", Some("status" | "timeline")) | ("step", Some("list"))
+    )
+}
+
+/// Who typed a command, and where.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The person.
+    pub actor: Actor,
+    /// The place.
+    pub place: Place,
+}
+
+/// Runs commands against the incident state.
+pub struct Engine {
+    config: Arc<Config>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    /// Declares are serialised so two at once cannot both open an incident in one place.
+    declare_lock: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    /// An engine over an opened store.
+    pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Engine {
+        Engine {
+            config,
+            store,
+            clock,
+            declare_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Runs one command line and answers it. Never panics on any input.
+    pub async fn run(&self, ctx: &Context, line: &str) -> Reply {
+        let parsed = grammar::parse(line);
+        let result = match &parsed {
+            Ok(inv) => self.dispatch(ctx, inv).await,
+            Err(e) => Err(CommandError::from(e.clone())),
+        };
+        match result {
+            Ok(reply) => match self.store.flush().await {
+                Ok(()) => reply,
+                Err(e) => Reply {
+                    outcome: Outcome::Failed,
+                    text: format!(
+                        "The change could not be written to disk ({e}); treat it as not done and retry."
+                    ),
+                },
+            },
+            Err(err) => {
+                let mut text = err.to_string();
+                let view = parsed.as_ref().is_ok_and(|i| is_view(i));
+                if !view && !matches!(err, CommandError::Failed(_) | CommandError::State(_)) {
+                    text.push_str("\nNothing was changed.");
+                }
+                self.record_refusal(ctx, parsed.as_ref().ok(), line, &err)
+                    .await;
+                Reply {
+                    outcome: err.outcome(),
+                    text,
+                }
+            }
+        }
+    }
+
+    async fn dispatch(&self, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+        match (inv.spec.group, inv.spec.sub) {
+            ("incident", Some("declare")) => {
+                let _guard = self.declare_lock.lock().await;
+                incident::declare(self, ctx, inv)
+            }
+            ("incident", Some("status")) => incident::status(self, ctx, inv),
+            ("incident", Some("timeline")) => incident::timeline(self, ctx, inv),
+            ("incident", Some("note")) => incident::note(self, ctx, inv),
+            ("incident", Some("role")) => incident::role(self, ctx, inv),
+            ("incident", Some("resolve")) => incident::resolve(self, ctx, inv),
+            ("incident", Some("close")) => incident::close(self, ctx, inv),
+            ("step", Some("list")) => step::list(self, ctx, inv),
+            ("step", Some("done")) => step::done(self, ctx, inv),
+            ("step", Some("skip")) => step::skip(self, ctx, inv),
+            _ => Err(CommandError::Refused(format!(
+                "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, \
+                 then record it with /step done (or /incident note).",
+                inv.spec.path()
+            ))),
+        }
+    }
+
+    /// A timeline entry by the actor, now. URLs in the text lose their passwords.
+    pub fn entry(&self, ctx: &Context, kind: EntryKind, text: impl AsRef<str>) -> NewEntry {
+        NewEntry {
+            at: self.now(),
+            actor: ctx.actor.name.clone(),
+            proof: ctx.actor.proof,
+            kind,
+            text: redact_urls(text.as_ref()),
+        }
+    }
+
+    /// The incident a command applies to: the one named by `incident:`, else the one open
+    /// incident the place sees. `for_change` refuses closed incidents.
+    pub fn select(
+        &self,
+        ctx: &Context,
+        inv: &Invocation,
+        for_change: bool,
+    ) -> Result<Incident, CommandError> {
+        if let Some(raw) = inv.get(INCIDENT_OPTION) {
+            let id: IncidentId = raw.parse().map_err(CommandError::Usage)?;
+            let incident = self.store.incident(id)?.ok_or_else(|| {
+                CommandError::Usage(format!(
+                    "{id} does not exist. {}",
+                    self.open_list().unwrap_or_default()
+                ))
+            })?;
+            if for_change && !incident.is_active() {
+                return Err(CommandError::Refused(format!(
+                    "{id} is closed; its timeline is read-only. Declare a new incident if work continues."
+                )));
+            }
+            return Ok(incident);
+        }
+        let mut seen: Vec<Incident> = self
+            .store
+            .active_incidents()?
+            .into_iter()
+            .filter(|i| ctx.place.sees(i))
+            .collect();
+        match seen.len() {
+            0 => Err(CommandError::Refused(
+                "There is no open incident here. Declare one with /incident declare scenario:<database|storage|search|full> severity:<sev1|sev2|sev3> title:<what is broken>."
+                    .to_string(),
+            )),
+            1 => Ok(seen.remove(0)),
+            _ => {
+                let list: Vec<String> = seen
+                    .iter()
+                    .map(|i| format!("{} “{}” ({})", i.id, i.title, i.status.as_str()))
+                    .collect();
+                Err(CommandError::Usage(format!(
+                    "Several incidents are open: {}. Add incident:<id> to say which, e.g. incident:{}.",
+                    list.join(", "),
+                    seen[0].id
+                )))
+            }
+        }
+    }
+
+    fn open_list(&self) -> Option<String> {
+        let open = self.store.active_incidents().ok()?;
+        if open.is_empty() {
+            return Some("No incident is open.".to_string());
+        }
+        let ids: Vec<String> = open.iter().map(|i| i.id.to_string()).collect();
+        Some(format!("Open: {}.", ids.join(", ")))
+    }
+
+    /// Records a refused or failed command where people will look for it.
+    async fn record_refusal(
+        &self,
+        ctx: &Context,
+        inv: Option<&Invocation>,
+        line: &str,
+        err: &CommandError,
+    ) {
+        let target = inv
+            .and_then(|i| i.get(INCIDENT_OPTION))
+            .and_then(|raw| raw.parse::<IncidentId>().ok())
+            .filter(|id| matches!(self.store.incident(*id), Ok(Some(_))))
+            .or_else(|| {
+                let seen: Vec<IncidentId> = self
+                    .store
+                    .active_incidents()
+                    .ok()?
+                    .into_iter()
+                    .filter(|i| ctx.place.sees(i))
+                    .map(|i| i.id)
+                    .collect();
+                (seen.len() == 1).then(|| seen[0])
+            });
+        let shown = crate::render::truncate(line.trim(), 200);
+        let first_line = err
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let entry = self.entry(
+            ctx,
+            EntryKind::Refused,
+            format!("{shown} — {}", crate::render::truncate(&first_line, 300)),
+        );
+        let written = match target {
+            Some(id) => self.store.append_timeline(id, entry).map(|_| ()),
+            None => self.store.append_audit(entry).map(|_| ()),
+        };
+        let flushed = match written {
+            Ok(()) => self.store.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "could not record a refused command");
+        }
+    }
+}

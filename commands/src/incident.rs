@@ -1,0 +1,517 @@
+//! `/incident declare|status|timeline|note|role|resolve|close`: the incident's lifecycle.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Duration, Utc};
+use drbot_state::{EntryKind, Incident, IncidentStatus, StepRecord, StepState};
+
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::Invocation;
+use crate::render;
+use crate::reply::Reply;
+use crate::runbook::{Phase, Scenario, Step};
+
+/// The longest title or note kept (Discord messages hold 2000 characters).
+const MAX_TEXT: usize = 1500;
+/// How many timeline entries the reply shows before pointing at the rest.
+const TIMELINE_SHOWN: usize = 60;
+
+/// Reads a required option the grammar has already checked.
+pub(crate) fn required<'a>(inv: &'a Invocation, name: &str) -> Result<&'a str, CommandError> {
+    inv.get(name).ok_or_else(|| {
+        CommandError::Usage(format!(
+            "{} needs {name}:. Usage: {}",
+            inv.spec.path(),
+            inv.spec.usage()
+        ))
+    })
+}
+
+fn bounded<'a>(inv: &'a Invocation, name: &str) -> Result<&'a str, CommandError> {
+    let v = required(inv, name)?;
+    if v.chars().count() > MAX_TEXT {
+        return Err(CommandError::Usage(format!(
+            "{name}: is {} characters long; keep it under {MAX_TEXT}.",
+            v.chars().count()
+        )));
+    }
+    Ok(v)
+}
+
+/// The scenario an incident runs (stored by name).
+pub(crate) fn scenario_of(incident: &Incident) -> Option<Scenario> {
+    incident.scenario.parse().ok()
+}
+
+/// The runbook step for a stored step record, if this build still knows it.
+pub(crate) fn runbook_step(incident: &Incident, id: &str) -> Option<&'static Step> {
+    scenario_of(incident).and_then(|s| s.step(id))
+}
+
+/// Commander-only actions: the commander role, or being this incident's commander.
+fn require_command(
+    ctx: &Context,
+    incident: Option<&Incident>,
+    what: &str,
+) -> Result<(), CommandError> {
+    let is_incident_commander = incident
+        .and_then(|i| i.roles.get("commander"))
+        .is_some_and(|c| *c == ctx.actor.name);
+    if ctx.actor.has_role("commander") || is_incident_commander {
+        return Ok(());
+    }
+    let holder = incident
+        .and_then(|i| i.roles.get("commander"))
+        .map(|c| format!(" This incident's commander is {c}."))
+        .unwrap_or_default();
+    Err(CommandError::Refused(format!(
+        "{what} needs the commander role, and {} does not have it.{holder} \
+         Ask a commander, or give {} the role in the config ([people.{}] roles).",
+        ctx.actor.name, ctx.actor.name, ctx.actor.name
+    )))
+}
+
+fn open_only(incident: &Incident, what: &str) -> Result<(), CommandError> {
+    match incident.status {
+        IncidentStatus::Open => Ok(()),
+        IncidentStatus::Resolved => Err(CommandError::Refused(format!(
+            "{} was already resolved at {}; {what} needs an open incident. Close it with /incident close.",
+            incident.id,
+            render::stamp(incident.resolved_at.unwrap_or(incident.declared_at))
+        ))),
+        IncidentStatus::Closed => Err(CommandError::Refused(format!(
+            "{} is closed; {what} needs an open incident.",
+            incident.id
+        ))),
+    }
+}
+
+/// `/incident declare`.
+pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    require_command(ctx, None, "Declaring an incident")?;
+    let scenario: Scenario = required(inv, "scenario")?
+        .parse()
+        .map_err(CommandError::Usage)?;
+    let severity = required(inv, "severity")?.to_string();
+    let title = bounded(inv, "title")?.to_string();
+    let place = ctx.place.key();
+    if let Some(open) = engine
+        .store()
+        .active_incidents()?
+        .into_iter()
+        .find(|i| i.place == place)
+    {
+        return Err(CommandError::Refused(format!(
+            "{} “{}” is still {} here (declared {} by {}). One incident per channel: add to it, \
+             or finish it with /incident close first.",
+            open.id,
+            open.title,
+            open.status.as_str(),
+            render::time(open.declared_at, engine.now()),
+            open.declared_by
+        )));
+    }
+    let now = engine.now();
+    let steps = scenario.steps();
+    let incident = engine.store().create_incident(|id| {
+        let incident = Incident {
+            id,
+            scenario: scenario.as_str().to_string(),
+            severity: severity.clone(),
+            title: title.clone(),
+            place: place.clone(),
+            status: IncidentStatus::Open,
+            declared_at: now,
+            declared_by: ctx.actor.name.clone(),
+            resolved_at: None,
+            resolved_by: None,
+            closed_at: None,
+            closed_by: None,
+            roles: [("commander".to_string(), ctx.actor.name.clone())].into(),
+            steps: steps.iter().map(|s| StepRecord::pending(s.id)).collect(),
+            last_activity: now,
+        };
+        let entry = engine.entry(
+            ctx,
+            EntryKind::Declared,
+            format!(
+                "Declared {severity} {scenario} incident “{title}”; commander {}.",
+                ctx.actor.display()
+            ),
+        );
+        Ok::<_, CommandError>((incident, vec![entry]))
+    })?;
+    let rto = Duration::minutes(engine.config().rto_mins(scenario) as i64);
+    let mut text = format!(
+        "Declared {}: “{}” ({severity}, {} — {}). Clock started {}; RTO target {}. Commander: {}.\n",
+        incident.id,
+        incident.title,
+        scenario,
+        scenario.title(),
+        render::time(now, now),
+        render::duration(rto),
+        ctx.actor.name
+    );
+    let _ = write!(
+        text,
+        "{} runbook steps (/step list). {}",
+        steps.len(),
+        next_line(&incident)
+    );
+    Ok(Reply::done(text))
+}
+
+/// The line naming the next step and how to do it.
+pub(crate) fn next_line(incident: &Incident) -> String {
+    match next_step(incident) {
+        Some((n, rec)) => match runbook_step(incident, &rec.id) {
+            Some(step) => format!("Next: {n}. {} — {}.", step.title, step.how()),
+            None => format!("Next: {n}. {}.", rec.id),
+        },
+        None => match incident.status {
+            IncidentStatus::Open => {
+                "Every step is done or skipped. Next: /incident resolve.".to_string()
+            }
+            _ => "Every step is done or skipped.".to_string(),
+        },
+    }
+}
+
+/// The first step that is not settled, with its 1-based number.
+pub(crate) fn next_step(incident: &Incident) -> Option<(usize, &StepRecord)> {
+    incident
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !s.state.is_settled())
+        .map(|(i, s)| (i + 1, s))
+}
+
+fn elapsed_line(engine: &Engine, incident: &Incident) -> String {
+    let end = incident.resolved_at.unwrap_or_else(|| engine.now());
+    let elapsed = end - incident.declared_at;
+    let Some(scenario) = scenario_of(incident) else {
+        return format!("Elapsed {}.", render::duration(elapsed));
+    };
+    let rto = Duration::minutes(engine.config().rto_mins(scenario) as i64);
+    let pct = if rto.num_seconds() > 0 {
+        elapsed.num_seconds() * 100 / rto.num_seconds()
+    } else {
+        0
+    };
+    let verb = if incident.resolved_at.is_some() {
+        "Took"
+    } else {
+        "Elapsed"
+    };
+    let over = if elapsed > rto {
+        format!(" — over the RTO by {}", render::duration(elapsed - rto))
+    } else {
+        String::new()
+    };
+    format!(
+        "{verb} {} of the {} RTO ({pct}%){over}.",
+        render::duration(elapsed),
+        render::duration(rto)
+    )
+}
+
+/// The steps grouped by phase, one line each.
+pub(crate) fn steps_block(incident: &Incident, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let mut phase: Option<Phase> = None;
+    let width = incident.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    for (i, rec) in incident.steps.iter().enumerate() {
+        let step = runbook_step(incident, &rec.id);
+        let this_phase = step.map(|s| s.phase).unwrap_or(Phase::Recovery);
+        if phase != Some(this_phase) {
+            let _ = writeln!(out, "{}", this_phase.title());
+            phase = Some(this_phase);
+        }
+        let mark = match rec.state {
+            StepState::Pending => "·",
+            StepState::Running => "▶",
+            StepState::Done => "✓",
+            StepState::Skipped => "–",
+            StepState::Failed => "✗",
+            StepState::Interrupted => "!",
+        };
+        let title = step
+            .map(|s| s.title)
+            .unwrap_or("(step no longer in the runbook)");
+        let kind = match step.map(|s| s.action) {
+            Some(crate::runbook::Action::Automated(_)) => "auto",
+            _ => "manual",
+        };
+        let mut detail = match (rec.state, &rec.by, rec.at) {
+            (StepState::Pending, _, _) => kind.to_string(),
+            (state, Some(by), Some(at)) => {
+                format!("{} {} by {by}", state.as_str(), render::time(at, now))
+            }
+            (state, _, _) => state.as_str().to_string(),
+        };
+        if let Some(reason) = &rec.reason {
+            let _ = write!(detail, ": {}", render::truncate(reason, 120));
+        }
+        let _ = writeln!(
+            out,
+            "  {mark} {:>2}. {:<width$}  {title} — {detail}",
+            i + 1,
+            rec.id
+        );
+    }
+    out
+}
+
+/// The status summary of an incident (also used by automatic status posts).
+pub fn status_text(engine: &Engine, incident: &Incident) -> String {
+    let now = engine.now();
+    let mut text = format!(
+        "{} “{}” — {} {}, {}.\n",
+        incident.id,
+        incident.title,
+        incident.severity,
+        incident.scenario,
+        incident.status.as_str()
+    );
+    let roles: Vec<String> = ["commander", "comms", "scribe"]
+        .iter()
+        .map(|r| format!("{r} {}", incident.roles.get(*r).map_or("—", String::as_str)))
+        .collect();
+    let _ = writeln!(
+        text,
+        "Declared {} by {}. {} Roles: {}.",
+        render::time(incident.declared_at, now),
+        incident.declared_by,
+        elapsed_line(engine, incident),
+        roles.join(", ")
+    );
+    let counts = |st: StepState| incident.steps.iter().filter(|s| s.state == st).count();
+    let _ = writeln!(
+        text,
+        "Steps: {} done, {} skipped, {} to go of {}.",
+        counts(StepState::Done),
+        counts(StepState::Skipped),
+        incident
+            .steps
+            .iter()
+            .filter(|s| !s.state.is_settled())
+            .count(),
+        incident.steps.len()
+    );
+    text.push('\n');
+    text.push_str(&steps_block(incident, now));
+    text.push_str("Pending approvals: none.\n");
+    text.push_str(&next_line(incident));
+    text
+}
+
+/// `/incident status`.
+pub fn status(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, false)?;
+    Ok(Reply::done(status_text(engine, &incident)))
+}
+
+/// `/incident timeline`.
+pub fn timeline(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, false)?;
+    let entries = engine.store().timeline(incident.id)?;
+    let mut text = format!(
+        "Timeline of {} “{}” — {} entries.\n",
+        incident.id,
+        incident.title,
+        entries.len()
+    );
+    let skip = entries.len().saturating_sub(TIMELINE_SHOWN);
+    if skip > 0 {
+        let _ = writeln!(text, "({skip} earlier entries not shown.)");
+    }
+    let actor_width = entries
+        .iter()
+        .map(|e| e.actor.chars().count())
+        .max()
+        .unwrap_or(0);
+    for e in entries.iter().skip(skip) {
+        let asserted = if e.proof == drbot_state::Proof::Asserted {
+            "*"
+        } else {
+            ""
+        };
+        let actor = format!("{}{asserted}", e.actor);
+        let _ = writeln!(
+            text,
+            "{}  {:<aw$}  {:<9} {}",
+            render::stamp(e.at),
+            actor,
+            e.kind.as_str(),
+            e.text,
+            aw = actor_width + 1
+        );
+    }
+    if entries
+        .iter()
+        .any(|e| e.proof == drbot_state::Proof::Asserted)
+    {
+        text.push_str("* identity asserted with --as, not proven.\n");
+    }
+    Ok(Reply::done(text.trim_end().to_string()))
+}
+
+/// `/incident note`.
+pub fn note(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, true)?;
+    let text = bounded(inv, "text")?.to_string();
+    let now = engine.now();
+    let updated = engine.store().update_incident(incident.id, |i| {
+        i.last_activity = now;
+        Ok::<_, CommandError>(vec![engine.entry(ctx, EntryKind::Note, &text)])
+    })?;
+    Ok(Reply::done(format!(
+        "Noted on {}'s timeline. {}",
+        updated.id,
+        next_line(&updated)
+    )))
+}
+
+/// `/incident role`.
+pub fn role(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, true)?;
+    require_command(ctx, Some(&incident), "Assigning incident roles")?;
+    let role = required(inv, "role")?.to_string();
+    let raw_user = required(inv, "user")?;
+    let user = raw_user.trim_start_matches('@').to_string();
+    let people = &engine.config().people;
+    if !people.is_empty() && !people.contains_key(&user) {
+        let known: Vec<&str> = people.keys().map(String::as_str).collect();
+        return Err(CommandError::Usage(format!(
+            "user:{raw_user} is not in the config's [people]; choose one of {}.",
+            known.join(", ")
+        )));
+    }
+    if incident.roles.get(&role) == Some(&user) {
+        return Err(CommandError::Refused(format!(
+            "{user} is already {role} of {}.",
+            incident.id
+        )));
+    }
+    let now = engine.now();
+    let previous = incident.roles.get(&role).cloned();
+    let updated = engine.store().update_incident(incident.id, |i| {
+        i.roles.insert(role.clone(), user.clone());
+        i.last_activity = now;
+        let was = previous
+            .as_ref()
+            .map(|p| format!(" (was {p})"))
+            .unwrap_or_default();
+        Ok::<_, CommandError>(vec![engine.entry(
+            ctx,
+            EntryKind::Role,
+            format!("{user} is {role}{was}."),
+        )])
+    })?;
+    let was = previous
+        .map(|p| format!(", taking over from {p}"))
+        .unwrap_or_default();
+    Ok(Reply::done(format!(
+        "{user} is now {role} of {}{was}.",
+        updated.id
+    )))
+}
+
+fn resolve_change(
+    engine: &Engine,
+    ctx: &Context,
+    i: &mut Incident,
+    now: DateTime<Utc>,
+) -> drbot_state::NewEntry {
+    i.status = IncidentStatus::Resolved;
+    i.resolved_at = Some(now);
+    i.resolved_by = Some(ctx.actor.name.clone());
+    i.last_activity = now;
+    engine.entry(
+        ctx,
+        EntryKind::Resolved,
+        format!("Resolved after {}.", render::duration(now - i.declared_at)),
+    )
+}
+
+/// `/incident resolve`.
+pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, true)?;
+    require_command(ctx, Some(&incident), "Resolving an incident")?;
+    open_only(&incident, "resolving")?;
+    let now = engine.now();
+    let updated = engine.store().update_incident(incident.id, |i| {
+        if i.status != IncidentStatus::Open {
+            return Err(CommandError::Refused(format!(
+                "{} is no longer open.",
+                i.id
+            )));
+        }
+        Ok(vec![resolve_change(engine, ctx, i, now)])
+    })?;
+    let open_steps = updated
+        .steps
+        .iter()
+        .filter(|s| !s.state.is_settled())
+        .count();
+    let next = if open_steps > 0 {
+        format!(
+            "{open_steps} steps are still open (post-recovery checklist and success criteria: /step list). Then /incident close."
+        )
+    } else {
+        "Next: /incident close.".to_string()
+    };
+    Ok(Reply::done(format!(
+        "Resolved {}: the clock stopped at {}. {}\n{next}",
+        updated.id,
+        render::time(now, now),
+        elapsed_line(engine, &updated)
+    )))
+}
+
+/// `/incident close`.
+pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, false)?;
+    if incident.status == IncidentStatus::Closed {
+        return Err(CommandError::Refused(format!(
+            "{} was already closed at {} by {}.",
+            incident.id,
+            render::stamp(incident.closed_at.unwrap_or(incident.declared_at)),
+            incident.closed_by.as_deref().unwrap_or("someone")
+        )));
+    }
+    require_command(ctx, Some(&incident), "Closing an incident")?;
+    let now = engine.now();
+    let was_open = incident.status == IncidentStatus::Open;
+    let updated = engine.store().update_incident(incident.id, |i| {
+        let mut entries = Vec::new();
+        match i.status {
+            IncidentStatus::Closed => {
+                return Err(CommandError::Refused(format!(
+                    "{} was already closed.",
+                    i.id
+                )));
+            }
+            IncidentStatus::Open => entries.push(resolve_change(engine, ctx, i, now)),
+            IncidentStatus::Resolved => {}
+        }
+        i.status = IncidentStatus::Closed;
+        i.closed_at = Some(now);
+        i.closed_by = Some(ctx.actor.name.clone());
+        entries.push(engine.entry(ctx, EntryKind::Closed, "Closed."));
+        Ok(entries)
+    })?;
+    let verb = if was_open {
+        "Resolved and closed"
+    } else {
+        "Closed"
+    };
+    Ok(Reply::done(format!(
+        "{verb} {}. {}\nIts timeline stays readable: /incident timeline incident:{}.",
+        updated.id,
+        elapsed_line(engine, &updated),
+        updated.id
+    )))
+}

@@ -1,0 +1,33 @@
+//! drbot's commands: everything between a typed line and the incident state.
+//!
+//! - [`grammar`]: the command table of SPEC §2 (one source of truth for the console's parser
+//!   and Discord's registration) and the parser of `/group sub name:value` lines.
+//! - [`runbook`]: RUNBOOK.md as data: scenarios and their ordered, automated or manual steps.
+//! - [`engine`]: runs a parsed command for an [`identity::Actor`] in a [`engine::Place`],
+//!   records it on the timeline, answers with a [`reply::Reply`].
+//! - `incident` and `step`: the incident lifecycle and the runbook checklist.
+//! - [`config`]: the TOML config of SPEC §4 over built-in defaults; [`check`]: `drbot check`.
+//! - [`identity`]: who is acting and how that is proven; [`redact`]: secrets out of text.
+//!
+//! This crate never talks to Discord: the `drbot` binary adapts it to each place.
+
+pub mod check;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod grammar;
+pub mod identity;
+mod incident;
+pub mod redact;
+pub mod render;
+pub mod reply;
+pub mod runbook;
+mod step;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use engine::{Context, Engine, Place};
+pub use error::CommandError;
+pub use identity::Actor;
+pub use reply::{Outcome, Reply};

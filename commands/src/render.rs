@@ -1,0 +1,66 @@
+//! Small formatting helpers shared by replies: durations, times, percentages.
+
+use chrono::{DateTime, Duration, Utc};
+
+/// A duration the way people say it: `45s`, `12m`, `1h05m`, `2d03h`.
+pub fn duration(d: Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    let (days, hours, mins) = (secs / 86_400, (secs / 3600) % 24, (secs / 60) % 60);
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{mins}m")
+    } else if secs < 86_400 {
+        format!("{hours}h{mins:02}m")
+    } else {
+        format!("{days}d{hours:02}h")
+    }
+}
+
+/// A time of day in UTC, with the date when it is not today.
+pub fn time(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at.date_naive() == now.date_naive() {
+        at.format("%H:%M UTC").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M UTC").to_string()
+    }
+}
+
+/// A timestamp for timeline lines.
+pub fn stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Text shortened to `max` characters with an ellipsis.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn durations_read_like_speech() {
+        assert_eq!(duration(Duration::seconds(45)), "45s");
+        assert_eq!(duration(Duration::seconds(12 * 60 + 5)), "12m");
+        assert_eq!(duration(Duration::seconds(3600 + 5 * 60)), "1h05m");
+        assert_eq!(duration(Duration::hours(51)), "2d03h");
+        assert_eq!(duration(Duration::seconds(-5)), "0s");
+    }
+
+    #[test]
+    fn times_show_the_date_only_when_needed() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 18, 0, 0).unwrap();
+        assert_eq!(time(now - Duration::hours(1), now), "17:00 UTC");
+        assert_eq!(time(now - Duration::days(1), now), "2026-11-24 18:00 UTC");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,438 @@
+//! The runbook (`RUNBOOK.md`) as data: each scenario's ordered steps, then the post-recovery
+//! checklist and the success criteria, which every scenario ends with.
+//!
+//! A step is automated (drbot runs it: its command is named) or manual (a checklist item with
+//! the runbook's text). Step ids are stable: they are stored in sled and typed by people.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A runbook scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scenario {
+    /// Scenario 1: database corruption or loss.
+    Database,
+    /// Scenario 2: R2 storage failure.
+    Storage,
+    /// Scenario 3: Meilisearch failure.
+    Search,
+    /// Scenario 4: complete system failure.
+    Full,
+}
+
+impl Scenario {
+    /// Every scenario, in runbook order.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Database,
+        Scenario::Storage,
+        Scenario::Search,
+        Scenario::Full,
+    ];
+
+    /// The name used in commands and the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Database => "database",
+            Scenario::Storage => "storage",
+            Scenario::Search => "search",
+            Scenario::Full => "full",
+        }
+    }
+
+    /// The runbook's heading for it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::Database => "Database corruption/loss",
+            Scenario::Storage => "R2 storage failure",
+            Scenario::Search => "Meilisearch failure",
+            Scenario::Full => "Complete system failure",
+        }
+    }
+
+    /// The scenario's own steps, then the post-recovery checklist and success criteria.
+    pub fn steps(self) -> Vec<&'static Step> {
+        let own: Vec<&'static Step> = match self {
+            Scenario::Database => DATABASE.iter().collect(),
+            Scenario::Storage => STORAGE.iter().collect(),
+            Scenario::Search => SEARCH.iter().collect(),
+            Scenario::Full => FULL_BEFORE
+                .iter()
+                .chain(DATABASE)
+                .chain(STORAGE)
+                .chain(SEARCH)
+                .chain(FULL_AFTER)
+                .collect(),
+        };
+        own.into_iter()
+            .chain(POST_RECOVERY)
+            .chain(SUCCESS_CRITERIA)
+            .collect()
+    }
+
+    /// The step with this id in the scenario.
+    pub fn step(self, id: &str) -> Option<&'static Step> {
+        self.steps().into_iter().find(|s| s.id == id)
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a scenario (database, storage, search, full)"))
+    }
+}
+
+/// Where in the runbook a step sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The scenario's recovery procedure.
+    Recovery,
+    /// "Post-Recovery Procedures".
+    PostRecovery,
+    /// "Success Criteria".
+    SuccessCriteria,
+}
+
+impl Phase {
+    /// The heading shown above the phase's steps.
+    pub fn title(self) -> &'static str {
+        match self {
+            Phase::Recovery => "Recovery",
+            Phase::PostRecovery => "Post-recovery",
+            Phase::SuccessCriteria => "Success criteria",
+        }
+    }
+}
+
+/// How a step gets done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// drbot does it: the command to run.
+    Automated(&'static str),
+    /// A person does it and marks it done: the checklist items.
+    Manual(&'static [&'static str]),
+}
+
+/// One runbook step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Stable id, typed as `step:<id>` (the step's number works too).
+    pub id: &'static str,
+    /// The runbook's heading for it.
+    pub title: &'static str,
+    /// Its phase.
+    pub phase: Phase,
+    /// Automated or manual.
+    pub action: Action,
+    /// What the runbook says about it, and what drbot knows that the runbook does not.
+    pub note: &'static str,
+    /// Whether it changes data (and so needs a second person's approval when automated).
+    pub destructive: bool,
+}
+
+impl Step {
+    /// What to do next for this step, in one line.
+    pub fn how(&self) -> String {
+        match self.action {
+            Action::Automated(cmd) => format!("run {cmd}"),
+            Action::Manual([]) => format!("confirm it, then /step done step:{}", self.id),
+            Action::Manual(items) if items.len() == 1 => {
+                format!("{}, then /step done step:{}", items[0], self.id)
+            }
+            Action::Manual(items) => format!(
+                "check {} items ({}), then /step done step:{}",
+                items.len(),
+                items.join("; "),
+                self.id
+            ),
+        }
+    }
+}
+
+const fn auto(
+    id: &'static str,
+    title: &'static str,
+    command: &'static str,
+    note: &'static str,
+) -> Step {
+    Step {
+        id,
+        title,
+        phase: Phase::Recovery,
+        action: Action::Automated(command),
+        note,
+        destructive: false,
+    }
+}
+
+const fn manual(
+    id: &'static str,
+    title: &'static str,
+    items: &'static [&'static str],
+    note: &'static str,
+) -> Step {
+    Step {
+        id,
+        title,
+        phase: Phase::Recovery,
+        action: Action::Manual(items),
+        note,
+        destructive: false,
+    }
+}
+
+const fn post(s: Step) -> Step {
+    Step {
+        phase: Phase::PostRecovery,
+        ..s
+    }
+}
+
+const fn criterion(id: &'static str, title: &'static str) -> Step {
+    Step {
+        id,
+        title,
+        phase: Phase::SuccessCriteria,
+        action: Action::Manual(&[]),
+        note: "",
+        destructive: false,
+    }
+}
+
+const fn destructive(s: Step) -> Step {
+    Step {
+        destructive: true,
+        ..s
+    }
+}
+
+/// Scenario 1: database corruption/loss (RTO 2 h).
+static DATABASE: &[Step] = &[
+    auto(
+        "db-assess",
+        "Assess impact",
+        "/db check and /db backups",
+        "Check database connectivity and that recent backups exist.",
+    ),
+    manual(
+        "stop-apps",
+        "Stop API and web applications",
+        &["Stop the API and web applications (platform-specific)"],
+        "Stops writes while the database is restored.",
+    ),
+    destructive(auto(
+        "db-restore",
+        "Restore database",
+        "/db restore backup:latest target:production",
+        "Streams the backup from the bucket into the target; needs a second person's approval.",
+    )),
+    auto(
+        "db-verify",
+        "Verify restore",
+        "/db verify target:production",
+        "Indexes, constraints, sequences and row counts against the backup's manifest.",
+    ),
+    auto(
+        "db-reindex",
+        "Reindex search",
+        "/search reindex",
+        "Triggers the API's reindex so search matches the restored data.",
+    ),
+    manual(
+        "restart-apps",
+        "Restart applications",
+        &[
+            "Start the API and web applications",
+            "Confirm health checks pass (/api health)",
+        ],
+        "",
+    ),
+];
+
+/// Scenario 2: R2 storage failure (RTO 1 h).
+static STORAGE: &[Step] = &[
+    auto(
+        "storage-assess",
+        "Assess impact",
+        "/storage check",
+        "Checks bucket connectivity and versioning status. R2 has no S3 object versioning.",
+    ),
+    auto(
+        "storage-versions",
+        "Check object versioning",
+        "/storage versions prefix:artworks/",
+        "Lists object versions for critical files.",
+    ),
+    destructive(auto(
+        "storage-restore",
+        "Restore from versions",
+        "/storage restore key:<key> version:<id>",
+        "Restores one version, or a prefix as it was at a time; needs approval.",
+    )),
+    auto(
+        "storage-verify",
+        "Verify storage",
+        "/api health",
+        "Tests file operations through the API's /uploads/test.",
+    ),
+];
+
+/// Scenario 3: Meilisearch failure (RTO 30–60 min).
+static SEARCH: &[Step] = &[
+    auto(
+        "search-health",
+        "Check Meilisearch health",
+        "/search health",
+        "",
+    ),
+    manual(
+        "search-dump",
+        "Restore from a dump (if available)",
+        &["Relaunch Meilisearch with --import-dump <latest dump from the meili/ prefix>"],
+        "The runbook's POST /dumps creates a dump, it does not import one: Meilisearch imports \
+         only at launch. Or skip this and reindex from the database.",
+    ),
+    auto(
+        "search-reindex",
+        "Reindex from database",
+        "/search reindex, then /search progress",
+        "Full reindex through the API; progress is compared with the database's count.",
+    ),
+];
+
+/// Scenario 4, before the other scenarios' steps.
+static FULL_BEFORE: &[Step] = &[manual(
+    "infra-assess",
+    "Infrastructure assessment",
+    &[
+        "Check hosting provider status",
+        "Verify network connectivity",
+        "Assess data center status",
+    ],
+    "Then the database, storage and search steps follow.",
+)];
+
+/// Scenario 4, after the other scenarios' steps.
+static FULL_AFTER: &[Step] = &[
+    manual(
+        "app-deploy",
+        "Application deployment",
+        &[
+            "Deploy the API and web applications to backup infrastructure if needed (clone, pnpm install, pnpm run build, pnpm run start)",
+        ],
+        "",
+    ),
+    manual(
+        "dns",
+        "DNS/network configuration",
+        &[
+            "Update DNS records if needed",
+            "Configure load balancers",
+            "Update CDN settings",
+        ],
+        "",
+    ),
+];
+
+/// "Post-Recovery Procedures", for every scenario.
+static POST_RECOVERY: &[Step] = &[
+    post(auto(
+        "post-integrity",
+        "Data integrity verification",
+        "/db verify target:production and /api health",
+        "Comprehensive verification, then the API and web health endpoints.",
+    )),
+    post(manual(
+        "post-performance",
+        "Performance monitoring",
+        &[
+            "Monitor application response times",
+            "Check database query performance",
+            "Verify search functionality",
+            "Monitor file upload/download speeds",
+        ],
+        "",
+    )),
+    post(auto(
+        "post-backups",
+        "Backup verification",
+        "/db backup and /db backups",
+        "Takes a backup now and checks retention.",
+    )),
+    post(manual(
+        "post-comms",
+        "Communication",
+        &[
+            "Notify stakeholders of recovery completion (/notify stakeholders)",
+            "Update status page",
+            "Document incident timeline",
+            "Schedule post-mortem meeting",
+        ],
+        "",
+    )),
+];
+
+/// "Success Criteria", for every scenario.
+static SUCCESS_CRITERIA: &[Step] = &[
+    criterion("ok-services", "All critical services operational"),
+    criterion("ok-integrity", "Data integrity verified"),
+    criterion("ok-performance", "Performance within acceptable limits"),
+    criterion("ok-security", "Security measures intact"),
+    criterion("ok-monitoring", "Monitoring systems active"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ids_are_unique_and_typeable_in_every_scenario() {
+        for sc in Scenario::ALL {
+            let steps = sc.steps();
+            let mut ids: Vec<_> = steps.iter().map(|s| s.id).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), steps.len(), "{sc}");
+            for s in &steps {
+                assert!(
+                    s.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                    "{}",
+                    s.id
+                );
+            }
+            // Every scenario ends with the post-recovery checklist and the success criteria.
+            assert_eq!(steps.last().map(|s| s.id), Some("ok-monitoring"));
+            assert!(steps.iter().any(|s| s.id == "post-comms"));
+        }
+    }
+
+    #[test]
+    fn scenarios_follow_the_runbook() {
+        let db: Vec<_> = Scenario::Database.steps().iter().map(|s| s.id).collect();
+        assert_eq!(&db[..3], ["db-assess", "stop-apps", "db-restore"]);
+        assert_eq!(
+            Scenario::Database.step("stop-apps").map(|s| s.title),
+            Some("Stop API and web applications")
+        );
+        let full: Vec<_> = Scenario::Full.steps().iter().map(|s| s.id).collect();
+        assert_eq!(full[0], "infra-assess");
+        assert!(full.contains(&"storage-restore") && full.contains(&"dns"));
+        assert!(
+            Scenario::Database
+                .step("db-restore")
+                .is_some_and(|s| s.destructive)
+        );
+        assert_eq!("full".parse::<Scenario>(), Ok(Scenario::Full));
+        assert!("nonsense".parse::<Scenario>().is_err());
+    }
+}

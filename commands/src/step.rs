@@ -1,0 +1,137 @@
+//! `/step list|done|skip`: the runbook's checklist within an incident.
+
+use drbot_state::{EntryKind, Incident, StepState};
+
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::Invocation;
+use crate::incident::{next_line, required, runbook_step, steps_block};
+use crate::render;
+use crate::reply::Reply;
+use crate::runbook::Action;
+
+/// Finds a step by its number in the incident or its id (case-insensitive).
+fn find_step(incident: &Incident, raw: &str) -> Result<(usize, String), CommandError> {
+    let wanted = raw.trim().trim_start_matches('#').to_lowercase();
+    let by_number = wanted
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=incident.steps.len()).contains(n))
+        .map(|n| n - 1);
+    let index = by_number.or_else(|| incident.steps.iter().position(|s| s.id == wanted));
+    match index {
+        Some(i) => Ok((i + 1, incident.steps[i].id.clone())),
+        None => {
+            let ids: Vec<String> = incident
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("{} {}", i + 1, s.id))
+                .collect();
+            Err(CommandError::Usage(format!(
+                "Step `{raw}` is not in {}'s runbook. Use a number or id: {}.",
+                incident.id,
+                ids.join(", ")
+            )))
+        }
+    }
+}
+
+fn title_of(incident: &Incident, id: &str) -> String {
+    runbook_step(incident, id)
+        .map(|s| s.title.to_string())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// `/step list`.
+pub fn list(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, false)?;
+    let mut text = format!(
+        "Runbook steps of {} ({} scenario):\n",
+        incident.id, incident.scenario
+    );
+    text.push_str(&steps_block(&incident, engine.now()));
+    text.push_str(&next_line(&incident));
+    Ok(Reply::done(text))
+}
+
+/// `/step done`.
+pub fn done(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    change(engine, ctx, inv, StepState::Done)
+}
+
+/// `/step skip`.
+pub fn skip(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    change(engine, ctx, inv, StepState::Skipped)
+}
+
+fn change(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    to: StepState,
+) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, true)?;
+    let (n, id) = find_step(&incident, required(inv, "step")?)?;
+    let reason = inv.get("reason").map(str::to_string);
+    let title = title_of(&incident, &id);
+    let by_hand = matches!(
+        runbook_step(&incident, &id).map(|s| s.action),
+        Some(Action::Automated(_))
+    ) && to == StepState::Done;
+    let now = engine.now();
+    let updated = engine.store().update_incident(incident.id, |i| {
+        let rec = i
+            .step_mut(&id)
+            .ok_or_else(|| CommandError::Usage(format!("Step {id} is not in this incident.")))?;
+        match (rec.state, to) {
+            (StepState::Running, _) => {
+                return Err(CommandError::Refused(format!(
+                    "Step {n}. {title} is running now; wait for it to finish."
+                )));
+            }
+            (from, to) if from == to => {
+                let when = rec
+                    .at
+                    .map(|a| format!(" at {}", render::time(a, now)))
+                    .unwrap_or_default();
+                let who = rec
+                    .by
+                    .as_ref()
+                    .map(|b| format!(" by {b}"))
+                    .unwrap_or_default();
+                return Err(CommandError::Refused(format!(
+                    "Step {n}. {title} was already {}{when}{who}.",
+                    to.as_str()
+                )));
+            }
+            (StepState::Done, StepState::Skipped) => {
+                return Err(CommandError::Refused(format!(
+                    "Step {n}. {title} is already done; there is nothing to skip."
+                )));
+            }
+            _ => {}
+        }
+        rec.state = to;
+        rec.by = Some(ctx.actor.name.clone());
+        rec.at = Some(now);
+        rec.reason = reason.clone();
+        i.last_activity = now;
+        let text = match (to, &reason) {
+            (StepState::Skipped, Some(r)) => format!("Step {n}. {title} skipped: {r}"),
+            _ if by_hand => format!("Step {n}. {title} marked done by hand."),
+            _ => format!("Step {n}. {title} done."),
+        };
+        Ok(vec![engine.entry(ctx, EntryKind::Step, text)])
+    })?;
+    let verb = if to == StepState::Done {
+        "done"
+    } else {
+        "skipped"
+    };
+    Ok(Reply::done(format!(
+        "Step {n}. {title} is {verb} ({}). {}",
+        updated.id,
+        next_line(&updated)
+    )))
+}

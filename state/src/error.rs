@@ -1,0 +1,52 @@
+//! Errors of the state store, each naming the resource it is about.
+
+use std::path::PathBuf;
+
+use crate::model::IncidentId;
+
+/// What can go wrong reading or writing incident state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Another process (a running `drbot serve` or console) holds the data directory.
+    #[error(
+        "the data directory {} is in use by another drbot process (a running `drbot serve` or `drbot console`); \
+         run the command there, or stop that process first",
+        .0.display()
+    )]
+    Locked(PathBuf),
+
+    /// The directory could not be opened or created.
+    #[error("cannot open the data directory {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The data was written by a newer drbot whose schema this build does not understand.
+    #[error(
+        "the data directory {} was written by a newer drbot (schema {found}); this build understands schema {supported} or older",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
+    /// The incident does not exist.
+    #[error("incident {0} does not exist")]
+    NoSuchIncident(IncidentId),
+
+    /// A stored record could not be decoded.
+    #[error("stored record {what} is unreadable: {source}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// sled reported an error.
+    #[error("state store error: {0}")]
+    Sled(#[from] sled::Error),
+}

@@ -1,0 +1,318 @@
+//! The stored records: incidents, their steps and roles, timeline and audit entries.
+//!
+//! Values are JSON; fields added later carry `#[serde(default)]` so older records still read,
+//! and breaking changes go through a schema migration in [`crate::Store`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An incident's number, shown to people as `INC-<n>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IncidentId(pub u64);
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INC-{}", self.0)
+    }
+}
+
+impl FromStr for IncidentId {
+    type Err = String;
+
+    /// Accepts `INC-7`, `inc-7`, `#7` or `7`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let digits = t
+            .strip_prefix("INC-")
+            .or_else(|| t.strip_prefix("inc-"))
+            .or_else(|| t.strip_prefix('#'))
+            .unwrap_or(t);
+        digits
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(IncidentId)
+            .ok_or_else(|| format!("`{s}` is not an incident id (write it like INC-3 or 3)"))
+    }
+}
+
+/// Where an incident is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// The clock is running.
+    Open,
+    /// Service is restored; the clock has stopped; notes may still be added.
+    Resolved,
+    /// Finished; read-only.
+    Closed,
+}
+
+impl IncidentStatus {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Resolved => "resolved",
+            IncidentStatus::Closed => "closed",
+        }
+    }
+}
+
+/// The state of one runbook step within an incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Not started.
+    Pending,
+    /// An automated step is running now.
+    Running,
+    /// Finished successfully (or confirmed done by a person).
+    Done,
+    /// Deliberately not done, with a reason.
+    Skipped,
+    /// The automated step failed.
+    Failed,
+    /// It was running when drbot stopped; it is never resumed on its own.
+    Interrupted,
+}
+
+impl StepState {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Done => "done",
+            StepState::Skipped => "skipped",
+            StepState::Failed => "failed",
+            StepState::Interrupted => "interrupted",
+        }
+    }
+
+    /// True when nothing more is expected of the step.
+    pub fn is_settled(self) -> bool {
+        matches!(self, StepState::Done | StepState::Skipped)
+    }
+}
+
+/// One step of the incident's runbook, by its stable id, with who changed it last and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The runbook's id for the step (e.g. `stop-apps`).
+    pub id: String,
+    /// Its current state.
+    pub state: StepState,
+    /// Who last changed it.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// When it was started (automated steps), if it was.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it last changed state.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+    /// Why it was skipped or how it failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl StepRecord {
+    /// A step that has not started.
+    pub fn pending(id: impl Into<String>) -> Self {
+        StepRecord {
+            id: id.into(),
+            state: StepState::Pending,
+            by: None,
+            started_at: None,
+            at: None,
+            reason: None,
+        }
+    }
+}
+
+/// An incident: what happened, where it is handled, its steps and people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Its number.
+    pub id: IncidentId,
+    /// The runbook scenario (`database`, `storage`, `search`, `full`).
+    pub scenario: String,
+    /// `sev1` (worst) to `sev3`.
+    pub severity: String,
+    /// A short human title.
+    pub title: String,
+    /// The channel it lives in: `console`, or `discord:<channel id>`.
+    pub place: String,
+    /// Open, resolved or closed.
+    pub status: IncidentStatus,
+    /// When it was declared; the RTO clock starts here.
+    pub declared_at: DateTime<Utc>,
+    /// Who declared it.
+    pub declared_by: String,
+    /// When it was resolved (the clock stops).
+    #[serde(default)]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Who resolved it.
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+    /// When it was closed.
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Who closed it.
+    #[serde(default)]
+    pub closed_by: Option<String>,
+    /// Incident roles (`commander`, `comms`, `scribe`) to the person holding each.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// The runbook's steps for the scenario, in order.
+    pub steps: Vec<StepRecord>,
+    /// The last time a person did something in the incident.
+    pub last_activity: DateTime<Utc>,
+}
+
+impl Incident {
+    /// True until the incident is closed.
+    pub fn is_active(&self) -> bool {
+        self.status != IncidentStatus::Closed
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The step with this id, to change.
+    pub fn step_mut(&mut self, id: &str) -> Option<&mut StepRecord> {
+        self.steps.iter_mut().find(|s| s.id == id)
+    }
+}
+
+/// How sure drbot is of who the actor is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proof {
+    /// Shown by Discord, or by the operating system's user id.
+    #[default]
+    Proven,
+    /// Only claimed with `--as` under `[console] trust_as = true` (or the built-in defaults).
+    Asserted,
+    /// drbot itself (status posts, watchers).
+    System,
+}
+
+/// What a timeline entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// The incident was declared.
+    Declared,
+    /// A human note.
+    Note,
+    /// An incident role was assigned.
+    Role,
+    /// A runbook step changed state.
+    Step,
+    /// A command ran, with its result.
+    Command,
+    /// A command was refused or could not be understood.
+    Refused,
+    /// The incident was resolved.
+    Resolved,
+    /// The incident was closed.
+    Closed,
+    /// An approval request or decision.
+    Approval,
+    /// A status update posted by drbot.
+    Status,
+    /// A stakeholder notification.
+    Notification,
+}
+
+impl EntryKind {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Declared => "declared",
+            EntryKind::Note => "note",
+            EntryKind::Role => "role",
+            EntryKind::Step => "step",
+            EntryKind::Command => "command",
+            EntryKind::Refused => "refused",
+            EntryKind::Resolved => "resolved",
+            EntryKind::Closed => "closed",
+            EntryKind::Approval => "approval",
+            EntryKind::Status => "status",
+            EntryKind::Notification => "notification",
+        }
+    }
+}
+
+/// A timeline entry about to be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEntry {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who did it.
+    pub actor: String,
+    /// How sure drbot is of the actor.
+    pub proof: Proof,
+    /// What it records.
+    pub kind: EntryKind,
+    /// One or two sentences for people.
+    pub text: String,
+}
+
+/// A stored timeline (or audit-log) entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Its position: increasing in the order entries were written.
+    pub seq: u64,
+    /// The incident it belongs to; `None` in the audit log.
+    pub incident: Option<IncidentId>,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who did it.
+    pub actor: String,
+    /// How sure drbot is of the actor.
+    #[serde(default)]
+    pub proof: Proof,
+    /// What it records.
+    pub kind: EntryKind,
+    /// The text.
+    pub text: String,
+}
+
+impl TimelineEntry {
+    pub(crate) fn from_new(seq: u64, incident: Option<IncidentId>, e: NewEntry) -> Self {
+        TimelineEntry {
+            seq,
+            incident,
+            at: e.at,
+            actor: e.actor,
+            proof: e.proof,
+            kind: e.kind,
+            text: e.text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_ids_parse_in_every_written_form() {
+        for s in ["INC-7", "inc-7", "#7", "7", " 7 "] {
+            assert_eq!(s.parse::<IncidentId>(), Ok(IncidentId(7)), "{s}");
+        }
+        for s in ["", "INC-", "INC-0", "seven", "-1", "INC-7x"] {
+            assert!(s.parse::<IncidentId>().is_err(), "{s}");
+        }
+        assert_eq!(IncidentId(12).to_string(), "INC-12");
+    }
+}

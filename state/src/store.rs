@@ -1,0 +1,459 @@
+//! The sled database of one data directory and its typed operations.
+
+use std::path::{Path, PathBuf};
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::error::StateError;
+use crate::model::{Incident, IncidentId, NewEntry, TimelineEntry};
+
+/// The schema this build writes. Bump it with a migration in [`MIGRATIONS`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Store names in one place.
+mod names {
+    pub const META: &str = "meta";
+    pub const INCIDENTS: &str = "incidents";
+    pub const TIMELINE: &str = "timeline";
+    pub const AUDIT: &str = "audit";
+    pub const SCHEMA_KEY: &[u8] = b"schema_version";
+    pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
+}
+
+/// A migration from schema `n` to `n + 1`, at index `n - 1`.
+type Migration = fn(&sled::Db) -> Result<(), StateError>;
+
+/// Migrations in order. Schema 1 is the first; none yet.
+const MIGRATIONS: &[Migration] = &[];
+
+/// The incident state of one data directory. One per process: sled locks the directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    meta: sled::Tree,
+    incidents: sled::Tree,
+    timeline: sled::Tree,
+    audit: sled::Tree,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, migrating older schemas.
+    ///
+    /// A directory held by another process gives [`StateError::Locked`], never a panic.
+    pub fn open(dir: &Path) -> Result<Store, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if is_lock_error(&io) => StateError::Locked(dir.to_path_buf()),
+                sled::Error::Io(source) => StateError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                },
+                other => StateError::Sled(other),
+            })?;
+        let store = Store {
+            path: dir.to_path_buf(),
+            meta: db.open_tree(names::META)?,
+            incidents: db.open_tree(names::INCIDENTS)?,
+            timeline: db.open_tree(names::TIMELINE)?,
+            audit: db.open_tree(names::AUDIT)?,
+            db,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version stored in the directory.
+    pub fn schema_version(&self) -> Result<u32, StateError> {
+        Ok(self
+            .meta
+            .get(names::SCHEMA_KEY)?
+            .map(|v| decode_u32(&v))
+            .unwrap_or(0))
+    }
+
+    fn migrate(&self) -> Result<(), StateError> {
+        let mut found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StateError::NewerSchema {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found == 0 {
+            // A new directory starts at the current schema.
+            self.meta
+                .insert(names::SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            self.db.flush()?;
+            return Ok(());
+        }
+        while found < SCHEMA_VERSION {
+            if let Some(step) = MIGRATIONS.get(found as usize - 1) {
+                step(&self.db)?;
+            }
+            found += 1;
+            self.meta.insert(names::SCHEMA_KEY, &found.to_be_bytes())?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything to disk. Call before telling a person that a change is recorded.
+    pub async fn flush(&self) -> Result<(), StateError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Writes everything to disk, blocking (for shutdown paths outside async code).
+    pub fn flush_blocking(&self) -> Result<(), StateError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Creates an incident from `build` (given the new id) and writes its first timeline entries,
+    /// in one transaction. `build` may run more than once.
+    pub fn create_incident<E: From<StateError>>(
+        &self,
+        build: impl Fn(IncidentId) -> Result<(Incident, Vec<NewEntry>), E>,
+    ) -> Result<Incident, E> {
+        let result =
+            (&self.meta, &self.incidents, &self.timeline).transaction(|(meta, inc, tl)| {
+                let next = meta
+                    .get(names::NEXT_INCIDENT_KEY)?
+                    .map(|v| decode_u64(&v))
+                    .unwrap_or(1);
+                let id = IncidentId(next);
+                let (incident, entries) = build(id).map_err(ConflictableTransactionError::Abort)?;
+                meta.insert(names::NEXT_INCIDENT_KEY, &(next + 1).to_be_bytes())?;
+                inc.insert(&id.0.to_be_bytes(), encode(&incident)?)?;
+                for e in entries {
+                    append_in(tl, Some(id), e)?;
+                }
+                Ok(incident)
+            });
+        unwrap_tx(result)
+    }
+
+    /// Changes an incident with `change` and appends the timeline entries it returns, in one
+    /// transaction: either both are stored or neither. `change` may run more than once.
+    pub fn update_incident<E: From<StateError>>(
+        &self,
+        id: IncidentId,
+        change: impl Fn(&mut Incident) -> Result<Vec<NewEntry>, E>,
+    ) -> Result<Incident, E> {
+        let result = (&self.incidents, &self.timeline).transaction(|(inc, tl)| {
+            let key = id.0.to_be_bytes();
+            let Some(raw) = inc.get(key)? else {
+                return Err(ConflictableTransactionError::Abort(E::from(
+                    StateError::NoSuchIncident(id),
+                )));
+            };
+            let mut incident: Incident = decode(&raw, || id.to_string())
+                .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
+            let entries = change(&mut incident).map_err(ConflictableTransactionError::Abort)?;
+            inc.insert(&key, encode(&incident)?)?;
+            for e in entries {
+                append_in(tl, Some(id), e)?;
+            }
+            Ok(incident)
+        });
+        unwrap_tx(result)
+    }
+
+    /// The incident with this id, if there is one.
+    pub fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StateError> {
+        self.incidents
+            .get(id.0.to_be_bytes())?
+            .map(|raw| decode(&raw, || id.to_string()))
+            .transpose()
+    }
+
+    /// Every incident, oldest first.
+    pub fn incidents(&self) -> Result<Vec<Incident>, StateError> {
+        self.incidents
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&v, || format!("INC-{}", decode_u64(&k)))
+            })
+            .collect()
+    }
+
+    /// Incidents that are not closed, oldest first.
+    pub fn active_incidents(&self) -> Result<Vec<Incident>, StateError> {
+        Ok(self
+            .incidents()?
+            .into_iter()
+            .filter(Incident::is_active)
+            .collect())
+    }
+
+    /// Appends one entry to an incident's timeline.
+    pub fn append_timeline(
+        &self,
+        id: IncidentId,
+        entry: NewEntry,
+    ) -> Result<TimelineEntry, StateError> {
+        let result = (&self.incidents, &self.timeline).transaction(|(inc, tl)| {
+            if inc.get(id.0.to_be_bytes())?.is_none() {
+                return Err(ConflictableTransactionError::Abort(
+                    StateError::NoSuchIncident(id),
+                ));
+            }
+            append_in(tl, Some(id), entry.clone())
+        });
+        unwrap_tx(result)
+    }
+
+    /// An incident's timeline, in the order it was written.
+    pub fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEntry>, StateError> {
+        self.timeline
+            .scan_prefix(id.0.to_be_bytes())
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode(&v, || format!("{id} timeline entry"))
+            })
+            .collect()
+    }
+
+    /// Appends an entry to the audit log (commands run outside any incident).
+    pub fn append_audit(&self, entry: NewEntry) -> Result<TimelineEntry, StateError> {
+        let seq = self.db.generate_id()?;
+        let stored = TimelineEntry::from_new(seq, None, entry);
+        self.audit
+            .insert(seq.to_be_bytes(), encode_plain(&stored)?)?;
+        Ok(stored)
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit(&self) -> Result<Vec<TimelineEntry>, StateError> {
+        self.audit
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode(&v, || "audit entry".to_string())
+            })
+            .collect()
+    }
+}
+
+/// Appends a timeline entry inside a transaction, keyed by incident then sequence number.
+fn append_in<E>(
+    tl: &TransactionalTree,
+    incident: Option<IncidentId>,
+    entry: NewEntry,
+) -> Result<TimelineEntry, ConflictableTransactionError<E>> {
+    let seq = tl.generate_id()?;
+    let stored = TimelineEntry::from_new(seq, incident, entry);
+    let mut key = incident.map(|i| i.0).unwrap_or(0).to_be_bytes().to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    tl.insert(key, encode(&stored)?)?;
+    Ok(stored)
+}
+
+fn unwrap_tx<T, E: From<StateError>>(r: Result<T, TransactionError<E>>) -> Result<T, E> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(E::from(StateError::Sled(e))),
+    }
+}
+
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+fn encode<T: serde::Serialize, E>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<E>> {
+    // Serialising our own plain structs cannot fail; map it to a storage error just in case.
+    serde_json::to_vec(v).map_err(|e| {
+        ConflictableTransactionError::Storage(sled::Error::Unsupported(format!(
+            "encoding a record: {e}"
+        )))
+    })
+}
+
+fn encode_plain<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(v)
+        .map_err(|e| StateError::Sled(sled::Error::Unsupported(format!("encoding a record: {e}"))))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    raw: &[u8],
+    what: impl FnOnce() -> String,
+) -> Result<T, StateError> {
+    serde_json::from_slice(raw).map_err(|source| StateError::Corrupt {
+        what: what(),
+        source,
+    })
+}
+
+fn decode_u64(raw: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = raw.len().min(8);
+    b[8 - n..].copy_from_slice(&raw[raw.len() - n..]);
+    u64::from_be_bytes(b)
+}
+
+fn decode_u32(raw: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = raw.len().min(4);
+    b[4 - n..].copy_from_slice(&raw[raw.len() - n..]);
+    u32::from_be_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EntryKind, IncidentStatus, Proof, StepRecord, StepState};
+    use chrono::{TimeZone, Utc};
+
+    fn entry(text: &str) -> NewEntry {
+        NewEntry {
+            at: Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap(),
+            actor: "alice".into(),
+            proof: Proof::Proven,
+            kind: EntryKind::Note,
+            text: text.into(),
+        }
+    }
+
+    fn incident(id: IncidentId) -> Incident {
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        Incident {
+            id,
+            scenario: "database".into(),
+            severity: "sev1".into(),
+            title: "db down".into(),
+            place: "console".into(),
+            status: IncidentStatus::Open,
+            declared_at: at,
+            declared_by: "alice".into(),
+            resolved_at: None,
+            resolved_by: None,
+            closed_at: None,
+            closed_by: None,
+            roles: Default::default(),
+            steps: vec![
+                StepRecord::pending("assess"),
+                StepRecord::pending("stop-apps"),
+            ],
+            last_activity: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn incidents_and_timeline_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let a = s
+                .create_incident(|id| Ok::<_, StateError>((incident(id), vec![entry("declared")])))
+                .unwrap();
+            let b = s
+                .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
+                .unwrap();
+            assert_eq!((a.id, b.id), (IncidentId(1), IncidentId(2)));
+            s.update_incident(a.id, |i| {
+                i.step_mut("stop-apps").unwrap().state = StepState::Done;
+                Ok::<_, StateError>(vec![entry("stopped"), entry("second")])
+            })
+            .unwrap();
+            s.append_timeline(b.id, entry("other incident")).unwrap();
+            s.append_audit(entry("outside")).unwrap();
+            s.flush().await.unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let a = s.incident(IncidentId(1)).unwrap().unwrap();
+        assert_eq!(a.step("stop-apps").unwrap().state, StepState::Done);
+        let texts: Vec<_> = s
+            .timeline(IncidentId(1))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        assert_eq!(texts, ["declared", "stopped", "second"]);
+        assert_eq!(s.timeline(IncidentId(2)).unwrap().len(), 1);
+        assert_eq!(s.audit().unwrap()[0].text, "outside");
+        assert_eq!(s.active_incidents().unwrap().len(), 2);
+        // Ids keep counting after a restart.
+        let c = s
+            .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
+            .unwrap();
+        assert_eq!(c.id, IncidentId(3));
+    }
+
+    #[derive(Debug)]
+    enum TestErr {
+        Rejected,
+        State(StateError),
+    }
+    impl From<StateError> for TestErr {
+        fn from(e: StateError) -> Self {
+            TestErr::State(e)
+        }
+    }
+
+    #[test]
+    fn a_rejected_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let a = s
+            .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
+            .unwrap();
+        let r = s.update_incident(a.id, |i| {
+            i.title = "changed".into();
+            Err::<Vec<NewEntry>, _>(TestErr::Rejected)
+        });
+        assert!(matches!(r, Err(TestErr::Rejected)));
+        assert_eq!(s.incident(a.id).unwrap().unwrap().title, "db down");
+        assert!(s.timeline(a.id).unwrap().is_empty());
+        let missing = s.update_incident(IncidentId(99), |_| Ok::<_, TestErr>(vec![]));
+        assert!(matches!(
+            missing,
+            Err(TestErr::State(StateError::NoSuchIncident(IncidentId(99))))
+        ));
+        assert!(s.append_timeline(IncidentId(99), entry("x")).is_err());
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let second = Store::open(dir.path());
+        match second {
+            Err(StateError::Locked(p)) => assert_eq!(p, dir.path()),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+            s.meta
+                .insert(names::SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())
+                .unwrap();
+            s.flush_blocking().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StateError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
+        );
+        assert!(err.to_string().contains("newer drbot"));
+    }
+}
