@@ -117,7 +117,7 @@ impl Engine {
             },
             Err(err) => {
                 let mut text = err.to_string();
-                let view = parsed.as_ref().is_ok_and(|i| is_view(i));
+                let view = parsed.as_ref().is_ok_and(is_view);
                 if !view && !matches!(err, CommandError::Failed(_) | CommandError::State(_)) {
                     text.push_str("\nNothing was changed.");
                 }
@@ -234,7 +234,8 @@ impl Engine {
         let target = inv
             .and_then(|i| i.get(INCIDENT_OPTION))
             .and_then(|raw| raw.parse::<IncidentId>().ok())
-            .filter(|id| matches!(self.store.incident(*id), Ok(Some(_))))
+            // A closed incident's timeline is final: refusals about it go to the audit log.
+            .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()))
             .or_else(|| {
                 let seen: Vec<IncidentId> = self
                     .store

@@ -31,3 +31,6 @@ pub use engine::{Context, Engine, Place};
 pub use error::CommandError;
 pub use identity::Actor;
 pub use reply::{Outcome, Reply};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,408 @@
+//! The incident lifecycle through the engine, with a controlled clock and a real sled store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use drbot_state::{EntryKind, IncidentId, IncidentStatus, Proof, StepState, Store};
+
+use crate::{Actor, Config, Context, Engine, ManualClock, Outcome, Place};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    clock: Arc<ManualClock>,
+}
+
+fn fixture_with(config: Config) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap(),
+    ));
+    let engine = Engine::new(Arc::new(config), store, clock.clone());
+    Fixture {
+        _dir: dir,
+        engine,
+        clock,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(Config::default())
+}
+
+fn person(name: &str, roles: &[&str]) -> Context {
+    Context {
+        actor: Actor {
+            name: name.to_string(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            proof: Proof::Proven,
+        },
+        place: Place::Local,
+    }
+}
+
+fn alice() -> Context {
+    person("alice", &["commander"])
+}
+
+async fn ok(f: &Fixture, ctx: &Context, line: &str) -> String {
+    let r = f.engine.run(ctx, line).await;
+    assert_eq!(r.outcome, Outcome::Done, "{line}: {}", r.text);
+    r.text
+}
+
+const DECLARE: &str =
+    r#"/incident declare scenario:database severity:sev1 title:"Primary DB down""#;
+
+#[tokio::test]
+async fn a_database_incident_from_declare_to_close() {
+    let f = fixture();
+    let a = alice();
+    let text = ok(&f, &a, DECLARE).await;
+    assert!(
+        text.contains("Declared INC-1") && text.contains("RTO target 2h00m"),
+        "{text}"
+    );
+    assert!(text.contains("Next: 1. Assess impact"), "{text}");
+
+    let text = ok(&f, &a, "/step list").await;
+    assert!(
+        text.contains("stop-apps") && text.contains("Stop API and web applications"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Post-recovery") && text.contains("Success criteria"),
+        "{text}"
+    );
+
+    f.clock.advance(Duration::minutes(10));
+    let text = ok(&f, &a, "/step done step:stop-apps").await;
+    assert!(
+        text.contains("Step 2. Stop API and web applications is done"),
+        "{text}"
+    );
+    ok(&f, &a, "/step done step:1").await;
+    ok(&f, &a, "/step skip step:db-reindex reason:search is fine").await;
+    ok(
+        &f,
+        &a,
+        "/incident note text:API stopped; web shows maintenance page",
+    )
+    .await;
+    ok(&f, &a, "/incident role role:comms user:bob").await;
+
+    f.clock.advance(Duration::minutes(20));
+    let status = ok(&f, &a, "/incident status").await;
+    assert!(
+        status.contains("Elapsed 30m of the 2h00m RTO (25%)"),
+        "{status}"
+    );
+    assert!(status.contains("✓  2. stop-apps"), "{status}");
+    assert!(status.contains("comms bob"), "{status}");
+    assert!(status.contains("Next: 3. Restore database"), "{status}");
+    assert!(
+        status.contains("– ") && status.contains("search is fine"),
+        "{status}"
+    );
+
+    let text = ok(&f, &a, "/incident resolve").await;
+    assert!(text.contains("Took 30m of the 2h00m RTO"), "{text}");
+    f.clock.advance(Duration::minutes(5));
+    ok(&f, &a, "/step done step:post-comms").await;
+    let text = ok(&f, &a, "/incident close").await;
+    assert!(text.contains("Closed INC-1"), "{text}");
+
+    let incident = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(incident.status, IncidentStatus::Closed);
+    assert_eq!(incident.step("stop-apps").unwrap().state, StepState::Done);
+    assert_eq!(
+        incident.step("db-reindex").unwrap().state,
+        StepState::Skipped
+    );
+    let kinds: Vec<EntryKind> = f
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    use EntryKind::*;
+    assert_eq!(
+        kinds,
+        [
+            Declared, Step, Step, Step, Note, Role, Resolved, Step, Closed
+        ]
+    );
+
+    // Closed incidents stay readable by id, and a new one can be declared.
+    let text = ok(&f, &a, "/incident timeline incident:INC-1").await;
+    assert!(
+        text.contains("API stopped; web shows maintenance page"),
+        "{text}"
+    );
+    let text = ok(&f, &a, DECLARE).await;
+    assert!(text.contains("Declared INC-2"), "{text}");
+}
+
+/// Runs a bad line and checks its outcome, and that the incident is unchanged apart from one
+/// `refused` entry on its timeline.
+async fn refused(f: &Fixture, ctx: &Context, line: &str, outcome: Outcome, says: &str) {
+    let store = f.engine.store();
+    let before: Vec<_> = store.incidents().unwrap();
+    let timeline_before = store.timeline(IncidentId(1)).unwrap().len();
+    let r = f.engine.run(ctx, line).await;
+    assert_eq!(r.outcome, outcome, "{line}: {}", r.text);
+    assert!(r.text.contains(says), "{line}: {}", r.text);
+    assert_eq!(
+        store.incidents().unwrap(),
+        before,
+        "{line} changed an incident"
+    );
+    let timeline = store.timeline(IncidentId(1)).unwrap();
+    if !before.is_empty() && before[0].is_active() {
+        assert_eq!(timeline.len(), timeline_before + 1, "{line}");
+        assert_eq!(timeline.last().unwrap().kind, EntryKind::Refused);
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_message_and_changes_nothing() {
+    let f = fixture();
+    let a = alice();
+    refused(
+        &f,
+        &a,
+        "/incident status",
+        Outcome::Refused,
+        "no open incident",
+    )
+    .await;
+    refused(&f, &a, "/step done step:1", Outcome::Refused, "Declare one").await;
+    ok(&f, &a, DECLARE).await;
+    use Outcome::{Refused, Usage};
+    let cases: &[(&str, Outcome, &str)] = &[
+        ("/incdent status", Usage, "Did you mean /incident?"),
+        ("/incident frobnicate", Usage, "Valid: declare, status"),
+        ("/incident status verbose:yes", Usage, "takes no options"),
+        ("/incident note", Usage, "needs text:"),
+        (
+            "/incident declare scenario:nonsense severity:sev1 title:x",
+            Usage,
+            "database, storage, search, full",
+        ),
+        (
+            "/step done step:99",
+            Usage,
+            "Step `99` is not in INC-1's runbook",
+        ),
+        (
+            "/step done step:reboot-everything",
+            Usage,
+            "1 db-assess, 2 stop-apps",
+        ),
+        ("/step skip step:2", Usage, "needs reason:"),
+        (
+            "/incident status incident:INC-9",
+            Usage,
+            "INC-9 does not exist",
+        ),
+        (
+            "/incident status incident:banana",
+            Usage,
+            "not an incident id",
+        ),
+        (
+            DECLARE,
+            Refused,
+            "INC-1 “Primary DB down” is still open here",
+        ),
+        (
+            "/db restore backup:latest target:production",
+            Refused,
+            "not built into this drbot yet",
+        ),
+    ];
+    for (line, outcome, says) in cases {
+        refused(&f, &a, line, outcome.clone(), says).await;
+    }
+    ok(&f, &a, "/step done step:stop-apps").await;
+    refused(&f, &a, "/step done step:stop-apps", Refused, "already done").await;
+    refused(
+        &f,
+        &a,
+        "/step skip step:2 reason:x",
+        Refused,
+        "nothing to skip",
+    )
+    .await;
+
+    let responder = person("carol", &[]);
+    refused(
+        &f,
+        &responder,
+        "/incident resolve",
+        Refused,
+        "needs the commander role",
+    )
+    .await;
+    refused(
+        &f,
+        &responder,
+        "/incident role role:scribe user:carol",
+        Refused,
+        "commander role",
+    )
+    .await;
+
+    ok(&f, &a, "/incident close").await;
+    let closed = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    let r = f.engine.run(&a, "/incident close incident:INC-1").await;
+    assert_eq!(r.outcome, Refused);
+    assert!(r.text.contains("already closed"), "{}", r.text);
+    let r = f
+        .engine
+        .run(&a, "/incident note incident:1 text:late")
+        .await;
+    assert!(r.text.contains("is closed"), "{}", r.text);
+    assert_eq!(
+        f.engine.store().incident(IncidentId(1)).unwrap().unwrap(),
+        closed
+    );
+    // With no open incident, refusals go to the audit log.
+    let audit = f.engine.store().audit().unwrap();
+    assert!(audit.len() >= 3, "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.text.contains("/incident close incident:INC-1"))
+    );
+    assert!(audit.last().unwrap().text.contains("text:late"));
+}
+
+#[tokio::test]
+async fn declaring_needs_the_commander_role_when_people_are_configured() {
+    let config = Config::from_toml(
+        "[people.alice]\nroles = [\"commander\"]\n[people.dave]\nroles = [\"responder\"]\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let f = fixture_with(config);
+    let dave = person("dave", &["responder"]);
+    refused(
+        &f,
+        &dave,
+        DECLARE,
+        Outcome::Refused,
+        "needs the commander role",
+    )
+    .await;
+    assert!(f.engine.store().incidents().unwrap().is_empty());
+    ok(&f, &alice(), DECLARE).await;
+    // Roles go to configured people only.
+    refused(
+        &f,
+        &alice(),
+        "/incident role role:comms user:zed",
+        Outcome::Usage,
+        "choose one of alice, dave",
+    )
+    .await;
+    ok(&f, &alice(), "/incident role role:commander user:@dave").await;
+    // The incident's commander may resolve even without the role in the config.
+    ok(&f, &dave, "/incident resolve").await;
+}
+
+#[tokio::test]
+async fn several_open_incidents_need_incident_option_locally() {
+    let f = fixture();
+    let channel = Context {
+        place: Place::Channel(42),
+        ..alice()
+    };
+    ok(&f, &channel, DECLARE).await;
+    ok(&f, &alice(), DECLARE).await;
+    // The Discord channel sees only its own incident.
+    let text = ok(&f, &channel, "/incident status").await;
+    assert!(text.starts_with("INC-1"), "{text}");
+    let r = f.engine.run(&alice(), "/incident status").await;
+    assert_eq!(r.outcome, Outcome::Usage);
+    assert!(
+        r.text.contains("Several incidents are open") && r.text.contains("incident:INC-1"),
+        "{}",
+        r.text
+    );
+    let text = ok(
+        &f,
+        &alice(),
+        "/incident note incident:INC-2 text:console one",
+    )
+    .await;
+    assert!(text.contains("INC-2"), "{text}");
+}
+
+#[tokio::test]
+async fn running_past_the_rto_is_said_plainly() {
+    let f = fixture();
+    ok(
+        &f,
+        &alice(),
+        "/incident declare scenario:search severity:sev3 title:slow search",
+    )
+    .await;
+    f.clock.advance(Duration::minutes(45));
+    let text = ok(&f, &alice(), "/incident status").await;
+    assert!(
+        text.contains("Elapsed 45m of the 30m RTO (150%) — over the RTO by 15m"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn secrets_pasted_into_notes_never_reach_the_timeline() {
+    let f = fixture();
+    ok(&f, &alice(), DECLARE).await;
+    let r = f
+        .engine
+        .run(
+            &alice(),
+            "/incident note text:replica at postgres://app:hunter2@10.0.0.5/postgres",
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Done);
+    let r2 = f
+        .engine
+        .run(&alice(), "/incident notes text:postgres://u:hunter2@h/db")
+        .await;
+    assert!(!r2.text.contains("hunter2") || r2.outcome == Outcome::Usage);
+    let all: String = f
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .iter()
+        .map(|e| e.text.clone())
+        .collect();
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(
+        all.contains("postgres://app:***@10.0.0.5/postgres"),
+        "{all}"
+    );
+}
+
+#[tokio::test]
+async fn asserted_identities_are_marked_on_the_timeline() {
+    let f = fixture();
+    let mut ctx = alice();
+    ctx.actor.proof = Proof::Asserted;
+    ok(&f, &ctx, DECLARE).await;
+    let text = ok(&f, &ctx, "/incident timeline").await;
+    assert!(
+        text.contains("alice*") && text.contains("asserted"),
+        "{text}"
+    );
+    let entries = f.engine.store().timeline(IncidentId(1)).unwrap();
+    assert_eq!(entries[0].proof, Proof::Asserted);
+}

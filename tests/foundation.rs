@@ -1,0 +1,230 @@
+//! The foundation: the incident lifecycle through `drbot exec` and `drbot console`, across
+//! separate processes, with the exit statuses of SPEC §3.
+
+use std::io::{BufRead, BufReader, Write};
+
+use crate::support::{Drbot, exists, os_user};
+
+const DECLARE: &str =
+    r#"/incident declare scenario:database severity:sev1 title:"Primary DB down""#;
+
+#[test]
+fn the_lifecycle_survives_each_process_ending() {
+    let d = Drbot::new("");
+    let r = d.exec(None, DECLARE);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Declared INC-1"), "{r:?}");
+    assert!(exists(&d.data_dir()));
+
+    let r = d.exec(None, "/step done step:stop-apps");
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.exec(None, "/incident note text:web shows the maintenance page");
+    assert_eq!(r.code, 0, "{r:?}");
+
+    let r = d.exec(None, "/incident status");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("✓  2. stop-apps"), "{}", r.stdout);
+    assert!(r.stdout.contains("Next: 1. Assess impact"), "{}", r.stdout);
+
+    let r = d.exec(None, "/incident timeline");
+    assert_eq!(r.code, 0, "{r:?}");
+    for want in [
+        "declared",
+        "Step 2. Stop API and web applications done.",
+        "web shows the maintenance page",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
+    }
+
+    assert_eq!(d.exec(None, "/incident resolve").code, 0);
+    assert_eq!(d.exec(None, "/incident close").code, 0);
+    let r = d.exec(None, "/incident close incident:INC-1");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("already closed"), "{r:?}");
+}
+
+#[test]
+fn console_work_is_readable_from_exec_afterwards() {
+    let d = Drbot::new("");
+    let r = d.console(
+        None,
+        &[
+            DECLARE,
+            "/step list",
+            "/step done step:stop-apps",
+            "/incident note text:API and web stopped",
+            "/incident timeline",
+            "/quit",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("acting as"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Stop API and web applications"),
+        "{}",
+        r.stdout
+    );
+
+    let r = d.exec(None, "/incident timeline");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("Step 2. Stop API and web applications done."),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("API and web stopped"), "{}", r.stdout);
+    // The history file is owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.data_dir().join("console_history"))
+        .expect("history")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
+
+#[test]
+fn a_second_process_on_the_same_data_gets_a_clear_error() {
+    let d = Drbot::new("");
+    let mut console = d.spawn_console(None);
+    let mut out = BufReader::new(console.stdout.take().expect("stdout"));
+    let mut banner = String::new();
+    out.read_line(&mut banner).expect("banner");
+    assert!(banner.contains("drbot console"), "{banner}");
+
+    let r = d.exec(None, "/incident status");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("in use by another drbot process"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("panicked"), "{r:?}");
+
+    let mut stdin = console.stdin.take().expect("stdin");
+    writeln!(stdin, "/quit").expect("quit");
+    drop(stdin);
+    assert!(console.wait().expect("console exits").success());
+    assert_eq!(d.exec(None, DECLARE).code, 0);
+}
+
+#[test]
+fn exit_statuses_follow_the_spec() {
+    let d = Drbot::new("");
+    // 2: unusable command lines.
+    for line in [
+        "/incdent status",
+        "/incident declare scenario:nonsense severity:sev1 title:x",
+        "/incident declare scenario:database title:x",
+        "/incident status verbose:yes",
+        "incident status",
+    ] {
+        let r = d.exec(None, line);
+        assert_eq!(r.code, 2, "{line}: {r:?}");
+        assert!(r.stdout.contains("Nothing was changed."), "{line}: {r:?}");
+    }
+    assert_eq!(d.exec(None, DECLARE).code, 0);
+    let r = d.exec(None, "/step done step:42");
+    assert_eq!(r.code, 2, "{r:?}");
+    // 1: refused.
+    let r = d.exec(None, DECLARE);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("still open here"), "{r:?}");
+    // Clap's own usage errors are 2 as well.
+    let out = d.command().arg("exec").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = d.command().arg("frobnicate").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    // Nothing above changed the incident: still one, with no step done.
+    let r = d.exec(None, "/incident status");
+    assert!(
+        r.stdout
+            .contains("Steps: 0 done, 0 skipped, 15 to go of 15."),
+        "{}",
+        r.stdout
+    );
+    let r = d.exec(None, "/incident timeline");
+    assert_eq!(r.stdout.matches("  refused  ").count(), 2, "{}", r.stdout);
+}
+
+#[test]
+fn a_bad_config_stops_before_anything_runs() {
+    let d = Drbot::new("[status]\nevery_mins = \"often\"\n");
+    let r = d.exec(None, DECLARE);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("config.toml is invalid"), "{r:?}");
+    assert!(!exists(&d.data_dir()));
+}
+
+fn people(trust_as: bool) -> String {
+    format!(
+        "[people.alice]\nroles = [\"commander\"]\nunix_user = \"{}\"\n\
+         [people.bob]\nroles = [\"approver\"]\nunix_user = \"bob-not-here\"\n\
+         [console]\ntrust_as = {trust_as}\n",
+        os_user()
+    )
+}
+
+#[test]
+fn as_needs_proof_unless_trusted() {
+    let d = Drbot::new(&people(false));
+    let r = d.exec(Some("alice"), DECLARE);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.exec(Some("bob"), "/incident note text:hello");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("--as bob refused"), "{r:?}");
+    let r = d.exec(Some("nobody"), "/incident status");
+    assert_eq!(r.code, 2, "{r:?}");
+
+    let d = Drbot::new(&people(true));
+    assert_eq!(d.exec(None, DECLARE).code, 0);
+    let r = d.exec(Some("bob"), "/incident note text:hello from bob");
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = d.exec(None, "/incident timeline");
+    assert!(
+        r.stdout.contains("bob*") && r.stdout.contains("asserted"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn check_reports_settings_without_secrets() {
+    let d = Drbot::new("");
+    let r: crate::support::Run = d.command().arg("check").output().expect("check").into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("database") && r.stdout.contains("off"),
+        "{}",
+        r.stdout
+    );
+
+    let d = Drbot::new(
+        "[targets.production]\nurl_env = \"DATABASE_URL\"\n[targets.staging]\nurl_env = \"DRBOT_TEST_UNSET_URL\"\n",
+    );
+    let r: crate::support::Run = d
+        .command()
+        .arg("check")
+        .env(
+            "DATABASE_URL",
+            "postgres://app:hunter2@db.example:5432/postgres",
+        )
+        .env_remove("DRBOT_TEST_UNSET_URL")
+        .output()
+        .expect("check")
+        .into();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        !r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("postgres://app:***@db.example:5432/postgres"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("staging: DRBOT_TEST_UNSET_URL is not set"),
+        "{r:?}"
+    );
+}
