@@ -2,5 +2,6 @@
 //! state on disk (and, as the integrations land, real PostgreSQL and moto). One test binary,
 //! one module per scenario.
 
+mod database;
 mod foundation;
 mod support;

@@ -104,3 +104,227 @@ pub fn os_user() -> String {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real servers: PostgreSQL on 127.0.0.1:5432 and one moto S3 server per test process.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}{}x{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+/// Runs a shell command; panics with its output when it fails.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{script}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The PostgreSQL server tests use.
+pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A database of its own, dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new(prefix: &str) -> TestDb {
+        let name = unique(prefix);
+        sh(&format!(
+            "psql -q -X '{PG}/postgres' -c 'CREATE DATABASE \"{name}\"'"
+        ));
+        TestDb { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{PG}/{}?sslmode=disable", self.name)
+    }
+
+    /// Drops and creates the database again, empty.
+    pub fn recreate(&self) {
+        sh(&format!(
+            "psql -q -X '{PG}/postgres' -c 'DROP DATABASE \"{n}\" WITH (FORCE)' -c 'CREATE DATABASE \"{n}\"'",
+            n = self.name
+        ));
+    }
+
+    /// Runs SQL through psql, stopping at the first error.
+    pub fn psql(&self, sql: &str) {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), sql).expect("write sql");
+        sh(&format!(
+            "psql -q -X -v ON_ERROR_STOP=1 '{PG}/{}' -f {}",
+            self.name,
+            file.path().display()
+        ));
+    }
+
+    /// pg_dump of the database, without the per-run `\restrict` key lines.
+    pub fn dump(&self) -> String {
+        sh(&format!("pg_dump '{PG}/{}'", self.name))
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-q",
+                "-X",
+                &format!("{PG}/postgres"),
+                "-c",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Asserts two dumps are the same, showing the first difference rather than both dumps.
+pub fn assert_same_dump(a: &str, b: &str, what: &str) {
+    if a == b {
+        return;
+    }
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let i = la
+        .iter()
+        .zip(&lb)
+        .position(|(x, y)| x != y)
+        .unwrap_or(la.len().min(lb.len()));
+    let from = i.saturating_sub(3);
+    panic!(
+        "{what}: dumps differ at line {}:\n--- expected\n{}\n--- got\n{}",
+        i + 1,
+        la[from..(i + 4).min(la.len())].join("\n"),
+        lb[from..(i + 4).min(lb.len())].join("\n")
+    );
+}
+
+/// The moto S3 server, started once per test process and stopped when the process ends.
+pub fn moto() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        let dir = std::env::temp_dir().join(unique("drbot-moto-"));
+        std::fs::create_dir_all(&dir).expect("moto dir");
+        let log = dir.join("moto.log");
+        // A watcher stops moto when this test process exits; the watcher itself is reaped by
+        // init when we are gone, so it is deliberately not waited for.
+        let script = format!(
+            "moto_server -H 127.0.0.1 -p 0 > {log} 2>&1 & m=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+            log = log.display(),
+            parent = std::process::id()
+        );
+        #[allow(clippy::zombie_processes)]
+        Command::new("bash")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server (pip install 'moto[server]')");
+        for _ in 0..300 {
+            if let Ok(text) = std::fs::read_to_string(&log)
+                && let Some(rest) = text.split("Running on ").nth(1)
+            {
+                let url = rest.split_whitespace().next().unwrap_or_default();
+                return url.trim_end_matches('/').to_string();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "moto_server did not start: {:?}",
+            std::fs::read_to_string(&log)
+        );
+    })
+}
+
+/// An S3 client for moto.
+pub fn s3() -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(moto())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A new, empty bucket of the test's own.
+pub async fn bucket(prefix: &str) -> String {
+    let name = unique(prefix).to_lowercase();
+    s3().create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}
+
+/// Uploads bytes as an object.
+pub async fn put(bucket: &str, key: &str, body: Vec<u8>) {
+    s3().put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .expect("put object");
+}
+
+/// An age key pair made by age-keygen: the identity file and the public key.
+pub struct AgeKey {
+    pub file: PathBuf,
+    pub recipient: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn age_key() -> AgeKey {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("backup.agekey");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&file)
+        .output()
+        .expect("age-keygen (apt-get install age)");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let recipient = text
+        .split("Public key: ")
+        .nth(1)
+        .expect("public key")
+        .trim()
+        .to_string();
+    AgeKey {
+        file,
+        recipient,
+        _dir: dir,
+    }
+}

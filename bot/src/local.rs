@@ -3,8 +3,18 @@
 use std::sync::Arc;
 
 use drbot_commands::identity::local_actor;
+use drbot_commands::progress::ProgressSink;
 use drbot_commands::{Config, Context, Engine, Place, Reply, SystemClock};
 use drbot_state::Store;
+
+/// Progress lines on standard error, so standard output holds only the reply.
+struct StderrProgress;
+
+impl ProgressSink for StderrProgress {
+    fn update(&self, line: &str) {
+        eprintln!("… {line}");
+    }
+}
 
 /// An engine bound to the local user.
 pub struct Local {
@@ -49,9 +59,9 @@ impl Local {
         })
     }
 
-    /// Runs one line.
+    /// Runs one line, printing progress of long work to standard error.
     pub async fn run(&self, line: &str) -> Reply {
-        self.engine.run(&self.ctx, line).await
+        self.engine.run_with(&self.ctx, line, &StderrProgress).await
     }
 
     /// Flushes state before the process ends.

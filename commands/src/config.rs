@@ -86,6 +86,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Stakeholder notifications.
     pub notify: Option<NotifyConfig>,
+    /// Extra checks for `/db verify`.
+    pub verify: VerifyConfig,
 }
 
 impl Default for Config {
@@ -104,6 +106,7 @@ impl Default for Config {
             api: None,
             status: StatusConfig::default(),
             notify: None,
+            verify: VerifyConfig::default(),
         }
     }
 }
@@ -324,6 +327,24 @@ pub struct ApiConfig {
 
 fn default_token_env() -> String {
     "ADMIN_TOKEN".to_string()
+}
+
+/// `[verify]`: checks `/db verify` runs besides its own.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// SQL checks, each returning true when all is well.
+    pub checks: Vec<SqlCheck>,
+}
+
+/// One configured check.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCheck {
+    /// Its name in the report.
+    pub name: String,
+    /// A query whose first column of its first row is true when all is well.
+    pub sql: String,
 }
 
 /// `[status]`.

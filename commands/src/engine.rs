@@ -15,9 +15,14 @@ use crate::config::Config;
 use crate::error::CommandError;
 use crate::grammar::{self, INCIDENT_OPTION, Invocation};
 use crate::identity::Actor;
+use crate::progress::{NoProgress, ProgressSink};
 use crate::redact::redact_urls;
 use crate::reply::{Outcome, Reply};
-use crate::{incident, step};
+use crate::runbook::Action;
+use crate::{db, incident, step};
+
+/// Reads an environment variable (secrets and URLs): the process's own, or a test's.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Where a command was typed: the channel that decides which incident it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +75,10 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     /// Declares are serialised so two at once cannot both open an incident in one place.
     declare_lock: tokio::sync::Mutex<()>,
+    /// Where secrets and URLs are read from.
+    env: Env,
+    /// Restores running now, one per target.
+    restores: db::RestoreLocks,
 }
 
 impl Engine {
@@ -80,7 +89,25 @@ impl Engine {
             store,
             clock,
             declare_lock: tokio::sync::Mutex::new(()),
+            env: Arc::new(|k| std::env::var(k).ok()),
+            restores: db::RestoreLocks::default(),
         }
+    }
+
+    /// Reads secrets and URLs from `env` instead of the process environment.
+    pub fn with_env(mut self, env: Env) -> Engine {
+        self.env = env;
+        self
+    }
+
+    /// Reads an environment variable.
+    pub fn env(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |k| (self.env)(k)
+    }
+
+    /// The restores running now.
+    pub fn restores(&self) -> &db::RestoreLocks {
+        &self.restores
     }
 
     /// The configuration.
@@ -100,9 +127,14 @@ impl Engine {
 
     /// Runs one command line and answers it. Never panics on any input.
     pub async fn run(&self, ctx: &Context, line: &str) -> Reply {
+        self.run_with(ctx, line, &NoProgress).await
+    }
+
+    /// Runs one command line, reporting progress of long work to `progress`.
+    pub async fn run_with(&self, ctx: &Context, line: &str, progress: &dyn ProgressSink) -> Reply {
         let parsed = grammar::parse(line);
         let result = match &parsed {
-            Ok(inv) => self.dispatch(ctx, inv).await,
+            Ok(inv) => self.dispatch(ctx, inv, progress).await,
             Err(e) => Err(CommandError::from(e.clone())),
         };
         match result {
@@ -131,7 +163,12 @@ impl Engine {
         }
     }
 
-    async fn dispatch(&self, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    async fn dispatch(
+        &self,
+        ctx: &Context,
+        inv: &Invocation,
+        progress: &dyn ProgressSink,
+    ) -> Result<Reply, CommandError> {
         match (inv.spec.group, inv.spec.sub) {
             ("incident", Some("declare")) => {
                 let _guard = self.declare_lock.lock().await;
@@ -146,6 +183,11 @@ impl Engine {
             ("step", Some("list")) => step::list(self, ctx, inv),
             ("step", Some("done")) => step::done(self, ctx, inv),
             ("step", Some("skip")) => step::skip(self, ctx, inv),
+            ("db", Some("check")) => db::check(self, ctx, inv).await,
+            ("db", Some("backups")) => db::backups(self, ctx, inv).await,
+            ("db", Some("restore")) => db::restore(self, ctx, inv, progress).await,
+            ("db", Some("verify")) => db::verify_cmd(self, ctx, inv).await,
+            ("db", Some("backup")) => db::backup::backup(self, ctx, inv, progress).await,
             _ => Err(CommandError::Refused(format!(
                 "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, \
                  then record it with /step done (or /incident note).",
@@ -214,6 +256,121 @@ impl Engine {
         }
     }
 
+    /// The incident a command's entries belong to without requiring one: the one named by
+    /// `incident:`, else the single active incident the place sees.
+    fn incident_for(&self, ctx: &Context, inv: Option<&Invocation>) -> Option<IncidentId> {
+        if let Some(raw) = inv.and_then(|i| i.get(INCIDENT_OPTION)) {
+            return raw
+                .parse::<IncidentId>()
+                .ok()
+                .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()));
+        }
+        let seen: Vec<IncidentId> = self
+            .store
+            .active_incidents()
+            .ok()?
+            .into_iter()
+            .filter(|i| ctx.place.sees(i))
+            .map(|i| i.id)
+            .collect();
+        (seen.len() == 1).then(|| seen[0])
+    }
+
+    /// Records what a command did: on its incident's timeline, or in the audit log.
+    pub fn record(
+        &self,
+        ctx: &Context,
+        inv: &Invocation,
+        kind: EntryKind,
+        text: impl AsRef<str>,
+    ) -> Result<(), CommandError> {
+        let entry = self.entry(ctx, kind, text);
+        match self.incident_for(ctx, Some(inv)) {
+            Some(id) => self.store.append_timeline(id, entry).map(|_| ()),
+            None => self.store.append_audit(entry).map(|_| ()),
+        }
+        .map_err(CommandError::from)
+    }
+
+    /// Marks the runbook step that `command` automates as running, if the incident has one
+    /// still to do.
+    pub fn step_started(&self, ctx: &Context, command: &str) -> Result<(), CommandError> {
+        self.step_change(ctx, command, drbot_state::StepState::Running, None)
+    }
+
+    /// Marks the runbook step that `command` automates as done or failed.
+    pub fn step_finished(
+        &self,
+        ctx: &Context,
+        command: &str,
+        state: drbot_state::StepState,
+        reason: Option<String>,
+    ) -> Result<(), CommandError> {
+        self.step_change(ctx, command, state, reason)
+    }
+
+    fn step_change(
+        &self,
+        ctx: &Context,
+        command: &str,
+        to: drbot_state::StepState,
+        reason: Option<String>,
+    ) -> Result<(), CommandError> {
+        use drbot_state::StepState;
+        let Some(id) = self.incident_for(ctx, None) else {
+            return Ok(());
+        };
+        let now = self.now();
+        self.store.update_incident(id, |i| {
+            let scenario = incident::scenario_of(i);
+            let found = i.steps.iter().enumerate().find(|(_, rec)| {
+                let automates =
+                    scenario
+                        .and_then(|s| s.step(&rec.id))
+                        .is_some_and(|step| match step.action {
+                            Action::Automated(cmd) => {
+                                cmd.strip_prefix(command).is_some_and(|rest| {
+                                    rest.chars().next().is_none_or(|c| !c.is_alphanumeric())
+                                })
+                            }
+                            Action::Manual(_) => false,
+                        });
+                let open = match to {
+                    StepState::Running => !rec.state.is_settled(),
+                    _ => rec.state == StepState::Running || !rec.state.is_settled(),
+                };
+                automates && open
+            });
+            let Some((n, _)) = found else {
+                return Ok::<_, CommandError>(Vec::new());
+            };
+            let title = scenario
+                .and_then(|s| s.step(&i.steps[n].id))
+                .map_or("", |s| s.title);
+            let rec = &mut i.steps[n];
+            rec.state = to;
+            rec.by = Some(ctx.actor.name.clone());
+            rec.at = Some(now);
+            if to == StepState::Running {
+                rec.started_at = Some(now);
+            }
+            rec.reason = reason.clone();
+            i.last_activity = now;
+            let verb = match to {
+                StepState::Running => "started",
+                StepState::Done => "done",
+                StepState::Failed => "failed",
+                other => other.as_str(),
+            };
+            Ok(vec![self.entry(
+                ctx,
+                EntryKind::Step,
+                format!("Step {}. {title} {verb} ({command}).", n + 1),
+            )])
+        })?;
+        Ok(())
+    }
+
     fn open_list(&self) -> Option<String> {
         let open = self.store.active_incidents().ok()?;
         if open.is_empty() {
@@ -231,22 +388,8 @@ impl Engine {
         line: &str,
         err: &CommandError,
     ) {
-        let target = inv
-            .and_then(|i| i.get(INCIDENT_OPTION))
-            .and_then(|raw| raw.parse::<IncidentId>().ok())
-            // A closed incident's timeline is final: refusals about it go to the audit log.
-            .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()))
-            .or_else(|| {
-                let seen: Vec<IncidentId> = self
-                    .store
-                    .active_incidents()
-                    .ok()?
-                    .into_iter()
-                    .filter(|i| ctx.place.sees(i))
-                    .map(|i| i.id)
-                    .collect();
-                (seen.len() == 1).then(|| seen[0])
-            });
+        // A closed incident's timeline is final: refusals about it go to the audit log.
+        let target = self.incident_for(ctx, inv);
         let shown = crate::render::truncate(line.trim(), 200);
         let first_line = err
             .to_string()

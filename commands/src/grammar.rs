@@ -252,7 +252,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         "db",
         Some("backup"),
         "Take a backup now: pg_dump, xz, age, bucket",
-        &[],
+        &[auto(opt(
+            "target",
+            "Database target (default: production)",
+            Text,
+        ))],
     ),
     cmd(
         "storage",

@@ -7,18 +7,23 @@
 //!   records it on the timeline, answers with a [`reply::Reply`].
 //! - `incident` and `step`: the incident lifecycle and the runbook checklist.
 //! - [`config`]: the TOML config of SPEC §4 over built-in defaults; [`check`]: `drbot check`.
+//! - [`db`]: the database scenario (check, backups, streaming restore, verify, backup);
+//!   [`bucket`]: the S3/R2 bucket; [`progress`]: progress lines for long work.
 //! - [`identity`]: who is acting and how that is proven; [`redact`]: secrets out of text.
 //!
 //! This crate never talks to Discord: the `drbot` binary adapts it to each place.
 
+pub mod bucket;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod engine;
 pub mod error;
 pub mod grammar;
 pub mod identity;
 mod incident;
+pub mod progress;
 pub mod redact;
 pub mod render;
 pub mod reply;

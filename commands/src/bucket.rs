@@ -1,0 +1,296 @@
+//! The bucket (Cloudflare R2 or any S3 API) through aws-sdk-s3: custom endpoint, path-style
+//! addressing, and checksums only "when required" (R2 answers the SDK's default CRC32 upload
+//! checksums with 501).
+
+use std::time::Duration;
+
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::config::StorageConfig;
+use crate::error::CommandError;
+use crate::redact::redact_url;
+
+/// One object's listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the bucket last wrote it.
+    pub last_modified: Option<DateTime<Utc>>,
+    /// Its ETag, quotes removed.
+    pub etag: Option<String>,
+}
+
+/// A bucket failure, said for people.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BucketError(pub String);
+
+/// One bucket on one endpoint.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    client: aws_sdk_s3::Client,
+    name: String,
+    endpoint: String,
+}
+
+/// Parts of a multipart upload (S3's minimum part is 5 MiB; 8 MiB keeps memory small).
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+impl Bucket {
+    /// The bucket `name` on the endpoint configured in `[storage]`; keys from the environment.
+    pub fn from_config(
+        storage: &StorageConfig,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Bucket, CommandError> {
+        let endpoint = env(&storage.endpoint_env)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                CommandError::Refused(format!(
+                    "The bucket's endpoint is not set: put it in {} (see [storage] endpoint_env).",
+                    storage.endpoint_env
+                ))
+            })?;
+        let key = env("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty());
+        let secret = env("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty());
+        let (Some(key), Some(secret)) = (key, secret) else {
+            return Err(CommandError::Refused(
+                "The bucket's keys are not set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed."
+                    .to_string(),
+            ));
+        };
+        let creds = Credentials::new(key, secret, None, None, "drbot-env");
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .endpoint_url(endpoint.trim())
+            .region(Region::new(storage.region.clone()))
+            .credentials_provider(creds)
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(timeouts)
+            .build();
+        Ok(Bucket {
+            client: aws_sdk_s3::Client::from_conf(config),
+            name: name.to_string(),
+            endpoint: redact_url(endpoint.trim()),
+        })
+    }
+
+    /// The bucket's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The SDK client, for operations this type does not wrap.
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    fn fail<E>(&self, what: &str, e: aws_sdk_s3::error::SdkError<E>) -> BucketError
+    where
+        E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
+    {
+        use aws_sdk_s3::error::SdkError;
+        let detail = match &e {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
+                "cannot reach {} ({})",
+                self.endpoint,
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+                    .to_string()
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or("no answer")
+            ),
+            SdkError::ServiceError(s) => {
+                let code = aws_sdk_s3::error::ProvideErrorMetadata::code(s.err())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| aws_sdk_s3::error::DisplayErrorContext(s.err()).to_string());
+                let msg = aws_sdk_s3::error::ProvideErrorMetadata::message(s.err())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                format!("{code}{msg} (HTTP {})", s.raw().status().as_u16())
+            }
+            _ => aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        };
+        BucketError(format!("{what} in bucket {}: {detail}", self.name))
+    }
+
+    /// Every object under `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BucketError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.fail(&format!("Listing {prefix}"), e))?;
+            for o in page.contents() {
+                out.push(ObjectInfo {
+                    key: o.key().unwrap_or_default().to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified: o.last_modified().and_then(to_chrono),
+                    etag: o.e_tag().map(unquote),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The object's metadata, or `None` when there is no such key.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BucketError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(h) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: h.content_length().unwrap_or(0).max(0) as u64,
+                last_modified: h.last_modified().and_then(to_chrono),
+                etag: h.e_tag().map(unquote),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(self.fail(&format!("Reading {key}"), e)),
+        }
+    }
+
+    /// Opens the object for streaming; `if_match` makes the read fail if the ETag changed.
+    pub async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(ObjectInfo, ByteStream), BucketError> {
+        let mut req = self.client.get_object().bucket(&self.name).key(key);
+        if let Some(etag) = if_match {
+            req = req.if_match(format!("\"{etag}\""));
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| self.fail(&format!("Downloading {key}"), e))?;
+        let info = ObjectInfo {
+            key: key.to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: out.last_modified().and_then(to_chrono),
+            etag: out.e_tag().map(unquote),
+        };
+        Ok((info, out.body))
+    }
+
+    /// Stores a small object in one request.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), BucketError> {
+        self.client
+            .put_object()
+            .bucket(&self.name)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.fail(&format!("Uploading {key}"), e))?;
+        Ok(())
+    }
+
+    /// Uploads parts as they arrive on `parts` (each at least 5 MiB but the last), as one
+    /// multipart upload; aborts it on any failure so no partial object is left.
+    pub async fn put_multipart(
+        &self,
+        key: &str,
+        mut parts: tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
+    ) -> Result<u64, BucketError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.name)
+            .key(key)
+            .content_type("application/octet-stream")
+            .send()
+            .await
+            .map_err(|e| self.fail(&format!("Starting the upload of {key}"), e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = async {
+            let mut done = Vec::new();
+            let mut total = 0u64;
+            let mut number = 1;
+            while let Some(part) = parts.recv().await {
+                let part = part.map_err(BucketError)?;
+                total += part.len() as u64;
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.name)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(part))
+                    .send()
+                    .await
+                    .map_err(|e| self.fail(&format!("Uploading part {number} of {key}"), e))?;
+                done.push(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(str::to_string))
+                        .build(),
+                );
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.name)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                        .set_parts(Some(done))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.fail(&format!("Finishing the upload of {key}"), e))?;
+            Ok(total)
+        }
+        .await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.name)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_matches('"').to_string()
+}
+
+fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(t.secs(), t.subsec_nanos()).single()
+}

@@ -1,0 +1,386 @@
+//! `/db backup`: pg_dump (plain, `--clean --if-exists`) → xz → age → multipart upload,
+//! streaming, plus `<name>.manifest.json` with row counts, sizes, the object's sha256, the
+//! pg_dump version and the start and end times.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::str::FromStr;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use drbot_state::{EntryKind, StepState};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::pg::Target;
+use super::splitter::{Piece, Splitter};
+use super::{MANIFEST_SUFFIX, backup_bucket, backup_name, size};
+use crate::bucket::{Bucket, PART_SIZE};
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::Invocation;
+use crate::progress::ProgressSink;
+use crate::render;
+use crate::reply::Reply;
+
+/// Rows and bytes of one table's data in a backup.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableStat {
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of COPY data.
+    pub bytes: u64,
+}
+
+/// What `/db backup` writes beside each backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub version: u32,
+    /// The backup's key.
+    pub key: String,
+    /// Size of the stored object.
+    pub size: u64,
+    /// sha256 of the stored object, hex.
+    pub sha256: String,
+    /// Size of the SQL inside.
+    pub sql_bytes: u64,
+    /// `pg_dump --version`.
+    pub pg_dump_version: String,
+    /// The server's version.
+    #[serde(default)]
+    pub server_version: Option<String>,
+    /// When pg_dump started.
+    pub started_at: DateTime<Utc>,
+    /// When the upload finished.
+    pub finished_at: DateTime<Utc>,
+    /// xz preset used.
+    pub xz_level: u32,
+    /// Rows and bytes per table, by the name pg_dump wrote.
+    pub tables: BTreeMap<String, TableStat>,
+}
+
+impl Manifest {
+    /// Row counts per table.
+    pub fn rows(&self) -> impl Iterator<Item = (&String, u64)> {
+        self.tables.iter().map(|(k, v)| (k, v.rows))
+    }
+}
+
+/// The manifest beside `key`, if there is one and it reads.
+pub async fn fetch_manifest(bucket: &Bucket, key: &str) -> Option<Manifest> {
+    let (_, body) = bucket
+        .get(&format!("{key}{MANIFEST_SUFFIX}"), None)
+        .await
+        .ok()?;
+    let bytes = body.collect().await.ok()?.into_bytes();
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Collects the stored object into parts for the multipart upload, hashing as it goes.
+struct PartWriter {
+    tx: mpsc::Sender<Result<Vec<u8>, String>>,
+    buf: Vec<u8>,
+    hash: Sha256,
+    size: u64,
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(data);
+        self.size += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PART_SIZE {
+            let part = std::mem::replace(&mut self.buf, Vec::with_capacity(PART_SIZE));
+            self.tx
+                .blocking_send(Ok(part))
+                .map_err(|_| std::io::Error::other("the upload stopped"))?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl PartWriter {
+    /// Sends the last part; returns the object's size and sha256.
+    fn close(self) -> Result<(u64, String), String> {
+        let PartWriter {
+            tx,
+            buf,
+            hash,
+            size,
+        } = self;
+        tx.blocking_send(Ok(buf))
+            .map_err(|_| "the upload stopped".to_string())?;
+        Ok((size, hex(&hash.finalize())))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The recipients new backups are encrypted to.
+fn recipients(engine: &Engine) -> Result<Vec<age::x25519::Recipient>, CommandError> {
+    let list = engine
+        .config()
+        .backup
+        .as_ref()
+        .map(|b| b.age_recipients.clone())
+        .unwrap_or_default();
+    if list.is_empty() {
+        return Err(CommandError::Refused(
+            "No age recipients are configured ([backup] age_recipients), and drbot never uploads an unencrypted backup."
+                .to_string(),
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            age::x25519::Recipient::from_str(r.trim()).map_err(|e| {
+                CommandError::Refused(format!(
+                    "[backup] age_recipients[{i}] is not an age public key (age1…): {e}."
+                ))
+            })
+        })
+        .collect()
+}
+
+/// What the dump thread produced.
+struct Dumped {
+    sql_bytes: u64,
+    tables: BTreeMap<String, TableStat>,
+    size: u64,
+    sha256: String,
+}
+
+/// Runs pg_dump → xz → age into `tx` on the current (blocking) thread.
+fn dump_blocking(
+    target: &Target,
+    level: u32,
+    recipients: Vec<age::x25519::Recipient>,
+    tx: mpsc::Sender<Result<Vec<u8>, String>>,
+) -> Result<Dumped, String> {
+    let (conninfo, env) = super::load::libpq_env(target)?;
+    let mut child = std::process::Command::new("pg_dump")
+        .args([
+            "--format=plain",
+            "--clean",
+            "--if-exists",
+            "--no-password",
+            "--dbname",
+            &conninfo,
+        ])
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run pg_dump: {e}"))?;
+    let mut stdout = child.stdout.take().ok_or("pg_dump has no output")?;
+    let mut stderr = child.stderr.take().ok_or("pg_dump has no error output")?;
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let parts = PartWriter {
+        tx: tx.clone(),
+        buf: Vec::with_capacity(PART_SIZE),
+        hash: Sha256::new(),
+        size: 0,
+    };
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| format!("age: {e}"))?;
+    let encrypted = encryptor
+        .wrap_output(parts)
+        .map_err(|e| format!("age: {e}"))?;
+    let stream = liblzma::stream::MtStreamBuilder::new()
+        .preset(level)
+        .threads(std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+        .check(liblzma::stream::Check::Crc64)
+        .encoder()
+        .map_err(|e| format!("xz: {e}"))?;
+    let mut xz = liblzma::write::XzEncoder::new_stream(encrypted, stream);
+
+    let mut splitter = Splitter::new();
+    let mut tables: BTreeMap<String, TableStat> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut sql_bytes = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut pieces = Vec::new();
+    let read_result: Result<(), String> = loop {
+        let n = match stdout.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(format!("reading pg_dump's output: {e}")),
+        };
+        sql_bytes += n as u64;
+        if let Err(e) = xz.write_all(&buf[..n]) {
+            break Err(format!("compressing: {e}"));
+        }
+        pieces.clear();
+        if let Err(e) = splitter.feed(&buf[..n], &mut pieces) {
+            break Err(format!("pg_dump's output did not parse: {e}"));
+        }
+        count(&pieces, &mut tables, &mut current);
+    };
+    let status = child.wait().map_err(|e| format!("pg_dump: {e}"))?;
+    let errors = err_reader.join().unwrap_or_default();
+    read_result?;
+    if !status.success() {
+        let last: Vec<&str> = errors.lines().filter(|l| !l.trim().is_empty()).collect();
+        return Err(format!(
+            "pg_dump failed ({status}): {}",
+            last[last.len().saturating_sub(3)..].join(" / ")
+        ));
+    }
+    pieces.clear();
+    splitter
+        .finish(&mut pieces)
+        .map_err(|e| format!("pg_dump's output is incomplete: {e}"))?;
+    count(&pieces, &mut tables, &mut current);
+    let encrypted = xz.finish().map_err(|e| format!("compressing: {e}"))?;
+    let parts = encrypted.finish().map_err(|e| format!("age: {e}"))?;
+    let (size, sha256) = parts.close()?;
+    Ok(Dumped {
+        sql_bytes,
+        tables,
+        size,
+        sha256,
+    })
+}
+
+fn count(pieces: &[Piece], tables: &mut BTreeMap<String, TableStat>, current: &mut Option<String>) {
+    for p in pieces {
+        match p {
+            Piece::CopyStart { table, .. } => *current = Some(table.clone()),
+            Piece::CopyData(d) => {
+                if let Some(t) = current {
+                    tables.entry(t.clone()).or_default().bytes += d.len() as u64;
+                }
+            }
+            Piece::CopyEnd { rows } => {
+                if let Some(t) = current.take() {
+                    tables.entry(t).or_default().rows += rows;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `/db backup`.
+pub async fn backup(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let name = inv.get("target").unwrap_or("production");
+    let target = Target::resolve(engine.config(), name, &engine.env())?;
+    let (bucket, s) = backup_bucket(engine)?;
+    let recipients = recipients(engine)?;
+    let level = engine.config().backup.as_ref().map_or(6, |b| b.xz_level);
+    let started_at = engine.now();
+    let key = backup_name(&s.db_prefix, started_at);
+    let started = Instant::now();
+    engine.step_started(ctx, "/db backup")?;
+    progress.update(&format!("Backing up {name} to {}/{key}…", bucket.name()));
+
+    let server_version = match target.connect().await {
+        Ok(c) => c
+            .query_one("SELECT current_setting('server_version')", &[])
+            .await
+            .ok()
+            .map(|r| r.get::<_, String>(0)),
+        Err(e) => {
+            engine.step_finished(ctx, "/db backup", StepState::Failed, Some(e.to_string()))?;
+            return Err(e);
+        }
+    };
+    let pg_dump_version = std::process::Command::new("pg_dump")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+
+    let (tx, rx) = mpsc::channel(2);
+    let dump_target = target.clone();
+    let err_tx = tx.clone();
+    let dump = tokio::task::spawn_blocking(move || {
+        let r = dump_blocking(&dump_target, level, recipients, tx);
+        if let Err(e) = &r {
+            // Makes the upload abort instead of completing a partial object.
+            let _ = err_tx.blocking_send(Err(e.clone()));
+        }
+        r
+    });
+    let uploaded = bucket.put_multipart(&key, rx).await;
+    let dumped = dump
+        .await
+        .map_err(|e| CommandError::Failed(format!("The backup task stopped: {e}.")))?;
+    let result = match (dumped, uploaded) {
+        (Ok(d), Ok(_)) => Ok(d),
+        // The dump stopping because the upload did says less than the upload's own error.
+        (Err(e), Err(up)) if e.contains("upload stopped") => Err(up.to_string()),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(up)) => Err(up.to_string()),
+    };
+    let d = match result {
+        Ok(d) => d,
+        Err(e) => {
+            let text = format!(
+                "Backup of {name} failed: {e}. No backup object was left in {}.",
+                bucket.name()
+            );
+            engine.record(ctx, inv, EntryKind::Command, &text)?;
+            engine.step_finished(ctx, "/db backup", StepState::Failed, Some(e))?;
+            return Err(CommandError::Failed(text));
+        }
+    };
+    let manifest = Manifest {
+        version: 1,
+        key: key.clone(),
+        size: d.size,
+        sha256: d.sha256,
+        sql_bytes: d.sql_bytes,
+        pg_dump_version,
+        server_version,
+        started_at,
+        finished_at: engine.now(),
+        xz_level: level,
+        tables: d.tables,
+    };
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| CommandError::Failed(format!("The manifest could not be written: {e}.")))?;
+    bucket
+        .put(&format!("{key}{MANIFEST_SUFFIX}"), json, "application/json")
+        .await
+        .map_err(|e| {
+            CommandError::Failed(format!(
+                "The backup is stored, but its manifest is not: {e}."
+            ))
+        })?;
+    let elapsed = chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
+    let rows: u64 = manifest.rows().map(|(_, r)| r).sum();
+    let rpo = chrono::Duration::minutes(engine.config().objectives.rpo.database as i64);
+    let text = format!(
+        "Backed up {name} to {}/{key} in {}: {} of SQL → {} stored (xz -{level}, age), {} tables, {rows} rows. \
+         The newest backup is now 0s old (RPO target {}).",
+        bucket.name(),
+        render::duration(elapsed),
+        size(manifest.sql_bytes),
+        size(manifest.size),
+        manifest.tables.len(),
+        render::duration(rpo)
+    );
+    engine.record(ctx, inv, EntryKind::Command, &text)?;
+    engine.step_finished(ctx, "/db backup", StepState::Done, None)?;
+    Ok(Reply::done(text))
+}

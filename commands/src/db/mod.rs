@@ -1,0 +1,546 @@
+//! Scenario 1 of the runbook (database corruption or loss), done by drbot:
+//! `/db check`, `/db backups`, `/db restore`, `/db verify`, `/db backup`.
+//!
+//! - [`splitter`]: plain pg_dump SQL into statements and COPY blocks, streaming.
+//! - [`pipeline`]: bucket → age → xz → pieces, on their own task and thread.
+//! - [`load`]: pieces into the target in one transaction (or pg_restore for custom format).
+//! - [`pg`]: targets and connections with TLS as the URL asks.
+//! - [`verify`]: integrity checks after a restore.
+//! - [`backup`]: pg_dump → xz → age → multipart upload, with a manifest.
+
+pub mod backup;
+pub mod load;
+pub mod pg;
+pub mod pipeline;
+pub mod splitter;
+pub mod verify;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use drbot_state::{EntryKind, StepState};
+
+use crate::bucket::{Bucket, ObjectInfo};
+use crate::config::StorageConfig;
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::Invocation;
+use crate::incident::required;
+use crate::progress::ProgressSink;
+use crate::render;
+use crate::reply::Reply;
+use pg::Target;
+use pipeline::{Counters, Identities};
+
+/// The suffix of a backup's manifest object.
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+/// How often long work reports progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The configured `[storage]`, or a refusal naming what is missing.
+pub(crate) fn storage(engine: &Engine) -> Result<&StorageConfig, CommandError> {
+    engine.config().storage.as_ref().ok_or_else(|| {
+        CommandError::Refused(
+            "No bucket is configured: add [storage] with backup_bucket (and R2_ENDPOINT in the environment)."
+                .to_string(),
+        )
+    })
+}
+
+/// The backup bucket.
+pub(crate) fn backup_bucket(engine: &Engine) -> Result<(Bucket, StorageConfig), CommandError> {
+    let s = storage(engine)?.clone();
+    let bucket = Bucket::from_config(&s, &s.backup_bucket, &engine.env())?;
+    Ok((bucket, s))
+}
+
+/// The time a backup's name says it was taken: `<prefix>2024-12-26T10-30-00Z.sql.xz.age`.
+pub fn name_time(key: &str) -> Option<DateTime<Utc>> {
+    let name = key.rsplit('/').next()?;
+    let stamp = name.get(..20)?;
+    NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H-%M-%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The object name for a backup taken at `at`.
+pub fn backup_name(prefix: &str, at: DateTime<Utc>) -> String {
+    format!("{prefix}{}.sql.xz.age", at.format("%Y-%m-%dT%H-%M-%SZ"))
+}
+
+/// When a backup was taken: the time in its name, else when the bucket wrote it.
+pub fn taken_at(o: &ObjectInfo) -> Option<DateTime<Utc>> {
+    name_time(&o.key).or(o.last_modified)
+}
+
+/// Backups under the prefix, newest first (by the time in the name, then LastModified).
+pub async fn list_backups(bucket: &Bucket, prefix: &str) -> Result<Vec<ObjectInfo>, CommandError> {
+    let mut all: Vec<ObjectInfo> = bucket
+        .list(prefix)
+        .await
+        .map_err(|e| CommandError::Failed(format!("{e}.")))?
+        .into_iter()
+        .filter(|o| !o.key.ends_with(MANIFEST_SUFFIX) && !o.key.ends_with('/'))
+        .collect();
+    all.sort_by(|a, b| {
+        (taken_at(b), b.last_modified, &b.key).cmp(&(taken_at(a), a.last_modified, &a.key))
+    });
+    Ok(all)
+}
+
+/// Resolves `backup:` — `latest`, a full key, or a name under the prefix — to an object.
+pub async fn resolve_backup(
+    bucket: &Bucket,
+    prefix: &str,
+    raw: &str,
+) -> Result<ObjectInfo, CommandError> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("latest") {
+        return list_backups(bucket, prefix)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                CommandError::Failed(format!(
+                    "There are no backups under {}/{prefix}, so there is no latest one.",
+                    bucket.name()
+                ))
+            });
+    }
+    let mut candidates = vec![raw.to_string()];
+    if !raw.starts_with(prefix) {
+        candidates.push(format!("{prefix}{raw}"));
+    }
+    for key in &candidates {
+        if let Some(o) = bucket
+            .head(key)
+            .await
+            .map_err(|e| CommandError::Failed(format!("{e}.")))?
+        {
+            return Ok(o);
+        }
+    }
+    let newest: Vec<String> = list_backups(bucket, prefix)
+        .await
+        .map(|l| l.into_iter().take(3).map(|o| o.key).collect())
+        .unwrap_or_default();
+    let hint = if newest.is_empty() {
+        String::new()
+    } else {
+        format!(" Newest: {}. Or use backup:latest.", newest.join(", "))
+    };
+    Err(CommandError::Failed(format!(
+        "There is no backup `{raw}` in bucket {} (looked for {}).{hint}",
+        bucket.name(),
+        candidates.join(" and ")
+    )))
+}
+
+/// Human size: `812 B`, `4.2 MiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `/db backups`.
+pub async fn backups(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
+    let (bucket, s) = backup_bucket(engine)?;
+    let limit: usize = inv.get("limit").and_then(|l| l.parse().ok()).unwrap_or(5);
+    let all = list_backups(&bucket, &s.db_prefix).await?;
+    let now = engine.now();
+    let rpo = Duration::minutes(engine.config().objectives.rpo.database as i64);
+    if all.is_empty() {
+        let text = format!(
+            "No backups under {}/{}. The RPO of {} cannot be met until one is taken: /db backup.",
+            bucket.name(),
+            s.db_prefix,
+            render::duration(rpo)
+        );
+        engine.record(ctx, inv, EntryKind::Command, &text)?;
+        return Err(CommandError::Failed(text));
+    }
+    let mut text = String::new();
+    let newest = &all[0];
+    let age = taken_at(newest).map(|t| now - t);
+    match age {
+        Some(a) if a <= rpo => {
+            let _ = writeln!(
+                text,
+                "Newest backup is {} old — within the {} RPO. {} backups in {}/{}.",
+                render::duration(a),
+                render::duration(rpo),
+                all.len(),
+                bucket.name(),
+                s.db_prefix
+            );
+        }
+        Some(a) => {
+            let _ = writeln!(
+                text,
+                "Newest backup is {} old — {} past the {} RPO. Take one now with /db backup. {} backups in {}/{}.",
+                render::duration(a),
+                render::duration(a - rpo),
+                render::duration(rpo),
+                all.len(),
+                bucket.name(),
+                s.db_prefix
+            );
+        }
+        None => {
+            let _ = writeln!(text, "{} backups; their times are unknown.", all.len());
+        }
+    }
+    let width = all
+        .iter()
+        .take(limit)
+        .map(|o| o.key.len())
+        .max()
+        .unwrap_or(0);
+    for o in all.iter().take(limit) {
+        let when = taken_at(o)
+            .map(|t| format!("{}  {:>7} old", render::stamp(t), render::duration(now - t)))
+            .unwrap_or_else(|| "time unknown".to_string());
+        let _ = writeln!(text, "  {:<width$}  {when}  {:>10}", o.key, size(o.size));
+    }
+    let _ = write!(
+        text,
+        "Restore the newest with /db restore backup:latest target:<name>."
+    );
+    engine.record(
+        ctx,
+        inv,
+        EntryKind::Command,
+        format!(
+            "/db backups: {} backups; newest {} ({}).",
+            all.len(),
+            newest.key,
+            age.map(render::duration).unwrap_or_default()
+        ),
+    )?;
+    engine.step_finished(ctx, "/db backups", StepState::Done, None)?;
+    Ok(Reply::done(text))
+}
+
+/// `/db check`.
+pub async fn check(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
+    let name = inv.get("target").unwrap_or("production");
+    let target = Target::resolve(engine.config(), name, &engine.env())?;
+    let started = Instant::now();
+    let client = match target.connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            engine.record(
+                ctx,
+                inv,
+                EntryKind::Command,
+                format!("/db check {name}: {e}"),
+            )?;
+            return Err(e);
+        }
+    };
+    let connect_ms = started.elapsed().as_millis();
+    let t = Instant::now();
+    client.simple_query("SELECT 1").await.map_err(|e| {
+        CommandError::Failed(format!(
+            "Target {name}: SELECT 1 failed: {}.",
+            pg::pg_error(&e)
+        ))
+    })?;
+    let rtt = t.elapsed();
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), pg_database_size(current_database())::bigint, current_database(), pg_is_in_recovery()",
+            &[],
+        )
+        .await
+        .map_err(|e| CommandError::Failed(format!("Target {name}: {}.", pg::pg_error(&e))))?;
+    let version: String = row.get(0);
+    let db_size: i64 = row.get(1);
+    let db: String = row.get(2);
+    let recovery: bool = row.get(3);
+    let text = format!(
+        "Target {name} is up: PostgreSQL {version}, database {db} is {}, round trip {:.1} ms (connect {connect_ms} ms){}. {}",
+        size(db_size.max(0) as u64),
+        rtt.as_secs_f64() * 1000.0,
+        if recovery {
+            ", read-only replica (in recovery)"
+        } else {
+            ""
+        },
+        target.shown()
+    );
+    engine.record(ctx, inv, EntryKind::Command, format!("/db check: {text}"))?;
+    engine.step_finished(ctx, "/db check", StepState::Done, None)?;
+    Ok(Reply::done(text))
+}
+
+/// The running restores, by target: one at a time per target.
+#[derive(Debug, Default)]
+pub struct RestoreLocks(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+/// Holds a target's restore slot until dropped.
+pub struct RestoreGuard<'a> {
+    locks: &'a RestoreLocks,
+    target: String,
+}
+
+impl RestoreLocks {
+    /// Takes the target's slot, or says who holds it.
+    pub fn take(&self, target: &str, what: String) -> Result<RestoreGuard<'_>, String> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = m.get(target) {
+            return Err(running.clone());
+        }
+        m.insert(target.to_string(), what);
+        Ok(RestoreGuard {
+            locks: self,
+            target: target.to_string(),
+        })
+    }
+}
+
+impl Drop for RestoreGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(&self.target);
+    }
+}
+
+/// The age identities from `[backup] age_identity_file`, or none.
+pub(crate) fn identities(engine: &Engine) -> Result<Identities, CommandError> {
+    match engine
+        .config()
+        .backup
+        .as_ref()
+        .and_then(|b| b.age_identity_file.as_deref())
+    {
+        Some(path) => Identities::load(path),
+        None => Ok(Identities::none()),
+    }
+}
+
+fn progress_line(c: &Counters, started: Instant) -> String {
+    let total = Counters::get(&c.total);
+    let read = Counters::get(&c.downloaded);
+    let pct = (read * 100).checked_div(total).unwrap_or(0);
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let rows = Counters::get(&c.rows);
+    let table = c.table();
+    format!(
+        "Restoring: {} of {} downloaded ({pct}%), {} of SQL, {} tables, {rows} rows ({:.0} rows/s){}",
+        size(read),
+        size(total),
+        size(Counters::get(&c.sql_bytes)),
+        Counters::get(&c.tables),
+        rows as f64 / secs,
+        if table.is_empty() {
+            String::new()
+        } else {
+            format!(", now {table}")
+        }
+    )
+}
+
+/// `/db restore`: streams a backup into a target in one transaction.
+pub async fn restore(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let target_name = required(inv, "target")?;
+    let target = Target::resolve(engine.config(), target_name, &engine.env())?;
+    let (bucket, s) = backup_bucket(engine)?;
+    let object = resolve_backup(&bucket, &s.db_prefix, required(inv, "backup")?).await?;
+    let ids = Arc::new(identities(engine)?);
+    run_restore(engine, ctx, inv, &bucket, &object, &target, ids, progress).await
+}
+
+/// Runs a restore of a resolved backup (the approval gate calls this after re-checking it).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_restore(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    bucket: &Bucket,
+    object: &ObjectInfo,
+    target: &Target,
+    ids: Arc<Identities>,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let what = format!(
+        "{} restoring {} since {}",
+        ctx.actor.name,
+        object.key,
+        render::time(engine.now(), engine.now())
+    );
+    let _guard = engine
+        .restores()
+        .take(&target.name, what)
+        .map_err(|running| {
+            CommandError::Refused(format!(
+                "A restore into {} is already running ({running}). Wait for it to finish.",
+                target.name
+            ))
+        })?;
+    let taken = taken_at(object)
+        .map(|t| format!(" taken {}", render::stamp(t)))
+        .unwrap_or_default();
+    engine.record(
+        ctx,
+        inv,
+        EntryKind::Command,
+        format!(
+            "Restore of {} ({}{taken}) into {} started.",
+            object.key,
+            size(object.size),
+            target.name
+        ),
+    )?;
+    engine.step_started(ctx, "/db restore")?;
+    engine.store().flush().await?;
+    progress.update(&format!(
+        "Restoring {} ({}) into {}…",
+        object.key,
+        size(object.size),
+        target.name
+    ));
+
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    Counters::add(&counters.total, object.size);
+    let result = async {
+        let client = target.connect().await.map_err(|e| e.to_string())?;
+        let (_, body) = bucket
+            .get(&object.key, object.etag.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let rx = pipeline::start(body, ids, counters.clone());
+        let load = load::load(&client, target, rx, &counters);
+        tokio::pin!(load);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                r = &mut load => break r,
+                _ = tick.tick() => progress.update(&progress_line(&counters, started)),
+            }
+        }
+    }
+    .await;
+    let elapsed = Duration::milliseconds(started.elapsed().as_millis() as i64);
+    match result {
+        Ok(loaded) => {
+            let layers: Vec<&str> = loaded.layers.iter().map(|l| l.as_str()).collect();
+            let how = match loaded.format {
+                pipeline::Format::Plain => format!(
+                    "{} statements, {} tables, {} rows",
+                    Counters::get(&counters.statements),
+                    Counters::get(&counters.tables),
+                    Counters::get(&counters.rows)
+                ),
+                pipeline::Format::Custom => "custom format, through pg_restore".to_string(),
+            };
+            let summary = format!(
+                "Restored {} into {} in {}: {} downloaded{}, {} of SQL; {how}.",
+                object.key,
+                target.name,
+                render::duration(elapsed),
+                size(Counters::get(&counters.downloaded)),
+                if layers.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", layers.join(" → "))
+                },
+                size(Counters::get(&counters.sql_bytes)),
+            );
+            engine.record(ctx, inv, EntryKind::Command, &summary)?;
+            engine.step_finished(ctx, "/db restore", StepState::Done, None)?;
+            // After a restore: sequences and the other integrity checks.
+            let manifest = backup::fetch_manifest(bucket, &object.key).await;
+            let report = verify::run(engine, target, manifest.as_ref()).await;
+            let verdict = match &report {
+                Ok(r) => r.render(),
+                Err(e) => format!("Verification could not run: {e}"),
+            };
+            engine.record(
+                ctx,
+                inv,
+                EntryKind::Command,
+                format!(
+                    "Verify after restore: {}",
+                    verdict.lines().next().unwrap_or_default()
+                ),
+            )?;
+            Ok(Reply::done(format!(
+                "{summary}\n{verdict}\nNext: /db verify target:{} after any fixes, then /search reindex.",
+                target.name
+            )))
+        }
+        Err(e) => {
+            let text = format!(
+                "Restore of {} into {} failed after {}: {e}. The transaction was rolled back: {} is as it was before.",
+                object.key,
+                target.name,
+                render::duration(elapsed),
+                target.name
+            );
+            engine.record(ctx, inv, EntryKind::Command, &text)?;
+            engine.step_finished(ctx, "/db restore", StepState::Failed, Some(e))?;
+            Err(CommandError::Failed(text))
+        }
+    }
+}
+
+/// `/db verify`.
+pub async fn verify_cmd(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
+    let name = required(inv, "target")?;
+    let target = Target::resolve(engine.config(), name, &engine.env())?;
+    let report = verify::run(engine, &target, None).await?;
+    let text = report.render();
+    engine.record(
+        ctx,
+        inv,
+        EntryKind::Command,
+        format!(
+            "/db verify {name}: {}",
+            text.lines().next().unwrap_or_default()
+        ),
+    )?;
+    if report.passed() {
+        engine.step_finished(ctx, "/db verify", StepState::Done, None)?;
+        Ok(Reply::done(text))
+    } else {
+        engine.step_finished(
+            ctx,
+            "/db verify",
+            StepState::Failed,
+            Some("checks failed".to_string()),
+        )?;
+        Err(CommandError::Failed(text))
+    }
+}

@@ -1,0 +1,357 @@
+//! Connecting to a database target over tokio-postgres, with TLS when the URL asks for it.
+//!
+//! `sslmode` follows libpq: `disable` (plain), `prefer` (TLS when offered), `require`
+//! (TLS, certificate not checked — what Supabase's connection strings use), `verify-ca` and
+//! `verify-full` (TLS with the certificate checked against `sslrootcert`, else the public web
+//! roots). URLs are never shown with their password.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio_postgres::config::SslMode;
+
+use crate::config::Config;
+use crate::error::CommandError;
+use crate::redact::redact_url;
+
+/// A database target from the config with its URL read from the environment.
+#[derive(Clone)]
+pub struct Target {
+    /// The target's name (`production`, `staging`).
+    pub name: String,
+    /// The connection URL (holds the password: never show it; use [`Target::shown`]).
+    url: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({}, {})", self.name, self.shown())
+    }
+}
+
+impl Target {
+    /// A target from a name and URL (tests, and `serve`'s control socket later).
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Target {
+        Target {
+            name: name.into(),
+            url: url.into(),
+        }
+    }
+
+    /// Looks up `name` in `[targets]` and reads its URL from the environment.
+    pub fn resolve(
+        config: &Config,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Target, CommandError> {
+        let Some(t) = config.targets.get(name) else {
+            let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
+            return Err(if known.is_empty() {
+                CommandError::Refused(format!(
+                    "No database targets are configured, so there is no `{name}`. Add [targets.{name}] url_env = \"...\" to the config."
+                ))
+            } else {
+                CommandError::Usage(format!(
+                    "There is no database target `{name}`. Targets: {}.",
+                    known.join(", ")
+                ))
+            });
+        };
+        let url = env(&t.url_env)
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| {
+                CommandError::Refused(format!(
+                    "Target {name}: {} is not set, so drbot cannot connect. Set it in drbot's environment.",
+                    t.url_env
+                ))
+            })?;
+        Ok(Target {
+            name: name.to_string(),
+            url: url.trim().to_string(),
+        })
+    }
+
+    /// The URL with its password removed.
+    pub fn shown(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The parsed connection settings and the TLS verification the URL asks for.
+    pub(crate) fn pg_config(&self) -> Result<(tokio_postgres::Config, Verify), CommandError> {
+        parse_url(&self.url).map_err(|e| {
+            CommandError::Refused(format!(
+                "Target {}: its URL is not a valid PostgreSQL URL ({e}).",
+                self.name
+            ))
+        })
+    }
+
+    /// Connects, with TLS as the URL says; the connection runs on its own task.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, CommandError> {
+        let (config, verify) = self.pg_config()?;
+        let fail = |e: tokio_postgres::Error| {
+            CommandError::Failed(format!(
+                "Cannot connect to target {} ({}): {}.",
+                self.name,
+                host_of(&config),
+                pg_error(&e)
+            ))
+        };
+        let client = if config.get_ssl_mode() == SslMode::Disable {
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "database connection ended");
+                }
+            });
+            client
+        } else {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&verify)?);
+            let (client, conn) = config.connect(tls).await.map_err(fail)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "database connection ended");
+                }
+            });
+            client
+        };
+        Ok(client)
+    }
+}
+
+/// How the server's certificate is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verify {
+    /// Not checked (`prefer`, `require`), as libpq does.
+    None,
+    /// Checked against these roots (`verify-ca`, `verify-full`); `None` means the web roots.
+    Roots(Option<std::path::PathBuf>),
+}
+
+/// Parses a URL, taking out the TLS settings tokio-postgres does not understand itself.
+fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Verify), String> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, q),
+        None => (url, ""),
+    };
+    let mut kept = Vec::new();
+    let mut mode = None;
+    let mut root = None;
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "sslmode" => mode = Some(v.to_string()),
+            "sslrootcert" => root = Some(std::path::PathBuf::from(v)),
+            _ => kept.push(kv),
+        }
+    }
+    let rebuilt = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let mut config: tokio_postgres::Config =
+        rebuilt.parse().map_err(|e: tokio_postgres::Error| {
+            // tokio-postgres's parse errors do not contain the URL.
+            e.to_string()
+        })?;
+    let verify = match mode.as_deref() {
+        None | Some("prefer") | Some("allow") => {
+            config.ssl_mode(SslMode::Prefer);
+            Verify::None
+        }
+        Some("disable") => {
+            config.ssl_mode(SslMode::Disable);
+            Verify::None
+        }
+        Some("require") => {
+            config.ssl_mode(SslMode::Require);
+            // libpq: require with a root certificate file behaves as verify-ca.
+            match root {
+                Some(r) => Verify::Roots(Some(r)),
+                None => Verify::None,
+            }
+        }
+        Some("verify-ca") | Some("verify-full") => {
+            config.ssl_mode(SslMode::Require);
+            Verify::Roots(root)
+        }
+        Some(other) => {
+            return Err(format!(
+                "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
+            ));
+        }
+    };
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("drbot");
+    }
+    Ok((config, verify))
+}
+
+fn tls_config(verify: &Verify) -> Result<rustls::ClientConfig, CommandError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CommandError::Failed(format!("TLS setup failed: {e}")))?;
+    Ok(match verify {
+        Verify::None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoCertCheck(provider)))
+            .with_no_client_auth(),
+        Verify::Roots(file) => {
+            let mut roots = rustls::RootCertStore::empty();
+            match file {
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        CommandError::Refused(format!(
+                            "Cannot read sslrootcert {}: {e}.",
+                            path.display()
+                        ))
+                    })?;
+                    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+                        let cert: CertificateDer<'static> = cert.map_err(|e| {
+                            CommandError::Refused(format!(
+                                "sslrootcert {} is not a PEM certificate file: {e}.",
+                                path.display()
+                            ))
+                        })?;
+                        roots.add(cert).map_err(|e| {
+                            CommandError::Refused(format!(
+                                "sslrootcert {} holds an unusable certificate: {e}.",
+                                path.display()
+                            ))
+                        })?;
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    })
+}
+
+/// `sslmode=require`: encrypt, but accept any certificate (libpq's meaning of require).
+#[derive(Debug)]
+struct NoCertCheck(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoCertCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `host:port/db` of a config, for messages.
+pub(crate) fn host_of(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(s) => s.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".to_string());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
+/// A PostgreSQL error as one line: the server's message and code, or the client's error.
+pub fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; {d}"));
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                s.push_str(&format!(": {inner}"));
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_their_tls_wishes() {
+        let (c, v) = parse_url("postgres://u:p@h:6543/db?sslmode=require").unwrap();
+        assert_eq!((c.get_ssl_mode(), v), (SslMode::Require, Verify::None));
+        assert_eq!(host_of(&c), "h:6543/db");
+        let (c, v) = parse_url(
+            "postgresql://u@h/db?sslmode=verify-full&sslrootcert=/x/ca.pem&application_name=a",
+        )
+        .unwrap();
+        assert_eq!(c.get_ssl_mode(), SslMode::Require);
+        assert_eq!(v, Verify::Roots(Some("/x/ca.pem".into())));
+        assert_eq!(c.get_application_name(), Some("a"));
+        let (c, _) = parse_url("postgres://h/db").unwrap();
+        assert_eq!(c.get_ssl_mode(), SslMode::Prefer);
+        let (c, _) = parse_url("postgres://h/db?sslmode=disable").unwrap();
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        let e = parse_url("postgres://u:hunter2@h/db?sslmode=bogus").unwrap_err();
+        assert!(e.contains("sslmode=bogus") && !e.contains("hunter2"));
+    }
+
+    #[test]
+    fn targets_never_show_their_password() {
+        let t = Target::new("production", "postgres://app:hunter2@db:5432/postgres");
+        assert_eq!(t.shown(), "postgres://app:***@db:5432/postgres");
+        assert!(!format!("{t:?}").contains("hunter2"));
+    }
+}

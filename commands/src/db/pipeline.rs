@@ -1,0 +1,418 @@
+//! Bucket → age → xz → SQL pieces, streaming, in bounded memory.
+//!
+//! The download runs on a tokio task; decryption, decompression and splitting run on one
+//! blocking thread; the database load runs on the caller's task. Bounded channels join them,
+//! so the stages overlap and memory stays the same whatever the backup's size. Each layer is
+//! recognised by its magic bytes, not the object's name: age (binary or armored), xz, pg_dump's
+//! custom format (`PGDMP`), or plain SQL.
+
+use std::io::{self, BufReader, Cursor, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::splitter::{Piece, SplitError, Splitter};
+use crate::error::CommandError;
+
+/// An encryption or compression layer found in a backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// age, binary.
+    Age,
+    /// age, ASCII-armored.
+    AgeArmored,
+    /// xz.
+    Xz,
+}
+
+impl Layer {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Age => "age",
+            Layer::AgeArmored => "age (armored)",
+            Layer::Xz => "xz",
+        }
+    }
+}
+
+/// What the innermost layer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Plain SQL: restored natively.
+    Plain,
+    /// pg_dump's custom format: restored through pg_restore.
+    Custom,
+}
+
+/// Progress counters shared by the stages.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes of the object downloaded.
+    pub downloaded: AtomicU64,
+    /// Size of the object.
+    pub total: AtomicU64,
+    /// Bytes of SQL (decrypted and decompressed) read.
+    pub sql_bytes: AtomicU64,
+    /// COPY rows loaded.
+    pub rows: AtomicU64,
+    /// Statements executed.
+    pub statements: AtomicU64,
+    /// COPY blocks (tables) loaded.
+    pub tables: AtomicU64,
+    /// The table being loaded now.
+    pub table: std::sync::Mutex<String>,
+}
+
+impl Counters {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// The table being loaded.
+    pub fn table(&self) -> String {
+        self.table.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Sets the table being loaded.
+    pub fn set_table(&self, t: &str) {
+        if let Ok(mut g) = self.table.lock() {
+            *g = t.to_string();
+        }
+    }
+}
+
+/// What the decode thread hands on.
+#[derive(Debug)]
+pub enum Msg {
+    /// The layers found and the format inside, before any data.
+    Found(Vec<Layer>, Format),
+    /// Pieces of a plain dump.
+    Pieces(Vec<Piece>),
+    /// Raw bytes of a custom-format archive.
+    Raw(Vec<u8>),
+    /// Decoding failed: nothing more follows.
+    Failed(String),
+}
+
+/// The age identities that decrypt backups.
+pub struct Identities(Vec<Box<dyn age::Identity + Send + Sync>>);
+
+impl Identities {
+    /// Reads an age identity file (x25519 keys, comments allowed).
+    pub fn load(path: &Path) -> Result<Identities, CommandError> {
+        let file = std::fs::File::open(path).map_err(|e| {
+            CommandError::Refused(format!(
+                "Cannot read the age identity file {}: {e}.",
+                path.display()
+            ))
+        })?;
+        let ids = age::IdentityFile::from_buffer(BufReader::new(file))
+            .map_err(|e| {
+                CommandError::Refused(format!(
+                    "The age identity file {} is unreadable: {e}.",
+                    path.display()
+                ))
+            })?
+            .into_identities()
+            .map_err(|e| {
+                CommandError::Refused(format!(
+                    "The age identity file {} holds no usable identity: {e}.",
+                    path.display()
+                ))
+            })?;
+        if ids.is_empty() {
+            return Err(CommandError::Refused(format!(
+                "The age identity file {} holds no identity.",
+                path.display()
+            )));
+        }
+        Ok(Identities(ids))
+    }
+
+    /// No identities: only unencrypted backups can be read.
+    pub fn none() -> Identities {
+        Identities(Vec::new())
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// How much decoded SQL is read at a time.
+const READ_CHUNK: usize = 256 * 1024;
+/// Batches in flight between the decode thread and the loader.
+const PIECE_QUEUE: usize = 8;
+/// Downloaded chunks in flight.
+const DOWNLOAD_QUEUE: usize = 16;
+/// Memory the multithreaded xz decoder may use before it falls back to one thread.
+const XZ_THREAD_MEMLIMIT: u64 = 48 * 1024 * 1024;
+
+/// Starts downloading `body` and decoding it; returns the stream of decoded messages.
+pub fn start(
+    body: ByteStream,
+    identities: Arc<Identities>,
+    counters: Arc<Counters>,
+) -> mpsc::Receiver<Msg> {
+    let (chunk_tx, chunk_rx) = mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_QUEUE);
+    let dl_counters = counters.clone();
+    tokio::spawn(async move {
+        let mut body = body;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    Counters::add(&dl_counters.downloaded, chunk.len() as u64);
+                    if chunk_tx.send(Ok(chunk)).await.is_err() {
+                        return; // the decoder stopped
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let msg = format!(
+                        "the download broke off after {} bytes: {e}",
+                        Counters::get(&dl_counters.downloaded)
+                    );
+                    let _ = chunk_tx
+                        .send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, msg)))
+                        .await;
+                    return;
+                }
+            }
+        }
+    });
+    let reader = ChannelReader {
+        rx: chunk_rx,
+        current: Bytes::new(),
+    };
+    decode(Box::new(reader), identities, counters)
+}
+
+/// Decodes any byte source (a download, or a local file in tests and benchmarks).
+pub fn decode(
+    reader: Box<dyn Read + Send>,
+    identities: Arc<Identities>,
+    counters: Arc<Counters>,
+) -> mpsc::Receiver<Msg> {
+    let (tx, rx) = mpsc::channel::<Msg>(PIECE_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = decode_blocking(reader, &identities, &counters, &tx) {
+            let _ = tx.blocking_send(Msg::Failed(e));
+        }
+    });
+    rx
+}
+
+/// A synchronous reader over downloaded chunks.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+/// Names the layer in every read error, so failures say where they happened.
+struct Tagged<R> {
+    inner: R,
+    layer: &'static str,
+}
+
+impl<R: Read> Read for Tagged<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.layer)))
+    }
+}
+
+/// Reads up to `n` bytes without losing them: returns them and a reader that yields them again.
+fn peek(mut r: Box<dyn Read + Send>, n: usize) -> io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut head = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        let k = r.read(&mut head[got..])?;
+        if k == 0 {
+            break;
+        }
+        got += k;
+    }
+    head.truncate(got);
+    let again = Cursor::new(head.clone()).chain(r);
+    Ok((head, Box::new(again)))
+}
+
+const AGE_MAGIC: &[u8] = b"age-encryption.org/";
+const AGE_ARMOR: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+const XZ_MAGIC: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0x00];
+const PGDMP: &[u8] = b"PGDMP";
+
+fn decode_blocking(
+    reader: Box<dyn Read + Send>,
+    identities: &Identities,
+    counters: &Counters,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<(), String> {
+    let mut reader = reader;
+    let mut layers = Vec::new();
+    let format = loop {
+        let (head, r) = peek(reader, 64).map_err(|e| e.to_string())?;
+        reader = r;
+        let trimmed = head.trim_ascii_start();
+        if head.starts_with(AGE_MAGIC) || trimmed.starts_with(AGE_ARMOR) {
+            let armored = !head.starts_with(AGE_MAGIC);
+            if identities.is_empty() {
+                return Err("the backup is age-encrypted, but no age identity is configured ([backup] age_identity_file)".to_string());
+            }
+            let ids = identities
+                .0
+                .iter()
+                .map(|i| i.as_ref() as &dyn age::Identity);
+            let decrypted: Box<dyn Read + Send> = if armored {
+                let armor = age::armor::ArmoredReader::new(BufReader::new(reader));
+                let d = age::Decryptor::new(armor).map_err(age_error)?;
+                Box::new(d.decrypt(ids).map_err(age_error)?)
+            } else {
+                let d = age::Decryptor::new_buffered(BufReader::new(reader)).map_err(age_error)?;
+                Box::new(d.decrypt(ids).map_err(age_error)?)
+            };
+            reader = Box::new(Tagged {
+                inner: decrypted,
+                layer: "age",
+            });
+            layers.push(if armored {
+                Layer::AgeArmored
+            } else {
+                Layer::Age
+            });
+        } else if head.starts_with(XZ_MAGIC) {
+            let stream = liblzma::stream::MtStreamBuilder::new()
+                .threads(std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+                .memlimit_threading(XZ_THREAD_MEMLIMIT)
+                .memlimit_stop(u64::MAX)
+                .decoder()
+                .map_err(|e| format!("xz: cannot start the decoder: {e}"))?;
+            let xz = liblzma::read::XzDecoder::new_stream(reader, stream);
+            reader = Box::new(Tagged {
+                inner: xz,
+                layer: "xz",
+            });
+            layers.push(Layer::Xz);
+        } else if head.starts_with(PGDMP) {
+            break Format::Custom;
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            return Err(
+                "the backup is gzip-compressed; drbot reads xz (and plain SQL)".to_string(),
+            );
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            return Err(
+                "the backup is zstd-compressed; drbot reads xz (and plain SQL)".to_string(),
+            );
+        } else if head.is_empty() {
+            return Err(match layers.last() {
+                None => "the backup is empty".to_string(),
+                Some(l) => format!("the backup holds nothing inside its {} layer", l.as_str()),
+            });
+        } else if head.contains(&0) {
+            return Err(format!(
+                "the backup is not age, xz, pg_dump custom format or SQL (it starts with bytes {})",
+                head.iter()
+                    .take(8)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        } else {
+            break Format::Plain;
+        }
+        if layers.len() > 4 {
+            return Err(
+                "the backup nests more than four layers of encryption and compression".to_string(),
+            );
+        }
+    };
+    if tx.blocking_send(Msg::Found(layers, format)).is_err() {
+        return Ok(());
+    }
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut splitter = Splitter::new();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(format!(
+                    "{e} (after {} bytes of SQL, {} bytes downloaded)",
+                    Counters::get(&counters.sql_bytes),
+                    Counters::get(&counters.downloaded)
+                ));
+            }
+        };
+        Counters::add(&counters.sql_bytes, n as u64);
+        let msg = match format {
+            Format::Custom => Msg::Raw(buf[..n].to_vec()),
+            Format::Plain => {
+                let mut pieces = Vec::new();
+                splitter.feed(&buf[..n], &mut pieces).map_err(split_error)?;
+                if pieces.is_empty() {
+                    continue;
+                }
+                Msg::Pieces(pieces)
+            }
+        };
+        if tx.blocking_send(msg).is_err() {
+            return Ok(()); // the loader stopped
+        }
+    }
+    if format == Format::Plain {
+        let mut pieces = Vec::new();
+        splitter.finish(&mut pieces).map_err(split_error)?;
+        if !pieces.is_empty() {
+            let _ = tx.blocking_send(Msg::Pieces(pieces));
+        }
+    }
+    Ok(())
+}
+
+fn age_error(e: age::DecryptError) -> String {
+    match e {
+        age::DecryptError::NoMatchingKeys => {
+            "age: none of the configured identities can decrypt this backup (wrong key?)"
+                .to_string()
+        }
+        age::DecryptError::DecryptionFailed => {
+            "age: the encrypted data does not decrypt: the backup is truncated or corrupt"
+                .to_string()
+        }
+        other => format!("age: {other}"),
+    }
+}
+
+fn split_error(e: SplitError) -> String {
+    e.to_string()
+}

@@ -1,0 +1,632 @@
+//! Scenario 1, the database: backups in a real (moto) bucket, restored by drbot into a real
+//! PostgreSQL, compared with pg_dump; bad backups leave the target as it was.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use drbot_commands::progress::Collect;
+use drbot_commands::{Actor, Config, Context, Engine, Outcome, Place, Reply, SystemClock};
+use drbot_state::{IncidentId, Proof, StepState, Store};
+
+use crate::support::{AgeKey, Drbot, TestDb, age_key, assert_same_dump, bucket, moto, put, s3, sh};
+
+/// Tables, types and data that break naive restorers.
+const FIXTURE: &str = r#"
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'it''s complicated');
+CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+CREATE TABLE "MixedCase" ("Id" serial PRIMARY KEY, "Note" text, n posint, m mood);
+CREATE TABLE data (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  t text, b bytea, arr text[], j jsonb, u text,
+  doubled bigint GENERATED ALWAYS AS (id * 2) STORED
+);
+CREATE TABLE measurements (id int, at date, v float8) PARTITION BY RANGE (at);
+CREATE TABLE measurements_2024 PARTITION OF measurements FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE FUNCTION semi() RETURNS text LANGUAGE plpgsql AS $body$ BEGIN RETURN 'a;b'; END; $body$;
+CREATE FUNCTION tagged() RETURNS text LANGUAGE sql AS $x$ SELECT $y$;$y$ $x$;
+CREATE FUNCTION atomic_fn() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;
+INSERT INTO "MixedCase" ("Note", n, m) VALUES
+  (E'tab\there', 1, 'happy'), (E'back\\slash', 2, 'it''s complicated'), (E'\\.', 3, 'sad'),
+  (E'cr\r\nlf', 4, NULL), ('', 5, 'happy'), (NULL, 6, NULL), (E'\\.\n\\.', 7, 'sad');
+INSERT INTO data (t, b, arr, j, u) VALUES
+  ('ünïcødé 🚀 -- not a comment; /* nor this */', '\xdeadbeef00', ARRAY['a,b', 'c"d', NULL], '{"k": [1, "two", null]}', E'line1\nline2'),
+  (NULL, NULL, '{}', 'null', ''),
+  ('$$dollar$$', '\x', ARRAY[]::text[], '"str"', E'\\N');
+INSERT INTO measurements VALUES (1, '2024-05-01', 1.5), (2, '2025-05-01', -0.25);
+CREATE MATERIALIZED VIEW mv AS SELECT count(*) AS n FROM data;
+CREATE INDEX data_t ON data (t);
+COMMENT ON TABLE data IS 'semi; colon and ''quotes''';
+"#;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    bucket: String,
+    key: AgeKey,
+    source: TestDb,
+    target: TestDb,
+    work: tempfile::TempDir,
+}
+
+fn commander() -> Context {
+    Context {
+        actor: Actor {
+            name: "alice".into(),
+            roles: ["commander".to_string()].into(),
+            proof: Proof::Proven,
+        },
+        place: Place::Local,
+    }
+}
+
+fn env_map(s3_endpoint: &str, source: &str, target: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("R2_ENDPOINT".to_string(), s3_endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+        ("SOURCE_URL".to_string(), source.to_string()),
+        ("STAGING_URL".to_string(), target.to_string()),
+    ])
+}
+
+fn config_text(bucket: &str, key: &AgeKey) -> String {
+    format!(
+        r#"
+[targets.source]
+url_env = "SOURCE_URL"
+[targets.staging]
+url_env = "STAGING_URL"
+[storage]
+region = "us-east-1"
+backup_bucket = "{bucket}"
+[backup]
+age_identity_file = "{}"
+age_recipients = ["{}"]
+xz_level = 1
+"#,
+        key.file.display(),
+        key.recipient
+    )
+}
+
+fn engine_with(dir: &Path, config: &str, env: HashMap<String, String>) -> Engine {
+    let config = Config::from_toml(config, Path::new("test.toml")).expect("config");
+    let store = Store::open(dir).expect("store");
+    Engine::new(Arc::new(config), store, Arc::new(SystemClock))
+        .with_env(Arc::new(move |k| env.get(k).cloned()))
+}
+
+async fn setup() -> Setup {
+    let key = age_key();
+    let bucket = bucket("drbot-db-").await;
+    let source = TestDb::new("drbot_src_");
+    let target = TestDb::new("drbot_tgt_");
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine_with(
+        dir.path(),
+        &config_text(&bucket, &key),
+        env_map(moto(), &source.url(), &target.url()),
+    );
+    Setup {
+        _dir: dir,
+        engine,
+        bucket,
+        key,
+        source,
+        target,
+        work: tempfile::tempdir().expect("work dir"),
+    }
+}
+
+impl Setup {
+    /// Runs `pipeline` (a shell pipeline reading the source's plain dump on stdin when it
+    /// starts with `|`) and uploads its output as `db/<name>`.
+    async fn upload(&self, name: &str, script: &str) -> String {
+        let out = self.work.path().join(name);
+        sh(&format!("{script} > {}", out.display()));
+        let key = format!("db/{name}");
+        put(&self.bucket, &key, std::fs::read(&out).expect("read")).await;
+        key
+    }
+
+    fn dump_cmd(&self) -> String {
+        format!("pg_dump --clean --if-exists '{}'", self.source.url())
+    }
+
+    fn age(&self) -> String {
+        format!("age -r {}", self.key.recipient)
+    }
+
+    async fn run(&self, line: &str) -> Reply {
+        self.engine.run(&commander(), line).await
+    }
+}
+
+fn assert_outcome(r: &Reply, want: Outcome) {
+    assert_eq!(r.outcome, want, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tricky_database_round_trips_through_xz_and_age() {
+    let s = setup().await;
+    s.source.psql(FIXTURE);
+    s.target
+        .psql("CREATE TABLE leftover (x int); INSERT INTO leftover VALUES (1);");
+    let key = s
+        .upload(
+            "2026-11-25T10-00-00Z.sql.xz.age",
+            &format!("{} | xz -6 | {}", s.dump_cmd(), s.age()),
+        )
+        .await;
+    let progress = Collect::default();
+    let r = s
+        .engine
+        .run_with(
+            &commander(),
+            "/db restore backup:latest target:staging",
+            &progress,
+        )
+        .await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains(&format!("Restored {key} into staging")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("(age → xz)"), "{}", r.text);
+    assert!(r.text.contains("Verify staging: PASS"), "{}", r.text);
+    assert!(!progress.0.lock().unwrap().is_empty());
+    // The dump had no DROP for `leftover` (it is not in the source): compare what the source has.
+    s.target.psql("DROP TABLE leftover;");
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "restore");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_layering_restores_by_magic_bytes_not_names() {
+    let s = setup().await;
+    s.source.psql(FIXTURE);
+    let dump = s.dump_cmd();
+    let variants = [
+        (
+            "armored.bin",
+            format!("{dump} | xz | age -a -r {}", s.key.recipient),
+            "age (armored) → xz",
+        ),
+        ("plain.sql.xz.age", dump.clone(), "statements"),
+        ("xz-only.sql", format!("{dump} | xz"), "(xz)"),
+        ("age-only.sql", format!("{dump} | {}", s.age()), "(age)"),
+        (
+            "custom.dump",
+            format!("pg_dump -Fc '{}' | {}", s.source.url(), s.age()),
+            "custom format",
+        ),
+    ];
+    for (name, script, says) in variants {
+        s.target.recreate();
+        let key = s.upload(name, &script).await;
+        let r = s
+            .run(&format!("/db restore backup:{key} target:staging"))
+            .await;
+        assert_outcome(&r, Outcome::Done);
+        assert!(r.text.contains(says), "{name}: {}", r.text);
+        assert_same_dump(&s.source.dump(), &s.target.dump(), name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drbots_own_backup_restores_to_the_same_database() {
+    let s = setup().await;
+    s.source.psql(FIXTURE);
+    let r = s.run("/db backup target:source").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(r.text.contains("Backed up source to"), "{}", r.text);
+    let objects = s3()
+        .list_objects_v2()
+        .bucket(&s.bucket)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let manifest_key = keys
+        .iter()
+        .find(|k| k.ends_with(".manifest.json"))
+        .expect("manifest");
+    let body = s3()
+        .get_object()
+        .bucket(&s.bucket)
+        .key(*manifest_key)
+        .send()
+        .await
+        .expect("get manifest")
+        .body
+        .collect()
+        .await
+        .expect("read")
+        .into_bytes();
+    let manifest: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        manifest["tables"]["public.\"MixedCase\""]["rows"], 7,
+        "{manifest}"
+    );
+    assert!(
+        manifest["pg_dump_version"]
+            .as_str()
+            .unwrap()
+            .contains("pg_dump")
+    );
+    assert_eq!(manifest["sha256"].as_str().unwrap().len(), 64);
+
+    let r = s.run("/db restore backup:latest target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("row counts") && r.text.contains("match the backup's manifest"),
+        "{}",
+        r.text
+    );
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "restore");
+    // The age CLI reads drbot's backups too (the runbook's manual path still works).
+    let key = keys
+        .iter()
+        .find(|k| !k.ends_with(".manifest.json"))
+        .unwrap();
+    let out = s.work.path().join("b");
+    let obj = s3()
+        .get_object()
+        .bucket(&s.bucket)
+        .key(*key)
+        .send()
+        .await
+        .unwrap();
+    std::fs::write(&out, obj.body.collect().await.unwrap().into_bytes()).unwrap();
+    let sql = sh(&format!(
+        "age -d -i {} {} | xz -d",
+        s.key.file.display(),
+        out.display()
+    ));
+    assert!(sql.contains("PostgreSQL database dump complete"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
+    let s = setup().await;
+    s.source.psql(FIXTURE);
+    s.target
+        .psql("CREATE TABLE precious (x int); INSERT INTO precious VALUES (42);");
+    let before = s.target.dump();
+    let dump = s.dump_cmd();
+    let good = s
+        .upload("good.sql.xz.age", &format!("{dump} | xz | {}", s.age()))
+        .await;
+    let good_bytes = std::fs::read(s.work.path().join("good.sql.xz.age")).unwrap();
+    let other = age_key();
+
+    let truncated = good_bytes[..good_bytes.len() * 6 / 10].to_vec();
+    put(&s.bucket, "db/truncated.sql.xz.age", truncated).await;
+    s.upload(
+        "wrongkey.sql.xz.age",
+        &format!("{dump} | xz | age -r {}", other.recipient),
+    )
+    .await;
+    put(
+        &s.bucket,
+        "db/notage.sql.xz.age",
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
+    )
+    .await;
+    s.upload(
+        "corruptxz.sql.xz.age",
+        &format!(
+            "{dump} | xz > {w}/x.xz && printf 'XXXXXXXX' | dd of={w}/x.xz bs=1 seek=200 conv=notrunc 2>/dev/null && cat {w}/x.xz | {}",
+            s.age(),
+            w = s.work.path().display()
+        ),
+    )
+    .await;
+    s.upload(
+        "sqlerror.sql.xz.age",
+        &format!("{dump} | sed 's/^CREATE TABLE public.data (/SELECT no_such_function();\\nCREATE TABLE public.data (/' | xz | {}", s.age()),
+    )
+    .await;
+    s.upload(
+        "meta.sql.xz.age",
+        &format!("{dump} | sed 's/^CREATE TABLE public.data (/\\\\! echo pwned\\nCREATE TABLE public.data (/' | xz | {}", s.age()),
+    )
+    .await;
+    s.upload(
+        "cutsql.sql.xz.age",
+        &format!(
+            "{dump} > {w}/full.sql && head -c 3000 {w}/full.sql | xz | {}",
+            s.age(),
+            w = s.work.path().display()
+        ),
+    )
+    .await;
+
+    let cases = [
+        ("truncated.sql.xz.age", "age"),
+        (
+            "wrongkey.sql.xz.age",
+            "none of the configured identities can decrypt",
+        ),
+        (
+            "notage.sql.xz.age",
+            "not age, xz, pg_dump custom format or SQL",
+        ),
+        ("corruptxz.sql.xz.age", "xz"),
+        ("sqlerror.sql.xz.age", "no_such_function"),
+        (
+            "meta.sql.xz.age",
+            "meta-command `\\! echo pwned` is not supported",
+        ),
+        ("cutsql.sql.xz.age", "truncated"),
+        ("missing.sql.xz.age", "There is no backup"),
+    ];
+    for (name, says) in cases {
+        let r = s
+            .run(&format!("/db restore backup:{name} target:staging"))
+            .await;
+        assert_eq!(r.outcome.exit_code(), 1, "{name}: {}", r.text);
+        assert!(r.text.contains(says), "{name}: {}", r.text);
+        if name != "missing.sql.xz.age" {
+            assert!(
+                r.text.contains("staging is as it was before"),
+                "{name}: {}",
+                r.text
+            );
+        }
+        assert_same_dump(&before, &s.target.dump(), name);
+    }
+    let r = s
+        .run("/db restore backup:sqlerror.sql.xz.age target:staging")
+        .await;
+    assert!(
+        r.text.contains("line ") && r.text.contains("SELECT no_such_function()"),
+        "{}",
+        r.text
+    );
+
+    // Unreachable bucket, unreachable target.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = engine_with(
+        dir.path(),
+        &config_text(&s.bucket, &s.key),
+        env_map(
+            "http://127.0.0.1:9",
+            &s.source.url(),
+            "postgres://postgres@127.0.0.1:9/x?sslmode=disable",
+        ),
+    );
+    let r = broken
+        .run(
+            &commander(),
+            &format!("/db restore backup:{good} target:staging"),
+        )
+        .await;
+    assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
+    assert!(r.text.contains("cannot reach"), "{}", r.text);
+    let dir2 = tempfile::tempdir().unwrap();
+    let no_target = engine_with(
+        dir2.path(),
+        &config_text(&s.bucket, &s.key),
+        env_map(
+            moto(),
+            &s.source.url(),
+            "postgres://postgres:hunter2@127.0.0.1:9/x?sslmode=disable",
+        ),
+    );
+    let r = no_target
+        .run(
+            &commander(),
+            &format!("/db restore backup:{good} target:staging"),
+        )
+        .await;
+    assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
+    assert!(
+        r.text.contains("Cannot connect to target staging"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("hunter2"));
+    assert_same_dump(&before, &s.target.dump(), "unreachable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_are_listed_newest_first_against_the_rpo() {
+    let s = setup().await;
+    for name in [
+        "2026-11-20T10-00-00Z.sql.xz.age",
+        "2026-11-24T10-00-00Z.sql.xz.age",
+        "2026-11-22T10-00-00Z.sql.xz.age",
+    ] {
+        put(&s.bucket, &format!("db/{name}"), b"x".to_vec()).await;
+    }
+    put(
+        &s.bucket,
+        "db/2026-11-24T10-00-00Z.sql.xz.age.manifest.json",
+        b"{}".to_vec(),
+    )
+    .await;
+    let r = s.run("/db backups limit:2").await;
+    assert_outcome(&r, Outcome::Done);
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert!(lines[0].contains("past the 30m RPO"), "{}", r.text);
+    assert!(lines[1].contains("2026-11-24T10-00-00Z"), "{}", r.text);
+    assert!(lines[2].contains("2026-11-22T10-00-00Z"), "{}", r.text);
+    assert!(!r.text.contains("2026-11-20T10"), "{}", r.text);
+    assert!(!r.text.contains("manifest"), "{}", r.text);
+
+    let empty = bucket("drbot-empty-").await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine_with(
+        dir.path(),
+        &config_text(&empty, &s.key),
+        env_map(moto(), &s.source.url(), &s.target.url()),
+    );
+    let r = e.run(&commander(), "/db backups").await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(r.text.contains("No backups"), "{}", r.text);
+    let r = e
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    assert!(r.text.contains("no latest one"), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_restore_per_target_at_a_time() {
+    let s = setup().await;
+    let _held = s
+        .engine
+        .restores()
+        .take("staging", "bob restoring db/x since 10:00 UTC".into())
+        .expect("free");
+    put(&s.bucket, "db/a.sql", b"SELECT 1;\n".to_vec()).await;
+    let r = s.run("/db restore backup:a.sql target:staging").await;
+    assert_outcome(&r, Outcome::Refused);
+    assert!(
+        r.text.contains("already running (bob restoring db/x"),
+        "{}",
+        r.text
+    );
+    // Another target is free.
+    let r = s.run("/db restore backup:a.sql target:source").await;
+    assert_outcome(&r, Outcome::Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_verify_report_without_secrets() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://postgres:hunter2@127.0.0.1:5432/{}?sslmode=prefer",
+        s.target.name
+    );
+    let e = engine_with(
+        dir.path(),
+        &config_text(&s.bucket, &s.key),
+        env_map(moto(), &url, &url),
+    );
+    e.run(
+        &commander(),
+        "/incident declare scenario:database severity:sev2 title:db",
+    )
+    .await;
+    let r = e.run(&commander(), "/db check target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("Target staging is up: PostgreSQL 1"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("postgres://postgres:***@127.0.0.1"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("hunter2"));
+    let incident = e.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(incident.step("db-assess").unwrap().state, StepState::Done);
+
+    s.target
+        .psql("CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t (id) VALUES (1), (2), (10);");
+    let r = e.run(&commander(), "/db verify target:staging").await;
+    assert_outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("Verify staging: FAIL") && r.text.contains("t_id_seq would give 1"),
+        "{}",
+        r.text
+    );
+    s.target.psql("SELECT setval('t_id_seq', 10);");
+    let r = e.run(&commander(), "/db verify target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(r.text.contains("PASS"), "{}", r.text);
+    let all: String = e
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .iter()
+        .map(|x| x.text.clone())
+        .collect();
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(all.contains("/db verify staging"), "{all}");
+
+    let r = e.run(&commander(), "/db check target:nowhere").await;
+    assert_outcome(&r, Outcome::Usage);
+    assert!(r.text.contains("Targets: source, staging"), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_inside_an_incident_marks_its_step() {
+    let s = setup().await;
+    s.source
+        .psql("CREATE TABLE a (x int); INSERT INTO a SELECT generate_series(1, 1000);");
+    s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    s.run("/incident declare scenario:database severity:sev1 title:\"db gone\"")
+        .await;
+    let r = s.run("/db restore backup:latest target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    let incident = s.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(incident.step("db-restore").unwrap().state, StepState::Done);
+    let timeline: Vec<String> = s
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    let joined = timeline.join("\n");
+    assert!(
+        joined.contains("Restore of db/2026-11-25T09-00-00Z.sql.xz.age"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("Step 3. Restore database started"),
+        "{joined}"
+    );
+    assert!(joined.contains("Step 3. Restore database done"), "{joined}");
+}
+
+#[test]
+fn exec_lists_backups_from_a_separate_process() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (bucket_name, key) = rt.block_on(async {
+        let b = bucket("drbot-exec-").await;
+        put(&b, "db/2026-11-25T08-00-00Z.sql.xz.age", vec![0u8; 2048]).await;
+        (b, age_key())
+    });
+    let d = Drbot::new(&config_text(&bucket_name, &key));
+    let out = d
+        .command()
+        .args(["exec", "/db backups"])
+        .env("R2_ENDPOINT", moto())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("db/2026-11-25T08-00-00Z.sql.xz.age") && stdout.contains("2.0 KiB"),
+        "{stdout}"
+    );
+    let out = d
+        .command()
+        .args(["exec", "/db restore backup:latest target:staging"])
+        .env_remove("R2_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("STAGING_URL is not set"));
+}
