@@ -259,11 +259,14 @@ impl Engine {
     /// The incident a command's entries belong to without requiring one: the one named by
     /// `incident:`, else the single active incident the place sees.
     fn incident_for(&self, ctx: &Context, inv: Option<&Invocation>) -> Option<IncidentId> {
-        if let Some(raw) = inv.and_then(|i| i.get(INCIDENT_OPTION)) {
-            return raw
-                .parse::<IncidentId>()
-                .ok()
-                .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()));
+        // A closed incident's timeline is final; an unknown id names no timeline: both fall
+        // back to the incident the place sees.
+        let named = inv
+            .and_then(|i| i.get(INCIDENT_OPTION))
+            .and_then(|raw| raw.parse::<IncidentId>().ok())
+            .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()));
+        if named.is_some() {
+            return named;
         }
         let seen: Vec<IncidentId> = self
             .store

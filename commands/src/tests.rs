@@ -219,10 +219,11 @@ async fn bad_input_is_a_clear_message_and_changes_nothing() {
             Refused,
             "INC-1 “Primary DB down” is still open here",
         ),
+        ("/search health", Refused, "not built into this drbot yet"),
         (
             "/db restore backup:latest target:production",
             Refused,
-            "not built into this drbot yet",
+            "No database targets are configured",
         ),
     ];
     for (line, outcome, says) in cases {

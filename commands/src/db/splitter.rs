@@ -875,7 +875,7 @@ SELECT 'after copy';
         match &pieces[copy_start] {
             Piece::CopyStart { table, statement } => {
                 assert_eq!(table, r#"public."MixedCase""#);
-                assert_eq!(statement.line, 23);
+                assert_eq!(statement.line, 20);
             }
             _ => unreachable!(),
         }
