@@ -1,0 +1,174 @@
+//! Benchmark: drbot's `/db restore` and `/db backup` against the runbook's own procedure,
+//! on the same ≥100 MB dump, same machine, interleaved runs.
+//!
+//! Restore: `aws s3 cp` to disk, then `age -d | xz -d | psql -1` — versus
+//! `drbot exec '/db restore backup:latest target:bench'`.
+//! Backup: `pg_dump | xz -6 | age | aws s3 cp -` — versus `drbot exec '/db backup'`.
+//! Reports medians, their ratio (drbot / runbook; below 1 is faster) and drbot's peak RSS.
+//!
+//! Run: `cargo bench -p drbot --bench restore` (needs PostgreSQL on 127.0.0.1:5432, moto_server,
+//! age, xz, the AWS CLI and /usr/bin/time). DRBOT_BENCH_ROWS and DRBOT_BENCH_ROUNDS resize it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../tests/support.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::Instant;
+
+use support::{Drbot, TestDb, age_key, bucket, moto, sh};
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs drbot under /usr/bin/time; returns seconds and peak RSS in KiB.
+fn drbot_timed(d: &Drbot, line: &str, env: &[(&str, String)]) -> (f64, u64) {
+    let mut c = Command::new("/usr/bin/time");
+    c.args(["-f", "maxrss=%M", env!("CARGO_BIN_EXE_drbot")])
+        .arg("--config")
+        .arg(d.config_path())
+        .args(["exec", line]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let t = Instant::now();
+    let out = c.output().expect("run drbot");
+    let secs = t.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{line}: {}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rss = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("maxrss="))
+        .next_back()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (secs, rss)
+}
+
+fn timed(script: &str) -> f64 {
+    let t = Instant::now();
+    sh(script);
+    t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let rows = env_num("DRBOT_BENCH_ROWS", 700_000);
+    let rounds = env_num("DRBOT_BENCH_ROUNDS", 3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let endpoint = moto().to_string();
+    let bucket_name = rt.block_on(bucket("drbot-bench-"));
+    let key = age_key();
+    let source = TestDb::new("drbot_bench_src_");
+    let target = TestDb::new("drbot_bench_tgt_");
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+
+    eprintln!("bench: generating {rows} rows…");
+    source.psql(&format!(
+        "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, kind text, payload jsonb, note text);
+         INSERT INTO events SELECT g, timestamptz '2026-01-01' - g * interval '1 second',
+           (ARRAY['view','click','buy'])[1 + g % 3],
+           jsonb_build_object('user', g % 10000, 'v', md5(g::text)),
+           md5((g * 7)::text) || ' ' || md5((g * 13)::text)
+         FROM generate_series(1, {rows}) g;
+         CREATE INDEX events_at ON events (at);
+         CREATE TABLE users (id int PRIMARY KEY, name text);
+         INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 10000) g;"
+    ));
+    let aws = format!(
+        "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url {endpoint}"
+    );
+    let dump = format!("pg_dump --clean --if-exists '{}'", source.url());
+    sh(&format!("{dump} > {w}/plain.sql"));
+    let plain = std::fs::metadata(format!("{w}/plain.sql")).unwrap().len();
+    eprintln!("bench: plain dump is {:.1} MB; compressing…", plain as f64 / 1e6);
+    sh(&format!(
+        "xz -6 -T0 < {w}/plain.sql | age -r {} > {w}/backup.sql.xz.age && \
+         {aws} s3 cp --quiet {w}/backup.sql.xz.age s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age",
+        key.recipient
+    ));
+    let stored = std::fs::metadata(format!("{w}/backup.sql.xz.age")).unwrap().len();
+    std::fs::remove_file(format!("{w}/plain.sql")).unwrap();
+
+    let d = Drbot::new(&format!(
+        "[targets.bench]\nurl_env = \"BENCH_URL\"\n[targets.source]\nurl_env = \"SOURCE_URL\"\n\
+         [storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{bucket_name}\"\n\
+         [backup]\nage_identity_file = \"{}\"\nage_recipients = [\"{}\"]\nxz_level = 6\n",
+        key.file.display(),
+        key.recipient
+    ));
+    let env = [
+        ("R2_ENDPOINT", endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("BENCH_URL", target.url()),
+        ("SOURCE_URL", source.url()),
+    ];
+
+    let (mut base, mut ours, mut rss) = (Vec::new(), Vec::new(), 0u64);
+    for round in 0..rounds {
+        for first in [round % 2 == 0, round % 2 != 0] {
+            target.recreate();
+            if first {
+                base.push(timed(&format!(
+                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
+                     age -d -i {} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
+                    key.file.display(),
+                    target.url()
+                )));
+            } else {
+                let (s, r) = drbot_timed(&d, "/db restore backup:latest target:bench", &env);
+                ours.push(s);
+                rss = rss.max(r);
+            }
+        }
+        eprintln!("bench: restore round {} done", round + 1);
+    }
+    let (mb, mo) = (median(&mut base), median(&mut ours));
+    println!(
+        "restore: {:.1} MB SQL ({:.1} MB stored), {rounds} interleaved rounds: runbook median {mb:.1} s, drbot median {mo:.1} s, ratio {:.2}; drbot peak RSS {:.1} MiB",
+        plain as f64 / 1e6,
+        stored as f64 / 1e6,
+        mo / mb,
+        rss as f64 / 1024.0
+    );
+
+    let (mut base, mut ours, mut brss) = (Vec::new(), Vec::new(), 0u64);
+    for round in 0..rounds {
+        for first in [round % 2 == 0, round % 2 != 0] {
+            if first {
+                base.push(timed(&format!(
+                    "{dump} | xz -6 | age -r {} | {aws} s3 cp --quiet - s3://{bucket_name}/manual/{round}.sql.xz.age",
+                    key.recipient
+                )));
+            } else {
+                // Backups are named by the second they start: keep them apart.
+                std::thread::sleep(std::time::Duration::from_millis(1100));
+                let (s, r) = drbot_timed(&d, "/db backup target:source", &env);
+                ours.push(s);
+                brss = brss.max(r);
+            }
+        }
+        eprintln!("bench: backup round {} done", round + 1);
+    }
+    let (mb, mo) = (median(&mut base), median(&mut ours));
+    println!(
+        "backup: {rounds} interleaved rounds at xz -6: runbook median {mb:.1} s, drbot median {mo:.1} s, ratio {:.2}; drbot peak RSS {:.1} MiB",
+        mo / mb,
+        brss as f64 / 1024.0
+    );
+}
