@@ -267,6 +267,14 @@ async fn drbots_own_backup_restores_to_the_same_database() {
         r.text
     );
     assert_same_dump(&s.source.dump(), &s.target.dump(), "restore");
+    // A later /db verify compares with the manifest of the backup restored last.
+    let r = s.run("/db verify target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("tables match the backup's manifest"),
+        "{}",
+        r.text
+    );
     // The age CLI reads drbot's backups too (the runbook's manual path still works).
     let key = keys
         .iter()

@@ -95,13 +95,18 @@ fn main() {
     let dump = format!("pg_dump --clean --if-exists '{}'", source.url());
     sh(&format!("{dump} > {w}/plain.sql"));
     let plain = std::fs::metadata(format!("{w}/plain.sql")).unwrap().len();
-    eprintln!("bench: plain dump is {:.1} MB; compressing…", plain as f64 / 1e6);
+    eprintln!(
+        "bench: plain dump is {:.1} MB; compressing…",
+        plain as f64 / 1e6
+    );
     sh(&format!(
         "xz -6 -T0 < {w}/plain.sql | age -r {} > {w}/backup.sql.xz.age && \
          {aws} s3 cp --quiet {w}/backup.sql.xz.age s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age",
         key.recipient
     ));
-    let stored = std::fs::metadata(format!("{w}/backup.sql.xz.age")).unwrap().len();
+    let stored = std::fs::metadata(format!("{w}/backup.sql.xz.age"))
+        .unwrap()
+        .len();
     std::fs::remove_file(format!("{w}/plain.sql")).unwrap();
 
     let d = Drbot::new(&format!(

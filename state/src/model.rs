@@ -301,6 +301,17 @@ impl TimelineEntry {
     }
 }
 
+/// The backup most recently restored into a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRestore {
+    /// The backup's object key.
+    pub key: String,
+    /// When the restore finished.
+    pub at: DateTime<Utc>,
+    /// Who ran it.
+    pub by: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

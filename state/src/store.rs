@@ -6,7 +6,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::error::StateError;
-use crate::model::{Incident, IncidentId, NewEntry, TimelineEntry};
+use crate::model::{Incident, IncidentId, LastRestore, NewEntry, TimelineEntry};
 
 /// The schema this build writes. Bump it with a migration in [`MIGRATIONS`].
 pub const SCHEMA_VERSION: u32 = 1;
@@ -17,6 +17,7 @@ mod names {
     pub const INCIDENTS: &str = "incidents";
     pub const TIMELINE: &str = "timeline";
     pub const AUDIT: &str = "audit";
+    pub const RESTORES: &str = "restores";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
 }
@@ -36,6 +37,7 @@ pub struct Store {
     incidents: sled::Tree,
     timeline: sled::Tree,
     audit: sled::Tree,
+    restores: sled::Tree,
 }
 
 impl Store {
@@ -64,6 +66,7 @@ impl Store {
             incidents: db.open_tree(names::INCIDENTS)?,
             timeline: db.open_tree(names::TIMELINE)?,
             audit: db.open_tree(names::AUDIT)?,
+            restores: db.open_tree(names::RESTORES)?,
             db,
         };
         store.migrate()?;
@@ -236,6 +239,21 @@ impl Store {
         self.audit
             .insert(seq.to_be_bytes(), encode_plain(&stored)?)?;
         Ok(stored)
+    }
+
+    /// Remembers the backup last restored into a target (so `/db verify` can compare with it).
+    pub fn record_restore(&self, target: &str, restore: &LastRestore) -> Result<(), StateError> {
+        self.restores
+            .insert(target.as_bytes(), encode_plain(restore)?)?;
+        Ok(())
+    }
+
+    /// The backup last restored into a target, if any.
+    pub fn last_restore(&self, target: &str) -> Result<Option<LastRestore>, StateError> {
+        self.restores
+            .get(target.as_bytes())?
+            .map(|raw| decode(&raw, || format!("last restore of {target}")))
+            .transpose()
     }
 
     /// The audit log, oldest first.

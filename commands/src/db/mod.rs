@@ -475,6 +475,14 @@ pub async fn run_restore(
                 size(Counters::get(&counters.sql_bytes)),
             );
             engine.record(ctx, inv, EntryKind::Command, &summary)?;
+            engine.store().record_restore(
+                &target.name,
+                &drbot_state::LastRestore {
+                    key: object.key.clone(),
+                    at: engine.now(),
+                    by: ctx.actor.name.clone(),
+                },
+            )?;
             engine.step_finished(ctx, "/db restore", StepState::Done, None)?;
             // After a restore: sequences and the other integrity checks.
             let manifest = backup::fetch_manifest(bucket, &object.key).await;
@@ -520,7 +528,15 @@ pub async fn verify_cmd(
 ) -> Result<Reply, CommandError> {
     let name = required(inv, "target")?;
     let target = Target::resolve(engine.config(), name, &engine.env())?;
-    let report = verify::run(engine, &target, None).await?;
+    // Row counts are compared with the manifest of the backup last restored here, if any.
+    let manifest = match engine.store().last_restore(name)? {
+        Some(last) => match backup_bucket(engine) {
+            Ok((bucket, _)) => backup::fetch_manifest(&bucket, &last.key).await,
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let report = verify::run(engine, &target, manifest.as_ref()).await?;
     let text = report.render();
     engine.record(
         ctx,
