@@ -40,17 +40,17 @@ CREATE INDEX data_t ON data (t);
 COMMENT ON TABLE data IS 'semi; colon and ''quotes''';
 "#;
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    engine: Engine,
-    bucket: String,
-    key: AgeKey,
-    source: TestDb,
-    target: TestDb,
-    work: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub _dir: tempfile::TempDir,
+    pub engine: Engine,
+    pub bucket: String,
+    pub key: AgeKey,
+    pub source: TestDb,
+    pub target: TestDb,
+    pub work: tempfile::TempDir,
 }
 
-fn commander() -> Context {
+pub(crate) fn commander() -> Context {
     Context {
         actor: Actor {
             name: "alice".into(),
@@ -61,7 +61,7 @@ fn commander() -> Context {
     }
 }
 
-fn env_map(s3_endpoint: &str, source: &str, target: &str) -> HashMap<String, String> {
+pub(crate) fn env_map(s3_endpoint: &str, source: &str, target: &str) -> HashMap<String, String> {
     HashMap::from([
         ("R2_ENDPOINT".to_string(), s3_endpoint.to_string()),
         ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
@@ -71,7 +71,7 @@ fn env_map(s3_endpoint: &str, source: &str, target: &str) -> HashMap<String, Str
     ])
 }
 
-fn config_text(bucket: &str, key: &AgeKey) -> String {
+pub(crate) fn config_text(bucket: &str, key: &AgeKey) -> String {
     format!(
         r#"
 [targets.source]
@@ -91,14 +91,14 @@ xz_level = 1
     )
 }
 
-fn engine_with(dir: &Path, config: &str, env: HashMap<String, String>) -> Engine {
+pub(crate) fn engine_with(dir: &Path, config: &str, env: HashMap<String, String>) -> Engine {
     let config = Config::from_toml(config, Path::new("test.toml")).expect("config");
     let store = Store::open(dir).expect("store");
     Engine::new(Arc::new(config), store, Arc::new(SystemClock))
         .with_env(Arc::new(move |k| env.get(k).cloned()))
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     let key = age_key();
     let bucket = bucket("drbot-db-").await;
     let source = TestDb::new("drbot_src_");
@@ -123,7 +123,7 @@ async fn setup() -> Setup {
 impl Setup {
     /// Runs `pipeline` (a shell pipeline reading the source's plain dump on stdin when it
     /// starts with `|`) and uploads its output as `db/<name>`.
-    async fn upload(&self, name: &str, script: &str) -> String {
+    pub async fn upload(&self, name: &str, script: &str) -> String {
         let out = self.work.path().join(name);
         sh(&format!("{script} > {}", out.display()));
         let key = format!("db/{name}");
@@ -131,16 +131,57 @@ impl Setup {
         key
     }
 
-    fn dump_cmd(&self) -> String {
+    pub fn dump_cmd(&self) -> String {
         format!("pg_dump --clean --if-exists '{}'", self.source.url())
     }
 
-    fn age(&self) -> String {
+    pub fn age(&self) -> String {
         format!("age -r {}", self.key.recipient)
     }
 
-    async fn run(&self, line: &str) -> Reply {
+    pub async fn run(&self, line: &str) -> Reply {
         self.engine.run(&commander(), line).await
+    }
+
+    /// A destructive command asked for by alice and approved by bob.
+    pub async fn approved(&self, line: &str) -> Reply {
+        approved_with(&self.engine, line, &drbot_commands::progress::NoProgress).await
+    }
+}
+
+/// bob, who may approve.
+pub(crate) fn approver() -> Context {
+    Context {
+        actor: Actor {
+            name: "bob".into(),
+            roles: ["approver".to_string()].into(),
+            proof: Proof::Proven,
+        },
+        place: Place::Local,
+    }
+}
+
+/// Asks as alice; if that needs approval, approves as bob and returns bob's reply.
+pub(crate) async fn approved_with(
+    engine: &Engine,
+    line: &str,
+    progress: &dyn drbot_commands::progress::ProgressSink,
+) -> Reply {
+    let r = engine.run(&commander(), line).await;
+    match &r.outcome {
+        Outcome::AwaitingApproval(id) => {
+            assert!(
+                r.text
+                    .lines()
+                    .any(|l| l == format!("approval request {id}")),
+                "{}",
+                r.text
+            );
+            engine
+                .run_with(&approver(), &format!("/approve request:{id}"), progress)
+                .await
+        }
+        _ => r,
     }
 }
 
@@ -161,14 +202,12 @@ async fn a_tricky_database_round_trips_through_xz_and_age() {
         )
         .await;
     let progress = Collect::default();
-    let r = s
-        .engine
-        .run_with(
-            &commander(),
-            "/db restore backup:latest target:staging",
-            &progress,
-        )
-        .await;
+    let r = approved_with(
+        &s.engine,
+        "/db restore backup:latest target:staging",
+        &progress,
+    )
+    .await;
     assert_outcome(&r, Outcome::Done);
     assert!(
         r.text.contains(&format!("Restored {key} into staging")),
@@ -207,7 +246,7 @@ async fn every_layering_restores_by_magic_bytes_not_names() {
         s.target.recreate();
         let key = s.upload(name, &script).await;
         let r = s
-            .run(&format!("/db restore backup:{key} target:staging"))
+            .approved(&format!("/db restore backup:{key} target:staging"))
             .await;
         assert_outcome(&r, Outcome::Done);
         assert!(r.text.contains(says), "{name}: {}", r.text);
@@ -259,7 +298,7 @@ async fn drbots_own_backup_restores_to_the_same_database() {
     );
     assert_eq!(manifest["sha256"].as_str().unwrap().len(), 64);
 
-    let r = s.run("/db restore backup:latest target:staging").await;
+    let r = s.approved("/db restore backup:latest target:staging").await;
     assert_outcome(&r, Outcome::Done);
     assert!(
         r.text.contains("row counts") && r.text.contains("match the backup's manifest"),
@@ -374,7 +413,7 @@ async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
     ];
     for (name, says) in cases {
         let r = s
-            .run(&format!("/db restore backup:{name} target:staging"))
+            .approved(&format!("/db restore backup:{name} target:staging"))
             .await;
         assert_eq!(r.outcome.exit_code(), 1, "{name}: {}", r.text);
         assert!(r.text.contains(says), "{name}: {}", r.text);
@@ -388,7 +427,7 @@ async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
         assert_same_dump(&before, &s.target.dump(), name);
     }
     let r = s
-        .run("/db restore backup:sqlerror.sql.xz.age target:staging")
+        .approved("/db restore backup:sqlerror.sql.xz.age target:staging")
         .await;
     assert!(
         r.text.contains("line ") && r.text.contains("SELECT no_such_function()"),
@@ -407,12 +446,12 @@ async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
             "postgres://postgres@127.0.0.1:9/x?sslmode=disable",
         ),
     );
-    let r = broken
-        .run(
-            &commander(),
-            &format!("/db restore backup:{good} target:staging"),
-        )
-        .await;
+    let r = approved_with(
+        &broken,
+        &format!("/db restore backup:{good} target:staging"),
+        &drbot_commands::progress::NoProgress,
+    )
+    .await;
     assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
     assert!(r.text.contains("cannot reach"), "{}", r.text);
     let dir2 = tempfile::tempdir().unwrap();
@@ -425,12 +464,12 @@ async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
             "postgres://postgres:hunter2@127.0.0.1:9/x?sslmode=disable",
         ),
     );
-    let r = no_target
-        .run(
-            &commander(),
-            &format!("/db restore backup:{good} target:staging"),
-        )
-        .await;
+    let r = approved_with(
+        &no_target,
+        &format!("/db restore backup:{good} target:staging"),
+        &drbot_commands::progress::NoProgress,
+    )
+    .await;
     assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
     assert!(
         r.text.contains("Cannot connect to target staging"),
@@ -491,7 +530,7 @@ async fn one_restore_per_target_at_a_time() {
         .take("staging", "bob restoring db/x since 10:00 UTC".into())
         .expect("free");
     put(&s.bucket, "db/a.sql", b"SELECT 1;\n".to_vec()).await;
-    let r = s.run("/db restore backup:a.sql target:staging").await;
+    let r = s.approved("/db restore backup:a.sql target:staging").await;
     assert_outcome(&r, Outcome::Refused);
     assert!(
         r.text.contains("already running (bob restoring db/x"),
@@ -499,7 +538,7 @@ async fn one_restore_per_target_at_a_time() {
         r.text
     );
     // Another target is free.
-    let r = s.run("/db restore backup:a.sql target:source").await;
+    let r = s.approved("/db restore backup:a.sql target:source").await;
     assert_outcome(&r, Outcome::Done);
 }
 
@@ -577,7 +616,7 @@ async fn a_restore_inside_an_incident_marks_its_step() {
     .await;
     s.run("/incident declare scenario:database severity:sev1 title:\"db gone\"")
         .await;
-    let r = s.run("/db restore backup:latest target:staging").await;
+    let r = s.approved("/db restore backup:latest target:staging").await;
     assert_outcome(&r, Outcome::Done);
     let incident = s.engine.store().incident(IncidentId(1)).unwrap().unwrap();
     assert_eq!(incident.step("db-restore").unwrap().state, StepState::Done);

@@ -50,6 +50,15 @@ impl Local {
             }
         };
         let engine = Engine::new(Arc::new(config), store, Arc::new(SystemClock));
+        // A previous drbot may have died mid-step: say so, and never resume it silently.
+        match engine.recover_interrupted() {
+            Ok(marked) => {
+                for m in marked {
+                    eprintln!("drbot: {m} (drbot had stopped while it ran).");
+                }
+            }
+            Err(e) => eprintln!("drbot: could not check for interrupted work: {e}"),
+        }
         Ok(Local {
             engine,
             ctx: Context {

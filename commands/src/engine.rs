@@ -19,7 +19,7 @@ use crate::progress::{NoProgress, ProgressSink};
 use crate::redact::redact_urls;
 use crate::reply::{Outcome, Reply};
 use crate::runbook::Action;
-use crate::{db, incident, step};
+use crate::{approval, db, incident, step};
 
 /// Reads an environment variable (secrets and URLs): the process's own, or a test's.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -169,7 +169,13 @@ impl Engine {
         inv: &Invocation,
         progress: &dyn ProgressSink,
     ) -> Result<Reply, CommandError> {
+        if inv.spec.destructive {
+            // The one gate: a destructive command only ever becomes an approval request.
+            return approval::request(self, ctx, inv).await;
+        }
         match (inv.spec.group, inv.spec.sub) {
+            ("approve", None) => approval::approve(self, ctx, inv, progress).await,
+            ("deny", None) => approval::deny(self, ctx, inv).await,
             ("incident", Some("declare")) => {
                 let _guard = self.declare_lock.lock().await;
                 incident::declare(self, ctx, inv)
@@ -185,7 +191,6 @@ impl Engine {
             ("step", Some("skip")) => step::skip(self, ctx, inv),
             ("db", Some("check")) => db::check(self, ctx, inv).await,
             ("db", Some("backups")) => db::backups(self, ctx, inv).await,
-            ("db", Some("restore")) => db::restore(self, ctx, inv, progress).await,
             ("db", Some("verify")) => db::verify_cmd(self, ctx, inv).await,
             ("db", Some("backup")) => db::backup::backup(self, ctx, inv, progress).await,
             _ => Err(CommandError::Refused(format!(
@@ -258,7 +263,11 @@ impl Engine {
 
     /// The incident a command's entries belong to without requiring one: the one named by
     /// `incident:`, else the single active incident the place sees.
-    fn incident_for(&self, ctx: &Context, inv: Option<&Invocation>) -> Option<IncidentId> {
+    pub(crate) fn incident_for(
+        &self,
+        ctx: &Context,
+        inv: Option<&Invocation>,
+    ) -> Option<IncidentId> {
         // A closed incident's timeline is final; an unknown id names no timeline: both fall
         // back to the incident the place sees.
         let named = inv
@@ -297,30 +306,37 @@ impl Engine {
 
     /// Marks the runbook step that `command` automates as running, if the incident has one
     /// still to do.
-    pub fn step_started(&self, ctx: &Context, command: &str) -> Result<(), CommandError> {
-        self.step_change(ctx, command, drbot_state::StepState::Running, None)
+    pub fn step_started(
+        &self,
+        ctx: &Context,
+        inv: &Invocation,
+        command: &str,
+    ) -> Result<(), CommandError> {
+        self.step_change(ctx, inv, command, drbot_state::StepState::Running, None)
     }
 
     /// Marks the runbook step that `command` automates as done or failed.
     pub fn step_finished(
         &self,
         ctx: &Context,
+        inv: &Invocation,
         command: &str,
         state: drbot_state::StepState,
         reason: Option<String>,
     ) -> Result<(), CommandError> {
-        self.step_change(ctx, command, state, reason)
+        self.step_change(ctx, inv, command, state, reason)
     }
 
     fn step_change(
         &self,
         ctx: &Context,
+        inv: &Invocation,
         command: &str,
         to: drbot_state::StepState,
         reason: Option<String>,
     ) -> Result<(), CommandError> {
         use drbot_state::StepState;
-        let Some(id) = self.incident_for(ctx, None) else {
+        let Some(id) = self.incident_for(ctx, Some(inv)) else {
             return Ok(());
         };
         let now = self.now();
@@ -374,6 +390,65 @@ impl Engine {
         Ok(())
     }
 
+    /// After a crash or kill: steps that were running and approved actions that were running
+    /// are marked interrupted (never resumed or re-run on their own). Returns what was marked.
+    pub fn recover_interrupted(&self) -> Result<Vec<String>, CommandError> {
+        use drbot_state::{ApprovalStatus, StepState};
+        let mut marked = Vec::new();
+        let ctx = Context {
+            actor: crate::identity::Actor::system(),
+            place: Place::Local,
+        };
+        for incident in self.store.active_incidents()? {
+            if !incident.steps.iter().any(|s| s.state == StepState::Running) {
+                continue;
+            }
+            let now = self.now();
+            self.store.update_incident(incident.id, |i| {
+                let mut entries = Vec::new();
+                for (n, rec) in i.steps.iter_mut().enumerate() {
+                    if rec.state == StepState::Running {
+                        rec.state = StepState::Interrupted;
+                        rec.at = Some(now);
+                        rec.reason = Some("drbot stopped while it ran".to_string());
+                        entries.push(self.entry(
+                            &ctx,
+                            EntryKind::Step,
+                            format!(
+                                "Step {}. {} was interrupted: drbot stopped while it ran. Check its result before going on.",
+                                n + 1,
+                                rec.id
+                            ),
+                        ));
+                    }
+                }
+                Ok::<_, CommandError>(entries)
+            })?;
+            marked.push(format!("{}: a running step was interrupted", incident.id));
+        }
+        for r in self.store.approvals()? {
+            if r.status != ApprovalStatus::Executing {
+                continue;
+            }
+            self.store.update_approval(r.id, |req| {
+                req.status = ApprovalStatus::Interrupted;
+                Ok::<_, CommandError>(vec![self.entry(
+                    &ctx,
+                    EntryKind::Approval,
+                    format!(
+                        "{} was running when drbot stopped; it will not run again without a new request.",
+                        req.id
+                    ),
+                )])
+            })?;
+            marked.push(format!("{} was interrupted", r.id));
+        }
+        if !marked.is_empty() {
+            self.store.flush_blocking()?;
+        }
+        Ok(marked)
+    }
+
     fn open_list(&self) -> Option<String> {
         let open = self.store.active_incidents().ok()?;
         if open.is_empty() {
@@ -391,8 +466,15 @@ impl Engine {
         line: &str,
         err: &CommandError,
     ) {
-        // A closed incident's timeline is final: refusals about it go to the audit log.
-        let target = self.incident_for(ctx, inv);
+        // A refused decision belongs on its request's incident; otherwise the command's.
+        let request_incident = inv
+            .filter(|i| matches!(i.spec.group, "approve" | "deny"))
+            .and_then(|i| i.get("request"))
+            .and_then(|raw| raw.parse::<drbot_state::RequestId>().ok())
+            .and_then(|id| self.store.approval(id).ok().flatten())
+            .and_then(|r| r.incident)
+            .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()));
+        let target = request_incident.or_else(|| self.incident_for(ctx, inv));
         let shown = crate::render::truncate(line.trim(), 200);
         let first_line = err
             .to_string()

@@ -302,7 +302,15 @@ pub fn status_text(engine: &Engine, incident: &Incident) -> String {
     );
     text.push('\n');
     text.push_str(&steps_block(incident, now));
-    text.push_str("Pending approvals: none.\n");
+    let pending = crate::approval::pending_lines(engine, incident);
+    if pending.is_empty() {
+        text.push_str("Pending approvals: none.\n");
+    } else {
+        text.push_str("Pending approvals:\n");
+        for p in pending {
+            let _ = writeln!(text, "  {p}");
+        }
+    }
     text.push_str(&next_line(incident));
     text
 }

@@ -9,10 +9,12 @@
 //! - [`config`]: the TOML config of SPEC §4 over built-in defaults; [`check`]: `drbot check`.
 //! - [`db`]: the database scenario (check, backups, streaming restore, verify, backup);
 //!   [`bucket`]: the S3/R2 bucket; [`progress`]: progress lines for long work.
+//! - [`approval`]: the two-person gate every destructive command goes through.
 //! - [`identity`]: who is acting and how that is proven; [`redact`]: secrets out of text.
 //!
 //! This crate never talks to Discord: the `drbot` binary adapts it to each place.
 
+pub mod approval;
 pub mod bucket;
 pub mod check;
 pub mod clock;

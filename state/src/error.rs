@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::IncidentId;
+use crate::model::{IncidentId, RequestId};
 
 /// What can go wrong reading or writing incident state.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,10 @@ pub enum StateError {
     /// The incident does not exist.
     #[error("incident {0} does not exist")]
     NoSuchIncident(IncidentId),
+
+    /// The approval request does not exist.
+    #[error("approval request {0} does not exist")]
+    NoSuchRequest(RequestId),
 
     /// A stored record could not be decoded.
     #[error("stored record {what} is unreadable: {source}")]

@@ -16,7 +16,7 @@ mod store;
 
 pub use error::StateError;
 pub use model::{
-    EntryKind, Incident, IncidentId, IncidentStatus, LastRestore, NewEntry, Proof, StepRecord,
-    StepState, TimelineEntry,
+    ApprovalRequest, ApprovalStatus, EntryKind, Incident, IncidentId, IncidentStatus, LastRestore,
+    NewEntry, Proof, RequestId, StepRecord, StepState, TimelineEntry,
 };
 pub use store::{SCHEMA_VERSION, Store};

@@ -301,6 +301,119 @@ impl TimelineEntry {
     }
 }
 
+/// An approval request's number, shown to people as `A-<n>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "A-{}", self.0)
+    }
+}
+
+impl FromStr for RequestId {
+    type Err = String;
+
+    /// Accepts `A-7`, `a-7`, `A7`, `#7` or `7`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let digits = t
+            .strip_prefix("A-")
+            .or_else(|| t.strip_prefix("a-"))
+            .or_else(|| t.strip_prefix('A'))
+            .or_else(|| t.strip_prefix('a'))
+            .or_else(|| t.strip_prefix('#'))
+            .unwrap_or(t);
+        digits
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(RequestId)
+            .ok_or_else(|| format!("`{s}` is not an approval request id (write it like A-3)"))
+    }
+}
+
+/// Where an approval request is in its life. Only `Pending` can be approved or denied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for a second person.
+    Pending,
+    /// Approved; the action is running.
+    Executing,
+    /// Approved and run to success.
+    Executed,
+    /// Approved and run, but the action failed.
+    Failed,
+    /// Denied by someone, with a reason.
+    Denied,
+    /// Not decided within the time allowed.
+    Expired,
+    /// Approved, but its inputs had changed, so it did not run.
+    Voided,
+    /// drbot stopped while it ran; it is never run again on its own.
+    Interrupted,
+}
+
+impl ApprovalStatus {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Executing => "running",
+            ApprovalStatus::Executed => "done",
+            ApprovalStatus::Failed => "failed",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Expired => "expired",
+            ApprovalStatus::Voided => "voided",
+            ApprovalStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A destructive action waiting for (or past) a second person's decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    /// Its number.
+    pub id: RequestId,
+    /// The incident it belongs to, if any.
+    pub incident: Option<IncidentId>,
+    /// Where it was requested (`console`, `discord:<channel>`).
+    pub place: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// How sure drbot was of the requester.
+    pub requested_proof: Proof,
+    /// The command as typed (canonical form).
+    pub command: String,
+    /// The exact action, resolved: what kind of action and its inputs (key, ETag, target...).
+    pub action: String,
+    /// The action's inputs, as resolved when it was requested.
+    pub inputs: BTreeMap<String, String>,
+    /// sha256 over the action and its inputs, hex.
+    pub digest: String,
+    /// One or two lines describing it for the approver.
+    pub summary: String,
+    /// When it was asked.
+    pub created_at: DateTime<Utc>,
+    /// When it stops being approvable.
+    pub expires_at: DateTime<Utc>,
+    /// Where it is now.
+    pub status: ApprovalStatus,
+    /// Who approved or denied it.
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Why it was denied or voided, or how it failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The chat message that shows it (Discord), for reactions and buttons.
+    #[serde(default)]
+    pub message_id: Option<u64>,
+}
+
 /// The backup most recently restored into a target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastRestore {

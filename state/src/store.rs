@@ -6,7 +6,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::error::StateError;
-use crate::model::{Incident, IncidentId, LastRestore, NewEntry, TimelineEntry};
+use crate::model::{
+    ApprovalRequest, Incident, IncidentId, LastRestore, NewEntry, RequestId, TimelineEntry,
+};
 
 /// The schema this build writes. Bump it with a migration in [`MIGRATIONS`].
 pub const SCHEMA_VERSION: u32 = 1;
@@ -18,6 +20,8 @@ mod names {
     pub const TIMELINE: &str = "timeline";
     pub const AUDIT: &str = "audit";
     pub const RESTORES: &str = "restores";
+    pub const APPROVALS: &str = "approvals";
+    pub const NEXT_REQUEST_KEY: &[u8] = b"next_request";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
 }
@@ -38,6 +42,7 @@ pub struct Store {
     timeline: sled::Tree,
     audit: sled::Tree,
     restores: sled::Tree,
+    approvals: sled::Tree,
 }
 
 impl Store {
@@ -67,6 +72,7 @@ impl Store {
             timeline: db.open_tree(names::TIMELINE)?,
             audit: db.open_tree(names::AUDIT)?,
             restores: db.open_tree(names::RESTORES)?,
+            approvals: db.open_tree(names::APPROVALS)?,
             db,
         };
         store.migrate()?;
@@ -241,6 +247,74 @@ impl Store {
         Ok(stored)
     }
 
+    /// Creates an approval request from `build` (given the new id), with timeline entries on
+    /// its incident (or the audit log), in one transaction.
+    pub fn create_approval<E: From<StateError>>(
+        &self,
+        build: impl Fn(RequestId) -> Result<(ApprovalRequest, Vec<NewEntry>), E>,
+    ) -> Result<ApprovalRequest, E> {
+        let result = (&self.meta, &self.approvals, &self.timeline, &self.audit).transaction(
+            |(meta, ap, tl, audit)| {
+                let next = meta
+                    .get(names::NEXT_REQUEST_KEY)?
+                    .map(|v| decode_u64(&v))
+                    .unwrap_or(1);
+                let id = RequestId(next);
+                let (request, entries) = build(id).map_err(ConflictableTransactionError::Abort)?;
+                meta.insert(names::NEXT_REQUEST_KEY, &(next + 1).to_be_bytes())?;
+                ap.insert(&id.0.to_be_bytes(), encode(&request)?)?;
+                append_entries(tl, audit, request.incident, entries)?;
+                Ok(request)
+            },
+        );
+        unwrap_tx(result)
+    }
+
+    /// Changes an approval request with `change`, writing its entries with it, in one
+    /// transaction. `change` sees the stored request, so a status check inside it cannot race
+    /// with another decision. It may run more than once.
+    pub fn update_approval<E: From<StateError>>(
+        &self,
+        id: RequestId,
+        change: impl Fn(&mut ApprovalRequest) -> Result<Vec<NewEntry>, E>,
+    ) -> Result<ApprovalRequest, E> {
+        let result =
+            (&self.approvals, &self.timeline, &self.audit).transaction(|(ap, tl, audit)| {
+                let key = id.0.to_be_bytes();
+                let Some(raw) = ap.get(key)? else {
+                    return Err(ConflictableTransactionError::Abort(E::from(
+                        StateError::NoSuchRequest(id),
+                    )));
+                };
+                let mut request: ApprovalRequest = decode(&raw, || id.to_string())
+                    .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
+                let entries = change(&mut request).map_err(ConflictableTransactionError::Abort)?;
+                ap.insert(&key, encode(&request)?)?;
+                append_entries(tl, audit, request.incident, entries)?;
+                Ok(request)
+            });
+        unwrap_tx(result)
+    }
+
+    /// The approval request with this id.
+    pub fn approval(&self, id: RequestId) -> Result<Option<ApprovalRequest>, StateError> {
+        self.approvals
+            .get(id.0.to_be_bytes())?
+            .map(|raw| decode(&raw, || id.to_string()))
+            .transpose()
+    }
+
+    /// Every approval request, oldest first.
+    pub fn approvals(&self) -> Result<Vec<ApprovalRequest>, StateError> {
+        self.approvals
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&v, || format!("A-{}", decode_u64(&k)))
+            })
+            .collect()
+    }
+
     /// Remembers the backup last restored into a target (so `/db verify` can compare with it).
     pub fn record_restore(&self, target: &str, restore: &LastRestore) -> Result<(), StateError> {
         self.restores
@@ -266,6 +340,28 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Appends entries to an incident's timeline, or to the audit log when there is no incident.
+fn append_entries<E>(
+    tl: &TransactionalTree,
+    audit: &TransactionalTree,
+    incident: Option<IncidentId>,
+    entries: Vec<NewEntry>,
+) -> Result<(), ConflictableTransactionError<E>> {
+    for e in entries {
+        match incident {
+            Some(id) => {
+                append_in(tl, Some(id), e)?;
+            }
+            None => {
+                let seq = audit.generate_id()?;
+                let stored = TimelineEntry::from_new(seq, None, e);
+                audit.insert(&seq.to_be_bytes(), encode(&stored)?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Appends a timeline entry inside a transaction, keyed by incident then sequence number.

@@ -290,7 +290,7 @@ pub async fn backup(
     let started_at = engine.now();
     let key = backup_name(&s.db_prefix, started_at);
     let started = Instant::now();
-    engine.step_started(ctx, "/db backup")?;
+    engine.step_started(ctx, inv, "/db backup")?;
     progress.update(&format!("Backing up {name} to {}/{key}…", bucket.name()));
 
     let server_version = match target.connect().await {
@@ -300,7 +300,13 @@ pub async fn backup(
             .ok()
             .map(|r| r.get::<_, String>(0)),
         Err(e) => {
-            engine.step_finished(ctx, "/db backup", StepState::Failed, Some(e.to_string()))?;
+            engine.step_finished(
+                ctx,
+                inv,
+                "/db backup",
+                StepState::Failed,
+                Some(e.to_string()),
+            )?;
             return Err(e);
         }
     };
@@ -340,7 +346,7 @@ pub async fn backup(
                 bucket.name()
             );
             engine.record(ctx, inv, EntryKind::Command, &text)?;
-            engine.step_finished(ctx, "/db backup", StepState::Failed, Some(e))?;
+            engine.step_finished(ctx, inv, "/db backup", StepState::Failed, Some(e))?;
             return Err(CommandError::Failed(text));
         }
     };
@@ -381,6 +387,6 @@ pub async fn backup(
         render::duration(rpo)
     );
     engine.record(ctx, inv, EntryKind::Command, &text)?;
-    engine.step_finished(ctx, "/db backup", StepState::Done, None)?;
+    engine.step_finished(ctx, inv, "/db backup", StepState::Done, None)?;
     Ok(Reply::done(text))
 }

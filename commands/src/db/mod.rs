@@ -233,7 +233,7 @@ pub async fn backups(
             age.map(render::duration).unwrap_or_default()
         ),
     )?;
-    engine.step_finished(ctx, "/db backups", StepState::Done, None)?;
+    engine.step_finished(ctx, inv, "/db backups", StepState::Done, None)?;
     Ok(Reply::done(text))
 }
 
@@ -290,7 +290,7 @@ pub async fn check(
         target.shown()
     );
     engine.record(ctx, inv, EntryKind::Command, format!("/db check: {text}"))?;
-    engine.step_finished(ctx, "/db check", StepState::Done, None)?;
+    engine.step_finished(ctx, inv, "/db check", StepState::Done, None)?;
     Ok(Reply::done(text))
 }
 
@@ -361,22 +361,8 @@ fn progress_line(c: &Counters, started: Instant) -> String {
     )
 }
 
-/// `/db restore`: streams a backup into a target in one transaction.
-pub async fn restore(
-    engine: &Engine,
-    ctx: &Context,
-    inv: &Invocation,
-    progress: &dyn ProgressSink,
-) -> Result<Reply, CommandError> {
-    let target_name = required(inv, "target")?;
-    let target = Target::resolve(engine.config(), target_name, &engine.env())?;
-    let (bucket, s) = backup_bucket(engine)?;
-    let object = resolve_backup(&bucket, &s.db_prefix, required(inv, "backup")?).await?;
-    let ids = Arc::new(identities(engine)?);
-    run_restore(engine, ctx, inv, &bucket, &object, &target, ids, progress).await
-}
-
-/// Runs a restore of a resolved backup (the approval gate calls this after re-checking it).
+/// `/db restore`, once approved: streams a resolved backup into a target in one transaction.
+/// Only the approval gate calls this, after re-reading the backup and the target.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_restore(
     engine: &Engine,
@@ -417,7 +403,7 @@ pub async fn run_restore(
             target.name
         ),
     )?;
-    engine.step_started(ctx, "/db restore")?;
+    engine.step_started(ctx, inv, "/db restore")?;
     engine.store().flush().await?;
     progress.update(&format!(
         "Restoring {} ({}) into {}…",
@@ -483,7 +469,7 @@ pub async fn run_restore(
                     by: ctx.actor.name.clone(),
                 },
             )?;
-            engine.step_finished(ctx, "/db restore", StepState::Done, None)?;
+            engine.step_finished(ctx, inv, "/db restore", StepState::Done, None)?;
             // After a restore: sequences and the other integrity checks.
             let manifest = backup::fetch_manifest(bucket, &object.key).await;
             let report = verify::run(engine, target, manifest.as_ref()).await;
@@ -514,7 +500,7 @@ pub async fn run_restore(
                 target.name
             );
             engine.record(ctx, inv, EntryKind::Command, &text)?;
-            engine.step_finished(ctx, "/db restore", StepState::Failed, Some(e))?;
+            engine.step_finished(ctx, inv, "/db restore", StepState::Failed, Some(e))?;
             Err(CommandError::Failed(text))
         }
     }
@@ -548,11 +534,12 @@ pub async fn verify_cmd(
         ),
     )?;
     if report.passed() {
-        engine.step_finished(ctx, "/db verify", StepState::Done, None)?;
+        engine.step_finished(ctx, inv, "/db verify", StepState::Done, None)?;
         Ok(Reply::done(text))
     } else {
         engine.step_finished(
             ctx,
+            inv,
             "/db verify",
             StepState::Failed,
             Some("checks failed".to_string()),

@@ -1,0 +1,546 @@
+//! Two-person approval (SPEC §7): the one gate every destructive command goes through.
+//!
+//! A destructive command does not run when typed. Its inputs are resolved into an exact
+//! [`Action`] (for `/db restore`: the backup's key and ETag, the target's address) and stored
+//! as a request bound to a digest of them. A second person with the approver role runs it with
+//! `/approve`; at that moment the inputs are read again and any change voids the approval. A
+//! request runs at most once: the move from pending to running is one sled transaction, and a
+//! request that was running when drbot stopped is marked interrupted, never re-run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use drbot_state::{ApprovalRequest, ApprovalStatus, EntryKind, Incident, RequestId};
+use sha2::{Digest, Sha256};
+
+use crate::bucket::ObjectInfo;
+use crate::db::{self, pg::Target};
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::{self, INCIDENT_OPTION, Invocation};
+use crate::incident::required;
+use crate::progress::ProgressSink;
+use crate::render;
+use crate::reply::{Outcome, Reply};
+
+/// The role that may approve.
+pub const APPROVER: &str = "approver";
+/// The role that may ask for a destructive action.
+pub const REQUESTER: &str = "commander";
+
+/// A destructive action with its inputs resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `/db restore`: this exact object into this target.
+    DbRestore {
+        /// The backup's key.
+        key: String,
+        /// Its ETag when requested.
+        etag: String,
+        /// Its size.
+        size: u64,
+        /// The target's name.
+        target: String,
+        /// Where the target points (host, port, database, user; never the password).
+        target_addr: String,
+    },
+}
+
+impl Action {
+    /// The action's kind, stored with the request.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::DbRestore { .. } => "db-restore",
+        }
+    }
+
+    /// The inputs the digest covers and execution re-checks.
+    pub fn inputs(&self) -> BTreeMap<String, String> {
+        match self {
+            Action::DbRestore {
+                key,
+                etag,
+                size,
+                target,
+                target_addr,
+            } => BTreeMap::from([
+                ("backup".to_string(), key.clone()),
+                ("etag".to_string(), etag.clone()),
+                ("size".to_string(), size.to_string()),
+                ("target".to_string(), target.clone()),
+                ("target_addr".to_string(), target_addr.clone()),
+            ]),
+        }
+    }
+
+    /// Reads an action back from a stored request.
+    pub fn from_request(r: &ApprovalRequest) -> Result<Action, String> {
+        let get = |k: &str| {
+            r.inputs
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("{} is missing its {k}", r.id))
+        };
+        match r.action.as_str() {
+            "db-restore" => Ok(Action::DbRestore {
+                key: get("backup")?,
+                etag: get("etag")?,
+                size: get("size")?.parse().unwrap_or(0),
+                target: get("target")?,
+                target_addr: get("target_addr")?,
+            }),
+            other => Err(format!(
+                "{} holds an action this drbot does not know ({other})",
+                r.id
+            )),
+        }
+    }
+
+    /// sha256 over the kind and every input, hex.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.kind().as_bytes());
+        for (k, v) in self.inputs() {
+            h.update(b"\n");
+            h.update(k.as_bytes());
+            h.update(b"=");
+            h.update(v.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Where a target points, for binding and re-checking (no password).
+fn target_addr(target: &Target) -> Result<String, CommandError> {
+    let (config, _) = target.pg_config()?;
+    Ok(format!(
+        "{} as {}",
+        db::pg::host_of(&config),
+        config.get_user().unwrap_or("(default user)")
+    ))
+}
+
+/// Resolves a destructive command's inputs into an exact action and a description.
+async fn prepare(engine: &Engine, inv: &Invocation) -> Result<(Action, String), CommandError> {
+    match (inv.spec.group, inv.spec.sub) {
+        ("db", Some("restore")) => {
+            let target = Target::resolve(engine.config(), required(inv, "target")?, &engine.env())?;
+            let addr = target_addr(&target)?;
+            let (bucket, s) = db::backup_bucket(engine)?;
+            let object =
+                db::resolve_backup(&bucket, &s.db_prefix, required(inv, "backup")?).await?;
+            let now = engine.now();
+            let taken = db::taken_at(&object)
+                .map(|t| {
+                    format!(
+                        ", taken {} ({} old)",
+                        render::stamp(t),
+                        render::duration(now - t)
+                    )
+                })
+                .unwrap_or_default();
+            let summary = format!(
+                "restore {} ({}{taken}) into {} ({})",
+                object.key,
+                db::size(object.size),
+                target.name,
+                target.shown()
+            );
+            Ok((
+                Action::DbRestore {
+                    key: object.key,
+                    etag: object.etag.unwrap_or_default(),
+                    size: object.size,
+                    target: target.name,
+                    target_addr: addr,
+                },
+                summary,
+            ))
+        }
+        _ => Err(CommandError::Refused(format!(
+            "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, with a second person watching, then record it with /step done.",
+            inv.spec.path()
+        ))),
+    }
+}
+
+/// A destructive command: creates the approval request instead of running it.
+pub async fn request(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
+    if !ctx.actor.has_role(REQUESTER) {
+        return Err(CommandError::Refused(format!(
+            "{} needs the {REQUESTER} role to be asked for, and {} does not have it.",
+            inv.spec.path(),
+            ctx.actor.name
+        )));
+    }
+    let (action, summary) = prepare(engine, inv).await?;
+    let incident = engine.incident_for(ctx, Some(inv));
+    let now = engine.now();
+    let ttl = Duration::seconds(engine.config().approvals.ttl_secs as i64);
+    let digest = action.digest();
+    let command = inv
+        .options
+        .iter()
+        .filter(|(n, _)| n != INCIDENT_OPTION)
+        .fold(inv.spec.path(), |mut s, (n, v)| {
+            let _ = write!(s, " {n}:{v}");
+            s
+        });
+    let request = engine.store().create_approval(|id| {
+        let req = ApprovalRequest {
+            id,
+            incident,
+            place: ctx.place.key(),
+            requested_by: ctx.actor.name.clone(),
+            requested_proof: ctx.actor.proof,
+            command: command.clone(),
+            action: action.kind().to_string(),
+            inputs: action.inputs(),
+            digest: digest.clone(),
+            summary: summary.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+            status: ApprovalStatus::Pending,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+            message_id: None,
+        };
+        let entry = engine.entry(
+            ctx,
+            EntryKind::Approval,
+            format!(
+                "{id} requested by {}: {summary}. Digest {}. Expires {}.",
+                ctx.actor.display(),
+                &digest[..12],
+                render::stamp(now + ttl)
+            ),
+        );
+        Ok::<_, CommandError>((req, vec![entry]))
+    })?;
+    let id = request.id;
+    let text = format!(
+        "Approval needed: {summary}, requested by {}.\napproval request {id}\n\
+         It expires at {} (in {}). Another person with the {APPROVER} role runs /approve request:{id} \
+         (or /deny request:{id} reason:…). Nothing has changed yet.",
+        ctx.actor.name,
+        render::time(request.expires_at, now),
+        render::duration(ttl)
+    );
+    Ok(Reply {
+        outcome: Outcome::AwaitingApproval(id.to_string()),
+        text,
+    })
+}
+
+fn parse_id(engine: &Engine, inv: &Invocation) -> Result<ApprovalRequest, CommandError> {
+    let id: RequestId = required(inv, "request")?
+        .parse()
+        .map_err(CommandError::Usage)?;
+    engine.store().approval(id)?.ok_or_else(|| {
+        let pending: Vec<String> = engine
+            .store()
+            .approvals()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.status == ApprovalStatus::Pending)
+            .map(|r| r.id.to_string())
+            .collect();
+        CommandError::Usage(if pending.is_empty() {
+            format!("{id} does not exist, and no request is pending.")
+        } else {
+            format!("{id} does not exist. Pending: {}.", pending.join(", "))
+        })
+    })
+}
+
+/// Why a request that is not pending cannot be decided.
+fn not_pending(r: &ApprovalRequest, now: DateTime<Utc>) -> Option<CommandError> {
+    let by = r.decided_by.as_deref().unwrap_or("someone");
+    let at = r
+        .decided_at
+        .map(|t| format!(" at {}", render::time(t, now)))
+        .unwrap_or_default();
+    let again = format!("Ask again with {}.", r.command);
+    let text = match r.status {
+        ApprovalStatus::Pending => return None,
+        ApprovalStatus::Executing | ApprovalStatus::Executed | ApprovalStatus::Failed => format!(
+            "{} was already approved by {by}{at} and has run ({}); a request runs at most once. {again}",
+            r.id,
+            r.status.as_str()
+        ),
+        ApprovalStatus::Interrupted => format!(
+            "{} was running when drbot stopped; it is never run twice. Check the target, then {again}",
+            r.id
+        ),
+        ApprovalStatus::Denied => format!(
+            "{} was denied by {by}{at}: {}. {again}",
+            r.id,
+            r.reason.as_deref().unwrap_or("no reason given")
+        ),
+        ApprovalStatus::Expired => format!(
+            "{} expired at {} without a decision. {again}",
+            r.id,
+            render::time(r.expires_at, now)
+        ),
+        ApprovalStatus::Voided => format!(
+            "{} was voided: {}. {again}",
+            r.id,
+            r.reason.as_deref().unwrap_or("its inputs changed")
+        ),
+    };
+    Some(CommandError::Refused(text))
+}
+
+/// Marks a pending request expired if its time is up; returns the refusal to give.
+fn expire_if_due(engine: &Engine, ctx: &Context, r: &ApprovalRequest) -> Result<(), CommandError> {
+    let now = engine.now();
+    if r.status != ApprovalStatus::Pending || now <= r.expires_at {
+        return Ok(());
+    }
+    engine.store().update_approval(r.id, |req| {
+        if req.status != ApprovalStatus::Pending {
+            return Ok::<_, CommandError>(Vec::new());
+        }
+        req.status = ApprovalStatus::Expired;
+        Ok(vec![engine.entry(
+            ctx,
+            EntryKind::Approval,
+            format!(
+                "{} expired (not decided within {}).",
+                req.id,
+                render::duration(req.expires_at - req.created_at)
+            ),
+        )])
+    })?;
+    Err(CommandError::Refused(format!(
+        "{} expired at {} without a decision; nothing was run. Ask again with {}.",
+        r.id,
+        render::time(r.expires_at, now),
+        r.command
+    )))
+}
+
+/// `/approve`: checks who is approving, re-reads the inputs, then runs the action once.
+pub async fn approve(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let r = parse_id(engine, inv)?;
+    let now = engine.now();
+    if let Some(e) = not_pending(&r, now) {
+        return Err(e);
+    }
+    expire_if_due(engine, ctx, &r)?;
+    if ctx.actor.name == r.requested_by {
+        return Err(CommandError::Refused(format!(
+            "You asked for {} yourself: another person with the {APPROVER} role must approve it.",
+            r.id
+        )));
+    }
+    if !ctx.actor.has_role(APPROVER) {
+        let has: Vec<&str> = ctx.actor.roles.iter().map(String::as_str).collect();
+        return Err(CommandError::Refused(format!(
+            "Approving needs the {APPROVER} role; {} has {}. Ask someone with it.",
+            ctx.actor.name,
+            if has.is_empty() {
+                "none".to_string()
+            } else {
+                has.join(", ")
+            }
+        )));
+    }
+    let action = Action::from_request(&r).map_err(CommandError::Failed)?;
+    if action.digest() != r.digest {
+        return Err(CommandError::Refused(format!(
+            "{}'s stored action does not match its digest; it will not run. Ask again with {}.",
+            r.id, r.command
+        )));
+    }
+    // Pending → running, once: a second approval, even at the same instant, finds it taken.
+    let r = engine.store().update_approval(r.id, |req| {
+        if let Some(e) = not_pending(req, now) {
+            return Err(e);
+        }
+        req.status = ApprovalStatus::Executing;
+        req.decided_by = Some(ctx.actor.name.clone());
+        req.decided_at = Some(now);
+        Ok(vec![engine.entry(
+            ctx,
+            EntryKind::Approval,
+            format!(
+                "{} approved by {}: {}. Running it.",
+                req.id,
+                ctx.actor.display(),
+                req.summary
+            ),
+        )])
+    })?;
+    engine.store().flush().await?;
+
+    let result = execute(engine, ctx, &r, &action, progress).await;
+    let (status, reason) = match &result {
+        Ok(_) => (ApprovalStatus::Executed, None),
+        Err(Voided(why)) => (ApprovalStatus::Voided, Some(why.clone())),
+        Err(Ran(e)) => (ApprovalStatus::Failed, Some(e.to_string())),
+    };
+    engine.store().update_approval(r.id, |req| {
+        req.status = status;
+        req.reason = reason.clone();
+        let text = match status {
+            ApprovalStatus::Voided => format!(
+                "{} voided: {}. Nothing was run.",
+                req.id,
+                reason.as_deref().unwrap_or_default()
+            ),
+            ApprovalStatus::Executed => format!("{} done.", req.id),
+            _ => format!("{} failed.", req.id),
+        };
+        Ok::<_, CommandError>(vec![engine.entry(ctx, EntryKind::Approval, text)])
+    })?;
+    match result {
+        Ok(reply) => Ok(Reply::done(format!(
+            "{} approved by {} (asked by {}).\n{}",
+            r.id, ctx.actor.name, r.requested_by, reply.text
+        ))),
+        Err(Voided(why)) => Err(CommandError::Refused(format!(
+            "{} is void: {why}. Nothing was run. Ask again with {} if it is still wanted.",
+            r.id, r.command
+        ))),
+        Err(Ran(e)) => Err(e),
+    }
+}
+
+/// How an approved action ended without success.
+enum Stopped {
+    /// Its inputs changed: it did not run.
+    Voided(String),
+    /// It ran and failed.
+    Ran(CommandError),
+}
+use Stopped::{Ran, Voided};
+
+async fn execute(
+    engine: &Engine,
+    ctx: &Context,
+    r: &ApprovalRequest,
+    action: &Action,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, Stopped> {
+    match action {
+        Action::DbRestore {
+            key,
+            etag,
+            size,
+            target,
+            target_addr: addr,
+        } => {
+            // Re-read every input: the target's address and the object's ETag.
+            let t = Target::resolve(engine.config(), target, &engine.env())
+                .map_err(|e| Voided(format!("target {target} can no longer be resolved ({e})")))?;
+            let now_addr = target_addr(&t).map_err(|e| Voided(e.to_string()))?;
+            if &now_addr != addr {
+                return Err(Voided(format!(
+                    "target {target} now points to {now_addr}, not {addr} as when it was requested"
+                )));
+            }
+            let (bucket, _) = db::backup_bucket(engine).map_err(Ran)?;
+            let object: ObjectInfo = match bucket.head(key).await {
+                Ok(Some(o)) => o,
+                Ok(None) => {
+                    return Err(Voided(format!("the backup {key} is gone from the bucket")));
+                }
+                Err(e) => return Err(Ran(CommandError::Failed(format!("{e}. Nothing was run.")))),
+            };
+            let now_etag = object.etag.clone().unwrap_or_default();
+            if &now_etag != etag || object.size != *size {
+                return Err(Voided(format!(
+                    "the backup {key} changed since it was requested (ETag {etag} → {now_etag}, {} → {})",
+                    db::size(*size),
+                    db::size(object.size)
+                )));
+            }
+            let ids = Arc::new(db::identities(engine).map_err(Ran)?);
+            let mut line = r.command.clone();
+            if let Some(i) = r.incident {
+                let _ = write!(line, " incident:{i}");
+            }
+            let inv = grammar::parse(&line).map_err(|e| Ran(CommandError::Failed(e.0)))?;
+            db::run_restore(engine, ctx, &inv, &bucket, &object, &t, ids, progress)
+                .await
+                .map_err(Ran)
+        }
+    }
+}
+
+/// `/deny`: an approver (or the requester, withdrawing it) turns a request down.
+pub async fn deny(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let r = parse_id(engine, inv)?;
+    let reason = required(inv, "reason")?.to_string();
+    let now = engine.now();
+    if let Some(e) = not_pending(&r, now) {
+        return Err(e);
+    }
+    expire_if_due(engine, ctx, &r)?;
+    let withdrawing = ctx.actor.name == r.requested_by;
+    if !withdrawing && !ctx.actor.has_role(APPROVER) {
+        return Err(CommandError::Refused(format!(
+            "Denying needs the {APPROVER} role (or being the one who asked); {} has neither.",
+            ctx.actor.name
+        )));
+    }
+    let r = engine.store().update_approval(r.id, |req| {
+        if let Some(e) = not_pending(req, now) {
+            return Err(e);
+        }
+        req.status = ApprovalStatus::Denied;
+        req.decided_by = Some(ctx.actor.name.clone());
+        req.decided_at = Some(now);
+        req.reason = Some(reason.clone());
+        let verb = if withdrawing { "withdrawn" } else { "denied" };
+        Ok(vec![engine.entry(
+            ctx,
+            EntryKind::Approval,
+            format!("{} {verb} by {}: {reason}", req.id, ctx.actor.display()),
+        )])
+    })?;
+    Ok(Reply::done(format!(
+        "{} is denied ({reason}). Nothing was run; {} can ask again with {}.",
+        r.id, r.requested_by, r.command
+    )))
+}
+
+/// Pending requests of an incident, for `/incident status`.
+pub fn pending_lines(engine: &Engine, incident: &Incident) -> Vec<String> {
+    let now = engine.now();
+    engine
+        .store()
+        .approvals()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.incident == Some(incident.id) && r.status == ApprovalStatus::Pending)
+        .map(|r| {
+            let left = if now > r.expires_at {
+                "expired".to_string()
+            } else {
+                format!("expires in {}", render::duration(r.expires_at - now))
+            };
+            format!(
+                "{}: {}, asked by {} {} ago, {left} — /approve request:{}",
+                r.id,
+                r.summary,
+                r.requested_by,
+                render::duration(now - r.created_at),
+                r.id
+            )
+        })
+        .collect()
+}
