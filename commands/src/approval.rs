@@ -135,7 +135,7 @@ async fn prepare(engine: &Engine, inv: &Invocation) -> Result<(Action, String), 
             let taken = db::taken_at(&object)
                 .map(|t| {
                     format!(
-                        ", taken {} ({} old)",
+                        ", taken {}, {} old",
                         render::stamp(t),
                         render::duration(now - t)
                     )
