@@ -2,6 +2,7 @@
 //! state on disk (and, as the integrations land, real PostgreSQL and moto). One test binary,
 //! one module per scenario.
 
+mod approvals;
 mod database;
 mod foundation;
 mod support;

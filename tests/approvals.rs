@@ -1,0 +1,377 @@
+//! Two-person approval against real PostgreSQL and moto: every refusal leaves the target as it
+//! was and lands on the timeline; expiry runs on a controlled clock; requests survive restarts.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use drbot_commands::{Actor, Config, Context, Engine, ManualClock, Outcome, Place, Reply};
+use drbot_state::{ApprovalStatus, EntryKind, IncidentId, Proof, RequestId, Store};
+
+use crate::database::{Setup, approver, commander, config_text, env_map, setup};
+use crate::support::{Drbot, assert_same_dump, moto, os_user, put};
+
+fn person(name: &str, roles: &[&str]) -> Context {
+    Context {
+        actor: Actor {
+            name: name.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            proof: Proof::Proven,
+        },
+        place: Place::Local,
+    }
+}
+
+/// Opens a store that this process has just dropped (sled lets go of its lock a moment
+/// after the last handle is gone, when its background flush finishes).
+fn reopen(dir: &Path) -> Store {
+    for _ in 0..50 {
+        match Store::open(dir) {
+            Ok(s) => return s,
+            Err(drbot_state::StateError::Locked(_)) => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the store stayed locked");
+}
+
+const RESTORE: &str = "/db restore backup:latest target:staging";
+
+/// A source with data, a backup of it in the bucket, and a target with its own data.
+async fn prepared() -> (Setup, String) {
+    let s = setup().await;
+    s.source
+        .psql("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 100);");
+    s.target
+        .psql("CREATE TABLE precious (x int); INSERT INTO precious VALUES (42);");
+    s.upload(
+        "2026-11-25T10-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    let before = s.target.dump();
+    (s, before)
+}
+
+async fn ask(engine: &Engine) -> String {
+    let r = engine.run(&commander(), RESTORE).await;
+    match r.outcome {
+        Outcome::AwaitingApproval(id) => id,
+        other => panic!("expected a request, got {other:?}: {}", r.text),
+    }
+}
+
+fn refused(r: &Reply, says: &str) {
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert_eq!(r.outcome.exit_code(), 1);
+    assert!(r.text.contains(says), "{says}: {}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refusal_matrix_never_touches_the_target() {
+    let (s, before) = prepared().await;
+    s.run("/incident declare scenario:database severity:sev1 title:\"db lost\"")
+        .await;
+    let id = ask(&s.engine).await;
+    let approve = format!("/approve request:{id}");
+
+    // The requester cannot approve their own request.
+    refused(&s.engine.run(&commander(), &approve).await, "yourself");
+    // Someone without the approver role cannot approve.
+    let carol = person("carol", &["commander", "responder"]);
+    refused(
+        &s.engine.run(&carol, &approve).await,
+        "needs the approver role",
+    );
+    // Nor deny.
+    let r = s
+        .engine
+        .run(&carol, &format!("/deny request:{id} reason:no"))
+        .await;
+    refused(&r, "Denying needs the approver role");
+    // Unknown requests are a usage error.
+    let r = s.engine.run(&approver(), "/approve request:A-99").await;
+    assert_eq!(r.outcome, Outcome::Usage, "{}", r.text);
+    assert!(r.text.contains(&format!("Pending: {id}")), "{}", r.text);
+    assert_same_dump(&before, &s.target.dump(), "after refusals");
+
+    // The approver runs it, once.
+    let r = s.engine.run(&approver(), &approve).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(
+        r.text.contains("approved by bob (asked by alice)"),
+        "{}",
+        r.text
+    );
+    let after = s.target.dump();
+    assert!(after.contains("CREATE TABLE public.t"), "restored");
+    // A second use, by the same or another approver, is refused.
+    refused(
+        &s.engine.run(&approver(), &approve).await,
+        "runs at most once",
+    );
+    let dave = person("dave", &["approver"]);
+    refused(&s.engine.run(&dave, &approve).await, "runs at most once");
+    assert_same_dump(&after, &s.target.dump(), "after second use");
+
+    // A denied request cannot be approved.
+    let id2 = ask(&s.engine).await;
+    let r = s
+        .engine
+        .run(
+            &approver(),
+            &format!("/deny request:{id2} reason:wrong backup"),
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    refused(
+        &s.engine
+            .run(&dave, &format!("/approve request:{id2}"))
+            .await,
+        "denied by bob",
+    );
+    // The requester may withdraw their own.
+    let id3 = ask(&s.engine).await;
+    let r = s
+        .engine
+        .run(
+            &commander(),
+            &format!("/deny request:{id3} reason:changed my mind"),
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert_same_dump(&after, &s.target.dump(), "after denials");
+
+    // Every decision and refusal is on the incident's timeline.
+    let timeline = s.engine.store().timeline(IncidentId(1)).unwrap();
+    let refusals = timeline
+        .iter()
+        .filter(|e| e.kind == EntryKind::Refused)
+        .count();
+    assert!(refusals >= 6, "{refusals} refusals: {timeline:#?}");
+    let text: String = timeline.iter().map(|e| format!("{}\n", e.text)).collect();
+    assert!(text.contains(&format!("{id} requested by alice")), "{text}");
+    assert!(text.contains(&format!("{id} approved by bob")), "{text}");
+    assert!(
+        text.contains(&format!("{id2} denied by bob: wrong backup")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{id3} withdrawn by alice")),
+        "{text}"
+    );
+    assert!(text.contains("yourself"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_inputs_void_the_approval() {
+    let (s, before) = prepared().await;
+    // The backup is replaced after the request: its ETag changes.
+    let id = ask(&s.engine).await;
+    put(
+        &s.bucket,
+        "db/2026-11-25T10-00-00Z.sql.xz.age",
+        b"SELECT 1;\n".to_vec(),
+    )
+    .await;
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    refused(&r, "changed since it was requested");
+    assert!(r.text.contains("Nothing was run"), "{}", r.text);
+    assert_same_dump(&before, &s.target.dump(), "voided by ETag");
+    let req = s
+        .engine
+        .store()
+        .approval(id.parse::<RequestId>().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(req.status, ApprovalStatus::Voided);
+    refused(
+        &s.engine
+            .run(&approver(), &format!("/approve request:{id}"))
+            .await,
+        "was voided",
+    );
+
+    // The target is pointed elsewhere after the request.
+    let env = Arc::new(Mutex::new(env_map(
+        moto(),
+        &s.source.url(),
+        &s.target.url(),
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let shared = env.clone();
+    let engine = Engine::new(
+        Arc::new(Config::from_toml(&config_text(&s.bucket, &s.key), Path::new("t.toml")).unwrap()),
+        Store::open(dir.path()).unwrap(),
+        Arc::new(drbot_commands::SystemClock),
+    )
+    .with_env(Arc::new(move |k| shared.lock().unwrap().get(k).cloned()));
+    let id = ask(&engine).await;
+    env.lock()
+        .unwrap()
+        .insert("STAGING_URL".into(), s.source.url());
+    let r = engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    refused(&r, "now points to");
+    assert_same_dump(&before, &s.target.dump(), "voided by target");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_expire_on_the_clock() {
+    let (s, before) = prepared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let env: HashMap<String, String> = env_map(moto(), &s.source.url(), &s.target.url());
+    let config = format!(
+        "{}\n[approvals]\nttl_secs = 600\n",
+        config_text(&s.bucket, &s.key)
+    );
+    let engine = Engine::new(
+        Arc::new(Config::from_toml(&config, Path::new("t.toml")).unwrap()),
+        Store::open(dir.path()).unwrap(),
+        clock.clone(),
+    )
+    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    let id = ask(&engine).await;
+    clock.advance(Duration::seconds(599));
+    // Still pending: a refusal for the wrong person does not use it up.
+    refused(
+        &engine
+            .run(&commander(), &format!("/approve request:{id}"))
+            .await,
+        "yourself",
+    );
+    clock.advance(Duration::seconds(2));
+    let r = engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    refused(&r, "expired");
+    assert_same_dump(&before, &s.target.dump(), "expired");
+    let req = engine
+        .store()
+        .approval(id.parse::<RequestId>().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(req.status, ApprovalStatus::Expired);
+    refused(
+        &engine
+            .run(&approver(), &format!("/approve request:{id}"))
+            .await,
+        "expired",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_survives_a_restart_and_an_interrupted_one_never_reruns() {
+    let (s, before) = prepared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_map(moto(), &s.source.url(), &s.target.url());
+    let make = |env: HashMap<String, String>| {
+        Engine::new(
+            Arc::new(
+                Config::from_toml(&config_text(&s.bucket, &s.key), Path::new("t.toml")).unwrap(),
+            ),
+            reopen(dir.path()),
+            Arc::new(drbot_commands::SystemClock),
+        )
+        .with_env(Arc::new(move |k| env.get(k).cloned()))
+    };
+    let engine = make(env.clone());
+    let first = ask(&engine).await;
+    let second = ask(&engine).await;
+    // Simulate a crash while the second was running.
+    engine
+        .store()
+        .update_approval(second.parse::<RequestId>().unwrap(), |r| {
+            r.status = ApprovalStatus::Executing;
+            Ok::<_, drbot_state::StateError>(vec![])
+        })
+        .unwrap();
+    engine.store().flush().await.unwrap();
+    drop(engine);
+
+    let engine = make(env);
+    let marked = engine.recover_interrupted().unwrap();
+    assert_eq!(marked, [format!("{second} was interrupted")]);
+    refused(
+        &engine
+            .run(&approver(), &format!("/approve request:{second}"))
+            .await,
+        "never run twice",
+    );
+    assert_same_dump(&before, &s.target.dump(), "interrupted");
+    let r = engine
+        .run(&approver(), &format!("/approve request:{first}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+}
+
+#[test]
+fn exec_waits_with_status_3_and_another_person_approves() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (s, _before) = rt.block_on(prepared());
+    let people = |trust: bool| {
+        format!(
+            "{}\n[people.alice]\nroles = [\"commander\"]\nunix_user = \"{}\"\n\
+             [people.bob]\nroles = [\"approver\"]\nunix_user = \"bob-elsewhere\"\n\
+             [console]\ntrust_as = {trust}\n",
+            config_text(&s.bucket, &s.key),
+            os_user()
+        )
+    };
+    let env = env_map(moto(), &s.source.url(), &s.target.url());
+    let run = |d: &Drbot, as_name: &str, line: &str| {
+        let out = d
+            .command()
+            .args(["exec", "--as", as_name, line])
+            .envs(&env)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Without trust_as, the OS user (alice) cannot act as bob: one shell, one person.
+    let d = Drbot::new(&people(false));
+    let (code, out, _) = run(&d, "alice", RESTORE);
+    assert_eq!(code, Some(3), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("approval request "))
+        .expect("approval request line")
+        .to_string();
+    let (code, _, err) = run(&d, "bob", &format!("/approve request:{id}"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--as bob refused"), "{err}");
+    let (code, out, _) = run(&d, "alice", &format!("/approve request:{id}"));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("yourself"), "{out}");
+
+    // With trust_as (demos), bob's approval runs it and prints the result.
+    let d = Drbot::new(&people(true));
+    let (code, out, _) = run(&d, "alice", RESTORE);
+    assert_eq!(code, Some(3), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("approval request "))
+        .unwrap()
+        .to_string();
+    let (code, out, err) = run(&d, "bob", &format!("/approve request:{id}"));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("Restored db/2026-11-25T10-00-00Z.sql.xz.age into staging"),
+        "{out}"
+    );
+    assert!(s.target.dump().contains("CREATE TABLE public.t"));
+    let (code, out, _) = run(&d, "bob", &format!("/approve request:{id}"));
+    assert_eq!(code, Some(1), "{out}");
+}
