@@ -2,7 +2,8 @@
 //! on the same ≥100 MB dump, same machine, interleaved runs.
 //!
 //! Restore: `aws s3 cp` to disk, then `age -d | xz -d | psql -1` — versus
-//! `drbot exec '/db restore backup:latest target:bench'`.
+//! `drbot exec '/db restore backup:latest target:bench'` then another person's `/approve`
+//! (only the approval, which runs the restore, is timed).
 //! Backup: `pg_dump | xz -6 | age | aws s3 cp -` — versus `drbot exec '/db backup'`.
 //! Reports medians, their ratio (drbot / runbook; below 1 is faster) and drbot's peak RSS.
 //!
@@ -31,13 +32,13 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs drbot under /usr/bin/time; returns seconds and peak RSS in KiB.
-fn drbot_timed(d: &Drbot, line: &str, env: &[(&str, String)]) -> (f64, u64) {
+/// Runs drbot under /usr/bin/time; returns seconds, peak RSS in KiB and the reply.
+fn drbot_timed(d: &Drbot, as_name: &str, line: &str, env: &[(&str, String)]) -> (f64, u64, String) {
     let mut c = Command::new("/usr/bin/time");
     c.args(["-f", "maxrss=%M", env!("CARGO_BIN_EXE_drbot")])
         .arg("--config")
         .arg(d.config_path())
-        .args(["exec", line]);
+        .args(["exec", "--as", as_name, line]);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -45,10 +46,11 @@ fn drbot_timed(d: &Drbot, line: &str, env: &[(&str, String)]) -> (f64, u64) {
     let out = c.output().expect("run drbot");
     let secs = t.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // 0: done; 3: waiting for approval (the request half of a restore).
     assert!(
-        out.status.success(),
-        "{line}: {}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
+        matches!(out.status.code(), Some(0 | 3)),
+        "{line}: {stdout}\n{stderr}"
     );
     let rss = stderr
         .lines()
@@ -56,6 +58,19 @@ fn drbot_timed(d: &Drbot, line: &str, env: &[(&str, String)]) -> (f64, u64) {
         .next_back()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    (secs, rss, stdout)
+}
+
+/// Asks for a restore as alice (not timed: a bucket listing and a HEAD), then times bob's
+/// approval, which runs it.
+fn drbot_restore(d: &Drbot, env: &[(&str, String)]) -> (f64, u64) {
+    let (_, _, out) = drbot_timed(d, "alice", "/db restore backup:latest target:bench", env);
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("approval request "))
+        .expect("approval request line")
+        .to_string();
+    let (secs, rss, _) = drbot_timed(d, "bob", &format!("/approve request:{id}"), env);
     (secs, rss)
 }
 
@@ -112,7 +127,9 @@ fn main() {
     let d = Drbot::new(&format!(
         "[targets.bench]\nurl_env = \"BENCH_URL\"\n[targets.source]\nurl_env = \"SOURCE_URL\"\n\
          [storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{bucket_name}\"\n\
-         [backup]\nage_identity_file = \"{}\"\nage_recipients = [\"{}\"]\nxz_level = 6\n",
+         [backup]\nage_identity_file = \"{}\"\nage_recipients = [\"{}\"]\nxz_level = 6\n\
+         [people.alice]\nroles = [\"commander\"]\n[people.bob]\nroles = [\"approver\"]\n\
+         [console]\ntrust_as = true\n",
         key.file.display(),
         key.recipient
     ));
@@ -136,7 +153,7 @@ fn main() {
                     target.url()
                 )));
             } else {
-                let (s, r) = drbot_timed(&d, "/db restore backup:latest target:bench", &env);
+                let (s, r) = drbot_restore(&d, &env);
                 ours.push(s);
                 rss = rss.max(r);
             }
@@ -163,7 +180,7 @@ fn main() {
             } else {
                 // Backups are named by the second they start: keep them apart.
                 std::thread::sleep(std::time::Duration::from_millis(1100));
-                let (s, r) = drbot_timed(&d, "/db backup target:source", &env);
+                let (s, r, _) = drbot_timed(&d, "alice", "/db backup target:source", &env);
                 ours.push(s);
                 brss = brss.max(r);
             }
