@@ -84,27 +84,42 @@ fn console_work_is_readable_from_exec_afterwards() {
 }
 
 #[test]
-fn a_second_process_on_the_same_data_gets_a_clear_error() {
+fn a_second_process_on_busy_data_gets_a_clear_error() {
     let d = Drbot::new("");
-    let mut console = d.spawn_console(None);
-    let mut out = BufReader::new(console.stdout.take().expect("stdout"));
-    let mut banner = String::new();
-    out.read_line(&mut banner).expect("banner");
-    assert!(banner.contains("drbot console"), "{banner}");
-
+    // Another process holds the data directory (as a long restore does).
+    let held = drbot_state::Store::open(&d.data_dir()).expect("open");
     let r = d.exec(None, "/incident status");
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.stderr.contains("in use by another drbot process"),
+        r.stdout.contains("in use by another drbot process"),
         "{r:?}"
     );
     assert!(!r.stderr.contains("panicked"), "{r:?}");
+    drop(held);
+}
 
+#[test]
+fn exec_works_while_a_console_waits_at_its_prompt() {
+    let d = Drbot::new("");
+    let mut console = d.spawn_console(None);
+    let mut out = BufReader::new(console.stdout.take().expect("stdout"));
     let mut stdin = console.stdin.take().expect("stdin");
+    writeln!(stdin, "{DECLARE}").expect("declare");
+    let mut line = String::new();
+    while !line.contains("Declared INC-1") {
+        line.clear();
+        assert!(out.read_line(&mut line).expect("read") > 0, "console ended");
+    }
+    // A second person, in another terminal, while the console is open.
+    let r = d.exec(None, "/incident note text:from another terminal");
+    assert_eq!(r.code, 0, "{r:?}");
+    writeln!(stdin, "/incident timeline").expect("timeline");
     writeln!(stdin, "/quit").expect("quit");
     drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
     assert!(console.wait().expect("console exits").success());
-    assert_eq!(d.exec(None, DECLARE).code, 0);
+    assert!(rest.contains("from another terminal"), "{rest}");
 }
 
 #[test]

@@ -72,22 +72,20 @@ pub async fn run(cli: Cli) -> u8 {
             1
         }
         Command::Console { as_name } => {
-            let local = match Local::open(config, as_name.as_deref()) {
+            let local = match Local::new(config, as_name.as_deref()) {
                 Ok(l) => l,
                 Err(code) => return code,
             };
             crate::console::run(local).await
         }
         Command::Exec { as_name, line } => {
-            let local = match Local::open(config, as_name.as_deref()) {
+            let local = match Local::new(config, as_name.as_deref()) {
                 Ok(l) => l,
                 Err(code) => return code,
             };
             let reply = local.run(&line.join(" ")).await;
             println!("{}", reply.text);
-            let code = reply.outcome.exit_code();
-            local.close();
-            u8::try_from(code).unwrap_or(1)
+            u8::try_from(reply.outcome.exit_code()).unwrap_or(1)
         }
     }
 }

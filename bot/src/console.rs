@@ -17,9 +17,18 @@ pub async fn run(local: Local) -> u8 {
             return 1;
         }
     };
-    let history = local.engine.store().path().join("console_history");
+    let (history, banner) = match local.engine().await {
+        Ok(engine) => (
+            engine.store().path().join("console_history"),
+            banner(&local, &engine),
+        ),
+        Err(e) => {
+            eprintln!("drbot: {e}");
+            return 1;
+        }
+    };
     let _ = editor.load_history(&history);
-    println!("{}", banner(&local));
+    println!("{banner}");
     loop {
         let line = match editor.readline("drbot> ") {
             Ok(line) => line,
@@ -54,7 +63,6 @@ pub async fn run(local: Local) -> u8 {
     } else {
         restrict(&history);
     }
-    local.close();
     0
 }
 
@@ -66,7 +74,7 @@ fn show(reply: &Reply) -> String {
     }
 }
 
-fn banner(local: &Local) -> String {
+fn banner(local: &Local, engine: &drbot_commands::Engine) -> String {
     let actor = &local.ctx.actor;
     let roles: Vec<&str> = actor.roles.iter().map(String::as_str).collect();
     let mut s = format!(
@@ -77,9 +85,9 @@ fn banner(local: &Local) -> String {
         } else {
             roles.join(", ")
         },
-        local.engine.store().path().display()
+        engine.store().path().display()
     );
-    match local.engine.store().active_incidents() {
+    match engine.store().active_incidents() {
         Ok(open) if open.is_empty() => {
             s.push_str("No open incident. Declare one with /incident declare scenario:database severity:sev1 title:\"...\"\n");
         }
@@ -100,7 +108,7 @@ fn banner(local: &Local) -> String {
             let _ = writeln!(s, "Could not list incidents: {e}");
         }
     }
-    s.push_str("Type /help for commands, /quit to leave.");
+    s.push_str("Type /help for commands, /quit to leave. Others can use drbot exec meanwhile.");
     s
 }
 

@@ -1,11 +1,16 @@
 //! The local place (console and exec): the OS user as identity, the store opened directly.
+//!
+//! The data directory is opened for each command and let go after it, so a second person can
+//! use `drbot exec` (to approve a request, say) while a console sits at its prompt. Work in
+//! progress keeps it open; another process then waits briefly and gets a clear error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use drbot_commands::identity::local_actor;
 use drbot_commands::progress::ProgressSink;
-use drbot_commands::{Config, Context, Engine, Place, Reply, SystemClock};
-use drbot_state::Store;
+use drbot_commands::{Config, Context, Engine, Outcome, Place, Reply, SystemClock};
+use drbot_state::{StateError, Store};
 
 /// Progress lines on standard error, so standard output holds only the reply.
 struct StderrProgress;
@@ -16,9 +21,9 @@ impl ProgressSink for StderrProgress {
     }
 }
 
-/// An engine bound to the local user.
+/// The local user, proven, with the config.
 pub struct Local {
-    pub engine: Engine,
+    config: Arc<Config>,
     pub ctx: Context,
 }
 
@@ -31,25 +36,41 @@ pub fn os_user() -> String {
     }
 }
 
+/// How long to wait for another drbot process to let go of the data directory.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
 impl Local {
-    /// Proves who is acting, then opens the data directory. Errors are printed; the exit status
-    /// is returned.
-    pub fn open(config: Config, as_name: Option<&str>) -> Result<Local, u8> {
-        let actor = match local_actor(&config, &os_user(), as_name) {
-            Ok(a) => a,
+    /// Proves who is acting. Errors are printed; the exit status is returned.
+    pub fn new(config: Config, as_name: Option<&str>) -> Result<Local, u8> {
+        match local_actor(&config, &os_user(), as_name) {
+            Ok(actor) => Ok(Local {
+                config: Arc::new(config),
+                ctx: Context {
+                    actor,
+                    place: Place::Local,
+                },
+            }),
             Err(e) => {
                 eprintln!("drbot: {e}");
-                return Err(u8::try_from(e.outcome().exit_code()).unwrap_or(1));
+                Err(u8::try_from(e.outcome().exit_code()).unwrap_or(1))
+            }
+        }
+    }
+
+    /// Opens the data directory (waiting a moment if another drbot holds it) and an engine on
+    /// it; marks work a dead process left running as interrupted.
+    pub async fn engine(&self) -> Result<Engine, StateError> {
+        let started = std::time::Instant::now();
+        let store = loop {
+            match Store::open(&self.config.data_dir) {
+                Ok(s) => break s,
+                Err(StateError::Locked(_)) if started.elapsed() < LOCK_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
             }
         };
-        let store = match Store::open(&config.data_dir) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("drbot: {e}");
-                return Err(1);
-            }
-        };
-        let engine = Engine::new(Arc::new(config), store, Arc::new(SystemClock));
+        let engine = Engine::new(self.config.clone(), store, Arc::new(SystemClock));
         // A previous drbot may have died mid-step: say so, and never resume it silently.
         match engine.recover_interrupted() {
             Ok(marked) => {
@@ -59,24 +80,24 @@ impl Local {
             }
             Err(e) => eprintln!("drbot: could not check for interrupted work: {e}"),
         }
-        Ok(Local {
-            engine,
-            ctx: Context {
-                actor,
-                place: Place::Local,
-            },
-        })
+        Ok(engine)
     }
 
     /// Runs one line, printing progress of long work to standard error.
     pub async fn run(&self, line: &str) -> Reply {
-        self.engine.run_with(&self.ctx, line, &StderrProgress).await
-    }
-
-    /// Flushes state before the process ends.
-    pub fn close(&self) {
-        if let Err(e) = self.engine.store().flush_blocking() {
+        let engine = match self.engine().await {
+            Ok(e) => e,
+            Err(e) => {
+                return Reply {
+                    outcome: Outcome::Failed,
+                    text: format!("{e}. Nothing was changed."),
+                };
+            }
+        };
+        let reply = engine.run_with(&self.ctx, line, &StderrProgress).await;
+        if let Err(e) = engine.store().flush_blocking() {
             eprintln!("drbot: {e}");
         }
+        reply
     }
 }
