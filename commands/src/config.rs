@@ -215,6 +215,9 @@ pub struct BackupConfig {
     /// xz preset for new backups (0–9).
     #[serde(default = "default_xz_level")]
     pub xz_level: u32,
+    /// xz threads for new backups; 0 lets drbot use as many as fit in about 96 MiB.
+    #[serde(default)]
+    pub xz_threads: u32,
 }
 
 fn default_xz_level() -> u32 {

@@ -150,6 +150,35 @@ fn recipients(engine: &Engine) -> Result<Vec<age::x25519::Recipient>, CommandErr
         .collect()
 }
 
+/// Memory the xz encoder may use when `[backup] xz_threads` is left to drbot: keeps the whole
+/// backup under 128 MiB of RSS. At preset 6 that means one thread (about 94 MiB).
+const XZ_MEMORY_BUDGET: u64 = 96 * 1024 * 1024;
+
+/// The xz encoder: multithreaded when `threads` > 1 (0 = as many as fit the memory budget).
+fn xz_encoder(level: u32, threads: u32) -> Result<liblzma::stream::Stream, liblzma::stream::Error> {
+    use liblzma::stream::{Check, MtStreamBuilder, Stream};
+    let mt = |t: u32| {
+        let mut b = MtStreamBuilder::new();
+        b.preset(level).threads(t).check(Check::Crc64);
+        b
+    };
+    let chosen = if threads > 0 {
+        threads
+    } else {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        (2..=cores.max(1))
+            .rev()
+            .find(|&t| mt(t).memusage() <= XZ_MEMORY_BUDGET)
+            .unwrap_or(1)
+    };
+    if chosen > 1 {
+        mt(chosen).encoder()
+    } else {
+        // One thread needs none of the multithreaded encoder's block buffers.
+        Stream::new_easy_encoder(level, Check::Crc64)
+    }
+}
+
 /// What the dump thread produced.
 struct Dumped {
     sql_bytes: u64,
@@ -162,6 +191,7 @@ struct Dumped {
 fn dump_blocking(
     target: &Target,
     level: u32,
+    threads: u32,
     recipients: Vec<age::x25519::Recipient>,
     tx: mpsc::Sender<Result<Vec<u8>, String>>,
 ) -> Result<Dumped, String> {
@@ -200,12 +230,7 @@ fn dump_blocking(
     let encrypted = encryptor
         .wrap_output(parts)
         .map_err(|e| format!("age: {e}"))?;
-    let stream = liblzma::stream::MtStreamBuilder::new()
-        .preset(level)
-        .threads(std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
-        .check(liblzma::stream::Check::Crc64)
-        .encoder()
-        .map_err(|e| format!("xz: {e}"))?;
+    let stream = xz_encoder(level, threads).map_err(|e| format!("xz: {e}"))?;
     let mut xz = liblzma::write::XzEncoder::new_stream(encrypted, stream);
 
     let mut splitter = Splitter::new();
@@ -287,6 +312,7 @@ pub async fn backup(
     let (bucket, s) = backup_bucket(engine)?;
     let recipients = recipients(engine)?;
     let level = engine.config().backup.as_ref().map_or(6, |b| b.xz_level);
+    let threads = engine.config().backup.as_ref().map_or(0, |b| b.xz_threads);
     let started_at = engine.now();
     let key = backup_name(&s.db_prefix, started_at);
     let started = Instant::now();
@@ -320,7 +346,7 @@ pub async fn backup(
     let dump_target = target.clone();
     let err_tx = tx.clone();
     let dump = tokio::task::spawn_blocking(move || {
-        let r = dump_blocking(&dump_target, level, recipients, tx);
+        let r = dump_blocking(&dump_target, level, threads, recipients, tx);
         if let Err(e) = &r {
             // Makes the upload abort instead of completing a partial object.
             let _ = err_tx.blocking_send(Err(e.clone()));
