@@ -677,3 +677,34 @@ fn exec_lists_backups_from_a_separate_process() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("STAGING_URL is not set"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rpo_watch_posts_once_when_breached_and_once_when_recovered() {
+    use drbot_commands::watch::PostKind;
+    let s = setup().await;
+    let kinds =
+        |p: &[drbot_commands::watch::Post]| p.iter().map(|p| p.kind.clone()).collect::<Vec<_>>();
+    put(
+        &s.bucket,
+        "db/2026-01-01T00-00-00Z.sql.xz.age",
+        b"x".to_vec(),
+    )
+    .await;
+    let posts = s.engine.tick().await.unwrap();
+    assert_eq!(kinds(&posts), [PostKind::RpoBreached]);
+    assert!(
+        posts[0].text.contains("past the 30m target"),
+        "{}",
+        posts[0].text
+    );
+    assert!(s.engine.tick().await.unwrap().is_empty());
+    let fresh = drbot_commands::db::backup_name("db/", chrono::Utc::now());
+    put(&s.bucket, &fresh, b"x".to_vec()).await;
+    let posts = s.engine.tick().await.unwrap();
+    assert_eq!(kinds(&posts), [PostKind::RpoRecovered]);
+    assert!(s.engine.tick().await.unwrap().is_empty());
+    // Outside any incident, the watch writes to the audit log.
+    let audit = s.engine.store().audit().unwrap();
+    assert!(audit.iter().any(|e| e.text.starts_with("RPO breached")));
+    assert!(audit.iter().any(|e| e.text.starts_with("RPO recovered")));
+}

@@ -356,11 +356,16 @@ pub struct SqlCheck {
 pub struct StatusConfig {
     /// Minutes between automatic status summaries.
     pub every_mins: u64,
+    /// Minutes without any recorded activity before the commander is nudged.
+    pub quiet_mins: u64,
 }
 
 impl Default for StatusConfig {
     fn default() -> Self {
-        StatusConfig { every_mins: 15 }
+        StatusConfig {
+            every_mins: 15,
+            quiet_mins: 30,
+        }
     }
 }
 
@@ -474,6 +479,9 @@ impl Config {
                 SEVERITIES.join(", "),
                 n.min_severity
             ));
+        }
+        if self.status.quiet_mins == 0 {
+            return bad("[status] quiet_mins must be at least 1".to_string());
         }
         if self.status.every_mins == 0 {
             return bad("[status] every_mins must be at least 1".to_string());

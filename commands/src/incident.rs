@@ -131,6 +131,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
             roles: [("commander".to_string(), ctx.actor.name.clone())].into(),
             steps: steps.iter().map(|s| StepRecord::pending(s.id)).collect(),
             last_activity: now,
+            watch: Default::default(),
         };
         let entry = engine.entry(
             ctx,

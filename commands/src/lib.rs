@@ -10,6 +10,7 @@
 //! - [`db`]: the database scenario (check, backups, streaming restore, verify, backup);
 //!   [`bucket`]: the S3/R2 bucket; [`progress`]: progress lines for long work.
 //! - [`approval`]: the two-person gate every destructive command goes through.
+//! - [`watch`]: background work while serving: status posts, RTO warnings, nudges, RPO watch.
 //! - [`identity`]: who is acting and how that is proven; [`redact`]: secrets out of text.
 //!
 //! This crate never talks to Discord: the `drbot` binary adapts it to each place.
@@ -31,6 +32,7 @@ pub mod render;
 pub mod reply;
 pub mod runbook;
 mod step;
+pub mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;

@@ -407,3 +407,77 @@ async fn asserted_identities_are_marked_on_the_timeline() {
     let entries = f.engine.store().timeline(IncidentId(1)).unwrap();
     assert_eq!(entries[0].proof, Proof::Asserted);
 }
+
+fn kinds(posts: &[crate::watch::Post]) -> Vec<crate::watch::PostKind> {
+    posts.iter().map(|p| p.kind.clone()).collect()
+}
+
+#[tokio::test]
+async fn status_posts_rto_warnings_and_nudges_come_once_each() {
+    use crate::watch::PostKind::{Nudge, RtoWarning, Status};
+    let f = fixture();
+    let a = alice();
+    ok(&f, &a, DECLARE).await;
+    let mut now = 0i64;
+    let mut to = |m: i64| {
+        f.clock.advance(Duration::minutes(m - now));
+        now = m;
+    };
+    assert!(f.engine.tick().await.unwrap().is_empty());
+    to(15);
+    assert_eq!(kinds(&f.engine.tick().await.unwrap()), [Status]);
+    assert!(f.engine.tick().await.unwrap().is_empty());
+    to(16);
+    ok(&f, &a, "/incident note text:still digging").await;
+    to(30);
+    assert_eq!(kinds(&f.engine.tick().await.unwrap()), [Status]);
+    to(50);
+    let posts = f.engine.tick().await.unwrap();
+    assert_eq!(kinds(&posts), [Status, Nudge]);
+    assert!(
+        posts[1]
+            .text
+            .starts_with("alice: nothing has been recorded on INC-1 for 34m"),
+        "{}",
+        posts[1].text
+    );
+    assert_eq!(posts[1].place, "console");
+    to(55);
+    assert!(f.engine.tick().await.unwrap().is_empty());
+    to(61);
+    let posts = f.engine.tick().await.unwrap();
+    assert_eq!(kinds(&posts), [RtoWarning(50)]);
+    assert!(
+        posts[0]
+            .text
+            .contains("INC-1 is at 50% of its 2h00m RTO: 59m left"),
+        "{}",
+        posts[0].text
+    );
+    // A long gap crosses 80% and 100% at once: only the highest is posted.
+    to(130);
+    let posts = f.engine.tick().await.unwrap();
+    assert_eq!(kinds(&posts), [RtoWarning(100), Status]);
+    assert!(
+        posts[0].text.contains("has passed its 2h00m RTO"),
+        "{}",
+        posts[0].text
+    );
+    assert!(f.engine.tick().await.unwrap().is_empty());
+    // What was posted is stored, so a restart does not repeat it.
+    let i = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(i.watch.rto_warned, [50, 80, 100]);
+    let status_entries = f
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Status && e.proof == Proof::System)
+        .count();
+    assert_eq!(status_entries, 7);
+    // Resolved incidents are quiet.
+    ok(&f, &a, "/incident resolve").await;
+    to(400);
+    assert!(f.engine.tick().await.unwrap().is_empty());
+}

@@ -17,6 +17,6 @@ mod store;
 pub use error::StateError;
 pub use model::{
     ApprovalRequest, ApprovalStatus, EntryKind, Incident, IncidentId, IncidentStatus, LastRestore,
-    NewEntry, Proof, RequestId, StepRecord, StepState, TimelineEntry,
+    NewEntry, Proof, RequestId, StepRecord, StepState, TimelineEntry, WatchState,
 };
 pub use store::{SCHEMA_VERSION, Store};

@@ -173,6 +173,23 @@ pub struct Incident {
     pub steps: Vec<StepRecord>,
     /// The last time a person did something in the incident.
     pub last_activity: DateTime<Utc>,
+    /// What the background work has already posted.
+    #[serde(default)]
+    pub watch: WatchState,
+}
+
+/// What the background work has posted for an incident, so a restart never repeats it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchState {
+    /// When the last status summary went out.
+    #[serde(default)]
+    pub last_status_at: Option<DateTime<Utc>>,
+    /// RTO percentages already warned about.
+    #[serde(default)]
+    pub rto_warned: Vec<u8>,
+    /// When the commander was last nudged.
+    #[serde(default)]
+    pub nudged_at: Option<DateTime<Utc>>,
 }
 
 impl Incident {

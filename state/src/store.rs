@@ -22,6 +22,7 @@ mod names {
     pub const RESTORES: &str = "restores";
     pub const APPROVALS: &str = "approvals";
     pub const NEXT_REQUEST_KEY: &[u8] = b"next_request";
+    pub const RPO_BREACHED_KEY: &[u8] = b"rpo_breached";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
 }
@@ -315,6 +316,21 @@ impl Store {
             .collect()
     }
 
+    /// Whether the RPO watch last found the newest backup too old.
+    pub fn rpo_breached(&self) -> Result<bool, StateError> {
+        Ok(self
+            .meta
+            .get(names::RPO_BREACHED_KEY)?
+            .is_some_and(|v| v.first() == Some(&1)))
+    }
+
+    /// Records the RPO watch's finding.
+    pub fn set_rpo_breached(&self, breached: bool) -> Result<(), StateError> {
+        self.meta
+            .insert(names::RPO_BREACHED_KEY, &[u8::from(breached)])?;
+        Ok(())
+    }
+
     /// Remembers the backup last restored into a target (so `/db verify` can compare with it).
     pub fn record_restore(&self, target: &str, restore: &LastRestore) -> Result<(), StateError> {
         self.restores
@@ -465,6 +481,7 @@ mod tests {
                 StepRecord::pending("stop-apps"),
             ],
             last_activity: at,
+            watch: Default::default(),
         }
     }
 

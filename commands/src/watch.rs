@@ -1,0 +1,282 @@
+//! Background work while serving (SPEC §8): a status summary for each open incident every
+//! `status.every_mins`; RTO warnings at 50%, 80% and 100% of the scenario's target; a nudge to
+//! the commander after a quiet spell; the RPO watch (newest backup's age against the target,
+//! posted once when breached and once when recovered).
+//!
+//! [`Engine::tick`] decides what is due at the engine's clock, records each post on the
+//! timeline (or the audit log) together with what was sent, and returns the posts for the chat
+//! adapter to deliver. What was sent is stored with the incident, so a restart never repeats a
+//! warning.
+
+use chrono::Duration;
+use drbot_state::{EntryKind, IncidentId, IncidentStatus, NewEntry, Proof};
+
+use crate::engine::Engine;
+use crate::error::CommandError;
+use crate::incident::{next_line, scenario_of, status_text};
+use crate::render;
+
+/// What kind of post it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PostKind {
+    /// The periodic status summary.
+    Status,
+    /// The incident passed this percentage of its RTO.
+    RtoWarning(u8),
+    /// Nothing has happened for a while.
+    Nudge,
+    /// The newest backup is older than the RPO.
+    RpoBreached,
+    /// A backup within the RPO exists again.
+    RpoRecovered,
+}
+
+/// A message the background work wants posted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Post {
+    /// The incident it is about, if any.
+    pub incident: Option<IncidentId>,
+    /// Where to post it (`console`, `discord:<channel>`); the audit place when no incident.
+    pub place: String,
+    /// What it is.
+    pub kind: PostKind,
+    /// The text.
+    pub text: String,
+}
+
+/// RTO thresholds, in percent.
+const RTO_THRESHOLDS: [u8; 3] = [50, 80, 100];
+
+impl Engine {
+    /// One round of background work at the engine's clock. Never posts the same thing twice.
+    pub async fn tick(&self) -> Result<Vec<Post>, CommandError> {
+        let mut posts = Vec::new();
+        for incident in self.store().active_incidents()? {
+            if incident.status != IncidentStatus::Open {
+                continue;
+            }
+            posts.extend(self.tick_incident(incident.id)?);
+        }
+        posts.extend(self.rpo_watch().await?);
+        if !posts.is_empty() {
+            self.store().flush().await?;
+        }
+        Ok(posts)
+    }
+
+    fn system_entry(&self, kind: EntryKind, text: &str) -> NewEntry {
+        NewEntry {
+            at: self.now(),
+            actor: "drbot".to_string(),
+            proof: Proof::System,
+            kind,
+            text: text.to_string(),
+        }
+    }
+
+    fn tick_incident(&self, id: IncidentId) -> Result<Vec<Post>, CommandError> {
+        let Some(current) = self.store().incident(id)? else {
+            return Ok(Vec::new());
+        };
+        // Decide outside the transaction: building the texts reads other trees, and sled
+        // transaction closures must not do I/O.
+        let (watch, out) = self.decide(&current);
+        if out.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries: Vec<NewEntry> = out
+            .iter()
+            .map(|(_, text)| {
+                let first = text.lines().next().unwrap_or_default();
+                self.system_entry(EntryKind::Status, first)
+            })
+            .collect();
+        let posted = std::cell::Cell::new(false);
+        // Record only if nobody else has posted meanwhile, so nothing goes out twice.
+        self.store().update_incident(id, |i| {
+            if i.watch != current.watch {
+                posted.set(false);
+                return Ok::<_, CommandError>(Vec::new());
+            }
+            i.watch = watch.clone();
+            posted.set(true);
+            Ok(entries.clone())
+        })?;
+        Ok(if posted.get() {
+            posts_for(&current.place, Some(id), out)
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// What is due for an open incident now, and the watch state once it is posted.
+    fn decide(
+        &self,
+        i: &drbot_state::Incident,
+    ) -> (drbot_state::WatchState, Vec<(PostKind, String)>) {
+        let now = self.now();
+        let every = Duration::minutes(self.config().status.every_mins as i64);
+        let quiet = Duration::minutes(self.config().status.quiet_mins as i64);
+        let mut watch = i.watch.clone();
+        let mut out: Vec<(PostKind, String)> = Vec::new();
+        let elapsed = now - i.declared_at;
+        // RTO: post only the highest threshold newly crossed.
+        if let Some(scenario) = scenario_of(i) {
+            let rto = Duration::minutes(self.config().rto_mins(scenario) as i64);
+            let pct = if rto.num_seconds() > 0 {
+                elapsed.num_seconds() * 100 / rto.num_seconds()
+            } else {
+                0
+            };
+            let crossed: Vec<u8> = RTO_THRESHOLDS
+                .into_iter()
+                .filter(|t| pct >= i64::from(*t) && !watch.rto_warned.contains(t))
+                .collect();
+            if let Some(&top) = crossed.last() {
+                watch.rto_warned.extend(crossed.iter().copied());
+                let text = if top >= 100 {
+                    format!(
+                        "{} has passed its {} RTO ({} elapsed). {}",
+                        i.id,
+                        render::duration(rto),
+                        render::duration(elapsed),
+                        next_line(i)
+                    )
+                } else {
+                    format!(
+                        "{} is at {top}% of its {} RTO: {} left. {}",
+                        i.id,
+                        render::duration(rto),
+                        render::duration(rto - elapsed),
+                        next_line(i)
+                    )
+                };
+                out.push((PostKind::RtoWarning(top), text));
+            }
+        }
+        // Status summary every `every_mins`.
+        let last = watch.last_status_at.unwrap_or(i.declared_at);
+        if now - last >= every {
+            watch.last_status_at = Some(now);
+            out.push((PostKind::Status, status_text(self, i)));
+        }
+        // A nudge once per quiet spell.
+        let quiet_for = now - i.last_activity;
+        let nudged_this_spell = watch.nudged_at.is_some_and(|n| n >= i.last_activity);
+        if quiet_for >= quiet && !nudged_this_spell {
+            watch.nudged_at = Some(now);
+            let who = i
+                .roles
+                .get("commander")
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default();
+            out.push((
+                PostKind::Nudge,
+                format!(
+                    "{who}nothing has been recorded on {} for {}. Where does it stand? \
+                     Add a note (/incident note) or mark a step (/step done). {}",
+                    i.id,
+                    render::duration(quiet_for),
+                    next_line(i)
+                ),
+            ));
+        }
+        (watch, out)
+    }
+
+    /// The RPO watch: once when the newest backup passes the RPO, once when it recovers.
+    async fn rpo_watch(&self) -> Result<Vec<Post>, CommandError> {
+        let Some(storage) = self.config().storage.clone() else {
+            return Ok(Vec::new());
+        };
+        let Ok((bucket, _)) = crate::db::backup_bucket(self) else {
+            return Ok(Vec::new());
+        };
+        let newest = match crate::db::list_backups(&bucket, &storage.db_prefix).await {
+            Ok(list) => list.into_iter().next(),
+            Err(e) => {
+                tracing::warn!(error = %e, "RPO watch could not list backups");
+                return Ok(Vec::new());
+            }
+        };
+        let now = self.now();
+        let rpo = Duration::minutes(self.config().objectives.rpo.database as i64);
+        let age = newest
+            .as_ref()
+            .and_then(crate::db::taken_at)
+            .map(|t| now - t);
+        let breached = age.is_none_or(|a| a > rpo);
+        if breached == self.store().rpo_breached()? {
+            return Ok(Vec::new());
+        }
+        let (kind, text) = if breached {
+            (
+                PostKind::RpoBreached,
+                match (&newest, age) {
+                    (Some(o), Some(a)) => format!(
+                        "RPO breached: the newest database backup ({}) is {} old, past the {} target. Take one now: /db backup.",
+                        o.key,
+                        render::duration(a),
+                        render::duration(rpo)
+                    ),
+                    _ => format!(
+                        "RPO breached: there is no database backup in {}/{}. Take one now: /db backup.",
+                        bucket.name(),
+                        storage.db_prefix
+                    ),
+                },
+            )
+        } else {
+            (
+                PostKind::RpoRecovered,
+                format!(
+                    "RPO recovered: the newest database backup is {} old, within the {} target.",
+                    age.map(render::duration).unwrap_or_default(),
+                    render::duration(rpo)
+                ),
+            )
+        };
+        // The watch's own state and its entries: on every open incident's timeline, else audit.
+        let open: Vec<_> = self
+            .store()
+            .active_incidents()?
+            .into_iter()
+            .filter(|i| i.status == IncidentStatus::Open)
+            .collect();
+        self.store().set_rpo_breached(breached)?;
+        let mut posts = Vec::new();
+        if open.is_empty() {
+            self.store()
+                .append_audit(self.system_entry(EntryKind::Status, &text))?;
+            posts.push(Post {
+                incident: None,
+                place: "audit".to_string(),
+                kind,
+                text,
+            });
+        } else {
+            for i in open {
+                self.store()
+                    .append_timeline(i.id, self.system_entry(EntryKind::Status, &text))?;
+                posts.push(Post {
+                    incident: Some(i.id),
+                    place: i.place.clone(),
+                    kind: kind.clone(),
+                    text: text.clone(),
+                });
+            }
+        }
+        Ok(posts)
+    }
+}
+
+fn posts_for(place: &str, incident: Option<IncidentId>, out: Vec<(PostKind, String)>) -> Vec<Post> {
+    out.into_iter()
+        .map(|(kind, text)| Post {
+            incident,
+            place: place.to_string(),
+            kind,
+            text,
+        })
+        .collect()
+}
