@@ -5,4 +5,5 @@
 mod approvals;
 mod database;
 mod foundation;
+mod serve;
 mod support;

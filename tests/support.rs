@@ -234,8 +234,18 @@ pub fn moto() -> &'static str {
         let log = dir.join("moto.log");
         // A watcher stops moto when this test process exits; the watcher itself is reaped by
         // init when we are gone, so it is deliberately not waited for.
+        // moto 5.2.5+ (see .ci/run); DRBOT_MOTO_SERVER or CI's virtualenv, else the PATH's.
+        let server = std::env::var("DRBOT_MOTO_SERVER").unwrap_or_else(|_| {
+            let venv = "/var/tmp/drbot-py/bin/moto_server";
+            if Path::new(venv).exists() {
+                venv
+            } else {
+                "moto_server"
+            }
+            .to_string()
+        });
         let script = format!(
-            "moto_server -H 127.0.0.1 -p 0 > {log} 2>&1 & m=$!; \
+            "{server} -H 127.0.0.1 -p 0 > {log} 2>&1 & m=$!; \
              while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
             log = log.display(),
             parent = std::process::id()

@@ -64,13 +64,7 @@ pub async fn run(cli: Cli) -> u8 {
             }
             u8::from(lines.iter().any(|l| l.state == CheckState::Problem))
         }
-        Command::Serve => {
-            eprintln!(
-                "drbot: `drbot serve` (Discord) is not in this build yet. \
-                 Run incidents with `drbot console` or `drbot exec` meanwhile."
-            );
-            1
-        }
+        Command::Serve => crate::serve::run(config).await,
         Command::Console { as_name } => {
             let local = match Local::new(config, as_name.as_deref()) {
                 Ok(l) => l,

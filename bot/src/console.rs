@@ -17,14 +17,26 @@ pub async fn run(local: Local) -> u8 {
             return 1;
         }
     };
-    let (history, banner) = match local.engine().await {
-        Ok(engine) => (
-            engine.store().path().join("console_history"),
-            banner(&local, &engine),
-        ),
-        Err(e) => {
-            eprintln!("drbot: {e}");
-            return 1;
+    let (history, banner) = if local.served().await {
+        let reply = local.run("/incident status").await;
+        (
+            local.data_dir().join("console_history"),
+            format!(
+                "drbot console — acting as {}, through the running drbot serve.\n{}\nType /help for commands, /quit to leave.",
+                local.ctx.actor.display(),
+                reply.text
+            ),
+        )
+    } else {
+        match local.engine().await {
+            Ok(engine) => (
+                engine.store().path().join("console_history"),
+                banner(&local, &engine),
+            ),
+            Err(e) => {
+                eprintln!("drbot: {e}");
+                return 1;
+            }
         }
     };
     let _ = editor.load_history(&history);

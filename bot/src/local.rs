@@ -24,6 +24,7 @@ impl ProgressSink for StderrProgress {
 /// The local user, proven, with the config.
 pub struct Local {
     config: Arc<Config>,
+    as_name: Option<String>,
     pub ctx: Context,
 }
 
@@ -45,6 +46,7 @@ impl Local {
         match local_actor(&config, &os_user(), as_name) {
             Ok(actor) => Ok(Local {
                 config: Arc::new(config),
+                as_name: as_name.map(str::to_string),
                 ctx: Context {
                     actor,
                     place: Place::Local,
@@ -55,6 +57,18 @@ impl Local {
                 Err(u8::try_from(e.outcome().exit_code()).unwrap_or(1))
             }
         }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
+    /// True when a `drbot serve` answers on the data directory's control socket.
+    pub async fn served(&self) -> bool {
+        tokio::net::UnixStream::connect(crate::control::socket_path(&self.config.data_dir))
+            .await
+            .is_ok()
     }
 
     /// Opens the data directory (waiting a moment if another drbot holds it) and an engine on
@@ -83,8 +97,25 @@ impl Local {
         Ok(engine)
     }
 
-    /// Runs one line, printing progress of long work to standard error.
+    /// Runs one line, printing progress of long work to standard error: through a running
+    /// `drbot serve` when there is one, else on the data directory itself.
     pub async fn run(&self, line: &str) -> Reply {
+        if let Some((exit, text)) =
+            crate::control::send(&self.config.data_dir, self.as_name.as_deref(), line).await
+        {
+            let outcome = match exit {
+                0 => Outcome::Done,
+                2 => Outcome::Usage,
+                3 => Outcome::AwaitingApproval(
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("approval request "))
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                _ => Outcome::Failed,
+            };
+            return Reply { outcome, text };
+        }
         let engine = match self.engine().await {
             Ok(e) => e,
             Err(e) => {

@@ -4,11 +4,13 @@
 //! - `console`: an interactive incident channel in the terminal ([`console`]).
 //! - `exec`: one command, its reply printed, the exit status of SPEC §3.
 //! - `check`: each configured system, one line each.
-//! - `serve`: Discord (arrives with the Discord adapter).
+//! - `serve`: background work and the control socket ([`serve`], [`control`]); Discord joins here.
 
 mod cli;
 mod console;
+mod control;
 mod local;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

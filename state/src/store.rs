@@ -1,5 +1,6 @@
 //! The sled database of one data directory and its typed operations.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use sled::Transactional;
@@ -51,10 +52,17 @@ impl Store {
     ///
     /// A directory held by another process gives [`StateError::Locked`], never a panic.
     pub fn open(dir: &Path) -> Result<Store, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Open {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        if !dir.exists() {
+            // Incident state is for the people running incidents: owner-only.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| StateError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
         let db = sled::Config::new()
             .path(dir.join("sled"))
             .open()

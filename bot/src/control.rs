@@ -1,0 +1,72 @@
+//! The control socket: while `drbot serve` holds the data directory, `drbot exec` and
+//! `drbot console` send their commands to it over `<data_dir>/drbot.sock` (owner-only).
+//!
+//! One connection per command. The client writes one JSON line ([`Request`]); the server
+//! answers with progress lines and then the reply ([`Response`]). Who is acting is the
+//! connecting process's uid, read from the socket (SO_PEERCRED), never what the client says.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// The socket's file name in the data directory.
+pub const SOCKET: &str = "drbot.sock";
+
+/// Where the socket of a data directory is.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET)
+}
+
+/// A command sent to `serve`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    /// `--as NAME`, checked by the server against the peer's uid.
+    pub as_name: Option<String>,
+    /// The command line.
+    pub line: String,
+}
+
+/// What `serve` sends back: progress lines, then one final reply.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Long work's progress.
+    Progress { line: String },
+    /// The reply, with `exec`'s exit status.
+    Reply { exit: i32, text: String },
+}
+
+/// Sends a command to a running `serve`, if one listens; `None` when there is none.
+pub async fn send(data_dir: &Path, as_name: Option<&str>, line: &str) -> Option<(i32, String)> {
+    let stream = UnixStream::connect(socket_path(data_dir)).await.ok()?;
+    let (read, mut write) = stream.into_split();
+    let request = Request {
+        as_name: as_name.map(str::to_string),
+        line: line.to_string(),
+    };
+    let mut body = serde_json::to_vec(&request).ok()?;
+    body.push(b'\n');
+    if write.write_all(&body).await.is_err() {
+        return None;
+    }
+    let mut lines = BufReader::new(read).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(l)) => match serde_json::from_str::<Response>(&l) {
+                Ok(Response::Progress { line }) => eprintln!("… {line}"),
+                Ok(Response::Reply { exit, text }) => return Some((exit, text)),
+                Err(_) => continue,
+            },
+            _ => {
+                return Some((
+                    1,
+                    "drbot serve closed the connection before answering (was it stopping?). \
+                     Check with /incident status before retrying."
+                        .to_string(),
+                ));
+            }
+        }
+    }
+}

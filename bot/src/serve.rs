@@ -1,0 +1,204 @@
+//! `drbot serve`: holds the data directory, runs the background work (status posts, RTO
+//! warnings, nudges, RPO watch) and answers the control socket. The Discord adapter plugs in
+//! here; without `[discord]` it serves locally, which is also how it keeps watching the day
+//! chat is down.
+//!
+//! SIGTERM or Ctrl-C: stop taking commands, give running ones time to finish (a restore that
+//! cannot finish is cut off and rolls back; its step shows as interrupted at the next start),
+//! flush state, remove the socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drbot_commands::identity::local_actor;
+use drbot_commands::progress::ProgressSink;
+use drbot_commands::{Config, Context, Engine, Place, SystemClock};
+use drbot_state::Store;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::control::{Request, Response, socket_path};
+
+/// How often the background work looks at the clock.
+const TICK: Duration = Duration::from_secs(60);
+/// How long running commands get to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(240);
+
+/// Runs until SIGTERM or Ctrl-C; returns the exit status.
+pub async fn run(config: Config) -> u8 {
+    let config = Arc::new(config);
+    let store = match Store::open(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("drbot: {e}");
+            return 1;
+        }
+    };
+    let engine = Arc::new(Engine::new(config.clone(), store, Arc::new(SystemClock)));
+    match engine.recover_interrupted() {
+        Ok(marked) => {
+            for m in marked {
+                tracing::warn!("{m} (drbot had stopped while it ran)");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not check for interrupted work"),
+    }
+    let path = socket_path(&config.data_dir);
+    // A socket left by a crash: nobody holds the data directory but us, so it is stale.
+    let _ = std::fs::remove_file(&path);
+    let listener = match UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "drbot: cannot create the control socket {}: {e}",
+                path.display()
+            );
+            return 1;
+        }
+    };
+    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+        eprintln!("drbot: cannot make {} owner-only: {e}", path.display());
+        return 1;
+    }
+    if config.discord.is_none() {
+        tracing::warn!(
+            "no [discord] in the config: serving the control socket and background work only"
+        );
+    } else {
+        tracing::warn!(
+            "the Discord adapter is not in this build yet: serving the control socket and background work only"
+        );
+    }
+    tracing::info!(socket = %path.display(), "drbot serve is up");
+    println!(
+        "drbot serve: listening on {} (drbot exec and drbot console use it).",
+        path.display()
+    );
+
+    let mut tasks = JoinSet::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("drbot: cannot watch for SIGTERM: {e}");
+            return 1;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                match engine.tick().await {
+                    Ok(posts) => for p in posts {
+                        // Until the Discord adapter posts them, they go to the log and stdout.
+                        println!("[{}] {}", p.place, p.text);
+                    },
+                    Err(e) => tracing::error!(error = %e, "background work failed"),
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let engine = engine.clone();
+                    let config = config.clone();
+                    tasks.spawn(async move { handle(&engine, &config, stream).await });
+                }
+                Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    println!("drbot serve: stopping; no new commands are taken.");
+    drop(listener);
+    let _ = std::fs::remove_file(&path);
+    if !tasks.is_empty() {
+        println!(
+            "drbot serve: waiting up to {}s for {} running command(s).",
+            DRAIN.as_secs(),
+            tasks.len()
+        );
+        let drained =
+            tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tasks.abort_all();
+            tracing::warn!("running commands were cut off; their steps will show as interrupted");
+        }
+    }
+    if let Err(e) = engine.store().flush().await {
+        eprintln!("drbot: could not flush state: {e}");
+        return 1;
+    }
+    println!("drbot serve: stopped.");
+    0
+}
+
+/// Progress over the socket.
+struct SocketProgress(mpsc::UnboundedSender<Response>);
+
+impl ProgressSink for SocketProgress {
+    fn update(&self, line: &str) {
+        let _ = self.0.send(Response::Progress {
+            line: line.to_string(),
+        });
+    }
+}
+
+async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
+    let uid = match stream.peer_cred() {
+        Ok(c) => c.uid(),
+        Err(e) => {
+            tracing::warn!(error = %e, "control socket peer without credentials");
+            return;
+        }
+    };
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let request: Request = match lines.next_line().await {
+        Ok(Some(l)) => match serde_json::from_str(&l) {
+            Ok(r) => r,
+            Err(_) => return,
+        },
+        _ => return,
+    };
+    let os_user = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid{uid}"),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
+    let writer = tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            let Ok(mut body) = serde_json::to_vec(&r) else {
+                continue;
+            };
+            body.push(b'\n');
+            if write.write_all(&body).await.is_err() {
+                break;
+            }
+        }
+    });
+    let response = match local_actor(config, &os_user, request.as_name.as_deref()) {
+        Err(e) => Response::Reply {
+            exit: e.outcome().exit_code(),
+            text: e.to_string(),
+        },
+        Ok(actor) => {
+            let ctx = Context {
+                actor,
+                place: Place::Local,
+            };
+            let reply = engine
+                .run_with(&ctx, &request.line, &SocketProgress(tx.clone()))
+                .await;
+            Response::Reply {
+                exit: reply.outcome.exit_code(),
+                text: reply.text,
+            }
+        }
+    };
+    let _ = tx.send(response);
+    drop(tx);
+    let _ = writer.await;
+}
