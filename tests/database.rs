@@ -708,3 +708,43 @@ async fn the_rpo_watch_posts_once_when_breached_and_once_when_recovered() {
     assert!(audit.iter().any(|e| e.text.starts_with("RPO breached")));
     assert!(audit.iter().any(|e| e.text.starts_with("RPO recovered")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autocomplete_offers_the_newest_backups_and_pending_requests() {
+    let s = setup().await;
+    for name in [
+        "2026-11-20T10-00-00Z.sql.xz.age",
+        "2026-11-24T10-00-00Z.sql.xz.age",
+    ] {
+        put(&s.bucket, &format!("db/{name}"), vec![0u8; 4096]).await;
+    }
+    let backups = s.engine.complete(&commander(), "backup", "").await;
+    let values: Vec<&str> = backups.iter().map(|c| c.value.as_str()).collect();
+    assert_eq!(
+        values,
+        [
+            "latest",
+            "db/2026-11-24T10-00-00Z.sql.xz.age",
+            "db/2026-11-20T10-00-00Z.sql.xz.age"
+        ]
+    );
+    assert!(
+        backups[1]
+            .name
+            .starts_with("2026-11-24T10-00-00Z.sql.xz.age (4.0 KiB, "),
+        "{}",
+        backups[1].name
+    );
+    let r = s.run("/db restore backup:latest target:staging").await;
+    let Outcome::AwaitingApproval(id) = r.outcome else {
+        panic!("{}", r.text)
+    };
+    let requests = s.engine.complete(&approver(), "request", "").await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].value, id);
+    assert!(
+        requests[0].name.contains("asked by alice"),
+        "{}",
+        requests[0].name
+    );
+}

@@ -44,6 +44,9 @@ pub enum Command {
     },
     /// Show each configured system's settings, one line each.
     Check,
+    /// Print the slash commands as Discord registers them (JSON), from the same table the
+    /// console parses.
+    SlashCommands,
 }
 
 /// Runs the chosen entry point; returns the process exit status.
@@ -65,6 +68,18 @@ pub async fn run(cli: Cli) -> u8 {
             u8::from(lines.iter().any(|l| l.state == CheckState::Problem))
         }
         Command::Serve => crate::serve::run(config).await,
+        Command::SlashCommands => {
+            match serde_json::to_string_pretty(&crate::discord::registration::commands()) {
+                Ok(json) => {
+                    println!("{json}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("drbot: {e}");
+                    1
+                }
+            }
+        }
         Command::Console { as_name } => {
             let local = match Local::new(config, as_name.as_deref()) {
                 Ok(l) => l,

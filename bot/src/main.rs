@@ -9,6 +9,7 @@
 mod cli;
 mod console;
 mod control;
+mod discord;
 mod local;
 mod serve;
 

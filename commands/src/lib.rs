@@ -19,6 +19,7 @@ pub mod approval;
 pub mod bucket;
 pub mod check;
 pub mod clock;
+pub mod complete;
 pub mod config;
 pub mod db;
 pub mod engine;

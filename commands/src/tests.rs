@@ -481,3 +481,36 @@ async fn status_posts_rto_warnings_and_nudges_come_once_each() {
     to(400);
     assert!(f.engine.tick().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn autocomplete_offers_targets_open_steps_and_nothing_unknown() {
+    let config = Config::from_toml(
+        "[targets.production]\nurl_env = \"DATABASE_URL\"\n[targets.staging]\nurl_env = \"STAGING_URL\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let f = fixture_with(config);
+    let a = alice();
+    let targets = f.engine.complete(&a, "target", "").await;
+    assert_eq!(
+        targets.iter().map(|c| c.value.as_str()).collect::<Vec<_>>(),
+        ["production", "staging"]
+    );
+    assert_eq!(targets[1].name, "staging (STAGING_URL)");
+    assert_eq!(f.engine.complete(&a, "target", "STAG").await.len(), 1);
+    assert!(f.engine.complete(&a, "step", "").await.is_empty());
+    ok(&f, &a, DECLARE).await;
+    ok(&f, &a, "/step done step:1").await;
+    let steps = f.engine.complete(&a, "step", "").await;
+    assert_eq!(steps[0].value, "stop-apps");
+    assert_eq!(steps[0].name, "2. Stop API and web applications (pending)");
+    assert!(steps.len() <= crate::complete::MAX_CHOICES);
+    let restore = f.engine.complete(&a, "step", "restore").await;
+    assert_eq!(restore[0].value, "db-restore");
+    // Without a bucket, `latest` is still offered; unknown options offer nothing.
+    let backups = f.engine.complete(&a, "backup", "").await;
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0].value, "latest");
+    assert!(f.engine.complete(&a, "request", "").await.is_empty());
+    assert!(f.engine.complete(&a, "nonsense", "").await.is_empty());
+}
