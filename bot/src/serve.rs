@@ -1,7 +1,7 @@
-//! `drbot serve`: holds the data directory, runs the background work (status posts, RTO
-//! warnings, nudges, RPO watch) and answers the control socket. The Discord adapter plugs in
-//! here; without `[discord]` it serves locally, which is also how it keeps watching the day
-//! chat is down.
+//! `drbot serve`: holds the data directory, connects to Discord (when `[discord]` is set),
+//! runs the background work (status posts, RTO warnings, nudges, RPO watch) and answers the
+//! control socket. Without `[discord]` it serves locally and prints its posts, which is also
+//! how it keeps watching the day chat is down.
 //!
 //! SIGTERM or Ctrl-C: stop taking commands, give running ones time to finish (a restore that
 //! cannot finish is cut off and rolls back; its step shows as interrupted at the next start),
@@ -63,14 +63,47 @@ pub async fn run(config: Config) -> u8 {
         eprintln!("drbot: cannot make {} owner-only: {e}", path.display());
         return 1;
     }
-    if config.discord.is_none() {
-        tracing::warn!(
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut discord: Option<(
+        Arc<serenity::http::Http>,
+        drbot_commands::config::DiscordConfig,
+    )> = None;
+    let mut gateway = JoinSet::new();
+    match &config.discord {
+        None => tracing::warn!(
             "no [discord] in the config: serving the control socket and background work only"
-        );
-    } else {
-        tracing::warn!(
-            "the Discord adapter is not in this build yet: serving the control socket and background work only"
-        );
+        ),
+        Some(dc) => {
+            let Some(token) = std::env::var(&dc.token_env)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+            else {
+                eprintln!(
+                    "drbot: [discord] is configured but {} is not set.",
+                    dc.token_env
+                );
+                let _ = std::fs::remove_file(&path);
+                return 1;
+            };
+            match crate::discord::connect(engine.clone(), config.clone(), dc.clone(), token.trim())
+                .await
+            {
+                Ok(d) => {
+                    discord = Some((d.http.clone(), dc.clone()));
+                    let stop = stop_rx.clone();
+                    gateway.spawn(async move {
+                        if let Err(e) = d.run(stop).await {
+                            tracing::error!("{e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    eprintln!("drbot: {e}");
+                    let _ = std::fs::remove_file(&path);
+                    return 1;
+                }
+            }
+        }
     }
     tracing::info!(socket = %path.display(), "drbot serve is up");
     println!(
@@ -94,8 +127,10 @@ pub async fn run(config: Config) -> u8 {
             _ = tick.tick() => {
                 match engine.tick().await {
                     Ok(posts) => for p in posts {
-                        // Until the Discord adapter posts them, they go to the log and stdout.
-                        println!("[{}] {}", p.place, p.text);
+                        match &discord {
+                            Some((http, dc)) => crate::discord::post(http, dc, &p.place, &p.text).await,
+                            None => println!("[{}] {}", p.place, p.text),
+                        }
                     },
                     Err(e) => tracing::error!(error = %e, "background work failed"),
                 }
@@ -112,6 +147,7 @@ pub async fn run(config: Config) -> u8 {
         }
     }
     println!("drbot serve: stopping; no new commands are taken.");
+    let _ = stop_tx.send(true);
     drop(listener);
     let _ = std::fs::remove_file(&path);
     if !tasks.is_empty() {
@@ -127,6 +163,10 @@ pub async fn run(config: Config) -> u8 {
             tracing::warn!("running commands were cut off; their steps will show as interrupted");
         }
     }
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while gateway.join_next().await.is_some() {}
+    })
+    .await;
     if let Err(e) = engine.store().flush().await {
         eprintln!("drbot: could not flush state: {e}");
         return 1;

@@ -1,5 +1,553 @@
-//! The Discord adapter. For now: the slash-command registration payload, built from the same
-//! command table the console parses (`drbot_commands::grammar::COMMANDS`). The gateway,
-//! interactions, reactions and buttons join here with serenity.
+//! The Discord adapter on serenity: slash commands registered from the same table the console
+//! parses, interactions acknowledged at once and answered by editing, approval requests as
+//! messages with ✅/❌ reactions and buttons, and the background work's posts.
+//!
+//! Thin on purpose: what a command does is `drbot_commands::Engine`'s; this module turns
+//! Discord's payloads into command lines and people, and replies back.
 
 pub mod registration;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drbot_commands::config::DiscordConfig;
+use drbot_commands::progress::ProgressSink;
+use drbot_commands::{Actor, Config, Context, Engine, Outcome, Place, Reply};
+use drbot_state::{ApprovalStatus, Proof, RequestId};
+use serde_json::json;
+use serenity::all::{
+    ChannelId, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
+    EventHandler, GatewayIntents, Interaction, MessageId, Reaction, ReactionType, Ready, RoleId,
+    UserId,
+};
+use serenity::http::{Http, HttpBuilder};
+use tokio::sync::watch;
+
+/// Discord's limit on a message's content.
+const MAX_CONTENT: usize = 2000;
+/// At most one progress edit this often.
+const EDIT_EVERY: Duration = Duration::from_secs(2);
+/// Interaction callback types.
+const CHANNEL_MESSAGE: u8 = 4;
+const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
+const AUTOCOMPLETE_RESULT: u8 = 8;
+/// Message flag: only the person who typed it sees it.
+const EPHEMERAL: u64 = 1 << 6;
+const APPROVE_EMOJI: &str = "✅";
+const DENY_EMOJI: &str = "❌";
+
+/// Builds the HTTP client: `api_base` replaces `https://discord.com` (serenity only honours it
+/// with its rate limiter off; Discord's 429s are then retried by the caller).
+pub fn http(dc: &DiscordConfig, token: &str) -> Http {
+    let mut b = HttpBuilder::new(token);
+    if dc.api_base.trim_end_matches('/') != "https://discord.com" {
+        b = b
+            .proxy(dc.api_base.trim_end_matches('/'))
+            .ratelimiter_disabled(true);
+    }
+    b.build()
+}
+
+/// A connected Discord client, not yet started, and its HTTP client for posts.
+pub struct Discord {
+    /// For the background work's posts.
+    pub http: Arc<Http>,
+    client: serenity::Client,
+}
+
+/// Builds the gateway client for the configured guild.
+pub async fn connect(
+    engine: Arc<Engine>,
+    config: Arc<Config>,
+    dc: DiscordConfig,
+    token: &str,
+) -> Result<Discord, String> {
+    let handler = Handler {
+        engine,
+        config,
+        dc: dc.clone(),
+        me: std::sync::OnceLock::new(),
+    };
+    let intents = GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGE_REACTIONS;
+    let client = serenity::all::ClientBuilder::new_with_http(http(&dc, token), intents)
+        .event_handler(handler)
+        .await
+        .map_err(|e| format!("cannot start the Discord client: {e}"))?;
+    Ok(Discord {
+        http: client.http.clone(),
+        client,
+    })
+}
+
+impl Discord {
+    /// Runs the gateway until `stop` turns true.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        let manager = self.client.shard_manager.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            manager.shutdown_all().await;
+        });
+        self.client
+            .start()
+            .await
+            .map_err(|e| format!("the Discord connection failed: {e}"))
+    }
+}
+
+/// Sends a background post to its channel: `discord:<id>` places, else the incident channel.
+pub async fn post(http: &Http, dc: &DiscordConfig, place: &str, text: &str) {
+    let channel = place
+        .strip_prefix("discord:")
+        .and_then(|id| id.parse::<u64>().ok())
+        .unwrap_or(dc.incident_channel_id);
+    let body = json!({ "content": fit(text), "allowed_mentions": { "parse": [] } });
+    if let Err(e) = http
+        .send_message(ChannelId::new(channel), Vec::new(), &body)
+        .await
+    {
+        tracing::warn!(error = %e, channel, "could not post to Discord");
+    }
+}
+
+/// Text that fits one message; longer text is cut with a pointer to the full reply.
+fn fit(text: &str) -> String {
+    if text.chars().count() <= MAX_CONTENT {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(MAX_CONTENT - 80).collect();
+    s.push_str("\n… (cut to fit Discord; the full text is in the console: drbot exec)");
+    s
+}
+
+struct Handler {
+    engine: Arc<Engine>,
+    config: Arc<Config>,
+    dc: DiscordConfig,
+    /// The bot's own user, to ignore its own reactions.
+    me: std::sync::OnceLock<UserId>,
+}
+
+/// The person behind a Discord user: the `[people]` entry with their id (its roles), plus
+/// the roles their Discord roles grant.
+pub fn actor_for(
+    config: &Config,
+    dc: &DiscordConfig,
+    user: UserId,
+    name: &str,
+    roles: &[RoleId],
+) -> Actor {
+    let person = config
+        .people
+        .iter()
+        .find(|(_, p)| p.discord_id == Some(user.get()));
+    let mut granted: std::collections::BTreeSet<String> = person
+        .map(|(_, p)| p.roles.iter().cloned().collect())
+        .unwrap_or_default();
+    if dc
+        .commander_role_id
+        .is_some_and(|r| roles.contains(&RoleId::new(r)))
+    {
+        granted.insert("commander".to_string());
+    }
+    if dc
+        .approver_role_id
+        .is_some_and(|r| roles.contains(&RoleId::new(r)))
+    {
+        granted.insert("approver".to_string());
+    }
+    Actor {
+        name: person.map_or_else(|| name.to_string(), |(n, _)| n.clone()),
+        roles: granted,
+        proof: Proof::Proven,
+    }
+}
+
+/// The command line for an interaction: `/group sub name:"value" …`.
+pub fn line_from(config: &Config, name: &str, options: &[CommandDataOption]) -> String {
+    let mut line = format!("/{name}");
+    let mut opts = options;
+    if let [first] = options
+        && let CommandDataOptionValue::SubCommand(inner) = &first.value
+    {
+        line.push(' ');
+        line.push_str(&first.name);
+        opts = inner;
+    }
+    for o in opts {
+        let value = match &o.value {
+            CommandDataOptionValue::String(s) => s.clone(),
+            CommandDataOptionValue::Integer(i) => i.to_string(),
+            CommandDataOptionValue::Number(n) => n.to_string(),
+            CommandDataOptionValue::Boolean(b) => b.to_string(),
+            CommandDataOptionValue::Autocomplete { value, .. } => value.clone(),
+            CommandDataOptionValue::User(u) => config
+                .people
+                .iter()
+                .find(|(_, p)| p.discord_id == Some(u.get()))
+                .map_or_else(|| format!("<@{u}>"), |(n, _)| n.clone()),
+            _ => continue,
+        };
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+        line.push_str(&format!(" {}:\"{escaped}\"", o.name));
+    }
+    line
+}
+
+impl Handler {
+    /// Is this interaction in the guild and the incident channel (or a thread under it)?
+    fn allowed(
+        &self,
+        guild: Option<serenity::all::GuildId>,
+        channel: ChannelId,
+        parent: Option<ChannelId>,
+    ) -> Result<(), String> {
+        if guild.map(|g| g.get()) != Some(self.dc.guild_id) {
+            return Err("drbot only takes commands in its own server.".to_string());
+        }
+        let incident = ChannelId::new(self.dc.incident_channel_id);
+        if channel != incident && parent != Some(incident) {
+            return Err(format!(
+                "drbot takes commands in <#{}> and threads under it.",
+                self.dc.incident_channel_id
+            ));
+        }
+        Ok(())
+    }
+
+    async fn command(&self, http: &Http, cmd: CommandInteraction) {
+        let parent = cmd.channel.as_ref().and_then(|c| c.parent_id);
+        if let Err(why) = self.allowed(cmd.guild_id, cmd.channel_id, parent) {
+            let body =
+                json!({ "type": CHANNEL_MESSAGE, "data": { "content": why, "flags": EPHEMERAL } });
+            let _ = http
+                .create_interaction_response(cmd.id, &cmd.token, &body, Vec::new())
+                .await;
+            return;
+        }
+        // Acknowledge within Discord's 3 seconds, before any work.
+        let defer = json!({ "type": DEFERRED_CHANNEL_MESSAGE });
+        if let Err(e) = http
+            .create_interaction_response(cmd.id, &cmd.token, &defer, Vec::new())
+            .await
+        {
+            tracing::warn!(error = %e, "could not acknowledge an interaction");
+            return;
+        }
+        let roles = cmd
+            .member
+            .as_ref()
+            .map(|m| m.roles.clone())
+            .unwrap_or_default();
+        let actor = actor_for(&self.config, &self.dc, cmd.user.id, &cmd.user.name, &roles);
+        let ctx = Context {
+            actor,
+            place: Place::Channel(cmd.channel_id.get()),
+        };
+        let line = line_from(&self.config, &cmd.data.name, &cmd.data.options);
+        let editor = Editor::new();
+        let reply = {
+            let run = self.engine.run_with(&ctx, &line, &editor);
+            tokio::pin!(run);
+            let mut tick = tokio::time::interval(EDIT_EVERY);
+            loop {
+                tokio::select! {
+                    r = &mut run => break r,
+                    _ = tick.tick() => {
+                        if let Some(text) = editor.take() {
+                            let body = json!({ "content": fit(&text) });
+                            let _ = http.edit_original_interaction_response(&cmd.token, &body, Vec::new()).await;
+                        }
+                    }
+                }
+            }
+        };
+        let body = json!({ "content": fit(&reply.text), "allowed_mentions": { "parse": [] } });
+        if let Err(e) = http
+            .edit_original_interaction_response(&cmd.token, &body, Vec::new())
+            .await
+        {
+            tracing::warn!(error = %e, "could not edit the interaction reply");
+        }
+        if let Outcome::AwaitingApproval(id) = &reply.outcome {
+            self.post_request(http, cmd.channel_id, id, &reply).await;
+        }
+    }
+
+    /// Posts an approval request with buttons and ✅/❌ reactions, and remembers its message.
+    async fn post_request(&self, http: &Http, channel: ChannelId, id: &str, reply: &Reply) {
+        let Ok(rid) = id.parse::<RequestId>() else {
+            return;
+        };
+        let summary = self
+            .engine
+            .store()
+            .approval(rid)
+            .ok()
+            .flatten()
+            .map(|r| format!("{}: {}, asked by {}.", r.id, r.summary, r.requested_by))
+            .unwrap_or_else(|| reply.text.clone());
+        let body = json!({
+            "content": fit(&format!("Approval needed — {summary}\nAn approver reacts {APPROVE_EMOJI} or {DENY_EMOJI}, or uses the buttons.")),
+            "allowed_mentions": { "parse": [] },
+            "components": [{
+                "type": 1,
+                "components": [
+                    { "type": 2, "style": 3, "label": "Approve", "custom_id": format!("drbot:approve:{rid}") },
+                    { "type": 2, "style": 4, "label": "Deny", "custom_id": format!("drbot:deny:{rid}") }
+                ]
+            }]
+        });
+        let message = match http.send_message(channel, Vec::new(), &body).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not post the approval request");
+                return;
+            }
+        };
+        let _ = self.engine.store().update_approval(rid, |r| {
+            r.message_id = Some(message.id.get());
+            Ok::<_, drbot_state::StateError>(Vec::new())
+        });
+        for emoji in [APPROVE_EMOJI, DENY_EMOJI] {
+            let _ = http
+                .create_reaction(
+                    channel,
+                    message.id,
+                    &ReactionType::Unicode(emoji.to_string()),
+                )
+                .await;
+        }
+    }
+
+    async fn decide(&self, http: &Http, ctx: Context, channel: ChannelId, line: String) -> Reply {
+        let reply = self.engine.run(&ctx, &line).await;
+        let body = json!({ "content": fit(&reply.text), "allowed_mentions": { "parse": [] } });
+        let _ = http.send_message(channel, Vec::new(), &body).await;
+        reply
+    }
+
+    async fn reaction(&self, http: &Http, r: Reaction) {
+        let ReactionType::Unicode(emoji) = &r.emoji else {
+            return;
+        };
+        let approve = emoji == APPROVE_EMOJI;
+        if !approve && emoji != DENY_EMOJI {
+            return; // any other reaction is ignored
+        }
+        let Some(user) = r.user_id else { return };
+        if self.me.get() == Some(&user) {
+            return; // our own ✅/❌ under the request
+        }
+        let Some(request) = self.request_for(r.message_id) else {
+            return;
+        };
+        if request.1 != ApprovalStatus::Pending {
+            return;
+        }
+        let roles = r
+            .member
+            .as_ref()
+            .map(|m| m.roles.clone())
+            .unwrap_or_default();
+        let name = r
+            .member
+            .as_ref()
+            .map_or_else(|| user.to_string(), |m| m.user.name.clone());
+        let ctx = Context {
+            actor: actor_for(&self.config, &self.dc, user, &name, &roles),
+            place: Place::Channel(r.channel_id.get()),
+        };
+        let line = if approve {
+            format!("/approve request:{}", request.0)
+        } else {
+            format!(
+                "/deny request:{} reason:\"denied with {DENY_EMOJI}\"",
+                request.0
+            )
+        };
+        self.decide(http, ctx, r.channel_id, line).await;
+    }
+
+    fn request_for(&self, message: MessageId) -> Option<(RequestId, ApprovalStatus)> {
+        self.engine
+            .store()
+            .approvals()
+            .ok()?
+            .into_iter()
+            .find(|r| r.message_id == Some(message.get()))
+            .map(|r| (r.id, r.status))
+    }
+
+    async fn button(&self, http: &Http, c: ComponentInteraction) {
+        let Some(rest) = c.data.custom_id.strip_prefix("drbot:") else {
+            return;
+        };
+        let Some((verb, id)) = rest.split_once(':') else {
+            return;
+        };
+        let ack = json!({ "type": 6 }); // DEFERRED_UPDATE_MESSAGE
+        let _ = http
+            .create_interaction_response(c.id, &c.token, &ack, Vec::new())
+            .await;
+        let roles = c
+            .member
+            .as_ref()
+            .map(|m| m.roles.clone())
+            .unwrap_or_default();
+        let ctx = Context {
+            actor: actor_for(&self.config, &self.dc, c.user.id, &c.user.name, &roles),
+            place: Place::Channel(c.channel_id.get()),
+        };
+        let line = match verb {
+            "approve" => format!("/approve request:{id}"),
+            "deny" => format!("/deny request:{id} reason:\"denied with the button\""),
+            _ => return,
+        };
+        self.decide(http, ctx, c.channel_id, line).await;
+    }
+
+    async fn autocomplete(&self, http: &Http, cmd: CommandInteraction) {
+        let ctx = Context {
+            actor: Actor::system(),
+            place: Place::Channel(cmd.channel_id.get()),
+        };
+        let focused = cmd.data.autocomplete();
+        let (name, typed) = focused.map_or(("", ""), |f| (f.name, f.value));
+        let choices: Vec<_> = self
+            .engine
+            .complete(&ctx, name, typed)
+            .await
+            .into_iter()
+            .map(|c| json!({ "name": c.name, "value": c.value }))
+            .collect();
+        let body = json!({ "type": AUTOCOMPLETE_RESULT, "data": { "choices": choices } });
+        let _ = http
+            .create_interaction_response(cmd.id, &cmd.token, &body, Vec::new())
+            .await;
+    }
+}
+
+/// Keeps the newest progress line until the next edit.
+struct Editor(Arc<std::sync::Mutex<(Option<String>, Instant)>>);
+
+impl Editor {
+    fn new() -> Editor {
+        Editor(Arc::new(std::sync::Mutex::new((None, Instant::now()))))
+    }
+
+    fn take(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut g| g.0.take())
+    }
+}
+
+impl ProgressSink for Editor {
+    fn update(&self, line: &str) {
+        if let Ok(mut g) = self.0.lock() {
+            g.0 = Some(line.to_string());
+            g.1 = Instant::now();
+        }
+    }
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: serenity::all::Context, ready: Ready) {
+        tracing::info!(user = %ready.user.name, "connected to Discord");
+        let _ = self.me.set(ready.user.id);
+        let guild = serenity::all::GuildId::new(self.dc.guild_id);
+        match ctx
+            .http
+            .create_guild_commands(guild, &registration::commands())
+            .await
+        {
+            Ok(list) => tracing::info!(count = list.len(), "slash commands registered"),
+            Err(e) => tracing::error!(error = %e, "registering slash commands failed"),
+        }
+    }
+
+    async fn interaction_create(&self, ctx: serenity::all::Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Command(cmd) => self.command(&ctx.http, cmd).await,
+            Interaction::Autocomplete(cmd) => self.autocomplete(&ctx.http, cmd).await,
+            Interaction::Component(c) => self.button(&ctx.http, c).await,
+            _ => {}
+        }
+    }
+
+    async fn reaction_add(&self, ctx: serenity::all::Context, reaction: Reaction) {
+        if reaction.guild_id.map(|g| g.get()) == Some(self.dc.guild_id) {
+            self.reaction(&ctx.http, reaction).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> (Config, DiscordConfig) {
+        let c = Config::from_toml(
+            "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+             [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let dc = c.discord.clone().unwrap();
+        (c, dc)
+    }
+
+    #[test]
+    fn people_and_roles_come_from_discord_and_the_config() {
+        let (c, dc) = config();
+        let a = actor_for(&c, &dc, UserId::new(11), "alice_dc", &[]);
+        assert_eq!(a.name, "alice");
+        assert!(a.has_role("commander") && !a.has_role("approver"));
+        let b = actor_for(&c, &dc, UserId::new(22), "bobby", &[RoleId::new(4)]);
+        assert_eq!(b.name, "bobby");
+        assert!(b.has_role("approver") && !b.has_role("commander"));
+        let nobody = actor_for(&c, &dc, UserId::new(33), "x", &[RoleId::new(99)]);
+        assert!(nobody.roles.is_empty());
+    }
+
+    #[test]
+    fn interactions_become_the_same_lines_the_console_parses() {
+        let (c, _) = config();
+        let opts: Vec<CommandDataOption> = serde_json::from_value(json!([
+            { "name": "declare", "type": 1, "options": [
+                { "name": "scenario", "type": 3, "value": "database" },
+                { "name": "severity", "type": 3, "value": "sev1" },
+                { "name": "title", "type": 3, "value": "DB \"down\" now" }
+            ]}
+        ]))
+        .unwrap();
+        let line = line_from(&c, "incident", &opts);
+        assert_eq!(
+            line,
+            r#"/incident declare scenario:"database" severity:"sev1" title:"DB \"down\" now""#
+        );
+        let parsed = drbot_commands::grammar::parse(&line).unwrap();
+        assert_eq!(parsed.get("title"), Some(r#"DB "down" now"#));
+        let opts: Vec<CommandDataOption> = serde_json::from_value(json!([
+            { "name": "role", "type": 1, "options": [
+                { "name": "role", "type": 3, "value": "comms" },
+                { "name": "user", "type": 6, "value": "11" }
+            ]}
+        ]))
+        .unwrap();
+        assert_eq!(
+            line_from(&c, "incident", &opts),
+            r#"/incident role role:"comms" user:"alice""#
+        );
+        let opts: Vec<CommandDataOption> =
+            serde_json::from_value(json!([{ "name": "request", "type": 3, "value": "A-3" }]))
+                .unwrap();
+        assert_eq!(line_from(&c, "approve", &opts), r#"/approve request:"A-3""#);
+    }
+
+    #[test]
+    fn long_replies_are_cut_to_fit_a_message() {
+        let long = "x".repeat(5000);
+        assert!(fit(&long).chars().count() <= MAX_CONTENT);
+        assert_eq!(fit("short"), "short");
+    }
+}
