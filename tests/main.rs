@@ -1,9 +1,14 @@
 //! drbot's integration tests: the real `drbot` binary, run as separate processes against real
-//! state on disk (and, as the integrations land, real PostgreSQL and moto). One test binary,
-//! one module per scenario.
+//! state on disk, real PostgreSQL and moto, and a local fake of Discord. One test binary, one
+//! module per scenario.
+
+// Test helpers may unwrap: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod approvals;
 mod database;
+mod discord;
+mod fake_discord;
 mod foundation;
 mod serve;
 mod support;

@@ -1,0 +1,276 @@
+//! `drbot serve` against the fake Discord: registration, acknowledgement within 3 seconds,
+//! the reply edited with the result.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::fake_discord::{APP_ID, FakeDiscord, command, reaction};
+use crate::support::Drbot;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_is_acknowledged_then_answered() {
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        fake.base
+    ));
+    let mut serve = d
+        .command()
+        .arg("serve")
+        .env("DISCORD_TOKEN", "fake.bot.token")
+        .env("RUST_LOG", "drbot=debug,serenity=warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stderr = serve.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {l}");
+        }
+    });
+    let stdout = serve.stdout.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+
+    let reg = fake
+        .wait_for(Duration::from_secs(20), |s| {
+            s.method == "PUT" && s.path.contains("/commands")
+        })
+        .await
+        .expect("slash commands registered");
+    assert_eq!(
+        reg.path,
+        format!("/api/v10/applications/{APP_ID}/guilds/1/commands")
+    );
+    assert_eq!(reg.body.as_array().map(Vec::len), Some(10));
+    assert!(fake.identified.lock().unwrap().is_some());
+
+    let data = json!({
+        "id": "500", "name": "incident", "type": 1,
+        "options": [{ "name": "declare", "type": 1, "options": [
+            { "name": "scenario", "type": 3, "value": "database" },
+            { "name": "severity", "type": 3, "value": "sev1" },
+            { "name": "title", "type": 3, "value": "Primary DB down" }
+        ]}]
+    });
+    let sent = std::time::Instant::now();
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(1001, 11, "alice", &[], 2, data),
+    );
+    let ack = fake
+        .wait_for(Duration::from_secs(5), |s| {
+            s.path.contains("/interactions/1001/tok1001/callback")
+        })
+        .await
+        .expect("acknowledged");
+    assert!(ack.at.duration_since(sent) < Duration::from_secs(3));
+    assert_eq!(ack.body["type"], 5);
+    let edit = fake
+        .wait_for(Duration::from_secs(10), |s| {
+            s.method == "PATCH" && s.path.contains("tok1001/messages/@original")
+        })
+        .await
+        .expect("reply edited");
+    let content = edit.body["content"].as_str().unwrap();
+    assert!(content.contains("Declared INC-1"), "{content}");
+    assert!(content.contains("Commander: alice"), "{content}");
+
+    // Outside the incident channel: an ephemeral refusal, nothing run.
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(1002, 11, "alice", &[], 77, json!({ "id": "501", "name": "incident", "type": 1, "options": [{ "name": "status", "type": 1, "options": [] }] })),
+    );
+    let refusal = fake
+        .wait_for(Duration::from_secs(5), |s| {
+            s.path.contains("/interactions/1002/tok1002/callback")
+        })
+        .await
+        .expect("refused");
+    assert_eq!(refusal.body["type"], 4);
+    assert_eq!(refusal.body["data"]["flags"], 64);
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // The declare is on the timeline, read directly after serve stopped.
+    let r = d.exec(None, "/incident timeline incident:INC-1");
+    assert!(
+        r.stdout
+            .contains("Declared sev1 database incident “Primary DB down”; commander alice"),
+        "{r:?}"
+    );
+}
+
+fn start_serve(d: &Drbot, env: &[(String, String)]) -> std::process::Child {
+    let mut serve = d
+        .command()
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "drbot=info,serenity=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stderr = serve.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {l}");
+        }
+    });
+    serve
+}
+
+fn slash(group: &str, sub: &str, options: serde_json::Value) -> serde_json::Value {
+    json!({ "id": "600", "name": group, "type": 1,
+            "options": [{ "name": sub, "type": 1, "options": options }] })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
+    use crate::database::{config_text, env_map, setup};
+    let s = setup().await;
+    s.source
+        .psql("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 50);");
+    s.upload(
+        "2026-11-25T10-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n[people.bob]\ndiscord_id = 22\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        config_text(&s.bucket, &s.key),
+        fake.base
+    ));
+    let mut env: Vec<(String, String)> =
+        env_map(crate::support::moto(), &s.source.url(), &s.target.url())
+            .into_iter()
+            .collect();
+    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    let mut serve = start_serve(&d, &env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("registered");
+
+    let data = slash(
+        "db",
+        "restore",
+        json!([
+            { "name": "backup", "type": 3, "value": "latest" },
+            { "name": "target", "type": 3, "value": "staging" }
+        ]),
+    );
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(2001, 11, "alice", &[5], 2, data),
+    );
+    let edit = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "PATCH" && r.path.contains("tok2001")
+        })
+        .await
+        .expect("reply");
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("approval request A-1"),
+        "{}",
+        edit.body
+    );
+    let posted = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "POST"
+                && r.path == "/api/v10/channels/2/messages"
+                && r.body["components"].is_array()
+        })
+        .await
+        .expect("approval message");
+    assert!(
+        posted.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Approval needed — A-1"),
+        "{}",
+        posted.body
+    );
+    let reacted = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "PUT" && r.path.contains("/reactions/")
+        })
+        .await
+        .expect("reactions added");
+    let message_id = reacted.path.split('/').nth(6).unwrap().to_string();
+
+    // Another emoji is ignored; alice's ✅ is refused (her own request); bob's ✅ runs it.
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(22, "bob", &[4], 2, &message_id, "👍"),
+    );
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(11, "alice", &[5], 2, &message_id, "✅"),
+    );
+    let refused = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.path == "/api/v10/channels/2/messages"
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("yourself"))
+        })
+        .await
+        .expect("self-approval refused");
+    assert!(refused.body["components"].is_null());
+    assert!(!s.target.dump().contains("CREATE TABLE public.t"));
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(22, "bob", &[4], 2, &message_id, "✅"),
+    );
+    let done = fake
+        .wait_for(Duration::from_secs(20), |r| {
+            r.path == "/api/v10/channels/2/messages"
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("approved by bob"))
+        })
+        .await
+        .expect("approved and run");
+    assert!(
+        done.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Restored db/2026-11-25T10-00-00Z.sql.xz.age into staging"),
+        "{}",
+        done.body
+    );
+    assert!(s.target.dump().contains("CREATE TABLE public.t"));
+    // Two posts about the request: the refusal and the result (the 👍 was ignored).
+    let decisions = fake
+        .seen()
+        .into_iter()
+        .filter(|r| r.path == "/api/v10/channels/2/messages" && r.body["components"].is_null())
+        .map(|r| r.body["content"].to_string())
+        .collect::<Vec<_>>();
+    let about_request = decisions.iter().filter(|c| c.contains("A-1")).count();
+    assert_eq!(about_request, 2, "{decisions:#?}");
+    // The background work posts to the incident channel too: the old backup breaks the RPO.
+    assert!(
+        decisions.iter().any(|c| c.contains("RPO breached")),
+        "{decisions:#?}"
+    );
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+}

@@ -1,0 +1,284 @@
+//! A local fake of the parts of Discord drbot uses, following Discord's documented payloads:
+//! `GET /gateway`, command registration, interaction callbacks and edits, channel messages and
+//! reactions over HTTP; and a gateway over ws:// that says HELLO, takes IDENTIFY, sends READY,
+//! answers heartbeats, and dispatches the events a test injects.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const APP_ID: u64 = 99;
+pub const BOT_ID: u64 = 4242;
+
+/// One HTTP request the fake received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+/// The running fake.
+pub struct FakeDiscord {
+    pub base: String,
+    pub requests: Arc<Mutex<Vec<Seen>>>,
+    events: mpsc::UnboundedSender<Value>,
+    pub identified: Arc<Mutex<Option<Value>>>,
+}
+
+impl FakeDiscord {
+    pub async fn start() -> FakeDiscord {
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", http.local_addr().unwrap());
+        let ws_url = format!("ws://{}", ws.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let identified = Arc::new(Mutex::new(None));
+        let (events, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let seen = requests.clone();
+        let url = ws_url.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = http.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let _ = serve_http(stream, seen, url).await;
+                });
+            }
+        });
+        let ident = identified.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = ws.accept().await else {
+                    return;
+                };
+                let rx = rx.clone();
+                let ident = ident.clone();
+                let url = ws_url.clone();
+                tokio::spawn(async move {
+                    let _ = serve_gateway(stream, rx, ident, url).await;
+                });
+            }
+        });
+        FakeDiscord {
+            base,
+            requests,
+            events,
+            identified,
+        }
+    }
+
+    /// Dispatches a gateway event (`t`, `d`).
+    pub fn dispatch(&self, t: &str, d: Value) {
+        let _ = self.events.send(json!({ "t": t, "d": d }));
+    }
+
+    /// Waits until a request matching `pred` arrives (at most `within`).
+    pub async fn wait_for(&self, within: Duration, pred: impl Fn(&Seen) -> bool) -> Option<Seen> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Some(s) = self
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|s| pred(s))
+                .cloned()
+            {
+                return Some(s);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// All requests so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn message(id: u64, channel: &str, content: &str) -> Value {
+    json!({
+        "id": id.to_string(), "channel_id": channel, "guild_id": "1",
+        "author": { "id": BOT_ID.to_string(), "username": "drbot", "discriminator": "0", "global_name": null, "avatar": null, "bot": true },
+        "content": content, "timestamp": "2026-11-25T03:00:00.000000+00:00", "edited_timestamp": null,
+        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+        "embeds": [], "pinned": false, "type": 0, "components": []
+    })
+}
+
+async fn serve_http(
+    stream: TcpStream,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    ws_url: String,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = request_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).await?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).await?;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let content = body["content"].as_str().unwrap_or_default().to_string();
+        seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            body,
+            at: Instant::now(),
+        });
+        let n = seen.lock().unwrap().len() as u64;
+        let (status, reply) = if path.ends_with("/gateway") || path.contains("/gateway?") {
+            (200, json!({ "url": ws_url }))
+        } else if method == "PUT" && path.contains("/commands") {
+            (200, json!([]))
+        } else if path.contains("/callback") || path.contains("/reactions/") {
+            (204, Value::Null)
+        } else if path.contains("/messages") {
+            let channel = path.split('/').nth(4).unwrap_or("2").to_string();
+            (200, message(7000 + n, &channel, &content))
+        } else {
+            (404, json!({ "message": "404: Not Found", "code": 0 }))
+        };
+        let text = if reply.is_null() {
+            String::new()
+        } else {
+            reply.to_string()
+        };
+        let reason = match status {
+            200 => "OK",
+            204 => "No Content",
+            _ => "Not Found",
+        };
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            text.len()
+        );
+        write.write_all(head.as_bytes()).await?;
+        write.write_all(text.as_bytes()).await?;
+    }
+}
+
+async fn serve_gateway(
+    stream: TcpStream,
+    events: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>>,
+    identified: Arc<Mutex<Option<Value>>>,
+    ws_url: String,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut ws = tokio_tungstenite::accept_async(stream).await?;
+    ws.send(Message::Text(
+        json!({ "op": 10, "d": { "heartbeat_interval": 41250 } }).to_string(),
+    ))
+    .await?;
+    let mut seq = 0u64;
+    let mut events = events.lock().await;
+    loop {
+        tokio::select! {
+            incoming = ws.next() => {
+                let Some(Ok(msg)) = incoming else { return Ok(()) };
+                let Message::Text(text) = msg else { continue };
+                let v: Value = serde_json::from_str(&text)?;
+                match v["op"].as_u64() {
+                    Some(1) => ws.send(Message::Text(json!({ "op": 11 }).to_string())).await?,
+                    Some(2) => {
+                        *identified.lock().unwrap() = Some(v.clone());
+                        seq += 1;
+                        let ready = json!({
+                            "op": 0, "t": "READY", "s": seq,
+                            "d": {
+                                "v": 10,
+                                "user": { "id": BOT_ID.to_string(), "username": "drbot", "discriminator": "0", "global_name": null, "avatar": null, "bot": true },
+                                "guilds": [{ "id": "1", "unavailable": true }],
+                                "session_id": "fake-session",
+                                "resume_gateway_url": ws_url,
+                                "application": { "id": APP_ID.to_string(), "flags": 0 }
+                            }
+                        });
+                        ws.send(Message::Text(ready.to_string())).await?;
+                    }
+                    _ => {}
+                }
+            }
+            event = events.recv() => {
+                let Some(mut e) = event else { return Ok(()) };
+                seq += 1;
+                e["op"] = json!(0);
+                e["s"] = json!(seq);
+                ws.send(Message::Text(e.to_string())).await?;
+            }
+        }
+    }
+}
+
+/// A slash-command interaction from a guild member, as Discord sends it.
+pub fn command(id: u64, user: u64, name: &str, roles: &[u64], channel: u64, data: Value) -> Value {
+    json!({
+        "id": id.to_string(), "application_id": APP_ID.to_string(), "type": 2,
+        "token": format!("tok{id}"), "version": 1,
+        "guild_id": "1", "channel_id": channel.to_string(),
+        "channel": { "id": channel.to_string(), "type": 0 },
+        "member": {
+            "user": { "id": user.to_string(), "username": name, "discriminator": "0", "global_name": null, "avatar": null },
+            "roles": roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            "joined_at": "2024-01-01T00:00:00+00:00", "deaf": false, "mute": false, "flags": 0,
+            "permissions": "0"
+        },
+        "data": data,
+        "locale": "en-US", "guild_locale": "en-US", "app_permissions": "0",
+        "entitlements": [], "authorizing_integration_owners": {}, "context": 0,
+        "attachment_size_limit": 8388608
+    })
+}
+
+/// A reaction added by a guild member, as MESSAGE_REACTION_ADD sends it.
+pub fn reaction(
+    user: u64,
+    name: &str,
+    roles: &[u64],
+    channel: u64,
+    message: &str,
+    emoji: &str,
+) -> Value {
+    json!({
+        "user_id": user.to_string(), "channel_id": channel.to_string(), "message_id": message,
+        "guild_id": "1", "message_author_id": BOT_ID.to_string(),
+        "member": {
+            "user": { "id": user.to_string(), "username": name, "discriminator": "0", "global_name": null, "avatar": null },
+            "roles": roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            "joined_at": "2024-01-01T00:00:00+00:00", "deaf": false, "mute": false, "flags": 0
+        },
+        "emoji": { "id": null, "name": emoji },
+        "burst": false, "burst_colors": [], "type": 0
+    })
+}
