@@ -94,6 +94,66 @@ async fn a_slash_command_is_acknowledged_then_answered() {
     assert_eq!(refusal.body["type"], 4);
     assert_eq!(refusal.body["data"]["flags"], 64);
 
+    // Someone without the commander role: the refusal is ephemeral, and on the timeline.
+    let data = json!({
+        "id": "502", "name": "incident", "type": 1,
+        "options": [{ "name": "resolve", "type": 1, "options": [] }]
+    });
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(1003, 33, "mallory", &[], 2, data),
+    );
+    let follow = fake
+        .wait_for(Duration::from_secs(5), |s| {
+            s.method == "POST" && s.path == format!("/api/v10/webhooks/{APP_ID}/tok1003")
+        })
+        .await
+        .expect("ephemeral refusal");
+    assert_eq!(follow.body["flags"], 64);
+    assert!(
+        follow.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("needs the commander role"),
+        "{}",
+        follow.body
+    );
+    assert!(
+        fake.wait_for(Duration::from_secs(1), |s| s.method == "DELETE"
+            && s.path.contains("tok1003/messages/@original"))
+            .await
+            .is_some()
+    );
+
+    // Autocomplete answers with choices (type 8).
+    let mut ac = command(
+        1004,
+        11,
+        "alice",
+        &[],
+        2,
+        json!({
+            "id": "503", "name": "step", "type": 1,
+            "options": [{ "name": "done", "type": 1, "options": [
+                { "name": "step", "type": 3, "value": "stop", "focused": true }
+            ]}]
+        }),
+    );
+    ac["type"] = json!(4);
+    fake.dispatch("INTERACTION_CREATE", ac);
+    let choices = fake
+        .wait_for(Duration::from_secs(5), |s| {
+            s.path.contains("/interactions/1004/tok1004/callback")
+        })
+        .await
+        .expect("autocomplete");
+    assert_eq!(choices.body["type"], 8);
+    assert_eq!(
+        choices.body["data"]["choices"][0]["value"], "stop-apps",
+        "{}",
+        choices.body
+    );
+
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status();
@@ -104,6 +164,10 @@ async fn a_slash_command_is_acknowledged_then_answered() {
     assert!(
         r.stdout
             .contains("Declared sev1 database incident “Primary DB down”; commander alice"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("refused") && r.stdout.contains("mallory"),
         "{r:?}"
     );
 }

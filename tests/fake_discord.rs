@@ -163,8 +163,11 @@ async fn serve_http(
             (200, json!({ "url": ws_url }))
         } else if method == "PUT" && path.contains("/commands") {
             (200, json!([]))
-        } else if path.contains("/callback") || path.contains("/reactions/") {
+        } else if path.contains("/callback") || path.contains("/reactions/") || method == "DELETE" {
             (204, Value::Null)
+        } else if method == "POST" && path.starts_with("/api/v10/webhooks/") {
+            // An interaction follow-up.
+            (200, message(7000 + n, "2", &content))
         } else if path.contains("/messages") {
             let channel = path.split('/').nth(4).unwrap_or("2").to_string();
             (200, message(7000 + n, &channel, &content))

@@ -261,6 +261,18 @@ impl Handler {
                 }
             }
         };
+        if matches!(reply.outcome, Outcome::Refused | Outcome::Usage) {
+            // Refusals are for the person who typed the command only (and on the timeline).
+            let _ = http.delete_original_interaction_response(&cmd.token).await;
+            let body = json!({ "content": fit(&reply.text), "flags": EPHEMERAL });
+            if let Err(e) = http
+                .create_followup_message(&cmd.token, &body, Vec::new())
+                .await
+            {
+                tracing::warn!(error = %e, "could not send a refusal");
+            }
+            return;
+        }
         let body = json!({ "content": fit(&reply.text), "allowed_mentions": { "parse": [] } });
         if let Err(e) = http
             .edit_original_interaction_response(&cmd.token, &body, Vec::new())
