@@ -244,13 +244,23 @@ async fn serve_gateway(
     }
 }
 
+/// Channel 2 is the incident channel; ids from 1000 up are threads under it; others are
+/// unrelated text channels.
+fn channel_json(channel: u64) -> Value {
+    if channel >= 1000 {
+        json!({ "id": channel.to_string(), "type": 11, "parent_id": "2" })
+    } else {
+        json!({ "id": channel.to_string(), "type": 0 })
+    }
+}
+
 /// A slash-command interaction from a guild member, as Discord sends it.
 pub fn command(id: u64, user: u64, name: &str, roles: &[u64], channel: u64, data: Value) -> Value {
     json!({
         "id": id.to_string(), "application_id": APP_ID.to_string(), "type": 2,
         "token": format!("tok{id}"), "version": 1,
         "guild_id": "1", "channel_id": channel.to_string(),
-        "channel": { "id": channel.to_string(), "type": 0 },
+        "channel": channel_json(channel),
         "member": {
             "user": { "id": user.to_string(), "username": name, "discriminator": "0", "global_name": null, "avatar": null },
             "roles": roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),

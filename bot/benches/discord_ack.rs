@@ -1,0 +1,102 @@
+//! Benchmark: how fast `drbot serve` acknowledges interactions. 20 incidents, each in its own
+//! thread under the incident channel, then 200 `/incident status` interactions (10 per
+//! incident) dispatched at once through the local fake of Discord; reports p50 and p99 of the
+//! time from dispatch to the acknowledgement reaching the fake. Target: p99 < 250 ms.
+//!
+//! Run: `cargo bench -p drbot --bench discord_ack`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../tests/fake_discord.rs"]
+mod fake_discord;
+#[path = "../../tests/support.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fake_discord::{FakeDiscord, command};
+use serde_json::json;
+use support::Drbot;
+
+const INCIDENTS: u64 = 20;
+const PER_INCIDENT: u64 = 10;
+
+fn status() -> serde_json::Value {
+    json!({ "id": "700", "name": "incident", "type": 1,
+            "options": [{ "name": "status", "type": 1, "options": [] }] })
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let fake = FakeDiscord::start().await;
+        let d = Drbot::new(&format!(
+            "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+             [discord]\nguild_id = 1\nincident_channel_id = 2\napi_base = \"{}\"\n",
+            fake.base
+        ));
+        let mut serve = d
+            .command()
+            .arg("serve")
+            .env("DISCORD_TOKEN", "fake.bot.token")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        fake.wait_for(Duration::from_secs(30), |r| r.method == "PUT" && r.path.contains("/commands"))
+            .await
+            .expect("registered");
+        for k in 0..INCIDENTS {
+            let id = 10_000 + k;
+            let data = json!({ "id": "701", "name": "incident", "type": 1, "options": [{
+                "name": "declare", "type": 1, "options": [
+                    { "name": "scenario", "type": 3, "value": "database" },
+                    { "name": "severity", "type": 3, "value": "sev2" },
+                    { "name": "title", "type": 3, "value": format!("incident {k}") }
+                ]}]});
+            fake.dispatch("INTERACTION_CREATE", command(id, 11, "alice", &[], 1000 + k, data));
+            fake.wait_for(Duration::from_secs(10), |r| r.method == "PATCH" && r.path.contains(&format!("tok{id}/")))
+                .await
+                .expect("declared");
+        }
+        let mut sent = HashMap::new();
+        for round in 0..PER_INCIDENT {
+            for k in 0..INCIDENTS {
+                let id = 20_000 + round * INCIDENTS + k;
+                sent.insert(id, Instant::now());
+                fake.dispatch("INTERACTION_CREATE", command(id, 11, "alice", &[], 1000 + k, status()));
+            }
+        }
+        let total = (INCIDENTS * PER_INCIDENT) as usize;
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut latencies = Vec::new();
+        while Instant::now() < until {
+            latencies = fake
+                .seen()
+                .into_iter()
+                .filter_map(|r| {
+                    let id: u64 = r.path.strip_prefix("/api/v10/interactions/")?.split('/').next()?.parse().ok()?;
+                    let at = sent.get(&id)?;
+                    Some(r.at.duration_since(*at).as_secs_f64() * 1000.0)
+                })
+                .collect();
+            if latencies.len() >= total {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
+        let _ = serve.wait();
+        assert_eq!(latencies.len(), total, "not every interaction was acknowledged");
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "discord ack: {total} interactions over {INCIDENTS} incidents: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 < 250 ms)",
+            p(0.5),
+            p(0.99),
+            latencies[latencies.len() - 1]
+        );
+    });
+}
