@@ -338,3 +338,123 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
         .status();
     assert!(serve.wait().unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
+    use crate::database::{config_text, env_map, setup};
+    use crate::fake_discord::{click, slow_proxy};
+    let s = setup().await;
+    crate::support::put(
+        &s.bucket,
+        "db/2026-11-25T10-00-00Z.sql.xz.age",
+        b"SELECT 1;\n".to_vec(),
+    )
+    .await;
+    let slow = slow_proxy(crate::support::moto(), Duration::from_secs(4)).await;
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n[people.bob]\ndiscord_id = 22\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        config_text(&s.bucket, &s.key),
+        fake.base
+    ));
+    let mut env: Vec<(String, String)> = env_map(&slow, &s.source.url(), &s.target.url())
+        .into_iter()
+        .collect();
+    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    let mut serve = start_serve(&d, &env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("registered");
+
+    let sent = std::time::Instant::now();
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            3001,
+            11,
+            "alice",
+            &[5],
+            2,
+            slash("db", "backups", json!([])),
+        ),
+    );
+    let ack = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.path.contains("/interactions/3001/tok3001/callback")
+        })
+        .await
+        .expect("acknowledged");
+    assert!(
+        ack.at.duration_since(sent) < Duration::from_secs(3),
+        "{:?}",
+        ack.at.duration_since(sent)
+    );
+    let edit = fake
+        .wait_for(Duration::from_secs(30), |r| {
+            r.method == "PATCH" && r.path.contains("tok3001")
+        })
+        .await
+        .expect("answered");
+    assert!(edit.at.duration_since(sent) >= Duration::from_secs(4));
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("2026-11-25T10-00-00Z"),
+        "{}",
+        edit.body
+    );
+
+    // A request denied with the Deny button by an approver.
+    let data = slash(
+        "db",
+        "restore",
+        json!([
+            { "name": "backup", "type": 3, "value": "latest" },
+            { "name": "target", "type": 3, "value": "staging" }
+        ]),
+    );
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(3002, 11, "alice", &[5], 2, data),
+    );
+    fake.wait_for(Duration::from_secs(30), |r| r.body["components"].is_array())
+        .await
+        .expect("approval message");
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        click(3003, 22, "bob", &[4], 2, "drbot:deny:A-1"),
+    );
+    let denied = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.path == "/api/v10/channels/2/messages"
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("A-1 is denied"))
+        })
+        .await
+        .expect("denied by button");
+    assert!(
+        denied.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("denied with the button"),
+        "{}",
+        denied.body
+    );
+    let ack = fake
+        .wait_for(Duration::from_secs(5), |r| {
+            r.path.contains("/interactions/3003/tok3003/callback")
+        })
+        .await
+        .expect("click acknowledged");
+    assert_eq!(ack.body["type"], 6);
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+}

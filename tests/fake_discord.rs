@@ -295,3 +295,55 @@ pub fn reaction(
         "burst": false, "burst_colors": [], "type": 0
     })
 }
+
+/// A button click on a message, as Discord sends it (a component interaction).
+pub fn click(
+    id: u64,
+    user: u64,
+    name: &str,
+    roles: &[u64],
+    channel: u64,
+    custom_id: &str,
+) -> Value {
+    let mut v = command(
+        id,
+        user,
+        name,
+        roles,
+        channel,
+        json!({ "custom_id": custom_id, "component_type": 2 }),
+    );
+    v["type"] = json!(3);
+    v["message"] = message(9000 + id, &channel.to_string(), "Approval needed");
+    v
+}
+
+/// A TCP proxy that holds every answer from `upstream` back for `delay`: a slow bucket.
+pub async fn slow_proxy(upstream: &str, delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                let mut first = [0u8; 1];
+                if sr.read_exact(&mut first).await.is_ok() {
+                    tokio::time::sleep(delay).await;
+                    let _ = cw.write_all(&first).await;
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                }
+            });
+        }
+    });
+    addr
+}
