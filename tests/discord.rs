@@ -287,7 +287,7 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
     );
     let refused = fake
         .wait_for(Duration::from_secs(10), |r| {
-            r.path == "/api/v10/channels/2/messages"
+            r.path.starts_with("/api/v10/channels/2/messages")
                 && r.body["content"]
                     .as_str()
                     .is_some_and(|c| c.contains("yourself"))
@@ -302,7 +302,7 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
     );
     let done = fake
         .wait_for(Duration::from_secs(20), |r| {
-            r.path == "/api/v10/channels/2/messages"
+            r.path.starts_with("/api/v10/channels/2/messages")
                 && r.body["content"]
                     .as_str()
                     .is_some_and(|c| c.contains("approved by bob"))
@@ -318,15 +318,22 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
         done.body
     );
     assert!(s.target.dump().contains("CREATE TABLE public.t"));
-    // Two posts about the request: the refusal and the result (the 👍 was ignored).
+    // One refusal, one result; the 👍 was ignored (a long restore would edit its progress
+    // message into the result, so both posts and edits count).
     let decisions = fake
         .seen()
         .into_iter()
-        .filter(|r| r.path == "/api/v10/channels/2/messages" && r.body["components"].is_null())
+        .filter(|r| {
+            r.path.starts_with("/api/v10/channels/2/messages") && r.body["components"].is_null()
+        })
         .map(|r| r.body["content"].to_string())
         .collect::<Vec<_>>();
-    let about_request = decisions.iter().filter(|c| c.contains("A-1")).count();
-    assert_eq!(about_request, 2, "{decisions:#?}");
+    let refusals = decisions.iter().filter(|c| c.contains("yourself")).count();
+    let results = decisions
+        .iter()
+        .filter(|c| c.contains("approved by bob"))
+        .count();
+    assert_eq!((refusals, results), (1, 1), "{decisions:#?}");
     // The background work posts to the incident channel too: the old backup breaks the RPO.
     assert!(
         decisions.iter().any(|c| c.contains("RPO breached")),
@@ -452,6 +459,62 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         .await
         .expect("click acknowledged");
     assert_eq!(ack.body["type"], 6);
+
+    // A restore approved with ✅ over the slow bucket: its message shows progress, then the result.
+    let data = slash(
+        "db",
+        "restore",
+        json!([
+            { "name": "backup", "type": 3, "value": "latest" },
+            { "name": "target", "type": 3, "value": "staging" }
+        ]),
+    );
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(3004, 11, "alice", &[5], 2, data),
+    );
+    let request = fake
+        .wait_for(Duration::from_secs(60), |r| {
+            r.body["components"].is_array()
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("A-2"))
+        })
+        .await
+        .expect("second approval message");
+    let message_id = request.reply["id"].as_str().unwrap().to_string();
+    fake.wait_for(Duration::from_secs(30), |r| {
+        r.method == "PUT"
+            && r.path
+                .contains(&format!("/messages/{message_id}/reactions/"))
+    })
+    .await
+    .expect("reactions");
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(22, "bob", &[4], 2, &message_id, "✅"),
+    );
+    let progress = fake
+        .wait_for(Duration::from_secs(60), |r| {
+            r.path == "/api/v10/channels/2/messages"
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("Restoring"))
+        })
+        .await
+        .expect("progress message");
+    let _ = progress;
+    let done = fake
+        .wait_for(Duration::from_secs(60), |r| {
+            r.method == "PATCH"
+                && r.path.starts_with("/api/v10/channels/2/messages/")
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("A-2 approved by bob"))
+        })
+        .await
+        .expect("result edited into the progress message");
+    let _ = done;
 
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])

@@ -23,6 +23,8 @@ pub struct Seen {
     pub path: String,
     pub body: Value,
     pub at: Instant,
+    /// What the fake answered (a created message, with its id).
+    pub reply: Value,
 }
 
 /// The running fake.
@@ -152,13 +154,9 @@ async fn serve_http(
         reader.read_exact(&mut body).await?;
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let content = body["content"].as_str().unwrap_or_default().to_string();
-        seen.lock().unwrap().push(Seen {
-            method: method.clone(),
-            path: path.clone(),
-            body,
-            at: Instant::now(),
-        });
-        let n = seen.lock().unwrap().len() as u64;
+        let at = Instant::now();
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (status, reply) = if path.ends_with("/gateway") || path.contains("/gateway?") {
             (200, json!({ "url": ws_url }))
         } else if method == "PUT" && path.contains("/commands") {
@@ -174,6 +172,13 @@ async fn serve_http(
         } else {
             (404, json!({ "message": "404: Not Found", "code": 0 }))
         };
+        seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            body,
+            at,
+            reply: reply.clone(),
+        });
         let text = if reply.is_null() {
             String::new()
         } else {

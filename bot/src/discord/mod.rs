@@ -331,10 +331,42 @@ impl Handler {
         }
     }
 
+    /// Runs an approval decision and posts its result; long work (the approved restore)
+    /// shows its progress in that message first, edited at most every two seconds.
     async fn decide(&self, http: &Http, ctx: Context, channel: ChannelId, line: String) -> Reply {
-        let reply = self.engine.run(&ctx, &line).await;
+        let editor = Editor::new();
+        let mut message: Option<MessageId> = None;
+        let reply = {
+            let run = self.engine.run_with(&ctx, &line, &editor);
+            tokio::pin!(run);
+            let mut tick = tokio::time::interval(EDIT_EVERY);
+            tick.tick().await; // the first tick is immediate: quick decisions post once
+            loop {
+                tokio::select! {
+                    r = &mut run => break r,
+                    _ = tick.tick() => {
+                        let Some(text) = editor.take() else { continue };
+                        let body = json!({ "content": fit(&text), "allowed_mentions": { "parse": [] } });
+                        match message {
+                            Some(id) => {
+                                let _ = http.edit_message(channel, id, &body, Vec::new()).await;
+                            }
+                            None => {
+                                message = http.send_message(channel, Vec::new(), &body).await.ok().map(|m| m.id);
+                            }
+                        }
+                    }
+                }
+            }
+        };
         let body = json!({ "content": fit(&reply.text), "allowed_mentions": { "parse": [] } });
-        let _ = http.send_message(channel, Vec::new(), &body).await;
+        let sent = match message {
+            Some(id) => http.edit_message(channel, id, &body, Vec::new()).await,
+            None => http.send_message(channel, Vec::new(), &body).await,
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not post a decision");
+        }
         reply
     }
 
