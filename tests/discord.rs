@@ -170,6 +170,17 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         r.stdout.contains("refused") && r.stdout.contains("mallory"),
         "{r:?}"
     );
+    // The wrong-channel refusal, outside any incident, is in the audit log.
+    let store = drbot_state::Store::open(&d.data_dir()).unwrap();
+    assert!(
+        store
+            .audit()
+            .unwrap()
+            .iter()
+            .any(|e| e.text.contains("in channel 77")),
+        "{:?}",
+        store.audit()
+    );
 }
 
 fn start_serve(d: &Drbot, env: &[(String, String)]) -> std::process::Child {

@@ -128,7 +128,10 @@ pub async fn run(config: Config) -> u8 {
                 match engine.tick().await {
                     Ok(posts) => for p in posts {
                         match &discord {
-                            Some((http, dc)) => crate::discord::post(http, dc, &p.place, &p.text).await,
+                            Some((http, dc)) => {
+                                let mention = commander_to_ping(&engine, &config, &p);
+                                crate::discord::post(http, dc, &p.place, &p.text, mention).await
+                            }
                             None => println!("[{}] {}", p.place, p.text),
                         }
                     },
@@ -173,6 +176,20 @@ pub async fn run(config: Config) -> u8 {
     }
     println!("drbot serve: stopped.");
     0
+}
+
+/// A nudge pings the incident's commander, when their Discord id is known.
+fn commander_to_ping(
+    engine: &Engine,
+    config: &Config,
+    p: &drbot_commands::watch::Post,
+) -> Option<u64> {
+    if p.kind != drbot_commands::watch::PostKind::Nudge {
+        return None;
+    }
+    let incident = engine.store().incident(p.incident?).ok()??;
+    let commander = incident.roles.get("commander")?;
+    config.people.get(commander)?.discord_id
 }
 
 /// Progress over the socket.

@@ -95,12 +95,19 @@ impl Discord {
 }
 
 /// Sends a background post to its channel: `discord:<id>` places, else the incident channel.
-pub async fn post(http: &Http, dc: &DiscordConfig, place: &str, text: &str) {
+/// `mention` pings one person (the commander, for a nudge); other posts ping nobody.
+pub async fn post(http: &Http, dc: &DiscordConfig, place: &str, text: &str, mention: Option<u64>) {
     let channel = place
         .strip_prefix("discord:")
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or(dc.incident_channel_id);
-    let body = json!({ "content": fit(text), "allowed_mentions": { "parse": [] } });
+    let body = match mention {
+        Some(user) => json!({
+            "content": fit(&format!("<@{user}> {text}")),
+            "allowed_mentions": { "users": [user.to_string()] }
+        }),
+        None => json!({ "content": fit(text), "allowed_mentions": { "parse": [] } }),
+    };
     if let Err(e) = http
         .send_message(ChannelId::new(channel), Vec::new(), &body)
         .await
@@ -217,6 +224,17 @@ impl Handler {
     async fn command(&self, http: &Http, cmd: CommandInteraction) {
         let parent = cmd.channel.as_ref().and_then(|c| c.parent_id);
         if let Err(why) = self.allowed(cmd.guild_id, cmd.channel_id, parent) {
+            // Outside any incident: the refusal goes to the audit log.
+            let entry = drbot_state::NewEntry {
+                at: self.engine.now(),
+                actor: cmd.user.name.clone(),
+                proof: Proof::Proven,
+                kind: drbot_state::EntryKind::Refused,
+                text: format!("/{} in channel {} — {why}", cmd.data.name, cmd.channel_id),
+            };
+            if let Err(e) = self.engine.store().append_audit(entry) {
+                tracing::warn!(error = %e, "could not record a refusal");
+            }
             let body =
                 json!({ "type": CHANNEL_MESSAGE, "data": { "content": why, "flags": EPHEMERAL } });
             let _ = http
