@@ -15,7 +15,7 @@ async fn a_slash_command_is_acknowledged_then_answered() {
     let fake = FakeDiscord::start().await;
     let d = Drbot::new(&format!(
         "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
-         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+         [discord]\nguild_id = 1\nincident_channel_id = 2\nstakeholder_channel_id = 3\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
         fake.base
     ));
     let mut serve = d
@@ -79,6 +79,31 @@ async fn a_slash_command_is_acknowledged_then_answered() {
     let content = edit.body["content"].as_str().unwrap();
     assert!(content.contains("Declared INC-1"), "{content}");
     assert!(content.contains("Commander: alice"), "{content}");
+    // A sev1 tells stakeholders in their channel, with Discord's duplicate guard.
+    let notice = fake
+        .wait_for(Duration::from_secs(10), |s| {
+            s.method == "POST" && s.path == "/api/v10/channels/3/messages"
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "stakeholder notice: {content} {:#?}",
+                fake.seen()
+                    .iter()
+                    .map(|s| (s.method.clone(), s.path.clone()))
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(notice.body["nonce"], "drbot-n1");
+    assert_eq!(notice.body["enforce_nonce"], true);
+    assert!(
+        notice.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Service disruption"),
+        "{}",
+        notice.body
+    );
 
     // Outside the incident channel: an ephemeral refusal, nothing run.
     fake.dispatch(

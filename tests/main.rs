@@ -9,6 +9,8 @@ mod approvals;
 mod database;
 mod discord;
 mod fake_discord;
+mod fake_http;
 mod foundation;
+mod notify;
 mod serve;
 mod support;

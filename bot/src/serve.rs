@@ -24,6 +24,8 @@ use crate::control::{Request, Response, socket_path};
 
 /// How often the background work looks at the clock.
 const TICK: Duration = Duration::from_secs(60);
+/// How often queued notifications are retried.
+const DELIVER: Duration = Duration::from_secs(5);
 /// How long running commands get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(240);
 
@@ -113,6 +115,7 @@ pub async fn run(config: Config) -> u8 {
 
     let mut tasks = JoinSet::new();
     let mut tick = tokio::time::interval(TICK);
+    let mut deliver = tokio::time::interval(DELIVER);
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
@@ -136,6 +139,11 @@ pub async fn run(config: Config) -> u8 {
                         }
                     },
                     Err(e) => tracing::error!(error = %e, "background work failed"),
+                }
+            }
+            _ = deliver.tick() => {
+                if let Err(e) = engine.deliver_due().await {
+                    tracing::error!(error = %e, "delivering notifications failed");
                 }
             }
             accepted = listener.accept() => match accepted {

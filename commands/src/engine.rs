@@ -139,7 +139,13 @@ impl Engine {
         };
         match result {
             Ok(reply) => match self.store.flush().await {
-                Ok(()) => reply,
+                Ok(()) => {
+                    // Notifications a command queued (declare, resolve) go out now.
+                    if let Err(e) = self.deliver_due().await {
+                        tracing::warn!(error = %e, "delivering notifications failed");
+                    }
+                    reply
+                }
                 Err(e) => Reply {
                     outcome: Outcome::Failed,
                     text: format!(
@@ -193,6 +199,7 @@ impl Engine {
             ("db", Some("backups")) => db::backups(self, ctx, inv).await,
             ("db", Some("verify")) => db::verify_cmd(self, ctx, inv).await,
             ("db", Some("backup")) => db::backup::backup(self, ctx, inv, progress).await,
+            ("notify", Some("stakeholders")) => crate::notify::stakeholders(self, ctx, inv).await,
             _ => Err(CommandError::Refused(format!(
                 "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, \
                  then record it with /step done (or /incident note).",

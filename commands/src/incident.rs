@@ -143,6 +143,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         );
         Ok::<_, CommandError>((incident, vec![entry]))
     })?;
+    let notified = notify_on(engine, ctx, &incident, &crate::notify::NoticeKind::Declared);
     let rto = Duration::minutes(engine.config().rto_mins(scenario) as i64);
     let mut text = format!(
         "Declared {}: “{}” ({severity}, {} — {}). Clock started {}; RTO target {}. Commander: {}.\n",
@@ -160,7 +161,42 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         steps.len(),
         next_line(&incident)
     );
+    text.push_str(&notified);
     Ok(Reply::done(text))
+}
+
+/// Queues the stakeholder notice for a declare (at or above `[notify] min_severity`) or a
+/// resolve; returns a line for the reply. A failure to queue never undoes the command.
+fn notify_on(
+    engine: &Engine,
+    ctx: &Context,
+    incident: &Incident,
+    kind: &crate::notify::NoticeKind,
+) -> String {
+    let min = engine
+        .config()
+        .notify
+        .as_ref()
+        .map_or("sev2", |n| n.min_severity.as_str());
+    if *kind == crate::notify::NoticeKind::Declared {
+        let rank = |s: &str| crate::config::SEVERITIES.iter().position(|x| *x == s);
+        if rank(&incident.severity) > rank(min) {
+            return String::new();
+        }
+    }
+    if !crate::notify::has_channel(engine) {
+        return String::new();
+    }
+    match crate::notify::enqueue(engine, ctx, incident, kind) {
+        Ok(items) => {
+            let channels: Vec<&str> = items.iter().map(|i| i.channel.as_str()).collect();
+            format!(
+                "\nStakeholders are being notified ({}).",
+                channels.join(", ")
+            )
+        }
+        Err(e) => format!("\nStakeholders were not notified: {e}"),
+    }
 }
 
 /// The line naming the next step and how to do it.
@@ -460,6 +496,7 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         }
         Ok(vec![resolve_change(engine, ctx, i, now)])
     })?;
+    let notified = notify_on(engine, ctx, &updated, &crate::notify::NoticeKind::Resolved);
     let open_steps = updated
         .steps
         .iter()
@@ -473,7 +510,7 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         "Next: /incident close.".to_string()
     };
     Ok(Reply::done(format!(
-        "Resolved {}: the clock stopped at {}. {}\n{next}",
+        "Resolved {}: the clock stopped at {}. {}\n{next}{notified}",
         updated.id,
         render::time(now, now),
         elapsed_line(engine, &updated)

@@ -27,6 +27,7 @@ pub mod error;
 pub mod grammar;
 pub mod identity;
 mod incident;
+pub mod notify;
 pub mod progress;
 pub mod redact;
 pub mod render;

@@ -42,6 +42,10 @@ pub enum StateError {
     #[error("approval request {0} does not exist")]
     NoSuchRequest(RequestId),
 
+    /// The notification does not exist.
+    #[error("notification {0} does not exist")]
+    NoSuchNotification(u64),
+
     /// A stored record could not be decoded.
     #[error("stored record {what} is unreadable: {source}")]
     Corrupt {

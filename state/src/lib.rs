@@ -16,7 +16,8 @@ mod store;
 
 pub use error::StateError;
 pub use model::{
-    ApprovalRequest, ApprovalStatus, EntryKind, Incident, IncidentId, IncidentStatus, LastRestore,
-    NewEntry, Proof, RequestId, StepRecord, StepState, TimelineEntry, WatchState,
+    ApprovalRequest, ApprovalStatus, DeliveryStatus, EntryKind, Incident, IncidentId,
+    IncidentStatus, LastRestore, NewEntry, OutboxItem, Proof, RequestId, StepRecord, StepState,
+    TimelineEntry, WatchState,
 };
 pub use store::{SCHEMA_VERSION, Store};

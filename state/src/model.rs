@@ -431,6 +431,47 @@ pub struct ApprovalRequest {
     pub message_id: Option<u64>,
 }
 
+/// Where a stakeholder notification is in its delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// Accepted by the channel.
+    Delivered,
+    /// Given up on (a permanent refusal, or too many attempts).
+    Failed,
+}
+
+/// A stakeholder notification in the outbox: its request is fixed when queued, so every retry
+/// sends exactly the same thing with the same idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Its number, in queue order.
+    pub id: u64,
+    /// `email`, `statuspage` or `discord`.
+    pub channel: String,
+    /// The idempotency key sent with every attempt.
+    pub key: String,
+    /// The incident it is about.
+    pub incident: Option<IncidentId>,
+    /// What it says, in a line (for the timeline).
+    pub summary: String,
+    /// The request body, fixed at queue time.
+    pub body: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_at: DateTime<Utc>,
+    /// Where it is.
+    pub status: DeliveryStatus,
+    /// The last failure, if any.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
 /// The backup most recently restored into a target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastRestore {

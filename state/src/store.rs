@@ -8,7 +8,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::error::StateError;
 use crate::model::{
-    ApprovalRequest, Incident, IncidentId, LastRestore, NewEntry, RequestId, TimelineEntry,
+    ApprovalRequest, DeliveryStatus, Incident, IncidentId, LastRestore, NewEntry, OutboxItem,
+    RequestId, TimelineEntry,
 };
 
 /// The schema this build writes. Bump it with a migration in [`MIGRATIONS`].
@@ -24,6 +25,8 @@ mod names {
     pub const APPROVALS: &str = "approvals";
     pub const NEXT_REQUEST_KEY: &[u8] = b"next_request";
     pub const RPO_BREACHED_KEY: &[u8] = b"rpo_breached";
+    pub const OUTBOX: &str = "outbox";
+    pub const NEXT_OUTBOX_KEY: &[u8] = b"next_outbox";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
 }
@@ -45,6 +48,7 @@ pub struct Store {
     audit: sled::Tree,
     restores: sled::Tree,
     approvals: sled::Tree,
+    outbox: sled::Tree,
 }
 
 impl Store {
@@ -82,6 +86,7 @@ impl Store {
             audit: db.open_tree(names::AUDIT)?,
             restores: db.open_tree(names::RESTORES)?,
             approvals: db.open_tree(names::APPROVALS)?,
+            outbox: db.open_tree(names::OUTBOX)?,
             db,
         };
         store.migrate()?;
@@ -322,6 +327,76 @@ impl Store {
                 decode(&v, || format!("A-{}", decode_u64(&k)))
             })
             .collect()
+    }
+
+    /// Queues notifications (built by `build` from their ids) with their timeline entries, in
+    /// one transaction: a notification is either queued and recorded, or neither.
+    pub fn enqueue<E: From<StateError>>(
+        &self,
+        incident: Option<IncidentId>,
+        count: usize,
+        build: impl Fn(&[u64]) -> Result<(Vec<OutboxItem>, Vec<NewEntry>), E>,
+    ) -> Result<Vec<OutboxItem>, E> {
+        let result = (&self.meta, &self.outbox, &self.timeline, &self.audit).transaction(
+            |(meta, ob, tl, audit)| {
+                let next = meta
+                    .get(names::NEXT_OUTBOX_KEY)?
+                    .map(|v| decode_u64(&v))
+                    .unwrap_or(1);
+                let ids: Vec<u64> = (next..next + count as u64).collect();
+                let (items, entries) = build(&ids).map_err(ConflictableTransactionError::Abort)?;
+                meta.insert(names::NEXT_OUTBOX_KEY, &(next + count as u64).to_be_bytes())?;
+                for item in &items {
+                    ob.insert(&item.id.to_be_bytes(), encode(item)?)?;
+                }
+                append_entries(tl, audit, incident, entries)?;
+                Ok(items)
+            },
+        );
+        unwrap_tx(result)
+    }
+
+    /// Notifications still to deliver, oldest first.
+    pub fn pending_outbox(&self) -> Result<Vec<OutboxItem>, StateError> {
+        Ok(self
+            .outbox()?
+            .into_iter()
+            .filter(|i| i.status == DeliveryStatus::Pending)
+            .collect())
+    }
+
+    /// Every notification, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>, StateError> {
+        self.outbox
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&v, || format!("notification {}", decode_u64(&k)))
+            })
+            .collect()
+    }
+
+    /// Records an attempt's outcome with its timeline entries, in one transaction.
+    pub fn update_outbox<E: From<StateError>>(
+        &self,
+        id: u64,
+        change: impl Fn(&mut OutboxItem) -> Result<Vec<NewEntry>, E>,
+    ) -> Result<OutboxItem, E> {
+        let result = (&self.outbox, &self.timeline, &self.audit).transaction(|(ob, tl, audit)| {
+            let key = id.to_be_bytes();
+            let Some(raw) = ob.get(key)? else {
+                return Err(ConflictableTransactionError::Abort(E::from(
+                    StateError::NoSuchNotification(id),
+                )));
+            };
+            let mut item: OutboxItem = decode(&raw, || format!("notification {id}"))
+                .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
+            let entries = change(&mut item).map_err(ConflictableTransactionError::Abort)?;
+            ob.insert(&key, encode(&item)?)?;
+            append_entries(tl, audit, item.incident, entries)?;
+            Ok(item)
+        });
+        unwrap_tx(result)
     }
 
     /// Whether the RPO watch last found the newest backup too old.
