@@ -638,6 +638,21 @@ async fn a_restore_inside_an_incident_marks_its_step() {
         "{joined}"
     );
     assert!(joined.contains("Step 3. Restore database done"), "{joined}");
+    // The report measures the RPO from the restored backup's time to the incident's start.
+    let r = s.run("/incident resolve").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("| RPO (database) | 30m |") && r.text.contains("| missed by"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains(
+            "Restored db/2026-11-25T09-00-00Z.sql.xz.age (taken 2026-11-25 09:00 UTC) into staging"
+        ),
+        "{}",
+        r.text
+    );
 }
 
 #[test]

@@ -165,6 +165,19 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
     Ok(Reply::done(text))
 }
 
+/// Writes the post-incident report and returns it for the reply (its path first).
+fn report_text(engine: &Engine, incident: &Incident) -> String {
+    let built = crate::report::build(engine, incident)
+        .and_then(|md| crate::report::write(engine, incident, &md).map(|p| (p, md)));
+    match built {
+        Ok((path, md)) => format!(
+            "\nPost-incident report written to {}:\n\n{md}",
+            path.display()
+        ),
+        Err(e) => format!("\nThe post-incident report could not be written: {e}"),
+    }
+}
+
 /// Queues the stakeholder notice for a declare (at or above `[notify] min_severity`) or a
 /// resolve; returns a line for the reply. A failure to queue never undoes the command.
 fn notify_on(
@@ -510,10 +523,11 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         "Next: /incident close.".to_string()
     };
     Ok(Reply::done(format!(
-        "Resolved {}: the clock stopped at {}. {}\n{next}{notified}",
+        "Resolved {}: the clock stopped at {}. {}\n{next}{notified}{}",
         updated.id,
         render::time(now, now),
-        elapsed_line(engine, &updated)
+        elapsed_line(engine, &updated),
+        report_text(engine, &updated)
     )))
 }
 
@@ -555,9 +569,14 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         "Closed"
     };
     Ok(Reply::done(format!(
-        "{verb} {}. {}\nIts timeline stays readable: /incident timeline incident:{}.",
+        "{verb} {}. {}\nIts timeline stays readable: /incident timeline incident:{}.{}",
         updated.id,
         elapsed_line(engine, &updated),
-        updated.id
+        updated.id,
+        if was_open {
+            report_text(engine, &updated)
+        } else {
+            String::new()
+        }
     )))
 }

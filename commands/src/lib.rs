@@ -32,6 +32,7 @@ pub mod progress;
 pub mod redact;
 pub mod render;
 pub mod reply;
+pub mod report;
 pub mod runbook;
 mod step;
 pub mod watch;

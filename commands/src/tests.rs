@@ -514,3 +514,48 @@ async fn autocomplete_offers_targets_open_steps_and_nothing_unknown() {
     assert!(f.engine.complete(&a, "request", "").await.is_empty());
     assert!(f.engine.complete(&a, "nonsense", "").await.is_empty());
 }
+
+/// Compares with a snapshot file; `UPDATE_SNAPSHOTS=1` rewrites it.
+fn snapshot(name: &str, got: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/snapshots")
+        .join(name);
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        got, want,
+        "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)"
+    );
+}
+
+#[tokio::test]
+async fn the_post_incident_report_of_a_scripted_incident() {
+    let f = fixture();
+    let a = alice();
+    ok(&f, &a, DECLARE).await;
+    ok(&f, &a, "/incident role role:comms user:bob").await;
+    f.clock.advance(Duration::minutes(4));
+    ok(&f, &a, "/step done step:db-assess").await;
+    f.clock.advance(Duration::minutes(6));
+    ok(&f, &a, "/step done step:stop-apps").await;
+    f.clock.advance(Duration::minutes(40));
+    ok(&f, &a, "/step done step:db-restore").await;
+    ok(&f, &a, "/incident note text:restored from the 02:30 backup").await;
+    f.clock.advance(Duration::minutes(12));
+    ok(
+        &f,
+        &a,
+        "/step skip step:db-reindex reason:search was not affected",
+    )
+    .await;
+    f.clock.advance(Duration::minutes(10));
+    let text = ok(&f, &a, "/incident resolve").await;
+    assert!(text.contains("Post-incident report written to"), "{text}");
+    let incident = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    let md = crate::report::build(&f.engine, &incident).unwrap();
+    snapshot("report_database.md", &md);
+    let written = f.engine.store().path().join("reports/INC-1.md");
+    assert_eq!(std::fs::read_to_string(written).unwrap(), md);
+}

@@ -421,6 +421,19 @@ impl Store {
         Ok(())
     }
 
+    /// The last restore of every target, by target name.
+    pub fn restores(&self) -> Result<Vec<(String, LastRestore)>, StateError> {
+        self.restores
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let target = String::from_utf8_lossy(&k).into_owned();
+                let r = decode(&v, || format!("last restore of {target}"))?;
+                Ok((target, r))
+            })
+            .collect()
+    }
+
     /// The backup last restored into a target, if any.
     pub fn last_restore(&self, target: &str) -> Result<Option<LastRestore>, StateError> {
         self.restores

@@ -1,0 +1,319 @@
+//! The post-incident report (SPEC §8), as markdown: summary, duration, RTO achieved per
+//! component against the runbook's targets, RPO (the restored backup's age at the start of
+//! the incident), every step with time, actor and duration, approvals, notifications sent,
+//! the timeline, and the runbook's "Lessons Learned" headings to fill in.
+//!
+//! Written on `/incident resolve` to `<data_dir>/reports/<INC-n>.md` and shown in the reply.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Duration, Utc};
+use drbot_state::{ApprovalStatus, DeliveryStatus, EntryKind, Incident, StepState};
+
+use crate::engine::Engine;
+use crate::error::CommandError;
+use crate::incident::{runbook_step, scenario_of};
+use crate::render;
+use crate::runbook::Scenario;
+
+fn verdict(target: Duration, achieved: Duration) -> String {
+    if achieved <= target {
+        format!("met, {} to spare", render::duration(target - achieved))
+    } else {
+        format!("missed by {}", render::duration(achieved - target))
+    }
+}
+
+/// The component a step's id belongs to, for RTO per component.
+fn component(step: &str) -> Option<&'static str> {
+    if step.starts_with("db-") {
+        Some("database")
+    } else if step.starts_with("storage-") {
+        Some("storage")
+    } else if step.starts_with("search-") {
+        Some("search")
+    } else {
+        None
+    }
+}
+
+/// Text safe inside a markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn stamp(at: Option<DateTime<Utc>>) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "—".to_string())
+}
+
+/// Builds the report of an incident.
+pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandError> {
+    let now = engine.now();
+    let end = incident.resolved_at.unwrap_or(now);
+    let duration = end - incident.declared_at;
+    let scenario = scenario_of(incident);
+    let cfg = engine.config();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Post-incident report: {} “{}”\n",
+        incident.id, incident.title
+    );
+    let _ = writeln!(
+        md,
+        "- Severity: {} · Scenario: {}{}",
+        incident.severity,
+        incident.scenario,
+        scenario
+            .map(|s| format!(" ({})", s.title()))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        md,
+        "- Declared: {} by {} · Resolved: {}{} · Duration: {}",
+        stamp(Some(incident.declared_at)),
+        incident.declared_by,
+        stamp(incident.resolved_at),
+        incident
+            .resolved_by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default(),
+        render::duration(duration)
+    );
+    let role = |r: &str| incident.roles.get(r).map_or("—", String::as_str);
+    let _ = writeln!(
+        md,
+        "- Commander: {} · Comms: {} · Scribe: {}\n",
+        role("commander"),
+        role("comms"),
+        role("scribe")
+    );
+
+    // Objectives.
+    md.push_str("## Recovery objectives\n\n| objective | target | achieved | verdict |\n|---|---|---|---|\n");
+    if let Some(sc) = scenario {
+        let target = Duration::minutes(cfg.rto_mins(sc) as i64);
+        let _ = writeln!(
+            md,
+            "| RTO ({}) | {} | {} | {} |",
+            sc.as_str(),
+            render::duration(target),
+            render::duration(duration),
+            verdict(target, duration)
+        );
+    }
+    // Per component, when the scenario spans several (the full scenario).
+    if scenario == Some(Scenario::Full) {
+        for (name, mins) in [
+            ("database", cfg.objectives.rto.database),
+            ("storage", cfg.objectives.rto.storage),
+            ("search", cfg.objectives.rto.search),
+        ] {
+            let done = incident
+                .steps
+                .iter()
+                .filter(|s| component(&s.id) == Some(name) && s.state.is_settled())
+                .filter_map(|s| s.at)
+                .max();
+            let target = Duration::minutes(mins as i64);
+            let all_done = incident
+                .steps
+                .iter()
+                .filter(|s| component(&s.id) == Some(name))
+                .all(|s| s.state.is_settled());
+            match done.filter(|_| all_done) {
+                Some(at) => {
+                    let took = at - incident.declared_at;
+                    let _ = writeln!(
+                        md,
+                        "| RTO ({name}) | {} | {} | {} |",
+                        render::duration(target),
+                        render::duration(took),
+                        verdict(target, took)
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        md,
+                        "| RTO ({name}) | {} | not finished | — |",
+                        render::duration(target)
+                    );
+                }
+            }
+        }
+    }
+    let restored = engine
+        .store()
+        .restores()?
+        .into_iter()
+        .filter(|(_, r)| r.at >= incident.declared_at && r.at <= end)
+        .max_by_key(|(_, r)| r.at);
+    match restored.and_then(|(t, r)| crate::db::name_time(&r.key).map(|taken| (t, r, taken))) {
+        Some((target, r, taken)) => {
+            let rpo = Duration::minutes(cfg.objectives.rpo.database as i64);
+            let lost = incident.declared_at - taken;
+            let _ = writeln!(
+                md,
+                "| RPO (database) | {} | {} | {} |",
+                render::duration(rpo),
+                render::duration(lost),
+                verdict(rpo, lost)
+            );
+            let _ = writeln!(
+                md,
+                "\nRestored {} (taken {}) into {target} at {} by {}.",
+                r.key,
+                stamp(Some(taken)),
+                stamp(Some(r.at)),
+                r.by
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "| RPO (database) | {} | no restore in this incident | — |",
+                render::duration(Duration::minutes(cfg.objectives.rpo.database as i64))
+            );
+        }
+    }
+
+    // Steps.
+    md.push_str("\n## Steps\n\n| # | step | state | by | at | took |\n|---|---|---|---|---|---|\n");
+    for (n, s) in incident.steps.iter().enumerate() {
+        let title = runbook_step(incident, &s.id).map_or(s.id.as_str(), |st| st.title);
+        let took = match (s.started_at, s.at, s.state) {
+            (Some(a), Some(b), StepState::Done | StepState::Failed) => render::duration(b - a),
+            _ => "—".to_string(),
+        };
+        let state = match (&s.reason, s.state) {
+            (Some(r), StepState::Skipped) => format!("skipped: {}", cell(r)),
+            (_, st) => st.as_str().to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {title} | {state} | {} | {} | {took} |",
+            n + 1,
+            s.by.as_deref().unwrap_or("—"),
+            stamp(s.at)
+        );
+    }
+
+    // Approvals.
+    let approvals: Vec<_> = engine
+        .store()
+        .approvals()?
+        .into_iter()
+        .filter(|r| r.incident == Some(incident.id))
+        .collect();
+    md.push_str("\n## Approvals\n\n");
+    if approvals.is_empty() {
+        md.push_str("None.\n");
+    } else {
+        md.push_str(
+            "| request | action | asked by | decided by | outcome |\n|---|---|---|---|---|\n",
+        );
+        for r in approvals {
+            let outcome = match (r.status, &r.reason) {
+                (
+                    ApprovalStatus::Denied | ApprovalStatus::Voided | ApprovalStatus::Failed,
+                    Some(why),
+                ) => {
+                    format!(
+                        "{}: {}",
+                        r.status.as_str(),
+                        cell(&render::truncate(why, 80))
+                    )
+                }
+                (st, _) => st.as_str().to_string(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {outcome} |",
+                r.id,
+                cell(&r.command),
+                r.requested_by,
+                r.decided_by.as_deref().unwrap_or("—")
+            );
+        }
+    }
+
+    // Notifications.
+    let sent: Vec<_> = engine
+        .store()
+        .outbox()?
+        .into_iter()
+        .filter(|i| i.incident == Some(incident.id))
+        .collect();
+    md.push_str("\n## Stakeholder notifications\n\n");
+    if sent.is_empty() {
+        md.push_str("None.\n");
+    } else {
+        md.push_str("| queued | channel | status | notice |\n|---|---|---|---|\n");
+        for i in sent {
+            let status = match i.status {
+                DeliveryStatus::Delivered => "delivered".to_string(),
+                DeliveryStatus::Pending => format!("pending (attempt {})", i.attempts),
+                DeliveryStatus::Failed => {
+                    format!("failed: {}", i.last_error.as_deref().unwrap_or("?"))
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {status} | {} |",
+                stamp(Some(i.created_at)),
+                i.channel,
+                cell(&i.summary)
+            );
+        }
+    }
+
+    // Timeline, without the automatic status posts.
+    md.push_str("\n## Timeline\n\n");
+    for e in engine.store().timeline(incident.id)? {
+        if e.kind == EntryKind::Status {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "- {} — {} ({}): {}",
+            e.at.format("%H:%M:%S"),
+            e.actor,
+            e.kind.as_str(),
+            e.text
+        );
+    }
+
+    md.push_str(
+        "\n## Lessons learned\n\n### What worked well\n\n\n### What could be improved\n\n\n\
+         ### Timeline of events\n\n\n### Root cause analysis\n\n\n### Action items for improvement\n\n",
+    );
+    Ok(md)
+}
+
+/// Writes the report to `<data_dir>/reports/<id>.md` (owner-only); returns the path.
+pub fn write(
+    engine: &Engine,
+    incident: &Incident,
+    md: &str,
+) -> Result<std::path::PathBuf, CommandError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = engine.store().path().join("reports");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| CommandError::Failed(format!("Cannot create {}: {e}.", dir.display())))?;
+    let path = dir.join(format!("{}.md", incident.id));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| CommandError::Failed(format!("Cannot write {}: {e}.", path.display())))?;
+    std::io::Write::write_all(&mut f, md.as_bytes())
+        .map_err(|e| CommandError::Failed(format!("Cannot write {}: {e}.", path.display())))?;
+    Ok(path)
+}
