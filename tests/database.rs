@@ -641,17 +641,16 @@ async fn a_restore_inside_an_incident_marks_its_step() {
     // The report measures the RPO from the restored backup's time to the incident's start.
     let r = s.run("/incident resolve").await;
     assert_outcome(&r, Outcome::Done);
+    let report = &r.attachments[0].text;
     assert!(
-        r.text.contains("| RPO (database) | 30m |") && r.text.contains("| missed by"),
-        "{}",
-        r.text
+        report.contains("| RPO (database) | 30m |") && report.contains("| missed by"),
+        "{report}"
     );
     assert!(
-        r.text.contains(
+        report.contains(
             "Restored db/2026-11-25T09-00-00Z.sql.xz.age (taken 2026-11-25 09:00 UTC) into staging"
         ),
-        "{}",
-        r.text
+        "{report}"
     );
 }
 

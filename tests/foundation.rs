@@ -36,7 +36,14 @@ fn the_lifecycle_survives_each_process_ending() {
         assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
     }
 
-    assert_eq!(d.exec(None, "/incident resolve").code, 0);
+    let r = d.exec(None, "/incident resolve");
+    assert_eq!(r.code, 0, "{r:?}");
+    // exec prints the post-incident report after the reply.
+    assert!(
+        r.stdout.contains("--- INC-1-report.md ---") && r.stdout.contains("## Lessons learned"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(d.exec(None, "/incident close").code, 0);
     let r = d.exec(None, "/incident close incident:INC-1");
     assert_eq!(r.code, 1, "{r:?}");

@@ -93,7 +93,7 @@ pub async fn run(cli: Cli) -> u8 {
                 Err(code) => return code,
             };
             let reply = local.run(&line.join(" ")).await;
-            println!("{}", reply.text);
+            println!("{}", reply.full_text());
             u8::try_from(reply.outcome.exit_code()).unwrap_or(1)
         }
     }

@@ -81,8 +81,8 @@ pub async fn run(local: Local) -> u8 {
 /// Failures are marked so they stand out at 3 a.m.
 fn show(reply: &Reply) -> String {
     match reply.outcome {
-        Outcome::Done => reply.text.clone(),
-        _ => format!("✗ {}", reply.text),
+        Outcome::Done => reply.full_text(),
+        _ => format!("✗ {}", reply.full_text()),
     }
 }
 

@@ -34,12 +34,21 @@ pub struct Request {
 pub enum Response {
     /// Long work's progress.
     Progress { line: String },
-    /// The reply, with `exec`'s exit status.
-    Reply { exit: i32, text: String },
+    /// The reply, with `exec`'s exit status and attached files (name, text).
+    Reply {
+        exit: i32,
+        text: String,
+        #[serde(default)]
+        attachments: Vec<(String, String)>,
+    },
 }
 
 /// Sends a command to a running `serve`, if one listens; `None` when there is none.
-pub async fn send(data_dir: &Path, as_name: Option<&str>, line: &str) -> Option<(i32, String)> {
+pub async fn send(
+    data_dir: &Path,
+    as_name: Option<&str>,
+    line: &str,
+) -> Option<(i32, String, Vec<(String, String)>)> {
     let stream = UnixStream::connect(socket_path(data_dir)).await.ok()?;
     let (read, mut write) = stream.into_split();
     let request = Request {
@@ -56,7 +65,11 @@ pub async fn send(data_dir: &Path, as_name: Option<&str>, line: &str) -> Option<
         match lines.next_line().await {
             Ok(Some(l)) => match serde_json::from_str::<Response>(&l) {
                 Ok(Response::Progress { line }) => eprintln!("… {line}"),
-                Ok(Response::Reply { exit, text }) => return Some((exit, text)),
+                Ok(Response::Reply {
+                    exit,
+                    text,
+                    attachments,
+                }) => return Some((exit, text, attachments)),
                 Err(_) => continue,
             },
             _ => {
@@ -65,6 +78,7 @@ pub async fn send(data_dir: &Path, as_name: Option<&str>, line: &str) -> Option<
                     "drbot serve closed the connection before answering (was it stopping?). \
                      Check with /incident status before retrying."
                         .to_string(),
+                    Vec::new(),
                 ));
             }
         }

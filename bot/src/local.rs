@@ -100,7 +100,7 @@ impl Local {
     /// Runs one line, printing progress of long work to standard error: through a running
     /// `drbot serve` when there is one, else on the data directory itself.
     pub async fn run(&self, line: &str) -> Reply {
-        if let Some((exit, text)) =
+        if let Some((exit, text, attachments)) =
             crate::control::send(&self.config.data_dir, self.as_name.as_deref(), line).await
         {
             let outcome = match exit {
@@ -114,15 +114,16 @@ impl Local {
                 ),
                 _ => Outcome::Failed,
             };
-            return Reply { outcome, text };
+            let mut reply = Reply::new(outcome, text);
+            for (name, body) in attachments {
+                reply = reply.with_attachment(name, body);
+            }
+            return reply;
         }
         let engine = match self.engine().await {
             Ok(e) => e,
             Err(e) => {
-                return Reply {
-                    outcome: Outcome::Failed,
-                    text: format!("{e}. Nothing was changed."),
-                };
+                return Reply::new(Outcome::Failed, format!("{e}. Nothing was changed."));
             }
         };
         let reply = engine.run_with(&self.ctx, line, &StderrProgress).await;

@@ -248,6 +248,7 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
         Err(e) => Response::Reply {
             exit: e.outcome().exit_code(),
             text: e.to_string(),
+            attachments: Vec::new(),
         },
         Ok(actor) => {
             let ctx = Context {
@@ -260,6 +261,11 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
             Response::Reply {
                 exit: reply.outcome.exit_code(),
                 text: reply.text,
+                attachments: reply
+                    .attachments
+                    .into_iter()
+                    .map(|a| (a.name, a.text))
+                    .collect(),
             }
         }
     };

@@ -233,10 +233,7 @@ pub async fn request(
         render::time(request.expires_at, now),
         render::duration(ttl)
     );
-    Ok(Reply {
-        outcome: Outcome::AwaitingApproval(id.to_string()),
-        text,
-    })
+    Ok(Reply::new(Outcome::AwaitingApproval(id.to_string()), text))
 }
 
 fn parse_id(engine: &Engine, inv: &Invocation) -> Result<ApprovalRequest, CommandError> {

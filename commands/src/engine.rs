@@ -146,12 +146,12 @@ impl Engine {
                     }
                     reply
                 }
-                Err(e) => Reply {
-                    outcome: Outcome::Failed,
-                    text: format!(
+                Err(e) => Reply::new(
+                    Outcome::Failed,
+                    format!(
                         "The change could not be written to disk ({e}); treat it as not done and retry."
                     ),
-                },
+                ),
             },
             Err(err) => {
                 let mut text = err.to_string();
@@ -161,10 +161,7 @@ impl Engine {
                 }
                 self.record_refusal(ctx, parsed.as_ref().ok(), line, &err)
                     .await;
-                Reply {
-                    outcome: err.outcome(),
-                    text,
-                }
+                Reply::new(err.outcome(), text)
             }
         }
     }

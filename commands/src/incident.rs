@@ -14,8 +14,9 @@ use crate::runbook::{Phase, Scenario, Step};
 
 /// The longest title or note kept (Discord messages hold 2000 characters).
 const MAX_TEXT: usize = 1500;
-/// How many timeline entries the reply shows before pointing at the rest.
-const TIMELINE_SHOWN: usize = 60;
+/// Up to this many timeline entries are shown in full; more are condensed, the full text
+/// attached.
+const TIMELINE_SHOWN: usize = 30;
 
 /// Reads a required option the grammar has already checked.
 pub(crate) fn required<'a>(inv: &'a Invocation, name: &str) -> Result<&'a str, CommandError> {
@@ -166,15 +167,25 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
 }
 
 /// Writes the post-incident report and returns it for the reply (its path first).
-fn report_text(engine: &Engine, incident: &Incident) -> String {
+fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
     let built = crate::report::build(engine, incident)
         .and_then(|md| crate::report::write(engine, incident, &md).map(|p| (p, md)));
     match built {
-        Ok((path, md)) => format!(
-            "\nPost-incident report written to {}:\n\n{md}",
-            path.display()
-        ),
-        Err(e) => format!("\nThe post-incident report could not be written: {e}"),
+        Ok((path, md)) => {
+            let mut reply = reply;
+            reply.text.push_str(&format!(
+                "\nPost-incident report: {} (attached; the Lessons Learned headings are for the post-mortem).",
+                path.display()
+            ));
+            reply.with_attachment(format!("{}-report.md", incident.id), md)
+        }
+        Err(e) => {
+            let mut reply = reply;
+            reply.text.push_str(&format!(
+                "\nThe post-incident report could not be written: {e}"
+            ));
+            reply
+        }
     }
 }
 
@@ -375,45 +386,95 @@ pub fn status(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply,
 pub fn timeline(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
     let incident = engine.select(ctx, inv, false)?;
     let entries = engine.store().timeline(incident.id)?;
-    let mut text = format!(
-        "Timeline of {} “{}” — {} entries.\n",
-        incident.id,
-        incident.title,
-        entries.len()
-    );
-    let skip = entries.len().saturating_sub(TIMELINE_SHOWN);
-    if skip > 0 {
-        let _ = writeln!(text, "({skip} earlier entries not shown.)");
-    }
+    let asserted = entries
+        .iter()
+        .any(|e| e.proof == drbot_state::Proof::Asserted);
     let actor_width = entries
         .iter()
         .map(|e| e.actor.chars().count())
         .max()
         .unwrap_or(0);
-    for e in entries.iter().skip(skip) {
-        let asserted = if e.proof == drbot_state::Proof::Asserted {
+    let mut full = String::new();
+    for e in &entries {
+        let mark = if e.proof == drbot_state::Proof::Asserted {
             "*"
         } else {
             ""
         };
-        let actor = format!("{}{asserted}", e.actor);
         let _ = writeln!(
-            text,
-            "{}  {:<aw$}  {:<9} {}",
+            full,
+            "{}  {:<aw$}  {:<12} {}",
             render::stamp(e.at),
-            actor,
+            format!("{}{mark}", e.actor),
             e.kind.as_str(),
             e.text,
             aw = actor_width + 1
         );
     }
-    if entries
-        .iter()
-        .any(|e| e.proof == drbot_state::Proof::Asserted)
-    {
-        text.push_str("* identity asserted with --as, not proven.\n");
+    if asserted {
+        full.push_str("* identity asserted with --as, not proven.\n");
     }
-    Ok(Reply::done(text.trim_end().to_string()))
+    let span = match (entries.first(), entries.last()) {
+        (Some(a), Some(b)) => render::duration(b.at - a.at),
+        _ => "0s".to_string(),
+    };
+    let head = format!(
+        "Timeline of {} “{}” — {} entries over {span}.",
+        incident.id,
+        incident.title,
+        entries.len()
+    );
+    if entries.len() <= TIMELINE_SHOWN {
+        return Ok(Reply::done(format!("{head}\n{}", full.trim_end())));
+    }
+    // Long: a condensed summary, and the full text attached.
+    let mut text = format!("{head} Condensed below; the full timeline is attached.\n");
+    for line in condense(&entries) {
+        let _ = writeln!(text, "{line}");
+    }
+    Ok(Reply::done(text.trim_end().to_string())
+        .with_attachment(format!("{}-timeline.txt", incident.id), full))
+}
+
+/// Consecutive entries of one kind by one person within 15 minutes become one line, with
+/// their count and how long they spanned.
+fn condense(entries: &[drbot_state::TimelineEntry]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let first = &entries[i];
+        let mut j = i + 1;
+        while j < entries.len()
+            && entries[j].kind == first.kind
+            && entries[j].actor == first.actor
+            && entries[j].at - entries[j - 1].at <= Duration::minutes(15)
+        {
+            j += 1;
+        }
+        let last = &entries[j - 1];
+        let when = first.at.format("%H:%M").to_string();
+        if j - i == 1 {
+            out.push(format!(
+                "{when}  {}  {}: {}",
+                first.actor,
+                first.kind.as_str(),
+                render::truncate(&first.text, 160)
+            ));
+        } else {
+            out.push(format!(
+                "{when}–{} ({})  {}  {} {} entries: {} … {}",
+                last.at.format("%H:%M"),
+                render::duration(last.at - first.at),
+                first.actor,
+                j - i,
+                first.kind.as_str(),
+                render::truncate(&first.text, 70),
+                render::truncate(&last.text, 70)
+            ));
+        }
+        i = j;
+    }
+    out
 }
 
 /// `/incident note`.
@@ -522,13 +583,13 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
     } else {
         "Next: /incident close.".to_string()
     };
-    Ok(Reply::done(format!(
-        "Resolved {}: the clock stopped at {}. {}\n{next}{notified}{}",
+    let reply = Reply::done(format!(
+        "Resolved {}: the clock stopped at {}. {}\n{next}{notified}",
         updated.id,
         render::time(now, now),
-        elapsed_line(engine, &updated),
-        report_text(engine, &updated)
-    )))
+        elapsed_line(engine, &updated)
+    ));
+    Ok(with_report(engine, &updated, reply))
 }
 
 /// `/incident close`.
@@ -568,15 +629,15 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
     } else {
         "Closed"
     };
-    Ok(Reply::done(format!(
-        "{verb} {}. {}\nIts timeline stays readable: /incident timeline incident:{}.{}",
+    let reply = Reply::done(format!(
+        "{verb} {}. {}\nIts timeline stays readable: /incident timeline incident:{}.",
         updated.id,
         elapsed_line(engine, &updated),
-        updated.id,
-        if was_open {
-            report_text(engine, &updated)
-        } else {
-            String::new()
-        }
-    )))
+        updated.id
+    ));
+    Ok(if was_open {
+        with_report(engine, &updated, reply)
+    } else {
+        reply
+    })
 }

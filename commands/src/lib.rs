@@ -42,7 +42,7 @@ pub use config::Config;
 pub use engine::{Context, Engine, Place};
 pub use error::CommandError;
 pub use identity::Actor;
-pub use reply::{Outcome, Reply};
+pub use reply::{Attachment, Outcome, Reply};
 
 #[cfg(test)]
 mod tests;

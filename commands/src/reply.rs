@@ -29,6 +29,16 @@ impl Outcome {
     }
 }
 
+/// A text file that goes with a reply (a report, a full timeline): an attachment in Discord,
+/// printed after the reply by `exec` and the console.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// File name, e.g. `INC-3-report.md`.
+    pub name: String,
+    /// Its content.
+    pub text: String,
+}
+
 /// A command's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -36,14 +46,40 @@ pub struct Reply {
     pub outcome: Outcome,
     /// What happened, what changed, what comes next.
     pub text: String,
+    /// Files that go with it.
+    pub attachments: Vec<Attachment>,
 }
 
 impl Reply {
     /// A successful answer.
     pub fn done(text: impl Into<String>) -> Self {
+        Reply::new(Outcome::Done, text)
+    }
+
+    /// An answer with this outcome.
+    pub fn new(outcome: Outcome, text: impl Into<String>) -> Self {
         Reply {
-            outcome: Outcome::Done,
+            outcome,
             text: text.into(),
+            attachments: Vec::new(),
         }
+    }
+
+    /// The same answer with a file attached.
+    pub fn with_attachment(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+        self.attachments.push(Attachment {
+            name: name.into(),
+            text: text.into(),
+        });
+        self
+    }
+
+    /// The text followed by each attachment, for terminals.
+    pub fn full_text(&self) -> String {
+        let mut s = self.text.clone();
+        for a in &self.attachments {
+            s.push_str(&format!("\n\n--- {} ---\n{}", a.name, a.text.trim_end()));
+        }
+        s
     }
 }

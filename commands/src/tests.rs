@@ -552,10 +552,42 @@ async fn the_post_incident_report_of_a_scripted_incident() {
     .await;
     f.clock.advance(Duration::minutes(10));
     let text = ok(&f, &a, "/incident resolve").await;
-    assert!(text.contains("Post-incident report written to"), "{text}");
+    assert!(text.contains("Post-incident report: "), "{text}");
     let incident = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
     let md = crate::report::build(&f.engine, &incident).unwrap();
     snapshot("report_database.md", &md);
     let written = f.engine.store().path().join("reports/INC-1.md");
     assert_eq!(std::fs::read_to_string(written).unwrap(), md);
+}
+
+#[tokio::test]
+async fn long_timelines_are_condensed_with_the_full_text_attached() {
+    let f = fixture();
+    let a = alice();
+    ok(&f, &a, DECLARE).await;
+    for n in 0..40 {
+        f.clock.advance(Duration::minutes(1));
+        ok(&f, &a, &format!("/incident note text:checked replica {n}")).await;
+    }
+    f.clock.advance(Duration::minutes(30));
+    ok(&f, &a, "/step done step:stop-apps").await;
+    let r = f.engine.run(&a, "/incident timeline").await;
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(
+        r.text.contains("42 entries over 1h10m. Condensed below"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains(
+            "03:01–03:40 (39m)  alice  40 note entries: checked replica 0 … checked replica 39"
+        ),
+        "{}",
+        r.text
+    );
+    assert!(r.text.lines().count() < 8, "{}", r.text);
+    assert_eq!(r.attachments.len(), 1);
+    assert_eq!(r.attachments[0].name, "INC-1-timeline.txt");
+    assert_eq!(r.attachments[0].text.lines().count(), 42);
+    assert!(r.full_text().contains("checked replica 17"));
 }

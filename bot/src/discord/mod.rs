@@ -17,8 +17,8 @@ use drbot_state::{ApprovalStatus, Proof, RequestId};
 use serde_json::json;
 use serenity::all::{
     ChannelId, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
-    EventHandler, GatewayIntents, Interaction, MessageId, Reaction, ReactionType, Ready, RoleId,
-    UserId,
+    CreateAttachment, EventHandler, GatewayIntents, Interaction, MessageId, Reaction, ReactionType,
+    Ready, RoleId, UserId,
 };
 use serenity::http::{Http, HttpBuilder};
 use tokio::sync::watch;
@@ -292,8 +292,14 @@ impl Handler {
             return;
         }
         let body = json!({ "content": fit(&reply.text), "allowed_mentions": { "parse": [] } });
+        // Reports and long timelines go as files.
+        let files: Vec<CreateAttachment> = reply
+            .attachments
+            .iter()
+            .map(|a| CreateAttachment::bytes(a.text.clone().into_bytes(), a.name.clone()))
+            .collect();
         if let Err(e) = http
-            .edit_original_interaction_response(&cmd.token, &body, Vec::new())
+            .edit_original_interaction_response(&cmd.token, &body, files)
             .await
         {
             tracing::warn!(error = %e, "could not edit the interaction reply");
