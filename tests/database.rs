@@ -762,3 +762,46 @@ async fn autocomplete_offers_the_newest_backups_and_pending_requests() {
         requests[0].name
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_the_database_the_bucket_and_the_age_key() {
+    let s = setup().await;
+    put(
+        &s.bucket,
+        "db/2026-11-25T08-00-00Z.sql.xz.age",
+        b"x".to_vec(),
+    )
+    .await;
+    let other = age_key();
+    let run = |config: &str, target_url: &str| {
+        let d = Drbot::new(config);
+        let out = d
+            .command()
+            .arg("check")
+            .envs(env_map(moto(), &s.source.url(), target_url))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&config_text(&s.bucket, &s.key), &s.target.url());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("staging: answers: PostgreSQL 1"), "{out}");
+    assert!(
+        out.contains("answers: 1 backups under db/, newest db/2026-11-25T08-00-00Z.sql.xz.age"),
+        "{out}"
+    );
+    assert!(out.contains("new backups can be restored"), "{out}");
+    // A dead target and recipients that do not match the identity are problems.
+    let mismatched = config_text(&s.bucket, &s.key).replace(&s.key.recipient, &other.recipient);
+    let (code, out) = run(
+        &mismatched,
+        "postgres://postgres:hunter2@127.0.0.1:9/x?sslmode=disable",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Cannot connect to target staging"), "{out}");
+    assert!(out.contains("is not among age_recipients"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}

@@ -61,7 +61,8 @@ pub async fn run(cli: Cli) -> u8 {
     };
     match cli.command {
         Command::Check => {
-            let lines = check_config(&config, &source, &env);
+            let mut lines = check_config(&config, &source, &env);
+            lines.extend(drbot_commands::check::probe(&config, &env).await);
             for l in &lines {
                 println!("{l}");
             }

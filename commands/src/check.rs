@@ -295,3 +295,127 @@ mod tests {
         assert!(all.contains("chmod 600"), "{all}");
     }
 }
+
+/// Probes every configured system that drbot can reach: each database target (connect,
+/// `SELECT 1`, version, latency), the bucket (listing, and the media bucket's versioning),
+/// and whether the age identity can decrypt what the configured recipients get.
+pub async fn probe(
+    config: &Config,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Vec<CheckLine> {
+    let mut out = Vec::new();
+    for name in config.targets.keys() {
+        let Ok(target) = crate::db::pg::Target::resolve(config, name, &env) else {
+            continue; // reported as missing by the settings check
+        };
+        let started = std::time::Instant::now();
+        let line_for = |state, text: String| line("database", state, format!("{name}: {text}"));
+        match target.connect().await {
+            Ok(client) => match client
+                .query_one("SELECT current_setting('server_version')", &[])
+                .await
+            {
+                Ok(row) => out.push(line_for(
+                    CheckState::Ok,
+                    format!(
+                        "answers: PostgreSQL {}, {} ms",
+                        row.get::<_, String>(0),
+                        started.elapsed().as_millis()
+                    ),
+                )),
+                Err(e) => out.push(line_for(CheckState::Problem, crate::db::pg::pg_error(&e))),
+            },
+            Err(e) => out.push(line_for(CheckState::Problem, e.to_string())),
+        }
+    }
+    if let Some(s) = &config.storage
+        && let Ok(bucket) = crate::bucket::Bucket::from_config(s, &s.backup_bucket, &env)
+    {
+        match crate::db::list_backups(&bucket, &s.db_prefix).await {
+            Ok(list) => out.push(line(
+                "bucket",
+                CheckState::Ok,
+                format!(
+                    "{} answers: {} backups under {}{}",
+                    s.backup_bucket,
+                    list.len(),
+                    s.db_prefix,
+                    list.first()
+                        .map(|o| format!(", newest {}", o.key))
+                        .unwrap_or_default()
+                ),
+            )),
+            Err(e) => out.push(line("bucket", CheckState::Problem, e.to_string())),
+        }
+        if let Some(media) = &s.media_bucket
+            && let Ok(b) = crate::bucket::Bucket::from_config(s, media, &env)
+        {
+            let versioning = b
+                .client()
+                .get_bucket_versioning()
+                .bucket(media)
+                .send()
+                .await;
+            out.push(match versioning {
+                Ok(v) => line(
+                    "bucket",
+                    CheckState::Ok,
+                    format!(
+                        "{media}: versioning {}",
+                        v.status().map_or("never enabled", |s| s.as_str())
+                    ),
+                ),
+                Err(_) => line(
+                    "bucket",
+                    CheckState::Ok,
+                    format!("{media}: no object versioning here (R2 has none); earlier states need another way back"),
+                ),
+            });
+        }
+    }
+    if let Some(b) = &config.backup
+        && let Some(path) = &b.age_identity_file
+        && let Ok(file) = std::fs::File::open(path)
+    {
+        let publics = age::IdentityFile::from_buffer(std::io::BufReader::new(file))
+            .ok()
+            .and_then(|f| {
+                let mut buf = Vec::new();
+                f.write_recipients_file(&mut buf).ok()?;
+                Some(
+                    String::from_utf8_lossy(&buf)
+                        .lines()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .unwrap_or_default();
+        if publics.is_empty() {
+            out.push(line(
+                "age",
+                CheckState::Problem,
+                format!("{} holds no x25519 identity", path.display()),
+            ));
+        } else if b
+            .age_recipients
+            .iter()
+            .any(|r| publics.contains(&r.trim().to_string()))
+        {
+            out.push(line(
+                "age",
+                CheckState::Ok,
+                "the identity's public key is among age_recipients: new backups can be restored",
+            ));
+        } else {
+            out.push(line(
+                "age",
+                CheckState::Problem,
+                format!(
+                    "the identity ({}) is not among age_recipients: backups drbot writes could not be restored with it",
+                    publics.join(", ")
+                ),
+            ));
+        }
+    }
+    out
+}
