@@ -244,58 +244,6 @@ fn identity_file(path: &Path) -> CheckLine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_report_every_system_off() {
-        let lines = check_config(&Config::default(), &Source::Defaults, &|_| None);
-        assert!(
-            lines.iter().all(|l| l.state != CheckState::Problem),
-            "{lines:?}"
-        );
-        for s in [
-            "database", "bucket", "search", "api", "discord", "notify", "age",
-        ] {
-            assert!(lines.iter().any(|l| l.system == s), "{s}");
-        }
-    }
-
-    #[test]
-    fn settings_are_reported_without_secrets() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("k");
-        std::fs::write(&key, "AGE-SECRET-KEY-1").unwrap();
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .unwrap();
-        let text = format!(
-            "[targets.production]\nurl_env = \"DATABASE_URL\"\n[targets.staging]\nurl_env = \"STAGING\"\n\
-             [storage]\nbackup_bucket = \"b\"\n[backup]\nage_identity_file = \"{}\"\n",
-            key.display()
-        );
-        let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
-        let env = |k: &str| match k {
-            "DATABASE_URL" => Some("postgres://app:hunter2@db:5432/postgres".to_string()),
-            "AWS_SECRET_ACCESS_KEY" => Some("topsecret".to_string()),
-            _ => None,
-        };
-        let lines = check_config(&config, &Source::File("c.toml".into()), &env);
-        let all: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        assert!(
-            !all.contains("hunter2") && !all.contains("topsecret"),
-            "{all}"
-        );
-        assert!(
-            all.contains("production: DATABASE_URL is set (postgres://app:***@db:5432/postgres)"),
-            "{all}"
-        );
-        assert!(all.contains("staging: STAGING is not set"), "{all}");
-        assert!(all.contains("R2_ENDPOINT is not set"), "{all}");
-        assert!(all.contains("chmod 600"), "{all}");
-    }
-}
-
 /// Probes every configured system that drbot can reach: each database target (connect,
 /// `SELECT 1`, version, latency), the bucket (listing, and the media bucket's versioning),
 /// and whether the age identity can decrypt what the configured recipients get.
@@ -418,4 +366,56 @@ pub async fn probe(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_report_every_system_off() {
+        let lines = check_config(&Config::default(), &Source::Defaults, &|_| None);
+        assert!(
+            lines.iter().all(|l| l.state != CheckState::Problem),
+            "{lines:?}"
+        );
+        for s in [
+            "database", "bucket", "search", "api", "discord", "notify", "age",
+        ] {
+            assert!(lines.iter().any(|l| l.system == s), "{s}");
+        }
+    }
+
+    #[test]
+    fn settings_are_reported_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "AGE-SECRET-KEY-1").unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let text = format!(
+            "[targets.production]\nurl_env = \"DATABASE_URL\"\n[targets.staging]\nurl_env = \"STAGING\"\n\
+             [storage]\nbackup_bucket = \"b\"\n[backup]\nage_identity_file = \"{}\"\n",
+            key.display()
+        );
+        let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+        let env = |k: &str| match k {
+            "DATABASE_URL" => Some("postgres://app:hunter2@db:5432/postgres".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("topsecret".to_string()),
+            _ => None,
+        };
+        let lines = check_config(&config, &Source::File("c.toml".into()), &env);
+        let all: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        assert!(
+            !all.contains("hunter2") && !all.contains("topsecret"),
+            "{all}"
+        );
+        assert!(
+            all.contains("production: DATABASE_URL is set (postgres://app:***@db:5432/postgres)"),
+            "{all}"
+        );
+        assert!(all.contains("staging: STAGING is not set"), "{all}");
+        assert!(all.contains("R2_ENDPOINT is not set"), "{all}");
+        assert!(all.contains("chmod 600"), "{all}");
+    }
 }
