@@ -429,33 +429,26 @@ pub async fn stakeholders(
     let message = required(inv, "message")?.to_string();
     let items = enqueue(engine, ctx, &incident, &NoticeKind::Update(message))?;
     engine.store().flush().await?;
-    let delivered = engine.deliver_due().await?;
-    Ok(Reply::done(delivery_line(engine, &items, delivered)))
+    engine.deliver_due().await?;
+    Ok(Reply::done(delivery_line(engine, &items)))
 }
 
-/// One line on where a batch of notifications stands.
-pub fn delivery_line(engine: &Engine, items: &[OutboxItem], _delivered: usize) -> String {
+/// One line on where a batch of notifications stands now.
+pub fn delivery_line(engine: &Engine, items: &[OutboxItem]) -> String {
+    let all = engine.store().outbox().unwrap_or_default();
     let states: Vec<String> = items
         .iter()
         .map(|i| {
-            let now = engine
-                .store()
-                .outbox()
-                .ok()
-                .and_then(|all| all.into_iter().find(|x| x.id == i.id))
-                .unwrap_or_else(|| i.clone());
+            let now = all.iter().find(|x| x.id == i.id).unwrap_or(i);
+            let why = now.last_error.as_deref();
             match now.status {
                 DeliveryStatus::Delivered => format!("{}: delivered", now.channel),
-                DeliveryStatus::Failed => format!(
-                    "{}: FAILED ({})",
-                    now.channel,
-                    now.last_error.as_deref().unwrap_or("unknown")
-                ),
-                DeliveryStatus::Pending => format!(
-                    "{}: will retry ({})",
-                    now.channel,
-                    now.last_error.as_deref().unwrap_or("queued")
-                ),
+                DeliveryStatus::Failed => {
+                    format!("{}: FAILED ({})", now.channel, why.unwrap_or("unknown"))
+                }
+                DeliveryStatus::Pending => {
+                    format!("{}: will retry ({})", now.channel, why.unwrap_or("queued"))
+                }
             }
         })
         .collect();

@@ -25,19 +25,21 @@ impl FromStr for IncidentId {
 
     /// Accepts `INC-7`, `inc-7`, `#7` or `7`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let digits = t
-            .strip_prefix("INC-")
-            .or_else(|| t.strip_prefix("inc-"))
-            .or_else(|| t.strip_prefix('#'))
-            .unwrap_or(t);
-        digits
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
+        parse_number(s, &["INC-", "inc-"])
             .map(IncidentId)
             .ok_or_else(|| format!("`{s}` is not an incident id (write it like INC-3 or 3)"))
     }
+}
+
+/// The positive number in `s` after one of `prefixes`, `#`, or nothing.
+fn parse_number(s: &str, prefixes: &[&str]) -> Option<u64> {
+    let t = s.trim();
+    let digits = prefixes
+        .iter()
+        .chain(&["#"])
+        .find_map(|p| t.strip_prefix(p))
+        .unwrap_or(t);
+    digits.parse::<u64>().ok().filter(|n| *n > 0)
 }
 
 /// Where an incident is in its life.
@@ -333,18 +335,7 @@ impl FromStr for RequestId {
 
     /// Accepts `A-7`, `a-7`, `A7`, `#7` or `7`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let digits = t
-            .strip_prefix("A-")
-            .or_else(|| t.strip_prefix("a-"))
-            .or_else(|| t.strip_prefix('A'))
-            .or_else(|| t.strip_prefix('a'))
-            .or_else(|| t.strip_prefix('#'))
-            .unwrap_or(t);
-        digits
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
+        parse_number(s, &["A-", "a-", "A", "a"])
             .map(RequestId)
             .ok_or_else(|| format!("`{s}` is not an approval request id (write it like A-3)"))
     }

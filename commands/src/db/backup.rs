@@ -259,10 +259,9 @@ fn dump_blocking(
     let errors = err_reader.join().unwrap_or_default();
     read_result?;
     if !status.success() {
-        let last: Vec<&str> = errors.lines().filter(|l| !l.trim().is_empty()).collect();
         return Err(format!(
             "pg_dump failed ({status}): {}",
-            last[last.len().saturating_sub(3)..].join(" / ")
+            super::load::last_lines(&errors, 3)
         ));
     }
     pieces.clear();

@@ -154,6 +154,12 @@ fn copy_error(s: &Statement, table: &str, e: &tokio_postgres::Error) -> String {
     )
 }
 
+/// The last `n` non-empty lines of a tool's error output, joined for one message.
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
 /// A conninfo string for libpq tools, without the password (which goes in PGPASSWORD).
 pub(crate) fn libpq_env(target: &Target) -> Result<(String, Vec<(String, String)>), String> {
     let (config, verify) = target.pg_config().map_err(|e| e.to_string())?;
@@ -245,9 +251,10 @@ async fn load_custom(target: &Target, rx: &mut mpsc::Receiver<Msg>) -> Result<()
     if out.status.success() {
         Ok(())
     } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
-        Err(format!("pg_restore failed ({}): {tail}", out.status))
+        Err(format!(
+            "pg_restore failed ({}): {}",
+            out.status,
+            last_lines(&String::from_utf8_lossy(&out.stderr), 3)
+        ))
     }
 }
