@@ -150,6 +150,35 @@ async fn a_slash_command_is_acknowledged_then_answered() {
             .is_some()
     );
 
+    // Resolving uploads the report and the chart as files with the reply.
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            1005,
+            11,
+            "alice",
+            &[],
+            2,
+            json!({ "id": "504", "name": "incident", "type": 1,
+                    "options": [{ "name": "resolve", "type": 1, "options": [] }] }),
+        ),
+    );
+    let upload = fake
+        .wait_for(Duration::from_secs(10), |s| {
+            s.method == "PATCH" && s.path.contains("tok1005/messages/@original")
+        })
+        .await
+        .expect("resolve reply");
+    let raw = upload.body.as_str().expect("a multipart upload");
+    assert!(
+        raw.contains("filename=\"INC-1-report.md\"") && raw.contains("## Lessons learned"),
+        "{raw:.300}"
+    );
+    assert!(
+        raw.contains("filename=\"INC-1-timeline.png\"") && raw.contains("PNG"),
+        "{raw:.300}"
+    );
+
     // Autocomplete answers with choices (type 8).
     let mut ac = command(
         1004,

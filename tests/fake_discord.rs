@@ -152,7 +152,9 @@ async fn serve_http(
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).await?;
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        // JSON, or (for uploads) the raw multipart text.
+        let body: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         let content = body["content"].as_str().unwrap_or_default().to_string();
         let at = Instant::now();
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

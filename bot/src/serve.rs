@@ -261,9 +261,11 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
             Response::Reply {
                 exit: reply.outcome.exit_code(),
                 text: reply.text,
+                // Text files only: a chart stays in the data directory (the reply names it).
                 attachments: reply
                     .attachments
                     .into_iter()
+                    .filter(|a| a.data.is_empty())
                     .map(|a| (a.name, a.text))
                     .collect(),
             }

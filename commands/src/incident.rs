@@ -177,7 +177,21 @@ fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
                 "\nPost-incident report: {} (attached; the Lessons Learned headings are for the post-mortem).",
                 path.display()
             ));
-            reply.with_attachment(format!("{}-report.md", incident.id), md)
+            let mut reply = reply.with_attachment(format!("{}-report.md", incident.id), md);
+            match crate::chart::timeline_png(engine, incident).and_then(|png| {
+                crate::report::write_file(engine, incident, "timeline.png", &png).map(|p| (p, png))
+            }) {
+                Ok((chart, png)) => {
+                    reply
+                        .text
+                        .push_str(&format!("\nTimeline chart: {}.", chart.display()));
+                    reply = reply.with_file(format!("{}-timeline.png", incident.id), png);
+                }
+                Err(e) => reply
+                    .text
+                    .push_str(&format!("\nThe timeline chart could not be drawn: {e}")),
+            }
+            reply
         }
         Err(e) => {
             let mut reply = reply;

@@ -17,6 +17,7 @@
 
 pub mod approval;
 pub mod bucket;
+pub mod chart;
 pub mod check;
 pub mod clock;
 pub mod complete;

@@ -29,14 +29,27 @@ impl Outcome {
     }
 }
 
-/// A text file that goes with a reply (a report, a full timeline): an attachment in Discord,
-/// printed after the reply by `exec` and the console.
+/// A file that goes with a reply (a report, a full timeline, a chart): an attachment in
+/// Discord; text ones are printed after the reply by `exec` and the console.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attachment {
     /// File name, e.g. `INC-3-report.md`.
     pub name: String,
-    /// Its content.
+    /// Its content, for text files.
     pub text: String,
+    /// Its content, for binary files (a PNG); empty for text.
+    pub data: Vec<u8>,
+}
+
+impl Attachment {
+    /// The file's bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        if self.data.is_empty() {
+            self.text.clone().into_bytes()
+        } else {
+            self.data.clone()
+        }
+    }
 }
 
 /// A command's answer.
@@ -70,6 +83,17 @@ impl Reply {
         self.attachments.push(Attachment {
             name: name.into(),
             text: text.into(),
+            data: Vec::new(),
+        });
+        self
+    }
+
+    /// The same answer with a binary file attached.
+    pub fn with_file(mut self, name: impl Into<String>, data: Vec<u8>) -> Self {
+        self.attachments.push(Attachment {
+            name: name.into(),
+            text: String::new(),
+            data,
         });
         self
     }
@@ -77,7 +101,7 @@ impl Reply {
     /// The text followed by each attachment, for terminals.
     pub fn full_text(&self) -> String {
         let mut s = self.text.clone();
-        for a in &self.attachments {
+        for a in self.attachments.iter().filter(|a| a.data.is_empty()) {
             s.push_str(&format!("\n\n--- {} ---\n{}", a.name, a.text.trim_end()));
         }
         s

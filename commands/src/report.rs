@@ -270,7 +270,11 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
     }
 
     // Timeline, without the automatic status posts.
-    md.push_str("\n## Timeline\n\n");
+    let _ = writeln!(
+        md,
+        "\n## Timeline\n\nThe chart of the steps is `{}.timeline.png`, beside this report.\n",
+        incident.id
+    );
     for e in engine.store().timeline(incident.id)? {
         if e.kind == EntryKind::Status {
             continue;
@@ -298,22 +302,32 @@ pub fn write(
     incident: &Incident,
     md: &str,
 ) -> Result<std::path::PathBuf, CommandError> {
+    write_file(engine, incident, "md", md.as_bytes()).map_err(CommandError::Failed)
+}
+
+/// Writes `<data_dir>/reports/<id>.<suffix>` owner-only (`md`, `timeline.png`).
+pub fn write_file(
+    engine: &Engine,
+    incident: &Incident,
+    suffix: &str,
+    data: &[u8],
+) -> Result<std::path::PathBuf, String> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = engine.store().path().join("reports");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .map_err(|e| CommandError::Failed(format!("Cannot create {}: {e}.", dir.display())))?;
-    let path = dir.join(format!("{}.md", incident.id));
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{}.{suffix}", incident.id));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| CommandError::Failed(format!("Cannot write {}: {e}.", path.display())))?;
-    std::io::Write::write_all(&mut f, md.as_bytes())
-        .map_err(|e| CommandError::Failed(format!("Cannot write {}: {e}.", path.display())))?;
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut f, data)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }

@@ -7,6 +7,7 @@ use chrono::{Duration, TimeZone, Utc};
 use drbot_state::{EntryKind, IncidentId, IncidentStatus, Proof, StepState, Store};
 
 use crate::{Actor, Config, Context, Engine, ManualClock, Outcome, Place};
+use embedded_graphics::pixelcolor::RgbColor;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -551,8 +552,31 @@ async fn the_post_incident_report_of_a_scripted_incident() {
     )
     .await;
     f.clock.advance(Duration::minutes(10));
-    let text = ok(&f, &a, "/incident resolve").await;
-    assert!(text.contains("Post-incident report: "), "{text}");
+    let r = f.engine.run(&a, "/incident resolve").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(r.text.contains("Post-incident report: "), "{}", r.text);
+    assert!(r.text.contains("Timeline chart: "), "{}", r.text);
+    let chart = r
+        .attachments
+        .iter()
+        .find(|x| x.name == "INC-1-timeline.png")
+        .expect("chart attached");
+    let decoder = png::Decoder::new(std::io::Cursor::new(chart.data.clone()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (900, 40 + 15 * 18 + 40));
+    let done = crate::chart::colour(StepState::Done);
+    let green = buf
+        .chunks(3)
+        .filter(|p| p == &[done.r(), done.g(), done.b()])
+        .count();
+    assert!(green > 50, "{green} done-coloured pixels");
+    let saved = f.engine.store().path().join("reports/INC-1.timeline.png");
+    assert_eq!(std::fs::read(saved).unwrap(), chart.data);
+    if let Ok(dir) = std::env::var("DRBOT_CHART_OUT") {
+        std::fs::write(std::path::Path::new(&dir).join("chart.png"), &chart.data).unwrap();
+    }
     let incident = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
     let md = crate::report::build(&f.engine, &incident).unwrap();
     snapshot("report_database.md", &md);

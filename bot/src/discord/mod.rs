@@ -296,7 +296,7 @@ impl Handler {
         let files: Vec<CreateAttachment> = reply
             .attachments
             .iter()
-            .map(|a| CreateAttachment::bytes(a.text.clone().into_bytes(), a.name.clone()))
+            .map(|a| CreateAttachment::bytes(a.bytes(), a.name.clone()))
             .collect();
         if let Err(e) = http
             .edit_original_interaction_response(&cmd.token, &body, files)
