@@ -152,6 +152,24 @@ impl FakeHttp {
         self.state.lock().unwrap().default_delay = delay;
     }
 
+    /// What the service acted on, as Resend does: one delivery per idempotency key (a repeat
+    /// of a key gets the first answer back and sends nothing).
+    pub fn delivered(&self, path: &str) -> usize {
+        let mut keys: Vec<String> = self
+            .hits(path)
+            .into_iter()
+            .map(|h| {
+                h.headers
+                    .get("idempotency-key")
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys.len()
+    }
+
     pub fn hits(&self, path: &str) -> Vec<Hit> {
         self.state
             .lock()

@@ -261,6 +261,7 @@ fn a_kill_mid_delivery_still_sends_each_notice_exactly_once() {
     );
     assert_eq!(hits[0].body, hits[1].body);
     // One key: Resend sends one email. And nothing more is pending.
+    assert_eq!(fake.delivered("/emails"), 1);
     let again = exec("/incident status");
     assert!(again.status.success());
     assert_eq!(fake.hits("/emails").len(), 2);
