@@ -388,17 +388,17 @@ mod tests {
 
     #[test]
     fn settings_are_reported_without_secrets() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
         let key = dir.path().join("k");
-        std::fs::write(&key, "AGE-SECRET-KEY-1").unwrap();
+        std::fs::write(&key, "AGE-SECRET-KEY-1").expect("test setup");
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .unwrap();
+            .expect("test setup");
         let text = format!(
             "[targets.production]\nurl_env = \"DATABASE_URL\"\n[targets.staging]\nurl_env = \"STAGING\"\n\
              [storage]\nbackup_bucket = \"b\"\n[backup]\nage_identity_file = \"{}\"\n",
             key.display()
         );
-        let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+        let config = Config::from_toml(&text, Path::new("c.toml")).expect("test setup");
         let env = |k: &str| match k {
             "DATABASE_URL" => Some("postgres://app:hunter2@db:5432/postgres".to_string()),
             "AWS_SECRET_ACCESS_KEY" => Some("topsecret".to_string()),

@@ -527,7 +527,7 @@ mod tests {
 
     #[test]
     fn defaults_need_no_file() {
-        let (c, s) = Config::load(None, no_env).unwrap();
+        let (c, s) = Config::load(None, no_env).expect("test setup");
         assert_eq!(s, Source::Defaults);
         assert_eq!(c.data_dir, PathBuf::from("./drbot-data"));
         assert_eq!(c.objectives.rto.database, 120);
@@ -537,7 +537,7 @@ mod tests {
 
     #[test]
     fn the_deploy_template_parses_with_every_section() {
-        let c = Config::from_toml(TEMPLATE, Path::new("config.example.toml")).unwrap();
+        let c = Config::from_toml(TEMPLATE, Path::new("config.example.toml")).expect("test setup");
         assert!(c.discord.is_some() && c.storage.is_some() && c.backup.is_some());
         assert!(c.search.is_some() && c.api.is_some() && c.notify.is_some());
         assert!(c.targets.contains_key("production") && c.targets.contains_key("staging"));
@@ -546,25 +546,26 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_data_dir_and_names_the_file() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
         let file = dir.path().join("c.toml");
         std::fs::write(
             &file,
             "data_dir = \"/from/file\"\n[status]\nevery_mins = 5\n",
         )
-        .unwrap();
+        .expect("test setup");
         let f = file.to_string_lossy().to_string();
         let env = |k: &str| match k {
             CONFIG_ENV => Some(f.clone()),
             DATA_DIR_ENV => Some("/from/env".to_string()),
             _ => None,
         };
-        let (c, s) = Config::load(None, env).unwrap();
+        let (c, s) = Config::load(None, env).expect("test setup");
         assert_eq!(s, Source::File(file.clone()));
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
         assert_eq!(c.status.every_mins, 5);
         // A partial objectives table keeps the runbook's other targets.
-        let c = Config::from_toml("[objectives]\nrto = { database = 90 }\n", &file).unwrap();
+        let c = Config::from_toml("[objectives]\nrto = { database = 90 }\n", &file)
+            .expect("test setup");
         assert_eq!(
             (c.objectives.rto.database, c.objectives.rto.full),
             (90, 240)

@@ -771,7 +771,7 @@ mod tests {
     #[test]
     fn canonical_form_parses_back_to_the_same() {
         let i = ok(r#"/incident note text:"say \"hi\" \\ there""#);
-        assert_eq!(parse(&i.canonical()).unwrap(), i);
+        assert_eq!(parse(&i.canonical()).expect("test setup"), i);
     }
 
     #[test]

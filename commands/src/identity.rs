@@ -120,7 +120,7 @@ mod tests {
     use std::path::Path;
 
     fn config(text: &str) -> Config {
-        Config::from_toml(text, Path::new("t.toml")).unwrap()
+        Config::from_toml(text, Path::new("t.toml")).expect("test setup")
     }
 
     const PEOPLE: &str = r#"
@@ -134,10 +134,10 @@ unix_user = "bob"
 
     #[test]
     fn defaults_make_the_local_user_commander() {
-        let a = local_actor(&Config::default(), "root", None).unwrap();
+        let a = local_actor(&Config::default(), "root", None).expect("test setup");
         assert_eq!((a.name.as_str(), a.proof), ("root", Proof::Proven));
         assert!(a.has_role("commander"));
-        let a = local_actor(&Config::default(), "root", Some("alice")).unwrap();
+        let a = local_actor(&Config::default(), "root", Some("alice")).expect("test setup");
         assert_eq!((a.name.as_str(), a.proof), ("alice", Proof::Asserted));
         assert_eq!(a.display(), "alice (asserted)");
     }
@@ -145,12 +145,12 @@ unix_user = "bob"
     #[test]
     fn the_os_user_proves_who_you_are() {
         let c = config(PEOPLE);
-        let a = local_actor(&c, "bob", None).unwrap();
+        let a = local_actor(&c, "bob", None).expect("test setup");
         assert_eq!((a.name.as_str(), a.proof), ("bob", Proof::Proven));
         assert!(a.has_role("approver") && !a.has_role("commander"));
-        let a = local_actor(&c, "bob", Some("bob")).unwrap();
+        let a = local_actor(&c, "bob", Some("bob")).expect("test setup");
         assert_eq!(a.proof, Proof::Proven);
-        let a = local_actor(&c, "mallory", None).unwrap();
+        let a = local_actor(&c, "mallory", None).expect("test setup");
         assert_eq!(a.name, "mallory");
         assert!(a.roles.is_empty());
     }
@@ -164,7 +164,7 @@ unix_user = "bob"
         let e = local_actor(&c, "alice", Some("carol")).unwrap_err();
         assert!(matches!(e, CommandError::Usage(_)), "{e}");
         let trusted = config(&format!("{PEOPLE}\n[console]\ntrust_as = true\n"));
-        let a = local_actor(&trusted, "alice", Some("bob")).unwrap();
+        let a = local_actor(&trusted, "alice", Some("bob")).expect("test setup");
         assert_eq!((a.name.as_str(), a.proof), ("bob", Proof::Asserted));
     }
 }

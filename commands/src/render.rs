@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn times_show_the_date_only_when_needed() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 25, 18, 0, 0).unwrap();
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 25, 18, 0, 0)
+            .single()
+            .expect("test setup");
         assert_eq!(time(now - Duration::hours(1), now), "17:00 UTC");
         assert_eq!(time(now - Duration::days(1), now), "2026-11-24 18:00 UTC");
         assert_eq!(truncate("abcdef", 4), "abc…");

@@ -548,7 +548,10 @@ mod tests {
 
     fn entry(text: &str) -> NewEntry {
         NewEntry {
-            at: Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap(),
+            at: Utc
+                .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+                .single()
+                .expect("test setup"),
             actor: "alice".into(),
             proof: Proof::Proven,
             kind: EntryKind::Note,
@@ -557,7 +560,10 @@ mod tests {
     }
 
     fn incident(id: IncidentId) -> Incident {
-        let at = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+            .single()
+            .expect("test setup");
         Incident {
             id,
             scenario: "database".into(),
@@ -583,42 +589,49 @@ mod tests {
 
     #[tokio::test]
     async fn incidents_and_timeline_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
         {
-            let s = Store::open(dir.path()).unwrap();
+            let s = Store::open(dir.path()).expect("test setup");
             let a = s
                 .create_incident(|id| Ok::<_, StateError>((incident(id), vec![entry("declared")])))
-                .unwrap();
+                .expect("test setup");
             let b = s
                 .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
-                .unwrap();
+                .expect("test setup");
             assert_eq!((a.id, b.id), (IncidentId(1), IncidentId(2)));
             s.update_incident(a.id, |i| {
-                i.step_mut("stop-apps").unwrap().state = StepState::Done;
+                i.step_mut("stop-apps").expect("test setup").state = StepState::Done;
                 Ok::<_, StateError>(vec![entry("stopped"), entry("second")])
             })
-            .unwrap();
-            s.append_timeline(b.id, entry("other incident")).unwrap();
-            s.append_audit(entry("outside")).unwrap();
-            s.flush().await.unwrap();
+            .expect("test setup");
+            s.append_timeline(b.id, entry("other incident"))
+                .expect("test setup");
+            s.append_audit(entry("outside")).expect("test setup");
+            s.flush().await.expect("test setup");
         }
-        let s = Store::open(dir.path()).unwrap();
-        let a = s.incident(IncidentId(1)).unwrap().unwrap();
-        assert_eq!(a.step("stop-apps").unwrap().state, StepState::Done);
+        let s = Store::open(dir.path()).expect("test setup");
+        let a = s
+            .incident(IncidentId(1))
+            .expect("test setup")
+            .expect("test setup");
+        assert_eq!(
+            a.step("stop-apps").expect("test setup").state,
+            StepState::Done
+        );
         let texts: Vec<_> = s
             .timeline(IncidentId(1))
-            .unwrap()
+            .expect("test setup")
             .into_iter()
             .map(|e| e.text)
             .collect();
         assert_eq!(texts, ["declared", "stopped", "second"]);
-        assert_eq!(s.timeline(IncidentId(2)).unwrap().len(), 1);
-        assert_eq!(s.audit().unwrap()[0].text, "outside");
-        assert_eq!(s.active_incidents().unwrap().len(), 2);
+        assert_eq!(s.timeline(IncidentId(2)).expect("test setup").len(), 1);
+        assert_eq!(s.audit().expect("test setup")[0].text, "outside");
+        assert_eq!(s.active_incidents().expect("test setup").len(), 2);
         // Ids keep counting after a restart.
         let c = s
             .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
-            .unwrap();
+            .expect("test setup");
         assert_eq!(c.id, IncidentId(3));
     }
 
@@ -635,18 +648,24 @@ mod tests {
 
     #[test]
     fn a_rejected_change_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let s = Store::open(dir.path()).expect("test setup");
         let a = s
             .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
-            .unwrap();
+            .expect("test setup");
         let r = s.update_incident(a.id, |i| {
             i.title = "changed".into();
             Err::<Vec<NewEntry>, _>(TestErr::Rejected)
         });
         assert!(matches!(r, Err(TestErr::Rejected)));
-        assert_eq!(s.incident(a.id).unwrap().unwrap().title, "db down");
-        assert!(s.timeline(a.id).unwrap().is_empty());
+        assert_eq!(
+            s.incident(a.id)
+                .expect("test setup")
+                .expect("test setup")
+                .title,
+            "db down"
+        );
+        assert!(s.timeline(a.id).expect("test setup").is_empty());
         let missing = s.update_incident(IncidentId(99), |_| Ok::<_, TestErr>(vec![]));
         assert!(matches!(
             missing,
@@ -657,8 +676,8 @@ mod tests {
 
     #[test]
     fn a_second_open_of_the_same_directory_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let _first = Store::open(dir.path()).expect("test setup");
         let second = Store::open(dir.path());
         match second {
             Err(StateError::Locked(p)) => assert_eq!(p, dir.path()),
@@ -668,14 +687,14 @@ mod tests {
 
     #[test]
     fn a_newer_schema_is_refused_and_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
         {
-            let s = Store::open(dir.path()).unwrap();
-            assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+            let s = Store::open(dir.path()).expect("test setup");
+            assert_eq!(s.schema_version().expect("test setup"), SCHEMA_VERSION);
             s.meta
                 .insert(names::SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())
-                .unwrap();
-            s.flush_blocking().unwrap();
+                .expect("test setup");
+            s.flush_blocking().expect("test setup");
         }
         let err = Store::open(dir.path()).unwrap_err();
         assert!(

@@ -559,8 +559,8 @@ mod tests {
              [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\n",
             std::path::Path::new("t.toml"),
         )
-        .unwrap();
-        let dc = c.discord.clone().unwrap();
+        .expect("test setup");
+        let dc = c.discord.clone().expect("test setup");
         (c, dc)
     }
 
@@ -587,13 +587,13 @@ mod tests {
                 { "name": "title", "type": 3, "value": "DB \"down\" now" }
             ]}
         ]))
-        .unwrap();
+        .expect("test setup");
         let line = line_from(&c, "incident", &opts);
         assert_eq!(
             line,
             r#"/incident declare scenario:"database" severity:"sev1" title:"DB \"down\" now""#
         );
-        let parsed = drbot_commands::grammar::parse(&line).unwrap();
+        let parsed = drbot_commands::grammar::parse(&line).expect("test setup");
         assert_eq!(parsed.get("title"), Some(r#"DB "down" now"#));
         let opts: Vec<CommandDataOption> = serde_json::from_value(json!([
             { "name": "role", "type": 1, "options": [
@@ -601,14 +601,14 @@ mod tests {
                 { "name": "user", "type": 6, "value": "11" }
             ]}
         ]))
-        .unwrap();
+        .expect("test setup");
         assert_eq!(
             line_from(&c, "incident", &opts),
             r#"/incident role role:"comms" user:"alice""#
         );
         let opts: Vec<CommandDataOption> =
             serde_json::from_value(json!([{ "name": "request", "type": 3, "value": "A-3" }]))
-                .unwrap();
+                .expect("test setup");
         assert_eq!(line_from(&c, "approve", &opts), r#"/approve request:"A-3""#);
     }
 

@@ -117,7 +117,7 @@ mod tests {
     }
 
     fn check_option(o: &Value) {
-        let name = o["name"].as_str().unwrap();
+        let name = o["name"].as_str().expect("test setup");
         assert!(
             (1..=32).contains(&name.len())
                 && name
@@ -125,7 +125,7 @@ mod tests {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'),
             "{name}"
         );
-        let d = o["description"].as_str().unwrap();
+        let d = o["description"].as_str().expect("test setup");
         assert!((1..=100).contains(&d.chars().count()), "{name}: {d}");
         assert!(
             !(o["autocomplete"] == json!(true) && o["choices"].is_array()),
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn the_payload_follows_discords_limits_and_covers_every_command() {
         let all = commands();
-        let list = all.as_array().unwrap();
+        let list = all.as_array().expect("test setup");
         assert!(list.len() <= 100);
         for c in list {
             check_option(c);
@@ -168,12 +168,12 @@ mod tests {
             let cmd = list
                 .iter()
                 .find(|c| c["name"] == json!(spec.group))
-                .unwrap();
+                .expect("test setup");
             if let Some(sub) = spec.sub {
                 assert!(
                     cmd["options"]
                         .as_array()
-                        .unwrap()
+                        .expect("test setup")
                         .iter()
                         .any(|o| o["name"] == json!(sub)),
                     "{}",
@@ -181,15 +181,18 @@ mod tests {
                 );
             }
         }
-        let db = list.iter().find(|c| c["name"] == "db").unwrap();
+        let db = list.iter().find(|c| c["name"] == "db").expect("test setup");
         let restore = db["options"]
             .as_array()
-            .unwrap()
+            .expect("test setup")
             .iter()
             .find(|o| o["name"] == "restore")
-            .unwrap();
+            .expect("test setup");
         assert_eq!(restore["options"][0]["autocomplete"], json!(true));
-        let approve = list.iter().find(|c| c["name"] == "approve").unwrap();
+        let approve = list
+            .iter()
+            .find(|c| c["name"] == "approve")
+            .expect("test setup");
         assert_eq!(approve["options"][0]["name"], "request");
         assert_eq!(approve["options"][0]["type"], json!(STRING));
     }

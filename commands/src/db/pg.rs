@@ -330,19 +330,19 @@ mod tests {
 
     #[test]
     fn urls_keep_their_tls_wishes() {
-        let (c, v) = parse_url("postgres://u:p@h:6543/db?sslmode=require").unwrap();
+        let (c, v) = parse_url("postgres://u:p@h:6543/db?sslmode=require").expect("test setup");
         assert_eq!((c.get_ssl_mode(), v), (SslMode::Require, Verify::None));
         assert_eq!(host_of(&c), "h:6543/db");
         let (c, v) = parse_url(
             "postgresql://u@h/db?sslmode=verify-full&sslrootcert=/x/ca.pem&application_name=a",
         )
-        .unwrap();
+        .expect("test setup");
         assert_eq!(c.get_ssl_mode(), SslMode::Require);
         assert_eq!(v, Verify::Roots(Some("/x/ca.pem".into())));
         assert_eq!(c.get_application_name(), Some("a"));
-        let (c, _) = parse_url("postgres://h/db").unwrap();
+        let (c, _) = parse_url("postgres://h/db").expect("test setup");
         assert_eq!(c.get_ssl_mode(), SslMode::Prefer);
-        let (c, _) = parse_url("postgres://h/db?sslmode=disable").unwrap();
+        let (c, _) = parse_url("postgres://h/db?sslmode=disable").expect("test setup");
         assert_eq!(c.get_ssl_mode(), SslMode::Disable);
         let e = parse_url("postgres://u:hunter2@h/db?sslmode=bogus").unwrap_err();
         assert!(e.contains("sslmode=bogus") && !e.contains("hunter2"));

@@ -788,7 +788,7 @@ mod tests {
     }
 
     fn split(input: &str) -> Vec<Piece> {
-        split_chunks(input.as_bytes(), &[]).unwrap()
+        split_chunks(input.as_bytes(), &[]).expect("test setup")
     }
 
     fn sqls(pieces: &[Piece]) -> Vec<String> {
@@ -871,7 +871,7 @@ SELECT 'after copy';
         let copy_start = pieces
             .iter()
             .position(|p| matches!(p, Piece::CopyStart { .. }))
-            .unwrap();
+            .expect("test setup");
         match &pieces[copy_start] {
             Piece::CopyStart { table, statement } => {
                 assert_eq!(table, r#"public."MixedCase""#);
