@@ -177,23 +177,12 @@ impl Store {
         id: IncidentId,
         change: impl Fn(&mut Incident) -> Result<Vec<NewEntry>, E>,
     ) -> Result<Incident, E> {
-        let result = (&self.incidents, &self.timeline).transaction(|(inc, tl)| {
-            let key = id.0.to_be_bytes();
-            let Some(raw) = inc.get(key)? else {
-                return Err(ConflictableTransactionError::Abort(E::from(
-                    StateError::NoSuchIncident(id),
-                )));
-            };
-            let mut incident: Incident = decode(&raw, || id.to_string())
-                .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
-            let entries = change(&mut incident).map_err(ConflictableTransactionError::Abort)?;
-            inc.insert(&key, encode(&incident)?)?;
-            for e in entries {
-                append_in(tl, Some(id), e)?;
-            }
-            Ok(incident)
-        });
-        unwrap_tx(result)
+        self.update_record(
+            &self.incidents,
+            id.0,
+            || StateError::NoSuchIncident(id),
+            change,
+        )
     }
 
     /// The incident with this id, if there is one.
@@ -292,22 +281,12 @@ impl Store {
         id: RequestId,
         change: impl Fn(&mut ApprovalRequest) -> Result<Vec<NewEntry>, E>,
     ) -> Result<ApprovalRequest, E> {
-        let result =
-            (&self.approvals, &self.timeline, &self.audit).transaction(|(ap, tl, audit)| {
-                let key = id.0.to_be_bytes();
-                let Some(raw) = ap.get(key)? else {
-                    return Err(ConflictableTransactionError::Abort(E::from(
-                        StateError::NoSuchRequest(id),
-                    )));
-                };
-                let mut request: ApprovalRequest = decode(&raw, || id.to_string())
-                    .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
-                let entries = change(&mut request).map_err(ConflictableTransactionError::Abort)?;
-                ap.insert(&key, encode(&request)?)?;
-                append_entries(tl, audit, request.incident, entries)?;
-                Ok(request)
-            });
-        unwrap_tx(result)
+        self.update_record(
+            &self.approvals,
+            id.0,
+            || StateError::NoSuchRequest(id),
+            change,
+        )
     }
 
     /// The approval request with this id.
@@ -382,19 +361,35 @@ impl Store {
         id: u64,
         change: impl Fn(&mut OutboxItem) -> Result<Vec<NewEntry>, E>,
     ) -> Result<OutboxItem, E> {
-        let result = (&self.outbox, &self.timeline, &self.audit).transaction(|(ob, tl, audit)| {
+        self.update_record(
+            &self.outbox,
+            id,
+            || StateError::NoSuchNotification(id),
+            change,
+        )
+    }
+
+    /// Reads a record, changes it with `change`, writes it back with the entries `change`
+    /// returns on its incident's timeline (or the audit log), in one transaction. `change`
+    /// may run more than once.
+    fn update_record<T: Record, E: From<StateError>>(
+        &self,
+        tree: &sled::Tree,
+        id: u64,
+        missing: impl Fn() -> StateError,
+        change: impl Fn(&mut T) -> Result<Vec<NewEntry>, E>,
+    ) -> Result<T, E> {
+        let result = (tree, &self.timeline, &self.audit).transaction(|(t, tl, audit)| {
             let key = id.to_be_bytes();
-            let Some(raw) = ob.get(key)? else {
-                return Err(ConflictableTransactionError::Abort(E::from(
-                    StateError::NoSuchNotification(id),
-                )));
+            let Some(raw) = t.get(key)? else {
+                return Err(ConflictableTransactionError::Abort(E::from(missing())));
             };
-            let mut item: OutboxItem = decode(&raw, || format!("notification {id}"))
+            let mut record: T = decode(&raw, || format!("{} {id}", T::WHAT))
                 .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
-            let entries = change(&mut item).map_err(ConflictableTransactionError::Abort)?;
-            ob.insert(&key, encode(&item)?)?;
-            append_entries(tl, audit, item.incident, entries)?;
-            Ok(item)
+            let entries = change(&mut record).map_err(ConflictableTransactionError::Abort)?;
+            t.insert(&key, encode(&record)?)?;
+            append_entries(tl, audit, record.incident(), entries)?;
+            Ok(record)
         });
         unwrap_tx(result)
     }
@@ -451,6 +446,36 @@ impl Store {
                 decode(&v, || "audit entry".to_string())
             })
             .collect()
+    }
+}
+
+/// A record kept in its own tree by a number, whose changes are recorded on its incident's
+/// timeline (or the audit log).
+trait Record: serde::Serialize + serde::de::DeserializeOwned {
+    /// What it is called in messages.
+    const WHAT: &'static str;
+    /// The incident its entries belong to.
+    fn incident(&self) -> Option<IncidentId>;
+}
+
+impl Record for Incident {
+    const WHAT: &'static str = "incident";
+    fn incident(&self) -> Option<IncidentId> {
+        Some(self.id)
+    }
+}
+
+impl Record for ApprovalRequest {
+    const WHAT: &'static str = "approval request";
+    fn incident(&self) -> Option<IncidentId> {
+        self.incident
+    }
+}
+
+impl Record for OutboxItem {
+    const WHAT: &'static str = "notification";
+    fn incident(&self) -> Option<IncidentId> {
+        self.incident
     }
 }
 
