@@ -256,6 +256,45 @@ fn start_serve(d: &Drbot, env: &[(String, String)]) -> std::process::Child {
     serve
 }
 
+/// `drbot serve` with the database setup's bucket (reached through `s3`), targets and age
+/// key, alice (commander) and bob (approver by Discord role), connected to the fake.
+async fn serve_with_db(
+    s: &crate::database::Setup,
+    fake: &FakeDiscord,
+    s3: &str,
+) -> (Drbot, std::process::Child) {
+    use crate::database::{config_text, env_map};
+    let d = Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n[people.bob]\ndiscord_id = 22\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        config_text(&s.bucket, &s.key),
+        fake.base
+    ));
+    let mut env: Vec<(String, String)> = env_map(s3, &s.source.url(), &s.target.url())
+        .into_iter()
+        .collect();
+    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    let serve = start_serve(&d, &env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("registered");
+    (d, serve)
+}
+
+/// `/db restore backup:latest target:staging` as Discord sends it.
+fn restore_latest() -> serde_json::Value {
+    slash(
+        "db",
+        "restore",
+        json!([
+            { "name": "backup", "type": 3, "value": "latest" },
+            { "name": "target", "type": 3, "value": "staging" }
+        ]),
+    )
+}
+
 fn slash(group: &str, sub: &str, options: serde_json::Value) -> serde_json::Value {
     json!({ "id": "600", "name": group, "type": 1,
             "options": [{ "name": sub, "type": 1, "options": options }] })
@@ -263,8 +302,7 @@ fn slash(group: &str, sub: &str, options: serde_json::Value) -> serde_json::Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
-    use crate::database::{config_text, env_map, setup};
-    let s = setup().await;
+    let s = crate::database::setup().await;
     s.source
         .psql("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 50);");
     s.upload(
@@ -273,32 +311,9 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
     )
     .await;
     let fake = FakeDiscord::start().await;
-    let d = Drbot::new(&format!(
-        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n[people.bob]\ndiscord_id = 22\n\
-         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
-        config_text(&s.bucket, &s.key),
-        fake.base
-    ));
-    let mut env: Vec<(String, String)> =
-        env_map(crate::support::moto(), &s.source.url(), &s.target.url())
-            .into_iter()
-            .collect();
-    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
-    let mut serve = start_serve(&d, &env);
-    fake.wait_for(Duration::from_secs(20), |r| {
-        r.method == "PUT" && r.path.contains("/commands")
-    })
-    .await
-    .expect("registered");
+    let (_d, mut serve) = serve_with_db(&s, &fake, crate::support::moto()).await;
 
-    let data = slash(
-        "db",
-        "restore",
-        json!([
-            { "name": "backup", "type": 3, "value": "latest" },
-            { "name": "target", "type": 3, "value": "staging" }
-        ]),
-    );
+    let data = restore_latest();
     fake.dispatch(
         "INTERACTION_CREATE",
         command(2001, 11, "alice", &[5], 2, data),
@@ -413,7 +428,7 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
-    use crate::database::{config_text, env_map, setup};
+    use crate::database::setup;
     use crate::fake_discord::{click, slow_proxy};
     let s = setup().await;
     crate::support::put(
@@ -424,22 +439,7 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     .await;
     let slow = slow_proxy(crate::support::moto(), Duration::from_secs(4)).await;
     let fake = FakeDiscord::start().await;
-    let d = Drbot::new(&format!(
-        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n[people.bob]\ndiscord_id = 22\n\
-         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
-        config_text(&s.bucket, &s.key),
-        fake.base
-    ));
-    let mut env: Vec<(String, String)> = env_map(&slow, &s.source.url(), &s.target.url())
-        .into_iter()
-        .collect();
-    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
-    let mut serve = start_serve(&d, &env);
-    fake.wait_for(Duration::from_secs(20), |r| {
-        r.method == "PUT" && r.path.contains("/commands")
-    })
-    .await
-    .expect("registered");
+    let (_d, mut serve) = serve_with_db(&s, &fake, &slow).await;
 
     let sent = std::time::Instant::now();
     fake.dispatch(
@@ -481,14 +481,7 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     );
 
     // A request denied with the Deny button by an approver.
-    let data = slash(
-        "db",
-        "restore",
-        json!([
-            { "name": "backup", "type": 3, "value": "latest" },
-            { "name": "target", "type": 3, "value": "staging" }
-        ]),
-    );
+    let data = restore_latest();
     fake.dispatch(
         "INTERACTION_CREATE",
         command(3002, 11, "alice", &[5], 2, data),
@@ -526,14 +519,7 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     assert_eq!(ack.body["type"], 6);
 
     // A restore approved with ✅ over the slow bucket: its message shows progress, then the result.
-    let data = slash(
-        "db",
-        "restore",
-        json!([
-            { "name": "backup", "type": 3, "value": "latest" },
-            { "name": "target", "type": 3, "value": "staging" }
-        ]),
-    );
+    let data = restore_latest();
     fake.dispatch(
         "INTERACTION_CREATE",
         command(3004, 11, "alice", &[5], 2, data),
