@@ -730,7 +730,8 @@ async fn autocomplete_offers_the_newest_backups_and_pending_requests() {
         "2026-11-20T10-00-00Z.sql.xz.age",
         "2026-11-24T10-00-00Z.sql.xz.age",
     ] {
-        put(&s.bucket, &format!("db/{name}"), vec![0u8; 4096]).await;
+        // Real SQL: the restore request reads the backup whole before it is offered.
+        put(&s.bucket, &format!("db/{name}"), b"SELECT 1;\n".repeat(410)).await;
     }
     let backups = s.engine.complete(&commander(), "backup", "").await;
     let values: Vec<&str> = backups.iter().map(|c| c.value.as_str()).collect();

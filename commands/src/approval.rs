@@ -122,8 +122,13 @@ fn target_addr(target: &Target) -> Result<String, CommandError> {
     ))
 }
 
-/// Resolves a destructive command's inputs into an exact action and a description.
-async fn prepare(engine: &Engine, inv: &Invocation) -> Result<(Action, String), CommandError> {
+/// Resolves a destructive command's inputs into an exact action, a description, and what its
+/// preflight found (a restore's backup is read whole before anyone is asked to approve it).
+async fn prepare(
+    engine: &Engine,
+    inv: &Invocation,
+    progress: &dyn ProgressSink,
+) -> Result<(Action, String, String), CommandError> {
     match (inv.spec.group, inv.spec.sub) {
         ("db", Some("restore")) => {
             let target = Target::resolve(engine.config(), required(inv, "target")?, &engine.env())?;
@@ -141,12 +146,14 @@ async fn prepare(engine: &Engine, inv: &Invocation) -> Result<(Action, String), 
                     )
                 })
                 .unwrap_or_default();
+            let checked = db::preflight(engine, &bucket, &object, &target, progress).await?;
             let summary = format!(
-                "restore {} ({}{taken}) into {} ({})",
+                "restore {} ({}{taken}) into {} ({}); {}",
                 object.key,
                 db::size(object.size),
                 target.name,
-                target.shown()
+                target.shown(),
+                checked.short
             );
             Ok((
                 Action::DbRestore {
@@ -157,6 +164,7 @@ async fn prepare(engine: &Engine, inv: &Invocation) -> Result<(Action, String), 
                     target_addr: addr,
                 },
                 summary,
+                checked.details,
             ))
         }
         _ => Err(CommandError::Refused(format!(
@@ -171,6 +179,7 @@ pub async fn request(
     engine: &Engine,
     ctx: &Context,
     inv: &Invocation,
+    progress: &dyn ProgressSink,
 ) -> Result<Reply, CommandError> {
     if !ctx.actor.has_role(REQUESTER) {
         return Err(CommandError::Refused(format!(
@@ -179,7 +188,8 @@ pub async fn request(
             ctx.actor.name
         )));
     }
-    let (action, summary) = prepare(engine, inv).await?;
+    // The engine records a failed preflight on the timeline, as every failure.
+    let (action, summary, details) = prepare(engine, inv, progress).await?;
     let incident = engine.incident_for(ctx, Some(inv));
     let now = engine.now();
     let ttl = Duration::seconds(engine.config().approvals.ttl_secs as i64);
@@ -226,7 +236,7 @@ pub async fn request(
     })?;
     let id = request.id;
     let text = format!(
-        "Approval needed: {summary}, requested by {}.\napproval request {id}\n\
+        "Approval needed: {summary}, requested by {}.\n{details}\napproval request {id}\n\
          It expires at {} (in {}). Another person with the {APPROVER} role runs /approve request:{id} \
          (or /deny request:{id} reason:…). Nothing has changed yet.",
         ctx.actor.name,

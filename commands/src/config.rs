@@ -88,6 +88,8 @@ pub struct Config {
     pub notify: Option<NotifyConfig>,
     /// Extra checks for `/db verify`.
     pub verify: VerifyConfig,
+    /// How restores treat other sessions.
+    pub restore: RestoreConfig,
 }
 
 impl Default for Config {
@@ -107,6 +109,7 @@ impl Default for Config {
             status: StatusConfig::default(),
             notify: None,
             verify: VerifyConfig::default(),
+            restore: RestoreConfig::default(),
         }
     }
 }
@@ -166,7 +169,28 @@ fn default_discord_token_env() -> String {
 pub struct Target {
     /// The variable holding its connection URL.
     pub url_env: String,
+    /// A restore may create the roles its backup needs and this target lacks (NOLOGIN, inside
+    /// the restore's transaction): for scratch and staging targets.
+    #[serde(default)]
+    pub create_missing_roles: bool,
 }
+
+/// `[restore]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestoreConfig {
+    /// The longest a restore waits for a lock another session holds, in seconds.
+    pub lock_wait_secs: u64,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        RestoreConfig { lock_wait_secs: 30 }
+    }
+}
+
+/// The most `lock_wait_secs` may be: a day.
+pub const MAX_LOCK_WAIT_SECS: u64 = 86_400;
 
 /// `[storage]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -488,6 +512,12 @@ impl Config {
         }
         if self.approvals.ttl_secs == 0 {
             return bad("[approvals] ttl_secs must be at least 1".to_string());
+        }
+        if !(1..=MAX_LOCK_WAIT_SECS).contains(&self.restore.lock_wait_secs) {
+            return bad(format!(
+                "[restore] lock_wait_secs must be 1 to {MAX_LOCK_WAIT_SECS}, not {}",
+                self.restore.lock_wait_secs
+            ));
         }
         for name in self.targets.keys() {
             if name.is_empty() || name.chars().any(char::is_whitespace) {

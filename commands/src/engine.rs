@@ -174,7 +174,7 @@ impl Engine {
     ) -> Result<Reply, CommandError> {
         if inv.spec.destructive {
             // The one gate: a destructive command only ever becomes an approval request.
-            return approval::request(self, ctx, inv).await;
+            return approval::request(self, ctx, inv, progress).await;
         }
         match (inv.spec.group, inv.spec.sub) {
             ("approve", None) => approval::approve(self, ctx, inv, progress).await,

@@ -1,18 +1,50 @@
-//! Loading decoded backups into a target: plain SQL natively over tokio-postgres in one
-//! transaction (COPY blocks through `copy_in`), custom-format archives through `pg_restore
-//! --single-transaction`. Either way a failure leaves the target as it was.
+//! Loading a decoded backup into a target, natively over tokio-postgres, in one transaction
+//! (COPY blocks through `copy_in`). Custom-format archives arrive as the SQL pg_restore makes
+//! of them, so both formats follow the same rules ([`super::script::Policy`]):
+//!
+//! - The transaction commits only after the reader said the backup was complete
+//!   ([`Msg::Complete`]); any other end rolls it back.
+//! - pg_dump's `--clean` DROPs each run in a savepoint; one that fails is tried again when the
+//!   prelude is over, and only a failure that remains then (the object still there) fails the
+//!   restore. That is how partitioned tables with keys restore over themselves.
+//! - Lock waits are bounded by `[restore] lock_wait_secs`; the session holding the lock is named.
+//! - Sequence values set before a failure are put back (setval is not transactional).
+//! - Before COMMIT, the objects of the restored schemas that the backup does not hold (created
+//!   since) are listed, so the operator knows they are still there.
+//! - Error text never carries row data.
 
+use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::pg::{Target, pg_error};
 use super::pipeline::{Counters, Format, Layer, Msg};
+use super::script::{MetaStep, Needs, Policy, Step};
 use super::splitter::{Piece, Statement};
+
+/// How a restore behaves beyond what the dump says.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// The longest wait for another session's lock.
+    pub lock_wait: Duration,
+    /// Create the roles the dump needs and the target lacks (NOLOGIN, inside the transaction).
+    pub create_missing_roles: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            lock_wait: Duration::from_secs(30),
+            create_missing_roles: false,
+        }
+    }
+}
 
 /// What a finished load found.
 #[derive(Clone, Debug)]
@@ -21,6 +53,139 @@ pub struct Loaded {
     pub layers: Vec<Layer>,
     /// Plain SQL or custom format.
     pub format: Format,
+    /// `--clean` DROPs that failed at first and were moot once the prelude had run.
+    pub moot_drops: u64,
+    /// Roles drbot created for the dump (`create_missing_roles`).
+    pub roles_created: Vec<String>,
+    /// Objects of the restored schemas that the backup does not hold (`schema.name (kind)`).
+    pub created_since: Vec<String>,
+}
+
+/// A session holding a lock the restore waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocker {
+    /// Its backend pid.
+    pub pid: i32,
+    /// `application_name`.
+    pub application: String,
+    /// The user it connected as.
+    pub user: String,
+    /// Its state (`active`, `idle in transaction`).
+    pub state: String,
+    /// The first words of what it runs (or ran last).
+    pub query: String,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} (application {}, user {}, {}",
+            self.pid,
+            if self.application.is_empty() {
+                "(none)"
+            } else {
+                &self.application
+            },
+            self.user,
+            self.state
+        )?;
+        if !self.query.is_empty() {
+            write!(f, ": `{}`", self.query)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// SQL that lists the sessions blocking a backend, with what they run.
+const BLOCKERS_SQL: &str = "SELECT pid, coalesce(application_name, ''), coalesce(usename::text, ''), \
+     coalesce(state, ''), coalesce(query, '') FROM pg_stat_activity \
+     WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid";
+
+/// Reads blocker rows.
+fn blockers(rows: &[tokio_postgres::Row]) -> Vec<Blocker> {
+    rows.iter()
+        .map(|r| Blocker {
+            pid: r.get(0),
+            application: r.get(1),
+            user: r.get(2),
+            state: r.get(3),
+            query: first_words(&r.get::<_, String>(4), 6),
+        })
+        .collect()
+}
+
+/// The first `n` words of a query, up to any literal (which may hold data).
+pub(crate) fn first_words(q: &str, n: usize) -> String {
+    let mut out = Vec::new();
+    for w in q.split_whitespace().take(n) {
+        if w.contains('\'') || w.contains('$') || w.eq_ignore_ascii_case("values") {
+            out.push("…");
+            break;
+        }
+        out.push(w);
+    }
+    crate::render::truncate(&out.join(" "), 60)
+}
+
+/// Watches the restore's session from a second connection: whom it waits for, if anyone.
+struct Monitor {
+    last: Arc<Mutex<Option<Blocker>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Monitor {
+    async fn start(target: &Target, pid: i32, counters: Arc<Counters>) -> Option<Monitor> {
+        let client = match target.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "no second connection to watch the restore's lock waits");
+                return None;
+            }
+        };
+        let last = Arc::new(Mutex::new(None));
+        let seen = last.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let Ok(rows) = client.query(BLOCKERS_SQL, &[&pid]).await else {
+                    continue;
+                };
+                let now = blockers(&rows);
+                let line = match now.first() {
+                    Some(b) => {
+                        if let Ok(mut g) = seen.lock() {
+                            *g = Some(b.clone());
+                        }
+                        format!("waiting for a lock held by {b}")
+                    }
+                    None => String::new(),
+                };
+                counters.set_waiting(&line);
+            }
+        });
+        Some(Monitor { last, task })
+    }
+
+    fn last(&self) -> Option<Blocker> {
+        self.last.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A sequence's value before the restore touched it.
+#[derive(Clone, Debug)]
+struct SavedSequence {
+    oid: u32,
+    name: String,
+    /// `None`: never called (nextval gives the start value).
+    last_value: Option<i64>,
+    start: i64,
 }
 
 /// Loads everything `rx` yields into the target. On error the transaction is rolled back and
@@ -29,111 +194,483 @@ pub async fn load(
     client: &Client,
     target: &Target,
     mut rx: mpsc::Receiver<Msg>,
-    counters: &Counters,
+    counters: &Arc<Counters>,
+    options: &LoadOptions,
 ) -> Result<Loaded, String> {
     let (layers, format) = match rx.recv().await {
         Some(Msg::Found(l, f)) => (l, f),
         Some(Msg::Failed(e)) => return Err(e),
-        Some(_) | None => return Err("the backup could not be read".to_string()),
+        Some(_) => return Err("the backup reader sent data before saying what it holds".into()),
+        None => return Err(ended_early(counters)),
     };
-    match format {
-        Format::Plain => {
-            client
-                .batch_execute("BEGIN")
-                .await
-                .map_err(|e| format!("could not start the transaction: {}", pg_error(&e)))?;
-            match load_plain(client, &mut rx, counters).await {
-                Ok(()) => {
-                    client
-                        .batch_execute("COMMIT")
-                        .await
-                        .map_err(|e| format!("the final COMMIT failed: {}", pg_error(&e)))?;
-                }
-                Err(e) => {
-                    // Best effort: if the connection is gone the server has rolled back already.
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    return Err(e);
-                }
-            }
-        }
-        Format::Custom => load_custom(target, &mut rx).await?,
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| format!("could not start the transaction: {}", pg_error(&e)))?;
+    let pid: i32 = match client.query_one("SELECT pg_backend_pid()", &[]).await {
+        Ok(r) => r.get(0),
+        Err(e) => return Err(format!("could not start the restore: {}", pg_error(&e))),
+    };
+    let monitor = Monitor::start(target, pid, counters.clone()).await;
+    let database = target
+        .pg_config()
+        .ok()
+        .and_then(|(c, _)| c.get_dbname().map(str::to_string));
+    let mut run = Run {
+        client,
+        counters,
+        options,
+        policy: Policy::new(database),
+        deferred: Vec::new(),
+        moot: 0,
+        known_roles: BTreeSet::new(),
+        roles_created: Vec::new(),
+        sequences: HashMap::new(),
+        copy: None,
+    };
+    let result = async {
+        run.set_lock_timeout().await?;
+        run.pieces(&mut rx).await?;
+        run.created_since().await
     }
-    Ok(Loaded { layers, format })
+    .await;
+    let result = match result {
+        Ok(created_since) => match client.batch_execute("COMMIT").await {
+            Ok(()) => Ok(created_since),
+            Err(e) => Err(format!("the final COMMIT failed: {}", pg_error(&e))),
+        },
+        Err(e) => Err(e),
+    };
+    let result = match result {
+        Ok(created_since) => Ok(created_since),
+        Err(e) => {
+            let e = match &monitor {
+                Some(m) if e.contains("(55P03)") => lock_message(&e, m.last(), options),
+                _ => e,
+            };
+            // Best effort: if the connection is gone the server has rolled back already.
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(format!("{e}{}", run.put_back_sequences().await))
+        }
+    };
+    counters.set_waiting("");
+    drop(monitor);
+    let created_since = result?;
+    Ok(Loaded {
+        layers,
+        format,
+        moot_drops: run.moot,
+        roles_created: run.roles_created,
+        created_since,
+    })
+}
+
+/// The reader stopped without a last word.
+fn ended_early(c: &Counters) -> String {
+    format!(
+        "the backup reader stopped without saying the backup was complete (after {} bytes of SQL, {} bytes downloaded)",
+        Counters::get(&c.sql_bytes),
+        Counters::get(&c.downloaded)
+    )
+}
+
+/// A lock wait that ran out, with the session that held the lock.
+fn lock_message(e: &str, blocker: Option<Blocker>, options: &LoadOptions) -> String {
+    let who = match blocker {
+        Some(b) => format!("another session holds a lock it needs: {b}"),
+        None => "another session holds a lock it needs".to_string(),
+    };
+    format!(
+        "{e}. The restore waited {}s (the [restore] lock_wait_secs bound): {who}. Stop the API and web applications first (runbook Scenario 1 Step 2, then /step done step:stop-apps) or end that session, and ask again",
+        options.lock_wait.as_secs()
+    )
 }
 
 /// A COPY in progress: its sink, statement and table.
 type OpenCopy = (Pin<Box<CopyInSink<Bytes>>>, Statement, String);
 
-async fn load_plain(
-    client: &Client,
-    rx: &mut mpsc::Receiver<Msg>,
-    counters: &Counters,
-) -> Result<(), String> {
-    let mut copy: Option<OpenCopy> = None;
-    while let Some(msg) = rx.recv().await {
-        let pieces = match msg {
-            Msg::Pieces(p) => p,
-            Msg::Failed(e) => return Err(e),
-            Msg::Found(..) | Msg::Raw(_) => {
-                return Err("the backup changed format mid-way".to_string());
-            }
-        };
-        for piece in pieces {
-            match piece {
-                Piece::Statement(s) => {
-                    client
-                        .batch_execute(&s.sql)
-                        .await
-                        .map_err(|e| statement_error(&s, &e))?;
-                    Counters::add(&counters.statements, 1);
-                }
-                Piece::CopyStart { statement, table } => {
-                    let sink = client
-                        .copy_in::<_, Bytes>(statement.sql.as_str())
-                        .await
-                        .map_err(|e| statement_error(&statement, &e))?;
-                    counters.set_table(&table);
-                    copy = Some((Box::pin(sink), statement, table));
-                }
-                Piece::CopyData(data) => {
-                    let Some((sink, statement, table)) = copy.as_mut() else {
-                        return Err("COPY data arrived outside a COPY block".to_string());
-                    };
-                    sink.send(Bytes::from(data))
-                        .await
-                        .map_err(|e| copy_error(statement, table, &e))?;
-                }
-                Piece::CopyEnd { rows } => {
-                    let Some((mut sink, statement, table)) = copy.take() else {
-                        return Err("a COPY block ended that never began".to_string());
-                    };
-                    sink.as_mut()
-                        .finish()
-                        .await
-                        .map_err(|e| copy_error(&statement, &table, &e))?;
-                    Counters::add(&counters.rows, rows);
-                    Counters::add(&counters.tables, 1);
-                    Counters::add(&counters.statements, 1);
-                }
-                Piece::Meta {
-                    command,
-                    argument,
-                    line,
-                } => {
-                    // \restrict / \unrestrict guard psql sessions; \connect would switch
-                    // databases, but the restore always goes into the chosen target.
-                    tracing::debug!(%command, %argument, line, "psql meta-command passed over");
-                }
+/// The state of one load.
+struct Run<'a> {
+    client: &'a Client,
+    counters: &'a Counters,
+    options: &'a LoadOptions,
+    policy: Policy,
+    /// `--clean` DROPs that failed, to try again once the prelude is over.
+    deferred: Vec<(Statement, String)>,
+    moot: u64,
+    known_roles: BTreeSet<String>,
+    roles_created: Vec<String>,
+    sequences: HashMap<u32, SavedSequence>,
+    copy: Option<OpenCopy>,
+}
+
+/// SQLSTATEs that say an object is not there (any more).
+const GONE: &[&str] = &["42704", "42P01", "42883", "3F000", "42P06"];
+
+impl Run<'_> {
+    async fn set_lock_timeout(&self) -> Result<(), String> {
+        let ms = self.options.lock_wait.as_millis().max(1);
+        self.client
+            .batch_execute(&format!("SET lock_timeout = {ms}"))
+            .await
+            .map_err(|e| format!("could not bound lock waits: {}", pg_error(&e)))
+    }
+
+    async fn pieces(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Result<(), String> {
+        loop {
+            let pieces = match rx.recv().await {
+                Some(Msg::Pieces(p)) => p,
+                Some(Msg::Complete) => break,
+                Some(Msg::Failed(e)) => return Err(e),
+                Some(Msg::Found(..)) => return Err("the backup changed format mid-way".into()),
+                None => return Err(ended_early(self.counters)),
+            };
+            for piece in pieces {
+                self.piece(piece).await?;
             }
         }
+        if let Some((_, statement, table)) = &self.copy {
+            return Err(format!(
+                "the backup ended inside the COPY into {table} begun at line {}",
+                statement.line
+            ));
+        }
+        self.policy.finish().map_err(|r| r.to_string())?;
+        self.retry_deferred().await
     }
-    if let Some((_, statement, table)) = copy {
-        return Err(format!(
-            "the backup ended inside the COPY into {table} begun at line {}",
-            statement.line
-        ));
+
+    async fn piece(&mut self, piece: Piece) -> Result<(), String> {
+        match piece {
+            Piece::Statement(s) => self.statement(s).await,
+            Piece::CopyStart { statement, table } => {
+                self.policy
+                    .statement(&statement)
+                    .map_err(|r| r.to_string())?;
+                self.retry_deferred().await?;
+                let sink = self
+                    .client
+                    .copy_in::<_, Bytes>(statement.sql.as_str())
+                    .await
+                    .map_err(|e| statement_error(&statement, &e))?;
+                self.counters.set_table(&table);
+                self.copy = Some((Box::pin(sink), statement, table));
+                Ok(())
+            }
+            Piece::CopyData(data) => {
+                let Some((sink, statement, table)) = self.copy.as_mut() else {
+                    return Err("COPY data arrived outside a COPY block".to_string());
+                };
+                sink.send(Bytes::from(data))
+                    .await
+                    .map_err(|e| copy_error(statement, table, &e))
+            }
+            Piece::CopyEnd { rows } => {
+                let Some((mut sink, statement, table)) = self.copy.take() else {
+                    return Err("a COPY block ended that never began".to_string());
+                };
+                sink.as_mut()
+                    .finish()
+                    .await
+                    .map_err(|e| copy_error(&statement, &table, &e))?;
+                Counters::add(&self.counters.rows, rows);
+                Counters::add(&self.counters.tables, 1);
+                Counters::add(&self.counters.statements, 1);
+                Ok(())
+            }
+            Piece::Meta {
+                command,
+                argument,
+                line,
+            } => match self
+                .policy
+                .meta(&command, &argument, line)
+                .map_err(|r| r.to_string())?
+            {
+                MetaStep::Nothing => Ok(()),
+                MetaStep::SetRole(role) => {
+                    self.ensure_roles(std::iter::once(role.clone()).collect())
+                        .await?;
+                    self.client
+                        .batch_execute(&format!("SET ROLE {}", quote_ident(&role)))
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "line {line}: `\\connect - {role}` (SET ROLE) failed: {}",
+                                pg_error(&e)
+                            )
+                        })
+                }
+            },
+        }
     }
-    Ok(())
+
+    async fn statement(&mut self, s: Statement) -> Result<(), String> {
+        let step = self.policy.statement(&s).map_err(|r| r.to_string())?;
+        if step != Step::Clean {
+            self.retry_deferred().await?;
+        }
+        if self.options.create_missing_roles {
+            let mut needs = Needs::default();
+            needs.add(&s.sql);
+            self.ensure_roles(needs.roles).await?;
+        }
+        match step {
+            Step::Run => self.exec(&s).await?,
+            Step::Skip(_) | Step::LockTimeout => {}
+            Step::Setval(seq) => {
+                self.save_sequence(&seq, &s).await?;
+                self.exec(&s).await?;
+            }
+            Step::Clean => {
+                self.savepoint(&s).await?;
+                match self.client.batch_execute(&s.sql).await {
+                    Ok(()) => self.release(&s).await?,
+                    Err(e) if is_lock_timeout(&e) => return Err(statement_error(&s, &e)),
+                    Err(e) => {
+                        self.rollback_to(&s).await?;
+                        self.deferred.push((s, pg_error(&e)));
+                        return Ok(());
+                    }
+                }
+                Counters::add(&self.counters.statements, 1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn exec(&self, s: &Statement) -> Result<(), String> {
+        self.client
+            .batch_execute(&s.sql)
+            .await
+            .map_err(|e| statement_error(s, &e))?;
+        Counters::add(&self.counters.statements, 1);
+        Ok(())
+    }
+
+    async fn savepoint(&self, s: &Statement) -> Result<(), String> {
+        self.client
+            .batch_execute("SAVEPOINT drbot_clean")
+            .await
+            .map_err(|e| statement_error(s, &e))
+    }
+
+    async fn release(&self, s: &Statement) -> Result<(), String> {
+        self.client
+            .batch_execute("RELEASE SAVEPOINT drbot_clean")
+            .await
+            .map_err(|e| statement_error(s, &e))
+    }
+
+    async fn rollback_to(&self, s: &Statement) -> Result<(), String> {
+        self.client
+            .batch_execute("ROLLBACK TO SAVEPOINT drbot_clean; RELEASE SAVEPOINT drbot_clean")
+            .await
+            .map_err(|e| statement_error(s, &e))
+    }
+
+    /// The prelude is over: every `--clean` DROP that failed must now succeed or find its
+    /// object gone (a later DROP removed it); anything else fails the restore.
+    async fn retry_deferred(&mut self) -> Result<(), String> {
+        for (s, first) in std::mem::take(&mut self.deferred) {
+            self.savepoint(&s).await?;
+            match self.client.batch_execute(&s.sql).await {
+                Ok(()) => self.release(&s).await?,
+                Err(e) if e.code().is_some_and(|c| GONE.contains(&c.code())) => {
+                    self.rollback_to(&s).await?;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{} (pg_dump's --clean step; it failed first with {first}, and still fails after every other DROP ran)",
+                        statement_error(&s, &e)
+                    ));
+                }
+            }
+            self.moot += 1;
+            tracing::debug!(line = s.line, %first, "a --clean DROP was moot");
+        }
+        Ok(())
+    }
+
+    /// Creates the roles `roles` names that the target lacks (only with `create_missing_roles`).
+    async fn ensure_roles(&mut self, roles: BTreeSet<String>) -> Result<(), String> {
+        if !self.options.create_missing_roles {
+            return Ok(());
+        }
+        for role in roles {
+            if self.known_roles.contains(&role) {
+                continue;
+            }
+            let exists = self
+                .client
+                .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+                .await
+                .map_err(|e| format!("could not look up role {role}: {}", pg_error(&e)))?
+                .is_some();
+            if !exists {
+                self.client
+                    .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(&role)))
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "could not create the role {role} the backup needs: {}",
+                            pg_error(&e)
+                        )
+                    })?;
+                self.roles_created.push(role.clone());
+            }
+            self.known_roles.insert(role);
+        }
+        Ok(())
+    }
+
+    /// Remembers a sequence's value before the dump's setval changes it.
+    async fn save_sequence(&mut self, seq: &str, s: &Statement) -> Result<(), String> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT c.oid, pg_catalog.pg_sequence_last_value(c.oid), q.seqstart \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid \
+                 WHERE c.oid = pg_catalog.to_regclass($1)",
+                &[&seq],
+            )
+            .await
+            .map_err(|e| statement_error(s, &e))?;
+        if let Some(r) = row {
+            let oid: u32 = r.get(0);
+            self.sequences.entry(oid).or_insert(SavedSequence {
+                oid,
+                name: seq.to_string(),
+                last_value: r.get(1),
+                start: r.get(2),
+            });
+        }
+        Ok(())
+    }
+
+    /// After a rollback: sequences that existed before the restore get their values back.
+    async fn put_back_sequences(&self) -> String {
+        let mut restored = 0;
+        let mut failed = Vec::new();
+        for s in self.sequences.values() {
+            let (value, called) = match s.last_value {
+                Some(v) => (v, true),
+                None => (s.start, false),
+            };
+            match self
+                .client
+                .query(
+                    "SELECT pg_catalog.setval(c.oid::regclass, $2, $3) FROM pg_catalog.pg_class c WHERE c.oid = $1",
+                    &[&s.oid, &value, &called],
+                )
+                .await
+            {
+                Ok(rows) => restored += rows.len(),
+                Err(_) => failed.push(s.name.clone()),
+            }
+        }
+        match (restored, failed.is_empty()) {
+            (0, true) => String::new(),
+            (n, true) => format!(". The {n} sequence value(s) it had set were put back"),
+            (_, false) => format!(
+                ". These sequences may keep the values the backup set (setval is not transactional) and could not be put back: {}",
+                failed.join(", ")
+            ),
+        }
+    }
+
+    /// Objects of the schemas the restore wrote into that it did not create: they were made
+    /// after the backup was taken, and are still there.
+    async fn created_since(&self) -> Result<Vec<String>, String> {
+        const SQL: &str = "WITH me AS (SELECT (pg_catalog.pg_current_xact_id()::text::bigint % 4294967296)::text::xid AS x),
+  restored AS (SELECT DISTINCT c.relnamespace AS ns FROM pg_catalog.pg_class c, me WHERE c.xmin = me.x),
+  objs AS (
+    SELECT c.relnamespace AS ns, c.relname::text AS name, c.xmin, 'pg_class'::regclass AS cls, c.oid,
+      CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+        WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' END AS kind
+    FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+    UNION ALL
+    SELECT p.pronamespace, p.proname::text || '()', p.xmin, 'pg_proc'::regclass, p.oid, 'function'
+    FROM pg_catalog.pg_proc p)
+SELECT n.nspname::text, o.name, o.kind FROM objs o JOIN pg_catalog.pg_namespace n ON n.oid = o.ns, me
+WHERE o.ns IN (SELECT ns FROM restored) AND o.xmin <> me.x
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = o.cls AND d.objid = o.oid AND d.deptype IN ('e', 'a', 'i'))
+ORDER BY 1, 2 LIMIT 51";
+        // A diagnostic: it must never fail the restore, so it runs in a savepoint.
+        if self
+            .client
+            .batch_execute("SAVEPOINT drbot_report")
+            .await
+            .is_err()
+        {
+            return Ok(Vec::new());
+        }
+        let found = match self.client.query(SQL, &[]).await {
+            Ok(rows) => {
+                let _ = self
+                    .client
+                    .batch_execute("RELEASE SAVEPOINT drbot_report")
+                    .await;
+                rows.iter()
+                    .map(|r| {
+                        format!(
+                            "{}.{} ({})",
+                            r.get::<_, String>(0),
+                            r.get::<_, String>(1),
+                            r.get::<_, String>(2)
+                        )
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %pg_error(&e), "could not list objects created since the backup");
+                self.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT drbot_report")
+                    .await
+                    .map_err(|e| format!("the restore's transaction broke: {}", pg_error(&e)))?;
+                Vec::new()
+            }
+        };
+        Ok(found)
+    }
+}
+
+/// An identifier quoted for SQL.
+pub(crate) fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| *c == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// A server error without the row data PostgreSQL puts in data and constraint errors.
+pub(crate) fn safe_pg_error(e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return pg_error(e);
+    };
+    let code = db.code().code();
+    let generic = match code {
+        "22P02" => "a value is not valid for its column's type",
+        "22P04" => "a row is malformed (bad COPY data)",
+        "22001" => "a value is too long for its column",
+        "22003" => "a number is out of range for its column",
+        "22007" | "22008" => "a date or time value is invalid",
+        "22021" => "a value is not valid in the database's encoding",
+        "23505" => "a duplicate key",
+        "23503" => "a foreign key without its referenced row",
+        "23502" => "an empty NOT NULL column",
+        "23514" => "a row that fails a check constraint",
+        c if c.starts_with("22") => "a value the column cannot hold",
+        c if c.starts_with("23") => "a row that breaks a constraint",
+        _ => return pg_error(e),
+    };
+    let mut s = format!("{generic} ({code})");
+    if let Some(c) = db.constraint() {
+        s.push_str(&format!(", constraint {c}"));
+    }
+    s.push_str("; the row's values are not shown");
+    s
 }
 
 fn statement_error(s: &Statement, e: &tokio_postgres::Error) -> String {
@@ -142,15 +679,35 @@ fn statement_error(s: &Statement, e: &tokio_postgres::Error) -> String {
         s.line,
         s.offset,
         s.head(),
-        pg_error(e)
+        safe_pg_error(e)
     )
 }
 
 fn copy_error(s: &Statement, table: &str, e: &tokio_postgres::Error) -> String {
+    // PostgreSQL's context reads `COPY t, line 3, column n: "value"`: keep the line and column.
+    let context = e.as_db_error().and_then(|d| d.where_()).unwrap_or_default();
+    let row: Option<u64> = context
+        .split("line ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok());
+    let column = context
+        .split(", column ")
+        .nth(1)
+        .and_then(|c| c.split(':').next())
+        .map(|c| format!(", column {c}"))
+        .unwrap_or_default();
+    let at = match row {
+        Some(n) => format!(
+            " at its data row {n} (line {} of the dump){column}",
+            s.line + n
+        ),
+        None => String::new(),
+    };
     format!(
-        "loading {table} (COPY at line {}) failed: {}",
+        "loading {table} (COPY at line {}) failed{at}: {}",
         s.line,
-        pg_error(e)
+        safe_pg_error(e)
     )
 }
 
@@ -197,64 +754,4 @@ pub(crate) fn libpq_env(target: &Target) -> Result<(String, Vec<(String, String)
         ));
     }
     Ok((parts.join(" "), env))
-}
-
-/// Streams a custom-format archive into `pg_restore --single-transaction`.
-async fn load_custom(target: &Target, rx: &mut mpsc::Receiver<Msg>) -> Result<(), String> {
-    let (conninfo, env) = libpq_env(target)?;
-    let mut child = tokio::process::Command::new("pg_restore")
-        .args([
-            "--single-transaction",
-            "--exit-on-error",
-            "--no-password",
-            "--clean",
-            "--if-exists",
-            "--dbname",
-            &conninfo,
-        ])
-        .envs(env)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run pg_restore (needed for custom-format backups): {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("pg_restore has no input")?;
-    let mut fed = Ok(());
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            Msg::Raw(data) => {
-                if stdin.write_all(&data).await.is_err() {
-                    break; // pg_restore stopped; its exit status says why
-                }
-            }
-            Msg::Failed(e) => {
-                fed = Err(e);
-                break;
-            }
-            _ => {
-                fed = Err("the backup changed format mid-way".to_string());
-                break;
-            }
-        }
-    }
-    if fed.is_err() {
-        // Killing pg_restore mid-transaction leaves the target as it was.
-        let _ = child.kill().await;
-        return fed;
-    }
-    drop(stdin);
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| format!("pg_restore did not finish: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "pg_restore failed ({}): {}",
-            out.status,
-            last_lines(&String::from_utf8_lossy(&out.stderr), 3)
-        ))
-    }
 }

@@ -2,16 +2,22 @@
 //! `/db check`, `/db backups`, `/db restore`, `/db verify`, `/db backup`.
 //!
 //! - [`splitter`]: plain pg_dump SQL into statements and COPY blocks, streaming.
-//! - [`pipeline`]: bucket → age → xz → pieces, on their own task and thread.
-//! - [`load`]: pieces into the target in one transaction (or pg_restore for custom format).
+//! - [`pipeline`]: bucket → age → xz → pieces, on their own task and thread; [`custom`] turns
+//!   a custom-format archive into SQL through pg_restore on the way.
+//! - [`script`]: the rules every piece passes before it runs (nothing may end the transaction).
+//! - [`preflight`]: the whole backup read, and the target looked at, before approval.
+//! - [`load`]: pieces into the target in one transaction.
 //! - [`pg`]: targets and connections with TLS as the URL asks.
 //! - [`verify`]: integrity checks after a restore.
 //! - [`backup`]: pg_dump → xz → age → multipart upload, with a manifest.
 
 pub mod backup;
+pub mod custom;
 pub mod load;
 pub mod pg;
 pub mod pipeline;
+pub mod preflight;
+pub mod script;
 pub mod splitter;
 pub mod verify;
 
@@ -339,13 +345,19 @@ pub(crate) fn identities(engine: &Engine) -> Result<Identities, CommandError> {
     }
 }
 
-fn progress_line(c: &Counters, started: Instant) -> String {
+fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64) -> String {
     let total = Counters::get(&c.total);
     let read = Counters::get(&c.downloaded);
     let pct = (read * 100).checked_div(total).unwrap_or(0);
     let secs = started.elapsed().as_secs_f64().max(0.001);
     let rows = Counters::get(&c.rows);
     let table = c.table();
+    let waiting = c.waiting();
+    if !waiting.is_empty() {
+        return format!(
+            "Restoring: {waiting} (for up to {lock_wait_secs}s, then it rolls back and names it)"
+        );
+    }
     format!(
         "Restoring: {} of {} downloaded ({pct}%), {} of SQL, {} tables, {rows} rows ({:.0} rows/s){}",
         size(read),
@@ -415,6 +427,8 @@ pub async fn run_restore(
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
     Counters::add(&counters.total, object.size);
+    let options = load_options(engine, target);
+    let lock_wait = options.lock_wait.as_secs();
     let result = async {
         let client = target.connect().await.map_err(|e| e.to_string())?;
         let (_, body) = bucket
@@ -422,14 +436,14 @@ pub async fn run_restore(
             .await
             .map_err(|e| e.to_string())?;
         let rx = pipeline::start(body, ids, counters.clone());
-        let load = load::load(&client, target, rx, &counters);
+        let load = load::load(&client, target, rx, &counters, &options);
         tokio::pin!(load);
         let mut tick = tokio::time::interval(PROGRESS_EVERY);
         tick.tick().await;
         loop {
             tokio::select! {
                 r = &mut load => break r,
-                _ = tick.tick() => progress.update(&progress_line(&counters, started)),
+                _ = tick.tick() => progress.update(&progress_line(&counters, started, lock_wait)),
             }
         }
     }
@@ -438,15 +452,16 @@ pub async fn run_restore(
     match result {
         Ok(loaded) => {
             let layers: Vec<&str> = loaded.layers.iter().map(|l| l.as_str()).collect();
-            let how = match loaded.format {
-                pipeline::Format::Plain => format!(
-                    "{} statements, {} tables, {} rows",
-                    Counters::get(&counters.statements),
-                    Counters::get(&counters.tables),
-                    Counters::get(&counters.rows)
-                ),
-                pipeline::Format::Custom => "custom format, through pg_restore".to_string(),
-            };
+            let how = format!(
+                "{} statements, {} tables, {} rows{}",
+                Counters::get(&counters.statements),
+                Counters::get(&counters.tables),
+                Counters::get(&counters.rows),
+                match loaded.format {
+                    pipeline::Format::Plain => "",
+                    pipeline::Format::Custom => " (custom format, read through pg_restore)",
+                }
+            );
             let summary = format!(
                 "Restored {} into {} in {}: {} downloaded{}, {} of SQL; {how}.",
                 object.key,
@@ -460,7 +475,41 @@ pub async fn run_restore(
                 },
                 size(Counters::get(&counters.sql_bytes)),
             );
-            engine.record(ctx, inv, EntryKind::Command, &summary)?;
+            let mut notes = String::new();
+            if loaded.moot_drops > 0 {
+                let _ = write!(
+                    notes,
+                    "\n{} of pg_dump's --clean DROPs failed at first and were moot once the others had run (a partition's inherited key goes with its table).",
+                    loaded.moot_drops
+                );
+            }
+            if !loaded.roles_created.is_empty() {
+                let _ = write!(
+                    notes,
+                    "\nCreated the roles the backup needs (NOLOGIN): {}.",
+                    loaded.roles_created.join(", ")
+                );
+            }
+            if !loaded.created_since.is_empty() {
+                let shown: Vec<&str> = loaded
+                    .created_since
+                    .iter()
+                    .take(50)
+                    .map(String::as_str)
+                    .collect();
+                let _ = write!(
+                    notes,
+                    "\nIn {} but not in the backup (created since it was taken; left as they are): {}{}.",
+                    target.name,
+                    shown.join(", "),
+                    if loaded.created_since.len() > 50 {
+                        ", and more"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            engine.record(ctx, inv, EntryKind::Command, format!("{summary}{notes}"))?;
             engine.store().record_restore(
                 &target.name,
                 &drbot_state::LastRestore {
@@ -487,7 +536,7 @@ pub async fn run_restore(
                 ),
             )?;
             Ok(Reply::done(format!(
-                "{summary}\n{verdict}\nNext: /db verify target:{} after any fixes, then /search reindex.",
+                "{summary}{notes}\n{verdict}\nNext: /db verify target:{} after any fixes, then /search reindex.",
                 target.name
             )))
         }
@@ -504,6 +553,121 @@ pub async fn run_restore(
             Err(CommandError::Failed(text))
         }
     }
+}
+
+/// The restore's options for `target`: `[restore] lock_wait_secs`, the target's
+/// `create_missing_roles`.
+fn load_options(engine: &Engine, target: &Target) -> load::LoadOptions {
+    load::LoadOptions {
+        lock_wait: std::time::Duration::from_secs(engine.config().restore.lock_wait_secs),
+        create_missing_roles: engine
+            .config()
+            .targets
+            .get(&target.name)
+            .is_some_and(|t| t.create_missing_roles),
+    }
+}
+
+/// What the preflight found, for the approval request.
+pub struct Checked {
+    /// A few words for the request's summary.
+    pub short: String,
+    /// Lines for the reply: sessions connected, roles to be created.
+    pub details: String,
+}
+
+/// The restore's preflight: reads the whole backup and looks at the target. A backup that
+/// fails it is not offered for approval.
+pub async fn preflight(
+    engine: &Engine,
+    bucket: &Bucket,
+    object: &ObjectInfo,
+    target: &Target,
+    progress: &dyn ProgressSink,
+) -> Result<Checked, CommandError> {
+    let fail = |e: String| {
+        CommandError::Failed(format!(
+            "The preflight of {} for {} failed: {e}. Nothing was changed: {} is as it was before, and no approval was requested.",
+            object.key, target.name, target.name
+        ))
+    };
+    let ids = Arc::new(identities(engine)?);
+    let counters = Arc::new(Counters::default());
+    Counters::add(&counters.total, object.size);
+    progress.update(&format!(
+        "Checking {} ({}) before asking for approval: reading it whole…",
+        object.key,
+        size(object.size)
+    ));
+    let (_, body) = bucket
+        .get(&object.key, object.etag.as_deref())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let database = target
+        .pg_config()
+        .ok()
+        .and_then(|(c, _)| c.get_dbname().map(str::to_string));
+    let rx = pipeline::start(body, ids, counters.clone());
+    let facts = preflight::read(rx, &counters, database, progress, &object.key)
+        .await
+        .map_err(fail)?;
+    let seen = preflight::look_at(target, &facts.needs)
+        .await
+        .map_err(fail)?;
+    let create = load_options(engine, target).create_missing_roles;
+    let mut lacks = Vec::new();
+    if !seen.missing_roles.is_empty() && !create {
+        lacks.push(format!("roles {}", seen.missing_roles.join(", ")));
+    }
+    if !seen.missing_extensions.is_empty() {
+        lacks.push(format!(
+            "extensions {} (not installable on its server)",
+            seen.missing_extensions.join(", ")
+        ));
+    }
+    if !lacks.is_empty() {
+        let hint = if !seen.missing_roles.is_empty() && !create {
+            format!(
+                " Create the roles first, or, for a scratch or staging target, set [targets.{}] create_missing_roles = true so the restore creates them (NOLOGIN).",
+                target.name
+            )
+        } else {
+            String::new()
+        };
+        return Err(fail(format!(
+            "the backup needs what {} lacks: {}.{hint} The restore could not succeed",
+            target.name,
+            lacks.join("; ")
+        )));
+    }
+    let mut short = format!(
+        "{}, read in {:.1}s",
+        facts.line(),
+        facts.elapsed.as_secs_f64()
+    );
+    let mut details = String::new();
+    if create && !seen.missing_roles.is_empty() {
+        let _ = write!(
+            short,
+            "; will create roles {}",
+            seen.missing_roles.join(", ")
+        );
+    }
+    if seen.sessions.is_empty() {
+        let _ = write!(details, "No other session is connected to {}.", target.name);
+    } else {
+        let _ = write!(short, "; {} other sessions connected", seen.sessions.len());
+        let _ = write!(
+            details,
+            "{} other session(s) connected to {} (the runbook stops the applications first: /step done step:stop-apps):",
+            seen.sessions.len(),
+            target.name
+        );
+        for s in seen.sessions.iter().take(10) {
+            let _ = write!(details, "\n  {s}");
+        }
+    }
+    Ok(Checked { short, details })
 }
 
 /// `/db verify`.

@@ -15,6 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::custom;
 use super::splitter::{Piece, SplitError, Splitter};
 use crate::error::CommandError;
 
@@ -66,6 +67,8 @@ pub struct Counters {
     pub tables: AtomicU64,
     /// The table being loaded now.
     pub table: std::sync::Mutex<String>,
+    /// What the restore waits for, when it waits for another session's lock.
+    pub waiting: std::sync::Mutex<String>,
 }
 
 impl Counters {
@@ -84,6 +87,18 @@ impl Counters {
         self.table.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
+    /// What the restore waits for ("" when it does not).
+    pub fn waiting(&self) -> String {
+        self.waiting.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Says what the restore waits for.
+    pub fn set_waiting(&self, t: &str) {
+        if let Ok(mut g) = self.waiting.lock() {
+            *g = t.to_string();
+        }
+    }
+
     /// Sets the table being loaded.
     pub fn set_table(&self, t: &str) {
         if let Ok(mut g) = self.table.lock() {
@@ -92,15 +107,17 @@ impl Counters {
     }
 }
 
-/// What the decode thread hands on.
+/// What the decode thread hands on. The stream is over only at [`Msg::Complete`] or
+/// [`Msg::Failed`]: a channel that closes without either means the reader died, and the
+/// loader rolls back.
 #[derive(Debug)]
 pub enum Msg {
     /// The layers found and the format inside, before any data.
     Found(Vec<Layer>, Format),
-    /// Pieces of a plain dump.
+    /// Pieces of the dump (a custom-format archive arrives as the SQL pg_restore makes of it).
     Pieces(Vec<Piece>),
-    /// Raw bytes of a custom-format archive.
-    Raw(Vec<u8>),
+    /// The whole backup was read and split: nothing is missing.
+    Complete,
     /// Decoding failed: nothing more follows.
     Failed(String),
 }
@@ -161,45 +178,60 @@ const DOWNLOAD_QUEUE: usize = 16;
 const XZ_THREAD_MEMLIMIT: u64 = 48 * 1024 * 1024;
 
 /// Starts downloading `body` and decoding it; returns the stream of decoded messages.
+/// `counters.total` (when set) is the object's size: a download that ends short of it fails.
 pub fn start(
     body: ByteStream,
     identities: Arc<Identities>,
     counters: Arc<Counters>,
 ) -> mpsc::Receiver<Msg> {
-    let (chunk_tx, chunk_rx) = mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_QUEUE);
+    let (chunk_tx, chunk_rx) = mpsc::channel::<io::Result<Option<Bytes>>>(DOWNLOAD_QUEUE);
     let dl_counters = counters.clone();
     tokio::spawn(async move {
         let mut body = body;
         loop {
-            match body.try_next().await {
+            let next = match body.try_next().await {
                 Ok(Some(chunk)) => {
                     Counters::add(&dl_counters.downloaded, chunk.len() as u64);
-                    if chunk_tx.send(Ok(chunk)).await.is_err() {
-                        return; // the decoder stopped
+                    Ok(Some(chunk))
+                }
+                Ok(None) => {
+                    let (got, want) = (
+                        Counters::get(&dl_counters.downloaded),
+                        Counters::get(&dl_counters.total),
+                    );
+                    if want > 0 && got != want {
+                        Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("the download ended at byte {got} of {want}"),
+                        ))
+                    } else {
+                        Ok(None)
                     }
                 }
-                Ok(None) => return,
-                Err(e) => {
-                    let msg = format!(
+                Err(e) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
                         "the download broke off after {} bytes: {e}",
                         Counters::get(&dl_counters.downloaded)
-                    );
-                    let _ = chunk_tx
-                        .send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, msg)))
-                        .await;
-                    return;
-                }
+                    ),
+                )),
+            };
+            let last = !matches!(next, Ok(Some(_)));
+            if chunk_tx.send(next).await.is_err() || last {
+                return; // the decoder stopped, or this was the end
             }
         }
     });
     let reader = ChannelReader {
         rx: chunk_rx,
         current: Bytes::new(),
+        ended: false,
     };
     decode(Box::new(reader), identities, counters)
 }
 
-/// Decodes any byte source (a download, or a local file in tests and benchmarks).
+/// Decodes any byte source (a download, or a local file in tests and benchmarks). The
+/// decoding thread's panics are caught and reported as [`Msg::Failed`].
 pub fn decode(
     reader: Box<dyn Read + Send>,
     identities: Arc<Identities>,
@@ -207,26 +239,55 @@ pub fn decode(
 ) -> mpsc::Receiver<Msg> {
     let (tx, rx) = mpsc::channel::<Msg>(PIECE_QUEUE);
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = decode_blocking(reader, &identities, &counters, &tx) {
-            let _ = tx.blocking_send(Msg::Failed(e));
-        }
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decode_blocking(reader, &identities, &counters, &tx)
+        }));
+        let failed = match run {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(panic) => format!(
+                "drbot's backup reader stopped unexpectedly after {} bytes of SQL ({} bytes downloaded): {}",
+                Counters::get(&counters.sql_bytes),
+                Counters::get(&counters.downloaded),
+                panic_text(panic.as_ref())
+            ),
+        };
+        let _ = tx.blocking_send(Msg::Failed(failed));
     });
     rx
 }
 
-/// A synchronous reader over downloaded chunks.
+/// The message of a caught panic.
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// A synchronous reader over downloaded chunks; the download says when it is over.
 struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: mpsc::Receiver<io::Result<Option<Bytes>>>,
     current: Bytes,
+    ended: bool,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
+                Some(Ok(Some(b))) => self.current = b,
+                Some(Ok(None)) => self.ended = true,
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the download stopped without finishing",
+                    ));
+                }
             }
         }
         let n = buf.len().min(self.current.len());
@@ -358,6 +419,11 @@ fn decode_blocking(
     if tx.blocking_send(Msg::Found(layers, format)).is_err() {
         return Ok(());
     }
+    // A custom-format archive becomes SQL through pg_restore, and is then split like a plain
+    // dump: one loader, one set of rules, whatever the format.
+    if format == Format::Custom {
+        reader = Box::new(custom::to_sql(reader).map_err(|e| e.to_string())?);
+    }
     let mut buf = vec![0u8; READ_CHUNK];
     let mut splitter = Splitter::new();
     loop {
@@ -374,28 +440,21 @@ fn decode_blocking(
             }
         };
         Counters::add(&counters.sql_bytes, n as u64);
-        let msg = match format {
-            Format::Custom => Msg::Raw(buf[..n].to_vec()),
-            Format::Plain => {
-                let mut pieces = Vec::new();
-                splitter.feed(&buf[..n], &mut pieces).map_err(split_error)?;
-                if pieces.is_empty() {
-                    continue;
-                }
-                Msg::Pieces(pieces)
-            }
-        };
-        if tx.blocking_send(msg).is_err() {
+        let mut pieces = Vec::new();
+        splitter.feed(&buf[..n], &mut pieces).map_err(split_error)?;
+        if pieces.is_empty() {
+            continue;
+        }
+        if tx.blocking_send(Msg::Pieces(pieces)).is_err() {
             return Ok(()); // the loader stopped
         }
     }
-    if format == Format::Plain {
-        let mut pieces = Vec::new();
-        splitter.finish(&mut pieces).map_err(split_error)?;
-        if !pieces.is_empty() {
-            let _ = tx.blocking_send(Msg::Pieces(pieces));
-        }
+    let mut pieces = Vec::new();
+    splitter.finish(&mut pieces).map_err(split_error)?;
+    if !pieces.is_empty() && tx.blocking_send(Msg::Pieces(pieces)).is_err() {
+        return Ok(());
     }
+    let _ = tx.blocking_send(Msg::Complete);
     Ok(())
 }
 

@@ -729,7 +729,8 @@ pub fn copy_from_stdin(sql: &str) -> Option<String> {
     if !(source.starts_with("stdin") || source.starts_with("pstdin")) {
         return None;
     }
-    let target = trimmed[5..from].trim();
+    // `COPY FROM stdin` (no table) is still a COPY: the server refuses it, naming the line.
+    let target = trimmed.get(5..from).unwrap_or_default().trim();
     let table = match target.find(" (").or_else(|| target.find('(')) {
         Some(p) => target[..p].trim(),
         None => target,

@@ -1,0 +1,203 @@
+//! The restore's preflight, run when the restore is asked for and before anyone is asked to
+//! approve it: the whole backup is read (download, decrypt, decompress, split, and for custom
+//! format pg_restore's script) without touching the target, under the same rules the restore
+//! applies; then the target is only looked at: the roles and extensions the backup needs that
+//! it lacks, and the sessions connected to it.
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::load::{Blocker, first_words};
+use super::pg::{Target, pg_error};
+use super::pipeline::{Counters, Format, Layer, Msg};
+use super::script::{Needs, Policy};
+use super::size;
+use super::splitter::Piece;
+use crate::progress::ProgressSink;
+
+/// What reading the whole backup found.
+#[derive(Clone, Debug, Default)]
+pub struct BackupFacts {
+    /// Encryption and compression layers, outermost first.
+    pub layers: Vec<Layer>,
+    /// Plain SQL or custom format.
+    pub format: Option<Format>,
+    /// Bytes of SQL.
+    pub sql_bytes: u64,
+    /// Statements (COPY blocks included).
+    pub statements: u64,
+    /// COPY blocks (tables with data).
+    pub tables: u64,
+    /// COPY rows.
+    pub rows: u64,
+    /// Roles and extensions it needs.
+    pub needs: Needs,
+    /// How long reading it took.
+    pub elapsed: std::time::Duration,
+}
+
+/// What the target lacks and who is connected to it.
+#[derive(Clone, Debug, Default)]
+pub struct TargetFacts {
+    /// Roles the backup needs that the target does not have.
+    pub missing_roles: Vec<String>,
+    /// Extensions the backup creates that the target's server cannot install.
+    pub missing_extensions: Vec<String>,
+    /// Other sessions connected to the target's database.
+    pub sessions: Vec<Blocker>,
+}
+
+impl BackupFacts {
+    /// One line: `complete: 105.3 MiB of SQL, 12 tables, 1234 rows`.
+    pub fn line(&self) -> String {
+        format!(
+            "backup read whole and complete: {} of SQL, {} statements, {} tables, {} rows",
+            size(self.sql_bytes),
+            self.statements,
+            self.tables,
+            self.rows
+        )
+    }
+}
+
+/// How often the preflight reports progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads the whole decoded stream under the restore's rules. `database` is the target's
+/// database name, for `\connect`.
+pub async fn read(
+    mut rx: mpsc::Receiver<Msg>,
+    counters: &Counters,
+    database: Option<String>,
+    progress: &dyn ProgressSink,
+    what: &str,
+) -> Result<BackupFacts, String> {
+    let started = Instant::now();
+    let mut facts = BackupFacts::default();
+    let mut policy = Policy::new(database);
+    let mut last_progress = Instant::now();
+    loop {
+        let msg = rx.recv().await;
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            let (read, total) = (
+                Counters::get(&counters.downloaded),
+                Counters::get(&counters.total),
+            );
+            progress.update(&format!(
+                "Checking {what} before asking for approval: {} of {} read ({}%), {} of SQL, {} tables, {} rows",
+                size(read),
+                size(total),
+                (read * 100).checked_div(total).unwrap_or(0),
+                size(Counters::get(&counters.sql_bytes)),
+                facts.tables,
+                facts.rows
+            ));
+        }
+        let pieces = match msg {
+            Some(Msg::Found(layers, format)) => {
+                facts.layers = layers;
+                facts.format = Some(format);
+                continue;
+            }
+            Some(Msg::Pieces(p)) => p,
+            Some(Msg::Complete) => break,
+            Some(Msg::Failed(e)) => return Err(e),
+            None => {
+                return Err(format!(
+                    "the backup reader stopped without saying the backup was complete (after {} bytes of SQL)",
+                    Counters::get(&counters.sql_bytes)
+                ));
+            }
+        };
+        for piece in pieces {
+            match piece {
+                Piece::Statement(s) => {
+                    policy.statement(&s).map_err(|r| r.to_string())?;
+                    facts.needs.add(&s.sql);
+                    facts.statements += 1;
+                }
+                Piece::CopyStart { statement, .. } => {
+                    policy.statement(&statement).map_err(|r| r.to_string())?;
+                    facts.statements += 1;
+                }
+                Piece::CopyData(_) => {}
+                Piece::CopyEnd { rows } => {
+                    facts.tables += 1;
+                    facts.rows += rows;
+                }
+                Piece::Meta {
+                    command,
+                    argument,
+                    line,
+                } => {
+                    if let super::script::MetaStep::SetRole(r) = policy
+                        .meta(&command, &argument, line)
+                        .map_err(|r| r.to_string())?
+                    {
+                        facts.needs.roles.insert(r);
+                    }
+                }
+            }
+        }
+    }
+    policy.finish().map_err(|r| r.to_string())?;
+    facts.sql_bytes = Counters::get(&counters.sql_bytes);
+    facts.elapsed = started.elapsed();
+    Ok(facts)
+}
+
+/// Looks at the target (reads only): what it lacks of `needs`, and who is connected.
+pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, String> {
+    let client = target.connect().await.map_err(|e| e.to_string())?;
+    let roles: Vec<String> = needs.roles.iter().cloned().collect();
+    let have: Vec<String> = client
+        .query(
+            "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY($1)",
+            &[&roles],
+        )
+        .await
+        .map_err(|e| format!("could not read the target's roles: {}", pg_error(&e)))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let extensions: Vec<String> = needs.extensions.iter().cloned().collect();
+    let available: Vec<String> = client
+        .query(
+            "SELECT name::text FROM pg_catalog.pg_available_extensions WHERE name = ANY($1)",
+            &[&extensions],
+        )
+        .await
+        .map_err(|e| format!("could not read the target's extensions: {}", pg_error(&e)))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let sessions = client
+        .query(
+            "SELECT pid, coalesce(application_name, ''), coalesce(usename::text, ''), \
+             coalesce(state, ''), coalesce(query, '') FROM pg_catalog.pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND backend_type = 'client backend' ORDER BY pid",
+            &[],
+        )
+        .await
+        .map_err(|e| format!("could not list the target's sessions: {}", pg_error(&e)))?
+        .iter()
+        .map(|r| Blocker {
+            pid: r.get(0),
+            application: r.get(1),
+            user: r.get(2),
+            state: r.get(3),
+            query: first_words(&r.get::<_, String>(4), 6),
+        })
+        .collect();
+    Ok(TargetFacts {
+        missing_roles: roles.into_iter().filter(|r| !have.contains(r)).collect(),
+        missing_extensions: extensions
+            .into_iter()
+            .filter(|e| !available.contains(e))
+            .collect(),
+        sessions,
+    })
+}
