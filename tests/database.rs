@@ -12,7 +12,7 @@ use drbot_state::{IncidentId, Proof, StepState, Store};
 use crate::support::{AgeKey, Drbot, TestDb, age_key, assert_same_dump, bucket, moto, put, s3, sh};
 
 /// Tables, types and data that break naive restorers.
-const FIXTURE: &str = r#"
+pub(crate) const FIXTURE: &str = r#"
 CREATE TYPE mood AS ENUM ('happy', 'sad', 'it''s complicated');
 CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
 CREATE TABLE "MixedCase" ("Id" serial PRIMARY KEY, "Note" text, n posint, m mood);

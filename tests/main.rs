@@ -12,5 +12,6 @@ mod fake_discord;
 mod fake_http;
 mod foundation;
 mod notify;
+mod restore;
 mod serve;
 mod support;
