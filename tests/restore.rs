@@ -637,3 +637,48 @@ async fn the_preflight_reads_the_whole_backup_before_anyone_is_asked() {
         req.summary
     );
 }
+
+#[test]
+fn exec_waits_for_the_preflight_with_progress_on_stderr() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = crate::support::age_key();
+    let (bucket, target) = rt.block_on(async {
+        let b = crate::support::bucket("drbot-exec-pre-").await;
+        put(&b, "db/good.sql", b"CREATE TABLE t (a int);\n".to_vec()).await;
+        put(
+            &b,
+            "db/bad.sql",
+            b"CREATE TABLE t (a int);\nCOMMIT;\n".to_vec(),
+        )
+        .await;
+        (b, TestDb::new("drbot_exec_pre_"))
+    });
+    let d = crate::support::Drbot::new(&config_text(&bucket, &key));
+    let run = |line: &str| {
+        let out = d
+            .command()
+            .args(["exec", line])
+            .envs(env_map(moto(), &target.url(), &target.url()))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run("/db restore backup:good.sql target:staging");
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Checking db/good.sql (24 B) before asking for approval"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("backup read whole and complete"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run("/db restore backup:bad.sql target:staging");
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("line 2: `COMMIT` is refused"), "{stdout}");
+    assert!(!stdout.contains("approval request"), "{stdout}");
+}

@@ -6,6 +6,9 @@
 //! (only the approval, which runs the restore, is timed).
 //! Backup: `pg_dump | xz -6 | age | aws s3 cp -` — versus `drbot exec '/db backup'`.
 //! Reports medians, their ratio (drbot / runbook; below 1 is faster) and drbot's peak RSS.
+//! Also: drbot's restore against `psql -1 -f` of the same SQL from a local file (the cost of
+//! streaming and of drbot's rules, target ≤ 1.05×), and the preflight (the whole backup read
+//! when the restore is asked for) against the restore.
 //!
 //! Run: `cargo bench -p drbot --bench restore` (needs PostgreSQL on 127.0.0.1:5432, moto_server,
 //! age, xz, the AWS CLI and /usr/bin/time). DRBOT_BENCH_ROWS and DRBOT_BENCH_ROUNDS resize it.
@@ -61,17 +64,18 @@ fn drbot_timed(d: &Drbot, as_name: &str, line: &str, env: &[(&str, String)]) -> 
     (secs, rss, stdout)
 }
 
-/// Asks for a restore as alice (not timed: a bucket listing and a HEAD), then times bob's
-/// approval, which runs it.
-fn drbot_restore(d: &Drbot, env: &[(&str, String)]) -> (f64, u64) {
-    let (_, _, out) = drbot_timed(d, "alice", "/db restore backup:latest target:bench", env);
+/// Asks for a restore as alice (timed apart: the preflight reads the whole backup), then times
+/// bob's approval, which runs it. Returns (preflight s, restore s, peak RSS KiB).
+fn drbot_restore(d: &Drbot, env: &[(&str, String)]) -> (f64, f64, u64) {
+    let (pre, pre_rss, out) =
+        drbot_timed(d, "alice", "/db restore backup:latest target:bench", env);
     let id = out
         .lines()
         .find_map(|l| l.strip_prefix("approval request "))
         .expect("approval request line")
         .to_string();
     let (secs, rss, _) = drbot_timed(d, "bob", &format!("/approve request:{id}"), env);
-    (secs, rss)
+    (pre, secs, rss.max(pre_rss))
 }
 
 fn timed(script: &str) -> f64 {
@@ -122,7 +126,6 @@ fn main() {
     let stored = std::fs::metadata(format!("{w}/backup.sql.xz.age"))
         .unwrap()
         .len();
-    std::fs::remove_file(format!("{w}/plain.sql")).unwrap();
 
     let d = Drbot::new(&format!(
         "[targets.bench]\nurl_env = \"BENCH_URL\"\n[targets.source]\nurl_env = \"SOURCE_URL\"\n\
@@ -141,32 +144,53 @@ fn main() {
         ("SOURCE_URL", source.url()),
     ];
 
-    let (mut base, mut ours, mut rss) = (Vec::new(), Vec::new(), 0u64);
+    let (mut base, mut local, mut ours, mut pre, mut rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0u64);
     for round in 0..rounds {
-        for first in [round % 2 == 0, round % 2 != 0] {
+        // Three ways, their order rotated each round.
+        for k in 0..3 {
             target.recreate();
-            if first {
-                base.push(timed(&format!(
+            match (round + k) % 3 {
+                0 => base.push(timed(&format!(
                     "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
                      age -d -i {} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
                     key.file.display(),
                     target.url()
-                )));
-            } else {
-                let (s, r) = drbot_restore(&d, &env);
-                ours.push(s);
-                rss = rss.max(r);
+                ))),
+                1 => local.push(timed(&format!(
+                    "psql -1 -q -X -v ON_ERROR_STOP=1 -f {w}/plain.sql '{}' > /dev/null",
+                    target.url()
+                ))),
+                _ => {
+                    let (p, s, r) = drbot_restore(&d, &env);
+                    pre.push(p);
+                    ours.push(s);
+                    rss = rss.max(r);
+                }
             }
         }
         eprintln!("bench: restore round {} done", round + 1);
     }
-    let (mb, mo) = (median(&mut base), median(&mut ours));
+    let (mb, ml, mo, mp) = (
+        median(&mut base),
+        median(&mut local),
+        median(&mut ours),
+        median(&mut pre),
+    );
     println!(
         "restore: {:.1} MB SQL ({:.1} MB stored), {rounds} interleaved rounds: runbook median {mb:.1} s, drbot median {mo:.1} s, ratio {:.2}; drbot peak RSS {:.1} MiB",
         plain as f64 / 1e6,
         stored as f64 / 1e6,
         mo / mb,
         rss as f64 / 1024.0
+    );
+    println!(
+        "restore vs psql -1 -f of the same SQL on local disk: psql median {ml:.1} s, drbot median {mo:.1} s, ratio {:.2} (target <= 1.05)",
+        mo / ml
+    );
+    println!(
+        "preflight (asking for the restore: the whole backup read, the target looked at): median {mp:.1} s, {:.2} of the restore's time",
+        mp / mo
     );
 
     let (mut base, mut ours, mut brss) = (Vec::new(), Vec::new(), 0u64);

@@ -240,7 +240,9 @@ pub fn decode(
     let (tx, rx) = mpsc::channel::<Msg>(PIECE_QUEUE);
     tokio::task::spawn_blocking(move || {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            decode_blocking(reader, &identities, &counters, &tx)
+            decode_blocking(reader, &identities, &counters, &mut |m| {
+                tx.blocking_send(m).is_ok()
+            })
         }));
         let failed = match run {
             Ok(Ok(())) => return,
@@ -332,11 +334,14 @@ const AGE_ARMOR: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 const XZ_MAGIC: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0x00];
 const PGDMP: &[u8] = b"PGDMP";
 
-fn decode_blocking(
+/// Reads, decrypts, decompresses and splits `reader`, handing each message to `send`, which
+/// returns false when nobody listens any more. Synchronous: the decode thread runs it, and so
+/// does the fuzz target. An `Err` is the reason decoding failed; nothing follows it.
+pub fn decode_blocking(
     reader: Box<dyn Read + Send>,
     identities: &Identities,
     counters: &Counters,
-    tx: &mpsc::Sender<Msg>,
+    send: &mut dyn FnMut(Msg) -> bool,
 ) -> Result<(), String> {
     let mut reader = reader;
     let mut layers = Vec::new();
@@ -416,7 +421,7 @@ fn decode_blocking(
             );
         }
     };
-    if tx.blocking_send(Msg::Found(layers, format)).is_err() {
+    if !send(Msg::Found(layers, format)) {
         return Ok(());
     }
     // A custom-format archive becomes SQL through pg_restore, and is then split like a plain
@@ -445,16 +450,16 @@ fn decode_blocking(
         if pieces.is_empty() {
             continue;
         }
-        if tx.blocking_send(Msg::Pieces(pieces)).is_err() {
+        if !send(Msg::Pieces(pieces)) {
             return Ok(()); // the loader stopped
         }
     }
     let mut pieces = Vec::new();
     splitter.finish(&mut pieces).map_err(split_error)?;
-    if !pieces.is_empty() && tx.blocking_send(Msg::Pieces(pieces)).is_err() {
+    if !pieces.is_empty() && !send(Msg::Pieces(pieces)) {
         return Ok(());
     }
-    let _ = tx.blocking_send(Msg::Complete);
+    send(Msg::Complete);
     Ok(())
 }
 
