@@ -122,6 +122,18 @@ async fn a_reader_that_stops_early_panics_or_fails_never_commits() {
     assert!(e.contains("without saying the backup was complete"), "{e}");
     assert_same_dump(&before, &db.dump(), "closed channel");
 
+    // `\connect` to the same database is fine, and `\connect - ROLE` runs what follows as ROLE.
+    let loaded = load_sql(
+        &db,
+        &format!(
+            "\\connect {}\n\\connect - postgres\nCREATE TABLE made_as (a int);\nDROP TABLE made_as;\n",
+            db.name
+        ),
+    )
+    .await;
+    assert!(loaded.is_ok(), "{loaded:?}");
+    assert_same_dump(&before, &db.dump(), "connect");
+
     // The issue's reproduction: a malformed `COPY FROM stdin;` after a DROP no longer panics
     // the splitter; the server refuses it and everything is rolled back.
     let e = load_sql(&db, "DROP TABLE precious;\nCOPY FROM stdin;\n1\n\\.\n")
@@ -449,6 +461,7 @@ GRANT ALL ON TABLE public.profiles TO anon;
 GRANT ALL ON TABLE public.profiles TO authenticated;
 GRANT ALL ON TABLE public.profiles TO service_role;
 ";
+    let before = s.target.dump();
     put(&s.bucket, "db/supabase.sql", sql.as_bytes().to_vec()).await;
     let r = s
         .run("/db restore backup:supabase.sql target:staging")
@@ -512,6 +525,7 @@ GRANT ALL ON TABLE public.profiles TO service_role;
     .await;
     assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
     assert!(!role_exists(&anon), "a rolled-back restore left its role");
+    assert_same_dump(&before, &s.target.dump(), "roles rolled back");
     let asked = e
         .run(&commander(), "/db restore backup:roles.sql target:staging")
         .await;

@@ -9,7 +9,8 @@ use drbot_commands::db::pipeline::{Counters, Identities, Msg, decode_blocking};
 use libfuzzer_sys::fuzz_target;
 
 /// A key for fuzzing only (its public key is in fuzz/README.md, for making seeds).
-const FUZZ_KEY: &str = "AGE-SECRET-KEY-1LQHSQ734D0XVUGHJSYYCF0DDH5DU7YWTAX8T6P4GZQSY3ERQXFNQZ3VXT2\n";
+const FUZZ_KEY: &str =
+    "AGE-SECRET-KEY-1LQHSQ734D0XVUGHJSYYCF0DDH5DU7YWTAX8T6P4GZQSY3ERQXFNQZ3VXT2\n";
 
 fn identities() -> &'static Identities {
     static IDS: OnceLock<Identities> = OnceLock::new();
@@ -32,5 +33,8 @@ fuzz_target!(|data: &[u8]| {
             true
         },
     );
-    assert!(r.is_ok() == complete, "Ok without Complete, or Complete with an error");
+    assert!(
+        r.is_ok() == complete,
+        "Ok without Complete, or Complete with an error"
+    );
 });

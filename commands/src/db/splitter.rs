@@ -976,6 +976,37 @@ SELECT 'after copy';
         }
 
         #[test]
+        fn copy_like_and_meta_lines_never_panic_and_split_the_same_in_any_chunks(
+            lines in prop::collection::vec(
+                prop_oneof![
+                    Just("COPY FROM stdin;".to_string()),
+                    Just("copy t(a,b) from STDIN;".to_string()),
+                    Just("COPY public.\"x y\" (a) FROM stdin WITH (FORMAT text);".to_string()),
+                    Just("COPY t TO stdout;".to_string()),
+                    Just("\\.".to_string()),
+                    Just("\\.\r".to_string()),
+                    Just("\\".to_string()),
+                    Just("\\connect -reuse-previous=on \"dbname='x'\"".to_string()),
+                    Just("\\c - role".to_string()),
+                    Just("\\restrict k".to_string()),
+                    Just("\\unrestrict k".to_string()),
+                    Just("\\! echo no".to_string()),
+                    Just("-- PostgreSQL database dump".to_string()),
+                    Just("-- PostgreSQL database dump complete".to_string()),
+                    "[a-z0-9\\t\\\\.;'\"$ ]{0,12}",
+                    "(COPY|copy|Copy) [a-z( )]{0,8}(FROM|from)? ?(stdin|STDIN|pstdin)?;?",
+                ],
+                0..30,
+            ),
+            sizes in prop::collection::vec(1usize..9, 0..60),
+        ) {
+            let text = lines.join("\n");
+            let whole = split_chunks(text.as_bytes(), &[]);
+            let chunked = split_chunks(text.as_bytes(), &sizes);
+            prop_assert_eq!(whole, chunked);
+        }
+
+        #[test]
         fn random_sql_splits_the_same_in_any_chunks(
             text in r#"([a-z ;'"$\-/*\\\n\tE]|\$x\$|COPY t FROM stdin;\n|\\\.\n){0,80}"#,
             sizes in prop::collection::vec(1usize..7, 0..80),
