@@ -261,7 +261,7 @@ fn dump_blocking(
     if !status.success() {
         return Err(format!(
             "pg_dump failed ({status}): {}",
-            super::load::last_lines(&errors, 3)
+            crate::render::last_lines(&errors, 3)
         ));
     }
     pieces.clear();

@@ -66,7 +66,7 @@ impl SqlFromArchive {
             Some(Ok(r)) => r,
             Some(Err(p)) => Err(io::Error::other(format!(
                 "reading the archive stopped unexpectedly: {}",
-                super::pipeline::panic_text(p.as_ref())
+                crate::render::panic_text(p.as_ref())
             ))),
             None => Ok(0),
         };
@@ -84,7 +84,7 @@ impl SqlFromArchive {
         if !status.success() {
             return Err(io::Error::other(format!(
                 "pg_restore could not read the custom-format archive ({status}): {}",
-                super::load::last_lines(&String::from_utf8_lossy(&stderr), 3)
+                crate::render::last_lines(&String::from_utf8_lossy(&stderr), 3)
             )));
         }
         fed.map(|_| ())

@@ -711,11 +711,6 @@ fn copy_error(s: &Statement, table: &str, e: &tokio_postgres::Error) -> String {
     )
 }
 
-/// The last `n` non-empty lines of a tool's error output, joined for one message.
-pub(crate) fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join(" / ")
-}
 
 /// A conninfo string for libpq tools, without the password (which goes in PGPASSWORD).
 pub(crate) fn libpq_env(target: &Target) -> Result<(String, Vec<(String, String)>), String> {

@@ -251,20 +251,12 @@ pub fn decode(
                 "drbot's backup reader stopped unexpectedly after {} bytes of SQL ({} bytes downloaded): {}",
                 Counters::get(&counters.sql_bytes),
                 Counters::get(&counters.downloaded),
-                panic_text(panic.as_ref())
+                crate::render::panic_text(panic.as_ref())
             ),
         };
         let _ = tx.blocking_send(Msg::Failed(failed));
     });
     rx
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_string())
 }
 
 /// A synchronous reader over downloaded chunks; the download says when it is over.

@@ -12,9 +12,9 @@ use super::load::{Blocker, first_words};
 use super::pg::{Target, pg_error};
 use super::pipeline::{Counters, Format, Layer, Msg};
 use super::script::{Needs, Policy};
-use super::size;
 use super::splitter::Piece;
 use crate::progress::ProgressSink;
+use crate::render::size;
 
 /// What reading the whole backup found.
 #[derive(Clone, Debug, Default)]
