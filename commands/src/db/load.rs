@@ -711,7 +711,6 @@ fn copy_error(s: &Statement, table: &str, e: &tokio_postgres::Error) -> String {
     )
 }
 
-
 /// A conninfo string for libpq tools, without the password (which goes in PGPASSWORD).
 pub(crate) fn libpq_env(target: &Target) -> Result<(String, Vec<(String, String)>), String> {
     let (config, verify) = target.pg_config().map_err(|e| e.to_string())?;

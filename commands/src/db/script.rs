@@ -305,7 +305,16 @@ impl Policy {
             }
             return Ok(Step::Run);
         }
-        if w(0, "set") && w(1, "lock_timeout") {
+        let set_at = if w(1, "local") || w(1, "session") {
+            2
+        } else {
+            1
+        };
+        let set_config_lock = w(0, "select")
+            && t.iter().any(|x| x.is("set_config"))
+            && t.iter()
+                .any(|x| matches!(x, Token::Str(v) if v == "lock_timeout"));
+        if (w(0, "set") && w(set_at, "lock_timeout")) || set_config_lock {
             return Ok(Step::LockTimeout);
         }
         if let Some(seq) = setval_target(&t) {
@@ -573,6 +582,13 @@ mod tests {
             "SELECT pg_catalog.setval('public.\"Mixed_Id_seq\"', 7, true)",
         ]);
         assert_eq!(r[0], Ok(Step::LockTimeout));
+        for sql in [
+            "SET LOCAL lock_timeout TO 0",
+            "set session lock_timeout = '0'",
+            "SELECT pg_catalog.set_config('lock_timeout', '0', false)",
+        ] {
+            assert_eq!(decide(&[sql])[0], Ok(Step::LockTimeout), "{sql}");
+        }
         assert_eq!(r[1], Ok(Step::Run));
         assert_eq!(r[2], Ok(Step::Clean));
         assert_eq!(r[3], Ok(Step::Clean));
