@@ -244,9 +244,10 @@ pub async fn load(
     let result = match result {
         Ok(created_since) => Ok(created_since),
         Err(e) => {
-            let e = match &monitor {
-                Some(m) if e.contains("(55P03)") => lock_message(&e, m.last(), options),
-                _ => e,
+            let e = if e.contains("(55P03)") {
+                lock_message(&e, monitor.as_ref().and_then(Monitor::last), options)
+            } else {
+                e
             };
             // Best effort: if the connection is gone the server has rolled back already.
             let _ = client.batch_execute("ROLLBACK").await;
