@@ -102,8 +102,8 @@ const BLOCKERS_SQL: &str = "SELECT pid, coalesce(application_name, ''), coalesce
      coalesce(state, ''), coalesce(query, '') FROM pg_stat_activity \
      WHERE pid = ANY (pg_blocking_pids($1)) ORDER BY pid";
 
-/// Reads blocker rows.
-fn blockers(rows: &[tokio_postgres::Row]) -> Vec<Blocker> {
+/// Reads session rows: pid, application, user, state, query.
+pub(crate) fn sessions(rows: &[tokio_postgres::Row]) -> Vec<Blocker> {
     rows.iter()
         .map(|r| Blocker {
             pid: r.get(0),
@@ -116,7 +116,7 @@ fn blockers(rows: &[tokio_postgres::Row]) -> Vec<Blocker> {
 }
 
 /// The first `n` words of a query, up to any literal (which may hold data).
-pub(crate) fn first_words(q: &str, n: usize) -> String {
+fn first_words(q: &str, n: usize) -> String {
     let mut out = Vec::new();
     for w in q.split_whitespace().take(n) {
         if w.contains('\'') || w.contains('$') || w.eq_ignore_ascii_case("values") {
@@ -151,7 +151,7 @@ impl Monitor {
                 let Ok(rows) = client.query(BLOCKERS_SQL, &[&pid]).await else {
                     continue;
                 };
-                let now = blockers(&rows);
+                let now = sessions(&rows);
                 let line = match now.first() {
                     Some(b) => {
                         if let Ok(mut g) = seen.lock() {

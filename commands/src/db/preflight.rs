@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::load::{Blocker, first_words};
+use super::load::{Blocker, sessions};
 use super::pg::{Target, pg_error};
 use super::pipeline::{Counters, Format, Layer, Msg};
 use super::script::{Needs, Policy};
@@ -173,7 +173,7 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Stri
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let sessions = client
+    let rows = client
         .query(
             "SELECT pid, coalesce(application_name, ''), coalesce(usename::text, ''), \
              coalesce(state, ''), coalesce(query, '') FROM pg_catalog.pg_stat_activity \
@@ -182,16 +182,8 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Stri
             &[],
         )
         .await
-        .map_err(|e| format!("could not list the target's sessions: {}", pg_error(&e)))?
-        .iter()
-        .map(|r| Blocker {
-            pid: r.get(0),
-            application: r.get(1),
-            user: r.get(2),
-            state: r.get(3),
-            query: first_words(&r.get::<_, String>(4), 6),
-        })
-        .collect();
+        .map_err(|e| format!("could not list the target's sessions: {}", pg_error(&e)))?;
+    let sessions = sessions(&rows);
     Ok(TargetFacts {
         missing_roles: roles.into_iter().filter(|r| !have.contains(r)).collect(),
         missing_extensions: extensions
