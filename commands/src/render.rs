@@ -58,6 +58,20 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// The first `n` words of SQL for a message, stopping before any literal or `VALUES` (which
+/// may hold row data), at most `max` characters.
+pub fn words_before_data(sql: &str, n: usize, max: usize) -> String {
+    let mut out = Vec::new();
+    for w in sql.split_whitespace().take(n) {
+        if w.contains('\'') || w.contains('$') || w.eq_ignore_ascii_case("values") {
+            out.push("…");
+            break;
+        }
+        out.push(w);
+    }
+    truncate(&out.join(" "), max)
+}
+
 /// The last `n` non-empty lines of a tool's error output, joined for one message.
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -110,22 +110,9 @@ pub(crate) fn sessions(rows: &[tokio_postgres::Row]) -> Vec<Blocker> {
             application: r.get(1),
             user: r.get(2),
             state: r.get(3),
-            query: first_words(&r.get::<_, String>(4), 6),
+            query: crate::render::words_before_data(&r.get::<_, String>(4), 6, 60),
         })
         .collect()
-}
-
-/// The first `n` words of a query, up to any literal (which may hold data).
-fn first_words(q: &str, n: usize) -> String {
-    let mut out = Vec::new();
-    for w in q.split_whitespace().take(n) {
-        if w.contains('\'') || w.contains('$') || w.eq_ignore_ascii_case("values") {
-            out.push("…");
-            break;
-        }
-        out.push(w);
-    }
-    crate::render::truncate(&out.join(" "), 60)
 }
 
 /// Watches the restore's session from a second connection: whom it waits for, if anyone.

@@ -51,10 +51,9 @@ pub struct Statement {
 }
 
 impl Statement {
-    /// The first few words, for messages.
+    /// The first few words, for messages; never a literal, which may hold row data.
     pub fn head(&self) -> String {
-        let words: Vec<&str> = self.sql.split_whitespace().take(6).collect();
-        crate::render::truncate(&words.join(" "), 80)
+        crate::render::words_before_data(&self.sql, 6, 80)
     }
 }
 
@@ -944,6 +943,12 @@ SELECT 'after copy';
             Piece::Statement(s) => {
                 assert_eq!((s.line, s.offset, s.sql.as_str()), (3, 17, "SELECT\n 2"));
                 assert_eq!(s.head(), "SELECT 2");
+                let insert = Statement {
+                    sql: "INSERT INTO public.users VALUES (1, 'a@b.c')".into(),
+                    line: 1,
+                    offset: 0,
+                };
+                assert_eq!(insert.head(), "INSERT INTO public.users …");
             }
             other => panic!("{other:?}"),
         }
