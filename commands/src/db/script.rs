@@ -475,7 +475,14 @@ impl Needs {
         } else {
             ("to", &["with", "granted", "using"])
         };
-        let Some(i) = last(kw) else { return };
+        // A policy's roles follow its first TO, before USING / WITH CHECK expressions (which
+        // may hold a `SIMILAR TO`); a GRANT's grantees follow its last.
+        let at = if w(&t, 0, "create") && w(&t, 1, "policy") {
+            t.iter().position(|x| x.is(kw))
+        } else {
+            last(kw)
+        };
+        let Some(i) = at else { return };
         let mut j = i + 1;
         while let Some(tok) = t.get(j) {
             if stop.iter().any(|s| tok.is(s)) {
@@ -643,6 +650,7 @@ mod tests {
             "REVOKE USAGE ON SCHEMA s FROM dashboard_user CASCADE",
             "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon",
             "CREATE POLICY p ON public.t TO authenticated USING ((auth.uid() = owner))",
+            "CREATE POLICY \"q\" ON \"public\".\"t\" FOR SELECT TO \"policy_role\" WITH CHECK ((name SIMILAR TO 'x%'))",
             "CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin",
             "SET SESSION AUTHORIZATION 'olduser'",
             "GRANT pg_read_all_data TO reader",
@@ -660,6 +668,7 @@ mod tests {
                 "authenticated",
                 "dashboard_user",
                 "olduser",
+                "policy_role",
                 "postgres",
                 "reader",
                 "service_role",
