@@ -22,7 +22,7 @@ pub struct Hit {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<String>,
     pub delay: Duration,
 }
 

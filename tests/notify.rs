@@ -39,7 +39,7 @@ async fn notices_retry_with_backoff_and_the_same_key() {
     fake.script(
         "/emails",
         vec![
-            Answer { retry_after: Some(30), ..Answer::status(429, serde_json::json!({ "statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests" })) },
+            Answer { retry_after: Some("30".into()), ..Answer::status(429, serde_json::json!({ "statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests" })) },
             Answer::status(500, serde_json::json!({ "statusCode": 500, "name": "internal_server_error", "message": "oops" })),
         ],
     );
@@ -267,4 +267,61 @@ fn a_kill_mid_delivery_still_sends_each_notice_exactly_once() {
     assert_eq!(fake.hits("/emails").len(), 2);
     let store = Store::open(&d.data_dir()).unwrap();
     assert!(store.pending_outbox().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_retry_after_headers_and_huge_bodies_leave_drbot_answering() {
+    let fake = FakeHttp::start().await;
+    let rate_limited = |v: &str| Answer {
+        retry_after: Some(v.to_string()),
+        ..Answer::status(429, serde_json::json!({ "message": "slow down" }))
+    };
+    fake.script(
+        "/emails",
+        vec![
+            rate_limited("1e30"),
+            rate_limited("-5"),
+            rate_limited("nan"),
+            rate_limited("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Answer::status(500, serde_json::json!({ "message": "x".repeat(10 << 20) })),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let e = engine(
+        dir.path(),
+        &notify_config(&fake.base),
+        &format!("{}/hook", fake.base),
+        clock.clone(),
+    );
+    let r = e
+        .run(
+            &commander(),
+            "/incident declare scenario:database severity:sev1 title:\"orders failing\"",
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    // 1e30 seconds is an hour at most; every command keeps working meanwhile.
+    let r = e.run(&commander(), "/incident status").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    clock.advance(Minutes::minutes(59));
+    assert_eq!(e.deliver_due().await.unwrap(), 0);
+    assert_eq!(fake.hits("/emails").len(), 1, "not before the hour");
+    // Then -5, nan and a date in 1970 fall back to the backoff (10 s, 20 s, 40 s), and a 10 MB
+    // error body is read only in part; the sixth attempt delivers.
+    for wait in [60, 10, 20, 40, 80] {
+        clock.advance(Minutes::seconds(wait));
+        e.deliver_due().await.unwrap();
+        let r = e.run(&commander(), "/incident status").await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    }
+    assert_eq!(fake.hits("/emails").len(), 6);
+    let item = e
+        .store()
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.channel == "email")
+        .unwrap();
+    assert_eq!(item.status, DeliveryStatus::Delivered, "{item:?}");
 }

@@ -25,6 +25,10 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// Backoff after the first failure; it doubles each time, up to [`MAX_BACKOFF_SECS`].
 const FIRST_BACKOFF_SECS: i64 = 5;
 const MAX_BACKOFF_SECS: i64 = 600;
+/// The longest wait a remote service's `Retry-After` can ask for.
+pub const MAX_RETRY_AFTER_SECS: i64 = 3600;
+/// The most of an error response's body read (the rest is never downloaded).
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// What stakeholders are told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,7 +308,12 @@ impl Engine {
                         } else {
                             let backoff = (FIRST_BACKOFF_SECS << (i.attempts - 1).min(10))
                                 .min(MAX_BACKOFF_SECS);
-                            i.next_at = now + Duration::seconds(after.unwrap_or(0).max(backoff));
+                            // Both are bounded (an hour, ten minutes): this cannot overflow.
+                            let wait = after
+                                .unwrap_or(0)
+                                .clamp(0, MAX_RETRY_AFTER_SECS)
+                                .max(backoff);
+                            i.next_at = now + Duration::seconds(wait);
                             Vec::new()
                         }
                     }
@@ -397,9 +406,8 @@ impl Engine {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .map(|s| s.ceil() as i64);
-                let text = resp.text().await.unwrap_or_default();
+                    .and_then(|v| retry_after(v, self.now()));
+                let text = bounded_text(resp, MAX_ERROR_BODY).await;
                 let detail = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
                     .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -417,6 +425,35 @@ impl Engine {
             }
         }
     }
+}
+
+/// A `Retry-After` header as seconds to wait: delta-seconds or an HTTP date (RFC 9110),
+/// never negative, at most [`MAX_RETRY_AFTER_SECS`]; `None` when it is neither.
+pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    let v = value.trim();
+    let secs = if let Ok(n) = v.parse::<f64>() {
+        if !n.is_finite() {
+            return None;
+        }
+        // Clamped before the cast, so no value can overflow.
+        n.ceil().clamp(0.0, MAX_RETRY_AFTER_SECS as f64) as i64
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+        (at.with_timezone(&chrono::Utc) - now).num_seconds()
+    };
+    Some(secs.clamp(0, MAX_RETRY_AFTER_SECS))
+}
+
+/// At most `max` bytes of a response's body as text; the rest is not read.
+async fn bounded_text(mut resp: reqwest::Response, max: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < max {
+        match resp.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c[..c.len().min(max - body.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// `/notify stakeholders`.
@@ -453,4 +490,31 @@ pub fn delivery_line(engine: &Engine, items: &[OutboxItem]) -> String {
         })
         .collect();
     format!("Stakeholder notice sent — {}.", states.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date_bounded_to_an_hour() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .expect("test setup")
+            .with_timezone(&chrono::Utc);
+        for (v, want) in [
+            ("30", Some(30)),
+            (" 1.2 ", Some(2)),
+            ("1e30", Some(MAX_RETRY_AFTER_SECS)),
+            ("-5", Some(0)),
+            ("nan", None),
+            ("inf", None),
+            ("", None),
+            ("soon", None),
+            ("Tue, 01 Dec 2026 10:01:00 GMT", Some(60)),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(0)),
+            ("Fri, 01 Jan 9999 00:00:00 GMT", Some(MAX_RETRY_AFTER_SECS)),
+        ] {
+            assert_eq!(retry_after(v, now), want, "{v:?}");
+        }
+    }
 }
