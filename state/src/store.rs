@@ -1,6 +1,6 @@
 //! The sled database of one data directory and its typed operations.
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sled::Transactional;
@@ -29,6 +29,31 @@ mod names {
     pub const NEXT_OUTBOX_KEY: &[u8] = b"next_outbox";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
+    pub const LOCK_FILE: &str = "drbot.lock";
+}
+
+/// Removes the snapshot files sled was still writing when its process died
+/// (`snap.<lsn>.generating`). sled renames a snapshot only after writing and syncing it, so
+/// such a file is incomplete by definition; but sled 0.34.7 reads the newest `snap.*` file
+/// whatever its suffix and then refuses to open ("Read corrupted data", upstream #1527).
+/// Without it, sled reads the previous snapshot and replays its log: nothing is lost.
+fn remove_unfinished_snapshots(sled_dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(sled_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// A migration from schema `n` to `n + 1`, at index `n - 1`.
@@ -41,6 +66,8 @@ const MIGRATIONS: &[Migration] = &[];
 #[derive(Clone, Debug)]
 pub struct Store {
     path: PathBuf,
+    /// drbot's own lock on the directory, taken before sled is touched (released on drop).
+    _lock: std::sync::Arc<std::fs::File>,
     db: sled::Db,
     meta: sled::Tree,
     incidents: sled::Tree,
@@ -67,6 +94,26 @@ impl Store {
                     source,
                 })?;
         }
+        let open_err = |source| StateError::Open {
+            path: dir.to_path_buf(),
+            source,
+        };
+        // Our own lock first: only the holder may tidy what a killed process left.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(dir.join(names::LOCK_FILE))
+            .map_err(open_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Locked(dir.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
+        }
+        remove_unfinished_snapshots(&dir.join("sled")).map_err(open_err)?;
         let db = sled::Config::new()
             .path(dir.join("sled"))
             .open()
@@ -80,6 +127,7 @@ impl Store {
             })?;
         let store = Store {
             path: dir.to_path_buf(),
+            _lock: std::sync::Arc::new(lock),
             meta: db.open_tree(names::META)?,
             incidents: db.open_tree(names::INCIDENTS)?,
             timeline: db.open_tree(names::TIMELINE)?,
@@ -582,6 +630,41 @@ mod tests {
             kind: EntryKind::Note,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_left_by_a_kill_does_not_stop_the_store_opening() {
+        let dir = tempfile::tempdir().expect("test setup");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .append_audit(entry("acknowledged before the kill"))
+                .expect("write");
+            store.db.flush().expect("flush");
+        }
+        // What a kill -9 while sled writes a snapshot leaves: the file it had not renamed yet,
+        // sorting after every finished one.
+        let sled_dir = dir.path().join("sled");
+        std::fs::write(sled_dir.join("snap.FFFFFFFFFFFFFFF0.generating"), b"").expect("setup");
+        // sled alone refuses that directory: the test's premise.
+        assert!(sled::Config::new().path(&sled_dir).open().is_err());
+        std::fs::write(sled_dir.join("snap.FFFFFFFFFFFFFFF0.generating"), b"").expect("setup");
+        let store = Store::open(dir.path()).expect("opens after the kill");
+        let texts: Vec<String> = store
+            .audit()
+            .expect("read")
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        assert_eq!(texts, ["acknowledged before the kill"]);
+        assert!(!sled_dir.join("snap.FFFFFFFFFFFFFFF0.generating").exists());
+        // A second open while it is held is refused, and tidies nothing.
+        std::fs::write(sled_dir.join("snap.FFFFFFFFFFFFFFF1.generating"), b"").expect("setup");
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StateError::Locked(_))
+        ));
+        assert!(sled_dir.join("snap.FFFFFFFFFFFFFFF1.generating").exists());
     }
 
     fn incident(id: IncidentId) -> Incident {
