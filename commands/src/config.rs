@@ -189,6 +189,9 @@ impl Default for RestoreConfig {
     }
 }
 
+/// The longest any duration in minutes may be: a year.
+pub const MAX_MINUTES: u64 = 525_600;
+
 /// The most `lock_wait_secs` may be: a day.
 pub const MAX_LOCK_WAIT_SECS: u64 = 86_400;
 
@@ -495,6 +498,14 @@ impl Config {
                 b.xz_level
             ));
         }
+        if let Some(b) = &self.backup
+            && b.xz_threads > 64
+        {
+            return bad(format!(
+                "[backup] xz_threads must be 0 (automatic) to 64, not {}",
+                b.xz_threads
+            ));
+        }
         if let Some(n) = &self.notify
             && !SEVERITIES.contains(&n.min_severity.as_str())
         {
@@ -503,6 +514,55 @@ impl Config {
                 SEVERITIES.join(", "),
                 n.min_severity
             ));
+        }
+        // Every duration is used as a chrono Duration: bound them here, naming the key, so none
+        // can overflow at use.
+        let minutes = [
+            ("[status] every_mins", self.status.every_mins),
+            ("[status] quiet_mins", self.status.quiet_mins),
+            ("[objectives] rto.database", self.objectives.rto.database),
+            ("[objectives] rto.storage", self.objectives.rto.storage),
+            ("[objectives] rto.search", self.objectives.rto.search),
+            ("[objectives] rto.full", self.objectives.rto.full),
+            ("[objectives] rpo.database", self.objectives.rpo.database),
+            ("[objectives] rpo.storage", self.objectives.rpo.storage),
+            ("[objectives] rpo.search", self.objectives.rpo.search),
+        ];
+        for (key, v) in minutes {
+            if v > MAX_MINUTES {
+                return bad(format!(
+                    "{key} must be at most {MAX_MINUTES} (a year in minutes), not {v}"
+                ));
+            }
+        }
+        if self.approvals.ttl_secs > MAX_MINUTES * 60 {
+            return bad(format!(
+                "[approvals] ttl_secs must be at most {} (a year), not {}",
+                MAX_MINUTES * 60,
+                self.approvals.ttl_secs
+            ));
+        }
+        // Discord ids are never 0 (and serenity refuses one).
+        if let Some(d) = &self.discord {
+            let ids = [
+                ("guild_id", Some(d.guild_id)),
+                ("incident_channel_id", Some(d.incident_channel_id)),
+                ("stakeholder_channel_id", d.stakeholder_channel_id),
+                ("approver_role_id", d.approver_role_id),
+                ("commander_role_id", d.commander_role_id),
+            ];
+            for (key, id) in ids {
+                if id == Some(0) {
+                    return bad(format!("[discord] {key} must be a Discord id, not 0"));
+                }
+            }
+        }
+        for (name, p) in &self.people {
+            if p.discord_id == Some(0) {
+                return bad(format!(
+                    "[people.{name}] discord_id must be a Discord id, not 0"
+                ));
+            }
         }
         if self.status.quiet_mins == 0 {
             return bad("[status] quiet_mins must be at least 1".to_string());
@@ -609,6 +669,10 @@ mod tests {
             ("data_dri = \"x\"", "unknown field `data_dri`"),
             ("[people.a]\nroles = [\"boss\"]", "unknown role `boss`"),
             ("[backup]\nxz_level = 12", "xz_level must be 0 to 9"),
+            (
+                "[backup]\nxz_threads = 100000",
+                "[backup] xz_threads must be 0",
+            ),
             ("[status]\nevery_mins = 0", "every_mins must be at least 1"),
             (
                 "[notify]\nmin_severity = \"sev9\"",
@@ -623,6 +687,38 @@ mod tests {
                 "unknown field `url`",
             ),
             ("[approvals]\nttl_secs = \"soon\"", "invalid type"),
+            (
+                "[status]\nquiet_mins = 18446744073709551615",
+                "[status] quiet_mins must be at most 525600",
+            ),
+            (
+                "[objectives]\nrpo = { database = 99999999999 }",
+                "[objectives] rpo.database must be at most",
+            ),
+            (
+                "[approvals]\nttl_secs = 9223372036854775807",
+                "[approvals] ttl_secs must be at most",
+            ),
+            (
+                "[discord]\nguild_id = 0\nincident_channel_id = 2",
+                "[discord] guild_id must be a Discord id, not 0",
+            ),
+            (
+                "[discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 0",
+                "[discord] approver_role_id must be a Discord id",
+            ),
+            (
+                "[people.a]\ndiscord_id = 0",
+                "[people.a] discord_id must be a Discord id",
+            ),
+            (
+                "[restore]\nlock_wait_secs = 0",
+                "[restore] lock_wait_secs must be 1 to 86400",
+            ),
+            (
+                "[restore]\nlock_wait_secs = 86401",
+                "[restore] lock_wait_secs must be 1 to 86400",
+            ),
         ];
         for (text, want) in cases {
             let e = Config::from_toml(text, p).unwrap_err().to_string();
