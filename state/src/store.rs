@@ -32,6 +32,50 @@ mod names {
     pub const LOCK_FILE: &str = "drbot.lock";
 }
 
+/// How long a reopen waits for a handle of this same process that sled is still closing.
+const SLED_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled in `dir`, drbot's own lock already held. sled's lock can still be taken by a
+/// handle of this process whose background threads are closing it: that is waited for,
+/// briefly. A refusal to open for anything else, when a killed process left unfinished
+/// snapshot files, is met by removing them and trying once more.
+fn open_sled(dir: &Path) -> Result<sled::Db, StateError> {
+    let sled_dir = dir.join("sled");
+    let started = std::time::Instant::now();
+    let mut tidied = false;
+    loop {
+        match sled::Config::new().path(&sled_dir).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if is_lock_error(&io) => {
+                if started.elapsed() >= SLED_RELEASE_WAIT {
+                    return Err(StateError::Locked(dir.to_path_buf()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                let removed = if tidied {
+                    0
+                } else {
+                    remove_unfinished_snapshots(&sled_dir).map_err(|source| StateError::Open {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?
+                };
+                tidied = true;
+                if removed == 0 {
+                    return Err(match e {
+                        sled::Error::Io(source) => StateError::Open {
+                            path: dir.to_path_buf(),
+                            source,
+                        },
+                        other => StateError::Sled(other),
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// Removes the snapshot files sled was still writing when its process died
 /// (`snap.<lsn>.generating`). sled renames a snapshot only after writing and syncing it, so
 /// such a file is incomplete by definition; but sled 0.34.7 reads the newest `snap.*` file
@@ -113,18 +157,7 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
         }
-        remove_unfinished_snapshots(&dir.join("sled")).map_err(open_err)?;
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if is_lock_error(&io) => StateError::Locked(dir.to_path_buf()),
-                sled::Error::Io(source) => StateError::Open {
-                    path: dir.to_path_buf(),
-                    source,
-                },
-                other => StateError::Sled(other),
-            })?;
+        let db = open_sled(dir)?;
         let store = Store {
             path: dir.to_path_buf(),
             _lock: std::sync::Arc::new(lock),
@@ -806,7 +839,8 @@ mod tests {
         }
         let err = Store::open(dir.path()).unwrap_err();
         assert!(
-            matches!(err, StateError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
+            matches!(err, StateError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err:?}"
         );
         assert!(err.to_string().contains("newer drbot"));
     }
