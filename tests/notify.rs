@@ -33,16 +33,15 @@ fn engine(dir: &Path, config: &str, hook: &str, clock: Arc<ManualClock>) -> Engi
     }))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notices_retry_with_backoff_and_the_same_key() {
-    let fake = FakeHttp::start().await;
-    fake.script(
-        "/emails",
-        vec![
-            Answer { retry_after: Some("30".into()), ..Answer::status(429, serde_json::json!({ "statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests" })) },
-            Answer::status(500, serde_json::json!({ "statusCode": 500, "name": "internal_server_error", "message": "oops" })),
-        ],
-    );
+/// An engine on a manual clock, wired to `fake`, with a sev1 incident just declared.
+async fn declared(
+    fake: &FakeHttp,
+) -> (
+    tempfile::TempDir,
+    Arc<ManualClock>,
+    Engine,
+    drbot_commands::Reply,
+) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let e = engine(
@@ -57,6 +56,20 @@ async fn notices_retry_with_backoff_and_the_same_key() {
             "/incident declare scenario:database severity:sev1 title:\"orders failing\"",
         )
         .await;
+    (dir, clock, e, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_retry_with_backoff_and_the_same_key() {
+    let fake = FakeHttp::start().await;
+    fake.script(
+        "/emails",
+        vec![
+            Answer { retry_after: Some("30".into()), ..Answer::status(429, serde_json::json!({ "statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests" })) },
+            Answer::status(500, serde_json::json!({ "statusCode": 500, "name": "internal_server_error", "message": "oops" })),
+        ],
+    );
+    let (_dir, clock, e, r) = declared(&fake).await;
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
     assert!(
         r.text
@@ -286,20 +299,7 @@ async fn hostile_retry_after_headers_and_huge_bodies_leave_drbot_answering() {
             Answer::status(500, serde_json::json!({ "message": "x".repeat(10 << 20) })),
         ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let e = engine(
-        dir.path(),
-        &notify_config(&fake.base),
-        &format!("{}/hook", fake.base),
-        clock.clone(),
-    );
-    let r = e
-        .run(
-            &commander(),
-            "/incident declare scenario:database severity:sev1 title:\"orders failing\"",
-        )
-        .await;
+    let (_dir, clock, e, r) = declared(&fake).await;
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
     // 1e30 seconds is an hour at most; every command keeps working meanwhile.
     let r = e.run(&commander(), "/incident status").await;

@@ -152,27 +152,21 @@ pub async fn read(
 pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, String> {
     let client = target.connect().await.map_err(|e| e.to_string())?;
     let roles: Vec<String> = needs.roles.iter().cloned().collect();
-    let have: Vec<String> = client
-        .query(
-            "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY($1)",
-            &[&roles],
-        )
-        .await
-        .map_err(|e| format!("could not read the target's roles: {}", pg_error(&e)))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let have = present(
+        &client,
+        "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY($1)",
+        &roles,
+        "roles",
+    )
+    .await?;
     let extensions: Vec<String> = needs.extensions.iter().cloned().collect();
-    let available: Vec<String> = client
-        .query(
-            "SELECT name::text FROM pg_catalog.pg_available_extensions WHERE name = ANY($1)",
-            &[&extensions],
-        )
-        .await
-        .map_err(|e| format!("could not read the target's extensions: {}", pg_error(&e)))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let available = present(
+        &client,
+        "SELECT name::text FROM pg_catalog.pg_available_extensions WHERE name = ANY($1)",
+        &extensions,
+        "extensions",
+    )
+    .await?;
     let rows = client
         .query(
             "SELECT pid, coalesce(application_name, ''), coalesce(usename::text, ''), \
@@ -192,4 +186,20 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Stri
             .collect(),
         sessions,
     })
+}
+
+/// Which of `names` the target has, by a query taking them as `$1`.
+async fn present(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    names: &[String],
+    what: &str,
+) -> Result<Vec<String>, String> {
+    Ok(client
+        .query(sql, &[&names])
+        .await
+        .map_err(|e| format!("could not read the target's {what}: {}", pg_error(&e)))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
