@@ -7,6 +7,7 @@
 //! request runs at most once: the move from pending to running is one sled transaction, and a
 //! request that was running when drbot stopped is marked interrupted, never re-run.
 
+use futures_util::FutureExt;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -53,6 +54,13 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::DbRestore { .. } => "db-restore",
+        }
+    }
+
+    /// The command whose runbook step the action automates.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Action::DbRestore { .. } => "/db restore",
         }
     }
 
@@ -393,7 +401,28 @@ pub async fn approve(
     })?;
     engine.store().flush().await?;
 
-    let result = execute(engine, ctx, &r, &action, progress).await;
+    // A panic while it runs still settles the request: it must not stay "running" forever.
+    let result = match std::panic::AssertUnwindSafe(execute(engine, ctx, &r, &action, progress))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(p) => {
+            let _ = engine.step_finished(
+                ctx,
+                inv,
+                action.command(),
+                drbot_state::StepState::Interrupted,
+                Some("drbot hit an internal error while it ran".to_string()),
+            );
+            Err(Ran(CommandError::Failed(format!(
+            "{} stopped on an internal error in drbot ({}). Check the target with /db verify \
+             before going on.",
+            r.id,
+            crate::render::truncate(&crate::redact::redact_urls(&crate::render::panic_text(&*p)), 200)
+        ))))
+        }
+    };
     let (status, reason) = match &result {
         Ok(_) => (ApprovalStatus::Executed, None),
         Err(Voided(why)) => (ApprovalStatus::Voided, Some(why.clone())),

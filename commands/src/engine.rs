@@ -134,7 +134,7 @@ impl Engine {
     pub async fn run_with(&self, ctx: &Context, line: &str, progress: &dyn ProgressSink) -> Reply {
         let parsed = grammar::parse(line);
         let result = match &parsed {
-            Ok(inv) => self.dispatch(ctx, inv, progress).await,
+            Ok(inv) => self.dispatch_guarded(ctx, inv, progress).await,
             Err(e) => Err(CommandError::from(e.clone())),
         };
         match result {
@@ -164,6 +164,43 @@ impl Engine {
                 Reply::new(err.outcome(), text)
             }
         }
+    }
+
+    /// Dispatches, catching a panic anywhere in the command: it becomes a failed command on
+    /// the record, the command's running step is marked interrupted, and the process (a
+    /// `serve` answering everyone) goes on.
+    async fn dispatch_guarded(
+        &self,
+        ctx: &Context,
+        inv: &Invocation,
+        progress: &dyn ProgressSink,
+    ) -> Result<Reply, CommandError> {
+        use futures_util::FutureExt;
+        let caught = std::panic::AssertUnwindSafe(self.dispatch(ctx, inv, progress))
+            .catch_unwind()
+            .await;
+        let panic = match caught {
+            Ok(result) => return result,
+            Err(p) => crate::render::panic_text(&*p),
+        };
+        let path = inv.spec.path();
+        tracing::error!(command = %path, panic = %redact_urls(&panic), "a command panicked");
+        let interrupted = self.step_finished(
+            ctx,
+            inv,
+            &path,
+            drbot_state::StepState::Interrupted,
+            Some("drbot hit an internal error while it ran".to_string()),
+        );
+        let step = match interrupted {
+            Ok(()) => "",
+            Err(_) => " Its runbook step could not be marked interrupted.",
+        };
+        Err(CommandError::Failed(format!(
+            "{path} stopped on an internal error in drbot ({}). What it recorded before the error \
+             is kept; check /incident status before retrying. drbot is still running.{step}",
+            crate::render::truncate(&redact_urls(&panic), 200)
+        )))
     }
 
     async fn dispatch(
@@ -360,6 +397,7 @@ impl Engine {
                         });
                 let open = match to {
                     StepState::Running => !rec.state.is_settled(),
+                    StepState::Interrupted => rec.state == StepState::Running,
                     _ => rec.state == StepState::Running || !rec.state.is_settled(),
                 };
                 automates && open

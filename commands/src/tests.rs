@@ -615,3 +615,47 @@ async fn long_timelines_are_condensed_with_the_full_text_attached() {
     assert_eq!(r.attachments[0].text.lines().count(), 42);
     assert!(r.full_text().contains("checked replica 17"));
 }
+
+#[tokio::test]
+async fn a_panic_inside_a_command_is_a_recorded_failure_and_the_engine_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap(),
+    ));
+    // Reading the target's URL panics, with a secret in the panic's message.
+    let config = Config::from_toml(
+        "[targets.production]\nurl_env = \"DATABASE_URL\"\n",
+        Path::new("drbot.toml"),
+    )
+    .unwrap();
+    let engine = Engine::new(Arc::new(config), store, clock).with_env(Arc::new(|k| {
+        if k == "DATABASE_URL" {
+            panic!("boom at postgres://app:hunter2@db/x");
+        }
+        None
+    }));
+    let a = alice();
+    let r = engine.run(&a, DECLARE).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+
+    let r = engine.run(&a, "/db check").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("/db check stopped on an internal error") && r.text.contains("boom"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("hunter2"), "{}", r.text);
+    let timeline = engine.store().timeline(IncidentId(1)).unwrap();
+    let last = timeline.last().unwrap();
+    assert_eq!(last.kind, EntryKind::Refused);
+    assert!(last.text.contains("/db check"), "{}", last.text);
+    assert!(!timeline.iter().any(|e| e.text.contains("hunter2")));
+
+    // The same engine answers the next command, and the one after that writes.
+    let r = engine.run(&a, "/incident note text:still here").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let r = engine.run(&a, "/incident status").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+}
