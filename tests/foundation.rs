@@ -250,3 +250,51 @@ fn check_reports_settings_without_secrets() {
         "{r:?}"
     );
 }
+
+#[test]
+fn the_console_history_and_the_logs_keep_no_secret() {
+    let d = Drbot::new("[targets.production]\nurl_env = \"DATABASE_URL\"\n");
+    std::fs::create_dir_all(d.data_dir()).unwrap();
+    let history = d.data_dir().join("console_history");
+    // A history written before redaction existed is scrubbed when the console opens.
+    std::fs::write(
+        &history,
+        "#V2\n/incident note text:old postgres://x:0ld-secret@h/d\n",
+    )
+    .unwrap();
+    let mut child = d
+        .command()
+        .arg("console")
+        .env("DATABASE_URL", "postgres://app:s3cr3t-pw@127.0.0.1:1/app")
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for l in [
+            DECLARE,
+            "/incident note text:replica at postgres://u:hunter22@10.0.0.9/db",
+            "/incident note text:the password is s3cr3t-pw, rotate it",
+            "/incident note text:host=db password=conn1nfo-pw dbname=app",
+            "/db check",
+            "/quit",
+        ] {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert!(kept.contains("/incident note text:"), "{kept}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("/db check"), "{stdout}");
+    for secret in ["0ld-secret", "hunter22", "s3cr3t-pw", "conn1nfo-pw"] {
+        assert!(!kept.contains(secret), "{secret} kept in history: {kept}");
+        assert!(!stdout.contains(secret), "{secret} shown: {stdout}");
+        assert!(!stderr.contains(secret), "{secret} logged: {stderr}");
+    }
+}

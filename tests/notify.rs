@@ -325,3 +325,103 @@ async fn hostile_retry_after_headers_and_huge_bodies_leave_drbot_answering() {
         .unwrap();
     assert_eq!(item.status, DeliveryStatus::Delivered, "{item:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_never_answers_costs_its_timeout_and_is_retried() {
+    let fake = FakeHttp::start().await;
+    fake.slow(Duration::from_secs(3600));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let config = format!("{}timeout_secs = 1\n", notify_config(&fake.base));
+    let e = engine(dir.path(), &config, &format!("{}/hook", fake.base), clock);
+    let started = std::time::Instant::now();
+    let r = e
+        .run(
+            &commander(),
+            "/incident declare scenario:database severity:sev1 title:\"orders failing\"",
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    // Two channels, a second each: the declare is not held for the hour the fake would take.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let outbox = e.store().outbox().unwrap();
+    assert_eq!(outbox.len(), 2);
+    for item in &outbox {
+        assert_eq!(item.status, DeliveryStatus::Pending, "{item:?}");
+        assert_eq!(
+            item.last_error.as_deref(),
+            Some("timed out after 1 s"),
+            "{item:?}"
+        );
+    }
+    let r = e.run(&commander(), "/incident status").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_echoed_back_in_an_error_body_is_never_repeated() {
+    let fake = FakeHttp::start().await;
+    fake.script(
+        "/emails",
+        vec![Answer::status(
+            403,
+            serde_json::json!({ "statusCode": 403, "name": "invalid_api_key",
+                "message": "API key re_secret_key is invalid" }),
+        )],
+    );
+    fake.script(
+        "/hook",
+        vec![Answer::status(
+            500,
+            serde_json::json!({ "message": "cannot post to the hook at this URL" }),
+        )],
+    );
+    let (dir, _clock, e, r) = declared(&fake).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let email = e
+        .store()
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.channel == "email")
+        .unwrap();
+    assert_eq!(email.status, DeliveryStatus::Failed, "{email:?}");
+    assert_eq!(
+        email.last_error.as_deref(),
+        Some("HTTP 403: API key *** is invalid")
+    );
+    let status = e.run(&commander(), "/incident status").await;
+    let timeline = e.run(&commander(), "/incident timeline").await;
+    let stored: String = e
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .iter()
+        .map(|t| t.text.clone())
+        .collect();
+    assert!(stored.contains("failed for good"), "{stored}");
+    for text in [&status.text, &timeline.text, &stored] {
+        assert!(!text.contains("re_secret_key"), "{text}");
+    }
+    drop(e);
+    // Nor in the store's bytes on disk.
+    let mut on_disk = Vec::new();
+    for f in walk(dir.path()) {
+        on_disk.extend(std::fs::read(f).unwrap());
+    }
+    let needle = b"re_secret_key";
+    assert!(!on_disk.windows(needle.len()).any(|w| w == needle));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

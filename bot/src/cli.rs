@@ -59,6 +59,7 @@ pub async fn run(cli: Cli) -> u8 {
             return 2;
         }
     };
+    crate::know_secrets(&config);
     match cli.command {
         Command::Check => {
             let mut lines = check_config(&config, &source, &env);

@@ -39,6 +39,7 @@ pub async fn run(local: Local) -> u8 {
             }
         }
     };
+    scrub_history(&history);
     let _ = editor.load_history(&history);
     println!("{banner}");
     loop {
@@ -58,7 +59,8 @@ pub async fn run(local: Local) -> u8 {
         if line.is_empty() {
             continue;
         }
-        let _ = editor.add_history_entry(line);
+        // What is kept on disk is what was typed, minus its secrets.
+        let _ = editor.add_history_entry(crate::redact(line));
         match line {
             "/quit" | "/exit" | "quit" | "exit" => break,
             "/help" | "help" | "?" => {
@@ -128,4 +130,19 @@ fn banner(local: &Local, engine: &drbot_commands::Engine) -> String {
 fn restrict(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+/// Rewrites a history file that an older drbot (or a hand edit) left with secrets in it.
+fn scrub_history(path: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let clean = crate::redact(&text);
+    if clean != text {
+        let tmp = path.with_extension("scrubbed");
+        if std::fs::write(&tmp, &clean).is_ok() {
+            restrict(&tmp);
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
 }

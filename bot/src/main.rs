@@ -14,8 +14,49 @@ mod local;
 mod serve;
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::Parser;
+use drbot_commands::redact::Secrets;
+
+/// The configured secrets' values, known once the config is loaded.
+static SECRETS: OnceLock<Secrets> = OnceLock::new();
+
+/// `text` with every URL password, `password=`, age identity and configured secret removed:
+/// for anything drbot itself writes outside the engine (logs, panics, console history).
+pub fn redact(text: &str) -> String {
+    match SECRETS.get() {
+        Some(s) => s.redact(text),
+        None => Secrets::default().redact(text),
+    }
+}
+
+/// Learns the secrets of the loaded config (their values from the environment).
+pub fn know_secrets(config: &drbot_commands::Config) {
+    let values = config
+        .secret_envs()
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .collect::<Vec<_>>();
+    let _ = SECRETS.set(Secrets::new(values));
+}
+
+/// Standard error with every log line redacted: an error echoed back by a remote service, a
+/// connection string in a driver's message, never reach the journal in the clear.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing's formatter hands over one whole event per call.
+        let text = redact(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
@@ -27,9 +68,18 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic's message may quote a value it choked on: it is shown redacted, once.
+    std::panic::set_hook(Box::new(|info| {
+        let what = drbot_commands::render::panic_text(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("drbot: internal error{at}: {}", redact(&what));
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

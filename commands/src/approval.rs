@@ -416,11 +416,14 @@ pub async fn approve(
                 Some("drbot hit an internal error while it ran".to_string()),
             );
             Err(Ran(CommandError::Failed(format!(
-            "{} stopped on an internal error in drbot ({}). Check the target with /db verify \
+                "{} stopped on an internal error in drbot ({}). Check the target with /db verify \
              before going on.",
-            r.id,
-            crate::render::truncate(&crate::redact::redact_urls(&crate::render::panic_text(&*p)), 200)
-        ))))
+                r.id,
+                crate::render::truncate(
+                    &crate::redact::redact_urls(&crate::render::panic_text(&*p)),
+                    200
+                )
+            ))))
         }
     };
     let (status, reason) = match &result {

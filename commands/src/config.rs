@@ -414,6 +414,16 @@ pub struct NotifyConfig {
     /// The variable holding the status page webhook URL.
     #[serde(default = "default_statuspage_env")]
     pub statuspage_webhook_env: String,
+    /// Each delivery attempt ends within this many seconds (then it is retried later).
+    #[serde(default = "default_notify_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// The longest a single remote request may be given, in seconds.
+pub const MAX_HTTP_TIMEOUT_SECS: u64 = 300;
+
+fn default_notify_timeout() -> u64 {
+    15
 }
 
 fn default_min_severity() -> String {
@@ -573,6 +583,14 @@ impl Config {
         if self.approvals.ttl_secs == 0 {
             return bad("[approvals] ttl_secs must be at least 1".to_string());
         }
+        if let Some(n) = &self.notify
+            && !(1..=MAX_HTTP_TIMEOUT_SECS).contains(&n.timeout_secs)
+        {
+            return bad(format!(
+                "[notify] timeout_secs must be 1 to {MAX_HTTP_TIMEOUT_SECS}, not {}",
+                n.timeout_secs
+            ));
+        }
         if !(1..=MAX_LOCK_WAIT_SECS).contains(&self.restore.lock_wait_secs) {
             return bad(format!(
                 "[restore] lock_wait_secs must be 1 to {MAX_LOCK_WAIT_SECS}, not {}",
@@ -597,6 +615,35 @@ impl Config {
             Search => r.search,
             Full => r.full,
         }
+    }
+
+    /// The environment variables whose values are secrets (tokens, keys, database URLs with
+    /// their passwords), configured or drbot's fixed ones: redacted wherever they appear.
+    pub fn secret_envs(&self) -> Vec<String> {
+        let mut v: Vec<String> = [
+            "RESEND_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(self.targets.values().map(|t| t.url_env.clone()));
+        if let Some(d) = &self.discord {
+            v.push(d.token_env.clone());
+        }
+        if let Some(s) = &self.search {
+            v.push(s.key_env.clone());
+        }
+        if let Some(a) = &self.api {
+            v.push(a.token_env.clone());
+        }
+        if let Some(n) = &self.notify {
+            v.push(n.statuspage_webhook_env.clone());
+        }
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// True when `[people]` lists anyone (identities must then be proven).
@@ -718,6 +765,14 @@ mod tests {
             (
                 "[restore]\nlock_wait_secs = 86401",
                 "[restore] lock_wait_secs must be 1 to 86400",
+            ),
+            (
+                "[notify]\ntimeout_secs = 0",
+                "[notify] timeout_secs must be 1 to 300",
+            ),
+            (
+                "[notify]\ntimeout_secs = 18446744073709551615",
+                "[notify] timeout_secs must be 1 to 300",
             ),
         ];
         for (text, want) in cases {

@@ -16,10 +16,13 @@ use crate::error::CommandError;
 use crate::grammar::{self, INCIDENT_OPTION, Invocation};
 use crate::identity::Actor;
 use crate::progress::{NoProgress, ProgressSink};
-use crate::redact::redact_urls;
+use crate::redact::Secrets;
 use crate::reply::{Outcome, Reply};
 use crate::runbook::Action;
 use crate::{approval, db, incident, step};
+
+/// How long a reply waits for the notifications its command queued.
+const INLINE_DELIVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads an environment variable (secrets and URLs): the process's own, or a test's.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -79,6 +82,8 @@ pub struct Engine {
     env: Env,
     /// Restores running now, one per target.
     restores: db::RestoreLocks,
+    /// The configured secrets' values, redacted from replies and the timeline.
+    secrets: Secrets,
 }
 
 impl Engine {
@@ -91,13 +96,32 @@ impl Engine {
             declare_lock: tokio::sync::Mutex::new(()),
             env: Arc::new(|k| std::env::var(k).ok()),
             restores: db::RestoreLocks::default(),
+            secrets: Secrets::default(),
         }
+        .with_secrets()
+    }
+
+    /// Reads the configured secrets' values through the engine's environment.
+    fn with_secrets(mut self) -> Engine {
+        let values = self
+            .config
+            .secret_envs()
+            .iter()
+            .filter_map(|k| (self.env)(k))
+            .collect::<Vec<_>>();
+        self.secrets = Secrets::new(values);
+        self
+    }
+
+    /// The known secrets: `redact` any text from outside before it is shown or stored.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// Reads secrets and URLs from `env` instead of the process environment.
     pub fn with_env(mut self, env: Env) -> Engine {
         self.env = env;
-        self
+        self.with_secrets()
     }
 
     /// Reads an environment variable.
@@ -132,6 +156,18 @@ impl Engine {
 
     /// Runs one command line, reporting progress of long work to `progress`.
     pub async fn run_with(&self, ctx: &Context, line: &str, progress: &dyn ProgressSink) -> Reply {
+        let mut reply = self.answer(ctx, line, progress).await;
+        // Whatever a remote service echoed into the reply, no configured secret leaves.
+        reply.text = self.secrets.redact(&reply.text);
+        for a in &mut reply.attachments {
+            if a.data.is_empty() {
+                a.text = self.secrets.redact(&a.text);
+            }
+        }
+        reply
+    }
+
+    async fn answer(&self, ctx: &Context, line: &str, progress: &dyn ProgressSink) -> Reply {
         let parsed = grammar::parse(line);
         let result = match &parsed {
             Ok(inv) => self.dispatch_guarded(ctx, inv, progress).await,
@@ -140,9 +176,15 @@ impl Engine {
         match result {
             Ok(reply) => match self.store.flush().await {
                 Ok(()) => {
-                    // Notifications a command queued (declare, resolve) go out now.
-                    if let Err(e) = self.deliver_due().await {
-                        tracing::warn!(error = %e, "delivering notifications failed");
+                    // Notifications a command queued (declare, resolve) go out now, for as long
+                    // as a reply may wait; the rest stay queued (same idempotency keys) for the
+                    // next delivery round.
+                    match tokio::time::timeout(INLINE_DELIVERY, self.deliver_due()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "delivering notifications failed"),
+                        Err(_) => tracing::warn!(
+                            "notification services are slow; delivery goes on in the background"
+                        ),
                     }
                     reply
                 }
@@ -184,7 +226,7 @@ impl Engine {
             Err(p) => crate::render::panic_text(&*p),
         };
         let path = inv.spec.path();
-        tracing::error!(command = %path, panic = %redact_urls(&panic), "a command panicked");
+        tracing::error!(command = %path, panic = %self.secrets.redact(&panic), "a command panicked");
         let interrupted = self.step_finished(
             ctx,
             inv,
@@ -199,7 +241,7 @@ impl Engine {
         Err(CommandError::Failed(format!(
             "{path} stopped on an internal error in drbot ({}). What it recorded before the error \
              is kept; check /incident status before retrying. drbot is still running.{step}",
-            crate::render::truncate(&redact_urls(&panic), 200)
+            crate::render::truncate(&self.secrets.redact(&panic), 200)
         )))
     }
 
@@ -249,7 +291,7 @@ impl Engine {
             actor: ctx.actor.name.clone(),
             proof: ctx.actor.proof,
             kind,
-            text: redact_urls(text.as_ref()),
+            text: self.secrets.redact(text.as_ref()),
         }
     }
 

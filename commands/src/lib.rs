@@ -11,6 +11,7 @@
 //!   [`bucket`]: the S3/R2 bucket; [`progress`]: progress lines for long work.
 //! - [`approval`]: the two-person gate every destructive command goes through.
 //! - [`watch`]: background work while serving: status posts, RTO warnings, nudges, RPO watch.
+//! - [`http`]: the HTTP client with connect and total timeouts every remote call uses.
 //! - [`identity`]: who is acting and how that is proven; [`redact`]: secrets out of text.
 //!
 //! This crate never talks to Discord: the `drbot` binary adapts it to each place.
@@ -26,6 +27,7 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod grammar;
+pub mod http;
 pub mod identity;
 mod incident;
 pub mod notify;

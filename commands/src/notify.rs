@@ -332,12 +332,11 @@ impl Engine {
         let Ok(body) = serde_json::from_str::<serde_json::Value>(&item.body) else {
             return Attempt::Permanent("the stored request is unreadable".to_string());
         };
-        let client = match reqwest::Client::builder()
-            .timeout(StdDuration::from_secs(15))
-            .build()
-        {
+        let total =
+            StdDuration::from_secs(self.config().notify.as_ref().map_or(15, |n| n.timeout_secs));
+        let client = match crate::http::client(total) {
             Ok(c) => c,
-            Err(e) => return Attempt::Retry(format!("HTTP client: {e}"), None),
+            Err(e) => return Attempt::Retry(e, None),
         };
         let request = match item.channel.as_str() {
             "email" => {
@@ -394,10 +393,8 @@ impl Engine {
         };
         match request.send().await {
             Err(e) => Attempt::Retry(
-                format!(
-                    "no answer: {}",
-                    crate::redact::redact_urls(&e.without_url().to_string())
-                ),
+                self.secrets()
+                    .redact(&crate::http::describe(&e.without_url(), total)),
                 None,
             ),
             Ok(resp) => {
@@ -412,6 +409,8 @@ impl Engine {
                     .ok()
                     .and_then(|v| v["message"].as_str().map(str::to_string))
                     .unwrap_or_else(|| render::truncate(&text, 200));
+                // A service may echo the key it was sent; it is not repeated anywhere.
+                let detail = self.secrets().redact(&detail);
                 if status.is_success() {
                     Attempt::Delivered
                 } else if status.as_u16() == 429

@@ -71,11 +71,133 @@ pub fn redact_urls(text: &str) -> String {
 }
 
 fn push_token(out: &mut String, token: &str) {
+    // An age identity pasted anywhere: `AGE-SECRET-KEY-1…` (Bech32, upper case by spec).
+    if let Some(at) = token.to_ascii_uppercase().find(AGE_SECRET_PREFIX) {
+        out.push_str(&token[..at]);
+        out.push_str(AGE_SECRET_PREFIX);
+        out.push_str("***");
+        return;
+    }
     if token.contains("://") {
         out.push_str(&redact_url(token));
     } else {
         out.push_str(token);
     }
+}
+
+/// How an age identity (a private key) begins.
+const AGE_SECRET_PREFIX: &str = "AGE-SECRET-KEY-";
+
+/// Known secret values (the configured tokens, keys and database passwords): redacted wherever
+/// they appear, a remote service's error body echoing one back included.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    /// Longest first, so a secret containing another is redacted whole.
+    values: Vec<String>,
+}
+
+impl Secrets {
+    /// Shorter values are not treated as secrets: `***` in place of every "admin" or "1234"
+    /// would hide more than it protects.
+    pub const MIN_LEN: usize = 6;
+
+    /// The secrets among `values` (raw variable values: a URL's or connection string's
+    /// password is taken out of it as well).
+    pub fn new(values: impl IntoIterator<Item = String>) -> Secrets {
+        let mut out: Vec<String> = Vec::new();
+        for v in values {
+            let v = v.trim().to_string();
+            out.extend(url_password(&v));
+            out.extend(conninfo_password(&v));
+            out.push(v);
+        }
+        out.retain(|v| v.chars().count() >= Self::MIN_LEN);
+        out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        out.dedup();
+        Secrets { values: out }
+    }
+
+    /// How many values are known.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when no value is known.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with every URL's password, every `password=`, every age identity and every known
+    /// secret value replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = redact_urls(text);
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+/// The password of `scheme://user:password@host…`, raw and percent-decoded.
+fn url_password(v: &str) -> Vec<String> {
+    let Some((_, rest)) = v.split_once("://") else {
+        return Vec::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return Vec::new();
+    };
+    let Some((_, password)) = userinfo.split_once(':') else {
+        return Vec::new();
+    };
+    let decoded = percent_decode(password);
+    if decoded == password {
+        vec![password.to_string()]
+    } else {
+        vec![password.to_string(), decoded]
+    }
+}
+
+/// The value of a connection string's `password=` (quoted or not).
+fn conninfo_password(v: &str) -> Vec<String> {
+    let lower = v.to_ascii_lowercase();
+    let mut found = Vec::new();
+    for key in SECRET_KEYS {
+        let Some(at) = lower.find(key) else { continue };
+        let rest = v[at + key.len()..].trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let value = match rest.strip_prefix('\'') {
+            Some(q) => q.split('\'').next().unwrap_or_default(),
+            None => rest.split_whitespace().next().unwrap_or_default(),
+        };
+        found.push(value.to_string());
+    }
+    found
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `password=value` and `password = 'quoted value'` (libpq's conninfo) with the value `***`.
@@ -187,5 +309,57 @@ mod tests {
             proptest::prop_assert!(!again.contains("hunter2"), "{again}");
             let _ = (out, redact_url(&text));
         }
+    }
+}
+
+#[cfg(test)]
+mod secrets_tests {
+    use super::*;
+
+    #[test]
+    fn known_values_are_redacted_wherever_they_appear() {
+        let s = Secrets::new([
+            "re_live_0123456789".to_string(),
+            "postgres://app:p%40ss%2Fw0rd@db:5432/app".to_string(),
+            "host=db user=app password='quoted secret' dbname=app".to_string(),
+            "short".to_string(),
+            "  mtoken-with-spaces-around  ".to_string(),
+        ]);
+        let text = "Resend said: key re_live_0123456789 invalid;\
+                    echo p@ss/w0rd and p%40ss%2Fw0rd; quoted secret; short stays; \
+                    bearer mtoken-with-spaces-around.";
+        let out = s.redact(text);
+        for leaked in [
+            "re_live_0123456789",
+            "p@ss/w0rd",
+            "p%40ss%2Fw0rd",
+            "quoted secret",
+            "mtoken-with-spaces-around",
+        ] {
+            assert!(!out.contains(leaked), "{leaked} in {out}");
+        }
+        assert!(
+            out.contains("short stays"),
+            "values under {} characters are left: {out}",
+            Secrets::MIN_LEN
+        );
+        // The whole URL, wherever it is pasted, loses its password too.
+        assert_eq!(
+            s.redact("at postgres://app:p%40ss%2Fw0rd@db:5432/app now"),
+            "at postgres://app:***@db:5432/app now"
+        );
+    }
+
+    #[test]
+    fn a_secret_containing_another_is_redacted_whole() {
+        let s = Secrets::new(["abcdef".to_string(), "xxabcdefyy".to_string()]);
+        assert_eq!(s.redact("k=xxabcdefyy and abcdef"), "k=*** and ***");
+    }
+
+    #[test]
+    fn age_identities_are_redacted_without_being_configured() {
+        let key = "AGE-SECRET-KEY-1QQPRLYW9Z0E8J8EU6XMWMDKX6MHTXSDNYWJRP5E3MFH7Y2GFGQSSRX3AMJ";
+        let out = Secrets::default().redact(&format!("identity: {key}\nnext"));
+        assert_eq!(out, "identity: AGE-SECRET-KEY-***\nnext");
     }
 }

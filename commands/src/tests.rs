@@ -629,12 +629,16 @@ async fn a_panic_inside_a_command_is_a_recorded_failure_and_the_engine_goes_on()
         Path::new("drbot.toml"),
     )
     .unwrap();
-    let engine = Engine::new(Arc::new(config), store, clock).with_env(Arc::new(|k| {
-        if k == "DATABASE_URL" {
+    // Once armed (after the engine has read its secrets).
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trigger = armed.clone();
+    let engine = Engine::new(Arc::new(config), store, clock).with_env(Arc::new(move |k| {
+        if k == "DATABASE_URL" && trigger.load(std::sync::atomic::Ordering::SeqCst) {
             panic!("boom at postgres://app:hunter2@db/x");
         }
         None
     }));
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
     let a = alice();
     let r = engine.run(&a, DECLARE).await;
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);

@@ -27,6 +27,8 @@ use tokio::sync::watch;
 const MAX_CONTENT: usize = 2000;
 /// At most one progress edit this often.
 const EDIT_EVERY: Duration = Duration::from_secs(2);
+/// The longest one call to Discord's HTTP API may take (an upload of a report included).
+const DISCORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Interaction callback types.
 const CHANNEL_MESSAGE: u8 = 4;
 const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
@@ -40,6 +42,12 @@ const DENY_EMOJI: &str = "❌";
 /// with its rate limiter off; Discord's 429s are then retried by the caller).
 pub fn http(dc: &DiscordConfig, token: &str) -> Http {
     let mut b = HttpBuilder::new(token);
+    // Connect and total timeouts: a Discord that accepts and never answers costs a bounded
+    // wait per call, never a stuck handler.
+    match drbot_commands::http::client(DISCORD_TIMEOUT) {
+        Ok(c) => b = b.client(c),
+        Err(e) => tracing::warn!("{e}; using serenity's default client"),
+    }
     if dc.api_base.trim_end_matches('/') != "https://discord.com" {
         b = b
             .proxy(dc.api_base.trim_end_matches('/'))
