@@ -54,6 +54,14 @@ pub enum StateError {
         source: serde_json::Error,
     },
 
+    /// A state export could not be read.
+    #[error("the state export cannot be imported: {0}")]
+    BadExport(String),
+
+    /// An import was pointed at a directory that already holds state.
+    #[error("{} is not empty ({why}); an import only fills an empty data directory — move it aside first", path.display())]
+    NotEmpty { path: PathBuf, why: String },
+
     /// sled reported an error.
     #[error("state store error: {0}")]
     Sled(#[from] sled::Error),

@@ -20,4 +20,4 @@ pub use model::{
     IncidentStatus, LastRestore, NewEntry, OutboxItem, Proof, RequestId, StepRecord, StepState,
     TimelineEntry, WatchState,
 };
-pub use store::{SCHEMA_VERSION, Store};
+pub use store::{ImportSummary, SCHEMA_VERSION, Store};

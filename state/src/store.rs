@@ -29,6 +29,11 @@ mod names {
     pub const NEXT_OUTBOX_KEY: &[u8] = b"next_outbox";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
+    /// Sequence numbers of entries written here start above this (set by an import: sled's
+    /// own id generator starts again at 0 in a new directory).
+    pub const SEQ_FLOOR_KEY: &[u8] = b"seq_floor";
+    /// Every tree, in the order an export reads them.
+    pub const TREES: &[&str] = &[META, INCIDENTS, APPROVALS, OUTBOX, RESTORES, TIMELINE, AUDIT];
     pub const LOCK_FILE: &str = "drbot.lock";
 }
 
@@ -100,6 +105,83 @@ fn remove_unfinished_snapshots(sled_dir: &Path) -> std::io::Result<usize> {
     Ok(removed)
 }
 
+/// What an export document says it is.
+const EXPORT_FORMAT: &str = "drbot-state";
+/// The export document's layout version.
+const EXPORT_VERSION: u64 = 1;
+
+/// What an import brought in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Incidents.
+    pub incidents: usize,
+    /// Approval requests.
+    pub approvals: usize,
+    /// Notifications (delivered or not).
+    pub notifications: usize,
+    /// Timeline and audit entries.
+    pub entries: usize,
+    /// When the export was taken, as it says.
+    pub exported_at: String,
+}
+
+/// An import goes only where there is no state: a missing or empty directory, or a store
+/// that holds no record (a `serve` started on the new host before the import).
+fn ensure_empty(dir: &Path) -> Result<(), StateError> {
+    let occupied = |why: &str| {
+        Err(StateError::NotEmpty {
+            path: dir.to_path_buf(),
+            why: why.to_string(),
+        })
+    };
+    let entries: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(e) => e.filter_map(Result::ok).map(|e| e.file_name()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StateError::Open {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if !entries.iter().any(|n| n == "sled") {
+        return occupied("it holds files that are not drbot state");
+    }
+    let store = Store::open(dir)?;
+    let records = store.incidents.len()
+        + store.approvals.len()
+        + store.outbox.len()
+        + store.timeline.len()
+        + store.audit.len()
+        + store.restores.len();
+    if records > 0 {
+        return occupied("it already holds incidents or other records");
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// A migration from schema `n` to `n + 1`, at index `n - 1`.
 type Migration = fn(&sled::Db) -> Result<(), StateError>;
 
@@ -120,6 +202,12 @@ pub struct Store {
     restores: sled::Tree,
     approvals: sled::Tree,
     outbox: sled::Tree,
+    /// Writers share it; an export takes it alone, so it reads one consistent state.
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// Bumped by every write: `serve` exports when it moved.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// See [`names::SEQ_FLOOR_KEY`].
+    seq_floor: u64,
 }
 
 impl Store {
@@ -168,10 +256,156 @@ impl Store {
             restores: db.open_tree(names::RESTORES)?,
             approvals: db.open_tree(names::APPROVALS)?,
             outbox: db.open_tree(names::OUTBOX)?,
+            gate: Default::default(),
+            generation: Default::default(),
+            seq_floor: 0,
             db,
+        };
+        let store = Store {
+            seq_floor: store
+                .meta
+                .get(names::SEQ_FLOOR_KEY)?
+                .map_or(0, |v| decode_u64(&v)),
+            ..store
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// A writer's share of the gate (exports wait for it), and a new generation.
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        let guard = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        guard
+    }
+
+    /// A number that changes whenever anything is written (in this process).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The whole state as one document (every tree, every key and value as stored), read
+    /// while no write runs: restorable by [`Store::import`] on another host.
+    pub fn export(&self, exported_at: &str) -> Result<Vec<u8>, StateError> {
+        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut trees = serde_json::Map::new();
+        for name in names::TREES {
+            let tree = self.db.open_tree(name)?;
+            let mut rows = Vec::new();
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                rows.push(serde_json::json!([hex(&k), hex(&v)]));
+            }
+            trees.insert(name.to_string(), serde_json::Value::Array(rows));
+        }
+        let doc = serde_json::json!({
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "schema": self.schema_version()?,
+            "exported_at": exported_at,
+            "trees": trees,
+        });
+        encode_plain(&doc)
+    }
+
+    /// Fills the data directory `dir`, which must not hold any state yet, from an export.
+    /// All or nothing: the state is built in a sibling directory and moved into place.
+    pub fn import(dir: &Path, export: &[u8]) -> Result<ImportSummary, StateError> {
+        let bad = |why: String| StateError::BadExport(why);
+        let doc: serde_json::Value =
+            serde_json::from_slice(export).map_err(|e| bad(format!("not JSON: {e}")))?;
+        if doc["format"] != EXPORT_FORMAT {
+            return Err(bad("it is not a drbot state export".to_string()));
+        }
+        if doc["version"].as_u64() != Some(EXPORT_VERSION) {
+            return Err(bad(format!(
+                "export version {} is not {EXPORT_VERSION}",
+                doc["version"]
+            )));
+        }
+        let schema = doc["schema"].as_u64().unwrap_or(0);
+        if schema == 0 || schema > u64::from(SCHEMA_VERSION) {
+            return Err(StateError::NewerSchema {
+                path: dir.to_path_buf(),
+                found: u32::try_from(schema).unwrap_or(u32::MAX),
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let mut trees: Vec<(&str, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+        for name in names::TREES {
+            let rows = doc["trees"][name]
+                .as_array()
+                .ok_or_else(|| bad(format!("the {name} records are missing")))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let pair = (row[0].as_str().and_then(unhex), row[1].as_str().and_then(unhex));
+                let (Some(k), Some(v)) = pair else {
+                    return Err(bad(format!("a {name} record is malformed")));
+                };
+                out.push((k, v));
+            }
+            trees.push((name, out));
+        }
+        ensure_empty(dir)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".to_string());
+        let staging = dir.with_file_name(format!(".{name}.import-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        let built = (|| {
+            let store = Store::open(&staging)?;
+            let mut max_seq = 0u64;
+            for (name, rows) in &trees {
+                let tree = store.db.open_tree(name)?;
+                tree.clear()?;
+                for (k, v) in rows {
+                    if matches!(*name, names::TIMELINE | names::AUDIT) && k.len() >= 8 {
+                        max_seq = max_seq.max(decode_u64(&k[k.len() - 8..]));
+                    }
+                    tree.insert(k.as_slice(), v.as_slice())?;
+                }
+            }
+            let floor = max_seq + 1;
+            let floor = floor.max(
+                store
+                    .meta
+                    .get(names::SEQ_FLOOR_KEY)?
+                    .map_or(0, |v| decode_u64(&v)),
+            );
+            store.meta.insert(names::SEQ_FLOOR_KEY, &floor.to_be_bytes())?;
+            store.db.flush()?;
+            let summary = ImportSummary {
+                incidents: store.incidents.len(),
+                approvals: store.approvals.len(),
+                notifications: store.outbox.len(),
+                entries: store.timeline.len() + store.audit.len(),
+                exported_at: doc["exported_at"].as_str().unwrap_or_default().to_string(),
+            };
+            drop(store);
+            // Migrations (an export of an older schema) run at this open.
+            drop(Store::open(&staging)?);
+            Ok::<_, StateError>(summary)
+        })();
+        let summary = match built {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|source| StateError::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::rename(&staging, dir).map_err(|source| StateError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(summary)
     }
 
     /// The data directory.
@@ -233,6 +467,8 @@ impl Store {
         &self,
         build: impl Fn(IncidentId) -> Result<(Incident, Vec<NewEntry>), E>,
     ) -> Result<Incident, E> {
+        let _w = self.writing();
+        let floor = self.seq_floor;
         let result =
             (&self.meta, &self.incidents, &self.timeline).transaction(|(meta, inc, tl)| {
                 let next = meta
@@ -244,7 +480,7 @@ impl Store {
                 meta.insert(names::NEXT_INCIDENT_KEY, &(next + 1).to_be_bytes())?;
                 inc.insert(&id.0.to_be_bytes(), encode(&incident)?)?;
                 for e in entries {
-                    append_in(tl, Some(id), e)?;
+                    append_in(tl, floor, Some(id), e)?;
                 }
                 Ok(incident)
             });
@@ -300,13 +536,15 @@ impl Store {
         id: IncidentId,
         entry: NewEntry,
     ) -> Result<TimelineEntry, StateError> {
+        let _w = self.writing();
+        let floor = self.seq_floor;
         let result = (&self.incidents, &self.timeline).transaction(|(inc, tl)| {
             if inc.get(id.0.to_be_bytes())?.is_none() {
                 return Err(ConflictableTransactionError::Abort(
                     StateError::NoSuchIncident(id),
                 ));
             }
-            append_in(tl, Some(id), entry.clone())
+            append_in(tl, floor, Some(id), entry.clone())
         });
         unwrap_tx(result)
     }
@@ -324,7 +562,8 @@ impl Store {
 
     /// Appends an entry to the audit log (commands run outside any incident).
     pub fn append_audit(&self, entry: NewEntry) -> Result<TimelineEntry, StateError> {
-        let seq = self.db.generate_id()?;
+        let _w = self.writing();
+        let seq = self.seq_floor + self.db.generate_id()?;
         let stored = TimelineEntry::from_new(seq, None, entry);
         self.audit
             .insert(seq.to_be_bytes(), encode_plain(&stored)?)?;
@@ -337,6 +576,8 @@ impl Store {
         &self,
         build: impl Fn(RequestId) -> Result<(ApprovalRequest, Vec<NewEntry>), E>,
     ) -> Result<ApprovalRequest, E> {
+        let _w = self.writing();
+        let floor = self.seq_floor;
         let result = (&self.meta, &self.approvals, &self.timeline, &self.audit).transaction(
             |(meta, ap, tl, audit)| {
                 let next = meta
@@ -347,7 +588,7 @@ impl Store {
                 let (request, entries) = build(id).map_err(ConflictableTransactionError::Abort)?;
                 meta.insert(names::NEXT_REQUEST_KEY, &(next + 1).to_be_bytes())?;
                 ap.insert(&id.0.to_be_bytes(), encode(&request)?)?;
-                append_entries(tl, audit, request.incident, entries)?;
+                append_entries(tl, audit, floor, request.incident, entries)?;
                 Ok(request)
             },
         );
@@ -397,6 +638,8 @@ impl Store {
         count: usize,
         build: impl Fn(&[u64]) -> Result<(Vec<OutboxItem>, Vec<NewEntry>), E>,
     ) -> Result<Vec<OutboxItem>, E> {
+        let _w = self.writing();
+        let floor = self.seq_floor;
         let result = (&self.meta, &self.outbox, &self.timeline, &self.audit).transaction(
             |(meta, ob, tl, audit)| {
                 let next = meta
@@ -409,7 +652,7 @@ impl Store {
                 for item in &items {
                     ob.insert(&item.id.to_be_bytes(), encode(item)?)?;
                 }
-                append_entries(tl, audit, incident, entries)?;
+                append_entries(tl, audit, floor, incident, entries)?;
                 Ok(items)
             },
         );
@@ -460,6 +703,8 @@ impl Store {
         missing: impl Fn() -> StateError,
         change: impl Fn(&mut T) -> Result<Vec<NewEntry>, E>,
     ) -> Result<T, E> {
+        let _w = self.writing();
+        let floor = self.seq_floor;
         let result = (tree, &self.timeline, &self.audit).transaction(|(t, tl, audit)| {
             let key = id.to_be_bytes();
             let Some(raw) = t.get(key)? else {
@@ -469,7 +714,7 @@ impl Store {
                 .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
             let entries = change(&mut record).map_err(ConflictableTransactionError::Abort)?;
             t.insert(&key, encode(&record)?)?;
-            append_entries(tl, audit, record.incident(), entries)?;
+            append_entries(tl, audit, floor, record.incident(), entries)?;
             Ok(record)
         });
         unwrap_tx(result)
@@ -485,6 +730,7 @@ impl Store {
 
     /// Records the RPO watch's finding.
     pub fn set_rpo_breached(&self, breached: bool) -> Result<(), StateError> {
+        let _w = self.writing();
         self.meta
             .insert(names::RPO_BREACHED_KEY, &[u8::from(breached)])?;
         Ok(())
@@ -492,6 +738,7 @@ impl Store {
 
     /// Remembers the backup last restored into a target (so `/db verify` can compare with it).
     pub fn record_restore(&self, target: &str, restore: &LastRestore) -> Result<(), StateError> {
+        let _w = self.writing();
         self.restores
             .insert(target.as_bytes(), encode_plain(restore)?)?;
         Ok(())
@@ -564,16 +811,17 @@ impl Record for OutboxItem {
 fn append_entries<E>(
     tl: &TransactionalTree,
     audit: &TransactionalTree,
+    floor: u64,
     incident: Option<IncidentId>,
     entries: Vec<NewEntry>,
 ) -> Result<(), ConflictableTransactionError<E>> {
     for e in entries {
         match incident {
             Some(id) => {
-                append_in(tl, Some(id), e)?;
+                append_in(tl, floor, Some(id), e)?;
             }
             None => {
-                let seq = audit.generate_id()?;
+                let seq = floor + audit.generate_id()?;
                 let stored = TimelineEntry::from_new(seq, None, e);
                 audit.insert(&seq.to_be_bytes(), encode(&stored)?)?;
             }
@@ -585,10 +833,11 @@ fn append_entries<E>(
 /// Appends a timeline entry inside a transaction, keyed by incident then sequence number.
 fn append_in<E>(
     tl: &TransactionalTree,
+    floor: u64,
     incident: Option<IncidentId>,
     entry: NewEntry,
 ) -> Result<TimelineEntry, ConflictableTransactionError<E>> {
-    let seq = tl.generate_id()?;
+    let seq = floor + tl.generate_id()?;
     let stored = TimelineEntry::from_new(seq, incident, entry);
     let mut key = incident.map(|i| i.0).unwrap_or(0).to_be_bytes().to_vec();
     key.extend_from_slice(&seq.to_be_bytes());
@@ -843,5 +1092,83 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("newer drbot"));
+    }
+
+    #[test]
+    fn an_export_imported_elsewhere_is_the_same_state_and_goes_on_from_there() {
+        let old = tempfile::tempdir().expect("test setup");
+        let store = Store::open(old.path()).expect("open");
+        let inc = store
+            .create_incident(|id| Ok::<_, StateError>((incident(id), vec![entry("declared")])))
+            .expect("create");
+        for n in 0..5 {
+            store
+                .append_timeline(inc.id, entry(&format!("note {n}")))
+                .expect("append");
+        }
+        store.append_audit(entry("outside")).expect("audit");
+        let before = store.generation();
+        let export = store.export("2026-12-01T00:00:00Z").expect("export");
+        assert_eq!(store.generation(), before, "an export writes nothing");
+
+        let new_host = tempfile::tempdir().expect("test setup");
+        let dir = new_host.path().join("data");
+        let summary = Store::import(&dir, &export).expect("import");
+        assert_eq!((summary.incidents, summary.entries), (1, 7));
+        let imported = Store::open(&dir).expect("open imported");
+        assert_eq!(
+            imported.timeline(inc.id).expect("read"),
+            store.timeline(inc.id).expect("read")
+        );
+        assert_eq!(imported.audit().expect("read"), store.audit().expect("read"));
+        // New entries sort after the imported ones and overwrite none of them.
+        imported
+            .append_timeline(inc.id, entry("after the move"))
+            .expect("append");
+        let texts: Vec<String> = imported
+            .timeline(inc.id)
+            .expect("read")
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        assert_eq!(
+            texts,
+            ["declared", "note 0", "note 1", "note 2", "note 3", "note 4", "after the move"]
+        );
+        let next = imported
+            .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
+            .expect("create");
+        assert_eq!(next.id, IncidentId(2));
+        drop(imported);
+
+        // Never over state that exists; the directory is left as it was.
+        let again = Store::import(&dir, &export).expect_err("occupied");
+        assert!(matches!(again, StateError::NotEmpty { .. }), "{again}");
+        let reopened = Store::open(&dir).expect("still opens");
+        assert_eq!(reopened.timeline(inc.id).expect("read").len(), 7);
+    }
+
+    #[test]
+    fn a_damaged_export_is_refused_and_leaves_nothing_behind() {
+        let old = tempfile::tempdir().expect("test setup");
+        let store = Store::open(old.path()).expect("open");
+        store.append_audit(entry("x")).expect("audit");
+        let export = store.export("t").expect("export");
+        let text = String::from_utf8(export.clone()).expect("utf8");
+        let new_host = tempfile::tempdir().expect("test setup");
+        let dir = new_host.path().join("data");
+        let cases: Vec<Vec<u8>> = vec![
+            export[..export.len() / 2].to_vec(),
+            b"{}".to_vec(),
+            text.replace("\"schema\":1", "\"schema\":99").into_bytes(),
+            text.replace("\"audit\":[[\"", "\"audit\":[[\"zz").into_bytes(),
+            text.replace("\"outbox\":[]", "\"outbox\":7").into_bytes(),
+        ];
+        for bad in cases {
+            assert!(Store::import(&dir, &bad).is_err());
+            assert!(!dir.exists());
+            let leftovers = std::fs::read_dir(new_host.path()).expect("read").count();
+            assert_eq!(leftovers, 0);
+        }
     }
 }
