@@ -14,4 +14,5 @@ mod foundation;
 mod notify;
 mod restore;
 mod serve;
+mod state;
 mod support;

@@ -47,6 +47,24 @@ pub enum Command {
     /// Print the slash commands as Discord registers them (JSON), from the same table the
     /// console parses.
     SlashCommands,
+    /// drbot's own state off the host: export it to the backup bucket, or import it on a new
+    /// host into an empty data directory.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+}
+
+/// `drbot state …`.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Write the whole state (age-encrypted, xz) under [state] prefix in the backup bucket.
+    Export,
+    /// Fill this host's empty data directory from an export: `latest`, or its key or name.
+    Import {
+        #[arg(value_name = "EXPORT", default_value = "latest")]
+        which: String,
+    },
 }
 
 /// Runs the chosen entry point; returns the process exit status.
@@ -79,6 +97,44 @@ pub async fn run(cli: Cli) -> u8 {
                 Err(e) => {
                     eprintln!("drbot: {e}");
                     1
+                }
+            }
+        }
+        Command::State {
+            action: StateAction::Export,
+        } => {
+            let local = match Local::new(config, None) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let request = crate::control::Request {
+                as_name: None,
+                line: String::new(),
+                op: Some(crate::control::OP_STATE_EXPORT.to_string()),
+            };
+            let (exit, text) = match crate::control::send_request(local.data_dir(), &request).await
+            {
+                Some((exit, text, _)) => (exit, text),
+                None => match local.engine().await {
+                    Ok(engine) => crate::state::export_text(&engine).await,
+                    Err(e) => (1, e.to_string()),
+                },
+            };
+            println!("{text}");
+            u8::try_from(exit).unwrap_or(1)
+        }
+        Command::State {
+            action: StateAction::Import { which },
+        } => {
+            let env = |k: &str| std::env::var(k).ok();
+            match drbot_commands::state_export::import(&config, &env, &which).await {
+                Ok(text) => {
+                    println!("{text}");
+                    0
+                }
+                Err(e) => {
+                    println!("{e}");
+                    u8::try_from(e.outcome().exit_code()).unwrap_or(1)
                 }
             }
         }

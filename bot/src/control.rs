@@ -26,7 +26,13 @@ pub struct Request {
     pub as_name: Option<String>,
     /// The command line.
     pub line: String,
+    /// An operation of the binary rather than a command line (`state-export`).
+    #[serde(default)]
+    pub op: Option<String>,
 }
+
+/// The operation that exports the state (`drbot state export` while `serve` holds it).
+pub const OP_STATE_EXPORT: &str = "state-export";
 
 /// What `serve` sends back: progress lines, then one final reply.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,13 +55,22 @@ pub async fn send(
     as_name: Option<&str>,
     line: &str,
 ) -> Option<(i32, String, Vec<(String, String)>)> {
-    let stream = UnixStream::connect(socket_path(data_dir)).await.ok()?;
-    let (read, mut write) = stream.into_split();
     let request = Request {
         as_name: as_name.map(str::to_string),
         line: line.to_string(),
+        op: None,
     };
-    let mut body = serde_json::to_vec(&request).ok()?;
+    send_request(data_dir, &request).await
+}
+
+/// Sends a request to a running `serve`, if one listens; `None` when there is none.
+pub async fn send_request(
+    data_dir: &Path,
+    request: &Request,
+) -> Option<(i32, String, Vec<(String, String)>)> {
+    let stream = UnixStream::connect(socket_path(data_dir)).await.ok()?;
+    let (read, mut write) = stream.into_split();
+    let mut body = serde_json::to_vec(request).ok()?;
     body.push(b'\n');
     if write.write_all(&body).await.is_err() {
         return None;

@@ -12,6 +12,7 @@ mod control;
 mod discord;
 mod local;
 mod serve;
+mod state;
 
 use std::process::ExitCode;
 use std::sync::OnceLock;

@@ -114,6 +114,8 @@ pub async fn run(config: Config) -> u8 {
     );
 
     let mut tasks = JoinSet::new();
+    let mut exports = crate::state::Exporter::new(&config);
+    let mut export_tick = tokio::time::interval(crate::state::EXPORT_CHECK);
     let mut tick = tokio::time::interval(TICK);
     let mut deliver = tokio::time::interval(DELIVER);
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -141,6 +143,7 @@ pub async fn run(config: Config) -> u8 {
                     Err(e) => tracing::error!(error = %e, "background work failed"),
                 }
             }
+            _ = export_tick.tick() => exports.maybe_export(&engine).await,
             _ = deliver.tick() => {
                 if let Err(e) = engine.deliver_due().await {
                     tracing::error!(error = %e, "delivering notifications failed");
@@ -182,6 +185,8 @@ pub async fn run(config: Config) -> u8 {
         eprintln!("drbot: could not flush state: {e}");
         return 1;
     }
+    // The last word goes off the host too.
+    exports.maybe_export(&engine).await;
     println!("drbot serve: stopped.");
     0
 }
@@ -248,6 +253,20 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
         Err(e) => Response::Reply {
             exit: e.outcome().exit_code(),
             text: e.to_string(),
+            attachments: Vec::new(),
+        },
+        Ok(_) if request.op.as_deref() == Some(crate::control::OP_STATE_EXPORT) => {
+            let (exit, text) = crate::state::export_text(engine).await;
+            Response::Reply {
+                exit,
+                text,
+                attachments: Vec::new(),
+            }
+        }
+        Ok(_) if request.op.is_some() => Response::Reply {
+            exit: 2,
+            text: "This drbot serve does not know that operation; is drbot exec newer than it?"
+                .to_string(),
             attachments: Vec::new(),
         },
         Ok(actor) => {

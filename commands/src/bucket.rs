@@ -195,6 +195,18 @@ impl Bucket {
         Ok((info, out.body))
     }
 
+    /// Deletes an object (a missing one is no error, as in S3).
+    pub async fn delete(&self, key: &str) -> Result<(), BucketError> {
+        self.client
+            .delete_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.fail(&format!("Deleting {key}"), e))?;
+        Ok(())
+    }
+
     /// Stores a small object in one request.
     pub async fn put(
         &self,

@@ -86,6 +86,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Stakeholder notifications.
     pub notify: Option<NotifyConfig>,
+    /// Exports of drbot's own state to the backup bucket.
+    pub state: StateConfig,
     /// Extra checks for `/db verify`.
     pub verify: VerifyConfig,
     /// How restores treat other sessions.
@@ -108,6 +110,7 @@ impl Default for Config {
             api: None,
             status: StatusConfig::default(),
             notify: None,
+            state: StateConfig::default(),
             verify: VerifyConfig::default(),
             restore: RestoreConfig::default(),
         }
@@ -377,6 +380,29 @@ pub struct SqlCheck {
     pub sql: String,
 }
 
+/// `[state]`: drbot's own state, exported (age-encrypted, xz) to the backup bucket so a new
+/// host can take over when this one is lost.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Minutes between exports by `serve` (also one soon after every change).
+    pub export_every_mins: u64,
+    /// Where exports go in the backup bucket.
+    pub prefix: String,
+    /// How many exports are kept (older ones are deleted after a successful export).
+    pub keep: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            export_every_mins: 5,
+            prefix: "state/".to_string(),
+            keep: 200,
+        }
+    }
+}
+
 /// `[status]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -590,6 +616,18 @@ impl Config {
                 "[notify] timeout_secs must be 1 to {MAX_HTTP_TIMEOUT_SECS}, not {}",
                 n.timeout_secs
             ));
+        }
+        if !(1..=MAX_MINUTES).contains(&self.state.export_every_mins) {
+            return bad(format!(
+                "[state] export_every_mins must be 1 to {MAX_MINUTES}, not {}",
+                self.state.export_every_mins
+            ));
+        }
+        if self.state.keep == 0 {
+            return bad("[state] keep must be at least 1".to_string());
+        }
+        if self.state.prefix.trim_matches('/').is_empty() {
+            return bad("[state] prefix must name a folder, e.g. \"state/\"".to_string());
         }
         if !(1..=MAX_LOCK_WAIT_SECS).contains(&self.restore.lock_wait_secs) {
             return bad(format!(

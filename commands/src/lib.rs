@@ -10,6 +10,7 @@
 //! - [`db`]: the database scenario (check, backups, streaming restore, verify, backup);
 //!   [`bucket`]: the S3/R2 bucket; [`progress`]: progress lines for long work.
 //! - [`approval`]: the two-person gate every destructive command goes through.
+//! - [`state_export`]: drbot's own state exported to the bucket and imported on a new host.
 //! - [`watch`]: background work while serving: status posts, RTO warnings, nudges, RPO watch.
 //! - [`http`]: the HTTP client with connect and total timeouts every remote call uses.
 //! - [`identity`]: who is acting and how that is proven; [`redact`]: secrets out of text.
@@ -37,6 +38,7 @@ pub mod render;
 pub mod reply;
 pub mod report;
 pub mod runbook;
+pub mod state_export;
 mod step;
 pub mod watch;
 

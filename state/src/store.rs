@@ -33,7 +33,9 @@ mod names {
     /// own id generator starts again at 0 in a new directory).
     pub const SEQ_FLOOR_KEY: &[u8] = b"seq_floor";
     /// Every tree, in the order an export reads them.
-    pub const TREES: &[&str] = &[META, INCIDENTS, APPROVALS, OUTBOX, RESTORES, TIMELINE, AUDIT];
+    pub const TREES: &[&str] = &[
+        META, INCIDENTS, APPROVALS, OUTBOX, RESTORES, TIMELINE, AUDIT,
+    ];
     pub const LOCK_FILE: &str = "drbot.lock";
 }
 
@@ -104,6 +106,9 @@ fn remove_unfinished_snapshots(sled_dir: &Path) -> std::io::Result<usize> {
     }
     Ok(removed)
 }
+
+/// A stored key and value.
+type Row = (Vec<u8>, Vec<u8>);
 
 /// What an export document says it is.
 const EXPORT_FORMAT: &str = "drbot-state";
@@ -332,14 +337,17 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        let mut trees: Vec<(&str, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+        let mut trees: Vec<(&str, Vec<Row>)> = Vec::new();
         for name in names::TREES {
             let rows = doc["trees"][name]
                 .as_array()
                 .ok_or_else(|| bad(format!("the {name} records are missing")))?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let pair = (row[0].as_str().and_then(unhex), row[1].as_str().and_then(unhex));
+                let pair = (
+                    row[0].as_str().and_then(unhex),
+                    row[1].as_str().and_then(unhex),
+                );
                 let (Some(k), Some(v)) = pair else {
                     return Err(bad(format!("a {name} record is malformed")));
                 };
@@ -374,7 +382,9 @@ impl Store {
                     .get(names::SEQ_FLOOR_KEY)?
                     .map_or(0, |v| decode_u64(&v)),
             );
-            store.meta.insert(names::SEQ_FLOOR_KEY, &floor.to_be_bytes())?;
+            store
+                .meta
+                .insert(names::SEQ_FLOOR_KEY, &floor.to_be_bytes())?;
             store.db.flush()?;
             let summary = ImportSummary {
                 incidents: store.incidents.len(),
@@ -1120,7 +1130,10 @@ mod tests {
             imported.timeline(inc.id).expect("read"),
             store.timeline(inc.id).expect("read")
         );
-        assert_eq!(imported.audit().expect("read"), store.audit().expect("read"));
+        assert_eq!(
+            imported.audit().expect("read"),
+            store.audit().expect("read")
+        );
         // New entries sort after the imported ones and overwrite none of them.
         imported
             .append_timeline(inc.id, entry("after the move"))
@@ -1133,7 +1146,15 @@ mod tests {
             .collect();
         assert_eq!(
             texts,
-            ["declared", "note 0", "note 1", "note 2", "note 3", "note 4", "after the move"]
+            [
+                "declared",
+                "note 0",
+                "note 1",
+                "note 2",
+                "note 3",
+                "note 4",
+                "after the move"
+            ]
         );
         let next = imported
             .create_incident(|id| Ok::<_, StateError>((incident(id), vec![])))
@@ -1161,7 +1182,8 @@ mod tests {
             export[..export.len() / 2].to_vec(),
             b"{}".to_vec(),
             text.replace("\"schema\":1", "\"schema\":99").into_bytes(),
-            text.replace("\"audit\":[[\"", "\"audit\":[[\"zz").into_bytes(),
+            text.replace("\"audit\":[[\"", "\"audit\":[[\"zz")
+                .into_bytes(),
             text.replace("\"outbox\":[]", "\"outbox\":7").into_bytes(),
         ];
         for bad in cases {

@@ -125,7 +125,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The recipients new backups are encrypted to.
-fn recipients(engine: &Engine) -> Result<Vec<age::x25519::Recipient>, CommandError> {
+pub(crate) fn recipients(engine: &Engine) -> Result<Vec<age::x25519::Recipient>, CommandError> {
     let list = engine
         .config()
         .backup

@@ -166,6 +166,36 @@ impl Identities {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Decrypts a small age file held in memory (binary or armored), reading at most `max`
+    /// bytes of plaintext.
+    pub fn decrypt(&self, data: &[u8], max: u64) -> Result<Vec<u8>, String> {
+        if self.is_empty() {
+            return Err("no age identity is configured ([backup] age_identity_file)".to_string());
+        }
+        let ids = self.0.iter().map(|i| i.as_ref() as &dyn age::Identity);
+        let mut out = Vec::new();
+        let reader: Box<dyn Read> = if data.starts_with(AGE_MAGIC) {
+            let d = age::Decryptor::new_buffered(data).map_err(age_error)?;
+            Box::new(d.decrypt(ids).map_err(age_error)?)
+        } else if data.trim_ascii_start().starts_with(AGE_ARMOR) {
+            let d = age::Decryptor::new(age::armor::ArmoredReader::new(data)).map_err(age_error)?;
+            Box::new(d.decrypt(ids).map_err(age_error)?)
+        } else {
+            return Err("it is not age-encrypted".to_string());
+        };
+        reader
+            .take(max + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("age: {e}"))?;
+        if out.len() as u64 > max {
+            return Err(format!(
+                "it decrypts to more than {}",
+                crate::render::size(max)
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// How much decoded SQL is read at a time.
@@ -455,7 +485,7 @@ pub fn decode_blocking(
     Ok(())
 }
 
-fn age_error(e: age::DecryptError) -> String {
+pub(crate) fn age_error(e: age::DecryptError) -> String {
     match e {
         age::DecryptError::NoMatchingKeys => {
             "age: none of the configured identities can decrypt this backup (wrong key?)"
