@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod approvals;
+mod crash;
 mod database;
 mod discord;
 mod fake_discord;
