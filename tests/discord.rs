@@ -572,3 +572,101 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         .status();
     assert!(serve.wait().unwrap().success());
 }
+
+/// A Discord that rate-limits with absurd Retry-After values, answers errors with 10 MB bodies
+/// or never answers at all: `serve` keeps answering the control socket throughout, and takes
+/// interactions again once Discord recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_discord_never_stops_serve() {
+    use crate::fake_discord::Hostile;
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\nunix_user = \"{}\"\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\nstakeholder_channel_id = 3\napi_base = \"{}\"\n",
+        crate::support::os_user(),
+        fake.base
+    ));
+    let mut serve = d
+        .command()
+        .arg("serve")
+        .env("DISCORD_TOKEN", "fake.bot.token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    fake.wait_for(Duration::from_secs(20), |s| {
+        s.method == "PUT" && s.path.contains("/commands")
+    })
+    .await
+    .expect("slash commands registered");
+    let declare = |title: &str| {
+        json!({ "id": "500", "name": "incident", "type": 1, "options": [{
+        "name": "declare", "type": 1, "options": [
+            { "name": "scenario", "type": 3, "value": "database" },
+            { "name": "severity", "type": 3, "value": "sev3" },
+            { "name": "title", "type": 3, "value": title }
+        ]}]})
+    };
+    let cases = [
+        ("/callback", Hostile::Silent),
+        ("/callback", Hostile::RateLimited("1e30".into())),
+        ("/callback", Hostile::RateLimited("-5".into())),
+        ("/callback", Hostile::RateLimited("nan".into())),
+        (
+            "/callback",
+            Hostile::RateLimited("Thu, 01 Jan 1970 00:00:00 GMT".into()),
+        ),
+        ("/callback", Hostile::Huge),
+        ("/messages", Hostile::Silent),
+        ("/messages", Hostile::Huge),
+    ];
+    for (n, (path, how)) in cases.into_iter().enumerate() {
+        fake.heal();
+        fake.hostile(path, how.clone());
+        let id = 3000 + n as u64;
+        fake.dispatch(
+            "INTERACTION_CREATE",
+            command(
+                id,
+                11,
+                "alice",
+                &[],
+                1000 + n as u64,
+                declare(&format!("case {n}")),
+            ),
+        );
+        fake.wait_for(Duration::from_secs(10), |s| {
+            s.path.contains(&format!("tok{id}"))
+        })
+        .await
+        .unwrap_or_else(|| panic!("{how:?}: the interaction never reached Discord"));
+        // The socket answers at once whatever Discord does.
+        let started = std::time::Instant::now();
+        let r = d.exec(None, "/incident note text:still answering incident:INC-1");
+        assert!(
+            r.code == 0 || r.stdout.contains("does not exist"),
+            "{how:?}: {r:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{how:?}: the socket waited {:?}",
+            started.elapsed()
+        );
+        assert!(serve.try_wait().unwrap().is_none(), "{how:?}: serve exited");
+    }
+    // Discord recovers: the next interaction is acknowledged as usual.
+    fake.heal();
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(3999, 11, "alice", &[], 1999, declare("after")),
+    );
+    fake.wait_for(Duration::from_secs(10), |s| {
+        s.method == "PATCH" && s.path.contains("tok3999/messages/@original")
+    })
+    .await
+    .expect("answered after recovery");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
+}

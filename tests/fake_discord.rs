@@ -27,12 +27,24 @@ pub struct Seen {
     pub reply: Value,
 }
 
+/// How REST calls whose path contains a given text misbehave (a broken Discord).
+#[derive(Clone, Debug)]
+pub enum Hostile {
+    /// 429 with this `Retry-After` header (and the same in the body's `retry_after`).
+    RateLimited(String),
+    /// 500 with a 10 MB body.
+    Huge,
+    /// Accepts the request and never answers.
+    Silent,
+}
+
 /// The running fake.
 pub struct FakeDiscord {
     pub base: String,
     pub requests: Arc<Mutex<Vec<Seen>>>,
     events: mpsc::UnboundedSender<Value>,
     pub identified: Arc<Mutex<Option<Value>>>,
+    hostile: Arc<Mutex<Vec<(String, Hostile)>>>,
 }
 
 impl FakeDiscord {
@@ -47,6 +59,8 @@ impl FakeDiscord {
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let seen = requests.clone();
         let url = ws_url.clone();
+        let hostile: Arc<Mutex<Vec<(String, Hostile)>>> = Arc::default();
+        let bad = hostile.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = http.accept().await else {
@@ -54,8 +68,9 @@ impl FakeDiscord {
                 };
                 let seen = seen.clone();
                 let url = url.clone();
+                let bad = bad.clone();
                 tokio::spawn(async move {
-                    let _ = serve_http(stream, seen, url).await;
+                    let _ = serve_http(stream, seen, url, bad).await;
                 });
             }
         });
@@ -78,7 +93,18 @@ impl FakeDiscord {
             requests,
             events,
             identified,
+            hostile,
         }
+    }
+
+    /// From now on, REST calls whose path contains `path` misbehave as `how`.
+    pub fn hostile(&self, path: &str, how: Hostile) {
+        self.hostile.lock().unwrap().push((path.to_string(), how));
+    }
+
+    /// Discord behaves again.
+    pub fn heal(&self) {
+        self.hostile.lock().unwrap().clear();
     }
 
     /// Dispatches a gateway event (`t`, `d`).
@@ -125,6 +151,7 @@ async fn serve_http(
     stream: TcpStream,
     seen: Arc<Mutex<Vec<Seen>>>,
     ws_url: String,
+    hostile: Arc<Mutex<Vec<(String, Hostile)>>>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -159,6 +186,54 @@ async fn serve_http(
         let at = Instant::now();
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let n = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bad = hostile
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(p, _)| path.contains(p.as_str()))
+            .map(|(_, h)| h.clone());
+        if let Some(how) = bad {
+            seen.lock().unwrap().push(Seen {
+                method: method.clone(),
+                path: path.clone(),
+                body: Value::Null,
+                at: Instant::now(),
+                reply: json!({ "hostile": format!("{how:?}") }),
+            });
+            let (head, text) = match how {
+                Hostile::Silent => {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    return Ok(());
+                }
+                Hostile::RateLimited(v) => {
+                    let body = format!(
+                        "{{\"message\": \"You are being rate limited.\", \"retry_after\": {}, \"global\": false}}",
+                        v.parse::<f64>().map_or("1".to_string(), |_| v.clone())
+                    );
+                    (
+                        format!(
+                            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: {v}\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        ),
+                        body,
+                    )
+                }
+                Hostile::Huge => {
+                    let body =
+                        format!("{{\"message\": \"{}\", \"code\": 0}}", "x".repeat(10 << 20));
+                    (
+                        format!(
+                            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        ),
+                        body,
+                    )
+                }
+            };
+            write.write_all(head.as_bytes()).await?;
+            write.write_all(text.as_bytes()).await?;
+            continue;
+        }
         let (status, reply) = if path.ends_with("/gateway") || path.contains("/gateway?") {
             (200, json!({ "url": ws_url }))
         } else if method == "PUT" && path.contains("/commands") {

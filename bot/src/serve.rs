@@ -114,6 +114,7 @@ pub async fn run(config: Config) -> u8 {
     );
 
     let mut tasks = JoinSet::new();
+    let mut posts_out = JoinSet::new();
     let mut exports = crate::state::Exporter::new(&config);
     let mut export_tick = tokio::time::interval(crate::state::EXPORT_CHECK);
     let mut tick = tokio::time::interval(TICK);
@@ -131,14 +132,24 @@ pub async fn run(config: Config) -> u8 {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {
                 match engine.tick().await {
-                    Ok(posts) => for p in posts {
-                        match &discord {
-                            Some((http, dc)) => {
-                                let mention = commander_to_ping(&engine, &config, &p);
-                                crate::discord::post(http, dc, &p.place, &p.text, mention).await
-                            }
-                            None => println!("[{}] {}", p.place, p.text),
+                    Ok(posts) => match &discord {
+                        Some((http, dc)) => {
+                            // Posted in order beside the loop: a Discord that does not answer
+                            // holds up its posts (30 s each at most), never the socket.
+                            let posts: Vec<_> = posts
+                                .into_iter()
+                                .map(|p| (commander_to_ping(&engine, &config, &p), p))
+                                .collect();
+                            let (http, dc) = (http.clone(), dc.clone());
+                            posts_out.spawn(async move {
+                                for (mention, p) in posts {
+                                    crate::discord::post(&http, &dc, &p.place, &p.text, mention).await;
+                                }
+                            });
                         }
+                        None => for p in posts {
+                            println!("[{}] {}", p.place, p.text);
+                        },
                     },
                     Err(e) => tracing::error!(error = %e, "background work failed"),
                 }
@@ -158,6 +169,7 @@ pub async fn run(config: Config) -> u8 {
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = posts_out.join_next(), if !posts_out.is_empty() => {}
         }
     }
     println!("drbot serve: stopping; no new commands are taken.");

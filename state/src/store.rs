@@ -107,6 +107,20 @@ fn remove_unfinished_snapshots(sled_dir: &Path) -> std::io::Result<usize> {
     Ok(removed)
 }
 
+/// A write in progress: holds the writers' share of the gate; when dropped (the write is
+/// over), moves the generation.
+struct Writing<'a> {
+    _shared: std::sync::RwLockReadGuard<'a, ()>,
+    generation: &'a std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A stored key and value.
 type Row = (Vec<u8>, Vec<u8>);
 
@@ -209,8 +223,11 @@ pub struct Store {
     outbox: sled::Tree,
     /// Writers share it; an export takes it alone, so it reads one consistent state.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
-    /// Bumped by every write: `serve` exports when it moved.
+    /// Bumped by every write when it is over: `serve` exports when it moved, and a flush
+    /// knows which writes it covers.
     generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The generation the last flush covered (and the one-flush-at-a-time lock).
+    flushed: std::sync::Arc<tokio::sync::Mutex<u64>>,
     /// See [`names::SEQ_FLOOR_KEY`].
     seq_floor: u64,
 }
@@ -263,6 +280,7 @@ impl Store {
             outbox: db.open_tree(names::OUTBOX)?,
             gate: Default::default(),
             generation: Default::default(),
+            flushed: Default::default(),
             seq_floor: 0,
             db,
         };
@@ -277,12 +295,13 @@ impl Store {
         Ok(store)
     }
 
-    /// A writer's share of the gate (exports wait for it), and a new generation.
-    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        let guard = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        guard
+    /// A writer's share of the gate (exports and flushes wait for it); the generation moves
+    /// when the write is over.
+    fn writing(&self) -> Writing<'_> {
+        Writing {
+            _shared: self.gate.read().unwrap_or_else(|p| p.into_inner()),
+            generation: &self.generation,
+        }
     }
 
     /// A number that changes whenever anything is written (in this process).
@@ -460,15 +479,40 @@ impl Store {
     }
 
     /// Writes everything to disk. Call before telling a person that a change is recorded.
+    ///
+    /// One flush at a time, with no write running (sled 0.34 deadlocks when flushes run on
+    /// its thread pool beside transactions under load: every `flush_async` waits for a read
+    /// lock a waiting transaction blocks, and holds the threads that would finish the flush).
+    /// Callers that arrive while a flush runs share the next one (a group commit).
     pub async fn flush(&self) -> Result<(), StateError> {
-        self.db.flush_async().await?;
+        let wanted = self.generation();
+        let mut flushed = self.flushed.lock().await;
+        if *flushed >= wanted {
+            return Ok(());
+        }
+        let store = self.clone();
+        let upto = tokio::task::spawn_blocking(move || store.flush_alone())
+            .await
+            .map_err(|e| {
+                StateError::Sled(sled::Error::ReportableBug(format!(
+                    "the flush stopped: {e}"
+                )))
+            })??;
+        *flushed = upto;
         Ok(())
     }
 
     /// Writes everything to disk, blocking (for shutdown paths outside async code).
     pub fn flush_blocking(&self) -> Result<(), StateError> {
+        self.flush_alone().map(|_| ())
+    }
+
+    /// Flushes with no write running; returns the generation it covers.
+    fn flush_alone(&self) -> Result<u64, StateError> {
+        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let upto = self.generation();
         self.db.flush()?;
-        Ok(())
+        Ok(upto)
     }
 
     /// Creates an incident from `build` (given the new id) and writes its first timeline entries,
