@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         eprintln!("drbot: internal error{at}: {}", redact(&what));
     }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(4)
         .enable_all()
         .build()
     {
