@@ -82,6 +82,8 @@ fn main() -> ExitCode {
         eprintln!("drbot: internal error{at}: {}", redact(&what));
     }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // More workers than cores: a store write may wait out a flush's fsync on its worker,
+        // and Discord acknowledgements must not queue behind it (bot/benches/load.rs).
         .worker_threads(4)
         .enable_all()
         .build()

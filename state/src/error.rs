@@ -54,6 +54,18 @@ pub enum StateError {
         source: serde_json::Error,
     },
 
+    /// The store's files are damaged beyond what drbot tidies at open.
+    #[error(
+        "the state store in {} is damaged and does not open ({source}). Keep it for inspection: \
+         move the directory aside, then `drbot state import latest` brings back the newest export",
+        path.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+
     /// A state export could not be read.
     #[error("the state export cannot be imported: {0}")]
     BadExport(String),

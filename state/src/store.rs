@@ -75,7 +75,10 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StateError> {
                             path: dir.to_path_buf(),
                             source,
                         },
-                        other => StateError::Sled(other),
+                        other => StateError::Damaged {
+                            path: dir.to_path_buf(),
+                            source: other,
+                        },
                     });
                 }
             }
@@ -1236,5 +1239,23 @@ mod tests {
             let leftovers = std::fs::read_dir(new_host.path()).expect("read").count();
             assert_eq!(leftovers, 0);
         }
+    }
+
+    #[test]
+    fn a_damaged_store_says_so_and_how_to_come_back() {
+        let dir = tempfile::tempdir().expect("test setup");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.append_audit(entry("x")).expect("write");
+            store.flush_blocking().expect("flush");
+        }
+        // sled's config record, overwritten: not something a kill leaves.
+        std::fs::write(dir.path().join("sled").join("conf"), b"\x00garbage\xff").expect("setup");
+        let e = Store::open(dir.path()).expect_err("damaged");
+        let text = e.to_string();
+        assert!(
+            text.contains("is damaged") && text.contains("drbot state import latest"),
+            "{text}"
+        );
     }
 }
