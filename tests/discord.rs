@@ -586,27 +586,8 @@ async fn a_broken_discord_never_stops_serve() {
         crate::support::os_user(),
         fake.base
     ));
-    let mut serve = d
-        .command()
-        .arg("serve")
-        .env("DISCORD_TOKEN", "fake.bot.token")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    fake.wait_for(Duration::from_secs(20), |s| {
-        s.method == "PUT" && s.path.contains("/commands")
-    })
-    .await
-    .expect("slash commands registered");
-    let declare = |title: &str| {
-        json!({ "id": "500", "name": "incident", "type": 1, "options": [{
-        "name": "declare", "type": 1, "options": [
-            { "name": "scenario", "type": 3, "value": "database" },
-            { "name": "severity", "type": 3, "value": "sev3" },
-            { "name": "title", "type": 3, "value": title }
-        ]}]})
-    };
+    let mut serve = crate::fake_discord::serve_on(&fake, &d).await;
+    let declare = |title: &str| crate::fake_discord::declare("database", "sev3", title);
     let cases = [
         ("/callback", Hostile::Silent),
         ("/callback", Hostile::RateLimited("1e30".into())),

@@ -336,6 +336,34 @@ fn channel_json(channel: u64) -> Value {
     }
 }
 
+/// `/incident declare`'s interaction data.
+pub fn declare(scenario: &str, severity: &str, title: &str) -> Value {
+    json!({ "id": "701", "name": "incident", "type": 1, "options": [{
+    "name": "declare", "type": 1, "options": [
+        { "name": "scenario", "type": 3, "value": scenario },
+        { "name": "severity", "type": 3, "value": severity },
+        { "name": "title", "type": 3, "value": title }
+    ]}]})
+}
+
+/// `drbot serve` of `d` on this fake, once its slash commands are registered.
+pub async fn serve_on(fake: &FakeDiscord, d: &crate::support::Drbot) -> std::process::Child {
+    let serve = d
+        .command()
+        .arg("serve")
+        .env("DISCORD_TOKEN", "fake.bot.token")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    fake.wait_for(std::time::Duration::from_secs(30), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("slash commands registered");
+    serve
+}
+
 /// A slash-command interaction from a guild member, as Discord sends it.
 pub fn command(id: u64, user: u64, name: &str, roles: &[u64], channel: u64, data: Value) -> Value {
     json!({

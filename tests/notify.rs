@@ -33,6 +33,16 @@ fn engine(dir: &Path, config: &str, hook: &str, clock: Arc<ManualClock>) -> Engi
     }))
 }
 
+/// The engine's notification on `channel`.
+pub(crate) fn outbox_item(e: &Engine, channel: &str) -> drbot_state::OutboxItem {
+    e.store()
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.channel == channel)
+        .unwrap()
+}
+
 /// An engine on a manual clock, wired to `fake`, with a sev1 incident just declared.
 async fn declared(
     fake: &FakeHttp,
@@ -316,13 +326,7 @@ async fn hostile_retry_after_headers_and_huge_bodies_leave_drbot_answering() {
         assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
     }
     assert_eq!(fake.hits("/emails").len(), 6);
-    let item = e
-        .store()
-        .outbox()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.channel == "email")
-        .unwrap();
+    let item = outbox_item(&e, "email");
     assert_eq!(item.status, DeliveryStatus::Delivered, "{item:?}");
 }
 
@@ -378,13 +382,7 @@ async fn a_key_echoed_back_in_an_error_body_is_never_repeated() {
     );
     let (dir, _clock, e, r) = declared(&fake).await;
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
-    let email = e
-        .store()
-        .outbox()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.channel == "email")
-        .unwrap();
+    let email = outbox_item(&e, "email");
     assert_eq!(email.status, DeliveryStatus::Failed, "{email:?}");
     assert_eq!(
         email.last_error.as_deref(),

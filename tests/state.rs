@@ -11,6 +11,7 @@ use drbot_state::{ApprovalStatus, DeliveryStatus, IncidentId, Store};
 
 use crate::database::{approver, commander, config_text, env_map, setup};
 use crate::fake_http::{Answer, FakeHttp};
+use crate::notify::outbox_item;
 use crate::support::{Drbot, age_key, bucket, moto};
 
 fn engine(dir: &Path, config: &Config, env: HashMap<String, String>) -> Engine {
@@ -76,13 +77,7 @@ async fn export_wipe_import_gives_the_same_state_and_sends_nothing_twice() {
         panic!("{}", r.text)
     };
     let timeline_before = e.store().timeline(IncidentId(1)).unwrap();
-    let email_before = e
-        .store()
-        .outbox()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.channel == "email")
-        .unwrap();
+    let email_before = outbox_item(&e, "email");
     assert_eq!(email_before.status, DeliveryStatus::Pending);
     let exported = state_export::export(&e).await.unwrap();
     assert!(exported.key.starts_with("state/"), "{}", exported.key);
@@ -127,13 +122,7 @@ async fn export_wipe_import_gives_the_same_state_and_sends_nothing_twice() {
         .await;
     assert_ne!(r.outcome, Outcome::Done, "{}", r.text);
     // The notice that was waiting goes out once, with the key it had.
-    let email = e
-        .store()
-        .outbox()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.channel == "email")
-        .unwrap();
+    let email = outbox_item(&e, "email");
     assert_eq!(email, email_before);
     e.store()
         .update_outbox(email.id, |i| {

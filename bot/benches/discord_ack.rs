@@ -13,10 +13,9 @@ mod fake_discord;
 mod support;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fake_discord::{FakeDiscord, command};
+use fake_discord::{FakeDiscord, command, declare, serve_on};
 use serde_json::json;
 use support::Drbot;
 
@@ -37,25 +36,10 @@ fn main() {
              [discord]\nguild_id = 1\nincident_channel_id = 2\napi_base = \"{}\"\n",
             fake.base
         ));
-        let mut serve = d
-            .command()
-            .arg("serve")
-            .env("DISCORD_TOKEN", "fake.bot.token")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        fake.wait_for(Duration::from_secs(30), |r| r.method == "PUT" && r.path.contains("/commands"))
-            .await
-            .expect("registered");
+        let mut serve = serve_on(&fake, &d).await;
         for k in 0..INCIDENTS {
             let id = 10_000 + k;
-            let data = json!({ "id": "701", "name": "incident", "type": 1, "options": [{
-                "name": "declare", "type": 1, "options": [
-                    { "name": "scenario", "type": 3, "value": "database" },
-                    { "name": "severity", "type": 3, "value": "sev2" },
-                    { "name": "title", "type": 3, "value": format!("incident {k}") }
-                ]}]});
+            let data = declare("database", "sev2", &format!("incident {k}"));
             fake.dispatch("INTERACTION_CREATE", command(id, 11, "alice", &[], 1000 + k, data));
             fake.wait_for(Duration::from_secs(10), |r| r.method == "PATCH" && r.path.contains(&format!("tok{id}/")))
                 .await

@@ -16,11 +16,10 @@ mod fake_discord;
 mod support;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use drbot_state::{IncidentId, Store};
-use fake_discord::{FakeDiscord, command};
+use fake_discord::{FakeDiscord, command, declare, serve_on};
 use serde_json::json;
 use support::{Drbot, os_user};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -74,25 +73,10 @@ fn main() {
             os_user(),
             fake.base
         ));
-        let mut serve = d
-            .command()
-            .arg("serve")
-            .env("DISCORD_TOKEN", "fake.bot.token")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        fake.wait_for(Duration::from_secs(30), |r| r.method == "PUT" && r.path.contains("/commands"))
-            .await
-            .expect("registered");
+        let mut serve = serve_on(&fake, &d).await;
         for k in 0..INCIDENTS {
             let id = 10_000 + k;
-            let data = json!({ "id": "701", "name": "incident", "type": 1, "options": [{
-                "name": "declare", "type": 1, "options": [
-                    { "name": "scenario", "type": 3, "value": "database" },
-                    { "name": "severity", "type": 3, "value": "sev3" },
-                    { "name": "title", "type": 3, "value": format!("incident {k}") }
-                ]}]});
+            let data = declare("database", "sev3", &format!("incident {k}"));
             fake.dispatch("INTERACTION_CREATE", command(id, 11, "alice", &[], 1000 + k, data));
             fake.wait_for(Duration::from_secs(10), |r| r.method == "PATCH" && r.path.contains(&format!("tok{id}/")))
                 .await
