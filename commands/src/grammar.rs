@@ -372,14 +372,7 @@ impl Invocation {
         for (n, v) in &self.options {
             let special = |c: char| c.is_whitespace() || c == '\\' || is_open_quote(c);
             if v.is_empty() || v.chars().any(special) {
-                let mut escaped = String::new();
-                for c in v.chars() {
-                    if c == '\\' || is_open_quote(c) {
-                        escaped.push('\\');
-                    }
-                    escaped.push(c);
-                }
-                let _ = write!(s, " {n}:\"{escaped}\"");
+                let _ = write!(s, " {n}:{}", quoted(v));
             } else {
                 let _ = write!(s, " {n}:{v}");
             }
@@ -469,6 +462,22 @@ fn tokenize(line: &str) -> Result<Vec<Token>, UsageError> {
             },
         }
     }
+}
+
+/// An option value as the parser reads it back exactly: in double quotes, with backslashes
+/// and every quote character (straight or curly) escaped. For lines built from structured
+/// input (Discord's options).
+pub fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '\\' || is_open_quote(c) || is_close_quote(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 fn is_open_quote(c: char) -> bool {

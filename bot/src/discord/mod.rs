@@ -202,8 +202,11 @@ pub fn line_from(config: &Config, name: &str, options: &[CommandDataOption]) -> 
                 .map_or_else(|| format!("<@{u}>"), |(n, _)| n.clone()),
             _ => continue,
         };
-        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-        line.push_str(&format!(" {}:\"{escaped}\"", o.name));
+        line.push_str(&format!(
+            " {}:{}",
+            o.name,
+            drbot_commands::grammar::quoted(&value)
+        ));
     }
     line
 }
@@ -583,6 +586,41 @@ mod tests {
         assert!(b.has_role("approver") && !b.has_role("commander"));
         let nobody = actor_for(&c, &dc, UserId::new(33), "x", &[RoleId::new(99)]);
         assert!(nobody.roles.is_empty());
+    }
+
+    #[test]
+    fn any_text_a_person_types_in_discord_reaches_the_command_unchanged() {
+        let (c, _) = config();
+        let hostile = [
+            "",
+            "\\",
+            "ends with a backslash \\",
+            "\"",
+            "“curly” and ‘single’ and «guillemets» and „low“",
+            "” closing first",
+            "x\" incident:INC-9 title:\"injected",
+            "line one\nline two\r\n\ttabbed",
+            "title:not-an-option",
+            "\u{0}nul and \u{202e}bidi",
+            "🙂 emoji and 漢字",
+        ];
+        for text in hostile {
+            let opts: Vec<CommandDataOption> = serde_json::from_value(json!([
+                { "name": "note", "type": 1, "options": [
+                    { "name": "text", "type": 3, "value": text }
+                ]}
+            ]))
+            .expect("test setup");
+            let line = line_from(&c, "incident", &opts);
+            match drbot_commands::grammar::parse(&line) {
+                Ok(parsed) => {
+                    assert_eq!(parsed.get("text"), Some(text), "{line}");
+                    assert_eq!(parsed.get("incident"), None, "{line}");
+                }
+                // Refused as a whole, never read as something else.
+                Err(e) => assert!(text.trim().is_empty(), "{text:?} → {line}: {e}"),
+            }
+        }
     }
 
     #[test]
