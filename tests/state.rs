@@ -207,3 +207,64 @@ fn the_state_commands_round_trip_through_the_binary() {
     assert!(out.status.success(), "{said} {out:?}");
     assert_eq!(new.exec(None, "/incident timeline").stdout, timeline);
 }
+
+#[test]
+fn serve_exports_at_start_and_its_last_word_at_shutdown() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = rt.block_on(bucket("drbot-serve-state-"));
+    let key = age_key();
+    let config = format!(
+        "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{bucket}\"\n\
+         [backup]\nage_identity_file = \"{}\"\nage_recipients = [\"{}\"]\n",
+        key.file.display(),
+        key.recipient
+    );
+    let with_env = |c: &mut std::process::Command| {
+        c.env("R2_ENDPOINT", moto())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+    };
+    let exports = || {
+        rt.block_on(async {
+            crate::support::s3()
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix("state/")
+                .send()
+                .await
+                .unwrap()
+                .contents()
+                .len()
+        })
+    };
+    let old = Drbot::new(&config);
+    let mut c = old.command();
+    c.arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    with_env(&mut c);
+    let mut serve = c.spawn().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while exports() == 0 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(exports(), 1, "serve exports when it starts");
+    // A change right after it, then SIGTERM: the change still goes off the host.
+    let r = old.exec(
+        None,
+        "/incident declare scenario:search severity:sev3 title:\"search slow\"",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+    let new = Drbot::new(&config);
+    let mut c = new.command();
+    c.args(["state", "import", "latest"]);
+    with_env(&mut c);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = new.exec(None, "/incident status");
+    assert!(r.stdout.contains("search slow"), "{r:?}");
+}

@@ -116,6 +116,7 @@ pub async fn run(config: Config) -> u8 {
     let mut tasks = JoinSet::new();
     let mut posts_out = JoinSet::new();
     let mut exports = crate::state::Exporter::new(&config);
+    let mut export_jobs = JoinSet::new();
     let mut export_tick = tokio::time::interval(crate::state::EXPORT_CHECK);
     let mut tick = tokio::time::interval(TICK);
     let mut deliver = tokio::time::interval(DELIVER);
@@ -154,7 +155,20 @@ pub async fn run(config: Config) -> u8 {
                     Err(e) => tracing::error!(error = %e, "background work failed"),
                 }
             }
-            _ = export_tick.tick() => exports.maybe_export(&engine).await,
+            _ = export_tick.tick() => {
+                // Beside the loop: a slow bucket never holds up the socket.
+                if let Some(generation) = exports.due(&engine) {
+                    let engine = engine.clone();
+                    export_jobs.spawn(async move {
+                        (generation, drbot_commands::state_export::export(&engine).await)
+                    });
+                }
+            }
+            Some(done) = export_jobs.join_next(), if !export_jobs.is_empty() => {
+                if let Ok((generation, result)) = done {
+                    exports.finished(generation, result);
+                }
+            }
             _ = deliver.tick() => {
                 if let Err(e) = engine.deliver_due().await {
                     tracing::error!(error = %e, "delivering notifications failed");
@@ -197,8 +211,13 @@ pub async fn run(config: Config) -> u8 {
         eprintln!("drbot: could not flush state: {e}");
         return 1;
     }
-    // The last word goes off the host too.
-    exports.maybe_export(&engine).await;
+    // The last word goes off the host too (after any export still running).
+    while let Some(done) = export_jobs.join_next().await {
+        if let Ok((generation, result)) = done {
+            exports.finished(generation, result);
+        }
+    }
+    exports.final_export(&engine).await;
     println!("drbot serve: stopped.");
     0
 }

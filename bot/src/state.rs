@@ -41,6 +41,8 @@ pub struct Exporter {
     /// The store's generation at the last export.
     seen: Option<u64>,
     failing: bool,
+    /// An export is running beside serve's loop.
+    running: bool,
 }
 
 impl Exporter {
@@ -64,21 +66,36 @@ impl Exporter {
             change_due: now,
             seen: None,
             failing: false,
+            running: false,
         }
     }
 
-    /// Exports when due; a failure is logged (once until it works again) and retried.
-    pub async fn maybe_export(&mut self, engine: &Engine) {
-        if !self.enabled {
-            return;
+    /// Whether an export should start now (none is running): the store's generation it will
+    /// cover, and the export is then marked running until [`Exporter::finished`].
+    pub fn due(&mut self, engine: &Engine) -> Option<u64> {
+        if !self.enabled || self.running {
+            return None;
         }
         let generation = engine.store().generation();
         let now = Instant::now();
         let changed = self.seen != Some(generation);
         if now < self.next_due && !(changed && now >= self.change_due) {
-            return;
+            return None;
         }
-        match drbot_commands::state_export::export(engine).await {
+        self.running = true;
+        Some(generation)
+    }
+
+    /// Records how an export that [`Exporter::due`] started ended; a failure is logged (once
+    /// until it works again) and retried a minute later.
+    pub fn finished(
+        &mut self,
+        generation: u64,
+        result: Result<drbot_commands::state_export::Exported, drbot_commands::CommandError>,
+    ) {
+        self.running = false;
+        let now = Instant::now();
+        match result {
             Ok(e) => {
                 self.seen = Some(generation);
                 self.next_due = now + self.every;
@@ -90,7 +107,6 @@ impl Exporter {
                 tracing::debug!(key = %e.key, bytes = e.bytes, "state exported");
             }
             Err(e) => {
-                // Tried again a minute later, not in a loop; said once until it works.
                 self.next_due = now + CHANGE_SPACING;
                 self.change_due = now + CHANGE_SPACING;
                 if !self.failing {
@@ -99,5 +115,17 @@ impl Exporter {
                 self.failing = true;
             }
         }
+    }
+
+    /// The last export at shutdown: whatever changed since the last one goes off the host,
+    /// however recent that was.
+    pub async fn final_export(&mut self, engine: &Engine) {
+        let generation = engine.store().generation();
+        if !self.enabled || self.seen == Some(generation) {
+            return;
+        }
+        self.running = true;
+        let result = drbot_commands::state_export::export(engine).await;
+        self.finished(generation, result);
     }
 }
