@@ -150,10 +150,9 @@ async fn export_wipe_import_gives_the_same_state_and_sends_nothing_twice() {
     assert!(last.len() > after.len());
 }
 
-#[test]
-fn the_state_commands_round_trip_through_the_binary() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let bucket = rt.block_on(bucket("drbot-state-"));
+/// A bucket of the test's own and an age key, as drbot's config (keep the key alive).
+async fn bucket_and_key(prefix: &str) -> (String, crate::support::AgeKey, String) {
+    let bucket = bucket(prefix).await;
     let key = age_key();
     let config = format!(
         "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{bucket}\"\n\
@@ -161,11 +160,20 @@ fn the_state_commands_round_trip_through_the_binary() {
         key.file.display(),
         key.recipient
     );
-    let with_env = |c: &mut std::process::Command| {
-        c.env("R2_ENDPOINT", moto())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test");
-    };
+    (bucket, key, config)
+}
+
+/// moto's address and credentials for a `drbot` command.
+fn bucket_env(c: &mut std::process::Command) {
+    c.env("R2_ENDPOINT", moto())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+}
+
+#[test]
+fn the_state_commands_round_trip_through_the_binary() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_bucket, _key, config) = rt.block_on(bucket_and_key("drbot-state-"));
     let old = Drbot::new(&config);
     let r = old.exec(
         None,
@@ -175,7 +183,7 @@ fn the_state_commands_round_trip_through_the_binary() {
     old.exec(None, "/incident note text:from the old host");
     let mut c = old.command();
     c.args(["state", "export"]);
-    with_env(&mut c);
+    bucket_env(&mut c);
     let out = c.output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said} {out:?}");
@@ -194,14 +202,14 @@ fn the_state_commands_round_trip_through_the_binary() {
     // A name that is no export is refused, naming the newest.
     let mut c = new.command();
     c.args(["state", "import", "nope"]);
-    with_env(&mut c);
+    bucket_env(&mut c);
     let out = c.output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("The newest: state/"), "{said}");
     let mut c = new.command();
     c.args(["state", "import"]);
-    with_env(&mut c);
+    bucket_env(&mut c);
     let out = c.output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said} {out:?}");
@@ -211,19 +219,7 @@ fn the_state_commands_round_trip_through_the_binary() {
 #[test]
 fn serve_exports_at_start_and_its_last_word_at_shutdown() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let bucket = rt.block_on(bucket("drbot-serve-state-"));
-    let key = age_key();
-    let config = format!(
-        "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{bucket}\"\n\
-         [backup]\nage_identity_file = \"{}\"\nage_recipients = [\"{}\"]\n",
-        key.file.display(),
-        key.recipient
-    );
-    let with_env = |c: &mut std::process::Command| {
-        c.env("R2_ENDPOINT", moto())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test");
-    };
+    let (bucket, _key, config) = rt.block_on(bucket_and_key("drbot-serve-state-"));
     let exports = || {
         rt.block_on(async {
             crate::support::s3()
@@ -242,7 +238,7 @@ fn serve_exports_at_start_and_its_last_word_at_shutdown() {
     c.arg("serve")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    with_env(&mut c);
+    bucket_env(&mut c);
     let mut serve = c.spawn().unwrap();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while exports() == 0 && std::time::Instant::now() < until {
@@ -262,7 +258,7 @@ fn serve_exports_at_start_and_its_last_word_at_shutdown() {
     let new = Drbot::new(&config);
     let mut c = new.command();
     c.args(["state", "import", "latest"]);
-    with_env(&mut c);
+    bucket_env(&mut c);
     let out = c.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let r = new.exec(None, "/incident status");
