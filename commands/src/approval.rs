@@ -21,7 +21,7 @@ use crate::db::{self, pg::Target};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{self, INCIDENT_OPTION, Invocation};
-use crate::incident::required;
+use crate::options::required;
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::reply::{Outcome, Reply};

@@ -15,8 +15,8 @@ use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::Text;
 
 use crate::engine::Engine;
-use crate::incident::{runbook_step, scenario_of};
 use crate::render;
+use crate::runbook::{runbook_step, scenario_of};
 
 const WIDTH: u32 = 900;
 const ROW: u32 = 18;

@@ -77,7 +77,7 @@ impl Engine {
         let Ok(Some(incident)) = self.store().incident(id) else {
             return Vec::new();
         };
-        let scenario = crate::incident::scenario_of(&incident);
+        let scenario = crate::runbook::scenario_of(&incident);
         incident
             .steps
             .iter()

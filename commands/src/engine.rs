@@ -1,9 +1,11 @@
-//! The engine: takes a command line from a person in a place, runs it, records it, answers.
+//! The engine: the state every command works on (config, store, clock, environment, known
+//! secrets, running restores) and what commands share — who is acting where, which incident a
+//! command applies to, timeline entries, runbook step changes, recovery after a crash.
 //!
-//! Every adapter (console, `exec`, Discord) hands lines to [`Engine::run`] and shows the
-//! [`Reply`]. Changes and their timeline entries are written together, then flushed to disk
-//! before the reply says they are done. Refusals are recorded too (SPEC §9): on the incident's
-//! timeline when the place has one, otherwise in the audit log.
+//! Every adapter (console, `exec`, Discord) hands lines to [`Engine::run`] (in
+//! `dispatch.rs`, the one file that knows each command's handler) and shows the `Reply`.
+//! Changes and their timeline entries are written together, then flushed to disk before the
+//! reply says they are done.
 
 use std::sync::Arc;
 
@@ -13,16 +15,11 @@ use drbot_state::{EntryKind, Incident, IncidentId, NewEntry, Store};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::CommandError;
-use crate::grammar::{self, INCIDENT_OPTION, Invocation};
+use crate::grammar::{INCIDENT_OPTION, Invocation};
 use crate::identity::Actor;
-use crate::progress::{NoProgress, ProgressSink};
+use crate::locks::RestoreLocks;
 use crate::redact::Secrets;
-use crate::reply::{Outcome, Reply};
 use crate::runbook::Action;
-use crate::{approval, db, incident, step};
-
-/// How long a reply waits for the notifications its command queued.
-const INLINE_DELIVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads an environment variable (secrets and URLs): the process's own, or a test's.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -54,14 +51,6 @@ impl Place {
     }
 }
 
-/// Commands that only read: a refusal of one needs no "nothing was changed".
-fn is_view(inv: &Invocation) -> bool {
-    matches!(
-        (inv.spec.group, inv.spec.sub),
-        ("incident", Some("status" | "timeline")) | ("step", Some("list"))
-    )
-}
-
 /// Who typed a command, and where.
 #[derive(Clone, Debug)]
 pub struct Context {
@@ -74,16 +63,16 @@ pub struct Context {
 /// Runs commands against the incident state.
 pub struct Engine {
     config: Arc<Config>,
-    store: Store,
+    pub(crate) store: Store,
     clock: Arc<dyn Clock>,
     /// Declares are serialised so two at once cannot both open an incident in one place.
-    declare_lock: tokio::sync::Mutex<()>,
+    pub(crate) declare_lock: tokio::sync::Mutex<()>,
     /// Where secrets and URLs are read from.
     env: Env,
     /// Restores running now, one per target.
-    restores: db::RestoreLocks,
+    restores: RestoreLocks,
     /// The configured secrets' values, redacted from replies and the timeline.
-    secrets: Secrets,
+    pub(crate) secrets: Secrets,
 }
 
 impl Engine {
@@ -95,7 +84,7 @@ impl Engine {
             clock,
             declare_lock: tokio::sync::Mutex::new(()),
             env: Arc::new(|k| std::env::var(k).ok()),
-            restores: db::RestoreLocks::default(),
+            restores: RestoreLocks::default(),
             secrets: Secrets::default(),
         }
         .with_secrets()
@@ -130,7 +119,7 @@ impl Engine {
     }
 
     /// The restores running now.
-    pub fn restores(&self) -> &db::RestoreLocks {
+    pub fn restores(&self) -> &RestoreLocks {
         &self.restores
     }
 
@@ -147,141 +136,6 @@ impl Engine {
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
-    }
-
-    /// Runs one command line and answers it. Never panics on any input.
-    pub async fn run(&self, ctx: &Context, line: &str) -> Reply {
-        self.run_with(ctx, line, &NoProgress).await
-    }
-
-    /// Runs one command line, reporting progress of long work to `progress`.
-    pub async fn run_with(&self, ctx: &Context, line: &str, progress: &dyn ProgressSink) -> Reply {
-        let mut reply = self.answer(ctx, line, progress).await;
-        // Whatever a remote service echoed into the reply, no configured secret leaves.
-        reply.text = self.secrets.redact(&reply.text);
-        for a in &mut reply.attachments {
-            if a.data.is_empty() {
-                a.text = self.secrets.redact(&a.text);
-            }
-        }
-        reply
-    }
-
-    async fn answer(&self, ctx: &Context, line: &str, progress: &dyn ProgressSink) -> Reply {
-        let parsed = grammar::parse(line);
-        let result = match &parsed {
-            Ok(inv) => self.dispatch_guarded(ctx, inv, progress).await,
-            Err(e) => Err(CommandError::from(e.clone())),
-        };
-        match result {
-            Ok(reply) => match self.store.flush().await {
-                Ok(()) => {
-                    // Notifications a command queued (declare, resolve) go out now, for as long
-                    // as a reply may wait; the rest stay queued (same idempotency keys) for the
-                    // next delivery round.
-                    match tokio::time::timeout(INLINE_DELIVERY, self.deliver_due()).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => tracing::warn!(error = %e, "delivering notifications failed"),
-                        Err(_) => tracing::warn!(
-                            "notification services are slow; delivery goes on in the background"
-                        ),
-                    }
-                    reply
-                }
-                Err(e) => Reply::new(
-                    Outcome::Failed,
-                    format!(
-                        "The change could not be written to disk ({e}); treat it as not done and retry."
-                    ),
-                ),
-            },
-            Err(err) => {
-                let mut text = err.to_string();
-                let view = parsed.as_ref().is_ok_and(is_view);
-                if !view && !matches!(err, CommandError::Failed(_) | CommandError::State(_)) {
-                    text.push_str("\nNothing was changed.");
-                }
-                self.record_refusal(ctx, parsed.as_ref().ok(), line, &err)
-                    .await;
-                Reply::new(err.outcome(), text)
-            }
-        }
-    }
-
-    /// Dispatches, catching a panic anywhere in the command: it becomes a failed command on
-    /// the record, the command's running step is marked interrupted, and the process (a
-    /// `serve` answering everyone) goes on.
-    async fn dispatch_guarded(
-        &self,
-        ctx: &Context,
-        inv: &Invocation,
-        progress: &dyn ProgressSink,
-    ) -> Result<Reply, CommandError> {
-        use futures_util::FutureExt;
-        let caught = std::panic::AssertUnwindSafe(self.dispatch(ctx, inv, progress))
-            .catch_unwind()
-            .await;
-        let panic = match caught {
-            Ok(result) => return result,
-            Err(p) => crate::render::panic_text(&*p),
-        };
-        let path = inv.spec.path();
-        tracing::error!(command = %path, panic = %self.secrets.redact(&panic), "a command panicked");
-        let interrupted = self.step_finished(
-            ctx,
-            inv,
-            &path,
-            drbot_state::StepState::Interrupted,
-            Some("drbot hit an internal error while it ran".to_string()),
-        );
-        let step = match interrupted {
-            Ok(()) => "",
-            Err(_) => " Its runbook step could not be marked interrupted.",
-        };
-        Err(CommandError::Failed(format!(
-            "{path} stopped on an internal error in drbot ({}). What it recorded before the error \
-             is kept; check /incident status before retrying. drbot is still running.{step}",
-            crate::render::truncate(&self.secrets.redact(&panic), 200)
-        )))
-    }
-
-    async fn dispatch(
-        &self,
-        ctx: &Context,
-        inv: &Invocation,
-        progress: &dyn ProgressSink,
-    ) -> Result<Reply, CommandError> {
-        if inv.spec.destructive {
-            // The one gate: a destructive command only ever becomes an approval request.
-            return approval::request(self, ctx, inv, progress).await;
-        }
-        match (inv.spec.group, inv.spec.sub) {
-            ("approve", None) => approval::approve(self, ctx, inv, progress).await,
-            ("deny", None) => approval::deny(self, ctx, inv).await,
-            ("incident", Some("declare")) => {
-                let _guard = self.declare_lock.lock().await;
-                incident::declare(self, ctx, inv)
-            }
-            ("incident", Some("status")) => incident::status(self, ctx, inv),
-            ("incident", Some("timeline")) => incident::timeline(self, ctx, inv),
-            ("incident", Some("note")) => incident::note(self, ctx, inv),
-            ("incident", Some("role")) => incident::role(self, ctx, inv),
-            ("incident", Some("resolve")) => incident::resolve(self, ctx, inv),
-            ("incident", Some("close")) => incident::close(self, ctx, inv),
-            ("step", Some("list")) => step::list(self, ctx, inv),
-            ("step", Some("done")) => step::done(self, ctx, inv),
-            ("step", Some("skip")) => step::skip(self, ctx, inv),
-            ("db", Some("check")) => db::check(self, ctx, inv).await,
-            ("db", Some("backups")) => db::backups(self, ctx, inv).await,
-            ("db", Some("verify")) => db::verify_cmd(self, ctx, inv).await,
-            ("db", Some("backup")) => db::backup::backup(self, ctx, inv, progress).await,
-            ("notify", Some("stakeholders")) => crate::notify::stakeholders(self, ctx, inv).await,
-            _ => Err(CommandError::Refused(format!(
-                "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, \
-                 then record it with /step done (or /incident note).",
-                inv.spec.path()
-            ))),
-        }
     }
 
     /// A timeline entry by the actor, now. URLs in the text lose their passwords.
@@ -424,7 +278,7 @@ impl Engine {
         };
         let now = self.now();
         self.store.update_incident(id, |i| {
-            let scenario = incident::scenario_of(i);
+            let scenario = crate::runbook::scenario_of(i);
             let found = i.steps.iter().enumerate().find(|(_, rec)| {
                 let automates =
                     scenario
@@ -533,54 +387,12 @@ impl Engine {
         Ok(marked)
     }
 
-    fn open_list(&self) -> Option<String> {
+    pub(crate) fn open_list(&self) -> Option<String> {
         let open = self.store.active_incidents().ok()?;
         if open.is_empty() {
             return Some("No incident is open.".to_string());
         }
         let ids: Vec<String> = open.iter().map(|i| i.id.to_string()).collect();
         Some(format!("Open: {}.", ids.join(", ")))
-    }
-
-    /// Records a refused or failed command where people will look for it.
-    async fn record_refusal(
-        &self,
-        ctx: &Context,
-        inv: Option<&Invocation>,
-        line: &str,
-        err: &CommandError,
-    ) {
-        // A refused decision belongs on its request's incident; otherwise the command's.
-        let request_incident = inv
-            .filter(|i| matches!(i.spec.group, "approve" | "deny"))
-            .and_then(|i| i.get("request"))
-            .and_then(|raw| raw.parse::<drbot_state::RequestId>().ok())
-            .and_then(|id| self.store.approval(id).ok().flatten())
-            .and_then(|r| r.incident)
-            .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()));
-        let target = request_incident.or_else(|| self.incident_for(ctx, inv));
-        let shown = crate::render::truncate(line.trim(), 200);
-        let first_line = err
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let entry = self.entry(
-            ctx,
-            EntryKind::Refused,
-            format!("{shown} — {}", crate::render::truncate(&first_line, 300)),
-        );
-        let written = match target {
-            Some(id) => self.store.append_timeline(id, entry).map(|_| ()),
-            None => self.store.append_audit(entry).map(|_| ()),
-        };
-        let flushed = match written {
-            Ok(()) => self.store.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = flushed {
-            tracing::error!(error = %e, "could not record a refused command");
-        }
     }
 }

@@ -8,26 +8,16 @@ use drbot_state::{EntryKind, Incident, IncidentStatus, StepRecord, StepState};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
+use crate::options::required;
 use crate::render;
 use crate::reply::Reply;
-use crate::runbook::{Phase, Scenario, Step};
+use crate::runbook::{Phase, Scenario, runbook_step, scenario_of};
 
 /// The longest title or note kept (Discord messages hold 2000 characters).
 const MAX_TEXT: usize = 1500;
 /// Up to this many timeline entries are shown in full; more are condensed, the full text
 /// attached.
 const TIMELINE_SHOWN: usize = 30;
-
-/// Reads a required option the grammar has already checked.
-pub(crate) fn required<'a>(inv: &'a Invocation, name: &str) -> Result<&'a str, CommandError> {
-    inv.get(name).ok_or_else(|| {
-        CommandError::Usage(format!(
-            "{} needs {name}:. Usage: {}",
-            inv.spec.path(),
-            inv.spec.usage()
-        ))
-    })
-}
 
 fn bounded<'a>(inv: &'a Invocation, name: &str) -> Result<&'a str, CommandError> {
     let v = required(inv, name)?;
@@ -38,16 +28,6 @@ fn bounded<'a>(inv: &'a Invocation, name: &str) -> Result<&'a str, CommandError>
         )));
     }
     Ok(v)
-}
-
-/// The scenario an incident runs (stored by name).
-pub(crate) fn scenario_of(incident: &Incident) -> Option<Scenario> {
-    incident.scenario.parse().ok()
-}
-
-/// The runbook step for a stored step record, if this build still knows it.
-pub(crate) fn runbook_step(incident: &Incident, id: &str) -> Option<&'static Step> {
-    scenario_of(incident).and_then(|s| s.step(id))
 }
 
 /// Commander-only actions: the commander role, or being this incident's commander.

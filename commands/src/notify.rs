@@ -15,10 +15,11 @@ use serde_json::json;
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
-use crate::incident::{required, scenario_of};
+use crate::options::required;
 use crate::render;
 use crate::reply::Reply;
 use crate::runbook::Scenario;
+use crate::runbook::scenario_of;
 
 /// Attempts before a notification is given up on.
 pub const MAX_ATTEMPTS: u32 = 8;

@@ -12,9 +12,9 @@ use drbot_state::{ApprovalStatus, DeliveryStatus, EntryKind, Incident, StepState
 
 use crate::engine::Engine;
 use crate::error::CommandError;
-use crate::incident::{runbook_step, scenario_of};
 use crate::render;
 use crate::runbook::Scenario;
+use crate::runbook::{runbook_step, scenario_of};
 
 fn verdict(target: Duration, achieved: Duration) -> String {
     if achieved <= target {

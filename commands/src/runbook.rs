@@ -391,6 +391,16 @@ static SUCCESS_CRITERIA: &[Step] = &[
     criterion("ok-monitoring", "Monitoring systems active"),
 ];
 
+/// The scenario an incident runs (stored by name).
+pub fn scenario_of(incident: &drbot_state::Incident) -> Option<Scenario> {
+    incident.scenario.parse().ok()
+}
+
+/// The runbook step for a stored step record, if this build still knows it.
+pub fn runbook_step(incident: &drbot_state::Incident, id: &str) -> Option<&'static Step> {
+    scenario_of(incident).and_then(|s| s.step(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

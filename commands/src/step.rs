@@ -5,10 +5,12 @@ use drbot_state::{EntryKind, Incident, StepState};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
-use crate::incident::{next_line, required, runbook_step, steps_block};
+use crate::incident::{next_line, steps_block};
+use crate::options::required;
 use crate::render;
 use crate::reply::Reply;
 use crate::runbook::Action;
+use crate::runbook::runbook_step;
 
 /// Finds a step by its number in the incident or its id (case-insensitive).
 fn find_step(incident: &Incident, raw: &str) -> Result<(usize, String), CommandError> {

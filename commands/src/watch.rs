@@ -13,8 +13,9 @@ use drbot_state::{EntryKind, IncidentId, IncidentStatus, NewEntry, Proof};
 
 use crate::engine::Engine;
 use crate::error::CommandError;
-use crate::incident::{next_line, scenario_of, status_text};
+use crate::incident::{next_line, status_text};
 use crate::render;
+use crate::runbook::scenario_of;
 
 /// What kind of post it is.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,6 +21,8 @@ pub mod script;
 pub mod splitter;
 pub mod verify;
 
+pub use crate::locks::{RestoreGuard, RestoreLocks};
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,7 +35,7 @@ use crate::config::StorageConfig;
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
-use crate::incident::required;
+use crate::options::required;
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::reply::Reply;
@@ -284,38 +286,6 @@ pub async fn check(
     engine.record(ctx, inv, EntryKind::Command, format!("/db check: {text}"))?;
     engine.step_finished(ctx, inv, "/db check", StepState::Done, None)?;
     Ok(Reply::done(text))
-}
-
-/// The running restores, by target: one at a time per target.
-#[derive(Debug, Default)]
-pub struct RestoreLocks(std::sync::Mutex<std::collections::HashMap<String, String>>);
-
-/// Holds a target's restore slot until dropped.
-pub struct RestoreGuard<'a> {
-    locks: &'a RestoreLocks,
-    target: String,
-}
-
-impl RestoreLocks {
-    /// Takes the target's slot, or says who holds it.
-    pub fn take(&self, target: &str, what: String) -> Result<RestoreGuard<'_>, String> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(running) = m.get(target) {
-            return Err(running.clone());
-        }
-        m.insert(target.to_string(), what);
-        Ok(RestoreGuard {
-            locks: self,
-            target: target.to_string(),
-        })
-    }
-}
-
-impl Drop for RestoreGuard<'_> {
-    fn drop(&mut self) {
-        let mut m = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(&self.target);
-    }
 }
 
 /// The age identities from `[backup] age_identity_file`, or none.
