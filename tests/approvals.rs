@@ -375,3 +375,70 @@ fn exec_waits_with_status_3_and_another_person_approves() {
     let (code, out, _) = run(&d, "bob", &format!("/approve request:{id}"));
     assert_eq!(code, Some(1), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_needs_two_approvals_runs_on_the_second_distinct_one() {
+    let (s, before) = prepared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = crate::database::engine_with(
+        dir.path(),
+        &format!(
+            "{}\n[approvals]\nrequired = {{ \"db-restore:staging\" = 2 }}\n",
+            config_text(&s.bucket, &s.key)
+        ),
+        env_map(moto(), &s.source.url(), &s.target.url()),
+    );
+    engine
+        .run(
+            &commander(),
+            "/incident declare scenario:database severity:sev1 title:\"db lost\"",
+        )
+        .await;
+    let r = engine.run(&commander(), RESTORE).await;
+    let Outcome::AwaitingApproval(id) = r.outcome.clone() else {
+        panic!("{}", r.text)
+    };
+    assert!(
+        r.text.contains("(0 of 2 approvals)") && r.text.contains("2 other people"),
+        "{}",
+        r.text
+    );
+    let stored = engine
+        .store()
+        .approval(id.parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.command, RESTORE, "the canonical form is stored");
+    let approve = format!("/approve request:{id}");
+
+    // The first approval is recorded; nothing runs.
+    let r = engine.run(&approver(), &approve).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(r.text.contains("(1 of 2 approvals)"), "{}", r.text);
+    assert_eq!(s.target.dump(), before);
+    let status = engine.run(&commander(), "/incident status").await;
+    assert!(
+        status.text.contains("(1 of 2 approvals)"),
+        "{}",
+        status.text
+    );
+    // The same person twice, and the requester, do not count.
+    refused(&engine.run(&approver(), &approve).await, "already approved");
+    refused(&engine.run(&commander(), &approve).await, "You asked for");
+    assert_eq!(s.target.dump(), before);
+    // A second, different approver runs it.
+    let carol = person("carol", &["approver"]);
+    let r = engine.run(&carol, &approve).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert_ne!(s.target.dump(), before);
+    let req = engine
+        .store()
+        .approval(id.parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(req.approvals, ["bob", "carol"]);
+    assert_eq!(req.status, ApprovalStatus::Executed);
+    // Settled: nobody approves it again.
+    let dave = person("dave", &["approver"]);
+    refused(&engine.run(&dave, &approve).await, "already approved");
+}

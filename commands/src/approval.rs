@@ -202,14 +202,22 @@ pub async fn request(
     let now = engine.now();
     let ttl = Duration::seconds(engine.config().approvals.ttl_secs as i64);
     let digest = action.digest();
-    let command = inv
-        .options
-        .iter()
-        .filter(|(n, _)| n != INCIDENT_OPTION)
-        .fold(inv.spec.path(), |mut s, (n, v)| {
-            let _ = write!(s, " {n}:{v}");
-            s
-        });
+    // Stored as the parser reads it back: a quoted value survives being asked again.
+    let command = Invocation {
+        spec: inv.spec,
+        options: inv
+            .options
+            .iter()
+            .filter(|(n, _)| n != INCIDENT_OPTION)
+            .cloned()
+            .collect(),
+    }
+    .canonical();
+    let inputs = action.inputs();
+    let needed = engine
+        .config()
+        .approvals
+        .required_for(action.kind(), inputs.get("target").map(String::as_str));
     let request = engine.store().create_approval(|id| {
         let req = ApprovalRequest {
             id,
@@ -229,6 +237,8 @@ pub async fn request(
             decided_at: None,
             reason: None,
             message_id: None,
+            required: needed,
+            approvals: Vec::new(),
         };
         let entry = engine.entry(
             ctx,
@@ -243,15 +253,30 @@ pub async fn request(
         Ok::<_, CommandError>((req, vec![entry]))
     })?;
     let id = request.id;
+    let who = if needed > 1 {
+        format!("{needed} other people with the {APPROVER} role, one after the other, run")
+    } else {
+        format!("Another person with the {APPROVER} role runs")
+    };
     let text = format!(
-        "Approval needed: {summary}, requested by {}.\n{details}\napproval request {id}\n\
-         It expires at {} (in {}). Another person with the {APPROVER} role runs /approve request:{id} \
+        "Approval needed: {summary}, requested by {}.\n{details}\napproval request {id}{}\n\
+         It expires at {} (in {}). {who} /approve request:{id} \
          (or /deny request:{id} reason:…). Nothing has changed yet.",
         ctx.actor.name,
+        progress_of(&request),
         render::time(request.expires_at, now),
         render::duration(ttl)
     );
     Ok(Reply::new(Outcome::AwaitingApproval(id.to_string()), text))
+}
+
+/// " (1 of 2 approvals)" for a request that needs more than one; nothing otherwise.
+fn progress_of(r: &ApprovalRequest) -> String {
+    if r.required > 1 {
+        format!(" ({} of {} approvals)", r.approvals.len(), r.required)
+    } else {
+        String::new()
+    }
 }
 
 fn parse_id(engine: &Engine, inv: &Invocation) -> Result<ApprovalRequest, CommandError> {
@@ -380,11 +405,69 @@ pub async fn approve(
             r.id, r.command
         )));
     }
+    if r.approvals.contains(&ctx.actor.name) {
+        return Err(CommandError::Refused(format!(
+            "You already approved {}{}: each approval must come from a different person.",
+            r.id,
+            progress_of(&r)
+        )));
+    }
+    // An approval that is not the last one is recorded, and the request keeps waiting.
+    let counted = engine.store().update_approval(r.id, |req| {
+        if let Some(e) = not_pending(req, now) {
+            return Err(e);
+        }
+        if req.approvals.contains(&ctx.actor.name) {
+            return Err(CommandError::Refused(format!(
+                "You already approved {}: each approval must come from a different person.",
+                req.id
+            )));
+        }
+        if (req.approvals.len() as u32) + 1 >= req.required {
+            return Ok(Vec::new());
+        }
+        req.approvals.push(ctx.actor.name.clone());
+        Ok(vec![engine.entry(
+            ctx,
+            EntryKind::Approval,
+            format!(
+                "{} approved by {}{}; it waits for another approver.",
+                req.id,
+                ctx.actor.display(),
+                progress_of(req)
+            ),
+        )])
+    })?;
+    if (counted.approvals.len() as u32) + 1 < counted.required
+        || counted.approvals.contains(&ctx.actor.name)
+    {
+        return Ok(Reply::done(format!(
+            "{} approved by {}{}. It runs when another person with the {APPROVER} role \
+             (not {}) approves: /approve request:{}. Nothing has changed yet.",
+            counted.id,
+            ctx.actor.name,
+            progress_of(&counted),
+            std::iter::once(counted.requested_by.as_str())
+                .chain(counted.approvals.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", "),
+            counted.id
+        )));
+    }
     // Pending → running, once: a second approval, even at the same instant, finds it taken.
     let r = engine.store().update_approval(r.id, |req| {
         if let Some(e) = not_pending(req, now) {
             return Err(e);
         }
+        if (req.approvals.len() as u32) + 1 < req.required
+            || req.approvals.contains(&ctx.actor.name)
+        {
+            return Err(CommandError::Refused(format!(
+                "{} changed while it was being approved; look at it again with /incident status.",
+                req.id
+            )));
+        }
+        req.approvals.push(ctx.actor.name.clone());
         req.status = ApprovalStatus::Executing;
         req.decided_by = Some(ctx.actor.name.clone());
         req.decided_at = Some(now);
@@ -573,9 +656,10 @@ pub fn pending_lines(engine: &Engine, incident: &Incident) -> Vec<String> {
                 format!("expires in {}", render::duration(r.expires_at - now))
             };
             format!(
-                "{}: {}, asked by {} {} ago, {left} — /approve request:{}",
+                "{}: {}{}, asked by {} {} ago, {left} — /approve request:{}",
                 r.id,
                 r.summary,
+                progress_of(&r),
                 r.requested_by,
                 render::duration(now - r.created_at),
                 r.id

@@ -260,11 +260,30 @@ fn default_xz_level() -> u32 {
 pub struct ApprovalsConfig {
     /// How long a request stays open, in seconds.
     pub ttl_secs: u64,
+    /// Approvals needed per action kind and target, e.g. `"db-restore:production" = 2`
+    /// (default 1).
+    pub required: BTreeMap<String, u32>,
 }
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
-        ApprovalsConfig { ttl_secs: 900 }
+        ApprovalsConfig {
+            ttl_secs: 900,
+            required: BTreeMap::new(),
+        }
+    }
+}
+
+/// The most approvals one action may require.
+pub const MAX_APPROVALS: u32 = 5;
+
+impl ApprovalsConfig {
+    /// Approvals an action of `kind` on `target` needs.
+    pub fn required_for(&self, kind: &str, target: Option<&str>) -> u32 {
+        target
+            .and_then(|t| self.required.get(&format!("{kind}:{t}")))
+            .copied()
+            .unwrap_or(1)
     }
 }
 
@@ -606,6 +625,23 @@ impl Config {
         if self.status.every_mins == 0 {
             return bad("[status] every_mins must be at least 1".to_string());
         }
+        for (key, n) in &self.approvals.required {
+            let Some((kind, target)) = key.split_once(':') else {
+                return bad(format!(
+                    "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
+                ));
+            };
+            if kind.is_empty() || target.is_empty() {
+                return bad(format!(
+                    "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
+                ));
+            }
+            if !(1..=MAX_APPROVALS).contains(n) {
+                return bad(format!(
+                    "[approvals] required.\"{key}\" must be 1 to {MAX_APPROVALS}, not {n}"
+                ));
+            }
+        }
         if self.approvals.ttl_secs == 0 {
             return bad("[approvals] ttl_secs must be at least 1".to_string());
         }
@@ -803,6 +839,14 @@ mod tests {
             (
                 "[restore]\nlock_wait_secs = 86401",
                 "[restore] lock_wait_secs must be 1 to 86400",
+            ),
+            (
+                "[approvals]\nrequired = { \"db-restore\" = 2 }",
+                "[approvals] required key `db-restore` must be",
+            ),
+            (
+                "[approvals]\nrequired = { \"db-restore:production\" = 0 }",
+                "[approvals] required.\"db-restore:production\" must be 1 to 5",
             ),
             (
                 "[notify]\ntimeout_secs = 0",

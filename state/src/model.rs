@@ -420,6 +420,16 @@ pub struct ApprovalRequest {
     /// The chat message that shows it (Discord), for reactions and buttons.
     #[serde(default)]
     pub message_id: Option<u64>,
+    /// Approvals it needs before it runs (fixed when it is asked for).
+    #[serde(default = "one")]
+    pub required: u32,
+    /// Who has approved it so far, in order (each a different person).
+    #[serde(default)]
+    pub approvals: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Where a stakeholder notification is in its delivery.
