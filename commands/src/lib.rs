@@ -1,19 +1,28 @@
 //! drbot's commands: everything between a typed line and the incident state.
 //!
-//! - [`grammar`]: the command table of SPEC §2 (one source of truth for the console's parser
-//!   and Discord's registration) and the parser of `/group sub name:value` lines.
-//! - [`runbook`]: RUNBOOK.md as data: scenarios and their ordered, automated or manual steps.
-//! - [`engine`]: runs a parsed command for an [`identity::Actor`] in a [`engine::Place`],
-//!   records it on the timeline, answers with a [`reply::Reply`].
-//! - `incident` and `step`: the incident lifecycle and the runbook checklist.
-//! - [`config`]: the TOML config of SPEC §4 over built-in defaults; [`check`]: `drbot check`.
-//! - [`db`]: the database scenario (check, backups, streaming restore, verify, backup);
-//!   [`bucket`]: the S3/R2 bucket; [`progress`]: progress lines for long work.
-//! - [`approval`]: the two-person gate every destructive command goes through.
-//! - [`state_export`]: drbot's own state exported to the bucket and imported on a new host.
-//! - [`watch`]: background work while serving: status posts, RTO warnings, nudges, RPO watch.
-//! - [`http`]: the HTTP client with connect and total timeouts every remote call uses.
-//! - [`identity`]: who is acting and how that is proven; [`redact`]: secrets out of text.
+//! How a command travels: an adapter (console, `exec`, the control socket, Discord) hands a
+//! line and a [`Context`] (who, where) to [`Engine::run`]. `dispatch` parses it with
+//! [`grammar`], sends it to the module that owns the command (a destructive one only ever
+//! becomes an [`approval`] request), catches a panic, flushes the store before the reply says
+//! done, sends the notices it queued ([`notify`]) and strips secrets from the reply
+//! ([`redact`]). Imports point down only (no circles): `dispatch` → command modules →
+//! `engine` → infrastructure → `drbot_state`.
+//!
+//! - Top: `dispatch` (the one file that knows every handler), [`watch`] (background work
+//!   while serving: status posts, RTO warnings, nudges, RPO watch), [`complete`]
+//!   (autocomplete), [`check`] (`drbot check`), [`state_export`] (drbot's own state off the
+//!   host).
+//! - Commands: `incident` and `step` (the lifecycle and the runbook checklist), [`approval`]
+//!   (the two-person gate), [`db`] (the database scenario: check, backups, streaming restore,
+//!   verify, backup), [`notify`] (stakeholder notices), [`report`] and [`chart`] (the
+//!   post-incident report).
+//! - [`engine`]: the shared state (config, store, clock, environment, known secrets, running
+//!   restores) and the helpers commands share: selecting the incident, timeline entries, step
+//!   changes, recovery after a crash.
+//! - Infrastructure: [`bucket`] (S3/R2), [`http`] (the client with connect and total
+//!   timeouts), [`locks`] (one restore per target), [`identity`], [`config`] (SPEC §4),
+//!   [`runbook`] (RUNBOOK.md as data), [`grammar`], [`progress`], [`render`], [`reply`],
+//!   [`clock`], [`error`].
 //!
 //! This crate never talks to Discord: the `drbot` binary adapts it to each place.
 

@@ -5,7 +5,7 @@
 //! - [`pipeline`]: bucket → age → xz → pieces, on their own task and thread; [`custom`] turns
 //!   a custom-format archive into SQL through pg_restore on the way.
 //! - [`script`]: the rules every piece passes before it runs (nothing may end the transaction).
-//! - [`preflight`]: the whole backup read, and the target looked at, before approval.
+//! - [`preflight`](mod@preflight): the whole backup read, and the target looked at, before approval.
 //! - [`load`]: pieces into the target in one transaction.
 //! - [`pg`]: targets and connections with TLS as the URL asks.
 //! - [`verify`]: integrity checks after a restore.
