@@ -102,6 +102,39 @@ impl FakeDiscord {
         self.hostile.lock().unwrap().push((path.to_string(), how));
     }
 
+    /// Milliseconds from each interaction's dispatch (`sent`, by interaction id) to its first
+    /// callback reaching the fake; waits until there are `total` of them, or `within` passes.
+    #[allow(dead_code)] // the benchmarks' (bot/benches), not the tests'
+    pub async fn ack_latencies(
+        &self,
+        sent: &std::collections::HashMap<u64, Instant>,
+        total: usize,
+        within: std::time::Duration,
+    ) -> Vec<f64> {
+        let until = Instant::now() + within;
+        loop {
+            let latencies: Vec<f64> = self
+                .seen()
+                .into_iter()
+                .filter_map(|r| {
+                    let id: u64 = r
+                        .path
+                        .strip_prefix("/api/v10/interactions/")?
+                        .split('/')
+                        .next()?
+                        .parse()
+                        .ok()?;
+                    let at = sent.get(&id)?;
+                    Some(r.at.duration_since(*at).as_secs_f64() * 1000.0)
+                })
+                .collect();
+            if latencies.len() >= total || Instant::now() >= until {
+                return latencies;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Discord behaves again.
     pub fn heal(&self) {
         self.hostile.lock().unwrap().clear();

@@ -54,23 +54,7 @@ fn main() {
             }
         }
         let total = (INCIDENTS * PER_INCIDENT) as usize;
-        let until = Instant::now() + Duration::from_secs(60);
-        let mut latencies = Vec::new();
-        while Instant::now() < until {
-            latencies = fake
-                .seen()
-                .into_iter()
-                .filter_map(|r| {
-                    let id: u64 = r.path.strip_prefix("/api/v10/interactions/")?.split('/').next()?.parse().ok()?;
-                    let at = sent.get(&id)?;
-                    Some(r.at.duration_since(*at).as_secs_f64() * 1000.0)
-                })
-                .collect();
-            if latencies.len() >= total {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut latencies = fake.ack_latencies(&sent, total, Duration::from_secs(60)).await;
         let _ = std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
         let _ = serve.wait();
         assert_eq!(latencies.len(), total, "not every interaction was acknowledged");

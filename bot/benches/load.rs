@@ -111,23 +111,7 @@ fn main() {
             socket_ms.push(ms);
         }
         let total = (INCIDENTS * PER_INCIDENT / 2) as usize;
-        let until = Instant::now() + Duration::from_secs(120);
-        let mut discord_ms = Vec::new();
-        while Instant::now() < until {
-            discord_ms = fake
-                .seen()
-                .into_iter()
-                .filter_map(|r| {
-                    let id: u64 = r.path.strip_prefix("/api/v10/interactions/")?.split('/').next()?.parse().ok()?;
-                    let at = sent.get(&id)?;
-                    Some(r.at.duration_since(*at).as_secs_f64() * 1000.0)
-                })
-                .collect();
-            if discord_ms.len() >= total {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let discord_ms = fake.ack_latencies(&sent, total, Duration::from_secs(120)).await;
         // Every Discord note is recorded once its reply is edited in; give the last ones time.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let _ = std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();

@@ -412,8 +412,10 @@ pub async fn approve(
             progress_of(&r)
         )));
     }
-    // An approval that is not the last one is recorded, and the request keeps waiting.
-    let counted = engine.store().update_approval(r.id, |req| {
+    // One transition, in one transaction: an approval that is not the last is counted and the
+    // request keeps waiting; the last one takes it from pending to running, once (a second
+    // approval, even at the same instant, finds it taken).
+    let r = engine.store().update_approval(r.id, |req| {
         if let Some(e) = not_pending(req, now) {
             return Err(e);
         }
@@ -423,51 +425,19 @@ pub async fn approve(
                 req.id
             )));
         }
-        if (req.approvals.len() as u32) + 1 >= req.required {
-            return Ok(Vec::new());
-        }
         req.approvals.push(ctx.actor.name.clone());
-        Ok(vec![engine.entry(
-            ctx,
-            EntryKind::Approval,
-            format!(
-                "{} approved by {}{}; it waits for another approver.",
-                req.id,
-                ctx.actor.display(),
-                progress_of(req)
-            ),
-        )])
-    })?;
-    if (counted.approvals.len() as u32) + 1 < counted.required
-        || counted.approvals.contains(&ctx.actor.name)
-    {
-        return Ok(Reply::done(format!(
-            "{} approved by {}{}. It runs when another person with the {APPROVER} role \
-             (not {}) approves: /approve request:{}. Nothing has changed yet.",
-            counted.id,
-            ctx.actor.name,
-            progress_of(&counted),
-            std::iter::once(counted.requested_by.as_str())
-                .chain(counted.approvals.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(", "),
-            counted.id
-        )));
-    }
-    // Pending → running, once: a second approval, even at the same instant, finds it taken.
-    let r = engine.store().update_approval(r.id, |req| {
-        if let Some(e) = not_pending(req, now) {
-            return Err(e);
+        if (req.approvals.len() as u32) < req.required {
+            return Ok(vec![engine.entry(
+                ctx,
+                EntryKind::Approval,
+                format!(
+                    "{} approved by {}{}; it waits for another approver.",
+                    req.id,
+                    ctx.actor.display(),
+                    progress_of(req)
+                ),
+            )]);
         }
-        if (req.approvals.len() as u32) + 1 < req.required
-            || req.approvals.contains(&ctx.actor.name)
-        {
-            return Err(CommandError::Refused(format!(
-                "{} changed while it was being approved; look at it again with /incident status.",
-                req.id
-            )));
-        }
-        req.approvals.push(ctx.actor.name.clone());
         req.status = ApprovalStatus::Executing;
         req.decided_by = Some(ctx.actor.name.clone());
         req.decided_at = Some(now);
@@ -482,6 +452,20 @@ pub async fn approve(
             ),
         )])
     })?;
+    if r.status == ApprovalStatus::Pending {
+        return Ok(Reply::done(format!(
+            "{} approved by {}{}. It runs when another person with the {APPROVER} role \
+             (not {}) approves: /approve request:{}. Nothing has changed yet.",
+            r.id,
+            ctx.actor.name,
+            progress_of(&r),
+            std::iter::once(r.requested_by.as_str())
+                .chain(r.approvals.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.id
+        )));
+    }
     engine.store().flush().await?;
 
     // A panic while it runs still settles the request: it must not stay "running" forever.
@@ -503,7 +487,7 @@ pub async fn approve(
              before going on.",
                 r.id,
                 crate::render::truncate(
-                    &crate::redact::redact_urls(&crate::render::panic_text(&*p)),
+                    &engine.secrets().redact(&crate::render::panic_text(&*p)),
                     200
                 )
             ))))

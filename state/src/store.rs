@@ -271,10 +271,14 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
         }
         let db = open_sled(dir)?;
+        let meta = db.open_tree(names::META)?;
+        let seq_floor = meta
+            .get(names::SEQ_FLOOR_KEY)?
+            .map_or(0, |v| decode_u64(&v));
         let store = Store {
             path: dir.to_path_buf(),
             _lock: std::sync::Arc::new(lock),
-            meta: db.open_tree(names::META)?,
+            meta,
             incidents: db.open_tree(names::INCIDENTS)?,
             timeline: db.open_tree(names::TIMELINE)?,
             audit: db.open_tree(names::AUDIT)?,
@@ -284,15 +288,8 @@ impl Store {
             gate: Default::default(),
             generation: Default::default(),
             flushed: Default::default(),
-            seq_floor: 0,
+            seq_floor,
             db,
-        };
-        let store = Store {
-            seq_floor: store
-                .meta
-                .get(names::SEQ_FLOOR_KEY)?
-                .map_or(0, |v| decode_u64(&v)),
-            ..store
         };
         store.migrate()?;
         Ok(store)
