@@ -99,6 +99,22 @@ pub(crate) fn engine_with(dir: &Path, config: &str, env: HashMap<String, String>
 }
 
 pub(crate) async fn setup() -> Setup {
+    setup_with(|c| c).await
+}
+
+/// The setup with `staging` marked as the production target (`production = true`): the
+/// runbook's steps are done by commands on it.
+pub(crate) async fn setup_staging_is_production() -> Setup {
+    setup_with(|c| {
+        c.replace(
+            "url_env = \"STAGING_URL\"",
+            "url_env = \"STAGING_URL\"\nproduction = true",
+        )
+    })
+    .await
+}
+
+pub(crate) async fn setup_with(config: impl FnOnce(String) -> String) -> Setup {
     let key = age_key();
     let bucket = bucket("drbot-db-").await;
     let source = TestDb::new("drbot_src_");
@@ -106,7 +122,7 @@ pub(crate) async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("dir");
     let engine = engine_with(
         dir.path(),
-        &config_text(&bucket, &key),
+        &config(config_text(&bucket, &key)),
         env_map(moto(), &source.url(), &target.url()),
     );
     Setup {
@@ -573,8 +589,12 @@ async fn check_and_verify_report_without_secrets() {
         r.text
     );
     assert!(!r.text.contains("hunter2"));
+    // A check of staging is on the timeline but does not assess production.
     let incident = e.store().incident(IncidentId(1)).unwrap().unwrap();
-    assert_eq!(incident.step("db-assess").unwrap().state, StepState::Done);
+    assert_eq!(
+        incident.step("db-assess").unwrap().state,
+        StepState::Pending
+    );
 
     s.target
         .psql("CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t (id) VALUES (1), (2), (10);");
@@ -606,7 +626,7 @@ async fn check_and_verify_report_without_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_inside_an_incident_marks_its_step() {
-    let s = setup().await;
+    let s = setup_staging_is_production().await;
     s.source
         .psql("CREATE TABLE a (x int); INSERT INTO a SELECT generate_series(1, 1000);");
     s.upload(
@@ -650,6 +670,54 @@ async fn a_restore_inside_an_incident_marks_its_step() {
         report.contains(
             "Restored db/2026-11-25T09-00-00Z.sql.xz.age (taken 2026-11-25 09:00 UTC) into staging"
         ),
+        "{report}"
+    );
+}
+
+/// Steps are bound to the production target: a restore into staging is on the timeline but
+/// leaves "Restore database" (and the report's RPO) to a restore into production.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_into_staging_leaves_the_production_restore_step_pending() {
+    let s = setup().await;
+    s.source
+        .psql("CREATE TABLE a (x int); INSERT INTO a VALUES (1);");
+    s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    s.run("/incident declare scenario:database severity:sev1 title:\"db gone\"")
+        .await;
+    let r = s.approved("/db restore backup:latest target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(s.target.dump().contains("CREATE TABLE public.a"));
+    let r = s.run("/db verify target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    let incident = s.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    for step in ["db-restore", "db-verify", "post-integrity"] {
+        assert_eq!(
+            incident.step(step).unwrap().state,
+            StepState::Pending,
+            "{step}"
+        );
+    }
+    let joined: String = s
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.text + "\n")
+        .collect();
+    assert!(
+        joined.contains("Restore of db/2026-11-25T09-00-00Z.sql.xz.age"),
+        "{joined}"
+    );
+    assert!(!joined.contains("Step 3. Restore database"), "{joined}");
+    let r = s.run("/incident resolve").await;
+    let report = &r.attachments[0].text;
+    assert!(
+        report.contains("| RPO (database) | 30m | no restore into production in this incident |"),
         "{report}"
     );
 }
@@ -712,7 +780,7 @@ async fn the_rpo_watch_posts_once_when_breached_and_once_when_recovered() {
         posts[0].text
     );
     assert!(s.engine.tick().await.unwrap().is_empty());
-    let fresh = drbot_commands::db::backup_name("db/", chrono::Utc::now());
+    let fresh = drbot_commands::scenarios::database::backup_name("db/", chrono::Utc::now());
     put(&s.bucket, &fresh, b"x".to_vec()).await;
     let posts = s.engine.tick().await.unwrap();
     assert_eq!(kinds(&posts), [PostKind::RpoRecovered]);

@@ -46,7 +46,18 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         reg.path,
         format!("/api/v10/applications/{APP_ID}/guilds/1/commands")
     );
-    assert_eq!(reg.body.as_array().map(Vec::len), Some(10));
+    // Only what is built is registered: storage, search, api and drill come when they work.
+    let names: Vec<&str> = reg
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["incident", "step", "db", "approve", "deny", "notify"]
+    );
     assert!(fake.identified.lock().unwrap().is_some());
 
     let data = json!({

@@ -6,11 +6,11 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drbot_commands::db::load::{self, LoadOptions};
-use drbot_commands::db::pg::Target;
-use drbot_commands::db::pipeline::{self, Counters, Identities, Msg};
-use drbot_commands::db::splitter::{Piece, Statement};
+use drbot_commands::pg::Target;
 use drbot_commands::progress::Collect;
+use drbot_commands::scenarios::database::load::{self, LoadOptions};
+use drbot_commands::scenarios::database::pipeline::{self, Counters, Identities, Msg};
+use drbot_commands::scenarios::database::splitter::{Piece, Statement};
 use drbot_commands::{Outcome, Reply};
 use drbot_state::ApprovalStatus;
 

@@ -85,7 +85,8 @@ fn drbot_restore(d: &Drbot, backup: &str, env: &[(&str, String)]) -> (f64, f64, 
 /// drbot's decoder and loader in this process on a local SQL file, connection included — the
 /// restore itself, against psql on the same file.
 fn drbot_load_local(rt: &tokio::runtime::Runtime, path: &str, url: &str) -> f64 {
-    use drbot_commands::db::{load, pg::Target, pipeline};
+    use drbot_commands::pg::Target;
+    use drbot_commands::scenarios::database::{load, pipeline};
     use std::sync::Arc;
     rt.block_on(async {
         let t = Instant::now();

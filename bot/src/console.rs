@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 
-use drbot_commands::grammar;
 use drbot_commands::{Outcome, Reply};
 use rustyline::error::ReadlineError;
 
@@ -64,7 +63,7 @@ pub async fn run(local: Local) -> u8 {
         match line {
             "/quit" | "/exit" | "quit" | "exit" => break,
             "/help" | "help" | "?" => {
-                println!("{}", grammar::help());
+                println!("{}", drbot_commands::commands().help());
                 continue;
             }
             _ => {}

@@ -1,185 +1,56 @@
 //! Two-person approval (SPEC §7): the one gate every destructive command goes through.
 //!
-//! A destructive command does not run when typed. Its inputs are resolved into an exact
-//! [`Action`] (for `/db restore`: the backup's key and ETag, the target's address) and stored
-//! as a request bound to a digest of them. A second person with the approver role runs it with
+//! A destructive command does not run when typed. Its scenario's [`Destructive`] action
+//! resolves its inputs into exact values (for `/db restore`: the backup's key and ETag, the
+//! target's address) and runs its preflight; they are stored as a request bound to a digest of
+//! them. The gate knows no scenario: it finds the action by the command, or by the stored kind. A second person with the approver role runs it with
 //! `/approve`; at that moment the inputs are read again and any change voids the approval. A
 //! request runs at most once: the move from pending to running is one sled transaction, and a
 //! request that was running when drbot stopped is marked interrupted, never re-run.
 
 use futures_util::FutureExt;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use drbot_state::{ApprovalRequest, ApprovalStatus, EntryKind, Incident, RequestId};
 use sha2::{Digest, Sha256};
 
-use crate::bucket::ObjectInfo;
-use crate::db::{self, pg::Target};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
-use crate::grammar::{self, INCIDENT_OPTION, Invocation};
+use crate::grammar::{INCIDENT_OPTION, Invocation};
 use crate::options::required;
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::reply::{Outcome, Reply};
+use crate::scenario::{Destructive, Inputs, Reread};
+use crate::scenarios;
 
 /// The role that may approve.
 pub const APPROVER: &str = "approver";
 /// The role that may ask for a destructive action.
 pub const REQUESTER: &str = "commander";
 
-/// A destructive action with its inputs resolved.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// `/db restore`: this exact object into this target.
-    DbRestore {
-        /// The backup's key.
-        key: String,
-        /// Its ETag when requested.
-        etag: String,
-        /// Its size.
-        size: u64,
-        /// The target's name.
-        target: String,
-        /// Where the target points (host, port, database, user; never the password).
-        target_addr: String,
-    },
+/// sha256 over the kind and every input, hex: what an approval is bound to.
+pub fn digest(kind: &str, inputs: &Inputs) -> String {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    for (k, v) in inputs {
+        h.update(b"\n");
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl Action {
-    /// The action's kind, stored with the request.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::DbRestore { .. } => "db-restore",
-        }
-    }
-
-    /// The command whose runbook step the action automates.
-    pub fn command(&self) -> &'static str {
-        match self {
-            Action::DbRestore { .. } => "/db restore",
-        }
-    }
-
-    /// The inputs the digest covers and execution re-checks.
-    pub fn inputs(&self) -> BTreeMap<String, String> {
-        match self {
-            Action::DbRestore {
-                key,
-                etag,
-                size,
-                target,
-                target_addr,
-            } => BTreeMap::from([
-                ("backup".to_string(), key.clone()),
-                ("etag".to_string(), etag.clone()),
-                ("size".to_string(), size.to_string()),
-                ("target".to_string(), target.clone()),
-                ("target_addr".to_string(), target_addr.clone()),
-            ]),
-        }
-    }
-
-    /// Reads an action back from a stored request.
-    pub fn from_request(r: &ApprovalRequest) -> Result<Action, String> {
-        let get = |k: &str| {
-            r.inputs
-                .get(k)
-                .cloned()
-                .ok_or_else(|| format!("{} is missing its {k}", r.id))
-        };
-        match r.action.as_str() {
-            "db-restore" => Ok(Action::DbRestore {
-                key: get("backup")?,
-                etag: get("etag")?,
-                size: get("size")?.parse().unwrap_or(0),
-                target: get("target")?,
-                target_addr: get("target_addr")?,
-            }),
-            other => Err(format!(
-                "{} holds an action this drbot does not know ({other})",
-                r.id
-            )),
-        }
-    }
-
-    /// sha256 over the kind and every input, hex.
-    pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.kind().as_bytes());
-        for (k, v) in self.inputs() {
-            h.update(b"\n");
-            h.update(k.as_bytes());
-            h.update(b"=");
-            h.update(v.as_bytes());
-        }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// Where a target points, for binding and re-checking (no password).
-fn target_addr(target: &Target) -> Result<String, CommandError> {
-    let (config, _) = target.pg_config()?;
-    Ok(format!(
-        "{} as {}",
-        db::pg::host_of(&config),
-        config.get_user().unwrap_or("(default user)")
-    ))
-}
-
-/// Resolves a destructive command's inputs into an exact action, a description, and what its
-/// preflight found (a restore's backup is read whole before anyone is asked to approve it).
-async fn prepare(
-    engine: &Engine,
-    inv: &Invocation,
-    progress: &dyn ProgressSink,
-) -> Result<(Action, String, String), CommandError> {
-    match (inv.spec.group, inv.spec.sub) {
-        ("db", Some("restore")) => {
-            let target = Target::resolve(engine.config(), required(inv, "target")?, &engine.env())?;
-            let addr = target_addr(&target)?;
-            let (bucket, s) = db::backup_bucket(engine)?;
-            let object =
-                db::resolve_backup(&bucket, &s.db_prefix, required(inv, "backup")?).await?;
-            let now = engine.now();
-            let taken = db::taken_at(&object)
-                .map(|t| {
-                    format!(
-                        ", taken {}, {} old",
-                        render::stamp(t),
-                        render::duration(now - t)
-                    )
-                })
-                .unwrap_or_default();
-            let checked = db::preflight(engine, &bucket, &object, &target, progress).await?;
-            let summary = format!(
-                "restore {} ({}{taken}) into {} ({}); {}",
-                object.key,
-                db::size(object.size),
-                target.name,
-                target.shown(),
-                checked.short
-            );
-            Ok((
-                Action::DbRestore {
-                    key: object.key,
-                    etag: object.etag.unwrap_or_default(),
-                    size: object.size,
-                    target: target.name,
-                    target_addr: addr,
-                },
-                summary,
-                checked.details,
-            ))
-        }
-        _ => Err(CommandError::Refused(format!(
-            "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, with a second person watching, then record it with /step done.",
-            inv.spec.path()
-        ))),
-    }
+/// The action a stored request runs.
+fn stored_action(r: &ApprovalRequest) -> Result<&'static dyn Destructive, CommandError> {
+    scenarios::action_of_kind(&r.action).ok_or_else(|| {
+        CommandError::Failed(format!(
+            "{} holds an action this drbot does not know ({}); it will not run.",
+            r.id, r.action
+        ))
+    })
 }
 
 /// A destructive command: creates the approval request instead of running it.
@@ -196,12 +67,20 @@ pub async fn request(
             ctx.actor.name
         )));
     }
+    let Some(action) = scenarios::action_for(inv.spec) else {
+        return Err(CommandError::Refused(format!(
+            "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, with a second \
+             person watching, then record it with /step done.",
+            inv.spec.path()
+        )));
+    };
     // The engine records a failed preflight on the timeline, as every failure.
-    let (action, summary, details) = prepare(engine, inv, progress).await?;
+    let prepared = action.prepare(engine, inv, progress).await?;
+    let (summary, details) = (prepared.summary, prepared.details);
     let incident = engine.incident_for(ctx, Some(inv));
     let now = engine.now();
     let ttl = Duration::seconds(engine.config().approvals.ttl_secs as i64);
-    let digest = action.digest();
+    let digest = digest(action.kind(), &prepared.inputs);
     // Stored as the parser reads it back: a quoted value survives being asked again.
     let command = Invocation {
         spec: inv.spec,
@@ -213,7 +92,7 @@ pub async fn request(
             .collect(),
     }
     .canonical();
-    let inputs = action.inputs();
+    let inputs = prepared.inputs;
     let needed = engine
         .config()
         .approvals
@@ -227,7 +106,7 @@ pub async fn request(
             requested_proof: ctx.actor.proof,
             command: command.clone(),
             action: action.kind().to_string(),
-            inputs: action.inputs(),
+            inputs: inputs.clone(),
             digest: digest.clone(),
             summary: summary.clone(),
             created_at: now,
@@ -398,8 +277,8 @@ pub async fn approve(
             }
         )));
     }
-    let action = Action::from_request(&r).map_err(CommandError::Failed)?;
-    if action.digest() != r.digest {
+    let action = stored_action(&r)?;
+    if digest(action.kind(), &r.inputs) != r.digest {
         return Err(CommandError::Refused(format!(
             "{}'s stored action does not match its digest; it will not run. Ask again with {}.",
             r.id, r.command
@@ -469,7 +348,7 @@ pub async fn approve(
     engine.store().flush().await?;
 
     // A panic while it runs still settles the request: it must not stay "running" forever.
-    let result = match std::panic::AssertUnwindSafe(execute(engine, ctx, &r, &action, progress))
+    let result = match std::panic::AssertUnwindSafe(execute(engine, ctx, &r, action, progress))
         .catch_unwind()
         .await
     {
@@ -478,13 +357,14 @@ pub async fn approve(
             let _ = engine.step_finished(
                 ctx,
                 inv,
-                action.command(),
+                action.spec(),
+                r.inputs.get("target").map(String::as_str),
                 drbot_state::StepState::Interrupted,
                 Some("drbot hit an internal error while it ran".to_string()),
             );
             Err(Ran(CommandError::Failed(format!(
-                "{} stopped on an internal error in drbot ({}). Check the target with /db verify \
-             before going on.",
+                "{} stopped on an internal error in drbot ({}). Check what it changed before going \
+             on.",
                 r.id,
                 crate::render::truncate(
                     &engine.secrets().redact(&crate::render::panic_text(&*p)),
@@ -534,57 +414,34 @@ enum Stopped {
 }
 use Stopped::{Ran, Voided};
 
+/// Reads the action's inputs again; runs it only if their digest is the approved one.
 async fn execute(
     engine: &Engine,
     ctx: &Context,
     r: &ApprovalRequest,
-    action: &Action,
+    action: &dyn Destructive,
     progress: &dyn ProgressSink,
 ) -> Result<Reply, Stopped> {
-    match action {
-        Action::DbRestore {
-            key,
-            etag,
-            size,
-            target,
-            target_addr: addr,
-        } => {
-            // Re-read every input: the target's address and the object's ETag.
-            let t = Target::resolve(engine.config(), target, &engine.env())
-                .map_err(|e| Voided(format!("target {target} can no longer be resolved ({e})")))?;
-            let now_addr = target_addr(&t).map_err(|e| Voided(e.to_string()))?;
-            if &now_addr != addr {
-                return Err(Voided(format!(
-                    "target {target} now points to {now_addr}, not {addr} as when it was requested"
-                )));
-            }
-            let (bucket, _) = db::backup_bucket(engine).map_err(Ran)?;
-            let object: ObjectInfo = match bucket.head(key).await {
-                Ok(Some(o)) => o,
-                Ok(None) => {
-                    return Err(Voided(format!("the backup {key} is gone from the bucket")));
-                }
-                Err(e) => return Err(Ran(CommandError::Failed(format!("{e}. Nothing was run.")))),
-            };
-            let now_etag = object.etag.clone().unwrap_or_default();
-            if &now_etag != etag || object.size != *size {
-                return Err(Voided(format!(
-                    "the backup {key} changed since it was requested (ETag {etag} → {now_etag}, {} → {})",
-                    db::size(*size),
-                    db::size(object.size)
-                )));
-            }
-            let ids = Arc::new(db::identities(engine).map_err(Ran)?);
-            let mut line = r.command.clone();
-            if let Some(i) = r.incident {
-                let _ = write!(line, " incident:{i}");
-            }
-            let inv = grammar::parse(&line).map_err(|e| Ran(CommandError::Failed(e.0)))?;
-            db::run_restore(engine, ctx, &inv, &bucket, &object, &t, ids, progress)
-                .await
-                .map_err(Ran)
-        }
+    let now = match action.reread(engine, &r.inputs).await {
+        Ok(inputs) => inputs,
+        Err(Reread::Gone(why)) => return Err(Voided(why)),
+        Err(Reread::Failed(e)) => return Err(Ran(e)),
+    };
+    if digest(action.kind(), &now) != r.digest {
+        return Err(Voided(action.changed(&r.inputs, &now)));
     }
+    // The stored command, with its incident, as the parser reads it back.
+    let mut line = r.command.clone();
+    if let Some(i) = r.incident {
+        let _ = write!(line, " incident:{i}");
+    }
+    let inv = scenarios::table()
+        .parse(&line)
+        .map_err(|e| Ran(CommandError::Failed(e.0)))?;
+    action
+        .run(engine, ctx, &inv, &now, progress)
+        .await
+        .map_err(Ran)
 }
 
 /// `/deny`: an approver (or the requester, withdrawing it) turns a request down.

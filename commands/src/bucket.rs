@@ -10,9 +10,29 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::config::StorageConfig;
+use crate::config::{Config, StorageConfig};
 use crate::error::CommandError;
 use crate::redact::redact_url;
+
+/// The configured `[storage]`, or a refusal naming what is missing.
+pub fn storage(config: &Config) -> Result<&StorageConfig, CommandError> {
+    config.storage.as_ref().ok_or_else(|| {
+        CommandError::Refused(
+            "No bucket is configured: add [storage] with backup_bucket (and R2_ENDPOINT in the environment)."
+                .to_string(),
+        )
+    })
+}
+
+/// The backup bucket (database backups, drbot's own state), with the `[storage]` it is from.
+pub fn backup_bucket(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Bucket, StorageConfig), CommandError> {
+    let s = storage(config)?.clone();
+    let bucket = Bucket::from_config(&s, &s.backup_bucket, env)?;
+    Ok((bucket, s))
+}
 
 /// One object's listing.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -253,7 +253,7 @@ pub async fn probe(
 ) -> Vec<CheckLine> {
     let mut out = Vec::new();
     for name in config.targets.keys() {
-        let Ok(target) = crate::db::pg::Target::resolve(config, name, &env) else {
+        let Ok(target) = crate::pg::Target::resolve(config, name, &env) else {
             continue; // reported as missing by the settings check
         };
         let started = std::time::Instant::now();
@@ -271,7 +271,7 @@ pub async fn probe(
                         started.elapsed().as_millis()
                     ),
                 )),
-                Err(e) => out.push(line_for(CheckState::Problem, crate::db::pg::pg_error(&e))),
+                Err(e) => out.push(line_for(CheckState::Problem, crate::pg::pg_error(&e))),
             },
             Err(e) => out.push(line_for(CheckState::Problem, e.to_string())),
         }
@@ -279,7 +279,7 @@ pub async fn probe(
     if let Some(s) = &config.storage
         && let Ok(bucket) = crate::bucket::Bucket::from_config(s, &s.backup_bucket, &env)
     {
-        match crate::db::list_backups(&bucket, &s.db_prefix).await {
+        match crate::scenarios::database::list_backups(&bucket, &s.db_prefix).await {
             Ok(list) => out.push(line(
                 "bucket",
                 CheckState::Ok,

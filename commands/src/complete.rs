@@ -5,25 +5,11 @@
 use drbot_state::ApprovalStatus;
 
 use crate::engine::{Context, Engine};
-use crate::render;
 
-/// One offered value: what is shown and what is filled in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Choice {
-    /// Shown (at most 100 characters).
-    pub name: String,
-    /// Filled in (at most 100 characters).
-    pub value: String,
-}
-
-/// Discord shows at most 25 choices.
-pub const MAX_CHOICES: usize = 25;
+pub use crate::scenario::{Choice, MAX_CHOICES};
 
 fn choice(name: String, value: String) -> Choice {
-    Choice {
-        name: render::truncate(&name, 100),
-        value: render::truncate(&value, 100),
-    }
+    Choice::new(name, value)
 }
 
 impl Engine {
@@ -46,18 +32,21 @@ impl Engine {
                 .filter(|r| r.status == ApprovalStatus::Pending)
                 .map(|r| {
                     // Short enough for Discord's 100 characters: who asked comes first.
-                    let what = match (r.inputs.get("backup"), r.inputs.get("target")) {
-                        (Some(b), Some(t)) => format!("restore {b} into {t}"),
-                        _ => r.summary.clone(),
-                    };
+                    let what = crate::scenarios::action_of_kind(&r.action)
+                        .map_or_else(|| r.summary.clone(), |a| a.short(&r.inputs));
                     choice(
                         format!("{}, asked by {}: {what}", r.id, r.requested_by),
                         r.id.to_string(),
                     )
                 })
                 .collect(),
-            "backup" => self.backup_choices().await,
-            _ => Vec::new(),
+            other => {
+                let mut offered = Vec::new();
+                for s in crate::scenarios::ALL {
+                    offered.extend(s.complete(self, other).await);
+                }
+                offered
+            }
         };
         let typed = typed.trim().to_lowercase();
         all.into_iter()
@@ -93,30 +82,5 @@ impl Engine {
                 )
             })
             .collect()
-    }
-
-    async fn backup_choices(&self) -> Vec<Choice> {
-        let mut out = vec![choice(
-            "latest (the newest backup)".to_string(),
-            "latest".to_string(),
-        )];
-        let Ok((bucket, s)) = crate::db::backup_bucket(self) else {
-            return out;
-        };
-        let now = self.now();
-        if let Ok(list) = crate::db::list_backups(&bucket, &s.db_prefix).await {
-            out.extend(list.into_iter().take(MAX_CHOICES - 1).map(|o| {
-                let age = crate::db::taken_at(&o)
-                    .map(|t| format!(", {} old", render::duration(now - t)))
-                    .unwrap_or_default();
-                let name = o
-                    .key
-                    .strip_prefix(&s.db_prefix)
-                    .unwrap_or(&o.key)
-                    .to_string();
-                choice(format!("{name} ({}{age})", crate::db::size(o.size)), o.key)
-            }));
-        }
-        out
     }
 }

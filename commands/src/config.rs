@@ -176,6 +176,10 @@ pub struct Target {
     /// the restore's transaction): for scratch and staging targets.
     #[serde(default)]
     pub create_missing_roles: bool,
+    /// This target is production: the runbook's restore, verify and assess steps are done by
+    /// commands on it. At most one target says so; without one, the target named `production`.
+    #[serde(default)]
+    pub production: bool,
 }
 
 /// `[restore]`.
@@ -482,6 +486,15 @@ fn default_statuspage_env() -> String {
 }
 
 impl Config {
+    /// The production target's name: the one marked `production = true`, else `production`.
+    /// The runbook's steps apply to it; an incident's RPO is measured by a restore into it.
+    pub fn production_target(&self) -> &str {
+        self.targets
+            .iter()
+            .find(|(_, t)| t.production)
+            .map_or("production", |(n, _)| n.as_str())
+    }
+
     /// Loads the config: `path`, else `$DRBOT_CONFIG`, else the built-in defaults; then
     /// `$DRBOT_DATA_DIR` overrides `data_dir`.
     pub fn load(
@@ -642,6 +655,18 @@ impl Config {
                 ));
             }
         }
+        let marked: Vec<&str> = self
+            .targets
+            .iter()
+            .filter(|(_, t)| t.production)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if marked.len() > 1 {
+            return bad(format!(
+                "only one target may say production = true; {} do",
+                marked.join(" and ")
+            ));
+        }
         if self.approvals.ttl_secs == 0 {
             return bad("[approvals] ttl_secs must be at least 1".to_string());
         }
@@ -788,6 +813,10 @@ mod tests {
         let p = Path::new("c.toml");
         let cases = [
             ("data_dri = \"x\"", "unknown field `data_dri`"),
+            (
+                "[targets.a]\nurl_env = \"A\"\nproduction = true\n[targets.b]\nurl_env = \"B\"\nproduction = true",
+                "only one target may say production = true; a and b do",
+            ),
             ("[people.a]\nroles = [\"boss\"]", "unknown role `boss`"),
             ("[backup]\nxz_level = 12", "xz_level must be 0 to 9"),
             (

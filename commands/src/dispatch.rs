@@ -3,14 +3,16 @@
 //! notices sent, and its reply stripped of secrets. Refusals are recorded too (SPEC §9): on
 //! the incident's timeline when the place has one, otherwise in the audit log.
 //!
-//! The only file that knows every command's handler; everything it calls sits below it.
+//! It knows the lifecycle's, the gate's and notification's handlers by name; every other
+//! command goes to the scenario that owns it (`scenarios::owner`). Everything it calls sits
+//! below it.
 
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
-use crate::grammar::{self, Invocation};
+use crate::grammar::Invocation;
 use crate::progress::{NoProgress, ProgressSink};
 use crate::reply::{Outcome, Reply};
-use crate::{approval, db, incident, step};
+use crate::{approval, incident, notify, scenarios, step};
 use drbot_state::EntryKind;
 
 /// How long a reply waits for the notifications its command queued.
@@ -44,7 +46,7 @@ impl Engine {
     }
 
     async fn answer(&self, ctx: &Context, line: &str, progress: &dyn ProgressSink) -> Reply {
-        let parsed = grammar::parse(line);
+        let parsed = scenarios::table().parse(line);
         let result = match &parsed {
             Ok(inv) => self.dispatch_guarded(ctx, inv, progress).await,
             Err(e) => Err(CommandError::from(e.clone())),
@@ -106,7 +108,8 @@ impl Engine {
         let interrupted = self.step_finished(
             ctx,
             inv,
-            &path,
+            inv.spec,
+            inv.get("target"),
             drbot_state::StepState::Interrupted,
             Some("drbot hit an internal error while it ran".to_string()),
         );
@@ -147,16 +150,11 @@ impl Engine {
             ("step", Some("list")) => step::list(self, ctx, inv),
             ("step", Some("done")) => step::done(self, ctx, inv),
             ("step", Some("skip")) => step::skip(self, ctx, inv),
-            ("db", Some("check")) => db::check(self, ctx, inv).await,
-            ("db", Some("backups")) => db::backups(self, ctx, inv).await,
-            ("db", Some("verify")) => db::verify_cmd(self, ctx, inv).await,
-            ("db", Some("backup")) => db::backup::backup(self, ctx, inv, progress).await,
-            ("notify", Some("stakeholders")) => crate::notify::stakeholders(self, ctx, inv).await,
-            _ => Err(CommandError::Refused(format!(
-                "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, \
-                 then record it with /step done (or /incident note).",
-                inv.spec.path()
-            ))),
+            ("notify", Some("stakeholders")) => notify::stakeholders(self, ctx, inv).await,
+            _ => match scenarios::owner(inv.spec) {
+                Some(scenario) => scenario.run(self, ctx, inv, progress).await,
+                None => Err(crate::scenario::not_built(inv)),
+            },
         }
     }
 

@@ -10,16 +10,15 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use drbot_state::{EntryKind, Incident, IncidentId, NewEntry, Store};
+use drbot_state::{EntryKind, Incident, IncidentId, NewEntry, StepState, Store};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::CommandError;
-use crate::grammar::{INCIDENT_OPTION, Invocation};
+use crate::grammar::{CommandSpec, INCIDENT_OPTION, Invocation};
 use crate::identity::Actor;
 use crate::locks::RestoreLocks;
 use crate::redact::Secrets;
-use crate::runbook::Action;
 
 /// Reads an environment variable (secrets and URLs): the process's own, or a test's.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -149,6 +148,17 @@ impl Engine {
         }
     }
 
+    /// A timeline entry by drbot itself, now (background work).
+    pub fn system_entry(&self, kind: EntryKind, text: &str) -> NewEntry {
+        NewEntry {
+            at: self.now(),
+            actor: "drbot".to_string(),
+            proof: drbot_state::Proof::System,
+            kind,
+            text: self.secrets.redact(text),
+        }
+    }
+
     /// The incident a command applies to: the one named by `incident:`, else the one open
     /// incident the place sees. `for_change` refuses closed incidents.
     pub fn select(
@@ -241,62 +251,58 @@ impl Engine {
         .map_err(CommandError::from)
     }
 
-    /// Marks the runbook step that `command` automates as running, if the incident has one
-    /// still to do.
+    /// Marks the runbook step that `command` on `target` does as running, if the incident
+    /// has one still to do. A command on another target than production is on the timeline
+    /// but does no production step.
     pub fn step_started(
         &self,
         ctx: &Context,
         inv: &Invocation,
-        command: &str,
+        command: &CommandSpec,
+        target: Option<&str>,
     ) -> Result<(), CommandError> {
-        self.step_change(ctx, inv, command, drbot_state::StepState::Running, None)
+        self.step_change(ctx, inv, command, target, StepState::Running, None)
     }
 
-    /// Marks the runbook step that `command` automates as done or failed.
+    /// Marks the runbook step that `command` on `target` does as done, failed or interrupted.
     pub fn step_finished(
         &self,
         ctx: &Context,
         inv: &Invocation,
-        command: &str,
-        state: drbot_state::StepState,
+        command: &CommandSpec,
+        target: Option<&str>,
+        state: StepState,
         reason: Option<String>,
     ) -> Result<(), CommandError> {
-        self.step_change(ctx, inv, command, state, reason)
+        self.step_change(ctx, inv, command, target, state, reason)
     }
 
     fn step_change(
         &self,
         ctx: &Context,
         inv: &Invocation,
-        command: &str,
-        to: drbot_state::StepState,
+        command: &CommandSpec,
+        target: Option<&str>,
+        to: StepState,
         reason: Option<String>,
     ) -> Result<(), CommandError> {
-        use drbot_state::StepState;
         let Some(id) = self.incident_for(ctx, Some(inv)) else {
             return Ok(());
         };
         let now = self.now();
+        let production = self.config.production_target();
         self.store.update_incident(id, |i| {
             let scenario = crate::runbook::scenario_of(i);
             let found = i.steps.iter().enumerate().find(|(_, rec)| {
-                let automates =
-                    scenario
-                        .and_then(|s| s.step(&rec.id))
-                        .is_some_and(|step| match step.action {
-                            Action::Automated(cmd) => {
-                                cmd.strip_prefix(command).is_some_and(|rest| {
-                                    rest.chars().next().is_none_or(|c| !c.is_alphanumeric())
-                                })
-                            }
-                            Action::Manual(_) => false,
-                        });
+                let does = scenario
+                    .and_then(|s| s.step(&rec.id))
+                    .is_some_and(|step| step.done_by(command.id(), target, production));
                 let open = match to {
                     StepState::Running => !rec.state.is_settled(),
                     StepState::Interrupted => rec.state == StepState::Running,
                     _ => rec.state == StepState::Running || !rec.state.is_settled(),
                 };
-                automates && open
+                does && open
             });
             let Some((n, _)) = found else {
                 return Ok::<_, CommandError>(Vec::new());
@@ -319,10 +325,11 @@ impl Engine {
                 StepState::Failed => "failed",
                 other => other.as_str(),
             };
+            let on = target.map(|t| format!(" on {t}")).unwrap_or_default();
             Ok(vec![self.entry(
                 ctx,
                 EntryKind::Step,
-                format!("Step {}. {title} {verb} ({command}).", n + 1),
+                format!("Step {}. {title} {verb} ({}{on}).", n + 1, command.path()),
             )])
         })?;
         Ok(())

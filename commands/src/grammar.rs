@@ -49,7 +49,28 @@ pub struct CommandSpec {
     pub destructive: bool,
 }
 
+/// A command's identity: its group and subcommand (what runbook steps are bound to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommandId {
+    /// The group (`db`).
+    pub group: &'static str,
+    /// The subcommand (`restore`), if the group has them.
+    pub sub: Option<&'static str>,
+}
+
+impl CommandId {
+    /// The id of `/group sub`.
+    pub const fn new(group: &'static str, sub: Option<&'static str>) -> CommandId {
+        CommandId { group, sub }
+    }
+}
+
 impl CommandSpec {
+    /// Its identity.
+    pub fn id(&self) -> CommandId {
+        CommandId::new(self.group, self.sub)
+    }
+
     /// The command as typed, without options: `/incident declare`.
     pub fn path(&self) -> String {
         match self.sub {
@@ -86,12 +107,13 @@ impl CommandSpec {
 /// The option every command takes in the console and `exec` to pick one of several incidents.
 pub const INCIDENT_OPTION: &str = "incident";
 
-const SCENARIOS: &[&str] = &["database", "storage", "search", "full"];
+/// The runbook scenarios an incident can run.
+pub const SCENARIOS: &[&str] = &["database", "storage", "search", "full"];
 const SEVERITIES: &[&str] = &["sev1", "sev2", "sev3"];
 const ROLES: &[&str] = &["commander", "comms", "scribe"];
-const DRILLS: &[&str] = &["database", "storage", "full"];
 
-const fn req(name: &'static str, description: &'static str, kind: OptionKind) -> OptionSpec {
+/// A table-row builder.
+pub const fn req(name: &'static str, description: &'static str, kind: OptionKind) -> OptionSpec {
     OptionSpec {
         name,
         description,
@@ -101,7 +123,8 @@ const fn req(name: &'static str, description: &'static str, kind: OptionKind) ->
     }
 }
 
-const fn opt(name: &'static str, description: &'static str, kind: OptionKind) -> OptionSpec {
+/// A table-row builder.
+pub const fn opt(name: &'static str, description: &'static str, kind: OptionKind) -> OptionSpec {
     OptionSpec {
         name,
         description,
@@ -111,14 +134,16 @@ const fn opt(name: &'static str, description: &'static str, kind: OptionKind) ->
     }
 }
 
-const fn auto(o: OptionSpec) -> OptionSpec {
+/// A table-row builder.
+pub const fn auto(o: OptionSpec) -> OptionSpec {
     OptionSpec {
         autocomplete: true,
         ..o
     }
 }
 
-const fn cmd(
+/// A table-row builder.
+pub const fn cmd(
     group: &'static str,
     sub: Option<&'static str>,
     description: &'static str,
@@ -133,17 +158,18 @@ const fn cmd(
     }
 }
 
-const fn destructive(c: CommandSpec) -> CommandSpec {
+/// A table-row builder.
+pub const fn destructive(c: CommandSpec) -> CommandSpec {
     CommandSpec {
         destructive: true,
         ..c
     }
 }
 
-use OptionKind::{Choice, Integer, Text, User};
+pub use OptionKind::{Choice, Integer, Text, User};
 
-/// Every command of SPEC §2, in the order help lists them.
-pub const COMMANDS: &[CommandSpec] = &[
+/// The incident lifecycle's and the runbook checklist's rows of the command table.
+pub const LIFECYCLE: &[CommandSpec] = &[
     cmd(
         "incident",
         Some("declare"),
@@ -209,105 +235,10 @@ pub const COMMANDS: &[CommandSpec] = &[
             req("reason", "Why it is skipped", Text),
         ],
     ),
-    cmd(
-        "db",
-        Some("check"),
-        "Database connectivity, server version, size and latency",
-        &[auto(opt(
-            "target",
-            "Database target (default: production)",
-            Text,
-        ))],
-    ),
-    cmd(
-        "db",
-        Some("backups"),
-        "Newest backups with time, size and age against the RPO",
-        &[opt(
-            "limit",
-            "How many to list (default 5)",
-            Integer { min: 1, max: 50 },
-        )],
-    ),
-    destructive(cmd(
-        "db",
-        Some("restore"),
-        "Stream a backup into a database target",
-        &[
-            auto(req(
-                "backup",
-                "Backup key, a name under the prefix, or latest",
-                Text,
-            )),
-            auto(req("target", "Database target from the config", Text)),
-        ],
-    )),
-    cmd(
-        "db",
-        Some("verify"),
-        "Integrity checks on a restored database",
-        &[auto(req("target", "Database target from the config", Text))],
-    ),
-    cmd(
-        "db",
-        Some("backup"),
-        "Take a backup now: pg_dump, xz, age, bucket",
-        &[auto(opt(
-            "target",
-            "Database target (default: production)",
-            Text,
-        ))],
-    ),
-    cmd(
-        "storage",
-        Some("check"),
-        "Bucket reachability and versioning status",
-        &[],
-    ),
-    cmd(
-        "storage",
-        Some("versions"),
-        "Object versions under a prefix or of one key",
-        &[
-            opt("prefix", "Key prefix", Text),
-            opt("key", "One object key", Text),
-        ],
-    ),
-    destructive(cmd(
-        "storage",
-        Some("restore"),
-        "Restore one object version, or a prefix as it was at a time",
-        &[
-            opt("key", "Object key (with version)", Text),
-            auto(opt("version", "Version id (with key)", Text)),
-            opt("prefix", "Key prefix (with at)", Text),
-            opt(
-                "at",
-                "UTC time, e.g. 2026-11-25T10:30:00Z (with prefix)",
-                Text,
-            ),
-        ],
-    )),
-    cmd("search", Some("health"), "Meilisearch health", &[]),
-    cmd("search", Some("dump"), "Create a Meilisearch dump", &[]),
-    cmd(
-        "search",
-        Some("reindex"),
-        "Reindex search from the database via the API",
-        &[],
-    ),
-    cmd(
-        "search",
-        Some("progress"),
-        "Reindex progress against the database",
-        &[],
-    ),
-    cmd(
-        "api",
-        Some("health"),
-        "API and web health endpoints with latency",
-        &[],
-    ),
+];
+
+/// The approval gate's rows.
+pub const GATE: &[CommandSpec] = &[
     cmd(
         "approve",
         None,
@@ -323,25 +254,15 @@ pub const COMMANDS: &[CommandSpec] = &[
             req("reason", "Why", Text),
         ],
     ),
-    cmd(
-        "drill",
-        Some("start"),
-        "Start a fire drill from the runbook",
-        &[req("kind", "Which drill", Choice(DRILLS))],
-    ),
-    cmd(
-        "drill",
-        Some("report"),
-        "The last drill's measured RTO and RPO",
-        &[],
-    ),
-    cmd(
-        "notify",
-        Some("stakeholders"),
-        "Send a stakeholder update on every configured channel",
-        &[req("message", "The update, written for stakeholders", Text)],
-    ),
 ];
+
+/// Stakeholder notification's rows.
+pub const NOTIFY: &[CommandSpec] = &[cmd(
+    "notify",
+    Some("stakeholders"),
+    "Send a stakeholder update on every configured channel",
+    &[req("message", "The update, written for stakeholders", Text)],
+)];
 
 /// A command line that could not be understood. The text says what is wrong and what is valid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -495,8 +416,68 @@ fn is_option_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-/// Parses a command line against [`COMMANDS`].
-pub fn parse(line: &str) -> Result<Invocation, UsageError> {
+/// The one command table: every command of SPEC §2 in help order, each marked built (it does
+/// something: registered in Discord) or not yet.
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<(&'static CommandSpec, bool)>,
+}
+
+impl Table {
+    /// A table of these parts, in order: each part's rows and whether they are built.
+    pub fn new(parts: impl IntoIterator<Item = (&'static [CommandSpec], bool)>) -> Table {
+        Table {
+            rows: parts
+                .into_iter()
+                .flat_map(|(rows, built)| rows.iter().map(move |r| (r, built)))
+                .collect(),
+        }
+    }
+
+    /// Every command, in help order.
+    pub fn specs(&self) -> impl Iterator<Item = &'static CommandSpec> + '_ {
+        self.rows.iter().map(|(s, _)| *s)
+    }
+
+    /// The commands that do something (what Discord registers).
+    pub fn built(&self) -> impl Iterator<Item = &'static CommandSpec> + '_ {
+        self.rows.iter().filter(|(_, b)| *b).map(|(s, _)| *s)
+    }
+
+    /// Whether this command does something yet.
+    pub fn is_built(&self, spec: &CommandSpec) -> bool {
+        self.rows.iter().any(|(s, b)| *b && s.path() == spec.path())
+    }
+
+    /// Parses a command line against the table.
+    pub fn parse(&self, line: &str) -> Result<Invocation, UsageError> {
+        parse_in(self, line)
+    }
+
+    /// A help text listing every command's usage.
+    pub fn help(&self) -> String {
+        let mut s = String::from("Commands (options in [brackets] are optional):\n");
+        for (c, built) in &self.rows {
+            let soon = if *built { "" } else { " (not built yet)" };
+            let _ = writeln!(s, "  {:<70} {}{soon}", c.usage(), c.description);
+        }
+        s.push_str("  Any command also takes incident:<id> to pick one of several open incidents.");
+        s
+    }
+
+    fn groups(&self) -> Vec<&'static str> {
+        let mut names: Vec<&str> = self.specs().map(|c| c.group).collect();
+        names.dedup();
+        names
+    }
+
+    fn list_groups(&self) -> String {
+        let names: Vec<String> = self.groups().iter().map(|g| format!("/{g}")).collect();
+        format!("Commands: {}.", names.join(", "))
+    }
+}
+
+fn parse_in(table: &Table, line: &str) -> Result<Invocation, UsageError> {
     if line.len() > MAX_LINE {
         return Err(UsageError(format!(
             "That line is {} bytes long; commands are at most {MAX_LINE}.",
@@ -507,7 +488,7 @@ pub fn parse(line: &str) -> Result<Invocation, UsageError> {
     let Some(rest) = line.strip_prefix('/') else {
         return Err(UsageError(format!(
             "Commands start with /, for example /incident status. {}",
-            list_groups()
+            table.list_groups()
         )));
     };
     let tokens = tokenize(rest)?;
@@ -517,21 +498,21 @@ pub fn parse(line: &str) -> Result<Invocation, UsageError> {
         _ => {
             return Err(UsageError(format!(
                 "Write a command after the /. {}",
-                list_groups()
+                table.list_groups()
             )));
         }
     };
     let group_lc = group.to_lowercase();
     let in_group: Vec<&'static CommandSpec> =
-        COMMANDS.iter().filter(|c| c.group == group_lc).collect();
+        table.specs().filter(|c| c.group == group_lc).collect();
     if in_group.is_empty() {
-        let names: Vec<&str> = groups();
+        let names: Vec<&str> = table.groups();
         let hint = closest(&group_lc, &names)
             .map(|g| format!(" Did you mean /{g}?"))
             .unwrap_or_default();
         return Err(UsageError(format!(
             "Unknown command /{group}.{hint} {}",
-            list_groups()
+            table.list_groups()
         )));
     }
     let spec: &'static CommandSpec = if in_group[0].sub.is_none() {
@@ -682,17 +663,6 @@ fn check_value(spec: &CommandSpec, o: &OptionSpec, value: &mut String) -> Result
     }
 }
 
-fn groups() -> Vec<&'static str> {
-    let mut names: Vec<&str> = COMMANDS.iter().map(|c| c.group).collect();
-    names.dedup();
-    names
-}
-
-fn list_groups() -> String {
-    let names: Vec<String> = groups().iter().map(|g| format!("/{g}")).collect();
-    format!("Commands: {}.", names.join(", "))
-}
-
 /// The candidate nearest to `word` by edit distance, if it is close enough to be a typo.
 fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
@@ -717,206 +687,5 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// A help text listing every command's usage.
-pub fn help() -> String {
-    let mut s = String::from("Commands (options in [brackets] are optional):\n");
-    for c in COMMANDS {
-        let _ = writeln!(s, "  {:<70} {}", c.usage(), c.description);
-    }
-    s.push_str("  Any command also takes incident:<id> to pick one of several open incidents.");
-    s
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn ok(line: &str) -> Invocation {
-        parse(line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-
-    fn err(line: &str) -> String {
-        match parse(line) {
-            Ok(i) => panic!("{line} parsed as {i:?}"),
-            Err(e) => e.0,
-        }
-    }
-
-    #[test]
-    fn parses_options_plain_quoted_and_escaped() {
-        let i =
-            ok(r#"/incident declare scenario:database severity:SEV1 title:"Primary \"db\" down""#);
-        assert_eq!(i.spec.path(), "/incident declare");
-        assert_eq!(i.get("scenario"), Some("database"));
-        assert_eq!(i.get("severity"), Some("sev1"));
-        assert_eq!(i.get("title"), Some(r#"Primary "db" down"#));
-        let i = ok("/incident note text:“curly quotes” incident:INC-2");
-        assert_eq!(i.get("text"), Some("curly quotes"));
-        assert_eq!(i.get("incident"), Some("INC-2"));
-        let i = ok("/approve request:ab12");
-        assert_eq!(i.spec.group, "approve");
-        assert_eq!(i.get("request"), Some("ab12"));
-        let i = ok(r#"/step skip step:3 reason:"no search in staging""#);
-        assert_eq!(i.get("reason"), Some("no search in staging"));
-        let i = ok("/db backups limit:10");
-        assert_eq!(i.get("limit"), Some("10"));
-        let i = ok(r#"/incident note text:"""#.replace(r#""""#, r#""a:b c""#).as_str());
-        assert_eq!(i.get("text"), Some("a:b c"));
-    }
-
-    #[test]
-    fn unquoted_text_runs_on_to_the_end() {
-        let i = ok("/incident note text:API is back: 200 OK on /healthz");
-        assert_eq!(i.get("text"), Some("API is back: 200 OK on /healthz"));
-        let i = ok("/step skip step:2 reason:nothing to stop in staging");
-        assert_eq!(i.get("reason"), Some("nothing to stop in staging"));
-        let i = ok(
-            "/incident declare scenario:database severity:sev2 title:DB slow at https://x.example/y",
-        );
-        assert_eq!(i.get("title"), Some("DB slow at https://x.example/y"));
-    }
-
-    #[test]
-    fn canonical_form_parses_back_to_the_same() {
-        let i = ok(r#"/incident note text:"say \"hi\" \\ there""#);
-        assert_eq!(parse(&i.canonical()).expect("test setup"), i);
-    }
-
-    #[test]
-    fn usage_errors_say_what_is_wrong_and_what_is_valid() {
-        let e = err("/incdent status");
-        assert!(
-            e.contains("Unknown command /incdent") && e.contains("/incident?"),
-            "{e}"
-        );
-        let e = err("/incident");
-        assert!(
-            e.contains("needs a subcommand") && e.contains("declare"),
-            "{e}"
-        );
-        let e = err("/incident stauts");
-        assert!(e.contains("Did you mean /incident status?"), "{e}");
-        let e = err("/incident declare scenario:nonsense severity:sev1 title:x");
-        assert!(
-            e.contains("`nonsense` is not a valid scenario")
-                && e.contains("database, storage, search, full"),
-            "{e}"
-        );
-        let e = err("/incident declare scenario:database title:x");
-        assert!(
-            e.contains("needs severity:") && e.contains("Usage: /incident declare"),
-            "{e}"
-        );
-        let e = err("/incident declare scenario:database sevrity:sev1 title:x");
-        assert!(
-            e.contains("no option sevrity:") && e.contains("Did you mean severity:?"),
-            "{e}"
-        );
-        let e = err("/incident status verbose:yes");
-        assert!(e.contains("takes no options"), "{e}");
-        let e = err("/incident note text:a text:b");
-        assert!(e.contains("given twice"), "{e}");
-        let e = err("/db backups limit:0");
-        assert!(e.contains("from 1 to 50"), "{e}");
-        let e = err("/db backups limit:many");
-        assert!(e.contains("whole number"), "{e}");
-        let e = err(r#"/incident note text:"never closed"#);
-        assert!(e.contains("never closed"), "{e}");
-        let e = err("incident status");
-        assert!(e.contains("start with /"), "{e}");
-        let e = err("/step done");
-        assert!(e.contains("needs step:"), "{e}");
-        let e = err("/step done step:");
-        assert!(e.contains("is empty"), "{e}");
-        let e = err("/step list extra");
-        assert!(e.contains("Unexpected `extra`"), "{e}");
-        let e = err("/");
-        assert!(e.contains("Write a command"), "{e}");
-    }
-
-    #[test]
-    fn every_command_fits_discords_registration_limits() {
-        let mut seen = std::collections::BTreeSet::new();
-        for c in COMMANDS {
-            assert!(seen.insert(c.path()), "duplicate {}", c.path());
-            for name in std::iter::once(c.group).chain(c.sub) {
-                assert!(is_option_name(name) && name.len() <= 32, "{name}");
-            }
-            assert!(
-                !c.description.is_empty() && c.description.len() <= 100,
-                "{}",
-                c.path()
-            );
-            assert!(c.options.len() <= 25);
-            let mut optional_seen = false;
-            for o in c.options {
-                assert!(is_option_name(o.name), "{}", o.name);
-                assert!(
-                    !o.description.is_empty() && o.description.len() <= 100,
-                    "{}",
-                    o.name
-                );
-                assert!(
-                    !(o.required && optional_seen),
-                    "required after optional in {}",
-                    c.path()
-                );
-                optional_seen |= !o.required;
-                if let OptionKind::Choice(ch) = o.kind {
-                    assert!(!o.autocomplete && ch.len() <= 25);
-                }
-                assert_ne!(o.name, INCIDENT_OPTION);
-            }
-        }
-        // A group either has subcommands or is a single command, never both.
-        for g in groups() {
-            let subs: Vec<_> = COMMANDS
-                .iter()
-                .filter(|c| c.group == g)
-                .map(|c| c.sub)
-                .collect();
-            assert!(subs.iter().all(Option::is_some) || subs == [None], "{g}");
-        }
-    }
-
-    #[test]
-    fn every_usage_line_parses_when_filled_in() {
-        for c in COMMANDS {
-            let mut line = c.path();
-            for o in c.options.iter().filter(|o| o.required) {
-                let v = match o.kind {
-                    OptionKind::Choice(ch) => ch[0].to_string(),
-                    OptionKind::Integer { min, .. } => min.to_string(),
-                    _ => "\"some value\"".to_string(),
-                };
-                line.push_str(&format!(" {}:{}", o.name, v));
-            }
-            assert_eq!(ok(&line).spec, c);
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        #[test]
-        fn random_text_never_panics(s in "\\PC{0,200}") {
-            let _ = parse(&s);
-            let _ = parse(&format!("/{s}"));
-            let _ = parse(&format!("/incident declare {s}"));
-        }
-
-        #[test]
-        fn command_shaped_noise_never_panics(
-            group in prop::sample::select(vec!["incident", "step", "db", "approve", "x", ""]),
-            sub in prop::sample::select(vec!["declare", "note", "done", "skip", "", "?"]),
-            pieces in prop::collection::vec("[a-z]{0,8}:?(\"[^\"]{0,10}\"?)?[ \t\\\\“”]{0,2}", 0..8),
-        ) {
-            let line = format!("/{group} {sub} {}", pieces.join(" "));
-            if let Ok(i) = parse(&line) {
-                // Whatever parses must write back to a line that parses the same.
-                prop_assert_eq!(parse(&i.canonical()).ok(), Some(i));
-            }
-        }
-    }
-}
+mod tests;

@@ -296,7 +296,7 @@ pub(crate) fn steps_block(incident: &Incident, now: DateTime<Utc>) -> String {
             .map(|s| s.title)
             .unwrap_or("(step no longer in the runbook)");
         let kind = match step.map(|s| s.action) {
-            Some(crate::runbook::Action::Automated(_)) => "auto",
+            Some(crate::runbook::Action::Automated(..)) => "auto",
             _ => "manual",
         };
         let mut detail = match (rec.state, &rec.by, rec.at) {

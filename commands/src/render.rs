@@ -31,6 +31,11 @@ pub fn stamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// A time to the minute, with the date, for reports: `2026-11-25 09:00 UTC`.
+pub fn minute(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
 /// Text shortened to `max` characters with an ellipsis.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -84,6 +89,15 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// Whether an objective was met: `met, 5m to spare` or `missed by 12m`.
+pub fn verdict(target: Duration, achieved: Duration) -> String {
+    if achieved <= target {
+        format!("met, {} to spare", duration(target - achieved))
+    } else {
+        format!("missed by {}", duration(achieved - target))
+    }
 }
 
 #[cfg(test)]

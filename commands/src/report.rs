@@ -16,14 +16,6 @@ use crate::render;
 use crate::runbook::Scenario;
 use crate::runbook::{runbook_step, scenario_of};
 
-fn verdict(target: Duration, achieved: Duration) -> String {
-    if achieved <= target {
-        format!("met, {} to spare", render::duration(target - achieved))
-    } else {
-        format!("missed by {}", render::duration(achieved - target))
-    }
-}
-
 /// The component a step's id belongs to, for RTO per component.
 fn component(step: &str) -> Option<&'static str> {
     if step.starts_with("db-") {
@@ -43,8 +35,7 @@ fn cell(s: &str) -> String {
 }
 
 fn stamp(at: Option<DateTime<Utc>>) -> String {
-    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "—".to_string())
+    at.map(render::minute).unwrap_or_else(|| "—".to_string())
 }
 
 /// Builds the report of an incident.
@@ -101,7 +92,7 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
             sc.as_str(),
             render::duration(target),
             render::duration(duration),
-            verdict(target, duration)
+            render::verdict(target, duration)
         );
     }
     // Per component, when the scenario spans several (the full scenario).
@@ -131,7 +122,7 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
                         "| RTO ({name}) | {} | {} | {} |",
                         render::duration(target),
                         render::duration(took),
-                        verdict(target, took)
+                        render::verdict(target, took)
                     );
                 }
                 None => {
@@ -144,39 +135,17 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
             }
         }
     }
-    let restored = engine
-        .store()
-        .restores()?
-        .into_iter()
-        .filter(|(_, r)| r.at >= incident.declared_at && r.at <= end)
-        .max_by_key(|(_, r)| r.at);
-    match restored.and_then(|(t, r)| crate::db::name_time(&r.key).map(|taken| (t, r, taken))) {
-        Some((target, r, taken)) => {
-            let rpo = Duration::minutes(cfg.objectives.rpo.database as i64);
-            let lost = incident.declared_at - taken;
-            let _ = writeln!(
-                md,
-                "| RPO (database) | {} | {} | {} |",
-                render::duration(rpo),
-                render::duration(lost),
-                verdict(rpo, lost)
-            );
-            let _ = writeln!(
-                md,
-                "\nRestored {} (taken {}) into {target} at {} by {}.",
-                r.key,
-                stamp(Some(taken)),
-                stamp(Some(r.at)),
-                r.by
-            );
+    // Each scenario's rows (the database's RPO), then what they note below the table.
+    let mut notes = Vec::new();
+    for scenario in crate::scenarios::ALL {
+        let section = scenario.report(engine, incident, end)?;
+        for row in section.objectives {
+            let _ = writeln!(md, "{row}");
         }
-        None => {
-            let _ = writeln!(
-                md,
-                "| RPO (database) | {} | no restore in this incident | — |",
-                render::duration(Duration::minutes(cfg.objectives.rpo.database as i64))
-            );
-        }
+        notes.extend(section.notes);
+    }
+    for note in notes {
+        let _ = writeln!(md, "\n{note}");
     }
 
     // Steps.

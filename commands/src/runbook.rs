@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::grammar::CommandId;
+
 /// A runbook scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scenario {
@@ -114,11 +116,45 @@ impl Phase {
     }
 }
 
+/// Which target a command must work on to do a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum On {
+    /// The production target (`production`, or the target marked `production = true`).
+    Production,
+    /// Any, or the command has no target.
+    Any,
+}
+
+/// A command that does a step when it succeeds, and on which target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The command.
+    pub command: CommandId,
+    /// The target it must work on.
+    pub on: On,
+}
+
+/// A command bound to the production target.
+const fn prod(group: &'static str, sub: &'static str) -> Binding {
+    Binding {
+        command: CommandId::new(group, Some(sub)),
+        on: On::Production,
+    }
+}
+
+/// A command bound whatever its target.
+const fn any(group: &'static str, sub: &'static str) -> Binding {
+    Binding {
+        command: CommandId::new(group, Some(sub)),
+        on: On::Any,
+    }
+}
+
 /// How a step gets done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// drbot does it: the command to run.
-    Automated(&'static str),
+    /// drbot does it: what to type, and the commands that do it.
+    Automated(&'static str, &'static [Binding]),
     /// A person does it and marks it done: the checklist items.
     Manual(&'static [&'static str]),
 }
@@ -141,10 +177,25 @@ pub struct Step {
 }
 
 impl Step {
+    /// Whether `command` working on `target` does this step (`production` names the
+    /// production target).
+    pub fn done_by(&self, command: CommandId, target: Option<&str>, production: &str) -> bool {
+        let Action::Automated(_, bindings) = self.action else {
+            return false;
+        };
+        bindings.iter().any(|b| {
+            b.command == command
+                && match b.on {
+                    On::Any => true,
+                    On::Production => target == Some(production),
+                }
+        })
+    }
+
     /// What to do next for this step, in one line.
     pub fn how(&self) -> String {
         match self.action {
-            Action::Automated(cmd) => format!("run {cmd}"),
+            Action::Automated(cmd, _) => format!("run {cmd}"),
             Action::Manual([]) => format!("confirm it, then /step done step:{}", self.id),
             Action::Manual(items) if items.len() == 1 => {
                 format!("{}, then /step done step:{}", items[0], self.id)
@@ -163,13 +214,14 @@ const fn auto(
     id: &'static str,
     title: &'static str,
     command: &'static str,
+    by: &'static [Binding],
     note: &'static str,
 ) -> Step {
     Step {
         id,
         title,
         phase: Phase::Recovery,
-        action: Action::Automated(command),
+        action: Action::Automated(command, by),
         note,
         destructive: false,
     }
@@ -222,6 +274,7 @@ static DATABASE: &[Step] = &[
         "db-assess",
         "Assess impact",
         "/db check and /db backups",
+        &[prod("db", "check"), any("db", "backups")],
         "Check database connectivity and that recent backups exist.",
     ),
     manual(
@@ -234,18 +287,21 @@ static DATABASE: &[Step] = &[
         "db-restore",
         "Restore database",
         "/db restore backup:latest target:production",
+        &[prod("db", "restore")],
         "Streams the backup from the bucket into the target; needs a second person's approval.",
     )),
     auto(
         "db-verify",
         "Verify restore",
         "/db verify target:production",
+        &[prod("db", "verify")],
         "Indexes, constraints, sequences and row counts against the backup's manifest.",
     ),
     auto(
         "db-reindex",
         "Reindex search",
         "/search reindex",
+        &[any("search", "reindex")],
         "Triggers the API's reindex so search matches the restored data.",
     ),
     manual(
@@ -265,24 +321,28 @@ static STORAGE: &[Step] = &[
         "storage-assess",
         "Assess impact",
         "/storage check",
+        &[any("storage", "check")],
         "Checks bucket connectivity and versioning status. R2 has no S3 object versioning.",
     ),
     auto(
         "storage-versions",
         "Check object versioning",
         "/storage versions prefix:artworks/",
+        &[any("storage", "versions")],
         "Lists object versions for critical files.",
     ),
     destructive(auto(
         "storage-restore",
         "Restore from versions",
         "/storage restore key:<key> version:<id>",
+        &[any("storage", "restore")],
         "Restores one version, or a prefix as it was at a time; needs approval.",
     )),
     auto(
         "storage-verify",
         "Verify storage",
         "/api health",
+        &[any("api", "health")],
         "Tests file operations through the API's /uploads/test.",
     ),
 ];
@@ -293,6 +353,7 @@ static SEARCH: &[Step] = &[
         "search-health",
         "Check Meilisearch health",
         "/search health",
+        &[any("search", "health")],
         "",
     ),
     manual(
@@ -306,6 +367,7 @@ static SEARCH: &[Step] = &[
         "search-reindex",
         "Reindex from database",
         "/search reindex, then /search progress",
+        &[any("search", "reindex")],
         "Full reindex through the API; progress is compared with the database's count.",
     ),
 ];
@@ -350,6 +412,7 @@ static POST_RECOVERY: &[Step] = &[
         "post-integrity",
         "Data integrity verification",
         "/db verify target:production and /api health",
+        &[prod("db", "verify"), any("api", "health")],
         "Comprehensive verification, then the API and web health endpoints.",
     )),
     post(manual(
@@ -367,6 +430,7 @@ static POST_RECOVERY: &[Step] = &[
         "post-backups",
         "Backup verification",
         "/db backup and /db backups",
+        &[prod("db", "backup"), any("db", "backups")],
         "Takes a backup now and checks retention.",
     )),
     post(manual(
@@ -424,6 +488,26 @@ mod tests {
             assert_eq!(steps.last().map(|s| s.id), Some("ok-monitoring"));
             assert!(steps.iter().any(|s| s.id == "post-comms"));
         }
+    }
+
+    #[test]
+    fn steps_are_done_by_their_command_on_the_production_target_only() {
+        let id = |g, s| CommandId::new(g, Some(s));
+        let db = Scenario::Database;
+        let assess = db.step("db-assess").expect("step");
+        assert!(assess.done_by(id("db", "check"), Some("production"), "production"));
+        assert!(!assess.done_by(id("db", "check"), Some("staging"), "production"));
+        assert!(assess.done_by(id("db", "check"), Some("main"), "main"));
+        // Listing backups has no target: it assesses whatever the production target is.
+        assert!(assess.done_by(id("db", "backups"), None, "production"));
+        // Another command, or a prefix of one, is not the step's command.
+        assert!(!assess.done_by(id("db", "backup"), Some("production"), "production"));
+        let restore = db.step("db-restore").expect("step");
+        assert!(!restore.done_by(id("db", "restore"), Some("staging"), "production"));
+        assert!(!restore.done_by(id("db", "verify"), Some("production"), "production"));
+        // Manual steps are done by no command.
+        let stop = db.step("stop-apps").expect("step");
+        assert!(!stop.done_by(id("db", "restore"), Some("production"), "production"));
     }
 
     #[test]

@@ -14,11 +14,11 @@ use drbot_state::{ApprovalStatus, EntryKind, Store};
 
 use crate::bucket::Bucket;
 use crate::config::Config;
-use crate::db::pipeline::Identities;
 use crate::engine::{Context, Engine, Place};
 use crate::error::CommandError;
 use crate::identity::Actor;
 use crate::render::size;
+use crate::scenarios::database::pipeline::Identities;
 
 /// The largest export an import reads (stored and decoded): far above any real state.
 const MAX_EXPORT: u64 = 1 << 30;
@@ -45,8 +45,8 @@ pub fn export_name(prefix: &str, at: DateTime<Utc>) -> String {
 
 /// Exports the whole state to the backup bucket, then prunes old exports.
 pub async fn export(engine: &Engine) -> Result<Exported, CommandError> {
-    let recipients = crate::db::backup::recipients(engine)?;
-    let (bucket, _) = crate::db::backup_bucket(engine)?;
+    let recipients = crate::scenarios::database::backup::recipients(engine)?;
+    let (bucket, _) = crate::bucket::backup_bucket(engine.config(), &engine.env())?;
     let now = engine.now();
     let store = engine.store().clone();
     let stamp = now.to_rfc3339();

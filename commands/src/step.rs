@@ -79,7 +79,7 @@ fn change(
     let title = title_of(&incident, &id);
     let by_hand = matches!(
         runbook_step(&incident, &id).map(|s| s.action),
-        Some(Action::Automated(_))
+        Some(Action::Automated(..))
     ) && to == StepState::Done;
     let now = engine.now();
     let updated = engine.store().update_incident(incident.id, |i| {

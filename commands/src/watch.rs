@@ -9,7 +9,7 @@
 //! warning.
 
 use chrono::Duration;
-use drbot_state::{EntryKind, IncidentId, IncidentStatus, NewEntry, Proof};
+use drbot_state::{EntryKind, IncidentId, IncidentStatus, NewEntry};
 
 use crate::engine::Engine;
 use crate::error::CommandError;
@@ -17,33 +17,7 @@ use crate::incident::{next_line, status_text};
 use crate::render;
 use crate::runbook::scenario_of;
 
-/// What kind of post it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PostKind {
-    /// The periodic status summary.
-    Status,
-    /// The incident passed this percentage of its RTO.
-    RtoWarning(u8),
-    /// Nothing has happened for a while.
-    Nudge,
-    /// The newest backup is older than the RPO.
-    RpoBreached,
-    /// A backup within the RPO exists again.
-    RpoRecovered,
-}
-
-/// A message the background work wants posted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Post {
-    /// The incident it is about, if any.
-    pub incident: Option<IncidentId>,
-    /// Where to post it (`console`, `discord:<channel>`); the audit place when no incident.
-    pub place: String,
-    /// What it is.
-    pub kind: PostKind,
-    /// The text.
-    pub text: String,
-}
+pub use crate::scenario::{Post, PostKind};
 
 /// RTO thresholds, in percent.
 const RTO_THRESHOLDS: [u8; 3] = [50, 80, 100];
@@ -58,21 +32,13 @@ impl Engine {
             }
             posts.extend(self.tick_incident(incident.id)?);
         }
-        posts.extend(self.rpo_watch().await?);
+        for scenario in crate::scenarios::ALL {
+            posts.extend(scenario.watch(self).await?);
+        }
         if !posts.is_empty() {
             self.store().flush().await?;
         }
         Ok(posts)
-    }
-
-    fn system_entry(&self, kind: EntryKind, text: &str) -> NewEntry {
-        NewEntry {
-            at: self.now(),
-            actor: "drbot".to_string(),
-            proof: Proof::System,
-            kind,
-            text: text.to_string(),
-        }
     }
 
     fn tick_incident(&self, id: IncidentId) -> Result<Vec<Post>, CommandError> {
@@ -183,91 +149,6 @@ impl Engine {
             ));
         }
         (watch, out)
-    }
-
-    /// The RPO watch: once when the newest backup passes the RPO, once when it recovers.
-    async fn rpo_watch(&self) -> Result<Vec<Post>, CommandError> {
-        let Some(storage) = self.config().storage.clone() else {
-            return Ok(Vec::new());
-        };
-        let Ok((bucket, _)) = crate::db::backup_bucket(self) else {
-            return Ok(Vec::new());
-        };
-        let newest = match crate::db::list_backups(&bucket, &storage.db_prefix).await {
-            Ok(list) => list.into_iter().next(),
-            Err(e) => {
-                tracing::warn!(error = %e, "RPO watch could not list backups");
-                return Ok(Vec::new());
-            }
-        };
-        let now = self.now();
-        let rpo = Duration::minutes(self.config().objectives.rpo.database as i64);
-        let age = newest
-            .as_ref()
-            .and_then(crate::db::taken_at)
-            .map(|t| now - t);
-        let breached = age.is_none_or(|a| a > rpo);
-        if breached == self.store().rpo_breached()? {
-            return Ok(Vec::new());
-        }
-        let (kind, text) = if breached {
-            (
-                PostKind::RpoBreached,
-                match (&newest, age) {
-                    (Some(o), Some(a)) => format!(
-                        "RPO breached: the newest database backup ({}) is {} old, past the {} target. Take one now: /db backup.",
-                        o.key,
-                        render::duration(a),
-                        render::duration(rpo)
-                    ),
-                    _ => format!(
-                        "RPO breached: there is no database backup in {}/{}. Take one now: /db backup.",
-                        bucket.name(),
-                        storage.db_prefix
-                    ),
-                },
-            )
-        } else {
-            (
-                PostKind::RpoRecovered,
-                format!(
-                    "RPO recovered: the newest database backup is {} old, within the {} target.",
-                    age.map(render::duration).unwrap_or_default(),
-                    render::duration(rpo)
-                ),
-            )
-        };
-        // The watch's own state and its entries: on every open incident's timeline, else audit.
-        let open: Vec<_> = self
-            .store()
-            .active_incidents()?
-            .into_iter()
-            .filter(|i| i.status == IncidentStatus::Open)
-            .collect();
-        self.store().set_rpo_breached(breached)?;
-        let mut posts = Vec::new();
-        if open.is_empty() {
-            self.store()
-                .append_audit(self.system_entry(EntryKind::Status, &text))?;
-            posts.push(Post {
-                incident: None,
-                place: "audit".to_string(),
-                kind,
-                text,
-            });
-        } else {
-            for i in open {
-                self.store()
-                    .append_timeline(i.id, self.system_entry(EntryKind::Status, &text))?;
-                posts.push(Post {
-                    incident: Some(i.id),
-                    place: i.place.clone(),
-                    kind: kind.clone(),
-                    text: text.clone(),
-                });
-            }
-        }
-        Ok(posts)
     }
 }
 

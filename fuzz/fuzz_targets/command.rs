@@ -2,7 +2,6 @@
 //! parses to the same command (what the approval gate stores and runs later).
 #![no_main]
 
-use drbot_commands::grammar;
 use drbot_commands::redact::Secrets;
 use libfuzzer_sys::fuzz_target;
 
@@ -11,11 +10,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = Secrets::new([line.to_string()]).redact(line);
-    let Ok(inv) = grammar::parse(line) else {
+    let Ok(inv) = drbot_commands::commands().parse(line) else {
         return;
     };
     let canonical = inv.canonical();
-    match grammar::parse(&canonical) {
+    match drbot_commands::commands().parse(&canonical) {
         Ok(again) => assert_eq!(again, inv, "{line:?} → {canonical:?}"),
         Err(e) => panic!("{line:?} parsed, its canonical form {canonical:?} does not: {e}"),
     }

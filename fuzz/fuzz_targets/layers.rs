@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::sync::OnceLock;
 
-use drbot_commands::db::pipeline::{Counters, Identities, Msg, decode_blocking};
+use drbot_commands::scenarios::database::pipeline::{Counters, Identities, Msg, decode_blocking};
 use libfuzzer_sys::fuzz_target;
 
 /// A key for fuzzing only (its public key is in fuzz/README.md, for making seeds).

@@ -2,8 +2,8 @@
 //! and the chunking never changes the result.
 #![no_main]
 
-use drbot_commands::db::script::{Needs, Policy};
-use drbot_commands::db::splitter::{Piece, Splitter};
+use drbot_commands::scenarios::database::script::{Needs, Policy};
+use drbot_commands::scenarios::database::splitter::{Piece, Splitter};
 use libfuzzer_sys::fuzz_target;
 
 fn split(data: &[u8], chunk: usize) -> Result<Vec<Piece>, String> {

@@ -612,7 +612,7 @@ mod tests {
             ]))
             .expect("test setup");
             let line = line_from(&c, "incident", &opts);
-            match drbot_commands::grammar::parse(&line) {
+            match drbot_commands::commands().parse(&line) {
                 Ok(parsed) => {
                     assert_eq!(parsed.get("text"), Some(text), "{line}");
                     assert_eq!(parsed.get("incident"), None, "{line}");
@@ -639,7 +639,7 @@ mod tests {
             line,
             r#"/incident declare scenario:"database" severity:"sev1" title:"DB \"down\" now""#
         );
-        let parsed = drbot_commands::grammar::parse(&line).expect("test setup");
+        let parsed = drbot_commands::commands().parse(&line).expect("test setup");
         assert_eq!(parsed.get("title"), Some(r#"DB "down" now"#));
         let opts: Vec<CommandDataOption> = serde_json::from_value(json!([
             { "name": "role", "type": 1, "options": [

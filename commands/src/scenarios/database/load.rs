@@ -23,10 +23,10 @@ use futures_util::SinkExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyInSink};
 
-use super::pg::{Target, pg_error};
 use super::pipeline::{Counters, Format, Layer, Msg};
 use super::script::{MetaStep, Needs, Policy, Step};
 use super::splitter::{Piece, Statement};
+use crate::pg::{Target, pg_error};
 
 /// How a restore behaves beyond what the dump says.
 #[derive(Clone, Debug)]
@@ -723,8 +723,8 @@ pub(crate) fn libpq_env(target: &Target) -> Result<(String, Vec<(String, String)
     let mode = match (config.get_ssl_mode(), verify) {
         (tokio_postgres::config::SslMode::Disable, _) => "disable",
         (tokio_postgres::config::SslMode::Prefer, _) => "prefer",
-        (_, super::pg::Verify::None) => "require",
-        (_, super::pg::Verify::Roots(_)) => "verify-full",
+        (_, crate::pg::Verify::None) => "require",
+        (_, crate::pg::Verify::Roots(_)) => "verify-full",
     };
     parts.push(format!("sslmode={mode}"));
     parts.push("application_name=drbot".to_string());

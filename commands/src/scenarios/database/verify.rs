@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use tokio_postgres::Client;
 
 use super::backup::Manifest;
-use super::pg::{Target, pg_error};
 use crate::engine::Engine;
 use crate::error::CommandError;
+use crate::pg::{Target, pg_error};
 
 /// One line of the report.
 #[derive(Clone, Debug, PartialEq, Eq)]

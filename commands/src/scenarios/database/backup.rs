@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::pg::Target;
 use super::splitter::{Piece, Splitter};
 use super::{MANIFEST_SUFFIX, backup_bucket, backup_name, size};
 use crate::bucket::{Bucket, PART_SIZE};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
+use crate::pg::Target;
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::reply::Reply;
@@ -306,7 +306,9 @@ pub async fn backup(
     inv: &Invocation,
     progress: &dyn ProgressSink,
 ) -> Result<Reply, CommandError> {
-    let name = inv.get("target").unwrap_or("production");
+    let name = inv
+        .get("target")
+        .unwrap_or(engine.config().production_target());
     let target = Target::resolve(engine.config(), name, &engine.env())?;
     let (bucket, s) = backup_bucket(engine)?;
     let recipients = recipients(engine)?;
@@ -315,7 +317,7 @@ pub async fn backup(
     let started_at = engine.now();
     let key = backup_name(&s.db_prefix, started_at);
     let started = Instant::now();
-    engine.step_started(ctx, inv, "/db backup")?;
+    engine.step_started(ctx, inv, inv.spec, Some(name))?;
     progress.update(&format!("Backing up {name} to {}/{key}…", bucket.name()));
 
     let server_version = match target.connect().await {
@@ -328,7 +330,8 @@ pub async fn backup(
             engine.step_finished(
                 ctx,
                 inv,
-                "/db backup",
+                inv.spec,
+                Some(name),
                 StepState::Failed,
                 Some(e.to_string()),
             )?;
@@ -371,7 +374,7 @@ pub async fn backup(
                 bucket.name()
             );
             engine.record(ctx, inv, EntryKind::Command, &text)?;
-            engine.step_finished(ctx, inv, "/db backup", StepState::Failed, Some(e))?;
+            engine.step_finished(ctx, inv, inv.spec, Some(name), StepState::Failed, Some(e))?;
             return Err(CommandError::Failed(text));
         }
     };
@@ -412,6 +415,6 @@ pub async fn backup(
         render::duration(rpo)
     );
     engine.record(ctx, inv, EntryKind::Command, &text)?;
-    engine.step_finished(ctx, inv, "/db backup", StepState::Done, None)?;
+    engine.step_finished(ctx, inv, inv.spec, Some(name), StepState::Done, None)?;
     Ok(Reply::done(text))
 }

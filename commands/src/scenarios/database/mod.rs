@@ -7,19 +7,19 @@
 //! - [`script`]: the rules every piece passes before it runs (nothing may end the transaction).
 //! - [`preflight`](mod@preflight): the whole backup read, and the target looked at, before approval.
 //! - [`load`]: pieces into the target in one transaction.
-//! - [`pg`]: targets and connections with TLS as the URL asks.
 //! - [`verify`]: integrity checks after a restore.
 //! - [`backup`]: pg_dump → xz → age → multipart upload, with a manifest.
 
+pub mod action;
 pub mod backup;
 pub mod custom;
 pub mod load;
-pub mod pg;
 pub mod pipeline;
 pub mod preflight;
 pub mod script;
 pub mod splitter;
 pub mod verify;
+mod watch;
 
 pub use crate::locks::{RestoreGuard, RestoreLocks};
 
@@ -34,34 +34,205 @@ use crate::bucket::{Bucket, ObjectInfo};
 use crate::config::StorageConfig;
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
-use crate::grammar::Invocation;
+use crate::grammar::{CommandSpec, Integer, Invocation, Text, auto, cmd, destructive, opt, req};
 use crate::options::required;
+use crate::pg::{self, Target};
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::reply::Reply;
-use pg::Target;
+use crate::scenario::{
+    Answer, Boxed, Choice, Destructive, MAX_CHOICES, Post, ReportSection, Scenario, not_built,
+};
 use pipeline::{Counters, Identities};
+
+/// `/db restore`: the scenario's one destructive command.
+pub const RESTORE: CommandSpec = destructive(cmd(
+    "db",
+    Some("restore"),
+    "Stream a backup into a database target",
+    &[
+        auto(req(
+            "backup",
+            "Backup key, a name under the prefix, or latest",
+            Text,
+        )),
+        auto(req("target", "Database target from the config", Text)),
+    ],
+));
+
+/// Its rows of the command table.
+const COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "db",
+        Some("check"),
+        "Database connectivity, server version, size and latency",
+        &[auto(opt(
+            "target",
+            "Database target (default: production)",
+            Text,
+        ))],
+    ),
+    cmd(
+        "db",
+        Some("backups"),
+        "Newest backups with time, size and age against the RPO",
+        &[opt(
+            "limit",
+            "How many to list (default 5)",
+            Integer { min: 1, max: 50 },
+        )],
+    ),
+    RESTORE,
+    cmd(
+        "db",
+        Some("verify"),
+        "Integrity checks on a restored database",
+        &[auto(req("target", "Database target from the config", Text))],
+    ),
+    cmd(
+        "db",
+        Some("backup"),
+        "Take a backup now: pg_dump, xz, age, bucket",
+        &[auto(opt(
+            "target",
+            "Database target (default: production)",
+            Text,
+        ))],
+    ),
+];
+
+/// Scenario 1: the database.
+pub struct Database;
+
+impl Scenario for Database {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    fn commands(&self) -> &'static [CommandSpec] {
+        COMMANDS
+    }
+
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        ctx: &'a Context,
+        inv: &'a Invocation,
+        progress: &'a dyn ProgressSink,
+    ) -> Boxed<'a, Answer> {
+        Box::pin(async move {
+            match inv.spec.sub {
+                Some("check") => check(engine, ctx, inv).await,
+                Some("backups") => backups(engine, ctx, inv).await,
+                Some("verify") => verify_cmd(engine, ctx, inv).await,
+                Some("backup") => backup::backup(engine, ctx, inv, progress).await,
+                _ => Err(not_built(inv)),
+            }
+        })
+    }
+
+    fn actions(&self) -> &'static [&'static dyn Destructive] {
+        &[&action::Restore]
+    }
+
+    fn watch<'a>(&'a self, engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {
+        Box::pin(watch::rpo(engine))
+    }
+
+    fn report(
+        &self,
+        engine: &Engine,
+        incident: &drbot_state::Incident,
+        end: DateTime<Utc>,
+    ) -> Result<ReportSection, CommandError> {
+        report_section(engine, incident, end)
+    }
+
+    fn complete<'a>(&'a self, engine: &'a Engine, option: &'a str) -> Boxed<'a, Vec<Choice>> {
+        Box::pin(async move {
+            match option {
+                "backup" => backup_choices(engine).await,
+                _ => Vec::new(),
+            }
+        })
+    }
+}
+
+/// `latest` and the newest backups, for `backup:`.
+async fn backup_choices(engine: &Engine) -> Vec<Choice> {
+    let mut out = vec![Choice::new(
+        "latest (the newest backup)".to_string(),
+        "latest".to_string(),
+    )];
+    let Ok((bucket, s)) = backup_bucket(engine) else {
+        return out;
+    };
+    let now = engine.now();
+    if let Ok(list) = list_backups(&bucket, &s.db_prefix).await {
+        out.extend(list.into_iter().take(MAX_CHOICES - 1).map(|o| {
+            let age = taken_at(&o)
+                .map(|t| format!(", {} old", render::duration(now - t)))
+                .unwrap_or_default();
+            let name = o
+                .key
+                .strip_prefix(&s.db_prefix)
+                .unwrap_or(&o.key)
+                .to_string();
+            Choice::new(format!("{name} ({}{age})", size(o.size)), o.key)
+        }));
+    }
+    out
+}
+
+/// The report's RPO: from the newest restore into the production target during the incident,
+/// the backup's time against the incident's start.
+fn report_section(
+    engine: &Engine,
+    incident: &drbot_state::Incident,
+    end: DateTime<Utc>,
+) -> Result<ReportSection, CommandError> {
+    let rpo = Duration::minutes(engine.config().objectives.rpo.database as i64);
+    let production = engine.config().production_target();
+    let restored = engine
+        .store()
+        .restores()?
+        .into_iter()
+        .filter(|(t, r)| t == production && r.at >= incident.declared_at && r.at <= end)
+        .max_by_key(|(_, r)| r.at);
+    let mut section = ReportSection::default();
+    match restored.and_then(|(t, r)| name_time(&r.key).map(|taken| (t, r, taken))) {
+        Some((target, r, taken)) => {
+            let lost = incident.declared_at - taken;
+            section.objectives.push(format!(
+                "| RPO (database) | {} | {} | {} |",
+                render::duration(rpo),
+                render::duration(lost),
+                render::verdict(rpo, lost)
+            ));
+            section.notes.push(format!(
+                "Restored {} (taken {}) into {target} at {} by {}.",
+                r.key,
+                render::minute(taken),
+                render::minute(r.at),
+                r.by
+            ));
+        }
+        None => section.objectives.push(format!(
+            "| RPO (database) | {} | no restore into {production} in this incident | — |",
+            render::duration(rpo)
+        )),
+    }
+    Ok(section)
+}
 
 /// The suffix of a backup's manifest object.
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 /// How often long work reports progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The configured `[storage]`, or a refusal naming what is missing.
-pub(crate) fn storage(engine: &Engine) -> Result<&StorageConfig, CommandError> {
-    engine.config().storage.as_ref().ok_or_else(|| {
-        CommandError::Refused(
-            "No bucket is configured: add [storage] with backup_bucket (and R2_ENDPOINT in the environment)."
-                .to_string(),
-        )
-    })
-}
-
-/// The backup bucket.
+/// The backup bucket and the `[storage]` it comes from.
 pub(crate) fn backup_bucket(engine: &Engine) -> Result<(Bucket, StorageConfig), CommandError> {
-    let s = storage(engine)?.clone();
-    let bucket = Bucket::from_config(&s, &s.backup_bucket, &engine.env())?;
-    Ok((bucket, s))
+    crate::bucket::backup_bucket(engine.config(), &engine.env())
 }
 
 /// The time a backup's name says it was taken: `<prefix>2024-12-26T10-30-00Z.sql.xz.age`.
@@ -227,7 +398,7 @@ pub async fn backups(
             age.map(render::duration).unwrap_or_default()
         ),
     )?;
-    engine.step_finished(ctx, inv, "/db backups", StepState::Done, None)?;
+    engine.step_finished(ctx, inv, inv.spec, None, StepState::Done, None)?;
     Ok(Reply::done(text))
 }
 
@@ -237,7 +408,9 @@ pub async fn check(
     ctx: &Context,
     inv: &Invocation,
 ) -> Result<Reply, CommandError> {
-    let name = inv.get("target").unwrap_or("production");
+    let name = inv
+        .get("target")
+        .unwrap_or(engine.config().production_target());
     let target = Target::resolve(engine.config(), name, &engine.env())?;
     let started = Instant::now();
     let client = match target.connect().await {
@@ -284,7 +457,7 @@ pub async fn check(
         target.shown()
     );
     engine.record(ctx, inv, EntryKind::Command, format!("/db check: {text}"))?;
-    engine.step_finished(ctx, inv, "/db check", StepState::Done, None)?;
+    engine.step_finished(ctx, inv, inv.spec, Some(name), StepState::Done, None)?;
     Ok(Reply::done(text))
 }
 
@@ -371,7 +544,7 @@ pub async fn run_restore(
             target.name
         ),
     )?;
-    engine.step_started(ctx, inv, "/db restore")?;
+    engine.step_started(ctx, inv, inv.spec, Some(&target.name))?;
     engine.store().flush().await?;
     progress.update(&format!(
         "Restoring {} ({}) into {}…",
@@ -474,7 +647,14 @@ pub async fn run_restore(
                     by: ctx.actor.name.clone(),
                 },
             )?;
-            engine.step_finished(ctx, inv, "/db restore", StepState::Done, None)?;
+            engine.step_finished(
+                ctx,
+                inv,
+                inv.spec,
+                Some(&target.name),
+                StepState::Done,
+                None,
+            )?;
             // After a restore: sequences and the other integrity checks.
             let manifest = backup::fetch_manifest(bucket, &object.key).await;
             let report = verify::run(engine, target, manifest.as_ref()).await;
@@ -505,7 +685,14 @@ pub async fn run_restore(
                 target.name
             );
             engine.record(ctx, inv, EntryKind::Command, &text)?;
-            engine.step_finished(ctx, inv, "/db restore", StepState::Failed, Some(e))?;
+            engine.step_finished(
+                ctx,
+                inv,
+                inv.spec,
+                Some(&target.name),
+                StepState::Failed,
+                Some(e),
+            )?;
             Err(CommandError::Failed(text))
         }
     }
@@ -654,13 +841,14 @@ pub async fn verify_cmd(
         ),
     )?;
     if report.passed() {
-        engine.step_finished(ctx, inv, "/db verify", StepState::Done, None)?;
+        engine.step_finished(ctx, inv, inv.spec, Some(name), StepState::Done, None)?;
         Ok(Reply::done(text))
     } else {
         engine.step_finished(
             ctx,
             inv,
-            "/db verify",
+            inv.spec,
+            Some(name),
             StepState::Failed,
             Some("checks failed".to_string()),
         )?;

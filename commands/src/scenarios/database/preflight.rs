@@ -9,10 +9,10 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::load::{Blocker, sessions};
-use super::pg::{Target, pg_error};
 use super::pipeline::{Counters, Format, Layer, Msg};
 use super::script::{Needs, Policy};
 use super::splitter::Piece;
+use crate::pg::{Target, pg_error};
 use crate::progress::ProgressSink;
 use crate::render::size;
 

@@ -1,0 +1,228 @@
+//! What a runbook scenario module is to the rest of drbot: the [`Scenario`] trait that the
+//! dispatcher, the approval gate, the background watch, the report and autocomplete call, and
+//! the [`Destructive`] trait that every action needing a second person implements.
+//!
+//! A scenario owns its rows of the command table, its handlers, its destructive actions, its
+//! background watch and its section of the report. Adding one is a folder under `scenarios/`
+//! and one line in `scenarios::ALL`: the dispatcher and the gate know none by name.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use drbot_state::{Incident, IncidentId};
+
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::{CommandSpec, Invocation};
+use crate::progress::ProgressSink;
+use crate::reply::Reply;
+
+/// A boxed future borrowed for `'a`: what the traits' async methods return.
+pub type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A command's answer, or why it was refused or failed.
+pub type Answer = Result<Reply, CommandError>;
+
+/// What kind of post the background work makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PostKind {
+    /// The periodic status summary.
+    Status,
+    /// The incident passed this percentage of its RTO.
+    RtoWarning(u8),
+    /// Nothing has happened for a while.
+    Nudge,
+    /// The newest backup is older than the RPO.
+    RpoBreached,
+    /// A backup within the RPO exists again.
+    RpoRecovered,
+}
+
+/// A message the background work wants posted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Post {
+    /// The incident it is about, if any.
+    pub incident: Option<IncidentId>,
+    /// Where to post it (`console`, `discord:<channel>`); the audit place when no incident.
+    pub place: String,
+    /// What it is.
+    pub kind: PostKind,
+    /// The text.
+    pub text: String,
+}
+
+/// A scenario's part of the post-incident report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportSection {
+    /// Rows of the recovery-objectives table (`| objective | target | achieved | verdict |`).
+    pub objectives: Vec<String>,
+    /// Lines shown under the table.
+    pub notes: Vec<String>,
+}
+
+/// Discord shows at most 25 choices.
+pub const MAX_CHOICES: usize = 25;
+
+/// One offered value while an option is typed: what is shown and what is filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// Shown (at most 100 characters).
+    pub name: String,
+    /// Filled in (at most 100 characters).
+    pub value: String,
+}
+
+impl Choice {
+    /// A choice, cut to Discord's 100 characters.
+    pub fn new(name: String, value: String) -> Choice {
+        Choice {
+            name: crate::render::truncate(&name, 100),
+            value: crate::render::truncate(&value, 100),
+        }
+    }
+}
+
+/// A runbook scenario module.
+pub trait Scenario: Send + Sync {
+    /// Its name, as in help and logs (`database`).
+    fn name(&self) -> &'static str;
+
+    /// Its rows of the one command table, in help order.
+    fn commands(&self) -> &'static [CommandSpec];
+
+    /// Whether its commands do something yet. Only built ones are registered in Discord; the
+    /// others answer "not built yet" from the console.
+    fn built(&self) -> bool {
+        true
+    }
+
+    /// Runs one of its commands that is not destructive.
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        ctx: &'a Context,
+        inv: &'a Invocation,
+        progress: &'a dyn ProgressSink,
+    ) -> Boxed<'a, Answer>;
+
+    /// Its destructive actions.
+    fn actions(&self) -> &'static [&'static dyn Destructive] {
+        &[]
+    }
+
+    /// One round of its background watch while serving.
+    fn watch<'a>(&'a self, _engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Its section of an incident's report, for the incident's span up to `end`.
+    fn report(
+        &self,
+        _engine: &Engine,
+        _incident: &Incident,
+        _end: DateTime<Utc>,
+    ) -> Result<ReportSection, CommandError> {
+        Ok(ReportSection::default())
+    }
+
+    /// Values it offers for an option of that name (the newest backups for `backup`).
+    fn complete<'a>(&'a self, _engine: &'a Engine, _option: &'a str) -> Boxed<'a, Vec<Choice>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+/// An action's inputs, resolved: what the approvers see, what the digest covers, and what is
+/// read again at execution.
+pub type Inputs = BTreeMap<String, String>;
+
+/// A destructive command resolved into an exact action, before anyone approves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// The exact inputs (for a restore: the backup's key, ETag and size, the target's
+    /// address). The input named `target`, if any, picks the approval threshold.
+    pub inputs: Inputs,
+    /// One line for the request, the timeline and the report.
+    pub summary: String,
+    /// What the preflight found, shown with the request.
+    pub details: String,
+}
+
+/// Why an action's inputs could not be read again at execution.
+#[derive(Debug)]
+pub enum Reread {
+    /// The input is gone or cannot be resolved: the approval is void, nothing ran.
+    Gone(String),
+    /// Reading failed (the bucket did not answer): the request fails, nothing ran.
+    Failed(CommandError),
+}
+
+/// A destructive action: the approval gate's only view of what it runs.
+pub trait Destructive: Send + Sync {
+    /// Its kind, stored with the request and used in `[approvals] required` (`db-restore`).
+    fn kind(&self) -> &'static str;
+
+    /// The command it comes from.
+    fn spec(&self) -> &'static CommandSpec;
+
+    /// Resolves the command's inputs and runs its preflight. Nothing changes.
+    fn prepare<'a>(
+        &'a self,
+        engine: &'a Engine,
+        inv: &'a Invocation,
+        progress: &'a dyn ProgressSink,
+    ) -> Boxed<'a, Result<Prepared, CommandError>>;
+
+    /// Reads the inputs again from the world, at execution, starting from the stored ones.
+    fn reread<'a>(
+        &'a self,
+        engine: &'a Engine,
+        stored: &'a Inputs,
+    ) -> Boxed<'a, Result<Inputs, Reread>>;
+
+    /// A few words for a request of this kind, for a list of pending requests.
+    fn short(&self, inputs: &Inputs) -> String {
+        let _ = inputs;
+        self.kind().to_string()
+    }
+
+    /// Why the inputs read again differ from the approved ones, in words.
+    fn changed(&self, before: &Inputs, after: &Inputs) -> String {
+        let names: Vec<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|k| before.get(*k) != after.get(*k))
+            .map(|k| {
+                format!(
+                    "{k}: {} → {}",
+                    before.get(k).map_or("(none)", String::as_str),
+                    after.get(k).map_or("(none)", String::as_str)
+                )
+            })
+            .collect();
+        format!(
+            "its inputs changed since it was requested ({})",
+            names.join(", ")
+        )
+    }
+
+    /// Runs it with the inputs as read again (they match the approved ones).
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        ctx: &'a Context,
+        inv: &'a Invocation,
+        inputs: &'a Inputs,
+        progress: &'a dyn ProgressSink,
+    ) -> Boxed<'a, Answer>;
+}
+
+/// The answer of a command whose scenario is not built yet.
+pub fn not_built(inv: &Invocation) -> CommandError {
+    CommandError::Refused(format!(
+        "{} is not built into this drbot yet. Do it by hand from RUNBOOK.md, \
+         then record it with /step done (or /incident note).",
+        inv.spec.path()
+    ))
+}

@@ -1,0 +1,174 @@
+//! `/db restore` as a destructive action: resolved into the exact backup (key, ETag, size)
+//! and the target's address, read whole in a preflight before anyone approves it, and read
+//! again at execution.
+
+use std::sync::Arc;
+
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::{CommandSpec, Invocation};
+use crate::options::required;
+use crate::pg::Target;
+use crate::progress::ProgressSink;
+use crate::render;
+use crate::scenario::{Answer, Boxed, Destructive, Inputs, Prepared, Reread};
+
+/// `/db restore`.
+pub struct Restore;
+
+/// Where a target points, for binding and re-checking (no password).
+fn target_addr(target: &Target) -> Result<String, CommandError> {
+    let (config, _) = target.pg_config()?;
+    Ok(format!(
+        "{} as {}",
+        crate::pg::host_of(&config),
+        config.get_user().unwrap_or("(default user)")
+    ))
+}
+
+fn input<'a>(inputs: &'a Inputs, name: &str) -> Result<&'a str, CommandError> {
+    inputs
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| CommandError::Failed(format!("the stored request has no {name}")))
+}
+
+impl Destructive for Restore {
+    fn kind(&self) -> &'static str {
+        "db-restore"
+    }
+
+    fn spec(&self) -> &'static CommandSpec {
+        &super::RESTORE
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        engine: &'a Engine,
+        inv: &'a Invocation,
+        progress: &'a dyn ProgressSink,
+    ) -> Boxed<'a, Result<Prepared, CommandError>> {
+        Box::pin(async move {
+            let target = Target::resolve(engine.config(), required(inv, "target")?, &engine.env())?;
+            let addr = target_addr(&target)?;
+            let (bucket, s) = super::backup_bucket(engine)?;
+            let object =
+                super::resolve_backup(&bucket, &s.db_prefix, required(inv, "backup")?).await?;
+            let now = engine.now();
+            let taken = super::taken_at(&object)
+                .map(|t| {
+                    format!(
+                        ", taken {}, {} old",
+                        render::stamp(t),
+                        render::duration(now - t)
+                    )
+                })
+                .unwrap_or_default();
+            let checked = super::preflight(engine, &bucket, &object, &target, progress).await?;
+            let summary = format!(
+                "restore {} ({}{taken}) into {} ({}); {}",
+                object.key,
+                super::size(object.size),
+                target.name,
+                target.shown(),
+                checked.short
+            );
+            Ok(Prepared {
+                inputs: Inputs::from([
+                    ("backup".to_string(), object.key),
+                    ("etag".to_string(), object.etag.unwrap_or_default()),
+                    ("size".to_string(), object.size.to_string()),
+                    ("target".to_string(), target.name),
+                    ("target_addr".to_string(), addr),
+                ]),
+                summary,
+                details: checked.details,
+            })
+        })
+    }
+
+    fn reread<'a>(
+        &'a self,
+        engine: &'a Engine,
+        stored: &'a Inputs,
+    ) -> Boxed<'a, Result<Inputs, Reread>> {
+        Box::pin(async move {
+            let name = input(stored, "target").map_err(Reread::Failed)?;
+            let key = input(stored, "backup").map_err(Reread::Failed)?;
+            let target = Target::resolve(engine.config(), name, &engine.env()).map_err(|e| {
+                Reread::Gone(format!("target {name} can no longer be resolved ({e})"))
+            })?;
+            let addr = target_addr(&target).map_err(|e| Reread::Gone(e.to_string()))?;
+            let (bucket, _) = super::backup_bucket(engine).map_err(Reread::Failed)?;
+            let object = match bucket.head(key).await {
+                Ok(Some(o)) => o,
+                Ok(None) => {
+                    return Err(Reread::Gone(format!(
+                        "the backup {key} is gone from the bucket"
+                    )));
+                }
+                Err(e) => {
+                    return Err(Reread::Failed(CommandError::Failed(format!(
+                        "{e}. Nothing was run."
+                    ))));
+                }
+            };
+            Ok(Inputs::from([
+                ("backup".to_string(), object.key),
+                ("etag".to_string(), object.etag.unwrap_or_default()),
+                ("size".to_string(), object.size.to_string()),
+                ("target".to_string(), target.name),
+                ("target_addr".to_string(), addr),
+            ]))
+        })
+    }
+
+    fn changed(&self, before: &Inputs, after: &Inputs) -> String {
+        let get = |m: &Inputs, k: &str| m.get(k).cloned().unwrap_or_default();
+        let (target, key) = (get(before, "target"), get(before, "backup"));
+        if get(before, "target_addr") != get(after, "target_addr") {
+            return format!(
+                "target {target} now points to {}, not {} as when it was requested",
+                get(after, "target_addr"),
+                get(before, "target_addr")
+            );
+        }
+        let size = |m: &Inputs| super::size(get(m, "size").parse().unwrap_or(0));
+        format!(
+            "the backup {key} changed since it was requested (ETag {} → {}, {} → {})",
+            get(before, "etag"),
+            get(after, "etag"),
+            size(before),
+            size(after)
+        )
+    }
+
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        ctx: &'a Context,
+        inv: &'a Invocation,
+        inputs: &'a Inputs,
+        progress: &'a dyn ProgressSink,
+    ) -> Boxed<'a, Answer> {
+        Box::pin(async move {
+            let target = Target::resolve(engine.config(), input(inputs, "target")?, &engine.env())?;
+            let (bucket, _) = super::backup_bucket(engine)?;
+            let key = input(inputs, "backup")?;
+            let object = bucket
+                .head(key)
+                .await
+                .map_err(|e| CommandError::Failed(format!("{e}. Nothing was run.")))?
+                .ok_or_else(|| {
+                    CommandError::Failed(format!("the backup {key} is gone from the bucket"))
+                })?;
+            if object.etag.as_deref().unwrap_or_default() != input(inputs, "etag")? {
+                return Err(CommandError::Failed(format!(
+                    "the backup {key} changed while the approval was checked. Nothing was run."
+                )));
+            }
+            let ids = Arc::new(super::identities(engine)?);
+            super::run_restore(engine, ctx, inv, &bucket, &object, &target, ids, progress).await
+        })
+    }
+}

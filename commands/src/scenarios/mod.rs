@@ -1,0 +1,63 @@
+//! The runbook's scenarios, one folder each, and the one list that registers them.
+//!
+//! - [`database`]: Scenario 1, database corruption or loss (check, backups, streaming
+//!   restore, verify, backup; the RPO watch; the report's RPO).
+//! - [`storage`]: Scenario 2, R2 storage failure (not built yet).
+//! - [`search`]: Scenario 3, Meilisearch failure (not built yet).
+//! - [`api`]: API and web health (not built yet).
+//! - [`drill`]: the runbook's fire drills (not built yet).
+//!
+//! A new scenario is a folder here implementing [`Scenario`] and one line in [`ALL`].
+
+pub mod api;
+pub mod database;
+pub mod drill;
+pub mod search;
+pub mod storage;
+
+use std::sync::LazyLock;
+
+use crate::grammar::{self, CommandSpec, Table};
+use crate::scenario::{Destructive, Scenario};
+
+/// Every scenario module, in help order.
+pub static ALL: &[&dyn Scenario] = &[
+    &database::Database,
+    &storage::Storage,
+    &search::Search,
+    &api::Api,
+    &drill::Drill,
+];
+
+/// The one command table: the lifecycle, each scenario's rows, the gate, notifications.
+pub fn table() -> &'static Table {
+    static TABLE: LazyLock<Table> = LazyLock::new(|| {
+        Table::new(
+            std::iter::once((grammar::LIFECYCLE, true))
+                .chain(ALL.iter().map(|s| (s.commands(), s.built())))
+                .chain([(grammar::GATE, true), (grammar::NOTIFY, true)]),
+        )
+    });
+    &TABLE
+}
+
+/// The scenario that owns a command, if a scenario does.
+pub fn owner(spec: &CommandSpec) -> Option<&'static dyn Scenario> {
+    ALL.iter()
+        .copied()
+        .find(|s| s.commands().iter().any(|c| c.path() == spec.path()))
+}
+
+/// The destructive action behind a command.
+pub fn action_for(spec: &CommandSpec) -> Option<&'static dyn Destructive> {
+    ALL.iter()
+        .flat_map(|s| s.actions().iter().copied())
+        .find(|a| a.spec().path() == spec.path())
+}
+
+/// The destructive action of a stored kind (`db-restore`).
+pub fn action_of_kind(kind: &str) -> Option<&'static dyn Destructive> {
+    ALL.iter()
+        .flat_map(|s| s.actions().iter().copied())
+        .find(|a| a.kind() == kind)
+}

@@ -1,0 +1,68 @@
+//! Scenario 2 of the runbook: R2 storage failure — bucket checks, object versions, and a way
+//! back for a bucket without versioning.
+//!
+//! Not built yet: its commands answer so, and Discord does not register them.
+
+use crate::grammar::{CommandSpec, Text, auto, cmd, destructive, opt};
+use crate::scenario::{Answer, Boxed, Scenario, not_built};
+
+/// Its rows of the command table.
+const COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "storage",
+        Some("check"),
+        "Bucket reachability and versioning status",
+        &[],
+    ),
+    cmd(
+        "storage",
+        Some("versions"),
+        "Object versions under a prefix or of one key",
+        &[
+            opt("prefix", "Key prefix", Text),
+            opt("key", "One object key", Text),
+        ],
+    ),
+    destructive(cmd(
+        "storage",
+        Some("restore"),
+        "Restore one object version, or a prefix as it was at a time",
+        &[
+            opt("key", "Object key (with version)", Text),
+            auto(opt("version", "Version id (with key)", Text)),
+            opt("prefix", "Key prefix (with at)", Text),
+            opt(
+                "at",
+                "UTC time, e.g. 2026-11-25T10:30:00Z (with prefix)",
+                Text,
+            ),
+        ],
+    )),
+];
+
+/// The storage module.
+pub struct Storage;
+
+impl Scenario for Storage {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    fn commands(&self) -> &'static [CommandSpec] {
+        COMMANDS
+    }
+
+    fn built(&self) -> bool {
+        false
+    }
+
+    fn run<'a>(
+        &'a self,
+        _engine: &'a crate::engine::Engine,
+        _ctx: &'a crate::engine::Context,
+        inv: &'a crate::grammar::Invocation,
+        _progress: &'a dyn crate::progress::ProgressSink,
+    ) -> Boxed<'a, Answer> {
+        Box::pin(async move { Err(not_built(inv)) })
+    }
+}
