@@ -15,6 +15,7 @@ use crate::support::{Drbot, assert_same_dump, moto, os_user, put};
 fn person(name: &str, roles: &[&str]) -> Context {
     Context {
         actor: Actor {
+            id: drbot_commands::identity::Principal::person(name),
             name: name.into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             proof: Proof::Proven,
@@ -441,4 +442,78 @@ async fn a_target_that_needs_two_approvals_runs_on_the_second_distinct_one() {
     // Settled: nobody approves it again.
     let dave = person("dave", &["approver"]);
     refused(&engine.run(&dave, &approve).await, "already approved");
+}
+
+/// Someone on Discord (or an unmapped OS user) whose name is "alice" is not alice: they do not
+/// pass alice's commander check, cannot withdraw her request, and their approval is a second
+/// person's, while alice herself (the same principal from any place) cannot approve her own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discord_user_named_like_a_configured_person_is_someone_else() {
+    use drbot_commands::identity::Principal;
+    let (s, before) = prepared().await;
+    let as_actor = |id: Principal, name: &str, roles: &[&str]| Context {
+        actor: Actor {
+            id,
+            name: name.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            proof: Proof::Proven,
+        },
+        place: Place::Local,
+    };
+    s.run("/incident declare scenario:database severity:sev1 title:\"db lost\"")
+        .await;
+    // A Discord member called alice, with no roles: not the incident's commander.
+    let impostor = as_actor(Principal::discord(999), "alice", &[]);
+    let r = s
+        .engine
+        .run(&impostor, "/incident role role:comms user:bob")
+        .await;
+    refused(&r, "needs the commander role");
+    let id = ask(&s.engine).await;
+    let r = s
+        .engine
+        .run(&impostor, &format!("/deny request:{id} reason:mine"))
+        .await;
+    refused(
+        &r,
+        "Denying needs the approver role (or being the one who asked)",
+    );
+    // alice herself, however she comes (here: her Discord id mapped to person:alice, with the
+    // approver role Discord grants), is the requester.
+    let alice_on_discord = as_actor(Principal::person("alice"), "alice", &["approver"]);
+    let r = s
+        .engine
+        .run(&alice_on_discord, &format!("/approve request:{id}"))
+        .await;
+    refused(&r, "You asked for");
+    assert_same_dump(&before, &s.target.dump(), "refusals change nothing");
+    // An unmapped OS user named alice with the approver role is a different person: their
+    // approval runs it, and the record shows who they are.
+    let other = as_actor(Principal::unix(4242), "alice", &["approver"]);
+    let r = s
+        .engine
+        .run(&other, &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let req = s
+        .engine
+        .store()
+        .approval(id.parse::<RequestId>().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(req.requested_by_id, "person:alice");
+    assert_eq!(req.approval_ids, ["unix:4242"]);
+    assert_eq!(req.status, ApprovalStatus::Executed);
+    let text: String = s
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.text + "\n")
+        .collect();
+    assert!(
+        text.contains(&format!("{id} approved by alice (unix:4242)")),
+        "{text}"
+    );
 }

@@ -53,6 +53,7 @@ pub(crate) struct Setup {
 pub(crate) fn commander() -> Context {
     Context {
         actor: Actor {
+            id: drbot_commands::identity::Principal::person("alice"),
             name: "alice".into(),
             roles: ["commander".to_string()].into(),
             proof: Proof::Proven,
@@ -169,6 +170,7 @@ impl Setup {
 pub(crate) fn approver() -> Context {
     Context {
         actor: Actor {
+            id: drbot_commands::identity::Principal::person("bob"),
             name: "bob".into(),
             roles: ["approver".to_string()].into(),
             proof: Proof::Proven,

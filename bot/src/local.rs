@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drbot_commands::identity::local_actor;
+use drbot_commands::identity::{OsUser, local_actor};
 use drbot_commands::progress::ProgressSink;
 use drbot_commands::{Config, Context, Engine, Outcome, Place, Reply, SystemClock};
 use drbot_state::{StateError, Store};
@@ -29,11 +29,15 @@ pub struct Local {
 }
 
 /// The operating-system user running drbot.
-pub fn os_user() -> String {
+pub fn os_user() -> OsUser {
     let uid = nix::unistd::getuid();
-    match nix::unistd::User::from_uid(uid) {
+    let name = match nix::unistd::User::from_uid(uid) {
         Ok(Some(u)) => u.name,
         _ => std::env::var("USER").unwrap_or_else(|_| format!("uid{uid}")),
+    };
+    OsUser {
+        name,
+        uid: uid.as_raw(),
     }
 }
 

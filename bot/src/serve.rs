@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drbot_commands::identity::local_actor;
+use drbot_commands::identity::{OsUser, local_actor};
 use drbot_commands::progress::ProgressSink;
 use drbot_commands::{Config, Context, Engine, Place, SystemClock};
 use drbot_state::Store;
@@ -264,9 +264,12 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
         },
         _ => return,
     };
-    let os_user = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => u.name,
-        _ => format!("uid{uid}"),
+    let os_user = OsUser {
+        name: match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+            Ok(Some(u)) => u.name,
+            _ => format!("uid{uid}"),
+        },
+        uid,
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
     let writer = tokio::spawn(async move {

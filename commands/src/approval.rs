@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{INCIDENT_OPTION, Invocation};
+use crate::identity::Principal;
 use crate::options::required;
 use crate::progress::ProgressSink;
 use crate::render;
@@ -118,6 +119,8 @@ pub async fn request(
             message_id: None,
             required: needed,
             approvals: Vec::new(),
+            requested_by_id: ctx.actor.id.to_string(),
+            approval_ids: Vec::new(),
         };
         let entry = engine.entry(
             ctx,
@@ -147,6 +150,25 @@ pub async fn request(
         render::duration(ttl)
     );
     Ok(Reply::new(Outcome::AwaitingApproval(id.to_string()), text))
+}
+
+/// Whether the actor is who asked for the request: the same principal (a request stored before
+/// principals: the same `[people]` name).
+fn is_requester(r: &ApprovalRequest, ctx: &Context) -> bool {
+    if r.requested_by_id.is_empty() {
+        ctx.actor.id == Principal::person(&r.requested_by)
+    } else {
+        r.requested_by_id == ctx.actor.id.as_str()
+    }
+}
+
+/// Whether the actor has approved the request already.
+fn has_approved(r: &ApprovalRequest, ctx: &Context) -> bool {
+    r.approval_ids.iter().any(|id| id == ctx.actor.id.as_str())
+        || (r.approval_ids.len() < r.approvals.len()
+            && r.approvals
+                .iter()
+                .any(|n| ctx.actor.id == Principal::person(n)))
 }
 
 /// " (1 of 2 approvals)" for a request that needs more than one; nothing otherwise.
@@ -259,7 +281,7 @@ pub async fn approve(
         return Err(e);
     }
     expire_if_due(engine, ctx, &r)?;
-    if ctx.actor.name == r.requested_by {
+    if is_requester(&r, ctx) {
         return Err(CommandError::Refused(format!(
             "You asked for {} yourself: another person with the {APPROVER} role must approve it.",
             r.id
@@ -284,7 +306,7 @@ pub async fn approve(
             r.id, r.command
         )));
     }
-    if r.approvals.contains(&ctx.actor.name) {
+    if has_approved(&r, ctx) {
         return Err(CommandError::Refused(format!(
             "You already approved {}{}: each approval must come from a different person.",
             r.id,
@@ -298,13 +320,14 @@ pub async fn approve(
         if let Some(e) = not_pending(req, now) {
             return Err(e);
         }
-        if req.approvals.contains(&ctx.actor.name) {
+        if has_approved(req, ctx) {
             return Err(CommandError::Refused(format!(
                 "You already approved {}: each approval must come from a different person.",
                 req.id
             )));
         }
         req.approvals.push(ctx.actor.name.clone());
+        req.approval_ids.push(ctx.actor.id.to_string());
         if (req.approvals.len() as u32) < req.required {
             return Ok(vec![engine.entry(
                 ctx,
@@ -453,7 +476,7 @@ pub async fn deny(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Re
         return Err(e);
     }
     expire_if_due(engine, ctx, &r)?;
-    let withdrawing = ctx.actor.name == r.requested_by;
+    let withdrawing = is_requester(&r, ctx);
     if !withdrawing && !ctx.actor.has_role(APPROVER) {
         return Err(CommandError::Refused(format!(
             "Denying needs the {APPROVER} role (or being the one who asked); {} has neither.",

@@ -8,6 +8,7 @@ use drbot_state::{EntryKind, Incident, IncidentStatus, StepRecord, StepState};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
+use crate::identity::Principal;
 use crate::options::required;
 use crate::render;
 use crate::reply::Reply;
@@ -30,15 +31,28 @@ fn bounded<'a>(inv: &'a Invocation, name: &str) -> Result<&'a str, CommandError>
     Ok(v)
 }
 
+/// The principal holding an incident role; before principals were stored, the holder's name
+/// as a `[people]` entry.
+fn holder(incident: &Incident, role: &str) -> Option<String> {
+    incident.role_ids.get(role).cloned().or_else(|| {
+        incident
+            .roles
+            .get(role)
+            .map(|n| Principal::person(n).to_string())
+    })
+}
+
 /// Commander-only actions: the commander role, or being this incident's commander.
 fn require_command(
     ctx: &Context,
     incident: Option<&Incident>,
     what: &str,
 ) -> Result<(), CommandError> {
+    // Who holds it is a principal: a Discord user who calls themselves like the commander
+    // is not the commander.
     let is_incident_commander = incident
-        .and_then(|i| i.roles.get("commander"))
-        .is_some_and(|c| *c == ctx.actor.name);
+        .and_then(|i| holder(i, "commander"))
+        .is_some_and(|c| c == ctx.actor.id.as_str());
     if ctx.actor.has_role("commander") || is_incident_commander {
         return Ok(());
     }
@@ -110,6 +124,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
             closed_at: None,
             closed_by: None,
             roles: [("commander".to_string(), ctx.actor.name.clone())].into(),
+            role_ids: [("commander".to_string(), ctx.actor.id.to_string())].into(),
             steps: steps.iter().map(|s| StepRecord::pending(s.id)).collect(),
             last_activity: now,
             watch: Default::default(),
@@ -502,7 +517,8 @@ pub fn role(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, C
             known.join(", ")
         )));
     }
-    if incident.roles.get(&role) == Some(&user) {
+    let user_id = Principal::of_user_option(engine.config(), &user).to_string();
+    if holder(&incident, &role).as_deref() == Some(user_id.as_str()) {
         return Err(CommandError::Refused(format!(
             "{user} is already {role} of {}.",
             incident.id
@@ -512,6 +528,7 @@ pub fn role(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, C
     let previous = incident.roles.get(&role).cloned();
     let updated = engine.store().update_incident(incident.id, |i| {
         i.roles.insert(role.clone(), user.clone());
+        i.role_ids.insert(role.clone(), user_id.clone());
         i.last_activity = now;
         let was = previous
             .as_ref()

@@ -36,6 +36,7 @@ fn fixture() -> Fixture {
 fn person(name: &str, roles: &[&str]) -> Context {
     Context {
         actor: Actor {
+            id: crate::identity::Principal::person(name),
             name: name.to_string(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             proof: Proof::Proven,

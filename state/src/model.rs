@@ -168,9 +168,14 @@ pub struct Incident {
     /// Who closed it.
     #[serde(default)]
     pub closed_by: Option<String>,
-    /// Incident roles (`commander`, `comms`, `scribe`) to the person holding each.
+    /// Incident roles (`commander`, `comms`, `scribe`) to the person holding each (names,
+    /// shown).
     #[serde(default)]
     pub roles: BTreeMap<String, String>,
+    /// The same roles to their holders' principals, which the commander check compares.
+    /// Incidents stored before principals have none: their holders count as `person:<name>`.
+    #[serde(default)]
+    pub role_ids: BTreeMap<String, String>,
     /// The runbook's steps for the scenario, in order.
     pub steps: Vec<StepRecord>,
     /// The last time a person did something in the incident.
@@ -423,9 +428,16 @@ pub struct ApprovalRequest {
     /// Approvals it needs before it runs (fixed when it is asked for).
     #[serde(default = "one")]
     pub required: u32,
-    /// Who has approved it so far, in order (each a different person).
+    /// Who has approved it so far, in order (each a different person): their names, shown.
     #[serde(default)]
     pub approvals: Vec<String>,
+    /// Who asked for it: their principal (`person:alice`, `discord:<id>`, `unix:<uid>`),
+    /// which identity checks compare. Empty in requests stored before principals.
+    #[serde(default)]
+    pub requested_by_id: String,
+    /// The principals of `approvals`, in the same order.
+    #[serde(default)]
+    pub approval_ids: Vec<String>,
 }
 
 fn one() -> u32 {

@@ -1022,6 +1022,7 @@ mod tests {
             closed_at: None,
             closed_by: None,
             roles: Default::default(),
+            role_ids: Default::default(),
             steps: vec![
                 StepRecord::pending("assess"),
                 StepRecord::pending("stop-apps"),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drbot_commands::config::DiscordConfig;
+use drbot_commands::identity::Principal;
 use drbot_commands::progress::ProgressSink;
 use drbot_commands::{Actor, Config, Context, Engine, Outcome, Place, Reply};
 use drbot_state::{ApprovalStatus, Proof, RequestId};
@@ -170,7 +171,13 @@ pub fn actor_for(
     {
         granted.insert("approver".to_string());
     }
+    // Who they are is the mapped person, else their Discord id; the name is only shown, so a
+    // member whose username is a configured person's name is not that person.
     Actor {
+        id: person.map_or_else(
+            || Principal::discord(user.get()),
+            |(n, _)| Principal::person(n),
+        ),
         name: person.map_or_else(|| name.to_string(), |(n, _)| n.clone()),
         roles: granted,
         proof: Proof::Proven,
@@ -586,6 +593,12 @@ mod tests {
         assert!(b.has_role("approver") && !b.has_role("commander"));
         let nobody = actor_for(&c, &dc, UserId::new(33), "x", &[RoleId::new(99)]);
         assert!(nobody.roles.is_empty());
+        // Who they are is the mapping by id, never the name they chose.
+        assert_eq!(a.id, Principal::person("alice"));
+        assert_eq!(b.id, Principal::discord(22));
+        let named_alice = actor_for(&c, &dc, UserId::new(44), "alice", &[]);
+        assert_eq!(named_alice.id, Principal::discord(44));
+        assert!(named_alice.roles.is_empty());
     }
 
     #[test]
