@@ -15,5 +15,6 @@ mod foundation;
 mod notify;
 mod restore;
 mod serve;
+mod socket_group;
 mod state;
 mod support;

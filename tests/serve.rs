@@ -101,3 +101,34 @@ fn after_a_crash_exec_falls_back_to_the_data_directory() {
     signal(&serve, "-TERM");
     assert!(serve.wait().expect("exits").success());
 }
+
+/// A socket group that does not exist, or one the service user cannot hand the socket to, is
+/// a clear error at start, and serve leaves no socket behind.
+#[test]
+fn a_socket_group_serve_cannot_use_stops_it_at_start() {
+    let d = Drbot::new("[serve]\nsocket_group = \"drbot-no-such-group\"\n");
+    let out = d.command().arg("serve").output().expect("serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[serve] socket_group: there is no group `drbot-no-such-group`"),
+        "{stderr}"
+    );
+    let run = d.exec(None, "/incident status");
+    assert!(
+        !run.stdout.contains("through the running drbot serve"),
+        "{run:?}"
+    );
+
+    // A socket directory inside the data directory would need the group to pass through it.
+    let d = Drbot::new("");
+    let inside = d.data_dir().join("run");
+    let mut text = std::fs::read_to_string(d.config_path()).unwrap();
+    text.push_str(&format!("[serve]\nsocket_dir = \"{}\"\n", inside.display()));
+    std::fs::write(d.config_path(), text).unwrap();
+    let out = d.command().arg("serve").output().expect("serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("[serve] socket_dir"), "{stderr}");
+    assert!(!inside.exists());
+}

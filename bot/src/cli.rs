@@ -112,14 +112,14 @@ pub async fn run(cli: Cli) -> u8 {
                 line: String::new(),
                 op: Some(crate::control::OP_STATE_EXPORT.to_string()),
             };
-            let (exit, text) = match crate::control::send_request(local.data_dir(), &request).await
-            {
-                Some((exit, text, _)) => (exit, text),
-                None => match local.engine().await {
-                    Ok(engine) => crate::state::export_text(&engine).await,
-                    Err(e) => (1, e.to_string()),
-                },
-            };
+            let (exit, text) =
+                match crate::control::send_request(local.socket_dir(), &request).await {
+                    Some((exit, text, _)) => (exit, text),
+                    None => match local.engine().await {
+                        Ok(engine) => crate::state::export_text(&engine).await,
+                        Err(e) => (1, e.to_string()),
+                    },
+                };
             println!("{text}");
             u8::try_from(exit).unwrap_or(1)
         }

@@ -1,5 +1,6 @@
 //! The control socket: while `drbot serve` holds the data directory, `drbot exec` and
-//! `drbot console` send their commands to it over `<data_dir>/drbot.sock` (owner-only).
+//! `drbot console` send their commands to it over `drbot.sock` in `[serve] socket_dir` (the
+//! data directory by default): owner-only, or open to `[serve] socket_group`.
 //!
 //! One connection per command. The client writes one JSON line ([`Request`]); the server
 //! answers with progress lines and then the reply ([`Response`]). Who is acting is the
@@ -14,9 +15,9 @@ use tokio::net::UnixStream;
 /// The socket's file name in the data directory.
 pub const SOCKET: &str = "drbot.sock";
 
-/// Where the socket of a data directory is.
-pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(SOCKET)
+/// Where the socket in a socket directory is.
+pub fn socket_path(socket_dir: &Path) -> PathBuf {
+    socket_dir.join(SOCKET)
 }
 
 /// A command sent to `serve`.
@@ -51,7 +52,7 @@ pub enum Response {
 
 /// Sends a command to a running `serve`, if one listens; `None` when there is none.
 pub async fn send(
-    data_dir: &Path,
+    socket_dir: &Path,
     as_name: Option<&str>,
     line: &str,
 ) -> Option<(i32, String, Vec<(String, String)>)> {
@@ -60,15 +61,15 @@ pub async fn send(
         line: line.to_string(),
         op: None,
     };
-    send_request(data_dir, &request).await
+    send_request(socket_dir, &request).await
 }
 
 /// Sends a request to a running `serve`, if one listens; `None` when there is none.
 pub async fn send_request(
-    data_dir: &Path,
+    socket_dir: &Path,
     request: &Request,
 ) -> Option<(i32, String, Vec<(String, String)>)> {
-    let stream = UnixStream::connect(socket_path(data_dir)).await.ok()?;
+    let stream = UnixStream::connect(socket_path(socket_dir)).await.ok()?;
     let (read, mut write) = stream.into_split();
     let mut body = serde_json::to_vec(request).ok()?;
     body.push(b'\n');

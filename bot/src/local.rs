@@ -68,9 +68,14 @@ impl Local {
         &self.config.data_dir
     }
 
+    /// Where `drbot serve`'s control socket is.
+    pub fn socket_dir(&self) -> &std::path::Path {
+        self.config.socket_dir()
+    }
+
     /// True when a `drbot serve` answers on the data directory's control socket.
     pub async fn served(&self) -> bool {
-        tokio::net::UnixStream::connect(crate::control::socket_path(&self.config.data_dir))
+        tokio::net::UnixStream::connect(crate::control::socket_path(self.config.socket_dir()))
             .await
             .is_ok()
     }
@@ -105,7 +110,7 @@ impl Local {
     /// `drbot serve` when there is one, else on the data directory itself.
     pub async fn run(&self, line: &str) -> Reply {
         if let Some((exit, text, attachments)) =
-            crate::control::send(&self.config.data_dir, self.as_name.as_deref(), line).await
+            crate::control::send(self.config.socket_dir(), self.as_name.as_deref(), line).await
         {
             let outcome = match exit {
                 0 => Outcome::Done,

@@ -29,8 +29,84 @@ const DELIVER: Duration = Duration::from_secs(5);
 /// How long running commands get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(240);
 
+/// Creates the control socket. Owner-only; with `[serve] socket_group`, the group may connect
+/// to it and pass through its directory (not list it), and nothing else drbot keeps there is
+/// open to the group.
+fn open_socket(config: &Config) -> Result<(UnixListener, std::path::PathBuf), String> {
+    let dir = config.socket_dir();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the socket directory {}: {e}", dir.display()))?;
+    let path = socket_path(dir);
+    // A socket left by a crash: nobody holds the data directory but us, so it is stale.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m))
+            .map_err(|e| format!("cannot set the mode of {} to {m:o}: {e}", p.display()))
+    };
+    let Some(group) = &config.serve.socket_group else {
+        mode(&path, 0o600)?;
+        return Ok((listener, path));
+    };
+    let gid = match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => g.gid.as_raw(),
+        Ok(None) => return Err(format!("[serve] socket_group: there is no group `{group}`")),
+        Err(e) => return Err(format!("[serve] socket_group `{group}`: {e}")),
+    };
+    let chgrp = |p: &std::path::Path| {
+        std::os::unix::fs::chown(p, None, Some(gid)).map_err(|e| {
+            format!(
+                "cannot give {} to group {group} ({e}); the user drbot serve runs as must be a \
+                 member of {group} (systemd: SupplementaryGroups={group})",
+                p.display()
+            )
+        })
+    };
+    chgrp(&path)?;
+    mode(&path, 0o660)?;
+    chgrp(dir)?;
+    mode(dir, 0o710)?;
+    if dir == config.data_dir.as_path() {
+        // The group passes through the data directory to the socket: what drbot keeps there
+        // stays the service user's alone.
+        private_below(dir, &path)?;
+    }
+    Ok((listener, path))
+}
+
+/// Takes group and other permissions off everything under `dir` except `keep`.
+fn private_below(dir: &std::path::Path, keep: &std::path::Path) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p == keep {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let m = meta.permissions().mode() & 0o7777;
+        if m & 0o077 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m & 0o700))
+                .map_err(|e| format!("cannot make {} private: {e}", p.display()))?;
+        }
+        if meta.is_dir() {
+            private_below(&p, keep)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs until SIGTERM or Ctrl-C; returns the exit status.
 pub async fn run(config: Config) -> u8 {
+    // What serve creates (state, reports, the socket before its mode is set) is the service
+    // user's alone.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let config = Arc::new(config);
     let store = match Store::open(&config.data_dir) {
         Ok(s) => s,
@@ -48,23 +124,13 @@ pub async fn run(config: Config) -> u8 {
         }
         Err(e) => tracing::error!(error = %e, "could not check for interrupted work"),
     }
-    let path = socket_path(&config.data_dir);
-    // A socket left by a crash: nobody holds the data directory but us, so it is stale.
-    let _ = std::fs::remove_file(&path);
-    let listener = match UnixListener::bind(&path) {
+    let (listener, path) = match open_socket(&config) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
-                "drbot: cannot create the control socket {}: {e}",
-                path.display()
-            );
+            eprintln!("drbot: {e}");
             return 1;
         }
     };
-    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
-        eprintln!("drbot: cannot make {} owner-only: {e}", path.display());
-        return 1;
-    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut discord: Option<(
         Arc<serenity::http::Http>,

@@ -92,6 +92,8 @@ pub struct Config {
     pub verify: VerifyConfig,
     /// How restores treat other sessions.
     pub restore: RestoreConfig,
+    /// `drbot serve`'s control socket.
+    pub serve: ServeConfig,
 }
 
 impl Default for Config {
@@ -113,6 +115,7 @@ impl Default for Config {
             state: StateConfig::default(),
             verify: VerifyConfig::default(),
             restore: RestoreConfig::default(),
+            serve: ServeConfig::default(),
         }
     }
 }
@@ -426,6 +429,25 @@ impl Default for StateConfig {
     }
 }
 
+/// `[serve]`: who may reach `drbot serve`'s control socket besides the service user.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Members of this OS group may use the control socket (and only reach it: the data
+    /// directory stays private). Who they are is still their uid, from the socket.
+    pub socket_group: Option<String>,
+    /// Where the socket lives (`drbot.sock` in it): a directory outside the data directory,
+    /// such as systemd's `/run/drbot`. Default: the data directory itself.
+    pub socket_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The directory holding the control socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.serve.socket_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+}
+
 /// `[status]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -665,6 +687,20 @@ impl Config {
             return bad(format!(
                 "only one target may say production = true; {} do",
                 marked.join(" and ")
+            ));
+        }
+        if let Some(g) = &self.serve.socket_group
+            && (g.trim().is_empty() || g.contains(['/', ':', '\n']))
+        {
+            return bad(format!("[serve] socket_group `{g}` is not a group name"));
+        }
+        if let Some(d) = &self.serve.socket_dir
+            && (d.as_os_str().is_empty() || d.starts_with(&self.data_dir) && d != &self.data_dir)
+        {
+            return bad(format!(
+                "[serve] socket_dir {} must be outside the data directory {} (or be it)",
+                d.display(),
+                self.data_dir.display()
             ));
         }
         if self.approvals.ttl_secs == 0 {

@@ -1,8 +1,10 @@
 //! The command grammar of SPEC §2: one table of every command with its options, and the parser
 //! for the text form `/group sub name:value name:"value with spaces"`.
 //!
-//! [`COMMANDS`] is the single source of truth for names, options, descriptions and choices: the
-//! console parses against it and the Discord adapter registers its slash commands from it.
+//! A [`Table`] is the single source of truth for names, options, descriptions and choices: the
+//! console parses against it and the Discord adapter registers its built slash commands from
+//! it. Its rows are the lifecycle's ([`LIFECYCLE`]), each scenario's, the gate's ([`GATE`]) and
+//! notifications' ([`NOTIFY`]); `scenarios::table()` puts them together.
 
 use std::fmt::Write as _;
 

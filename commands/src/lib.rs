@@ -1,28 +1,35 @@
 //! drbot's commands: everything between a typed line and the incident state.
 //!
 //! How a command travels: an adapter (console, `exec`, the control socket, Discord) hands a
-//! line and a [`Context`] (who, where) to [`Engine::run`]. `dispatch` parses it with
-//! [`grammar`], sends it to the module that owns the command (a destructive one only ever
-//! becomes an [`approval`] request), catches a panic, flushes the store before the reply says
-//! done, sends the notices it queued ([`notify`]) and strips secrets from the reply
-//! ([`redact`]). Imports point down only (no circles): `dispatch` → command modules →
-//! `engine` → infrastructure → `drbot_state`.
+//! line and a [`Context`] (who — a [`identity::Principal`] — and where) to [`Engine::run`].
+//! `dispatch` parses it against the one command table ([`scenarios::table`]), sends it to the
+//! incident lifecycle (`incident`, `step`), to [`notify`], to the approval gate ([`approval`])
+//! when it is destructive, or else to the scenario that owns it; it catches a panic, flushes
+//! the store before the reply says done, sends the notices it queued and strips secrets from
+//! the reply ([`redact`]). Imports point down only (no circles): adapter → `dispatch` and the
+//! gate → scenarios → [`engine`] → infrastructure → `drbot_state`.
 //!
-//! - Top: `dispatch` (the one file that knows every handler), [`watch`] (background work
-//!   while serving: status posts, RTO warnings, nudges, RPO watch), [`complete`]
+//! - Top: `dispatch`, [`approval`] (the two-person gate: it knows no scenario, only
+//!   [`scenario::Destructive`]: kind, prepare with preflight, re-read at execution, run; the
+//!   digest is recomputed from the re-read inputs), [`watch`] (status posts, RTO warnings,
+//!   nudges, then each scenario's watch), [`report`] and [`chart`], [`complete`]
 //!   (autocomplete), [`check`] (`drbot check`), [`state_export`] (drbot's own state off the
 //!   host).
-//! - Commands: `incident` and `step` (the lifecycle and the runbook checklist), [`approval`]
-//!   (the two-person gate), [`db`] (the database scenario: check, backups, streaming restore,
-//!   verify, backup), [`notify`] (stakeholder notices), [`report`] and [`chart`] (the
-//!   post-incident report).
+//! - [`scenarios`]: one folder per runbook scenario, each a [`scenario::Scenario`] (its rows
+//!   of the command table, handlers, destructive actions, background watch, report section,
+//!   autocomplete), registered by one line in [`scenarios::ALL`]:
+//!   [`database`](scenarios::database) (check, backups, streaming restore, verify, backup, the
+//!   RPO watch and the report's RPO); [`storage`](scenarios::storage),
+//!   [`search`](scenarios::search), [`api`](scenarios::api) and [`drill`](scenarios::drill)
+//!   answer "not built yet" and are not registered in Discord until they do something.
 //! - [`engine`]: the shared state (config, store, clock, environment, known secrets, running
-//!   restores) and the helpers commands share: selecting the incident, timeline entries, step
-//!   changes, recovery after a crash.
-//! - Infrastructure: [`bucket`] (S3/R2), [`http`] (the client with connect and total
-//!   timeouts), [`locks`] (one restore per target), [`identity`], [`config`] (SPEC §4),
-//!   [`runbook`] (RUNBOOK.md as data), [`grammar`], [`progress`], [`render`], [`reply`],
-//!   [`clock`], [`error`].
+//!   restores) and what commands share: selecting the incident, timeline entries, runbook
+//!   steps (bound by command id and target: only commands on the production target do
+//!   production steps), recovery after a crash.
+//! - Infrastructure: [`bucket`] (S3/R2), [`pg`] (database targets and connections), [`http`]
+//!   (the client with connect and total timeouts), [`locks`] (one restore per target),
+//!   [`identity`] (principals), [`config`] (SPEC §4), [`runbook`] (RUNBOOK.md as data),
+//!   [`grammar`], [`progress`], [`render`], [`reply`], [`clock`], [`error`].
 //!
 //! This crate never talks to Discord: the `drbot` binary adapts it to each place.
 
