@@ -31,7 +31,9 @@ async fn load_bytes(
     let client = target.connect().await.map_err(|e| e.to_string())?;
     let counters = Arc::new(Counters::default());
     let rx = pipeline::decode(reader, Arc::new(Identities::none()), counters.clone());
-    load::load(&client, &target, rx, &counters, &options).await
+    load::load(&client, &target, rx, &counters, &options)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn load_sql(db: &TestDb, sql: &str) -> Result<load::Loaded, String> {
@@ -119,7 +121,12 @@ async fn a_reader_that_stops_early_panics_or_fails_never_commits() {
     let e = load::load(&client, &target, rx, &counters, &LoadOptions::default())
         .await
         .expect_err("no complete message");
-    assert!(e.contains("without saying the backup was complete"), "{e}");
+    assert!(matches!(e, load::LoadError::Backup(_)), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("without saying the backup was complete"),
+        "{e}"
+    );
     assert_same_dump(&before, &db.dump(), "closed channel");
 
     // `\connect` to the same database is fine, and `\connect - ROLE` runs what follows as ROLE.

@@ -11,24 +11,18 @@ use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::config::{Config, StorageConfig};
-use crate::error::CommandError;
 use crate::redact::redact_url;
 
 /// The configured `[storage]`, or a refusal naming what is missing.
-pub fn storage(config: &Config) -> Result<&StorageConfig, CommandError> {
-    config.storage.as_ref().ok_or_else(|| {
-        CommandError::Refused(
-            "No bucket is configured: add [storage] with backup_bucket (and R2_ENDPOINT in the environment)."
-                .to_string(),
-        )
-    })
+pub fn storage(config: &Config) -> Result<&StorageConfig, BucketError> {
+    config.storage.as_ref().ok_or(BucketError::NotConfigured)
 }
 
 /// The backup bucket (database backups, drbot's own state), with the `[storage]` it is from.
 pub fn backup_bucket(
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Bucket, StorageConfig), CommandError> {
+) -> Result<(Bucket, StorageConfig), BucketError> {
     let s = storage(config)?.clone();
     let bucket = Bucket::from_config(&s, &s.backup_bucket, env)?;
     Ok((bucket, s))
@@ -47,10 +41,37 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
 }
 
-/// A bucket failure, said for people.
+/// Why the bucket could not be used, said for people. [`crate::error`] maps each to the
+/// reply's outcome.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BucketError(pub String);
+pub enum BucketError {
+    /// No `[storage]` in the config.
+    #[error(
+        "No bucket is configured: add [storage] with backup_bucket (and R2_ENDPOINT in the environment)."
+    )]
+    NotConfigured,
+    /// The endpoint variable is not set.
+    #[error("The bucket's endpoint is not set: put it in {0} (see [storage] endpoint_env).")]
+    EndpointUnset(String),
+    /// The access keys are not set.
+    #[error(
+        "The bucket's keys are not set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed."
+    )]
+    KeysUnset,
+    /// A request to the bucket failed: what was done, in which bucket, and why.
+    #[error("{what} in bucket {bucket}: {detail}")]
+    Request {
+        /// What drbot asked for (`listing db/`).
+        what: String,
+        /// The bucket.
+        bucket: String,
+        /// Why it failed (the endpoint unreachable, S3's code and message).
+        detail: String,
+    },
+    /// What was being uploaded failed on its way (the producer's words).
+    #[error("{0}")]
+    Source(String),
+}
 
 /// One bucket on one endpoint.
 #[derive(Clone, Debug)]
@@ -69,22 +90,14 @@ impl Bucket {
         storage: &StorageConfig,
         name: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Bucket, CommandError> {
+    ) -> Result<Bucket, BucketError> {
         let endpoint = env(&storage.endpoint_env)
             .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                CommandError::Refused(format!(
-                    "The bucket's endpoint is not set: put it in {} (see [storage] endpoint_env).",
-                    storage.endpoint_env
-                ))
-            })?;
+            .ok_or_else(|| BucketError::EndpointUnset(storage.endpoint_env.clone()))?;
         let key = env("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty());
         let secret = env("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty());
         let (Some(key), Some(secret)) = (key, secret) else {
-            return Err(CommandError::Refused(
-                "The bucket's keys are not set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed."
-                    .to_string(),
-            ));
+            return Err(BucketError::KeysUnset);
         };
         let creds = Credentials::new(key, secret, None, None, "drbot-env");
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
@@ -144,7 +157,11 @@ impl Bucket {
             }
             _ => aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
         };
-        BucketError(format!("{what} in bucket {}: {detail}", self.name))
+        BucketError::Request {
+            what: what.to_string(),
+            bucket: self.name.clone(),
+            detail,
+        }
     }
 
     /// Every object under `prefix`, in key order.
@@ -268,7 +285,7 @@ impl Bucket {
             let mut total = 0u64;
             let mut number = 1;
             while let Some(part) = parts.recv().await {
-                let part = part.map_err(BucketError)?;
+                let part = part.map_err(BucketError::Source)?;
                 total += part.len() as u64;
                 let out = self
                     .client

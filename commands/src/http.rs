@@ -6,13 +6,18 @@ use std::time::Duration;
 /// How long a TCP (and TLS) connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why no HTTP client could be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct HttpError(#[source] reqwest::Error);
+
 /// A client whose every request ends within `total` (connect, send, headers and body).
-pub fn client(total: Duration) -> Result<reqwest::Client, String> {
+pub fn client(total: Duration) -> Result<reqwest::Client, HttpError> {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT.min(total))
         .timeout(total)
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(HttpError)
 }
 
 /// A failed request in words: a timeout says after how long, an unreachable host says so.

@@ -337,7 +337,7 @@ impl Engine {
             StdDuration::from_secs(self.config().notify.as_ref().map_or(15, |n| n.timeout_secs));
         let client = match crate::http::client(total) {
             Ok(c) => c,
-            Err(e) => return Attempt::Retry(e, None),
+            Err(e) => return Attempt::Retry(e.to_string(), None),
         };
         let request = match item.channel.as_str() {
             "email" => {

@@ -14,8 +14,67 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::config::SslMode;
 
 use crate::config::Config;
-use crate::error::CommandError;
 use crate::redact::redact_url;
+
+/// Why a database target could not be used. [`crate::error`] maps each to the reply's outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The config has no `[targets]` at all.
+    #[error(
+        "No database targets are configured, so there is no `{name}`. Add [targets.{name}] url_env = \"...\" to the config."
+    )]
+    NoneConfigured {
+        /// The name asked for.
+        name: String,
+    },
+    /// No target by that name.
+    #[error("Target `{name}` is not configured. Targets: {configured}.")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The configured names, comma-separated.
+        configured: String,
+    },
+    /// Its URL variable is not set.
+    #[error(
+        "Target {name}: {var} is not set, so drbot cannot connect. Set it in drbot's environment."
+    )]
+    UrlUnset {
+        /// The target.
+        name: String,
+        /// The variable its URL should be in.
+        var: String,
+    },
+    /// Its URL does not parse.
+    #[error("Target {name}: its URL is not a valid PostgreSQL URL ({reason}).")]
+    BadUrl {
+        /// The target.
+        name: String,
+        /// What is wrong (no password in it).
+        reason: String,
+    },
+    /// The server did not take the connection.
+    #[error("Cannot connect to target {name} ({host}): {reason}.")]
+    Connect {
+        /// The target.
+        name: String,
+        /// Where it points.
+        host: String,
+        /// PostgreSQL's or the network's reason.
+        reason: String,
+    },
+    /// The `sslrootcert` file is unusable.
+    #[error("sslrootcert {path} is unusable: {reason}.")]
+    RootCert {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS could not be set up at all.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
 
 /// A database target from the config with its URL read from the environment.
 #[derive(Clone)]
@@ -46,27 +105,25 @@ impl Target {
         config: &Config,
         name: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Target, CommandError> {
+    ) -> Result<Target, TargetError> {
         let Some(t) = config.targets.get(name) else {
-            let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
-            return Err(if known.is_empty() {
-                CommandError::Refused(format!(
-                    "No database targets are configured, so there is no `{name}`. Add [targets.{name}] url_env = \"...\" to the config."
-                ))
+            let configured: Vec<String> = config.targets.keys().cloned().collect();
+            return Err(if configured.is_empty() {
+                TargetError::NoneConfigured {
+                    name: name.to_string(),
+                }
             } else {
-                CommandError::Usage(format!(
-                    "There is no database target `{name}`. Targets: {}.",
-                    known.join(", ")
-                ))
+                TargetError::Unknown {
+                    name: name.to_string(),
+                    configured: configured.join(", "),
+                }
             });
         };
         let url = env(&t.url_env)
             .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| {
-                CommandError::Refused(format!(
-                    "Target {name}: {} is not set, so drbot cannot connect. Set it in drbot's environment.",
-                    t.url_env
-                ))
+            .ok_or_else(|| TargetError::UrlUnset {
+                name: name.to_string(),
+                var: t.url_env.clone(),
             })?;
         Ok(Target {
             name: name.to_string(),
@@ -80,25 +137,20 @@ impl Target {
     }
 
     /// The parsed connection settings and the TLS verification the URL asks for.
-    pub(crate) fn pg_config(&self) -> Result<(tokio_postgres::Config, Verify), CommandError> {
-        parse_url(&self.url).map_err(|e| {
-            CommandError::Refused(format!(
-                "Target {}: its URL is not a valid PostgreSQL URL ({e}).",
-                self.name
-            ))
+    pub(crate) fn pg_config(&self) -> Result<(tokio_postgres::Config, Verify), TargetError> {
+        parse_url(&self.url).map_err(|reason| TargetError::BadUrl {
+            name: self.name.clone(),
+            reason,
         })
     }
 
     /// Connects, with TLS as the URL says; the connection runs on its own task.
-    pub async fn connect(&self) -> Result<tokio_postgres::Client, CommandError> {
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, TargetError> {
         let (config, verify) = self.pg_config()?;
-        let fail = |e: tokio_postgres::Error| {
-            CommandError::Failed(format!(
-                "Cannot connect to target {} ({}): {}.",
-                self.name,
-                host_of(&config),
-                pg_error(&e)
-            ))
+        let fail = |e: tokio_postgres::Error| TargetError::Connect {
+            name: self.name.clone(),
+            host: host_of(&config),
+            reason: pg_error(&e),
         };
         let client = if config.get_ssl_mode() == SslMode::Disable {
             let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
@@ -194,11 +246,11 @@ fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Verify), String> {
     Ok((config, verify))
 }
 
-fn tls_config(verify: &Verify) -> Result<rustls::ClientConfig, CommandError> {
+fn tls_config(verify: &Verify) -> Result<rustls::ClientConfig, TargetError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| CommandError::Failed(format!("TLS setup failed: {e}")))?;
+        .map_err(|e| TargetError::Tls(e.to_string()))?;
     Ok(match verify {
         Verify::None => builder
             .dangerous()
@@ -208,25 +260,18 @@ fn tls_config(verify: &Verify) -> Result<rustls::ClientConfig, CommandError> {
             let mut roots = rustls::RootCertStore::empty();
             match file {
                 Some(path) => {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        CommandError::Refused(format!(
-                            "Cannot read sslrootcert {}: {e}.",
-                            path.display()
-                        ))
-                    })?;
+                    let bad = |reason: String| TargetError::RootCert {
+                        path: path.display().to_string(),
+                        reason,
+                    };
+                    let pem =
+                        std::fs::read(path).map_err(|e| bad(format!("it cannot be read ({e})")))?;
                     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-                        let cert: CertificateDer<'static> = cert.map_err(|e| {
-                            CommandError::Refused(format!(
-                                "sslrootcert {} is not a PEM certificate file: {e}.",
-                                path.display()
-                            ))
-                        })?;
-                        roots.add(cert).map_err(|e| {
-                            CommandError::Refused(format!(
-                                "sslrootcert {} holds an unusable certificate: {e}.",
-                                path.display()
-                            ))
-                        })?;
+                        let cert: CertificateDer<'static> = cert
+                            .map_err(|e| bad(format!("it is not a PEM certificate file ({e})")))?;
+                        roots
+                            .add(cert)
+                            .map_err(|e| bad(format!("it holds an unusable certificate ({e})")))?;
                     }
                 }
                 None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

@@ -195,7 +195,7 @@ fn dump_blocking(
     recipients: Vec<age::x25519::Recipient>,
     tx: mpsc::Sender<Result<Vec<u8>, String>>,
 ) -> Result<Dumped, String> {
-    let (conninfo, env) = super::load::libpq_env(target)?;
+    let (conninfo, env) = super::load::libpq_env(target).map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new("pg_dump")
         .args([
             "--format=plain",
@@ -335,7 +335,7 @@ pub async fn backup(
                 StepState::Failed,
                 Some(e.to_string()),
             )?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let pg_dump_version = std::process::Command::new("pg_dump")

@@ -175,6 +175,48 @@ struct SavedSequence {
     start: i64,
 }
 
+/// Why a restore's load stopped (and was rolled back): each message names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The backup could not be read to its end, or its SQL is malformed.
+    #[error("{0}")]
+    Backup(String),
+    /// A statement the restore's rules refuse (it would end the transaction).
+    #[error("{0}")]
+    Refused(String),
+    /// A statement or COPY of the backup failed in the target.
+    #[error("{0}")]
+    Statement(String),
+    /// Another session held a lock past `[restore] lock_wait_secs`.
+    #[error("{0}")]
+    LockTimeout(String),
+    /// The target's session failed around the restore (begin, roles, commit).
+    #[error("{0}")]
+    Session(String),
+}
+
+impl LoadError {
+    /// A failed statement: a lock wait that ran out, or another failure.
+    fn of(e: &tokio_postgres::Error, text: String) -> LoadError {
+        if is_lock_timeout(e) {
+            LoadError::LockTimeout(text)
+        } else {
+            LoadError::Statement(text)
+        }
+    }
+
+    /// The same error with its text changed.
+    fn map(self, f: impl FnOnce(String) -> String) -> LoadError {
+        match self {
+            LoadError::Backup(m) => LoadError::Backup(f(m)),
+            LoadError::Refused(m) => LoadError::Refused(f(m)),
+            LoadError::Statement(m) => LoadError::Statement(f(m)),
+            LoadError::LockTimeout(m) => LoadError::LockTimeout(f(m)),
+            LoadError::Session(m) => LoadError::Session(f(m)),
+        }
+    }
+}
+
 /// Loads everything `rx` yields into the target. On error the transaction is rolled back and
 /// the message says which byte or statement failed.
 pub async fn load(
@@ -183,20 +225,28 @@ pub async fn load(
     mut rx: mpsc::Receiver<Msg>,
     counters: &Arc<Counters>,
     options: &LoadOptions,
-) -> Result<Loaded, String> {
+) -> Result<Loaded, LoadError> {
     let (layers, format) = match rx.recv().await {
         Some(Msg::Found(l, f)) => (l, f),
-        Some(Msg::Failed(e)) => return Err(e),
-        Some(_) => return Err("the backup reader sent data before saying what it holds".into()),
-        None => return Err(ended_early(counters)),
+        Some(Msg::Failed(e)) => return Err(LoadError::Backup(e)),
+        Some(_) => {
+            return Err(LoadError::Backup(
+                "the backup reader sent data before saying what it holds".into(),
+            ));
+        }
+        None => return Err(LoadError::Backup(ended_early(counters))),
     };
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| format!("could not start the transaction: {}", pg_error(&e)))?;
+    client.batch_execute("BEGIN").await.map_err(|e| {
+        LoadError::Session(format!("could not start the transaction: {}", pg_error(&e)))
+    })?;
     let pid: i32 = match client.query_one("SELECT pg_backend_pid()", &[]).await {
         Ok(r) => r.get(0),
-        Err(e) => return Err(format!("could not start the restore: {}", pg_error(&e))),
+        Err(e) => {
+            return Err(LoadError::Session(format!(
+                "could not start the restore: {}",
+                pg_error(&e)
+            )));
+        }
     };
     let monitor = Monitor::start(target, pid, counters.clone()).await;
     let database = target
@@ -224,21 +274,28 @@ pub async fn load(
     let result = match result {
         Ok(created_since) => match client.batch_execute("COMMIT").await {
             Ok(()) => Ok(created_since),
-            Err(e) => Err(format!("the final COMMIT failed: {}", pg_error(&e))),
+            Err(e) => Err(LoadError::Session(format!(
+                "the final COMMIT failed: {}",
+                pg_error(&e)
+            ))),
         },
         Err(e) => Err(e),
     };
     let result = match result {
         Ok(created_since) => Ok(created_since),
         Err(e) => {
-            let e = if e.contains("(55P03)") {
-                lock_message(&e, monitor.as_ref().and_then(Monitor::last), options)
-            } else {
-                e
+            let e = match e {
+                LoadError::LockTimeout(m) => LoadError::LockTimeout(lock_message(
+                    &m,
+                    monitor.as_ref().and_then(Monitor::last),
+                    options,
+                )),
+                other => other,
             };
             // Best effort: if the connection is gone the server has rolled back already.
             let _ = client.batch_execute("ROLLBACK").await;
-            Err(format!("{e}{}", run.put_back_sequences().await))
+            let note = run.put_back_sequences().await;
+            Err(e.map(|m| format!("{m}{note}")))
         }
     };
     counters.set_waiting("");
@@ -296,44 +353,52 @@ struct Run<'a> {
 const GONE: &[&str] = &["42704", "42P01", "42883", "3F000", "42P06"];
 
 impl Run<'_> {
-    async fn set_lock_timeout(&self) -> Result<(), String> {
+    async fn set_lock_timeout(&self) -> Result<(), LoadError> {
         let ms = self.options.lock_wait.as_millis().max(1);
         self.client
             .batch_execute(&format!("SET lock_timeout = {ms}"))
             .await
-            .map_err(|e| format!("could not bound lock waits: {}", pg_error(&e)))
+            .map_err(|e| {
+                LoadError::Session(format!("could not bound lock waits: {}", pg_error(&e)))
+            })
     }
 
-    async fn pieces(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Result<(), String> {
+    async fn pieces(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Result<(), LoadError> {
         loop {
             let pieces = match rx.recv().await {
                 Some(Msg::Pieces(p)) => p,
                 Some(Msg::Complete) => break,
-                Some(Msg::Failed(e)) => return Err(e),
-                Some(Msg::Found(..)) => return Err("the backup changed format mid-way".into()),
-                None => return Err(ended_early(self.counters)),
+                Some(Msg::Failed(e)) => return Err(LoadError::Backup(e)),
+                Some(Msg::Found(..)) => {
+                    return Err(LoadError::Backup(
+                        "the backup changed format mid-way".into(),
+                    ));
+                }
+                None => return Err(LoadError::Backup(ended_early(self.counters))),
             };
             for piece in pieces {
                 self.piece(piece).await?;
             }
         }
         if let Some((_, statement, table)) = &self.copy {
-            return Err(format!(
+            return Err(LoadError::Backup(format!(
                 "the backup ended inside the COPY into {table} begun at line {}",
                 statement.line
-            ));
+            )));
         }
-        self.policy.finish().map_err(|r| r.to_string())?;
+        self.policy
+            .finish()
+            .map_err(|r| LoadError::Refused(r.to_string()))?;
         self.retry_deferred().await
     }
 
-    async fn piece(&mut self, piece: Piece) -> Result<(), String> {
+    async fn piece(&mut self, piece: Piece) -> Result<(), LoadError> {
         match piece {
             Piece::Statement(s) => self.statement(s).await,
             Piece::CopyStart { statement, table } => {
                 self.policy
                     .statement(&statement)
-                    .map_err(|r| r.to_string())?;
+                    .map_err(|r| LoadError::Refused(r.to_string()))?;
                 self.retry_deferred().await?;
                 let sink = self
                     .client
@@ -346,7 +411,9 @@ impl Run<'_> {
             }
             Piece::CopyData(data) => {
                 let Some((sink, statement, table)) = self.copy.as_mut() else {
-                    return Err("COPY data arrived outside a COPY block".to_string());
+                    return Err(LoadError::Backup(
+                        "COPY data arrived outside a COPY block".to_string(),
+                    ));
                 };
                 sink.send(Bytes::from(data))
                     .await
@@ -354,7 +421,9 @@ impl Run<'_> {
             }
             Piece::CopyEnd { rows } => {
                 let Some((mut sink, statement, table)) = self.copy.take() else {
-                    return Err("a COPY block ended that never began".to_string());
+                    return Err(LoadError::Backup(
+                        "a COPY block ended that never began".to_string(),
+                    ));
                 };
                 sink.as_mut()
                     .finish()
@@ -372,7 +441,7 @@ impl Run<'_> {
             } => match self
                 .policy
                 .meta(&command, &argument, line)
-                .map_err(|r| r.to_string())?
+                .map_err(|r| LoadError::Refused(r.to_string()))?
             {
                 MetaStep::Nothing => Ok(()),
                 MetaStep::SetRole(role) => {
@@ -382,18 +451,21 @@ impl Run<'_> {
                         .batch_execute(&format!("SET ROLE {}", quote_ident(&role)))
                         .await
                         .map_err(|e| {
-                            format!(
+                            LoadError::Statement(format!(
                                 "line {line}: `\\connect - {role}` (SET ROLE) failed: {}",
                                 pg_error(&e)
-                            )
+                            ))
                         })
                 }
             },
         }
     }
 
-    async fn statement(&mut self, s: Statement) -> Result<(), String> {
-        let step = self.policy.statement(&s).map_err(|r| r.to_string())?;
+    async fn statement(&mut self, s: Statement) -> Result<(), LoadError> {
+        let step = self
+            .policy
+            .statement(&s)
+            .map_err(|r| LoadError::Refused(r.to_string()))?;
         if step != Step::Clean {
             self.retry_deferred().await?;
         }
@@ -426,7 +498,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn exec(&self, s: &Statement) -> Result<(), String> {
+    async fn exec(&self, s: &Statement) -> Result<(), LoadError> {
         self.client
             .batch_execute(&s.sql)
             .await
@@ -435,21 +507,21 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn savepoint(&self, s: &Statement) -> Result<(), String> {
+    async fn savepoint(&self, s: &Statement) -> Result<(), LoadError> {
         self.client
             .batch_execute("SAVEPOINT drbot_clean")
             .await
             .map_err(|e| statement_error(s, &e))
     }
 
-    async fn release(&self, s: &Statement) -> Result<(), String> {
+    async fn release(&self, s: &Statement) -> Result<(), LoadError> {
         self.client
             .batch_execute("RELEASE SAVEPOINT drbot_clean")
             .await
             .map_err(|e| statement_error(s, &e))
     }
 
-    async fn rollback_to(&self, s: &Statement) -> Result<(), String> {
+    async fn rollback_to(&self, s: &Statement) -> Result<(), LoadError> {
         self.client
             .batch_execute("ROLLBACK TO SAVEPOINT drbot_clean; RELEASE SAVEPOINT drbot_clean")
             .await
@@ -458,7 +530,7 @@ impl Run<'_> {
 
     /// The prelude is over: every `--clean` DROP that failed must now succeed or find its
     /// object gone (a later DROP removed it); anything else fails the restore.
-    async fn retry_deferred(&mut self) -> Result<(), String> {
+    async fn retry_deferred(&mut self) -> Result<(), LoadError> {
         for (s, first) in std::mem::take(&mut self.deferred) {
             self.savepoint(&s).await?;
             match self.client.batch_execute(&s.sql).await {
@@ -467,10 +539,11 @@ impl Run<'_> {
                     self.rollback_to(&s).await?;
                 }
                 Err(e) => {
-                    return Err(format!(
-                        "{} (pg_dump's --clean step; it failed first with {first}, and still fails after every other DROP ran)",
-                        statement_error(&s, &e)
-                    ));
+                    return Err(statement_error(&s, &e).map(|m| {
+                        format!(
+                            "{m} (pg_dump's --clean step; it failed first with {first}, and still fails after every other DROP ran)"
+                        )
+                    }));
                 }
             }
             self.moot += 1;
@@ -480,7 +553,7 @@ impl Run<'_> {
     }
 
     /// Creates the roles `roles` names that the target lacks (only with `create_missing_roles`).
-    async fn ensure_roles(&mut self, roles: BTreeSet<String>) -> Result<(), String> {
+    async fn ensure_roles(&mut self, roles: BTreeSet<String>) -> Result<(), LoadError> {
         if !self.options.create_missing_roles {
             return Ok(());
         }
@@ -492,17 +565,19 @@ impl Run<'_> {
                 .client
                 .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
                 .await
-                .map_err(|e| format!("could not look up role {role}: {}", pg_error(&e)))?
+                .map_err(|e| {
+                    LoadError::Session(format!("could not look up role {role}: {}", pg_error(&e)))
+                })?
                 .is_some();
             if !exists {
                 self.client
                     .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(&role)))
                     .await
                     .map_err(|e| {
-                        format!(
+                        LoadError::Session(format!(
                             "could not create the role {role} the backup needs: {}",
                             pg_error(&e)
-                        )
+                        ))
                     })?;
                 self.roles_created.push(role.clone());
             }
@@ -512,7 +587,7 @@ impl Run<'_> {
     }
 
     /// Remembers a sequence's value before the dump's setval changes it.
-    async fn save_sequence(&mut self, seq: &str, s: &Statement) -> Result<(), String> {
+    async fn save_sequence(&mut self, seq: &str, s: &Statement) -> Result<(), LoadError> {
         let row = self
             .client
             .query_opt(
@@ -568,7 +643,7 @@ impl Run<'_> {
 
     /// Objects of the schemas the restore wrote into that it did not create: they were made
     /// after the backup was taken, and are still there.
-    async fn created_since(&self) -> Result<Vec<String>, String> {
+    async fn created_since(&self) -> Result<Vec<String>, LoadError> {
         const SQL: &str = "WITH me AS (SELECT (pg_catalog.pg_current_xact_id()::text::bigint % 4294967296)::text::xid AS x),
   restored AS (SELECT DISTINCT c.relnamespace AS ns FROM pg_catalog.pg_class c, me WHERE c.xmin = me.x),
   objs AS (
@@ -614,7 +689,12 @@ ORDER BY 1, 2 LIMIT 51";
                 self.client
                     .batch_execute("ROLLBACK TO SAVEPOINT drbot_report")
                     .await
-                    .map_err(|e| format!("the restore's transaction broke: {}", pg_error(&e)))?;
+                    .map_err(|e| {
+                        LoadError::Session(format!(
+                            "the restore's transaction broke: {}",
+                            pg_error(&e)
+                        ))
+                    })?;
                 Vec::new()
             }
         };
@@ -661,17 +741,20 @@ pub(crate) fn safe_pg_error(e: &tokio_postgres::Error) -> String {
     s
 }
 
-fn statement_error(s: &Statement, e: &tokio_postgres::Error) -> String {
-    format!(
-        "the statement at line {} (byte {} of the SQL) failed: `{}`: {}",
-        s.line,
-        s.offset,
-        s.head(),
-        safe_pg_error(e)
+fn statement_error(s: &Statement, e: &tokio_postgres::Error) -> LoadError {
+    LoadError::of(
+        e,
+        format!(
+            "the statement at line {} (byte {} of the SQL) failed: `{}`: {}",
+            s.line,
+            s.offset,
+            s.head(),
+            safe_pg_error(e)
+        ),
     )
 }
 
-fn copy_error(s: &Statement, table: &str, e: &tokio_postgres::Error) -> String {
+fn copy_error(s: &Statement, table: &str, e: &tokio_postgres::Error) -> LoadError {
     // PostgreSQL's context reads `COPY t, line 3, column n: "value"`: keep the line and column.
     let context = e.as_db_error().and_then(|d| d.where_()).unwrap_or_default();
     let row: Option<u64> = context
@@ -692,16 +775,21 @@ fn copy_error(s: &Statement, table: &str, e: &tokio_postgres::Error) -> String {
         ),
         None => String::new(),
     };
-    format!(
-        "loading {table} (COPY at line {}) failed{at}: {}",
-        s.line,
-        safe_pg_error(e)
+    LoadError::of(
+        e,
+        format!(
+            "loading {table} (COPY at line {}) failed{at}: {}",
+            s.line,
+            safe_pg_error(e)
+        ),
     )
 }
 
 /// A conninfo string for libpq tools, without the password (which goes in PGPASSWORD).
-pub(crate) fn libpq_env(target: &Target) -> Result<(String, Vec<(String, String)>), String> {
-    let (config, verify) = target.pg_config().map_err(|e| e.to_string())?;
+pub(crate) fn libpq_env(
+    target: &Target,
+) -> Result<(String, Vec<(String, String)>), crate::pg::TargetError> {
+    let (config, verify) = target.pg_config()?;
     let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut parts = Vec::new();
     if let Some(h) = config.get_hosts().first() {

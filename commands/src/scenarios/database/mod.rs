@@ -232,7 +232,10 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The backup bucket and the `[storage]` it comes from.
 pub(crate) fn backup_bucket(engine: &Engine) -> Result<(Bucket, StorageConfig), CommandError> {
-    crate::bucket::backup_bucket(engine.config(), &engine.env())
+    Ok(crate::bucket::backup_bucket(
+        engine.config(),
+        &engine.env(),
+    )?)
 }
 
 /// The time a backup's name says it was taken: `<prefix>2024-12-26T10-30-00Z.sql.xz.age`.
@@ -422,7 +425,7 @@ pub async fn check(
                 EntryKind::Command,
                 format!("/db check {name}: {e}"),
             )?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let connect_ms = started.elapsed().as_millis();
@@ -559,13 +562,17 @@ pub async fn run_restore(
     let options = load_options(engine, target);
     let lock_wait = options.lock_wait.as_secs();
     let result = async {
-        let client = target.connect().await.map_err(|e| e.to_string())?;
+        let client = target.connect().await.map_err(RestoreError::Target)?;
         let (_, body) = bucket
             .get(&object.key, object.etag.as_deref())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RestoreError::Bucket)?;
         let rx = pipeline::start(body, ids, counters.clone());
-        let load = load::load(&client, target, rx, &counters, &options);
+        let load = async {
+            load::load(&client, target, rx, &counters, &options)
+                .await
+                .map_err(RestoreError::Load)
+        };
         tokio::pin!(load);
         let mut tick = tokio::time::interval(PROGRESS_EVERY);
         tick.tick().await;
@@ -691,11 +698,26 @@ pub async fn run_restore(
                 inv.spec,
                 Some(&target.name),
                 StepState::Failed,
-                Some(e),
+                Some(e.to_string()),
             )?;
             Err(CommandError::Failed(text))
         }
     }
+}
+
+/// Why a restore stopped before it committed: the target, the bucket, or the load, each in
+/// its own words.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The target could not be reached.
+    #[error(transparent)]
+    Target(crate::pg::TargetError),
+    /// The backup could not be fetched.
+    #[error(transparent)]
+    Bucket(crate::bucket::BucketError),
+    /// The load stopped and was rolled back.
+    #[error(transparent)]
+    Load(load::LoadError),
 }
 
 /// The restore's options for `target`: `[restore] lock_wait_secs`, the target's
