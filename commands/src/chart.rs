@@ -75,8 +75,13 @@ fn ascii(s: &str) -> String {
         .collect()
 }
 
+/// The chart could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("the PNG encoder failed: {0}")]
+pub struct ChartError(#[from] png::EncodingError);
+
 /// Draws the chart; returns PNG bytes.
-pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, String> {
+pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, ChartError> {
     let start = incident.declared_at;
     let end = incident.resolved_at.unwrap_or_else(|| engine.now());
     let span = (end - start).max(Duration::minutes(1));
@@ -172,8 +177,8 @@ pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, Str
         let mut enc = png::Encoder::new(&mut out, WIDTH, height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| e.to_string())?;
-        w.write_image_data(&c.pixels).map_err(|e| e.to_string())?;
+        let mut w = enc.write_header()?;
+        w.write_image_data(&c.pixels)?;
     }
     Ok(out)
 }

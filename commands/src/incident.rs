@@ -173,9 +173,14 @@ fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
                 path.display()
             ));
             let mut reply = reply.with_attachment(format!("{}-report.md", incident.id), md);
-            match crate::chart::timeline_png(engine, incident).and_then(|png| {
-                crate::report::write_file(engine, incident, "timeline.png", &png).map(|p| (p, png))
-            }) {
+            let drawn = crate::chart::timeline_png(engine, incident)
+                .map_err(|e| e.to_string())
+                .and_then(|png| {
+                    crate::report::write_file(engine, incident, "timeline.png", &png)
+                        .map(|p| (p, png))
+                        .map_err(|e| e.to_string())
+                });
+            match drawn {
                 Ok((chart, png)) => {
                     reply
                         .text

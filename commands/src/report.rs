@@ -271,7 +271,19 @@ pub fn write(
     incident: &Incident,
     md: &str,
 ) -> Result<std::path::PathBuf, CommandError> {
-    write_file(engine, incident, "md", md.as_bytes()).map_err(CommandError::Failed)
+    write_file(engine, incident, "md", md.as_bytes())
+        .map_err(|e| CommandError::Failed(e.to_string()))
+}
+
+/// A report file that could not be written, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct ReportError {
+    /// The file or directory.
+    pub path: std::path::PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Writes `<data_dir>/reports/<id>.<suffix>` owner-only (`md`, `timeline.png`).
@@ -280,14 +292,18 @@ pub fn write_file(
     incident: &Incident,
     suffix: &str,
     data: &[u8],
-) -> Result<std::path::PathBuf, String> {
+) -> Result<std::path::PathBuf, ReportError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = engine.store().path().join("reports");
+    let fail = |path: &std::path::Path, source| ReportError {
+        path: path.to_path_buf(),
+        source,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        .map_err(|e| fail(&dir, e))?;
     let path = dir.join(format!("{}.{suffix}", incident.id));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -295,8 +311,7 @@ pub fn write_file(
         .truncate(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    std::io::Write::write_all(&mut f, data)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| fail(&path, e))?;
+    std::io::Write::write_all(&mut f, data).map_err(|e| fail(&path, e))?;
     Ok(path)
 }

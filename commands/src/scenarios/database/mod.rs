@@ -775,10 +775,10 @@ pub async fn preflight(
     let rx = pipeline::start(body, ids, counters.clone());
     let facts = preflight::read(rx, &counters, database, progress, &object.key)
         .await
-        .map_err(fail)?;
+        .map_err(|e| fail(e.to_string()))?;
     let seen = preflight::look_at(target, &facts.needs)
         .await
-        .map_err(fail)?;
+        .map_err(|e| fail(e.to_string()))?;
     let create = load_options(engine, target).create_missing_roles;
     let mut lacks = Vec::new();
     if !seen.missing_roles.is_empty() && !create {

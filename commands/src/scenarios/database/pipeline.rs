@@ -276,7 +276,7 @@ pub fn decode(
         }));
         let failed = match run {
             Ok(Ok(())) => return,
-            Ok(Err(e)) => e,
+            Ok(Err(e)) => e.0,
             Err(panic) => format!(
                 "drbot's backup reader stopped unexpectedly after {} bytes of SQL ({} bytes downloaded): {}",
                 Counters::get(&counters.sql_bytes),
@@ -360,6 +360,20 @@ const PGDMP: &[u8] = b"PGDMP";
 /// returns false when nobody listens any more. Synchronous: the decode thread runs it, and so
 /// does the fuzz target. An `Err` is the reason decoding failed; nothing follows it.
 pub fn decode_blocking(
+    reader: Box<dyn Read + Send>,
+    identities: &Identities,
+    counters: &Counters,
+    send: &mut dyn FnMut(Msg) -> bool,
+) -> Result<(), DecodeError> {
+    decode_layers(reader, identities, counters, send).map_err(DecodeError)
+}
+
+/// Why a backup could not be decoded: which layer, and what was wrong with it, in words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+fn decode_layers(
     reader: Box<dyn Read + Send>,
     identities: &Identities,
     counters: &Counters,

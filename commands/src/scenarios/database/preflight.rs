@@ -61,6 +61,23 @@ impl BackupFacts {
     }
 }
 
+/// Why a preflight could not finish: the backup, a statement the rules refuse, or the target.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// The backup could not be read to its end.
+    #[error("{0}")]
+    Backup(String),
+    /// A statement the restore's rules refuse.
+    #[error("{0}")]
+    Refused(String),
+    /// The target could not be reached.
+    #[error(transparent)]
+    Connect(#[from] crate::pg::TargetError),
+    /// The target could not be looked at.
+    #[error("{0}")]
+    Target(String),
+}
+
 /// How often the preflight reports progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -72,7 +89,7 @@ pub async fn read(
     database: Option<String>,
     progress: &dyn ProgressSink,
     what: &str,
-) -> Result<BackupFacts, String> {
+) -> Result<BackupFacts, PreflightError> {
     let started = Instant::now();
     let mut facts = BackupFacts::default();
     let mut policy = Policy::new(database);
@@ -103,23 +120,27 @@ pub async fn read(
             }
             Some(Msg::Pieces(p)) => p,
             Some(Msg::Complete) => break,
-            Some(Msg::Failed(e)) => return Err(e),
+            Some(Msg::Failed(e)) => return Err(PreflightError::Backup(e)),
             None => {
-                return Err(format!(
+                return Err(PreflightError::Backup(format!(
                     "the backup reader stopped without saying the backup was complete (after {} bytes of SQL)",
                     Counters::get(&counters.sql_bytes)
-                ));
+                )));
             }
         };
         for piece in pieces {
             match piece {
                 Piece::Statement(s) => {
-                    policy.statement(&s).map_err(|r| r.to_string())?;
+                    policy
+                        .statement(&s)
+                        .map_err(|r| PreflightError::Refused(r.to_string()))?;
                     facts.needs.add(&s.sql);
                     facts.statements += 1;
                 }
                 Piece::CopyStart { statement, .. } => {
-                    policy.statement(&statement).map_err(|r| r.to_string())?;
+                    policy
+                        .statement(&statement)
+                        .map_err(|r| PreflightError::Refused(r.to_string()))?;
                     facts.statements += 1;
                 }
                 Piece::CopyData(_) => {}
@@ -134,7 +155,7 @@ pub async fn read(
                 } => {
                     if let super::script::MetaStep::SetRole(r) = policy
                         .meta(&command, &argument, line)
-                        .map_err(|r| r.to_string())?
+                        .map_err(|r| PreflightError::Refused(r.to_string()))?
                     {
                         facts.needs.roles.insert(r);
                     }
@@ -142,15 +163,17 @@ pub async fn read(
             }
         }
     }
-    policy.finish().map_err(|r| r.to_string())?;
+    policy
+        .finish()
+        .map_err(|r| PreflightError::Refused(r.to_string()))?;
     facts.sql_bytes = Counters::get(&counters.sql_bytes);
     facts.elapsed = started.elapsed();
     Ok(facts)
 }
 
 /// Looks at the target (reads only): what it lacks of `needs`, and who is connected.
-pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, String> {
-    let client = target.connect().await.map_err(|e| e.to_string())?;
+pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, PreflightError> {
+    let client = target.connect().await?;
     let roles: Vec<String> = needs.roles.iter().cloned().collect();
     let have = present(
         &client,
@@ -176,7 +199,12 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Stri
             &[],
         )
         .await
-        .map_err(|e| format!("could not list the target's sessions: {}", pg_error(&e)))?;
+        .map_err(|e| {
+            PreflightError::Target(format!(
+                "could not list the target's sessions: {}",
+                pg_error(&e)
+            ))
+        })?;
     let sessions = sessions(&rows);
     Ok(TargetFacts {
         missing_roles: roles.into_iter().filter(|r| !have.contains(r)).collect(),
@@ -194,11 +222,16 @@ async fn present(
     sql: &str,
     names: &[String],
     what: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, PreflightError> {
     Ok(client
         .query(sql, &[&names])
         .await
-        .map_err(|e| format!("could not read the target's {what}: {}", pg_error(&e)))?
+        .map_err(|e| {
+            PreflightError::Target(format!(
+                "could not read the target's {what}: {}",
+                pg_error(&e)
+            ))
+        })?
         .iter()
         .map(|r| r.get(0))
         .collect())
