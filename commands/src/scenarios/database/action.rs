@@ -4,14 +4,31 @@
 
 use std::sync::Arc;
 
+use super::catalogue::{backup_bucket, identities, resolve_backup, size, taken_at};
+use super::restore::{preflight, run_restore};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
-use crate::grammar::{CommandSpec, Invocation};
+use crate::grammar::{CommandSpec, Invocation, Text, auto, cmd, destructive, req};
 use crate::options::required;
 use crate::pg::Target;
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::scenario::{Answer, Boxed, Destructive, Inputs, Prepared, Reread};
+
+/// `/db restore`: the scenario's one destructive command.
+pub const RESTORE: CommandSpec = destructive(cmd(
+    "db",
+    Some("restore"),
+    "Stream a backup into a database target",
+    &[
+        auto(req(
+            "backup",
+            "Backup key, a name under the prefix, or latest",
+            Text,
+        )),
+        auto(req("target", "Database target from the config", Text)),
+    ],
+));
 
 /// `/db restore`.
 pub struct Restore;
@@ -39,7 +56,7 @@ impl Destructive for Restore {
     }
 
     fn spec(&self) -> &'static CommandSpec {
-        &super::RESTORE
+        &RESTORE
     }
 
     fn prepare<'a>(
@@ -51,11 +68,10 @@ impl Destructive for Restore {
         Box::pin(async move {
             let target = Target::resolve(engine.config(), required(inv, "target")?, &engine.env())?;
             let addr = target_addr(&target)?;
-            let (bucket, s) = super::backup_bucket(engine)?;
-            let object =
-                super::resolve_backup(&bucket, &s.db_prefix, required(inv, "backup")?).await?;
+            let (bucket, s) = backup_bucket(engine)?;
+            let object = resolve_backup(&bucket, &s.db_prefix, required(inv, "backup")?).await?;
             let now = engine.now();
-            let taken = super::taken_at(&object)
+            let taken = taken_at(&object)
                 .map(|t| {
                     format!(
                         ", taken {}, {} old",
@@ -64,11 +80,11 @@ impl Destructive for Restore {
                     )
                 })
                 .unwrap_or_default();
-            let checked = super::preflight(engine, &bucket, &object, &target, progress).await?;
+            let checked = preflight(engine, &bucket, &object, &target, progress).await?;
             let summary = format!(
                 "restore {} ({}{taken}) into {} ({}); {}",
                 object.key,
-                super::size(object.size),
+                size(object.size),
                 target.name,
                 target.shown(),
                 checked.short
@@ -99,7 +115,7 @@ impl Destructive for Restore {
                 Reread::Gone(format!("target {name} can no longer be resolved ({e})"))
             })?;
             let addr = target_addr(&target).map_err(|e| Reread::Gone(e.to_string()))?;
-            let (bucket, _) = super::backup_bucket(engine).map_err(Reread::Failed)?;
+            let (bucket, _) = backup_bucket(engine).map_err(Reread::Failed)?;
             let object = match bucket.head(key).await {
                 Ok(Some(o)) => o,
                 Ok(None) => {
@@ -133,7 +149,7 @@ impl Destructive for Restore {
                 get(before, "target_addr")
             );
         }
-        let size = |m: &Inputs| super::size(get(m, "size").parse().unwrap_or(0));
+        let size = |m: &Inputs| size(get(m, "size").parse().unwrap_or(0));
         format!(
             "the backup {key} changed since it was requested (ETag {} → {}, {} → {})",
             get(before, "etag"),
@@ -153,7 +169,7 @@ impl Destructive for Restore {
     ) -> Boxed<'a, Answer> {
         Box::pin(async move {
             let target = Target::resolve(engine.config(), input(inputs, "target")?, &engine.env())?;
-            let (bucket, _) = super::backup_bucket(engine)?;
+            let (bucket, _) = backup_bucket(engine)?;
             let key = input(inputs, "backup")?;
             let object = bucket
                 .head(key)
@@ -167,8 +183,8 @@ impl Destructive for Restore {
                     "the backup {key} changed while the approval was checked. Nothing was run."
                 )));
             }
-            let ids = Arc::new(super::identities(engine)?);
-            super::run_restore(engine, ctx, inv, &bucket, &object, &target, ids, progress).await
+            let ids = Arc::new(identities(engine)?);
+            run_restore(engine, ctx, inv, &bucket, &object, &target, ids, progress).await
         })
     }
 }

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::catalogue::{MANIFEST_SUFFIX, backup_bucket, backup_name, size};
 use super::splitter::{Piece, Splitter};
-use super::{MANIFEST_SUFFIX, backup_bucket, backup_name, size};
 use crate::bucket::{Bucket, PART_SIZE};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;

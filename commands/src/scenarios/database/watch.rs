@@ -17,7 +17,7 @@ pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
     let Ok((bucket, _)) = crate::bucket::backup_bucket(engine.config(), &engine.env()) else {
         return Ok(Vec::new());
     };
-    let newest = match super::list_backups(&bucket, &storage.db_prefix).await {
+    let newest = match super::catalogue::list_backups(&bucket, &storage.db_prefix).await {
         Ok(list) => list.into_iter().next(),
         Err(e) => {
             tracing::warn!(error = %e, "RPO watch could not list backups");
@@ -26,7 +26,10 @@ pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
     };
     let now = engine.now();
     let rpo = Duration::minutes(engine.config().objectives.rpo.database as i64);
-    let age = newest.as_ref().and_then(super::taken_at).map(|t| now - t);
+    let age = newest
+        .as_ref()
+        .and_then(super::catalogue::taken_at)
+        .map(|t| now - t);
     let breached = age.is_none_or(|a| a > rpo);
     if breached == engine.store().rpo_breached()? {
         return Ok(Vec::new());

@@ -1,0 +1,382 @@
+//! `/db restore` once approved: the preflight that reads the whole backup before anyone is
+//! asked, and the streaming restore into the target in one transaction, with live progress.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Duration;
+use drbot_state::{EntryKind, StepState};
+
+use super::catalogue::{identities, size, taken_at};
+use super::pipeline::{self, Counters, Identities};
+use super::{backup, load, preflight, verify};
+use crate::bucket::{Bucket, ObjectInfo};
+use crate::engine::{Context, Engine};
+use crate::error::CommandError;
+use crate::grammar::Invocation;
+use crate::pg::Target;
+use crate::progress::ProgressSink;
+use crate::render;
+use crate::reply::Reply;
+
+/// How often long work reports progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64) -> String {
+    let total = Counters::get(&c.total);
+    let read = Counters::get(&c.downloaded);
+    let pct = (read * 100).checked_div(total).unwrap_or(0);
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let rows = Counters::get(&c.rows);
+    let table = c.table();
+    let waiting = c.waiting();
+    if !waiting.is_empty() {
+        return format!(
+            "Restoring: {waiting} (for up to {lock_wait_secs}s, then it rolls back and names it)"
+        );
+    }
+    format!(
+        "Restoring: {} of {} downloaded ({pct}%), {} of SQL, {} tables, {rows} rows ({:.0} rows/s){}",
+        size(read),
+        size(total),
+        size(Counters::get(&c.sql_bytes)),
+        Counters::get(&c.tables),
+        rows as f64 / secs,
+        if table.is_empty() {
+            String::new()
+        } else {
+            format!(", now {table}")
+        }
+    )
+}
+
+/// `/db restore`, once approved: streams a resolved backup into a target in one transaction.
+/// Only the approval gate calls this, after re-reading the backup and the target.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_restore(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    bucket: &Bucket,
+    object: &ObjectInfo,
+    target: &Target,
+    ids: Arc<Identities>,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let what = format!(
+        "{} restoring {} since {}",
+        ctx.actor.name,
+        object.key,
+        render::time(engine.now(), engine.now())
+    );
+    let _guard = engine
+        .restores()
+        .take(&target.name, what)
+        .map_err(|running| {
+            CommandError::Refused(format!(
+                "A restore into {} is already running ({running}). Wait for it to finish.",
+                target.name
+            ))
+        })?;
+    let taken = taken_at(object)
+        .map(|t| format!(" taken {}", render::stamp(t)))
+        .unwrap_or_default();
+    engine.record(
+        ctx,
+        inv,
+        EntryKind::Command,
+        format!(
+            "Restore of {} ({}{taken}) into {} started.",
+            object.key,
+            size(object.size),
+            target.name
+        ),
+    )?;
+    engine.step_started(ctx, inv, inv.spec, Some(&target.name))?;
+    engine.store().flush().await?;
+    progress.update(&format!(
+        "Restoring {} ({}) into {}…",
+        object.key,
+        size(object.size),
+        target.name
+    ));
+
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    Counters::add(&counters.total, object.size);
+    let options = load_options(engine, target);
+    let lock_wait = options.lock_wait.as_secs();
+    let result = async {
+        let client = target.connect().await.map_err(RestoreError::Target)?;
+        let (_, body) = bucket
+            .get(&object.key, object.etag.as_deref())
+            .await
+            .map_err(RestoreError::Bucket)?;
+        let rx = pipeline::start(body, ids, counters.clone());
+        let load = async {
+            load::load(&client, target, rx, &counters, &options)
+                .await
+                .map_err(RestoreError::Load)
+        };
+        tokio::pin!(load);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                r = &mut load => break r,
+                _ = tick.tick() => progress.update(&progress_line(&counters, started, lock_wait)),
+            }
+        }
+    }
+    .await;
+    let elapsed = Duration::milliseconds(started.elapsed().as_millis() as i64);
+    match result {
+        Ok(loaded) => {
+            let layers: Vec<&str> = loaded.layers.iter().map(|l| l.as_str()).collect();
+            let how = format!(
+                "{} statements, {} tables, {} rows{}",
+                Counters::get(&counters.statements),
+                Counters::get(&counters.tables),
+                Counters::get(&counters.rows),
+                match loaded.format {
+                    pipeline::Format::Plain => "",
+                    pipeline::Format::Custom => " (custom format, read through pg_restore)",
+                }
+            );
+            let summary = format!(
+                "Restored {} into {} in {}: {} downloaded{}, {} of SQL; {how}.",
+                object.key,
+                target.name,
+                render::duration(elapsed),
+                size(Counters::get(&counters.downloaded)),
+                if layers.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", layers.join(" → "))
+                },
+                size(Counters::get(&counters.sql_bytes)),
+            );
+            let mut notes = String::new();
+            if loaded.moot_drops > 0 {
+                let _ = write!(
+                    notes,
+                    "\n{} of pg_dump's --clean DROPs failed at first and were moot once the others had run (a partition's inherited key goes with its table).",
+                    loaded.moot_drops
+                );
+            }
+            if !loaded.roles_created.is_empty() {
+                let _ = write!(
+                    notes,
+                    "\nCreated the roles the backup needs (NOLOGIN): {}.",
+                    loaded.roles_created.join(", ")
+                );
+            }
+            if !loaded.created_since.is_empty() {
+                let shown: Vec<&str> = loaded
+                    .created_since
+                    .iter()
+                    .take(50)
+                    .map(String::as_str)
+                    .collect();
+                let _ = write!(
+                    notes,
+                    "\nIn {} but not in the backup (created since it was taken; left as they are): {}{}.",
+                    target.name,
+                    shown.join(", "),
+                    if loaded.created_since.len() > 50 {
+                        ", and more"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            engine.record(ctx, inv, EntryKind::Command, format!("{summary}{notes}"))?;
+            engine.store().record_restore(
+                &target.name,
+                &drbot_state::LastRestore {
+                    key: object.key.clone(),
+                    at: engine.now(),
+                    by: ctx.actor.name.clone(),
+                },
+            )?;
+            engine.step_finished(
+                ctx,
+                inv,
+                inv.spec,
+                Some(&target.name),
+                StepState::Done,
+                None,
+            )?;
+            // After a restore: sequences and the other integrity checks.
+            let manifest = backup::fetch_manifest(bucket, &object.key).await;
+            let report = verify::run(engine, target, manifest.as_ref()).await;
+            let verdict = match &report {
+                Ok(r) => r.render(),
+                Err(e) => format!("Verification could not run: {e}"),
+            };
+            engine.record(
+                ctx,
+                inv,
+                EntryKind::Command,
+                format!(
+                    "Verify after restore: {}",
+                    verdict.lines().next().unwrap_or_default()
+                ),
+            )?;
+            Ok(Reply::done(format!(
+                "{summary}{notes}\n{verdict}\nNext: /db verify target:{} after any fixes, then /search reindex.",
+                target.name
+            )))
+        }
+        Err(e) => {
+            let text = format!(
+                "Restore of {} into {} failed after {}: {e}. The transaction was rolled back: {} is as it was before.",
+                object.key,
+                target.name,
+                render::duration(elapsed),
+                target.name
+            );
+            engine.record(ctx, inv, EntryKind::Command, &text)?;
+            engine.step_finished(
+                ctx,
+                inv,
+                inv.spec,
+                Some(&target.name),
+                StepState::Failed,
+                Some(e.to_string()),
+            )?;
+            Err(CommandError::Failed(text))
+        }
+    }
+}
+
+/// Why a restore stopped before it committed: the target, the bucket, or the load, each in
+/// its own words.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The target could not be reached.
+    #[error(transparent)]
+    Target(crate::pg::TargetError),
+    /// The backup could not be fetched.
+    #[error(transparent)]
+    Bucket(crate::bucket::BucketError),
+    /// The load stopped and was rolled back.
+    #[error(transparent)]
+    Load(load::LoadError),
+}
+
+/// The restore's options for `target`: `[restore] lock_wait_secs`, the target's
+/// `create_missing_roles`.
+fn load_options(engine: &Engine, target: &Target) -> load::LoadOptions {
+    load::LoadOptions {
+        lock_wait: std::time::Duration::from_secs(engine.config().restore.lock_wait_secs),
+        create_missing_roles: engine
+            .config()
+            .targets
+            .get(&target.name)
+            .is_some_and(|t| t.create_missing_roles),
+    }
+}
+
+/// What the preflight found, for the approval request.
+pub struct Checked {
+    /// A few words for the request's summary.
+    pub short: String,
+    /// Lines for the reply: sessions connected, roles to be created.
+    pub details: String,
+}
+
+/// The restore's preflight: reads the whole backup and looks at the target. A backup that
+/// fails it is not offered for approval.
+pub async fn preflight(
+    engine: &Engine,
+    bucket: &Bucket,
+    object: &ObjectInfo,
+    target: &Target,
+    progress: &dyn ProgressSink,
+) -> Result<Checked, CommandError> {
+    let fail = |e: String| {
+        CommandError::Failed(format!(
+            "The preflight of {} for {} failed: {e}. Nothing was changed: {} is as it was before, and no approval was requested.",
+            object.key, target.name, target.name
+        ))
+    };
+    let ids = Arc::new(identities(engine)?);
+    let counters = Arc::new(Counters::default());
+    Counters::add(&counters.total, object.size);
+    progress.update(&format!(
+        "Checking {} ({}) before asking for approval: reading it whole…",
+        object.key,
+        size(object.size)
+    ));
+    let (_, body) = bucket
+        .get(&object.key, object.etag.as_deref())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let database = target
+        .pg_config()
+        .ok()
+        .and_then(|(c, _)| c.get_dbname().map(str::to_string));
+    let rx = pipeline::start(body, ids, counters.clone());
+    let facts = preflight::read(rx, &counters, database, progress, &object.key)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let seen = preflight::look_at(target, &facts.needs)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let create = load_options(engine, target).create_missing_roles;
+    let mut lacks = Vec::new();
+    if !seen.missing_roles.is_empty() && !create {
+        lacks.push(format!("roles {}", seen.missing_roles.join(", ")));
+    }
+    if !seen.missing_extensions.is_empty() {
+        lacks.push(format!(
+            "extensions {} (not installable on its server)",
+            seen.missing_extensions.join(", ")
+        ));
+    }
+    if !lacks.is_empty() {
+        let hint = if !seen.missing_roles.is_empty() && !create {
+            format!(
+                " Create the roles first, or, for a scratch or staging target, set [targets.{}] create_missing_roles = true so the restore creates them (NOLOGIN).",
+                target.name
+            )
+        } else {
+            String::new()
+        };
+        return Err(fail(format!(
+            "the backup needs what {} lacks: {}.{hint} The restore could not succeed",
+            target.name,
+            lacks.join("; ")
+        )));
+    }
+    let mut short = format!(
+        "{}, read in {:.1}s",
+        facts.line(),
+        facts.elapsed.as_secs_f64()
+    );
+    let mut details = String::new();
+    if create && !seen.missing_roles.is_empty() {
+        let _ = write!(
+            short,
+            "; will create roles {}",
+            seen.missing_roles.join(", ")
+        );
+    }
+    if seen.sessions.is_empty() {
+        let _ = write!(details, "No other session is connected to {}.", target.name);
+    } else {
+        let _ = write!(short, "; {} other sessions connected", seen.sessions.len());
+        let _ = write!(
+            details,
+            "{} other session(s) connected to {} (the runbook stops the applications first: /step done step:stop-apps):",
+            seen.sessions.len(),
+            target.name
+        );
+        for s in seen.sessions.iter().take(10) {
+            let _ = write!(details, "\n  {s}");
+        }
+    }
+    Ok(Checked { short, details })
+}
