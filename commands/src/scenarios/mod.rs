@@ -61,3 +61,51 @@ pub fn action_of_kind(kind: &str) -> Option<&'static dyn Destructive> {
         .flat_map(|s| s.actions().iter().copied())
         .find(|a| a.kind() == kind)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_one_owner_and_every_destructive_one_an_action_or_none_yet() {
+        let core: Vec<String> = grammar::LIFECYCLE
+            .iter()
+            .chain(grammar::GATE)
+            .chain(grammar::NOTIFY)
+            .map(CommandSpec::path)
+            .collect();
+        for spec in table().specs() {
+            let owners = ALL
+                .iter()
+                .filter(|s| s.commands().iter().any(|c| c.path() == spec.path()))
+                .count();
+            let in_core = core.contains(&spec.path());
+            assert_eq!(
+                owners + usize::from(in_core),
+                1,
+                "{} must have exactly one owner",
+                spec.path()
+            );
+            let owner = owner(spec);
+            if spec.destructive {
+                // A built scenario's destructive command goes through the gate as an action.
+                let built = owner.is_some_and(|s| s.built());
+                assert_eq!(action_for(spec).is_some(), built, "{}", spec.path());
+            } else {
+                assert!(action_for(spec).is_none(), "{}", spec.path());
+            }
+        }
+        // Actions are found by their stored kind, and their command is their scenario's.
+        for s in ALL {
+            for a in s.actions() {
+                assert!(action_of_kind(a.kind()).is_some_and(|b| b.kind() == a.kind()));
+                assert!(s.commands().iter().any(|c| c.path() == a.spec().path()));
+                assert!(a.spec().destructive, "{}", a.kind());
+            }
+        }
+        // Only built scenarios are registered in Discord; the table still parses the others.
+        let registered: Vec<&str> = table().built().map(|c| c.group).collect();
+        assert!(registered.contains(&"db") && !registered.contains(&"storage"));
+        assert!(table().parse("/storage check").is_ok());
+    }
+}
