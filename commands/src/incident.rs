@@ -155,7 +155,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         text,
         "{} runbook steps (/step list). {}",
         steps.len(),
-        next_line(&incident)
+        next_line(engine, &incident)
     );
     text.push_str(&notified);
     Ok(Reply::done(text))
@@ -238,10 +238,14 @@ fn notify_on(
 }
 
 /// The line naming the next step and how to do it.
-pub(crate) fn next_line(incident: &Incident) -> String {
+pub(crate) fn next_line(engine: &Engine, incident: &Incident) -> String {
     match next_step(incident) {
         Some((n, rec)) => match runbook_step(incident, &rec.id) {
-            Some(step) => format!("Next: {n}. {} — {}.", step.title, step.how()),
+            Some(step) => format!(
+                "Next: {n}. {} — {}.",
+                step.title,
+                step.how(engine.config().production_target())
+            ),
             None => format!("Next: {n}. {}.", rec.id),
         },
         None => match incident.status {
@@ -386,7 +390,7 @@ pub fn status_text(engine: &Engine, incident: &Incident) -> String {
             let _ = writeln!(text, "  {p}");
         }
     }
-    text.push_str(&next_line(incident));
+    text.push_str(&next_line(engine, incident));
     text
 }
 
@@ -503,7 +507,7 @@ pub fn note(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, C
     Ok(Reply::done(format!(
         "Noted on {}'s timeline. {}",
         updated.id,
-        next_line(&updated)
+        next_line(engine, &updated)
     )))
 }
 

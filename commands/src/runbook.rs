@@ -192,10 +192,15 @@ impl Step {
         })
     }
 
-    /// What to do next for this step, in one line.
-    pub fn how(&self) -> String {
+    /// What to do next for this step, in one line; `production` names the production target.
+    pub fn how(&self, production: &str) -> String {
         match self.action {
-            Action::Automated(cmd, _) => format!("run {cmd}"),
+            Action::Automated(cmd, _) => {
+                format!(
+                    "run {}",
+                    cmd.replace("target:production", &format!("target:{production}"))
+                )
+            }
             Action::Manual([]) => format!("confirm it, then /step done step:{}", self.id),
             Action::Manual(items) if items.len() == 1 => {
                 format!("{}, then /step done step:{}", items[0], self.id)
@@ -505,6 +510,11 @@ mod tests {
         let restore = db.step("db-restore").expect("step");
         assert!(!restore.done_by(id("db", "restore"), Some("staging"), "production"));
         assert!(!restore.done_by(id("db", "verify"), Some("production"), "production"));
+        // What to type names the configured production target.
+        assert_eq!(
+            restore.how("main"),
+            "run /db restore backup:latest target:main"
+        );
         // Manual steps are done by no command.
         let stop = db.step("stop-apps").expect("step");
         assert!(!stop.done_by(id("db", "restore"), Some("production"), "production"));

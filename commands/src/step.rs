@@ -53,7 +53,7 @@ pub fn list(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, C
         incident.id, incident.scenario
     );
     text.push_str(&steps_block(&incident, engine.now()));
-    text.push_str(&next_line(&incident));
+    text.push_str(&next_line(engine, &incident));
     Ok(Reply::done(text))
 }
 
@@ -134,6 +134,6 @@ fn change(
     Ok(Reply::done(format!(
         "Step {n}. {title} is {verb} ({}). {}",
         updated.id,
-        next_line(&updated)
+        next_line(engine, &updated)
     )))
 }

@@ -107,7 +107,7 @@ impl Engine {
                         i.id,
                         render::duration(rto),
                         render::duration(elapsed),
-                        next_line(i)
+                        next_line(self, i)
                     )
                 } else {
                     format!(
@@ -115,7 +115,7 @@ impl Engine {
                         i.id,
                         render::duration(rto),
                         render::duration(rto - elapsed),
-                        next_line(i)
+                        next_line(self, i)
                     )
                 };
                 out.push((PostKind::RtoWarning(top), text));
@@ -144,7 +144,7 @@ impl Engine {
                      Add a note (/incident note) or mark a step (/step done). {}",
                     i.id,
                     render::duration(quiet_for),
-                    next_line(i)
+                    next_line(self, i)
                 ),
             ));
         }
