@@ -504,14 +504,7 @@ async fn a_discord_user_named_like_a_configured_person_is_someone_else() {
     assert_eq!(req.requested_by_id, "person:alice");
     assert_eq!(req.approval_ids, ["unix:4242"]);
     assert_eq!(req.status, ApprovalStatus::Executed);
-    let text: String = s
-        .engine
-        .store()
-        .timeline(IncidentId(1))
-        .unwrap()
-        .into_iter()
-        .map(|e| e.text + "\n")
-        .collect();
+    let text = s.timeline(IncidentId(1));
     assert!(
         text.contains(&format!("{id} approved by alice (unix:4242)")),
         "{text}"

@@ -161,6 +161,28 @@ impl Setup {
     }
 
     /// A destructive command asked for by alice and approved by bob.
+    /// The incident's timeline, one entry a line.
+    pub fn timeline(&self, id: IncidentId) -> String {
+        self.engine
+            .store()
+            .timeline(id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text + "\n")
+            .collect()
+    }
+
+    /// A backup of the source taken at 2026-11-25 09:00, and a sev1 database incident.
+    pub async fn backup_and_declare(&self) {
+        self.upload(
+            "2026-11-25T09-00-00Z.sql.xz.age",
+            &format!("{} | xz | {}", self.dump_cmd(), self.age()),
+        )
+        .await;
+        self.run("/incident declare scenario:database severity:sev1 title:\"db gone\"")
+            .await;
+    }
+
     pub async fn approved(&self, line: &str) -> Reply {
         approved_with(&self.engine, line, &drbot_commands::progress::NoProgress).await
     }
@@ -631,13 +653,7 @@ async fn a_restore_inside_an_incident_marks_its_step() {
     let s = setup_staging_is_production().await;
     s.source
         .psql("CREATE TABLE a (x int); INSERT INTO a SELECT generate_series(1, 1000);");
-    s.upload(
-        "2026-11-25T09-00-00Z.sql.xz.age",
-        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
-    )
-    .await;
-    s.run("/incident declare scenario:database severity:sev1 title:\"db gone\"")
-        .await;
+    s.backup_and_declare().await;
     let r = s.approved("/db restore backup:latest target:staging").await;
     assert_outcome(&r, Outcome::Done);
     let incident = s.engine.store().incident(IncidentId(1)).unwrap().unwrap();
@@ -683,13 +699,7 @@ async fn a_restore_into_staging_leaves_the_production_restore_step_pending() {
     let s = setup().await;
     s.source
         .psql("CREATE TABLE a (x int); INSERT INTO a VALUES (1);");
-    s.upload(
-        "2026-11-25T09-00-00Z.sql.xz.age",
-        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
-    )
-    .await;
-    s.run("/incident declare scenario:database severity:sev1 title:\"db gone\"")
-        .await;
+    s.backup_and_declare().await;
     let r = s.approved("/db restore backup:latest target:staging").await;
     assert_outcome(&r, Outcome::Done);
     assert!(s.target.dump().contains("CREATE TABLE public.a"));
@@ -703,14 +713,7 @@ async fn a_restore_into_staging_leaves_the_production_restore_step_pending() {
             "{step}"
         );
     }
-    let joined: String = s
-        .engine
-        .store()
-        .timeline(IncidentId(1))
-        .unwrap()
-        .into_iter()
-        .map(|e| e.text + "\n")
-        .collect();
+    let joined = s.timeline(IncidentId(1));
     assert!(
         joined.contains("Restore of db/2026-11-25T09-00-00Z.sql.xz.age"),
         "{joined}"

@@ -218,6 +218,39 @@ pub trait Destructive: Send + Sync {
     ) -> Boxed<'a, Answer>;
 }
 
+/// A scenario whose commands are in the table but do nothing yet: each answers "not built
+/// yet", and none is registered in Discord.
+pub struct NotBuilt {
+    /// Its name.
+    pub name: &'static str,
+    /// Its rows of the command table.
+    pub commands: &'static [CommandSpec],
+}
+
+impl Scenario for NotBuilt {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn commands(&self) -> &'static [CommandSpec] {
+        self.commands
+    }
+
+    fn built(&self) -> bool {
+        false
+    }
+
+    fn run<'a>(
+        &'a self,
+        _engine: &'a Engine,
+        _ctx: &'a Context,
+        inv: &'a Invocation,
+        _progress: &'a dyn ProgressSink,
+    ) -> Boxed<'a, Answer> {
+        Box::pin(async move { Err(not_built(inv)) })
+    }
+}
+
 /// The answer of a command whose scenario is not built yet.
 pub fn not_built(inv: &Invocation) -> CommandError {
     CommandError::Refused(format!(

@@ -23,10 +23,10 @@ use crate::scenario::{Destructive, Scenario};
 /// Every scenario module, in help order.
 pub static ALL: &[&dyn Scenario] = &[
     &database::Database,
-    &storage::Storage,
-    &search::Search,
-    &api::Api,
-    &drill::Drill,
+    &storage::STORAGE,
+    &search::SEARCH,
+    &api::API,
+    &drill::DRILL,
 ];
 
 /// The one command table: the lifecycle, each scenario's rows, the gate, notifications.

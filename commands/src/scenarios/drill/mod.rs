@@ -3,7 +3,7 @@
 //! Not built yet: its commands answer so, and Discord does not register them.
 
 use crate::grammar::{Choice, CommandSpec, cmd, req};
-use crate::scenario::{Answer, Boxed, Scenario, not_built};
+use crate::scenario::NotBuilt;
 
 /// The drills of the runbook.
 const DRILLS: &[&str] = &["database", "storage", "full"];
@@ -25,28 +25,7 @@ const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The drill module.
-pub struct Drill;
-
-impl Scenario for Drill {
-    fn name(&self) -> &'static str {
-        "drill"
-    }
-
-    fn commands(&self) -> &'static [CommandSpec] {
-        COMMANDS
-    }
-
-    fn built(&self) -> bool {
-        false
-    }
-
-    fn run<'a>(
-        &'a self,
-        _engine: &'a crate::engine::Engine,
-        _ctx: &'a crate::engine::Context,
-        inv: &'a crate::grammar::Invocation,
-        _progress: &'a dyn crate::progress::ProgressSink,
-    ) -> Boxed<'a, Answer> {
-        Box::pin(async move { Err(not_built(inv)) })
-    }
-}
+pub const DRILL: NotBuilt = NotBuilt {
+    name: "drill",
+    commands: COMMANDS,
+};

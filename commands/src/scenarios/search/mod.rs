@@ -4,7 +4,7 @@
 //! Not built yet: its commands answer so, and Discord does not register them.
 
 use crate::grammar::{CommandSpec, cmd};
-use crate::scenario::{Answer, Boxed, Scenario, not_built};
+use crate::scenario::NotBuilt;
 
 /// Its rows of the command table.
 const COMMANDS: &[CommandSpec] = &[
@@ -25,28 +25,7 @@ const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The search module.
-pub struct Search;
-
-impl Scenario for Search {
-    fn name(&self) -> &'static str {
-        "search"
-    }
-
-    fn commands(&self) -> &'static [CommandSpec] {
-        COMMANDS
-    }
-
-    fn built(&self) -> bool {
-        false
-    }
-
-    fn run<'a>(
-        &'a self,
-        _engine: &'a crate::engine::Engine,
-        _ctx: &'a crate::engine::Context,
-        inv: &'a crate::grammar::Invocation,
-        _progress: &'a dyn crate::progress::ProgressSink,
-    ) -> Boxed<'a, Answer> {
-        Box::pin(async move { Err(not_built(inv)) })
-    }
-}
+pub const SEARCH: NotBuilt = NotBuilt {
+    name: "search",
+    commands: COMMANDS,
+};
