@@ -43,6 +43,17 @@ fn target_addr(target: &Target) -> Result<String, CommandError> {
     ))
 }
 
+/// What the digest covers: the same at request and at execution, from the same place.
+fn inputs_of(object: &crate::bucket::ObjectInfo, target: &Target, addr: String) -> Inputs {
+    Inputs::from([
+        ("backup".to_string(), object.key.clone()),
+        ("etag".to_string(), object.etag.clone().unwrap_or_default()),
+        ("size".to_string(), object.size.to_string()),
+        ("target".to_string(), target.name.clone()),
+        ("target_addr".to_string(), addr),
+    ])
+}
+
 fn input<'a>(inputs: &'a Inputs, name: &str) -> Result<&'a str, CommandError> {
     inputs
         .get(name)
@@ -90,13 +101,7 @@ impl Destructive for Restore {
                 checked.short
             );
             Ok(Prepared {
-                inputs: Inputs::from([
-                    ("backup".to_string(), object.key),
-                    ("etag".to_string(), object.etag.unwrap_or_default()),
-                    ("size".to_string(), object.size.to_string()),
-                    ("target".to_string(), target.name),
-                    ("target_addr".to_string(), addr),
-                ]),
+                inputs: inputs_of(&object, &target, addr),
                 summary,
                 details: checked.details,
             })
@@ -129,13 +134,7 @@ impl Destructive for Restore {
                     ))));
                 }
             };
-            Ok(Inputs::from([
-                ("backup".to_string(), object.key),
-                ("etag".to_string(), object.etag.unwrap_or_default()),
-                ("size".to_string(), object.size.to_string()),
-                ("target".to_string(), target.name),
-                ("target_addr".to_string(), addr),
-            ]))
+            Ok(inputs_of(&object, &target, addr))
         })
     }
 
