@@ -469,6 +469,11 @@ async fn a_discord_user_named_like_a_configured_person_is_someone_else() {
         .run(&impostor, "/incident role role:comms user:bob")
         .await;
     refused(&r, "needs the commander role");
+    // Their refused attempt is on the record as them, not as alice.
+    let entries = s.engine.store().timeline(IncidentId(1)).unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!(last.kind, EntryKind::Refused);
+    assert_eq!(last.actor, "alice (discord:999)");
     let id = ask(&s.engine).await;
     let r = s
         .engine

@@ -103,7 +103,7 @@ pub async fn request(
             id,
             incident,
             place: ctx.place.key(),
-            requested_by: ctx.actor.name.clone(),
+            requested_by: ctx.actor.recorded(),
             requested_proof: ctx.actor.proof,
             command: command.clone(),
             action: action.kind().to_string(),
@@ -326,7 +326,7 @@ pub async fn approve(
                 req.id
             )));
         }
-        req.approvals.push(ctx.actor.name.clone());
+        req.approvals.push(ctx.actor.recorded());
         req.approval_ids.push(ctx.actor.id.to_string());
         if (req.approvals.len() as u32) < req.required {
             return Ok(vec![engine.entry(
@@ -341,7 +341,7 @@ pub async fn approve(
             )]);
         }
         req.status = ApprovalStatus::Executing;
-        req.decided_by = Some(ctx.actor.name.clone());
+        req.decided_by = Some(ctx.actor.recorded());
         req.decided_at = Some(now);
         Ok(vec![engine.entry(
             ctx,
@@ -488,7 +488,7 @@ pub async fn deny(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Re
             return Err(e);
         }
         req.status = ApprovalStatus::Denied;
-        req.decided_by = Some(ctx.actor.name.clone());
+        req.decided_by = Some(ctx.actor.recorded());
         req.decided_at = Some(now);
         req.reason = Some(reason.clone());
         let verb = if withdrawing { "withdrawn" } else { "denied" };

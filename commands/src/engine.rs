@@ -141,7 +141,7 @@ impl Engine {
     pub fn entry(&self, ctx: &Context, kind: EntryKind, text: impl AsRef<str>) -> NewEntry {
         NewEntry {
             at: self.now(),
-            actor: ctx.actor.name.clone(),
+            actor: ctx.actor.recorded(),
             proof: ctx.actor.proof,
             kind,
             text: self.secrets.redact(text.as_ref()),
@@ -312,7 +312,7 @@ impl Engine {
                 .map_or("", |s| s.title);
             let rec = &mut i.steps[n];
             rec.state = to;
-            rec.by = Some(ctx.actor.name.clone());
+            rec.by = Some(ctx.actor.recorded());
             rec.at = Some(now);
             if to == StepState::Running {
                 rec.started_at = Some(now);

@@ -109,17 +109,23 @@ impl Actor {
         }
     }
 
+    /// The name that goes on the record (timeline entries, who did a step, who asked and who
+    /// approved): a person's name; someone no `[people]` entry maps, with their principal, so
+    /// a Discord member called "alice" is never recorded as alice.
+    pub fn recorded(&self) -> String {
+        let id = self.id.as_str();
+        if id.starts_with("discord:") || id.starts_with("unix:") {
+            format!("{} ({id})", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// The name as shown on the timeline: asserted identities are marked.
     pub fn display(&self) -> String {
-        let id = self.id.as_str();
         match self.proof {
             Proof::Asserted => format!("{} (asserted)", self.name),
-            // Someone no [people] entry maps is shown with who they are, so a Discord member
-            // called "alice" cannot pass for alice on the record.
-            _ if id.starts_with("discord:") || id.starts_with("unix:") => {
-                format!("{} ({id})", self.name)
-            }
-            _ => self.name.clone(),
+            _ => self.recorded(),
         }
     }
 }

@@ -118,12 +118,12 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
             place: place.clone(),
             status: IncidentStatus::Open,
             declared_at: now,
-            declared_by: ctx.actor.name.clone(),
+            declared_by: ctx.actor.recorded(),
             resolved_at: None,
             resolved_by: None,
             closed_at: None,
             closed_by: None,
-            roles: [("commander".to_string(), ctx.actor.name.clone())].into(),
+            roles: [("commander".to_string(), ctx.actor.recorded())].into(),
             role_ids: [("commander".to_string(), ctx.actor.id.to_string())].into(),
             steps: steps.iter().map(|s| StepRecord::pending(s.id)).collect(),
             last_activity: now,
@@ -566,7 +566,7 @@ fn resolve_change(
 ) -> drbot_state::NewEntry {
     i.status = IncidentStatus::Resolved;
     i.resolved_at = Some(now);
-    i.resolved_by = Some(ctx.actor.name.clone());
+    i.resolved_by = Some(ctx.actor.recorded());
     i.last_activity = now;
     engine.entry(
         ctx,
@@ -640,7 +640,7 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         }
         i.status = IncidentStatus::Closed;
         i.closed_at = Some(now);
-        i.closed_by = Some(ctx.actor.name.clone());
+        i.closed_by = Some(ctx.actor.recorded());
         entries.push(engine.entry(ctx, EntryKind::Closed, "Closed."));
         Ok(entries)
     })?;

@@ -115,7 +115,7 @@ fn change(
             _ => {}
         }
         rec.state = to;
-        rec.by = Some(ctx.actor.name.clone());
+        rec.by = Some(ctx.actor.recorded());
         rec.at = Some(now);
         rec.reason = reason.clone();
         i.last_activity = now;

@@ -197,7 +197,7 @@ pub async fn run_restore(
                 &drbot_state::LastRestore {
                     key: object.key.clone(),
                     at: engine.now(),
-                    by: ctx.actor.name.clone(),
+                    by: ctx.actor.recorded(),
                 },
             )?;
             engine.step_finished(
