@@ -19,7 +19,7 @@ pub async fn run(local: Local) -> u8 {
     let (history, banner) = if local.served().await {
         let reply = local.run("/incident status").await;
         (
-            local.data_dir().join("console_history"),
+            served_history(local.data_dir()),
             format!(
                 "drbot console — acting as {}, through the running drbot serve.\n{}\nType /help for commands, /quit to leave.",
                 local.ctx.actor.display(),
@@ -132,6 +132,20 @@ fn restrict(path: &std::path::Path) {
 }
 
 /// Rewrites a history file that an older drbot (or a hand edit) left with secrets in it.
+/// Where a console talking to a running serve keeps its history: the data directory when it
+/// is ours, else (another OS user, through `[serve] socket_group`) the user's own home, so
+/// one engineer's history is never in another's directory.
+fn served_history(data_dir: &std::path::Path) -> std::path::PathBuf {
+    use nix::unistd::{AccessFlags, access};
+    if access(data_dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() {
+        return data_dir.join("console_history");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => std::path::PathBuf::from(home).join(".drbot_console_history"),
+        None => data_dir.join("console_history"),
+    }
+}
+
 fn scrub_history(path: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
