@@ -3,10 +3,12 @@
 //! A destructive command does not run when typed. Its scenario's [`Destructive`] action
 //! resolves its inputs into exact values (for `/db restore`: the backup's key and ETag, the
 //! target's address) and runs its preflight; they are stored as a request bound to a digest of
-//! them. The gate knows no scenario: it finds the action by the command, or by the stored kind. A second person with the approver role runs it with
-//! `/approve`; at that moment the inputs are read again and any change voids the approval. A
-//! request runs at most once: the move from pending to running is one sled transaction, and a
-//! request that was running when drbot stopped is marked interrupted, never re-run.
+//! them. The gate knows no scenario: it finds the action by the command, or by the stored
+//! kind. A second person with the approver role runs it with `/approve`; at that moment the
+//! action reads its inputs again, the digest is recomputed from what it read, and any change
+//! voids the approval. A request runs at most once: the move from pending to running is one
+//! sled transaction, and a request that was running when drbot stopped is marked interrupted,
+//! never re-run.
 
 use futures_util::FutureExt;
 use std::fmt::Write as _;

@@ -294,9 +294,12 @@ impl Engine {
         self.store.update_incident(id, |i| {
             let scenario = crate::runbook::scenario_of(i);
             let found = i.steps.iter().enumerate().find(|(_, rec)| {
-                let does = scenario
-                    .and_then(|s| s.step(&rec.id))
-                    .is_some_and(|step| step.done_by(command.id(), target, production));
+                // A step this command left running is marked interrupted whatever target it
+                // was on (a panic does not always know it).
+                let does = scenario.and_then(|s| s.step(&rec.id)).is_some_and(|step| {
+                    step.done_by(command.id(), target, production)
+                        || (to == StepState::Interrupted && step.bound_to(command.id()))
+                });
                 let open = match to {
                     StepState::Running => !rec.state.is_settled(),
                     StepState::Interrupted => rec.state == StepState::Running,

@@ -177,6 +177,11 @@ pub struct Step {
 }
 
 impl Step {
+    /// Whether `command` is one of the commands that do this step, on any target.
+    pub fn bound_to(&self, command: CommandId) -> bool {
+        matches!(self.action, Action::Automated(_, bindings) if bindings.iter().any(|b| b.command == command))
+    }
+
     /// Whether `command` working on `target` does this step (`production` names the
     /// production target).
     pub fn done_by(&self, command: CommandId, target: Option<&str>, production: &str) -> bool {

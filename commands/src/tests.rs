@@ -690,3 +690,35 @@ async fn a_scenario_not_built_yet_answers_so_and_changes_nothing() {
     );
     assert!(engine.store().approvals().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_step_left_running_is_interrupted_whatever_target_the_panic_knew() {
+    let f = fixture();
+    let a = alice();
+    ok(&f, &a, DECLARE).await;
+    let inv = crate::scenarios::table().parse("/db backup").unwrap();
+    f.engine
+        .step_started(&a, &inv, inv.spec, Some("production"))
+        .unwrap();
+    let step = |id: &str| {
+        f.engine
+            .store()
+            .incident(IncidentId(1))
+            .unwrap()
+            .unwrap()
+            .step(id)
+            .unwrap()
+            .state
+    };
+    assert_eq!(step("post-backups"), StepState::Running);
+    // A command on staging does not finish production's step …
+    f.engine
+        .step_finished(&a, &inv, inv.spec, Some("staging"), StepState::Done, None)
+        .unwrap();
+    assert_eq!(step("post-backups"), StepState::Running);
+    // … but the panic guard, which knows no target, marks it interrupted.
+    f.engine
+        .step_finished(&a, &inv, inv.spec, None, StepState::Interrupted, None)
+        .unwrap();
+    assert_eq!(step("post-backups"), StepState::Interrupted);
+}

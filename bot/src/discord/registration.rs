@@ -1,5 +1,6 @@
-//! Slash commands for Discord, from the command table's built commands: one application command per group, its
-//! subcommands as options of type SUB_COMMAND (or its options directly when it has none).
+//! Slash commands for Discord, from the command table's built commands: one application
+//! command per group, its subcommands as options of type SUB_COMMAND (or its options directly
+//! when it has none).
 //! The payload is what `PUT /applications/{id}/guilds/{guild}/commands` takes.
 
 use drbot_commands::grammar::{CommandSpec, OptionKind, OptionSpec};
