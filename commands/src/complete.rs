@@ -8,10 +8,6 @@ use crate::engine::{Context, Engine};
 
 pub use crate::scenario::{Choice, MAX_CHOICES};
 
-fn choice(name: String, value: String) -> Choice {
-    Choice::new(name, value)
-}
-
 impl Engine {
     /// Choices for `option` given what has been typed so far (matched anywhere, any case).
     pub async fn complete(&self, ctx: &Context, option: &str, typed: &str) -> Vec<Choice> {
@@ -20,7 +16,7 @@ impl Engine {
                 .config()
                 .targets
                 .iter()
-                .map(|(name, t)| choice(format!("{name} ({})", t.url_env), name.clone()))
+                .map(|(name, t)| Choice::new(format!("{name} ({})", t.url_env), name.clone()))
                 .collect(),
             "step" => self.step_choices(ctx),
             "request" => self
@@ -34,7 +30,7 @@ impl Engine {
                     // Short enough for Discord's 100 characters: who asked comes first.
                     let what = crate::scenarios::action_of_kind(&r.action)
                         .map_or_else(|| r.summary.clone(), |a| a.short(&r.inputs));
-                    choice(
+                    Choice::new(
                         format!("{}, asked by {}: {what}", r.id, r.requested_by),
                         r.id.to_string(),
                     )
@@ -76,7 +72,7 @@ impl Engine {
                 let title = scenario
                     .and_then(|sc| sc.step(&s.id))
                     .map_or(s.id.as_str(), |st| st.title);
-                choice(
+                Choice::new(
                     format!("{}. {title} ({})", n + 1, s.state.as_str()),
                     s.id.clone(),
                 )

@@ -448,7 +448,7 @@ impl Table {
 
     /// Whether this command does something yet.
     pub fn is_built(&self, spec: &CommandSpec) -> bool {
-        self.rows.iter().any(|(s, b)| *b && s.path() == spec.path())
+        self.rows.iter().any(|(s, b)| *b && s.id() == spec.id())
     }
 
     /// Parses a command line against the table.

@@ -45,14 +45,14 @@ pub fn table() -> &'static Table {
 pub fn owner(spec: &CommandSpec) -> Option<&'static dyn Scenario> {
     ALL.iter()
         .copied()
-        .find(|s| s.commands().iter().any(|c| c.path() == spec.path()))
+        .find(|s| s.commands().iter().any(|c| c.id() == spec.id()))
 }
 
 /// The destructive action behind a command.
 pub fn action_for(spec: &CommandSpec) -> Option<&'static dyn Destructive> {
     ALL.iter()
         .flat_map(|s| s.actions().iter().copied())
-        .find(|a| a.spec().path() == spec.path())
+        .find(|a| a.spec().id() == spec.id())
 }
 
 /// The destructive action of a stored kind (`db-restore`).
@@ -77,7 +77,7 @@ mod tests {
         for spec in table().specs() {
             let owners = ALL
                 .iter()
-                .filter(|s| s.commands().iter().any(|c| c.path() == spec.path()))
+                .filter(|s| s.commands().iter().any(|c| c.id() == spec.id()))
                 .count();
             let in_core = core.contains(&spec.path());
             assert_eq!(
@@ -99,7 +99,7 @@ mod tests {
         for s in ALL {
             for a in s.actions() {
                 assert!(action_of_kind(a.kind()).is_some_and(|b| b.kind() == a.kind()));
-                assert!(s.commands().iter().any(|c| c.path() == a.spec().path()));
+                assert!(s.commands().iter().any(|c| c.id() == a.spec().id()));
                 assert!(a.spec().destructive, "{}", a.kind());
             }
         }
