@@ -181,6 +181,7 @@ pub async fn run(config: Config) -> u8 {
 
     let mut tasks = JoinSet::new();
     let mut posts_out = JoinSet::new();
+    let mut scheduled = JoinSet::new();
     let mut exports = crate::state::Exporter::new(&config);
     let mut export_jobs = JoinSet::new();
     let mut export_tick = tokio::time::interval(crate::state::EXPORT_CHECK);
@@ -199,26 +200,20 @@ pub async fn run(config: Config) -> u8 {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {
                 match engine.tick().await {
-                    Ok(posts) => match &discord {
-                        Some((http, dc)) => {
-                            // Posted in order beside the loop: a Discord that does not answer
-                            // holds up its posts (30 s each at most), never the socket.
-                            let posts: Vec<_> = posts
-                                .into_iter()
-                                .map(|p| (commander_to_ping(&engine, &config, &p), p))
-                                .collect();
-                            let (http, dc) = (http.clone(), dc.clone());
-                            posts_out.spawn(async move {
-                                for (mention, p) in posts {
-                                    crate::discord::post(&http, &dc, &p.place, &p.text, mention).await;
-                                }
-                            });
-                        }
-                        None => for p in posts {
-                            println!("[{}] {}", p.place, p.text);
-                        },
-                    },
+                    Ok(posts) => send_posts(&engine, &config, &discord, &mut posts_out, posts),
                     Err(e) => tracing::error!(error = %e, "background work failed"),
+                }
+                // Scheduled work (snapshots) may take long: beside the loop, one round at a time.
+                if scheduled.is_empty() {
+                    let engine = engine.clone();
+                    scheduled.spawn(async move { engine.scheduled().await });
+                }
+            }
+            Some(done) = scheduled.join_next(), if !scheduled.is_empty() => {
+                match done {
+                    Ok(Ok(posts)) => send_posts(&engine, &config, &discord, &mut posts_out, posts),
+                    Ok(Err(e)) => tracing::error!(error = %e, "scheduled work failed"),
+                    Err(e) => tracing::error!(error = %e, "scheduled work stopped"),
                 }
             }
             _ = export_tick.tick() => {
@@ -393,4 +388,37 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
     let _ = tx.send(response);
     drop(tx);
     let _ = writer.await;
+}
+
+/// Delivers the background work's posts: to Discord in order beside the loop (a Discord that
+/// does not answer holds up its posts, 30 s each at most, never the socket), else printed.
+fn send_posts(
+    engine: &Engine,
+    config: &Config,
+    discord: &Option<(
+        Arc<serenity::http::Http>,
+        drbot_commands::config::DiscordConfig,
+    )>,
+    posts_out: &mut JoinSet<()>,
+    posts: Vec<drbot_commands::watch::Post>,
+) {
+    match discord {
+        Some((http, dc)) => {
+            let posts: Vec<_> = posts
+                .into_iter()
+                .map(|p| (commander_to_ping(engine, config, &p), p))
+                .collect();
+            let (http, dc) = (http.clone(), dc.clone());
+            posts_out.spawn(async move {
+                for (mention, p) in posts {
+                    crate::discord::post(&http, &dc, &p.place, &p.text, mention).await;
+                }
+            });
+        }
+        None => {
+            for p in posts {
+                println!("[{}] {}", p.place, p.text);
+            }
+        }
+    }
 }

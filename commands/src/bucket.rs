@@ -2,6 +2,13 @@
 //! addressing, and checksums only "when required" (R2 answers the SDK's default CRC32 upload
 //! checksums with 501).
 
+mod copy;
+pub mod retry;
+mod versions;
+
+pub use copy::{Headers, Source, copy_source};
+pub use versions::{Version, Versioning};
+
 use std::time::Duration;
 
 use aws_sdk_s3::config::{
@@ -167,27 +174,24 @@ impl Bucket {
     /// Every object under `prefix`, in key order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BucketError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.name)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.fail(&format!("Listing {prefix}"), e))?;
-            for o in page.contents() {
-                out.push(ObjectInfo {
-                    key: o.key().unwrap_or_default().to_string(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    last_modified: o.last_modified().and_then(to_chrono),
-                    etag: o.e_tag().map(unquote),
-                });
-            }
+        let mut pages = self.pages(prefix);
+        while let Some(page) = pages.next().await? {
+            out.extend(page);
         }
         Ok(out)
     }
 
+    /// The objects under `prefix` a page (up to 1,000) at a time, in key order: memory stays
+    /// that of one page however many objects there are.
+    pub fn pages(&self, prefix: &str) -> Pages<'_> {
+        Pages {
+            bucket: self,
+            prefix: prefix.to_string(),
+            token: None,
+            done: false,
+            requests: 0,
+        }
+    }
     /// The object's metadata, or `None` when there is no such key.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BucketError> {
         match self
@@ -234,13 +238,15 @@ impl Bucket {
 
     /// Deletes an object (a missing one is no error, as in S3).
     pub async fn delete(&self, key: &str) -> Result<(), BucketError> {
-        self.client
-            .delete_object()
-            .bucket(&self.name)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.fail(&format!("Deleting {key}"), e))?;
+        retry::throttled(|| {
+            self.client
+                .delete_object()
+                .bucket(&self.name)
+                .key(key)
+                .send()
+        })
+        .await
+        .map_err(|e| self.fail(&format!("Deleting {key}"), e))?;
         Ok(())
     }
 
@@ -251,15 +257,33 @@ impl Bucket {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<(), BucketError> {
-        self.client
-            .put_object()
-            .bucket(&self.name)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
+        self.put_with(key, body, content_type, &Default::default())
             .await
-            .map_err(|e| self.fail(&format!("Uploading {key}"), e))?;
+    }
+
+    /// Stores a small object in one request with user metadata (`x-amz-meta-*`).
+    pub async fn put_with(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), BucketError> {
+        let body = bytes::Bytes::from(body);
+        let meta: std::collections::HashMap<String, String> =
+            metadata.clone().into_iter().collect();
+        retry::throttled(|| {
+            self.client
+                .put_object()
+                .bucket(&self.name)
+                .key(key)
+                .content_type(content_type)
+                .set_metadata((!meta.is_empty()).then(|| meta.clone()))
+                .body(ByteStream::from(body.clone()))
+                .send()
+        })
+        .await
+        .map_err(|e| self.fail(&format!("Uploading {key}"), e))?;
         Ok(())
     }
 
@@ -333,6 +357,54 @@ impl Bucket {
                 .await;
         }
         result
+    }
+}
+
+/// A listing read page by page ([`Bucket::pages`]).
+pub struct Pages<'a> {
+    bucket: &'a Bucket,
+    prefix: String,
+    token: Option<String>,
+    done: bool,
+    requests: u64,
+}
+
+impl Pages<'_> {
+    /// The next page, or `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<ObjectInfo>>, BucketError> {
+        if self.done {
+            return Ok(None);
+        }
+        let b = self.bucket;
+        let page = retry::throttled(|| {
+            b.client
+                .list_objects_v2()
+                .bucket(&b.name)
+                .prefix(&self.prefix)
+                .set_continuation_token(self.token.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| b.fail(&format!("Listing {}", self.prefix), e))?;
+        self.requests += 1;
+        self.token = page.next_continuation_token().map(str::to_string);
+        self.done = page.is_truncated() != Some(true) || self.token.is_none();
+        Ok(Some(
+            page.contents()
+                .iter()
+                .map(|o| ObjectInfo {
+                    key: o.key().unwrap_or_default().to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified: o.last_modified().and_then(to_chrono),
+                    etag: o.e_tag().map(unquote),
+                })
+                .collect(),
+        ))
+    }
+
+    /// List requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
 }
 

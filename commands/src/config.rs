@@ -225,6 +225,82 @@ pub struct StorageConfig {
     pub meili_prefix: String,
     /// The media bucket.
     pub media_bucket: Option<String>,
+    /// drbot's own snapshots of the media bucket, in the backup bucket.
+    #[serde(default)]
+    pub snapshots: SnapshotsConfig,
+}
+
+/// `[storage.snapshots]`: drbot's way back for a media bucket without object versioning (R2).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotsConfig {
+    /// Where snapshots of the media bucket live in the backup bucket.
+    pub prefix: String,
+    /// `serve` takes one this often; 0: only when asked (`/storage snapshot`).
+    pub every_mins: u64,
+    /// Copies (and restores) in flight at once.
+    pub concurrency: usize,
+    /// Objects larger than this many MiB are copied in parts (UploadPartCopy): one copy
+    /// request may move at most 5 GiB.
+    pub part_copy_above_mib: u64,
+}
+
+/// The largest object one CopyObject may copy on R2 (5 GiB − 5 MiB), in MiB.
+pub const MAX_SINGLE_COPY_MIB: u64 = 5 * 1024 - 5;
+
+/// The most copies in flight `[storage.snapshots] concurrency` may ask for.
+pub const MAX_CONCURRENCY: usize = 256;
+
+impl Default for SnapshotsConfig {
+    fn default() -> Self {
+        SnapshotsConfig {
+            prefix: "media/".to_string(),
+            every_mins: 30,
+            concurrency: 16,
+            part_copy_above_mib: MAX_SINGLE_COPY_MIB,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The rules `[storage]` must keep: prefixes that cannot swallow one another, snapshots
+    /// that cannot land in the bucket they copy.
+    fn validate(&self) -> Result<(), String> {
+        let snap = &self.snapshots;
+        if snap.prefix.is_empty() || !snap.prefix.ends_with('/') || snap.prefix.starts_with('/') {
+            return Err(format!(
+                "[storage.snapshots] prefix must be a folder such as \"media/\" (ending in /), not `{}`",
+                snap.prefix
+            ));
+        }
+        for (key, other) in [("db_prefix", &self.db_prefix), ("meili_prefix", &self.meili_prefix)] {
+            if other.starts_with(&snap.prefix) || snap.prefix.starts_with(other.as_str()) {
+                return Err(format!(
+                    "[storage.snapshots] prefix `{}` and [storage] {key} `{other}` overlap; snapshots need a folder of their own",
+                    snap.prefix
+                ));
+            }
+        }
+        if self.media_bucket.as_deref() == Some(self.backup_bucket.as_str()) {
+            return Err(format!(
+                "[storage] media_bucket and backup_bucket are both `{}`: snapshots of the media bucket must live in another bucket",
+                self.backup_bucket
+            ));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&snap.concurrency) {
+            return Err(format!(
+                "[storage.snapshots] concurrency must be 1 to {MAX_CONCURRENCY}, not {}",
+                snap.concurrency
+            ));
+        }
+        if !(5..=MAX_SINGLE_COPY_MIB).contains(&snap.part_copy_above_mib) {
+            return Err(format!(
+                "[storage.snapshots] part_copy_above_mib must be 5 to {MAX_SINGLE_COPY_MIB}, not {}",
+                snap.part_copy_above_mib
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_endpoint_env() -> String {
@@ -617,6 +693,10 @@ impl Config {
             ("[objectives] rpo.database", self.objectives.rpo.database),
             ("[objectives] rpo.storage", self.objectives.rpo.storage),
             ("[objectives] rpo.search", self.objectives.rpo.search),
+            (
+                "[storage.snapshots] every_mins",
+                self.storage.as_ref().map_or(0, |s| s.snapshots.every_mins),
+            ),
         ];
         for (key, v) in minutes {
             if v > MAX_MINUTES {
@@ -652,6 +732,11 @@ impl Config {
                 return bad(format!(
                     "[people.{name}] discord_id must be a Discord id, not 0"
                 ));
+            }
+        }
+        if let Some(s) = &self.storage {
+            if let Err(message) = s.validate() {
+                return bad(message);
             }
         }
         if self.status.quiet_mins == 0 {
@@ -855,6 +940,26 @@ mod tests {
             ),
             ("[people.a]\nroles = [\"boss\"]", "unknown role `boss`"),
             ("[backup]\nxz_level = 12", "xz_level must be 0 to 9"),
+            (
+                "[storage]\nbackup_bucket = \"b\"\n[storage.snapshots]\nprefix = \"db/x/\"",
+                "[storage.snapshots] prefix `db/x/` and [storage] db_prefix `db/` overlap",
+            ),
+            (
+                "[storage]\nbackup_bucket = \"b\"\n[storage.snapshots]\nprefix = \"media\"",
+                "must be a folder such as \"media/\"",
+            ),
+            (
+                "[storage]\nbackup_bucket = \"b\"\nmedia_bucket = \"b\"",
+                "media_bucket and backup_bucket are both `b`",
+            ),
+            (
+                "[storage]\nbackup_bucket = \"b\"\n[storage.snapshots]\nconcurrency = 0",
+                "[storage.snapshots] concurrency must be 1 to 256",
+            ),
+            (
+                "[storage]\nbackup_bucket = \"b\"\n[storage.snapshots]\nevery_mins = 9999999",
+                "[storage.snapshots] every_mins must be at most",
+            ),
             (
                 "[backup]\nxz_threads = 100000",
                 "[backup] xz_threads must be 0",

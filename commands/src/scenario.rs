@@ -117,6 +117,12 @@ pub trait Scenario: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// Work it does on a schedule while serving (a snapshot every so often). It may take
+    /// long: `serve` runs it beside its loop, one round at a time.
+    fn scheduled<'a>(&'a self, _engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Its section of an incident's report, for the incident's span up to `end`.
     fn report(
         &self,

@@ -669,25 +669,21 @@ async fn a_panic_inside_a_command_is_a_recorded_failure_and_the_engine_goes_on()
 async fn a_scenario_not_built_yet_answers_so_and_changes_nothing() {
     let f = fixture();
     let engine = &f.engine;
-    let r = engine.run(&alice(), "/storage check").await;
+    let r = engine.run(&alice(), "/search health").await;
     assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
     assert!(
         r.text
-            .contains("/storage check is not built into this drbot yet")
+            .contains("/search health is not built into this drbot yet")
             && r.text.contains("Nothing was changed"),
         "{}",
         r.text
     );
-    // A destructive command of an unbuilt scenario never becomes an approval request.
+    // A destructive command whose bucket is not configured never becomes an approval request.
     let r = engine
-        .run(&alice(), "/storage restore key:a.jpg version:v1")
+        .run(&alice(), "/storage restore prefix:artworks/ at:2026-11-25T10:00:00Z")
         .await;
     assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
-    assert!(
-        r.text.contains("with a second person watching"),
-        "{}",
-        r.text
-    );
+    assert!(r.text.contains("No bucket is configured"), "{}", r.text);
     assert!(engine.store().approvals().unwrap().is_empty());
 }
 

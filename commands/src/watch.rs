@@ -41,6 +41,21 @@ impl Engine {
         Ok(posts)
     }
 
+    /// One round of the scenarios' scheduled work (snapshots). Long: run it beside the loop.
+    pub async fn scheduled(&self) -> Result<Vec<Post>, CommandError> {
+        let mut posts = Vec::new();
+        for scenario in crate::scenarios::ALL {
+            match scenario.scheduled(self).await {
+                Ok(p) => posts.extend(p),
+                Err(e) => tracing::error!(scenario = scenario.name(), error = %e, "scheduled work failed"),
+            }
+        }
+        if !posts.is_empty() {
+            self.store().flush().await?;
+        }
+        Ok(posts)
+    }
+
     fn tick_incident(&self, id: IncidentId) -> Result<Vec<Post>, CommandError> {
         let Some(current) = self.store().incident(id)? else {
             return Ok(Vec::new());

@@ -3,6 +3,7 @@
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -774,19 +775,56 @@ impl Store {
         unwrap_tx(result)
     }
 
-    /// Whether the RPO watch last found the newest backup too old.
+    /// Whether the RPO watch last found the newest database backup too old.
     pub fn rpo_breached(&self) -> Result<bool, StateError> {
+        self.rpo_breached_of("database")
+    }
+
+    /// Records the RPO watch's finding for the database.
+    pub fn set_rpo_breached(&self, breached: bool) -> Result<(), StateError> {
+        self.set_rpo_breached_of("database", breached)
+    }
+
+    /// The meta key of a system's RPO flag (the database's is the one older stores have).
+    fn rpo_key(system: &str) -> Vec<u8> {
+        if system == "database" {
+            names::RPO_BREACHED_KEY.to_vec()
+        } else {
+            [names::RPO_BREACHED_KEY, b":", system.as_bytes()].concat()
+        }
+    }
+
+    /// Whether the RPO watch last found the newest backup of `system` (`storage`) too old.
+    pub fn rpo_breached_of(&self, system: &str) -> Result<bool, StateError> {
         Ok(self
             .meta
-            .get(names::RPO_BREACHED_KEY)?
+            .get(Self::rpo_key(system))?
             .is_some_and(|v| v.first() == Some(&1)))
     }
 
-    /// Records the RPO watch's finding.
-    pub fn set_rpo_breached(&self, breached: bool) -> Result<(), StateError> {
+    /// Records the RPO watch's finding for `system`.
+    pub fn set_rpo_breached_of(&self, system: &str, breached: bool) -> Result<(), StateError> {
         let _w = self.writing();
         self.meta
-            .insert(names::RPO_BREACHED_KEY, &[u8::from(breached)])?;
+            .insert(Self::rpo_key(system), &[u8::from(breached)])?;
+        Ok(())
+    }
+
+    /// When scheduled work named `name` (`storage-snapshot`) was last tried.
+    pub fn last_run(&self, name: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        let key = [b"last_run:".as_slice(), name.as_bytes()].concat();
+        Ok(self
+            .meta
+            .get(key)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .and_then(|b| DateTime::from_timestamp(i64::from_be_bytes(b), 0)))
+    }
+
+    /// Records when scheduled work named `name` was tried.
+    pub fn set_last_run(&self, name: &str, at: DateTime<Utc>) -> Result<(), StateError> {
+        let _w = self.writing();
+        let key = [b"last_run:".as_slice(), name.as_bytes()].concat();
+        self.meta.insert(key, &at.timestamp().to_be_bytes())?;
         Ok(())
     }
 

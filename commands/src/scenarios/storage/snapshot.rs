@@ -1,0 +1,373 @@
+//! `/storage snapshot`: an incremental, content-addressed snapshot of the media bucket.
+//!
+//! The listing (ListObjectsV2, a page at a time) is walked beside the previous manifest, both in
+//! key order. An object with the same key, size and ETag as before costs nothing more; any
+//! other is read (HEAD, for its headers and metadata) and, unless a copy of its content is
+//! already held, copied server-side to `<prefix>objects/<ETag>-<size>`. The manifest is written
+//! in the same pass and appears only when every copy succeeded: a snapshot that fails writes
+//! none, and the next one finds the copies already made and does not make them again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+
+use super::manifest::{self, Entry, Header, ManifestError, Reader, Totals, Writer};
+use super::media::{Buckets, StorageError};
+use crate::bucket::{Bucket, BucketError, ObjectInfo, Source};
+use crate::progress::ProgressSink;
+use crate::render;
+
+/// How often progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Objects waiting to be written to the manifest behind one still being copied.
+const MAX_QUEUED: usize = 4096;
+
+/// Requests a snapshot made, by kind (the benchmark counts them).
+#[derive(Debug, Default)]
+pub struct Requests {
+    /// ListObjectsV2 pages of the media bucket, and of the manifests.
+    pub lists: AtomicU64,
+    /// HEADs (of changed objects, and of the place their copy would go).
+    pub heads: AtomicU64,
+    /// Server-side copies.
+    pub copies: AtomicU64,
+    /// Reads of the previous manifest and writes of the new one.
+    pub manifest: AtomicU64,
+}
+
+impl Requests {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `12 lists, 200 heads, 100 copies, 2 manifest`.
+    pub fn render(&self) -> String {
+        format!(
+            "{} list, {} head, {} copy, {} manifest requests",
+            self.lists.load(Ordering::Relaxed),
+            self.heads.load(Ordering::Relaxed),
+            self.copies.load(Ordering::Relaxed),
+            self.manifest.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// What a finished snapshot holds and did.
+#[derive(Debug)]
+pub struct Taken {
+    /// Its manifest's key.
+    pub key: String,
+    /// When its listing started.
+    pub at: DateTime<Utc>,
+    /// Totals.
+    pub totals: Totals,
+    /// Objects that had been copied already (by an earlier, failed or other, snapshot).
+    pub already_held: u64,
+    /// The previous manifest, if one was used.
+    pub previous: Option<String>,
+    /// Why the previous manifest stopped being used part-way, if it did.
+    pub previous_broken: Option<String>,
+    /// Requests made.
+    pub requests: Arc<Requests>,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// The previous manifest read beside the listing; if it turns out unreadable, the snapshot
+/// goes on without it (every object is then looked at, and held copies are still reused).
+struct Previous {
+    reader: Option<Reader>,
+    head: Option<Entry>,
+    broken: Option<String>,
+}
+
+impl Previous {
+    async fn open(bucket: &Bucket, key: Option<&str>, requests: &Requests) -> Previous {
+        let mut p = Previous {
+            reader: None,
+            head: None,
+            broken: None,
+        };
+        if let Some(key) = key {
+            Requests::add(&requests.manifest, 1);
+            match Reader::open(bucket, key).await {
+                Ok(r) => p.reader = Some(r),
+                Err(e) => p.broken = Some(e.to_string()),
+            }
+            p.advance().await;
+        }
+        p
+    }
+
+    async fn advance(&mut self) {
+        self.head = match self.reader.as_mut() {
+            Some(r) => match r.next().await {
+                Ok(e) => e,
+                Err(e) => {
+                    self.broken = Some(e.to_string());
+                    self.reader = None;
+                    None
+                }
+            },
+            None => None,
+        };
+    }
+
+    /// The previous entry for `key`, if it had one.
+    async fn find(&mut self, key: &str) -> Option<Entry> {
+        while self.head.as_ref().is_some_and(|h| h.key.as_str() < key) {
+            self.advance().await;
+        }
+        match &self.head {
+            Some(h) if h.key == key => {
+                let found = self.head.take();
+                self.advance().await;
+                found
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A manifest line in waiting: ready, or its copy still running.
+enum Slot {
+    Ready(Entry),
+    Copying(JoinHandle<Result<Option<Copied>, BucketError>>),
+}
+
+/// A changed object, looked at and held.
+struct Copied {
+    entry: Entry,
+    /// Bytes copied now (0 when its content was held already).
+    copied: Option<u64>,
+}
+
+/// Takes a snapshot. Nothing is written to the manifest's place unless every copy succeeded.
+pub async fn take(
+    b: &Buckets,
+    now: DateTime<Utc>,
+    progress: &dyn ProgressSink,
+) -> Result<Taken, StorageError> {
+    let started = Instant::now();
+    let requests = Arc::new(Requests::default());
+    let prefix = b.snapshots.prefix.clone();
+    let key = manifest::manifest_key(&prefix, now);
+    if b.backup.head(&key).await?.is_some() {
+        return Err(StorageError::Refused(format!(
+            "A snapshot named {} exists already (two in one second). Try again in a moment.",
+            manifest::snapshot_name(&key)
+        )));
+    }
+    let snapshots = manifest::list(&b.backup, &prefix).await?;
+    Requests::add(&requests.lists, 1);
+    let previous_key = snapshots.first().map(|s| s.key.clone());
+    let mut previous = Previous::open(&b.backup, previous_key.as_deref(), &requests).await;
+    let header = Header {
+        format: manifest::FORMAT.to_string(),
+        version: 1,
+        bucket: b.media.name().to_string(),
+        copies_in: b.backup.name().to_string(),
+        taken_at: now,
+    };
+    let mut writer = Writer::new(b.backup.clone(), key.clone(), &header)?;
+    let mut totals = Totals::default();
+    let mut already_held = 0u64;
+    let mut queue: VecDeque<Slot> = VecDeque::new();
+    let mut copying = 0usize;
+    let concurrency = b.snapshots.concurrency;
+    let single_limit = b.single_copy_limit();
+    let mut listed = 0u64;
+    let mut last_report = Instant::now();
+
+    let mut pages = b.media.pages("");
+    let result: Result<(), StorageError> = async {
+        loop {
+            let page = pages.next().await?;
+            Requests::add(&requests.lists, 1);
+            let Some(page) = page else { break };
+            for object in page {
+                if object.key.starts_with(super::media::PROBE_PREFIX) {
+                    continue;
+                }
+                listed += 1;
+                let before = previous.find(&object.key).await;
+                let slot = match before {
+                    Some(e) if e.same_content(&object) && e.last_modified == object.last_modified => {
+                        Slot::Ready(Entry {
+                            etag: object.etag.clone().unwrap_or(e.etag.clone()),
+                            ..e
+                        })
+                    }
+                    _ => {
+                        copying += 1;
+                        let (media, backup, requests, prefix) =
+                            (b.media.clone(), b.backup.clone(), requests.clone(), prefix.clone());
+                        Slot::Copying(tokio::spawn(async move {
+                            hold(&media, &backup, &prefix, object, single_limit, &requests).await
+                        }))
+                    }
+                };
+                queue.push_back(slot);
+                // Write out what is ready at the front; wait when too much is in flight.
+                while let Some(front) = queue.front() {
+                    let must_wait = copying >= concurrency || queue.len() >= MAX_QUEUED;
+                    match front {
+                        Slot::Copying(h) if !h.is_finished() && !must_wait => break,
+                        _ => {}
+                    }
+                    let Some(slot) = queue.pop_front() else { break };
+                    write_slot(slot, &mut writer, &mut totals, &mut already_held, &mut copying).await?;
+                }
+                if last_report.elapsed() >= PROGRESS_EVERY {
+                    last_report = Instant::now();
+                    progress.update(&format!(
+                        "Snapshot of {}: {listed} objects listed, {} new copies ({}) so far…",
+                        b.media.name(),
+                        totals.new_copies,
+                        render::size(totals.copied_bytes)
+                    ));
+                }
+            }
+        }
+        while let Some(slot) = queue.pop_front() {
+            write_slot(slot, &mut writer, &mut totals, &mut already_held, &mut copying).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        for slot in queue {
+            if let Slot::Copying(h) = slot {
+                h.abort();
+            }
+        }
+        return Err(match e {
+            StorageError::Bucket(be) => StorageError::SnapshotFailed {
+                listed,
+                copies: totals.new_copies,
+                why: be.to_string(),
+            },
+            other => other,
+        });
+    }
+    totals.finished_at = Some(now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default());
+    Requests::add(&requests.manifest, 1);
+    writer.finish(&totals).await.map_err(|e| StorageError::SnapshotFailed {
+        listed,
+        copies: totals.new_copies,
+        why: e.to_string(),
+    })?;
+    Ok(Taken {
+        key,
+        at: now,
+        totals,
+        already_held,
+        previous: previous_key,
+        previous_broken: previous.broken,
+        requests,
+        took: started.elapsed(),
+    })
+}
+
+async fn write_slot(
+    slot: Slot,
+    writer: &mut Writer,
+    totals: &mut Totals,
+    already_held: &mut u64,
+    copying: &mut usize,
+) -> Result<(), StorageError> {
+    let entry = match slot {
+        Slot::Ready(e) => e,
+        Slot::Copying(h) => {
+            *copying -= 1;
+            let done = h
+                .await
+                .map_err(|e| StorageError::Bucket(BucketError::Source(format!("a copy stopped: {e}"))))??;
+            // Deleted between the listing and its HEAD: not in this snapshot.
+            let Some(done) = done else { return Ok(()) };
+            match done.copied {
+                Some(bytes) => {
+                    totals.new_copies += 1;
+                    totals.copied_bytes += bytes;
+                }
+                None => *already_held += 1,
+            }
+            done.entry
+        }
+    };
+    totals.objects += 1;
+    totals.bytes += entry.size;
+    writer.entry(&entry).await?;
+    Ok(())
+}
+
+/// Looks at a new or changed object and makes sure a copy of its content is held. `None` when
+/// it was deleted since the listing.
+async fn hold(
+    media: &Bucket,
+    backup: &Bucket,
+    prefix: &str,
+    listed: ObjectInfo,
+    single_limit: u64,
+    requests: &Requests,
+) -> Result<Option<Copied>, BucketError> {
+    let mut attempt = 0;
+    loop {
+        Requests::add(&requests.heads, 1);
+        let Some((info, headers)) = media.head_headers(&listed.key, None).await? else {
+            return Ok(None);
+        };
+        let etag = info.etag.clone().unwrap_or_default();
+        let copy = manifest::copy_key(prefix, &etag, info.size);
+        Requests::add(&requests.heads, 1);
+        let held = backup.head(&copy).await?;
+        let (copy_etag, copied) = match held {
+            Some(h) if h.size == info.size => (h.etag, None),
+            _ => {
+                Requests::add(&requests.copies, 1);
+                let source = Source {
+                    bucket: media,
+                    key: &info.key,
+                    version: None,
+                    etag: Some(&etag),
+                    size: info.size,
+                };
+                match backup.copy_from(source, &copy, &headers, single_limit).await {
+                    Ok(e) => (e, Some(info.size)),
+                    // Changed between its HEAD and the copy: look again.
+                    Err(e) if attempt < 3 && e.to_string().contains("PreconditionFailed") => {
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        return Ok(Some(Copied {
+            entry: Entry {
+                key: info.key,
+                size: info.size,
+                etag,
+                last_modified: info.last_modified.or(listed.last_modified),
+                headers,
+                copy,
+                copy_etag,
+            },
+            copied,
+        }));
+    }
+}
+
+impl From<ManifestError> for StorageError {
+    fn from(e: ManifestError) -> Self {
+        match e {
+            ManifestError::Bucket(b) => StorageError::Bucket(b),
+            other => StorageError::Manifest(other.to_string()),
+        }
+    }
+}
