@@ -43,7 +43,9 @@ pub fn slow_down<E: ProvideErrorMetadata>(
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| Duration::from_secs_f64(s).min(MAX_RETRY_AFTER));
-    Some(asked.unwrap_or_else(|| backoff(attempt)))
+    // A `Retry-After: 0` from a key that allows one write a second would be refused again at
+    // once: never wait less than the backoff.
+    Some(asked.map_or_else(|| backoff(attempt), |a| a.max(backoff(attempt))))
 }
 
 /// Exponential backoff with full jitter: a random wait up to `BASE · 2^attempt`, capped.

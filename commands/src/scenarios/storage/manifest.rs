@@ -3,6 +3,9 @@
 //!
 //! - `<prefix>objects/<ETag>-<size>`: one server-side copy per distinct content, whatever number
 //!   of keys or snapshots hold it;
+//! - `<prefix>aliases/<ETag>-<size>`: a few bytes naming the copy that holds content known by
+//!   another ETag (a server-side copy of a multipart object gets an ETag of its own, and so does
+//!   an object restored from it), so that content is not copied again under its second name;
 //! - `<prefix>snapshots/<UTC time>.jsonl.xz`: one immutable manifest per snapshot, xz-compressed
 //!   JSON lines in key order — a header line, one line per object (key, size, ETag,
 //!   last-modified, content type and the other headers, user metadata, `copy`: where its copy
@@ -83,6 +86,13 @@ pub fn copy_key(prefix: &str, etag: &str, size: u64) -> String {
         )
     };
     format!("{prefix}objects/{name}-{size}")
+}
+
+/// Where the alias of content known by `etag` and `size` lives ([`copy_key`]'s name under
+/// `aliases/`).
+pub fn alias_key(prefix: &str, etag: &str, size: u64) -> String {
+    let copy = copy_key(prefix, etag, size);
+    format!("{prefix}aliases/{}", copy.rsplit('/').next().unwrap_or_default())
 }
 
 /// The first line of a manifest.

@@ -323,12 +323,22 @@ async fn hold(
             return Ok(None);
         };
         let etag = info.etag.clone().unwrap_or_default();
-        let copy = manifest::copy_key(prefix, &etag, info.size);
+        let mut copy = manifest::copy_key(prefix, &etag, info.size);
         Requests::add(&requests.heads, 1);
-        let held = backup.head(&copy).await?;
+        let mut held = backup.head(&copy).await?;
+        // A multipart ETag may be the one a copy (or a restore from it) got: look for its alias.
+        if held.is_none() && etag.contains('-') {
+            Requests::add(&requests.heads, 1);
+            if let Some(target) = alias(backup, &manifest::alias_key(prefix, &etag, info.size)).await? {
+                Requests::add(&requests.heads, 1);
+                held = backup.head(&target).await?;
+                copy = target;
+            }
+        }
         let (copy_etag, copied) = match held {
             Some(h) if h.size == info.size => (h.etag, None),
             _ => {
+                copy = manifest::copy_key(prefix, &etag, info.size);
                 Requests::add(&requests.copies, 1);
                 let source = Source {
                     bucket: media,
@@ -338,6 +348,11 @@ async fn hold(
                     size: info.size,
                 };
                 match backup.copy_from(source, &copy, &headers, single_limit).await {
+                    // Some servers leave the ETag out of a multipart completion: read it.
+                    Ok(None) => {
+                        Requests::add(&requests.heads, 1);
+                        (backup.head(&copy).await?.and_then(|h| h.etag), Some(info.size))
+                    }
                     Ok(e) => (e, Some(info.size)),
                     // Changed between its HEAD and the copy: look again.
                     Err(e) if attempt < 3 && e.to_string().contains("PreconditionFailed") => {
@@ -348,6 +363,20 @@ async fn hold(
                 }
             }
         };
+        // The copy is known by another ETag: name it under that one too.
+        if copied.is_some()
+            && let Some(ce) = copy_etag.as_deref()
+            && ce != etag
+        {
+            Requests::add(&requests.copies, 1);
+            backup
+                .put(
+                    &manifest::alias_key(prefix, ce, info.size),
+                    copy.clone().into_bytes(),
+                    "text/plain",
+                )
+                .await?;
+        }
         return Ok(Some(Copied {
             entry: Entry {
                 key: info.key,
@@ -361,6 +390,25 @@ async fn hold(
             copied,
         }));
     }
+}
+
+/// The copy an alias names, if the alias exists and names a copy under the same prefix.
+async fn alias(backup: &Bucket, key: &str) -> Result<Option<String>, BucketError> {
+    if backup.head(key).await?.is_none() {
+        return Ok(None);
+    }
+    let (_, body) = backup.get(key, None).await?;
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| BucketError::Source(format!("reading {key}: {e}")))?
+        .into_bytes();
+    if bytes.len() > 2048 {
+        return Ok(None);
+    }
+    let target = String::from_utf8_lossy(&bytes).trim().to_string();
+    let prefix = key.split("aliases/").next().unwrap_or_default();
+    Ok((target.starts_with(&format!("{prefix}objects/"))).then_some(target))
 }
 
 impl From<ManifestError> for StorageError {

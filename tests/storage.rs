@@ -1,0 +1,479 @@
+//! Scenario 2, storage: the media bucket on a stand-in of R2 (moto behind a proxy that answers
+//! versioning calls 501 and throttles as R2 does), snapshotted into a backup bucket and brought
+//! back to an earlier time; and on a versioned moto bucket, through its versions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use drbot_commands::{Config, Engine, ManualClock, Outcome, Reply};
+use drbot_state::Store;
+
+use crate::database::{approved_with, approver, commander};
+use crate::fake_r2::FakeR2;
+use crate::support::{bucket, moto, s3};
+
+const SECRET: &str = "r2-s3cr3t-never-shown";
+
+/// One object as the test writes it.
+struct Obj<'a> {
+    key: &'a str,
+    body: Vec<u8>,
+    content_type: &'a str,
+    meta: &'a [(&'a str, &'a str)],
+}
+
+async fn put_obj(bucket: &str, o: &Obj<'_>) {
+    let mut req = s3()
+        .put_object()
+        .bucket(bucket)
+        .key(o.key)
+        .content_type(o.content_type)
+        .cache_control("public, max-age=31536000")
+        .body(o.body.clone().into());
+    for (k, v) in o.meta {
+        req = req.metadata(*k, *v);
+    }
+    req.send().await.expect("put object");
+}
+
+/// A multipart object in 6 MiB parts (its ETag ends in -N).
+async fn put_multipart(bucket: &str, key: &str, body: &[u8]) {
+    let c = s3();
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/octet-stream")
+        .metadata("kind", "big")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (i, chunk) in body.chunks(6 * 1024 * 1024).enumerate() {
+        let n = i as i32 + 1;
+        let p = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(chunk.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .e_tag(p.e_tag().unwrap())
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// What a key holds now: bytes, content type, cache control, metadata, ETag, LastModified.
+#[derive(Debug, PartialEq)]
+struct Held {
+    body: Vec<u8>,
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    meta: HashMap<String, String>,
+    etag: String,
+    modified: i64,
+}
+
+async fn held(bucket: &str, key: &str) -> Option<Held> {
+    let out = s3().get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(Held {
+        content_type: out.content_type().map(str::to_string),
+        cache_control: out.cache_control().map(str::to_string),
+        meta: out.metadata().cloned().unwrap_or_default(),
+        etag: out.e_tag().unwrap_or_default().to_string(),
+        modified: out.last_modified().map(|t| t.secs()).unwrap_or(0),
+        body: out.body.collect().await.unwrap().into_bytes().to_vec(),
+    })
+}
+
+async fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let out = s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    out.contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect()
+}
+
+async fn delete(bucket: &str, key: &str) {
+    s3().delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    media: String,
+    backup: String,
+    r2: FakeR2,
+}
+
+const T0: &str = "2026-11-30T09:00:00Z";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(T0).unwrap().with_timezone(&Utc)
+}
+
+/// Media and backup buckets on the R2 stand-in (or straight on moto with `versioned`).
+async fn setup(versioned: bool, extra: &str) -> Setup {
+    let media = bucket("drbot-media-").await;
+    let backup = bucket("drbot-bk-").await;
+    if versioned {
+        s3().put_bucket_versioning()
+            .bucket(&media)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let r2 = FakeR2::start(moto()).await;
+    let endpoint = if versioned {
+        moto().to_string()
+    } else {
+        r2.endpoint.clone()
+    };
+    let config = format!(
+        r#"
+[people.alice]
+roles = ["commander"]
+[people.bob]
+roles = ["approver"]
+[storage]
+region = "us-east-1"
+backup_bucket = "{backup}"
+media_bucket = "{media}"
+[storage.snapshots]
+prefix = "media/"
+concurrency = 4
+part_copy_above_mib = 5
+{extra}
+"#
+    );
+    let config = Config::from_toml(&config, std::path::Path::new("t.toml")).expect("config");
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let env = HashMap::from([
+        ("R2_ENDPOINT".to_string(), endpoint),
+        ("AWS_ACCESS_KEY_ID".to_string(), "drbot-test-key".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET.to_string()),
+    ]);
+    let engine = Engine::new(
+        Arc::new(config),
+        Store::open(dir.path()).unwrap(),
+        clock.clone(),
+    )
+    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    Setup {
+        _dir: dir,
+        engine,
+        clock,
+        media,
+        backup,
+        r2,
+    }
+}
+
+impl Setup {
+    async fn run(&self, line: &str) -> Reply {
+        let r = self.engine.run(&commander(), line).await;
+        assert!(!r.text.contains(SECRET), "{}", r.text);
+        r
+    }
+
+    async fn approved(&self, line: &str) -> Reply {
+        let r = approved_with(&self.engine, line, &drbot_commands::progress::NoProgress).await;
+        assert!(!r.text.contains(SECRET), "{}", r.text);
+        r
+    }
+
+    fn timeline_text(&self) -> String {
+        let mut all: Vec<String> = self
+            .engine
+            .store()
+            .audit()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        for i in self.engine.store().active_incidents().unwrap() {
+            all.extend(
+                self.engine
+                    .store()
+                    .timeline(i.id)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.text),
+            );
+        }
+        all.join("\n")
+    }
+}
+
+fn ok(r: &Reply) {
+
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+}
+
+fn bytes(seed: u8, n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+}
+
+async fn seed_media(media: &str) -> Vec<u8> {
+    let a = bytes(1, 3000);
+    put_obj(
+        media,
+        &Obj {
+            key: "art/a.jpg",
+            body: a.clone(),
+            content_type: "image/jpeg",
+            meta: &[("owner", "17"), ("caption", "sunset")],
+        },
+    )
+    .await;
+    put_obj(
+        media,
+        &Obj {
+            key: "art/b.png",
+            body: bytes(2, 2000),
+            content_type: "image/png",
+            meta: &[("owner", "18")],
+        },
+    )
+    .await;
+    put_obj(
+        media,
+        &Obj {
+            key: "art/c d+é.txt",
+            body: b"a key that needs encoding".to_vec(),
+            content_type: "text/plain; charset=utf-8",
+            meta: &[],
+        },
+    )
+    .await;
+    // The same content as a.jpg under another key: one copy holds both.
+    put_obj(
+        media,
+        &Obj {
+            key: "art/same.jpg",
+            body: a,
+            content_type: "image/jpeg",
+            meta: &[],
+        },
+    )
+    .await;
+    put_obj(
+        media,
+        &Obj {
+            key: "other/x.txt",
+            body: b"outside the prefix".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    let big = bytes(3, 12 * 1024 * 1024 + 17);
+    put_multipart(media, "art/big.bin", &big).await;
+    big
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_else_is_rewritten() {
+    let s = setup(false, "").await;
+    let big = seed_media(&s.media).await;
+    let before_a = held(&s.media, "art/a.jpg").await.unwrap();
+    let before_b = held(&s.media, "art/b.png").await.unwrap();
+    let big_etag = held(&s.media, "art/big.bin").await.unwrap().etag;
+    assert!(big_etag.ends_with("-3\""), "{big_etag}");
+    s.run("/incident declare scenario:storage severity:sev2 title:\"images missing\"")
+        .await;
+
+    // R2 has no versioning, and the check says so plainly, from its 501.
+    let r = s.run("/storage check").await;
+    ok(&r);
+    assert!(r.text.contains("6 objects"), "{}", r.text);
+    assert!(r.text.contains("Versioning: none"), "{}", r.text);
+    assert!(r.text.contains("501 NotImplemented"), "{}", r.text);
+    assert!(r.text.contains("no snapshot"), "{}", r.text);
+    assert!(s.r2.seen().iter().any(|x| x.query.contains("versioning") && x.status == 501));
+
+    // First snapshot: every distinct content copied once, server-side.
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    assert!(r.text.contains("6 objects"), "{}", r.text);
+    assert!(r.text.contains("5 new copies"), "{}", r.text);
+    let copies = keys(&s.backup, "media/objects/").await;
+    assert_eq!(copies.len(), 5, "{copies:?}");
+    // Copies go bucket to bucket: nothing was downloaded through drbot.
+    assert!(!s.r2.seen().iter().any(|x| x.method == "GET" && x.path.starts_with(&format!("/{}/art", s.media))));
+    let first = "2026-11-30T09-00-00Z";
+    assert!(r.text.contains(first), "{}", r.text);
+
+    // An unchanged bucket: its listing and one manifest, no copy.
+    s.clock.advance(Duration::minutes(1));
+    s.r2.clear();
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    assert!(r.text.contains("0 new copies"), "{}", r.text);
+    let seen = s.r2.seen();
+    assert!(!seen.iter().any(|x| x.copy_source.is_some()), "{seen:?}");
+    assert!(!seen.iter().any(|x| x.method == "HEAD" && x.path.contains("/art/")), "{seen:?}");
+
+    // Damage: overwrite, delete, add, and a change outside the prefix.
+    s.clock.advance(Duration::minutes(10));
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "art/a.jpg",
+            body: b"vandalised".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    delete(&s.media, "art/b.png").await;
+    delete(&s.media, "art/big.bin").await;
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "art/new.txt",
+            body: b"created after".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "other/x.txt",
+            body: b"changed outside".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    assert!(r.text.contains("3 new copies"), "{}", r.text);
+    let untouched: Vec<(String, Held)> = {
+        let mut v = Vec::new();
+        for k in ["art/c d+é.txt", "art/same.jpg", "other/x.txt", "art/new.txt"] {
+            v.push((k.to_string(), held(&s.media, k).await.unwrap()));
+        }
+        v
+    };
+    let r = s.run("/storage snapshots").await;
+    ok(&r);
+    assert!(r.text.contains("3 snapshots"), "{}", r.text);
+
+    // A time between the first snapshots and the damage.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    s.r2.clear();
+    let line = "/storage restore prefix:art/ at:2026-11-30T09:05:00Z";
+    let r = s.run(line).await;
+    let Outcome::AwaitingApproval(_) = &r.outcome else {
+        panic!("{}", r.text)
+    };
+
+    // The request is the dry-run diff.
+    assert!(r.text.contains("create     2 objects"), "{}", r.text);
+    assert!(r.text.contains("art/b.png") && r.text.contains("art/big.bin"), "{}", r.text);
+    assert!(r.text.contains("overwrite  1 object"), "{}", r.text);
+    assert!(r.text.contains("keep       1 object"), "{}", r.text);
+    assert!(r.text.contains("unchanged  2 objects"), "{}", r.text);
+    assert!(r.text.contains("2026-11-30T09-01-00Z"), "resolves the snapshot at or before: {}", r.text);
+    // Asking wrote nothing.
+    assert!(!s.r2.seen().iter().any(|x| x.method != "GET" && x.method != "HEAD"));
+
+    let r = s.approved(line).await;
+    ok(&r);
+    assert!(r.text.contains("every object in scope now matches"), "{}", r.text);
+    // Back byte-identical, with content type, cache control and metadata.
+    let a = held(&s.media, "art/a.jpg").await.unwrap();
+    assert_eq!(a.body, before_a.body);
+    assert_eq!(a.content_type, before_a.content_type);
+    assert_eq!(a.cache_control, before_a.cache_control);
+    assert_eq!(a.meta, before_a.meta);
+    let b = held(&s.media, "art/b.png").await.unwrap();
+    assert_eq!((b.body, b.meta, b.content_type), (before_b.body, before_b.meta, before_b.content_type));
+    let restored_big = held(&s.media, "art/big.bin").await.unwrap();
+    assert_eq!(restored_big.body, big);
+    assert_eq!(restored_big.meta.get("kind").map(String::as_str), Some("big"));
+    // Unchanged objects, the one created since and everything outside the prefix: untouched.
+    for (k, h) in &untouched {
+        assert_eq!(held(&s.media, k).await.as_ref(), Some(h), "{k} was rewritten");
+    }
+    let writes: Vec<_> = s
+        .r2
+        .seen()
+        .into_iter()
+        .filter(|x| x.method == "PUT" || x.method == "DELETE" || x.method == "POST")
+        .map(|x| x.path)
+        .collect();
+    for k in ["art/c%20d", "art/same.jpg", "other/", "art/new.txt"] {
+        assert!(!writes.iter().any(|w| w.contains(k)), "{k} written: {writes:?}");
+    }
+
+    // A restored object is its snapshot's content: the next snapshot copies nothing again,
+    // the multipart one included (its copy was made in the same parts as the restore).
+    s.clock.advance(Duration::minutes(1));
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    assert!(r.text.contains("0 new copies"), "{}", r.text);
+
+    // Created since goes only with delete_newer.
+    let line = "/storage restore prefix:art/ at:2026-11-30T09-01-00Z delete_newer:true";
+    let r = s.approved(line).await;
+    ok(&r);
+    assert!(r.text.contains("1 deleted"), "{}", r.text);
+    assert!(held(&s.media, "art/new.txt").await.is_none());
+    assert!(held(&s.media, "other/x.txt").await.is_some());
+
+    // Nothing left to do: said, and no request.
+    let r = s.run(line).await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("Nothing to restore"), "{}", r.text);
+
+    // The snapshots that hold a key (R2 has no versions).
+    let r = s.run("/storage versions key:art/a.jpg").await;
+    ok(&r);
+    assert!(r.text.contains("2026-11-30T09-00-00Z") && r.text.contains(&before_a.etag.replace('"', "")), "{}", r.text);
+    let text = s.timeline_text();
+    assert!(!text.contains(SECRET));
+    assert!(text.contains("Restored prefix art/"), "{text}");
+}
