@@ -56,7 +56,9 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         .collect();
     assert_eq!(
         names,
-        ["incident", "step", "db", "storage", "approve", "deny", "notify"]
+        [
+            "incident", "step", "db", "storage", "approve", "deny", "notify"
+        ]
     );
     assert!(fake.identified.lock().unwrap().is_some());
 

@@ -41,17 +41,31 @@ pub struct FakeR2 {
     state: Arc<Mutex<State>>,
 }
 
+/// How the stand-in answers versioning calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As R2: 501 NotImplemented.
+    R2,
+    /// As S3: forwarded to moto, whose GetBucketVersioning answer is fixed on the way back
+    /// (moto 5.2.5 names its root `GetBucketVersioningResponse`, which S3 and the SDK call
+    /// `VersioningConfiguration`).
+    S3,
+}
+
 fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -62,8 +76,17 @@ fn decode(s: &str) -> String {
 const NOT_IMPLEMENTED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NotImplemented</Code><Message>Not Implemented</Message></Error>";
 
 impl FakeR2 {
-    /// Starts the stand-in on port 0 in front of `moto`.
+    /// Starts the R2 stand-in on port 0 in front of `moto`.
     pub async fn start(moto: &str) -> FakeR2 {
+        Self::start_as(moto, Mode::R2).await
+    }
+
+    /// The same proxy acting as S3 with versioning (the throttling and failures still apply).
+    pub async fn start_s3(moto: &str) -> FakeR2 {
+        Self::start_as(moto, Mode::S3).await
+    }
+
+    async fn start_as(moto: &str, mode: Mode) -> FakeR2 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let upstream = moto.trim_start_matches("http://").to_string();
@@ -76,7 +99,7 @@ impl FakeR2 {
                 };
                 let (st, upstream) = (st.clone(), upstream.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, &upstream, &st).await;
+                    let _ = serve(stream, &upstream, &st, mode).await;
                 });
             }
         });
@@ -149,7 +172,9 @@ async fn read_message(stream: &mut TcpStream, no_body: bool) -> Option<(String, 
 fn header(head: &str, name: &str) -> Option<String> {
     head.lines().skip(1).find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
     })
 }
 
@@ -162,7 +187,7 @@ async fn answer(stream: &mut TcpStream, status: u16, extra: &str, body: &str) {
     let _ = stream.write_all(body.as_bytes()).await;
 }
 
-async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>) -> Option<()> {
+async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>, mode: Mode) -> Option<()> {
     let (head, body) = read_message(&mut client, false).await?;
     let first = head.lines().next().unwrap_or_default().to_string();
     let mut parts = first.split_whitespace();
@@ -171,20 +196,33 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>) -> Opti
     let (raw_path, query) = target.split_once('?').unwrap_or((&target, ""));
     let path = decode(raw_path);
     let copy_source = header(&head, "x-amz-copy-source").map(|c| decode(&c));
-    let params: Vec<&str> = query.split('&').map(|p| p.split('=').next().unwrap_or(p)).collect();
-    let unsupported = ["versioning", "versions", "versionId", "object-lock", "tagging", "acl"]
-        .iter()
-        .any(|p| params.contains(p))
-        || copy_source.as_deref().is_some_and(|c| c.contains("versionId="));
+    let params: Vec<&str> = query
+        .split('&')
+        .map(|p| p.split('=').next().unwrap_or(p))
+        .collect();
+    let r2_lacks = [
+        "versioning",
+        "versions",
+        "versionId",
+        "object-lock",
+        "tagging",
+        "acl",
+    ]
+    .iter()
+    .any(|p| params.contains(p))
+        || copy_source
+            .as_deref()
+            .is_some_and(|c| c.contains("versionId="));
+    let unsupported = mode == Mode::R2 && r2_lacks;
     let write = matches!(method.as_str(), "PUT" | "POST" | "DELETE");
     // Writes to one key count against its one-per-second budget; parts of a multipart upload
     // are separate writes of the upload, not of the key.
     let is_part = params.contains(&"partNumber") || params.contains(&"uploadId");
     let refusal = {
         let mut s = st.lock().unwrap();
-        let failing = copy_source.as_deref().is_some_and(|c| {
-            s.fail_copies.as_deref().is_some_and(|f| c.contains(f))
-        });
+        let failing = copy_source
+            .as_deref()
+            .is_some_and(|c| s.fail_copies.as_deref().is_some_and(|f| c.contains(f)));
         let refusal = if unsupported {
             Some(501)
         } else if failing {
@@ -194,8 +232,7 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>) -> Opti
             Some(429)
         } else if write
             && !is_part
-            && s
-                .last_write
+            && s.last_write
                 .get(&path)
                 .is_some_and(|t| t.elapsed() < Duration::from_millis(1000))
         {
@@ -258,7 +295,12 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>) -> Opti
     forwarded.push_str("connection: close\r\n\r\n");
     up.write_all(forwarded.as_bytes()).await.ok()?;
     up.write_all(&body).await.ok()?;
-    let (rhead, rbody) = read_message(&mut up, method == "HEAD").await?;
+    let (rhead, mut rbody) = read_message(&mut up, method == "HEAD").await?;
+    if mode == Mode::S3 && method == "GET" && params.contains(&"versioning") {
+        let fixed = String::from_utf8_lossy(&rbody)
+            .replace("GetBucketVersioningResponse", "VersioningConfiguration");
+        rbody = fixed.into_bytes();
+    }
     let status: u16 = rhead
         .split_whitespace()
         .nth(1)
@@ -266,7 +308,12 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>) -> Opti
         .unwrap_or(0);
     {
         let mut s = st.lock().unwrap();
-        if let Some(last) = s.seen.iter_mut().rev().find(|x| x.path == path && x.status == 0) {
+        if let Some(last) = s
+            .seen
+            .iter_mut()
+            .rev()
+            .find(|x| x.path == path && x.status == 0)
+        {
             last.status = status;
         }
     }
@@ -274,12 +321,20 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>) -> Opti
     for (i, line) in rhead.trim_end_matches("\r\n\r\n").split("\r\n").enumerate() {
         if i > 0 {
             let name = line.split(':').next().unwrap_or_default().trim();
-            if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive") {
+            if name.eq_ignore_ascii_case("connection")
+                || name.eq_ignore_ascii_case("keep-alive")
+                || name.eq_ignore_ascii_case("content-length")
+            {
                 continue;
             }
         }
         out.push_str(line);
         out.push_str("\r\n");
+    }
+    if method != "HEAD" {
+        out.push_str(&format!("content-length: {}\r\n", rbody.len()));
+    } else if let Some(len) = header(&rhead, "content-length") {
+        out.push_str(&format!("content-length: {len}\r\n"));
     }
     out.push_str("connection: close\r\n\r\n");
     client.write_all(out.as_bytes()).await.ok()?;

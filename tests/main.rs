@@ -17,6 +17,6 @@ mod notify;
 mod restore;
 mod serve;
 mod socket_group;
-mod storage;
 mod state;
+mod storage;
 mod support;

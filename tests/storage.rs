@@ -96,7 +96,13 @@ struct Held {
 }
 
 async fn held(bucket: &str, key: &str) -> Option<Held> {
-    let out = s3().get_object().bucket(bucket).key(key).send().await.ok()?;
+    let out = s3()
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
     Some(Held {
         content_type: out.content_type().map(str::to_string),
         cache_control: out.cache_control().map(str::to_string),
@@ -142,10 +148,13 @@ struct Setup {
 const T0: &str = "2026-11-30T09:00:00Z";
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(T0).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(T0)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
-/// Media and backup buckets on the R2 stand-in (or straight on moto with `versioned`).
+/// Media and backup buckets on the R2 stand-in (or, `versioned`, on the same proxy acting as
+/// S3 with versioning enabled on the media bucket).
 async fn setup(versioned: bool, extra: &str) -> Setup {
     let media = bucket("drbot-media-").await;
     let backup = bucket("drbot-bk-").await;
@@ -161,12 +170,12 @@ async fn setup(versioned: bool, extra: &str) -> Setup {
             .await
             .unwrap();
     }
-    let r2 = FakeR2::start(moto()).await;
-    let endpoint = if versioned {
-        moto().to_string()
+    let r2 = if versioned {
+        FakeR2::start_s3(moto()).await
     } else {
-        r2.endpoint.clone()
+        FakeR2::start(moto()).await
     };
+    let endpoint = r2.endpoint.clone();
     let config = format!(
         r#"
 [people.alice]
@@ -189,7 +198,10 @@ part_copy_above_mib = 5
     let clock = Arc::new(ManualClock::new(t0()));
     let env = HashMap::from([
         ("R2_ENDPOINT".to_string(), endpoint),
-        ("AWS_ACCESS_KEY_ID".to_string(), "drbot-test-key".to_string()),
+        (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            "drbot-test-key".to_string(),
+        ),
         ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET.to_string()),
     ]);
     let engine = Engine::new(
@@ -245,7 +257,6 @@ impl Setup {
 }
 
 fn ok(r: &Reply) {
-
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
 }
 
@@ -329,7 +340,11 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     assert!(r.text.contains("Versioning: none"), "{}", r.text);
     assert!(r.text.contains("501 NotImplemented"), "{}", r.text);
     assert!(r.text.contains("no snapshot"), "{}", r.text);
-    assert!(s.r2.seen().iter().any(|x| x.query.contains("versioning") && x.status == 501));
+    assert!(
+        s.r2.seen()
+            .iter()
+            .any(|x| x.query.contains("versioning") && x.status == 501)
+    );
 
     // First snapshot: every distinct content copied once, server-side.
     let r = s.run("/storage snapshot").await;
@@ -339,7 +354,12 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     let copies = keys(&s.backup, "media/objects/").await;
     assert_eq!(copies.len(), 5, "{copies:?}");
     // Copies go bucket to bucket: nothing was downloaded through drbot.
-    assert!(!s.r2.seen().iter().any(|x| x.method == "GET" && x.path.starts_with(&format!("/{}/art", s.media))));
+    assert!(
+        !s.r2
+            .seen()
+            .iter()
+            .any(|x| x.method == "GET" && x.path.starts_with(&format!("/{}/art", s.media)))
+    );
     let first = "2026-11-30T09-00-00Z";
     assert!(r.text.contains(first), "{}", r.text);
 
@@ -351,7 +371,12 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     assert!(r.text.contains("0 new copies"), "{}", r.text);
     let seen = s.r2.seen();
     assert!(!seen.iter().any(|x| x.copy_source.is_some()), "{seen:?}");
-    assert!(!seen.iter().any(|x| x.method == "HEAD" && x.path.contains("/art/")), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|x| x.method == "HEAD" && x.path.contains("/art/")),
+        "{seen:?}"
+    );
 
     // Damage: overwrite, delete, add, and a change outside the prefix.
     s.clock.advance(Duration::minutes(10));
@@ -392,7 +417,12 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     assert!(r.text.contains("3 new copies"), "{}", r.text);
     let untouched: Vec<(String, Held)> = {
         let mut v = Vec::new();
-        for k in ["art/c d+é.txt", "art/same.jpg", "other/x.txt", "art/new.txt"] {
+        for k in [
+            "art/c d+é.txt",
+            "art/same.jpg",
+            "other/x.txt",
+            "art/new.txt",
+        ] {
             v.push((k.to_string(), held(&s.media, k).await.unwrap()));
         }
         v
@@ -412,17 +442,34 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
 
     // The request is the dry-run diff.
     assert!(r.text.contains("create     2 objects"), "{}", r.text);
-    assert!(r.text.contains("art/b.png") && r.text.contains("art/big.bin"), "{}", r.text);
+    assert!(
+        r.text.contains("art/b.png") && r.text.contains("art/big.bin"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("overwrite  1 object"), "{}", r.text);
     assert!(r.text.contains("keep       1 object"), "{}", r.text);
     assert!(r.text.contains("unchanged  2 objects"), "{}", r.text);
-    assert!(r.text.contains("2026-11-30T09-01-00Z"), "resolves the snapshot at or before: {}", r.text);
+    assert!(
+        r.text.contains("2026-11-30T09-01-00Z"),
+        "resolves the snapshot at or before: {}",
+        r.text
+    );
     // Asking wrote nothing.
-    assert!(!s.r2.seen().iter().any(|x| x.method != "GET" && x.method != "HEAD"));
+    assert!(
+        !s.r2
+            .seen()
+            .iter()
+            .any(|x| x.method != "GET" && x.method != "HEAD")
+    );
 
     let r = s.approved(line).await;
     ok(&r);
-    assert!(r.text.contains("every object in scope now matches"), "{}", r.text);
+    assert!(
+        r.text.contains("every object in scope now matches"),
+        "{}",
+        r.text
+    );
     // Back byte-identical, with content type, cache control and metadata.
     let a = held(&s.media, "art/a.jpg").await.unwrap();
     assert_eq!(a.body, before_a.body);
@@ -430,23 +477,35 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     assert_eq!(a.cache_control, before_a.cache_control);
     assert_eq!(a.meta, before_a.meta);
     let b = held(&s.media, "art/b.png").await.unwrap();
-    assert_eq!((b.body, b.meta, b.content_type), (before_b.body, before_b.meta, before_b.content_type));
+    assert_eq!(
+        (b.body, b.meta, b.content_type),
+        (before_b.body, before_b.meta, before_b.content_type)
+    );
     let restored_big = held(&s.media, "art/big.bin").await.unwrap();
     assert_eq!(restored_big.body, big);
-    assert_eq!(restored_big.meta.get("kind").map(String::as_str), Some("big"));
+    assert_eq!(
+        restored_big.meta.get("kind").map(String::as_str),
+        Some("big")
+    );
     // Unchanged objects, the one created since and everything outside the prefix: untouched.
     for (k, h) in &untouched {
-        assert_eq!(held(&s.media, k).await.as_ref(), Some(h), "{k} was rewritten");
+        assert_eq!(
+            held(&s.media, k).await.as_ref(),
+            Some(h),
+            "{k} was rewritten"
+        );
     }
-    let writes: Vec<_> = s
-        .r2
-        .seen()
-        .into_iter()
-        .filter(|x| x.method == "PUT" || x.method == "DELETE" || x.method == "POST")
-        .map(|x| x.path)
-        .collect();
+    let writes: Vec<_> =
+        s.r2.seen()
+            .into_iter()
+            .filter(|x| x.method == "PUT" || x.method == "DELETE" || x.method == "POST")
+            .map(|x| x.path)
+            .collect();
     for k in ["art/c%20d", "art/same.jpg", "other/", "art/new.txt"] {
-        assert!(!writes.iter().any(|w| w.contains(k)), "{k} written: {writes:?}");
+        assert!(
+            !writes.iter().any(|w| w.contains(k)),
+            "{k} written: {writes:?}"
+        );
     }
 
     // A restored object is its snapshot's content: the next snapshot copies nothing again,
@@ -472,8 +531,442 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     // The snapshots that hold a key (R2 has no versions).
     let r = s.run("/storage versions key:art/a.jpg").await;
     ok(&r);
-    assert!(r.text.contains("2026-11-30T09-00-00Z") && r.text.contains(&before_a.etag.replace('"', "")), "{}", r.text);
+    assert!(
+        r.text.contains("2026-11-30T09-00-00Z") && r.text.contains(&before_a.etag.replace('"', "")),
+        "{}",
+        r.text
+    );
     let text = s.timeline_text();
     assert!(!text.contains(SECRET));
     assert!(text.contains("Restored prefix art/"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_versioned_bucket_a_prefix_and_a_key_come_back_through_the_versions() {
+    let s = setup(true, "").await;
+    seed_media(&s.media).await;
+    let before_a = held(&s.media, "art/a.jpg").await.unwrap();
+    let before_b = held(&s.media, "art/b.png").await.unwrap();
+    // S3 times are to the second: leave a clear second on each side of `at`.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let at = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "art/a.jpg",
+            body: b"vandalised".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    delete(&s.media, "art/b.png").await;
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "art/new.txt",
+            body: b"created after".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    let c = held(&s.media, "art/c d+é.txt").await.unwrap();
+
+    let r = s.run("/storage check").await;
+    ok(&r);
+    assert!(r.text.contains("Versioning: enabled"), "{}", r.text);
+    let r = s.run("/storage versions key:art/a.jpg").await;
+    ok(&r);
+    assert!(r.text.contains("2 version(s)"), "{}", r.text);
+    let r = s.run("/storage versions prefix:art/b").await;
+    ok(&r);
+    assert!(r.text.contains("delete marker"), "{}", r.text);
+
+    let line = format!(
+        "/storage restore prefix:art/ at:{} delete_newer:true",
+        at.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let r = s.run(&line).await;
+    assert!(
+        matches!(r.outcome, Outcome::AwaitingApproval(_)),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("its versions at"), "{}", r.text);
+    assert!(
+        r.text.contains("create     1 object") && r.text.contains("art/b.png"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("overwrite  1 object") && r.text.contains("art/a.jpg"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("delete     1 object") && r.text.contains("art/new.txt"),
+        "{}",
+        r.text
+    );
+    let r = s.approved(&line).await;
+    ok(&r);
+    assert!(
+        r.text.contains("every object in scope now matches"),
+        "{}",
+        r.text
+    );
+    let a = held(&s.media, "art/a.jpg").await.unwrap();
+    assert_eq!(
+        (&a.body, &a.content_type, &a.meta),
+        (&before_a.body, &before_a.content_type, &before_a.meta)
+    );
+    let b = held(&s.media, "art/b.png").await.unwrap();
+    assert_eq!((&b.body, &b.meta), (&before_b.body, &before_b.meta));
+    assert!(held(&s.media, "art/new.txt").await.is_none());
+    assert_eq!(
+        held(&s.media, "art/c d+é.txt").await.unwrap(),
+        c,
+        "unchanged is not rewritten"
+    );
+
+    // One key, one version: the vandalised one, by its id.
+    let versions = s3()
+        .list_object_versions()
+        .bucket(&s.media)
+        .prefix("art/a.jpg")
+        .send()
+        .await
+        .unwrap();
+    let vandal = versions
+        .versions()
+        .iter()
+        .find(|v| v.size() == Some(10))
+        .and_then(|v| v.version_id())
+        .unwrap()
+        .to_string();
+    let r = s
+        .approved(&format!("/storage restore key:art/a.jpg version:{vandal}"))
+        .await;
+    ok(&r);
+    assert_eq!(
+        held(&s.media, "art/a.jpg").await.unwrap().body,
+        b"vandalised"
+    );
+    let r = s
+        .run("/storage restore key:art/a.jpg version:no-such-version")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(
+        r.text.contains("has no version no-such-version"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_restores_are_refused_and_change_nothing() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+
+    // No snapshot yet.
+    let r = s
+        .run("/storage restore prefix:art/ at:2026-11-30T09:00:00Z")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("no snapshot of"), "{}", r.text);
+    ok(&s.run("/storage snapshot").await);
+
+    // Before the first snapshot: names the oldest.
+    let r = s
+        .run("/storage restore prefix:art/ at:2026-11-30T08:00:00Z")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(
+        r.text.contains("the oldest is 2026-11-30T09-00-00Z"),
+        "{}",
+        r.text
+    );
+    // Usage mistakes.
+    for (line, want) in [
+        ("/storage restore", "Say what to restore"),
+        ("/storage restore prefix:art/", "prefix: needs at:"),
+        ("/storage restore key:art/a.jpg", "key: needs version:"),
+        ("/storage restore key:a prefix:b", "not both"),
+        (
+            "/storage restore prefix:art/ at:yesterday",
+            "neither a UTC time",
+        ),
+        (
+            "/storage restore key:art/a.jpg version:v1 at:2026-11-30",
+            "go with prefix:",
+        ),
+    ] {
+        let r = s.run(line).await;
+        assert_eq!(r.outcome, Outcome::Usage, "{line}: {}", r.text);
+        assert!(r.text.contains(want), "{line}: {}", r.text);
+    }
+    // R2 has no versions: a version id is refused, pointing at the snapshots.
+    let r = s
+        .run("/storage restore key:art/a.jpg version:3HL4kqtJlcpXroDTDmJ")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("keeps no object versions"), "{}", r.text);
+    // A prefix with no objects anywhere.
+    let r = s
+        .run("/storage restore prefix:Art/ at:2026-11-30T09:00:00Z")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("No object in prefix Art/"), "{}", r.text);
+    assert!(
+        r.text.contains("art/") && r.text.contains("other/"),
+        "names what it holds: {}",
+        r.text
+    );
+    assert!(s.engine.store().approvals().unwrap().is_empty());
+
+    // A live object changed between the request and the approval: void, nothing written.
+    s.clock.advance(Duration::minutes(5));
+    delete(&s.media, "art/b.png").await;
+    let line = "/storage restore prefix:art/ at:2026-11-30T09-00-00Z";
+    let r = s.run(line).await;
+    let Outcome::AwaitingApproval(id) = r.outcome.clone() else {
+        panic!("{}", r.text)
+    };
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "art/c d+é.txt",
+            body: b"edited meanwhile".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    s.r2.clear();
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(
+        r.text.contains("is void") && r.text.contains("changed since the diff was approved"),
+        "{}",
+        r.text
+    );
+    assert!(held(&s.media, "art/b.png").await.is_none());
+    assert!(
+        !s.r2
+            .seen()
+            .iter()
+            .any(|x| x.method == "PUT" || x.method == "DELETE")
+    );
+
+    // A copy missing from the backup bucket: no request, nothing written.
+    let copy = keys(&s.backup, "media/objects/eb30383b").await;
+    assert_eq!(copy.len(), 1, "b.png's copy");
+    delete(&s.backup, &copy[0]).await;
+    let r = s.run(line).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("1 copy this restore needs is missing") && r.text.contains(&copy[0]),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("Nothing was written"), "{}", r.text);
+    assert!(held(&s.media, "art/b.png").await.is_none());
+    assert!(held(&s.media, "art/c d+é.txt").await.unwrap().body == b"edited meanwhile");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_gone_between_request_and_approval_writes_nothing() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    ok(&s.run("/storage snapshot").await);
+    delete(&s.media, "art/a.jpg").await;
+    delete(&s.media, "art/b.png").await;
+    let line = "/storage restore prefix:art/ at:2026-11-30T09-00-00Z";
+    let r = s.run(line).await;
+    let Outcome::AwaitingApproval(id) = r.outcome.clone() else {
+        panic!("{}", r.text)
+    };
+    let copy = keys(&s.backup, "media/objects/eb30383b").await;
+    delete(&s.backup, &copy[0]).await;
+    s.r2.clear();
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("missing") && r.text.contains("Nothing was written"),
+        "{}",
+        r.text
+    );
+    // Checked before anything was written: a.jpg, whose copy is there, is not back either.
+    assert!(held(&s.media, "art/a.jpg").await.is_none());
+    assert!(
+        !s.r2
+            .seen()
+            .iter()
+            .any(|x| x.method == "PUT" || x.method == "DELETE")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_snapshot_writes_no_manifest_and_the_next_one_resumes() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    // Copies of one object fail (R2 answers 500 to them); the others go through.
+    s.r2.fail_copies(Some("art/b.png"));
+    let r = s.run("/storage snapshot").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(r.text.contains("No manifest was written"), "{}", r.text);
+    assert!(keys(&s.backup, "media/snapshots/").await.is_empty());
+    let made = keys(&s.backup, "media/objects/").await.len();
+    assert!(made >= 1, "other copies were made and kept");
+    let r = s
+        .run("/storage restore prefix:art/ at:2026-11-30T09:00:00Z")
+        .await;
+    assert!(r.text.contains("no snapshot of"), "{}", r.text);
+
+    s.r2.fail_copies(None);
+    s.clock.advance(Duration::minutes(1));
+    s.r2.clear();
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    // Only what the failed one did not copy is copied now.
+    let copies =
+        s.r2.seen()
+            .iter()
+            .filter(|x| x.copy_source.is_some())
+            .count();
+    assert_eq!(copies, 5 - made, "{}", r.text);
+    assert!(
+        r.text.contains(&format!("{} already held", 6 - copies)),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_ridden_out_and_a_failing_object_is_reported_with_the_rest_restored() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    // R2 answers bursts with 429: drbot backs off and the snapshot completes.
+    s.r2.throttle(3);
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    assert!(s.r2.seen().iter().filter(|x| x.status == 429).count() >= 3);
+    assert_eq!(keys(&s.backup, "media/objects/").await.len(), 5);
+
+    delete(&s.media, "art/a.jpg").await;
+    delete(&s.media, "art/b.png").await;
+    let b_copy = keys(&s.backup, "media/objects/eb30383b").await.remove(0);
+    s.r2.fail_copies(Some(&b_copy));
+    let line = "/storage restore prefix:art/ at:2026-11-30T09-00-00Z";
+    let r = s.approved(line).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("1 object(s) could not be restored") && r.text.contains("art/b.png"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("The rest is restored"), "{}", r.text);
+    assert!(r.text.contains("1 object(s) do not match"), "{}", r.text);
+    assert!(held(&s.media, "art/a.jpg").await.is_some());
+    assert!(held(&s.media, "art/b.png").await.is_none());
+    // Running it again does only what is left.
+    s.r2.fail_copies(None);
+    let r = s.run(line).await;
+    assert!(
+        r.text.contains("create     1 object") && r.text.contains("unchanged  4 objects"),
+        "{}",
+        r.text
+    );
+    let r = s.approved(line).await;
+    ok(&r);
+    assert!(held(&s.media, "art/b.png").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_manifests_are_named_never_used_half_and_never_stop_the_next_snapshot() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    ok(&s.run("/storage snapshot").await);
+    let key = "media/snapshots/2026-11-30T09-00-00Z.jsonl.xz";
+    let good = s3()
+        .get_object()
+        .bucket(&s.backup)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec();
+    let text = {
+        use std::io::Read;
+        let mut out = String::new();
+        liblzma::read::XzDecoder::new(good.as_slice())
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    };
+    let xz = |t: &str| {
+        use std::io::Write;
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        e.write_all(t.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines[..lines.len() - 1].join("\n") + "\n";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated xz",
+            good[..good.len() / 2].to_vec(),
+            "unreadable",
+        ),
+        ("no end line", xz(&cut), "ends early"),
+        (
+            "not json",
+            xz(&format!("{}\nnot json\n", lines[0])),
+            "line 2",
+        ),
+        ("garbage", b"\x00\x01garbage".to_vec(), "unreadable"),
+    ];
+    for (what, body, want) in cases {
+        s3().put_object()
+            .bucket(&s.backup)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+        delete(&s.media, "art/b.png").await;
+        let r = s
+            .run("/storage restore prefix:art/ at:2026-11-30T09-00-00Z")
+            .await;
+        assert_eq!(r.outcome, Outcome::Failed, "{what}: {}", r.text);
+        assert!(
+            r.text.contains(want) && r.text.contains("2026-11-30T09-00-00Z"),
+            "{what}: {}",
+            r.text
+        );
+        assert!(s.engine.store().approvals().unwrap().is_empty(), "{what}");
+    }
+    // The next snapshot goes on without it, and copies nothing already held.
+    s.clock.advance(Duration::minutes(1));
+    s.r2.clear();
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    assert!(r.text.contains("could not be used"), "{}", r.text);
+    assert!(
+        !s.r2.seen().iter().any(|x| x.copy_source.is_some()),
+        "nothing copied again"
+    );
 }

@@ -273,7 +273,10 @@ impl StorageConfig {
                 snap.prefix
             ));
         }
-        for (key, other) in [("db_prefix", &self.db_prefix), ("meili_prefix", &self.meili_prefix)] {
+        for (key, other) in [
+            ("db_prefix", &self.db_prefix),
+            ("meili_prefix", &self.meili_prefix),
+        ] {
             if other.starts_with(&snap.prefix) || snap.prefix.starts_with(other.as_str()) {
                 return Err(format!(
                     "[storage.snapshots] prefix `{}` and [storage] {key} `{other}` overlap; snapshots need a folder of their own",
@@ -734,10 +737,10 @@ impl Config {
                 ));
             }
         }
-        if let Some(s) = &self.storage {
-            if let Err(message) = s.validate() {
-                return bad(message);
-            }
+        if let Some(s) = &self.storage
+            && let Err(message) = s.validate()
+        {
+            return bad(message);
         }
         if self.status.quiet_mins == 0 {
             return bad("[status] quiet_mins must be at least 1".to_string());

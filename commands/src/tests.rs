@@ -680,7 +680,10 @@ async fn a_scenario_not_built_yet_answers_so_and_changes_nothing() {
     );
     // A destructive command whose bucket is not configured never becomes an approval request.
     let r = engine
-        .run(&alice(), "/storage restore prefix:artworks/ at:2026-11-25T10:00:00Z")
+        .run(
+            &alice(),
+            "/storage restore prefix:artworks/ at:2026-11-25T10:00:00Z",
+        )
         .await;
     assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
     assert!(r.text.contains("No bucket is configured"), "{}", r.text);

@@ -47,7 +47,9 @@ impl Engine {
         for scenario in crate::scenarios::ALL {
             match scenario.scheduled(self).await {
                 Ok(p) => posts.extend(p),
-                Err(e) => tracing::error!(scenario = scenario.name(), error = %e, "scheduled work failed"),
+                Err(e) => {
+                    tracing::error!(scenario = scenario.name(), error = %e, "scheduled work failed")
+                }
             }
         }
         if !posts.is_empty() {

@@ -211,7 +211,10 @@ impl Bucket {
                 })
                 .await
                 .map_err(|e| {
-                    self.fail(&format!("Copying part {number} of {} to {key}", from.key), e)
+                    self.fail(
+                        &format!("Copying part {number} of {} to {key}", from.key),
+                        e,
+                    )
                 })?;
                 parts.push(
                     CompletedPart::builder()

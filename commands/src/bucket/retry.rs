@@ -81,7 +81,11 @@ where
         match call().await {
             Err(e) if attempt + 1 < ATTEMPTS => match slow_down(&e, attempt) {
                 Some(wait) => {
-                    tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "bucket asked to slow down");
+                    tracing::debug!(
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "bucket asked to slow down"
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

@@ -59,9 +59,7 @@ impl Bucket {
         match result {
             Ok(v) => Ok(match v.status() {
                 Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled) => Versioning::Enabled,
-                Some(aws_sdk_s3::types::BucketVersioningStatus::Suspended) => {
-                    Versioning::Suspended
-                }
+                Some(aws_sdk_s3::types::BucketVersioningStatus::Suspended) => Versioning::Suspended,
                 _ => Versioning::Never,
             }),
             Err(e) if not_implemented(&e) => Ok(Versioning::Unsupported),

@@ -32,7 +32,11 @@ pub const RESTORE: CommandSpec = destructive(cmd(
             "Its version id, or a snapshot (with key)",
             Text,
         )),
-        opt("prefix", "Key prefix, * for the whole bucket (with at)", Text),
+        opt(
+            "prefix",
+            "Key prefix, * for the whole bucket (with at)",
+            Text,
+        ),
         auto(opt(
             "at",
             "UTC time (2026-11-25T10:30:00Z) or a snapshot (with prefix)",
@@ -75,9 +79,7 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// The snapshot named `name` (its time as in the manifest's name, or the manifest's key).
 fn snapshot_named<'a>(snapshots: &'a [Snapshot], name: &str) -> Option<&'a Snapshot> {
     let name = name.trim();
-    snapshots
-        .iter()
-        .find(|s| s.name() == name || s.key == name)
+    snapshots.iter().find(|s| s.name() == name || s.key == name)
 }
 
 /// The newest snapshot taken at or before `at`, or why there is none.
@@ -127,7 +129,13 @@ async fn plan_of(b: &Buckets, inv: &Invocation) -> Result<Plan, CommandError> {
                 .map_err(StorageError::from)?;
             let from = if let Some(s) = snapshot_named(&snapshots, version) {
                 From::Snapshot(s.key.clone())
-            } else if b.media.versioning().await.map_err(StorageError::from)?.has_versions() {
+            } else if b
+                .media
+                .versioning()
+                .await
+                .map_err(StorageError::from)?
+                .has_versions()
+            {
                 From::Version(version.to_string())
             } else {
                 return Err(StorageError::Refused(format!(
@@ -151,7 +159,11 @@ async fn plan_of(b: &Buckets, inv: &Invocation) -> Result<Plan, CommandError> {
                     "prefix: needs at: (a UTC time such as 2026-11-25T10:30:00Z, or a snapshot from /storage snapshots).",
                 ));
             };
-            let scope = Scope::Prefix(if prefix == "*" { String::new() } else { prefix.to_string() });
+            let scope = Scope::Prefix(if prefix == "*" {
+                String::new()
+            } else {
+                prefix.to_string()
+            });
             let snapshots = manifest::list(&b.backup, &b.snapshots.prefix)
                 .await
                 .map_err(StorageError::from)?;
@@ -163,7 +175,12 @@ async fn plan_of(b: &Buckets, inv: &Invocation) -> Result<Plan, CommandError> {
                         "at:{at} is neither a UTC time (2026-11-25T10:30:00Z) nor a snapshot (/storage snapshots lists them)."
                     )));
                 };
-                if b.media.versioning().await.map_err(StorageError::from)?.has_versions() {
+                if b.media
+                    .versioning()
+                    .await
+                    .map_err(StorageError::from)?
+                    .has_versions()
+                {
                     From::VersionsAt(t)
                 } else {
                     From::Snapshot(snapshot_at(&snapshots, t, media)?.key.clone())
@@ -271,8 +288,17 @@ fn missing_text(b: &Buckets, missing: &[String]) -> String {
         if missing.len() == 1 { "y" } else { "ies" },
         if missing.len() == 1 { "is" } else { "are" },
         b.backup.name(),
-        missing.iter().take(plan::SHOWN).cloned().collect::<Vec<_>>().join(", "),
-        if missing.len() > plan::SHOWN { ", …" } else { "" }
+        missing
+            .iter()
+            .take(plan::SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        if missing.len() > plan::SHOWN {
+            ", …"
+        } else {
+            ""
+        }
     )
 }
 
@@ -314,7 +340,9 @@ impl Destructive for Restore {
             }
             let copies = ops
                 .iter()
-                .filter(|o| matches!(o, Op::Put(w) if matches!(w.origin, plan::Origin::Copy { .. })))
+                .filter(
+                    |o| matches!(o, Op::Put(w) if matches!(w.origin, plan::Origin::Copy { .. })),
+                )
                 .count();
             let source = source_words(&b, &plan, engine.now()).await;
             let summary = format!(
@@ -426,14 +454,26 @@ async fn run(
     engine.store().flush().await?;
     let fail = |text: String, reason: String| -> Answer {
         engine.record(ctx, inv, EntryKind::Command, &text)?;
-        engine.step_finished(ctx, inv, inv.spec, Some(&media), StepState::Failed, Some(reason))?;
+        engine.step_finished(
+            ctx,
+            inv,
+            inv.spec,
+            Some(&media),
+            StepState::Failed,
+            Some(reason),
+        )?;
         Err(CommandError::Failed(text))
     };
     progress.update(&format!("Listing {} again…", plan.scope.describe()));
     let mut ops = Vec::new();
     let d = match plan::diff(&b, &plan, Some(&mut ops)).await {
         Ok(d) => d,
-        Err(e) => return fail(format!("The {what} failed: {e}. Nothing was written."), e.to_string()),
+        Err(e) => {
+            return fail(
+                format!("The {what} failed: {e}. Nothing was written."),
+                e.to_string(),
+            );
+        }
     };
     if inputs.get("live") != Some(&d.digest) {
         return fail(
@@ -447,7 +487,12 @@ async fn run(
     }
     let missing = match missing_copies(&b, &ops).await {
         Ok(m) => m,
-        Err(e) => return fail(format!("The {what} failed: {e}. Nothing was written."), e.to_string()),
+        Err(e) => {
+            return fail(
+                format!("The {what} failed: {e}. Nothing was written."),
+                e.to_string(),
+            );
+        }
     };
     if !missing.is_empty() {
         let text = missing_text(&b, &missing);
@@ -468,15 +513,17 @@ async fn run(
         render::duration(chrono::Duration::from_std(applied.took).unwrap_or_default())
     );
     if d.unchanged.count > 0 {
-        let _ = write!(text, " {} unchanged object(s) were not touched.", d.unchanged.count);
+        let _ = write!(
+            text,
+            " {} unchanged object(s) were not touched.",
+            d.unchanged.count
+        );
     }
     if d.kept.count > 0 {
         let _ = write!(text, " {} created since were kept.", d.kept.count);
     }
     let verified = match &check {
-        Ok((0, _)) => {
-            "Listed again: every object in scope now matches the source.".to_string()
-        }
+        Ok((0, _)) => "Listed again: every object in scope now matches the source.".to_string(),
         Ok((n, first)) => format!(
             "Listed again: {n} object(s) do not match the source: {}{}.",
             first.join(", "),
@@ -492,7 +539,11 @@ async fn run(
             applied.undone_count,
             3,
             applied.undone.join(", "),
-            if applied.undone_count > applied.undone.len() as u64 { ", …" } else { "" }
+            if applied.undone_count > applied.undone.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
         );
     }
     let _ = write!(text, "\n{verified}");
@@ -542,7 +593,8 @@ mod tests {
             size: 1,
         };
         let list = vec![snap("2026-11-25T12-00-00Z"), snap("2026-11-25T11-00-00Z")];
-        let at = |s| snapshot_at(&list, parse_time(s).unwrap(), "media").map(|s| s.name().to_string());
+        let at =
+            |s| snapshot_at(&list, parse_time(s).unwrap(), "media").map(|s| s.name().to_string());
         assert_eq!(at("2026-11-25T11:30:00Z").unwrap(), "2026-11-25T11-00-00Z");
         assert_eq!(at("2026-11-25T13:00:00Z").unwrap(), "2026-11-25T12-00-00Z");
         let e = at("2026-11-25T10:00:00Z").unwrap_err().to_string();

@@ -32,18 +32,17 @@ pub async fn missing_copies(b: &Buckets, ops: &[Op]) -> Result<Vec<String>, Stor
             Op::Delete(_) => None,
         })
         .collect();
-    let results: Vec<Result<Option<String>, BucketError>> =
-        futures_util::stream::iter(needed)
-            .map(|(copy, size)| async move {
-                Ok(match b.backup.head(&copy).await? {
-                    Some(o) if o.size == size => None,
-                    Some(o) => Some(format!("{copy} ({} instead of {})", o.size, size)),
-                    None => Some(copy),
-                })
+    let results: Vec<Result<Option<String>, BucketError>> = futures_util::stream::iter(needed)
+        .map(|(copy, size)| async move {
+            Ok(match b.backup.head(&copy).await? {
+                Some(o) if o.size == size => None,
+                Some(o) => Some(format!("{copy} ({} instead of {})", o.size, size)),
+                None => Some(copy),
             })
-            .buffer_unordered(b.snapshots.concurrency)
-            .collect()
-            .await;
+        })
+        .buffer_unordered(b.snapshots.concurrency)
+        .collect()
+        .await;
     let mut missing = Vec::new();
     for r in results {
         if let Some(m) = r? {

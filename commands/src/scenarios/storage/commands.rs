@@ -21,7 +21,6 @@ use crate::progress::ProgressSink;
 use crate::render::{self, size};
 use crate::reply::Reply;
 
-
 pub use super::media::PROBE_PREFIX;
 
 /// How long the platform's upload test may take.
@@ -88,7 +87,11 @@ fn versioning_line(v: &Versioning, media: &str) -> String {
 }
 
 /// `/storage check`.
-pub async fn check(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+pub async fn check(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
     let b = Buckets::of(engine)?;
     let media = b.media.name().to_string();
     let started = Instant::now();
@@ -100,9 +103,18 @@ pub async fn check(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<R
         let page = match pages.next().await {
             Ok(p) => p,
             Err(e) => {
-                let text = format!("{media} cannot be listed: {e}. Nothing was changed. Check R2's status and the keys, then /storage check again.");
+                let text = format!(
+                    "{media} cannot be listed: {e}. Nothing was changed. Check R2's status and the keys, then /storage check again."
+                );
                 engine.record(ctx, inv, EntryKind::Command, &text)?;
-                engine.step_finished(ctx, inv, inv.spec, None, StepState::Failed, Some(e.to_string()))?;
+                engine.step_finished(
+                    ctx,
+                    inv,
+                    inv.spec,
+                    None,
+                    StepState::Failed,
+                    Some(e.to_string()),
+                )?;
                 return Err(CommandError::Failed(text));
             }
         };
@@ -128,7 +140,7 @@ pub async fn check(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<R
         size(bytes)
     );
     let mut tops: Vec<_> = by_top.into_iter().collect();
-    tops.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    tops.sort_by_key(|t| std::cmp::Reverse(t.1.1));
     for (top, (n, s)) in tops.iter().take(10) {
         let _ = write!(text, "\n  {top:<24} {n:>9} objects  {:>10}", size(*s));
     }
@@ -150,7 +162,11 @@ pub async fn check(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<R
             ok
         }
         Err(e) => {
-            let _ = write!(text, "\nSnapshots in {} could not be listed: {e}.", b.backup.name());
+            let _ = write!(
+                text,
+                "\nSnapshots in {} could not be listed: {e}.",
+                b.backup.name()
+            );
             false
         }
     };
@@ -191,7 +207,10 @@ pub async fn take_snapshot(
     let media = b.media.name().to_string();
     let _guard = engine
         .restores()
-        .take(&lock_name(&media), format!("{} taking a snapshot", ctx.actor.name))
+        .take(
+            &lock_name(&media),
+            format!("{} taking a snapshot", ctx.actor.name),
+        )
         .map_err(|running| {
             CommandError::Refused(format!(
                 "{media} is busy ({running}). Wait for it to finish, then /storage snapshot."
@@ -201,7 +220,12 @@ pub async fn take_snapshot(
     match snapshot::take(&b, engine.now(), progress).await {
         Ok(t) => {
             let text = taken_text(&b, &t);
-            engine.record(ctx, inv, EntryKind::Command, text.lines().next().unwrap_or_default())?;
+            engine.record(
+                ctx,
+                inv,
+                EntryKind::Command,
+                text.lines().next().unwrap_or_default(),
+            )?;
             Ok(Reply::done(format!(
                 "{text}\nNext: /storage snapshots lists them; /storage restore prefix:<folder> at:{} brings a folder back to it.",
                 manifest::snapshot_name(&t.key)
@@ -237,12 +261,7 @@ pub fn taken_text(b: &Buckets, t: &snapshot::Taken) -> String {
         render::duration(chrono::Duration::from_std(t.took).unwrap_or_default()),
         t.requests.render()
     );
-    let _ = write!(
-        text,
-        "\nManifest: s3://{}/{}",
-        b.backup.name(),
-        t.key
-    );
+    let _ = write!(text, "\nManifest: s3://{}/{}", b.backup.name(), t.key);
     if let Some(why) = &t.previous_broken {
         let _ = write!(
             text,
@@ -265,7 +284,11 @@ async fn totals_of(bucket: &Bucket, s: &Snapshot) -> Option<Totals> {
 }
 
 /// `/storage snapshots`.
-pub async fn snapshots(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+pub async fn snapshots(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
     let b = Buckets::of(engine)?;
     let limit: usize = inv.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
     let list = manifest::list(&b.backup, &b.snapshots.prefix)
@@ -310,13 +333,21 @@ pub async fn snapshots(engine: &Engine, ctx: &Context, inv: &Invocation) -> Resu
         ctx,
         inv,
         EntryKind::Command,
-        format!("/storage snapshots: {} snapshots; newest {}.", list.len(), list[0].name()),
+        format!(
+            "/storage snapshots: {} snapshots; newest {}.",
+            list.len(),
+            list[0].name()
+        ),
     )?;
     Ok(Reply::done(text))
 }
 
 /// `/storage versions`.
-pub async fn versions(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+pub async fn versions(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
     let b = Buckets::of(engine)?;
     let media = b.media.name().to_string();
     let (scope, exact) = match (inv.get("key"), inv.get("prefix")) {
@@ -334,7 +365,9 @@ pub async fn versions(engine: &Engine, ctx: &Context, inv: &Invocation) -> Resul
         let all = b.media.versions(&scope).await?;
         let list: Vec<_> = all.iter().filter(|v| !exact || v.key == scope).collect();
         if list.is_empty() {
-            format!("{media} has no versions of {scope}. Keys are case-sensitive; /storage check shows the folders.")
+            format!(
+                "{media} has no versions of {scope}. Keys are case-sensitive; /storage check shows the folders."
+            )
         } else {
             let mut t = format!(
                 "{} version(s) and delete marker(s) of {scope} in {media} (newest first per key):",
@@ -347,7 +380,11 @@ pub async fn versions(engine: &Engine, ctx: &Context, inv: &Invocation) -> Resul
                     v.key,
                     v.version_id,
                     v.last_modified.map(render::stamp).unwrap_or_default(),
-                    if v.delete_marker { "delete marker".to_string() } else { size(v.size) },
+                    if v.delete_marker {
+                        "delete marker".to_string()
+                    } else {
+                        size(v.size)
+                    },
                     if v.is_latest { "  (current)" } else { "" }
                 );
             }
@@ -371,7 +408,10 @@ pub async fn versions(engine: &Engine, ctx: &Context, inv: &Invocation) -> Resul
         ctx,
         inv,
         EntryKind::Command,
-        format!("/storage versions {}{scope}", if exact { "key:" } else { "prefix:" }),
+        format!(
+            "/storage versions {}{scope}",
+            if exact { "key:" } else { "prefix:" }
+        ),
     )?;
     engine.step_finished(ctx, inv, inv.spec, None, StepState::Done, None)?;
     Ok(Reply::done(text))
@@ -430,17 +470,22 @@ async fn snapshot_history(b: &Buckets, scope: &str, exact: bool) -> Result<Strin
 }
 
 enum Scan {
-    Key(Option<manifest::Entry>),
+    Key(Option<Box<manifest::Entry>>),
     Prefix(u64, u64),
 }
 
-async fn scan(backup: &Bucket, s: &Snapshot, scope: &str, exact: bool) -> Result<Scan, StorageError> {
+async fn scan(
+    backup: &Bucket,
+    s: &Snapshot,
+    scope: &str,
+    exact: bool,
+) -> Result<Scan, StorageError> {
     let mut r = Reader::open(backup, &s.key).await?;
     let (mut n, mut bytes) = (0u64, 0u64);
     while let Some(e) = r.next().await? {
         if exact {
             match e.key.as_str().cmp(scope) {
-                std::cmp::Ordering::Equal => return Ok(Scan::Key(Some(e))),
+                std::cmp::Ordering::Equal => return Ok(Scan::Key(Some(Box::new(e)))),
                 std::cmp::Ordering::Greater => return Ok(Scan::Key(None)),
                 std::cmp::Ordering::Less => {}
             }
@@ -451,11 +496,19 @@ async fn scan(backup: &Bucket, s: &Snapshot, scope: &str, exact: bool) -> Result
             break;
         }
     }
-    Ok(if exact { Scan::Key(None) } else { Scan::Prefix(n, bytes) })
+    Ok(if exact {
+        Scan::Key(None)
+    } else {
+        Scan::Prefix(n, bytes)
+    })
 }
 
 /// `/storage verify`: the platform's upload test and drbot's own put/get/delete probe.
-pub async fn verify(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+pub async fn verify(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
     let b = Buckets::of(engine)?;
     let media = b.media.name().to_string();
     let mut lines = Vec::new();
@@ -463,7 +516,9 @@ pub async fn verify(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<
     // The runbook's Step 4: POST {api}/uploads/test with the admin token.
     let api_ran = match &engine.config().api {
         None => {
-            lines.push("Platform upload test: not run — [api] base_url is not configured.".to_string());
+            lines.push(
+                "Platform upload test: not run — [api] base_url is not configured.".to_string(),
+            );
             false
         }
         Some(api) => {
@@ -485,11 +540,23 @@ pub async fn verify(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<
         "Next: /storage check for the bucket, and the API's logs for /uploads/test."
     };
     let _ = write!(text, "\n{next}");
-    engine.record(ctx, inv, EntryKind::Command, format!("/storage verify: {}", lines.join(" ")))?;
+    engine.record(
+        ctx,
+        inv,
+        EntryKind::Command,
+        format!("/storage verify: {}", lines.join(" ")),
+    )?;
     if ok && api_ran {
         engine.step_finished(ctx, inv, inv.spec, None, StepState::Done, None)?;
     } else if !ok {
-        engine.step_finished(ctx, inv, inv.spec, None, StepState::Failed, Some(lines.join(" ")))?;
+        engine.step_finished(
+            ctx,
+            inv,
+            inv.spec,
+            None,
+            StepState::Failed,
+            Some(lines.join(" ")),
+        )?;
     }
     let _ = media;
     if ok {
@@ -501,7 +568,10 @@ pub async fn verify(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<
 
 async fn upload_test(engine: &Engine, base: &str, token_env: &str) -> (bool, String) {
     let Some(token) = engine.env()(token_env).filter(|t| !t.is_empty()) else {
-        return (false, format!("Platform upload test: not run — {token_env} is not set."));
+        return (
+            false,
+            format!("Platform upload test: not run — {token_env} is not set."),
+        );
     };
     let client = match crate::http::client(UPLOAD_TEST_TIMEOUT) {
         Ok(c) => c,
@@ -516,11 +586,18 @@ async fn upload_test(engine: &Engine, base: &str, token_env: &str) -> (bool, Str
             let body = r.text().await.unwrap_or_default();
             let body = render::truncate(body.trim(), 200);
             if status.is_success() {
-                (true, format!("Platform upload test: POST /uploads/test answered {status} in {ms} ms."))
+                (
+                    true,
+                    format!(
+                        "Platform upload test: POST /uploads/test answered {status} in {ms} ms."
+                    ),
+                )
             } else {
                 (
                     false,
-                    format!("Platform upload test: POST /uploads/test answered {status} in {ms} ms: {body}"),
+                    format!(
+                        "Platform upload test: POST /uploads/test answered {status} in {ms} ms: {body}"
+                    ),
                 )
             }
         }
@@ -552,7 +629,10 @@ async fn probe(media: &Bucket, now: DateTime<Utc>) -> (bool, String) {
         Ok((_, stream)) => stream.collect().await.map(|b| b.into_bytes().to_vec()).ok(),
         Err(e) => {
             let _ = media.delete(&key).await;
-            return (false, format!("drbot's probe: put {put_ms} ms, get failed: {e}."));
+            return (
+                false,
+                format!("drbot's probe: put {put_ms} ms, get failed: {e}."),
+            );
         }
     };
     let get_ms = t.elapsed().as_millis();
@@ -562,15 +642,24 @@ async fn probe(media: &Bucket, now: DateTime<Utc>) -> (bool, String) {
     match (read.as_deref() == Some(body.as_slice()), deleted) {
         (true, Ok(())) => (
             true,
-            format!("drbot's probe in {}: put {put_ms} ms, get {get_ms} ms (bytes match), delete {del_ms} ms.", media.name()),
+            format!(
+                "drbot's probe in {}: put {put_ms} ms, get {get_ms} ms (bytes match), delete {del_ms} ms.",
+                media.name()
+            ),
         ),
         (false, _) => (
             false,
-            format!("drbot's probe in {}: the object read back is not what was written (put {put_ms} ms, get {get_ms} ms).", media.name()),
+            format!(
+                "drbot's probe in {}: the object read back is not what was written (put {put_ms} ms, get {get_ms} ms).",
+                media.name()
+            ),
         ),
         (true, Err(e)) => (
             false,
-            format!("drbot's probe in {}: put and get work, delete failed: {e}; {key} is left behind.", media.name()),
+            format!(
+                "drbot's probe in {}: put and get work, delete failed: {e}; {key} is left behind.",
+                media.name()
+            ),
         ),
     }
 }

@@ -92,7 +92,10 @@ pub fn copy_key(prefix: &str, etag: &str, size: u64) -> String {
 /// `aliases/`).
 pub fn alias_key(prefix: &str, etag: &str, size: u64) -> String {
     let copy = copy_key(prefix, etag, size);
-    format!("{prefix}aliases/{}", copy.rsplit('/').next().unwrap_or_default())
+    format!(
+        "{prefix}aliases/{}",
+        copy.rsplit('/').next().unwrap_or_default()
+    )
 }
 
 /// The first line of a manifest.
@@ -137,9 +140,10 @@ impl Entry {
     /// one its copy (and so a restore from it) has.
     pub fn same_content(&self, live: &ObjectInfo) -> bool {
         live.size == self.size
-            && live.etag.as_deref().is_some_and(|e| {
-                e == self.etag || self.copy_etag.as_deref() == Some(e)
-            })
+            && live
+                .etag
+                .as_deref()
+                .is_some_and(|e| e == self.etag || self.copy_etag.as_deref() == Some(e))
     }
 }
 
@@ -303,7 +307,11 @@ impl Reader {
             return Ok(None);
         }
         let entry: Entry = serde_json::from_slice(&raw).map_err(|e| self.corrupt(e.to_string()))?;
-        if self.last_key.as_deref().is_some_and(|k| k >= entry.key.as_str()) {
+        if self
+            .last_key
+            .as_deref()
+            .is_some_and(|k| k >= entry.key.as_str())
+        {
             return Err(self.corrupt(format!(
                 "keys out of order ({} after {})",
                 entry.key,
@@ -417,8 +425,16 @@ impl Writer {
                     .send()
             })
             .await
-            .map_err(|e| fail("Starting", aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
-            self.upload = Some((created.upload_id().unwrap_or_default().to_string(), Vec::new()));
+            .map_err(|e| {
+                fail(
+                    "Starting",
+                    aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
+            self.upload = Some((
+                created.upload_id().unwrap_or_default().to_string(),
+                Vec::new(),
+            ));
         }
         let Some((id, parts)) = self.upload.as_mut() else {
             return Ok(());
@@ -436,7 +452,12 @@ impl Writer {
                 .send()
         })
         .await
-        .map_err(|e| fail("Uploading a part of", aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| {
+            fail(
+                "Uploading a part of",
+                aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            )
+        })?;
         parts.push(
             aws_sdk_s3::types::CompletedPart::builder()
                 .part_number(number)
@@ -448,7 +469,9 @@ impl Writer {
 
     /// Writes the end line and makes the manifest appear, all at once.
     pub async fn finish(mut self, totals: &Totals) -> Result<(), BucketError> {
-        self.encode(&EndLine { end: totals.clone() })?;
+        self.encode(&EndLine {
+            end: totals.clone(),
+        })?;
         let encoder = std::mem::replace(
             &mut self.encoder,
             liblzma::write::XzEncoder::new(Vec::new(), 0),
@@ -466,7 +489,11 @@ impl Writer {
         let Some((id, parts)) = self.upload.take() else {
             return Ok(());
         };
-        let (client, name, key) = (self.bucket.client().clone(), self.bucket.name().to_string(), self.key.clone());
+        let (client, name, key) = (
+            self.bucket.client().clone(),
+            self.bucket.name().to_string(),
+            self.key.clone(),
+        );
         crate::bucket::retry::throttled(|| {
             client
                 .complete_multipart_upload()
@@ -496,7 +523,11 @@ impl Drop for Writer {
         if let Some((id, _)) = self.upload.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
-            let (client, name, key) = (self.bucket.client().clone(), self.bucket.name().to_string(), self.key.clone());
+            let (client, name, key) = (
+                self.bucket.client().clone(),
+                self.bucket.name().to_string(),
+                self.key.clone(),
+            );
             handle.spawn(async move {
                 let _ = client
                     .abort_multipart_upload()
@@ -542,7 +573,7 @@ pub async fn list(bucket: &Bucket, prefix: &str) -> Result<Vec<Snapshot>, Bucket
             })
         })
         .collect();
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|s| std::cmp::Reverse(s.at));
     Ok(out)
 }
 

@@ -70,7 +70,9 @@ impl From<StorageError> for CommandError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Bucket(b) => CommandError::from(b),
-            StorageError::NoMedia | StorageError::Refused(_) => CommandError::Refused(e.to_string()),
+            StorageError::NoMedia | StorageError::Refused(_) => {
+                CommandError::Refused(e.to_string())
+            }
             StorageError::Manifest(_) | StorageError::SnapshotFailed { .. } => {
                 CommandError::Failed(e.to_string())
             }

@@ -156,7 +156,11 @@ async fn snapshot_choices(engine: &Engine) -> Vec<Choice> {
                 .take(MAX_CHOICES)
                 .map(|s| {
                     Choice::new(
-                        format!("snapshot {} ({} old)", s.name(), render::duration(now - s.at)),
+                        format!(
+                            "snapshot {} ({} old)",
+                            s.name(),
+                            render::duration(now - s.at)
+                        ),
                         s.name().to_string(),
                     )
                 })

@@ -156,12 +156,19 @@ impl Want {
 
     fn digest_line(&self) -> String {
         let origin = match &self.origin {
-            Origin::Copy { copy, copy_etag, .. } => {
+            Origin::Copy {
+                copy, copy_etag, ..
+            } => {
                 format!("{copy} {}", copy_etag.as_deref().unwrap_or("-"))
             }
             Origin::Version(v) => format!("version {v}"),
         };
-        format!("W {:?} {} {} {origin}\n", self.key, self.size, self.etags.join(","))
+        format!(
+            "W {:?} {} {} {origin}\n",
+            self.key,
+            self.size,
+            self.etags.join(",")
+        )
     }
 }
 
@@ -274,7 +281,11 @@ impl Diff {
 
 /// The wanted objects in key order, from a manifest or from a version listing.
 enum Wants {
-    Manifest { reader: Reader, scope: Scope, done: bool },
+    Manifest {
+        reader: Box<Reader>,
+        scope: Scope,
+        done: bool,
+    },
     Listed(std::vec::IntoIter<Want>),
 }
 
@@ -282,7 +293,7 @@ impl Wants {
     async fn open(b: &Buckets, plan: &Plan) -> Result<Wants, StorageError> {
         Ok(match &plan.from {
             From::Snapshot(key) => Wants::Manifest {
-                reader: Reader::open(&b.backup, key).await.map_err(|e| match e {
+                reader: Box::new(Reader::open(&b.backup, key).await.map_err(|e| match e {
                     manifest::ManifestError::Bucket(crate::bucket::BucketError::Request {
                         ref detail,
                         ..
@@ -292,7 +303,7 @@ impl Wants {
                         b.backup.name()
                     )),
                     other => StorageError::from(other),
-                })?,
+                })?),
                 scope: plan.scope.clone(),
                 done: false,
             },
@@ -334,10 +345,17 @@ impl Wants {
         })
     }
 
-    async fn next(&mut self, elsewhere: &mut BTreeSet<String>) -> Result<Option<Want>, StorageError> {
+    async fn next(
+        &mut self,
+        elsewhere: &mut BTreeSet<String>,
+    ) -> Result<Option<Want>, StorageError> {
         match self {
             Wants::Listed(it) => Ok(it.next()),
-            Wants::Manifest { reader, scope, done } => {
+            Wants::Manifest {
+                reader,
+                scope,
+                done,
+            } => {
                 while !*done {
                     let Some(e) = reader.next().await? else {
                         *done = true;
@@ -347,9 +365,7 @@ impl Wants {
                         return Ok(Some(Want {
                             key: e.key,
                             size: e.size,
-                            etags: std::iter::once(e.etag)
-                                .chain(e.copy_etag.clone())
-                                .collect(),
+                            etags: std::iter::once(e.etag).chain(e.copy_etag.clone()).collect(),
                             origin: Origin::Copy {
                                 copy: e.copy,
                                 copy_etag: e.copy_etag,
@@ -485,11 +501,7 @@ pub async fn diff(
             (_, None) => break,
         }
     }
-    d.digest = hash
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    d.digest = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(d)
 }
 
@@ -600,7 +612,15 @@ mod tests {
         // At 260: a was deleted at 200, b at 250.
         assert_eq!(keys(260), ["d1"]);
         assert_eq!(keys(1000), ["a3", "c1", "d1"]);
-        assert!(versions_at(&list, DateTime::from_timestamp(150, 0).unwrap(), &Scope::Prefix("x/".into())).len() == 1);
+        assert!(
+            versions_at(
+                &list,
+                DateTime::from_timestamp(150, 0).unwrap(),
+                &Scope::Prefix("x/".into())
+            )
+            .len()
+                == 1
+        );
     }
 
     #[test]

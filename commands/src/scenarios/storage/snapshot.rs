@@ -136,7 +136,7 @@ impl Previous {
 
 /// A manifest line in waiting: ready, or its copy still running.
 enum Slot {
-    Ready(Entry),
+    Ready(Box<Entry>),
     Copying(JoinHandle<Result<Option<Copied>, BucketError>>),
 }
 
@@ -197,16 +197,22 @@ pub async fn take(
                 listed += 1;
                 let before = previous.find(&object.key).await;
                 let slot = match before {
-                    Some(e) if e.same_content(&object) && e.last_modified == object.last_modified => {
-                        Slot::Ready(Entry {
+                    Some(e)
+                        if e.same_content(&object) && e.last_modified == object.last_modified =>
+                    {
+                        Slot::Ready(Box::new(Entry {
                             etag: object.etag.clone().unwrap_or(e.etag.clone()),
                             ..e
-                        })
+                        }))
                     }
                     _ => {
                         copying += 1;
-                        let (media, backup, requests, prefix) =
-                            (b.media.clone(), b.backup.clone(), requests.clone(), prefix.clone());
+                        let (media, backup, requests, prefix) = (
+                            b.media.clone(),
+                            b.backup.clone(),
+                            requests.clone(),
+                            prefix.clone(),
+                        );
                         Slot::Copying(tokio::spawn(async move {
                             hold(&media, &backup, &prefix, object, single_limit, &requests).await
                         }))
@@ -221,7 +227,14 @@ pub async fn take(
                         _ => {}
                     }
                     let Some(slot) = queue.pop_front() else { break };
-                    write_slot(slot, &mut writer, &mut totals, &mut already_held, &mut copying).await?;
+                    write_slot(
+                        slot,
+                        &mut writer,
+                        &mut totals,
+                        &mut already_held,
+                        &mut copying,
+                    )
+                    .await?;
                 }
                 if last_report.elapsed() >= PROGRESS_EVERY {
                     last_report = Instant::now();
@@ -235,15 +248,24 @@ pub async fn take(
             }
         }
         while let Some(slot) = queue.pop_front() {
-            write_slot(slot, &mut writer, &mut totals, &mut already_held, &mut copying).await?;
+            write_slot(
+                slot,
+                &mut writer,
+                &mut totals,
+                &mut already_held,
+                &mut copying,
+            )
+            .await?;
         }
         Ok(())
     }
     .await;
     if let Err(e) = result {
+        // Copies already running are let finish (at most `concurrency`): the next snapshot
+        // finds them held, and no multipart copy is left half-made.
         for slot in queue {
             if let Slot::Copying(h) = slot {
-                h.abort();
+                let _ = h.await;
             }
         }
         return Err(match e {
@@ -255,13 +277,17 @@ pub async fn take(
             other => other,
         });
     }
-    totals.finished_at = Some(now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default());
+    totals.finished_at =
+        Some(now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default());
     Requests::add(&requests.manifest, 1);
-    writer.finish(&totals).await.map_err(|e| StorageError::SnapshotFailed {
-        listed,
-        copies: totals.new_copies,
-        why: e.to_string(),
-    })?;
+    writer
+        .finish(&totals)
+        .await
+        .map_err(|e| StorageError::SnapshotFailed {
+            listed,
+            copies: totals.new_copies,
+            why: e.to_string(),
+        })?;
     Ok(Taken {
         key,
         at: now,
@@ -282,12 +308,12 @@ async fn write_slot(
     copying: &mut usize,
 ) -> Result<(), StorageError> {
     let entry = match slot {
-        Slot::Ready(e) => e,
+        Slot::Ready(e) => *e,
         Slot::Copying(h) => {
             *copying -= 1;
-            let done = h
-                .await
-                .map_err(|e| StorageError::Bucket(BucketError::Source(format!("a copy stopped: {e}"))))??;
+            let done = h.await.map_err(|e| {
+                StorageError::Bucket(BucketError::Source(format!("a copy stopped: {e}")))
+            })??;
             // Deleted between the listing and its HEAD: not in this snapshot.
             let Some(done) = done else { return Ok(()) };
             match done.copied {
@@ -329,7 +355,9 @@ async fn hold(
         // A multipart ETag may be the one a copy (or a restore from it) got: look for its alias.
         if held.is_none() && etag.contains('-') {
             Requests::add(&requests.heads, 1);
-            if let Some(target) = alias(backup, &manifest::alias_key(prefix, &etag, info.size)).await? {
+            if let Some(target) =
+                alias(backup, &manifest::alias_key(prefix, &etag, info.size)).await?
+            {
                 Requests::add(&requests.heads, 1);
                 held = backup.head(&target).await?;
                 copy = target;
@@ -347,11 +375,17 @@ async fn hold(
                     etag: Some(&etag),
                     size: info.size,
                 };
-                match backup.copy_from(source, &copy, &headers, single_limit).await {
+                match backup
+                    .copy_from(source, &copy, &headers, single_limit)
+                    .await
+                {
                     // Some servers leave the ETag out of a multipart completion: read it.
                     Ok(None) => {
                         Requests::add(&requests.heads, 1);
-                        (backup.head(&copy).await?.and_then(|h| h.etag), Some(info.size))
+                        (
+                            backup.head(&copy).await?.and_then(|h| h.etag),
+                            Some(info.size),
+                        )
                     }
                     Ok(e) => (e, Some(info.size)),
                     // Changed between its HEAD and the copy: look again.

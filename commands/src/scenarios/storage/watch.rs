@@ -18,7 +18,11 @@ use crate::scenario::{Post, PostKind};
 const SCHEDULED: &str = "storage-snapshot";
 
 /// Posts `text` on every open incident's timeline, else in the audit log.
-fn post_everywhere(engine: &Engine, kind: PostKind, text: String) -> Result<Vec<Post>, CommandError> {
+fn post_everywhere(
+    engine: &Engine,
+    kind: PostKind,
+    text: String,
+) -> Result<Vec<Post>, CommandError> {
     let open: Vec<_> = engine
         .store()
         .active_incidents()?
@@ -71,9 +75,15 @@ pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
     }
     engine.store().set_rpo_breached_of("storage", breached)?;
     let (kind, text) = if breached {
-        (PostKind::RpoBreached, format!("Storage RPO breached: {line}"))
+        (
+            PostKind::RpoBreached,
+            format!("Storage RPO breached: {line}"),
+        )
     } else {
-        (PostKind::RpoRecovered, format!("Storage RPO recovered: {line}"))
+        (
+            PostKind::RpoRecovered,
+            format!("Storage RPO recovered: {line}"),
+        )
     };
     post_everywhere(engine, kind, text)
 }
@@ -118,9 +128,9 @@ pub(super) async fn scheduled(engine: &Engine) -> Result<Vec<Post>, CommandError
         Ok(t) => {
             let text = taken_text(&b, &t);
             let first = text.lines().next().unwrap_or_default().to_string();
-            engine
-                .store()
-                .append_audit(engine.system_entry(EntryKind::Status, &format!("Scheduled: {first}")))?;
+            engine.store().append_audit(
+                engine.system_entry(EntryKind::Status, &format!("Scheduled: {first}")),
+            )?;
             tracing::info!("{first}");
             Ok(Vec::new())
         }
