@@ -14,6 +14,7 @@ use crate::fake_r2::FakeR2;
 use crate::support::{bucket, moto, s3};
 
 const SECRET: &str = "r2-s3cr3t-never-shown";
+const ADMIN_TOKEN: &str = "admin-t0ken-never-shown";
 
 /// One object as the test writes it.
 struct Obj<'a> {
@@ -203,6 +204,7 @@ part_copy_above_mib = 5
             "drbot-test-key".to_string(),
         ),
         ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET.to_string()),
+        ("ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
     ]);
     let engine = Engine::new(
         Arc::new(config),
@@ -223,7 +225,7 @@ part_copy_above_mib = 5
 impl Setup {
     async fn run(&self, line: &str) -> Reply {
         let r = self.engine.run(&commander(), line).await;
-        assert!(!r.text.contains(SECRET), "{}", r.text);
+        assert!(!r.text.contains(SECRET) && !r.text.contains(ADMIN_TOKEN), "{}", r.text);
         r
     }
 
@@ -539,6 +541,92 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     let text = s.timeline_text();
     assert!(!text.contains(SECRET));
     assert!(text.contains("Restored prefix art/"), "{text}");
+
+    // The report measures the storage RPO by the snapshot restored.
+    let r = s.run("/incident resolve").await;
+    ok(&r);
+    let report: String = r.attachments.iter().map(|a| a.text.clone()).collect();
+    assert!(report.contains("| RPO (storage) | 1h00m |"), "{report}");
+    assert!(report.contains("from snapshot 2026-11-30T09-01-00Z"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_runs_the_platforms_upload_test_and_a_probe_and_never_shows_the_token() {
+    let api = crate::fake_http::FakeHttp::start().await;
+    let s = setup(false, &format!("[api]\nbase_url = \"{}\"", api.base)).await;
+    s.run("/incident declare scenario:storage severity:sev2 title:\"uploads fail\"")
+        .await;
+    let r = s.run("/storage verify").await;
+    ok(&r);
+    assert!(r.text.contains("POST /uploads/test answered 200"), "{}", r.text);
+    assert!(r.text.contains("get") && r.text.contains("(bytes match)"), "{}", r.text);
+    let hits = api.hits("/uploads/test");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].method, "POST");
+    assert_eq!(hits[0].headers.get("authorization").map(String::as_str), Some(&*format!("Bearer {ADMIN_TOKEN}")));
+    // The probe cleans up after itself.
+    assert!(keys(&s.media, ".drbot-probe/").await.is_empty());
+    let incident = s.engine.store().active_incidents().unwrap().remove(0);
+    let step = incident.steps.iter().find(|st| st.id == "storage-verify").unwrap();
+    assert_eq!(step.state, drbot_state::StepState::Done);
+
+    // The platform failing is a failure, said with its answer.
+    api.script(
+        "/uploads/test",
+        vec![crate::fake_http::Answer::status(500, serde_json::json!({"error": "R2 write failed"}))],
+    );
+    let r = s.run("/storage verify").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(r.text.contains("500") && r.text.contains("R2 write failed"), "{}", r.text);
+    assert!(!s.timeline_text().contains(ADMIN_TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_scheduled_snapshots_and_watches_the_storage_rpo() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    let storage_posts = |posts: Vec<drbot_commands::watch::Post>| -> Vec<String> {
+        posts
+            .into_iter()
+            .map(|p| p.text)
+            .filter(|t| t.starts_with("Storage RPO"))
+            .collect()
+    };
+    let posts = storage_posts(s.engine.tick().await.unwrap());
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(posts[0].contains("Storage RPO breached") && posts[0].contains("no snapshot"), "{posts:?}");
+    // Once, not every round.
+    assert!(storage_posts(s.engine.tick().await.unwrap()).is_empty());
+
+    s.engine.scheduled().await.unwrap();
+    assert_eq!(keys(&s.backup, "media/snapshots/").await.len(), 1);
+    // Not due again until every_mins (30) have passed.
+    s.clock.advance(Duration::minutes(10));
+    s.engine.scheduled().await.unwrap();
+    assert_eq!(keys(&s.backup, "media/snapshots/").await.len(), 1);
+    let posts = storage_posts(s.engine.tick().await.unwrap());
+    assert!(posts.len() == 1 && posts[0].contains("Storage RPO recovered"), "{posts:?}");
+    s.clock.advance(Duration::minutes(21));
+    s.engine.scheduled().await.unwrap();
+    assert_eq!(keys(&s.backup, "media/snapshots/").await.len(), 2);
+    assert!(s.timeline_text().contains("Scheduled: Snapshot"));
+
+    // A scheduled snapshot that fails is posted, and not retried at once.
+    s.r2.fail_copies(Some("art/"));
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "art/z.jpg",
+            body: b"new".to_vec(),
+            content_type: "image/jpeg",
+            meta: &[],
+        },
+    )
+    .await;
+    s.clock.advance(Duration::minutes(31));
+    let posts = s.engine.scheduled().await.unwrap();
+    assert!(posts.iter().any(|p| p.text.contains("scheduled snapshot") && p.text.contains("failed")), "{posts:?}");
+    assert!(s.engine.scheduled().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
