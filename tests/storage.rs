@@ -225,7 +225,11 @@ part_copy_above_mib = 5
 impl Setup {
     async fn run(&self, line: &str) -> Reply {
         let r = self.engine.run(&commander(), line).await;
-        assert!(!r.text.contains(SECRET) && !r.text.contains(ADMIN_TOKEN), "{}", r.text);
+        assert!(
+            !r.text.contains(SECRET) && !r.text.contains(ADMIN_TOKEN),
+            "{}",
+            r.text
+        );
         r
     }
 
@@ -547,7 +551,10 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     ok(&r);
     let report: String = r.attachments.iter().map(|a| a.text.clone()).collect();
     assert!(report.contains("| RPO (storage) | 1h00m |"), "{report}");
-    assert!(report.contains("from snapshot 2026-11-30T09-01-00Z"), "{report}");
+    assert!(
+        report.contains("from snapshot 2026-11-30T09-01-00Z"),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,26 +565,48 @@ async fn verify_runs_the_platforms_upload_test_and_a_probe_and_never_shows_the_t
         .await;
     let r = s.run("/storage verify").await;
     ok(&r);
-    assert!(r.text.contains("POST /uploads/test answered 200"), "{}", r.text);
-    assert!(r.text.contains("get") && r.text.contains("(bytes match)"), "{}", r.text);
+    assert!(
+        r.text.contains("POST /uploads/test answered 200"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("get") && r.text.contains("(bytes match)"),
+        "{}",
+        r.text
+    );
     let hits = api.hits("/uploads/test");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].method, "POST");
-    assert_eq!(hits[0].headers.get("authorization").map(String::as_str), Some(&*format!("Bearer {ADMIN_TOKEN}")));
+    assert_eq!(
+        hits[0].headers.get("authorization").map(String::as_str),
+        Some(&*format!("Bearer {ADMIN_TOKEN}"))
+    );
     // The probe cleans up after itself.
     assert!(keys(&s.media, ".drbot-probe/").await.is_empty());
     let incident = s.engine.store().active_incidents().unwrap().remove(0);
-    let step = incident.steps.iter().find(|st| st.id == "storage-verify").unwrap();
+    let step = incident
+        .steps
+        .iter()
+        .find(|st| st.id == "storage-verify")
+        .unwrap();
     assert_eq!(step.state, drbot_state::StepState::Done);
 
     // The platform failing is a failure, said with its answer.
     api.script(
         "/uploads/test",
-        vec![crate::fake_http::Answer::status(500, serde_json::json!({"error": "R2 write failed"}))],
+        vec![crate::fake_http::Answer::status(
+            500,
+            serde_json::json!({"error": "R2 write failed"}),
+        )],
     );
     let r = s.run("/storage verify").await;
     assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
-    assert!(r.text.contains("500") && r.text.contains("R2 write failed"), "{}", r.text);
+    assert!(
+        r.text.contains("500") && r.text.contains("R2 write failed"),
+        "{}",
+        r.text
+    );
     assert!(!s.timeline_text().contains(ADMIN_TOKEN));
 }
 
@@ -594,7 +623,10 @@ async fn serve_takes_scheduled_snapshots_and_watches_the_storage_rpo() {
     };
     let posts = storage_posts(s.engine.tick().await.unwrap());
     assert_eq!(posts.len(), 1, "{posts:?}");
-    assert!(posts[0].contains("Storage RPO breached") && posts[0].contains("no snapshot"), "{posts:?}");
+    assert!(
+        posts[0].contains("Storage RPO breached") && posts[0].contains("no snapshot"),
+        "{posts:?}"
+    );
     // Once, not every round.
     assert!(storage_posts(s.engine.tick().await.unwrap()).is_empty());
 
@@ -605,7 +637,10 @@ async fn serve_takes_scheduled_snapshots_and_watches_the_storage_rpo() {
     s.engine.scheduled().await.unwrap();
     assert_eq!(keys(&s.backup, "media/snapshots/").await.len(), 1);
     let posts = storage_posts(s.engine.tick().await.unwrap());
-    assert!(posts.len() == 1 && posts[0].contains("Storage RPO recovered"), "{posts:?}");
+    assert!(
+        posts.len() == 1 && posts[0].contains("Storage RPO recovered"),
+        "{posts:?}"
+    );
     s.clock.advance(Duration::minutes(21));
     s.engine.scheduled().await.unwrap();
     assert_eq!(keys(&s.backup, "media/snapshots/").await.len(), 2);
@@ -625,7 +660,12 @@ async fn serve_takes_scheduled_snapshots_and_watches_the_storage_rpo() {
     .await;
     s.clock.advance(Duration::minutes(31));
     let posts = s.engine.scheduled().await.unwrap();
-    assert!(posts.iter().any(|p| p.text.contains("scheduled snapshot") && p.text.contains("failed")), "{posts:?}");
+    assert!(
+        posts
+            .iter()
+            .any(|p| p.text.contains("scheduled snapshot") && p.text.contains("failed")),
+        "{posts:?}"
+    );
     assert!(s.engine.scheduled().await.unwrap().is_empty());
 }
 
@@ -1057,4 +1097,75 @@ async fn broken_manifests_are_named_never_used_half_and_never_stop_the_next_snap
         !s.r2.seen().iter().any(|x| x.copy_source.is_some()),
         "nothing copied again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_killed_part_way_leaves_no_manifest_and_the_next_one_resumes() {
+    let media = bucket("drbot-kmedia-").await;
+    let backup = bucket("drbot-kbk-").await;
+    let n = 150;
+    for i in 0..n {
+        put_obj(
+            &media,
+            &Obj {
+                key: &format!("k/{i:04}.jpg"),
+                body: format!("object {i}").into_bytes(),
+                content_type: "image/jpeg",
+                meta: &[],
+            },
+        )
+        .await;
+    }
+    let d = crate::support::Drbot::new(&format!(
+        "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{backup}\"\nmedia_bucket = \"{media}\"\n\
+         [storage.snapshots]\nconcurrency = 1\n\
+         [people.alice]\nroles = [\"commander\"]\n[console]\ntrust_as = true\n"
+    ));
+    let exec = |d: &crate::support::Drbot| {
+        let mut c = d.command();
+        c.args(["exec", "--as", "alice", "/storage snapshot"])
+            .env("R2_ENDPOINT", moto())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut child = exec(&d).spawn().unwrap();
+    // Kill it once it has made some copies, well before the last.
+    let mut made = 0;
+    for _ in 0..400 {
+        made = keys(&backup, "media/objects/").await.len();
+        if made >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(made >= 10 && made < n, "killed after {made} copies");
+    assert!(
+        keys(&backup, "media/snapshots/").await.is_empty(),
+        "no manifest from a killed snapshot"
+    );
+
+    let out = exec(&d).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("{n} objects")), "{stdout}");
+    // What the killed one copied is not copied again.
+    let held: usize = stdout
+        .split(" already held")
+        .next()
+        .and_then(|p| p.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(held >= made, "{stdout}");
+    assert_eq!(keys(&backup, "media/snapshots/").await.len(), 1);
+    assert!(!stdout.contains(SECRET));
 }

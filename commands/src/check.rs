@@ -298,26 +298,35 @@ pub async fn probe(
         if let Some(media) = &s.media_bucket
             && let Ok(b) = crate::bucket::Bucket::from_config(s, media, &env)
         {
-            let versioning = b
-                .client()
-                .get_bucket_versioning()
-                .bucket(media)
-                .send()
-                .await;
-            out.push(match versioning {
-                Ok(v) => line(
+            use crate::bucket::Versioning;
+            let snapshots = crate::scenarios::storage::manifest::list(&bucket, &s.snapshots.prefix)
+                .await
+                .ok()
+                .and_then(|l| l.into_iter().next())
+                .map_or_else(
+                    || "no snapshot yet (/storage snapshot)".to_string(),
+                    |n| format!("newest snapshot {}", n.name()),
+                );
+            out.push(match b.versioning().await {
+                Ok(v @ (Versioning::Enabled | Versioning::Suspended)) => line(
                     "bucket",
                     CheckState::Ok,
                     format!(
-                        "{media}: versioning {}",
-                        v.status().map_or("never enabled", |s| s.as_str())
+                        "{media}: versioning {}; {snapshots}",
+                        if v == Versioning::Enabled { "enabled" } else { "suspended" }
                     ),
                 ),
-                Err(_) => line(
+                Ok(Versioning::Never) => line(
                     "bucket",
                     CheckState::Ok,
-                    format!("{media}: no object versioning here (R2 has none); earlier states need another way back"),
+                    format!("{media}: versioning never enabled; drbot's snapshots are the way back: {snapshots}"),
                 ),
+                Ok(Versioning::Unsupported) => line(
+                    "bucket",
+                    CheckState::Ok,
+                    format!("{media}: no object versioning (R2 answers 501); drbot's snapshots are the way back: {snapshots}"),
+                ),
+                Err(e) => line("bucket", CheckState::Problem, e.to_string()),
             });
         }
     }

@@ -17,6 +17,15 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// How long work took: tenths of a second under a minute (`0.4 s`), else as [`duration`].
+pub fn took(d: std::time::Duration) -> String {
+    if d.as_secs() < 60 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        duration(Duration::from_std(d).unwrap_or_default())
+    }
+}
+
 /// A time of day in UTC, with the date when it is not today.
 pub fn time(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     if at.date_naive() == now.date_naive() {

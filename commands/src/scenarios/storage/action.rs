@@ -510,7 +510,7 @@ async fn run(
         render::size(applied.bytes),
         render::size((applied.bytes as f64 / secs) as u64),
         applied.deleted,
-        render::duration(chrono::Duration::from_std(applied.took).unwrap_or_default())
+        render::took(applied.took)
     );
     if d.unchanged.count > 0 {
         let _ = write!(

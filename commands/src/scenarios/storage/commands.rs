@@ -91,12 +91,14 @@ pub async fn check(
     engine: &Engine,
     ctx: &Context,
     inv: &Invocation,
+    progress: &dyn ProgressSink,
 ) -> Result<Reply, CommandError> {
     let b = Buckets::of(engine)?;
     let media = b.media.name().to_string();
     let started = Instant::now();
     let mut pages = b.media.pages("");
     let mut first_latency = None;
+    let mut last_report = Instant::now();
     let mut by_top: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let (mut objects, mut bytes) = (0u64, 0u64);
     loop {
@@ -120,6 +122,10 @@ pub async fn check(
         };
         first_latency.get_or_insert(started.elapsed());
         let Some(page) = page else { break };
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            progress.update(&format!("Listing {media}: {objects} objects so far…"));
+        }
         for o in page {
             objects += 1;
             bytes += o.size;
@@ -258,7 +264,7 @@ pub fn taken_text(b: &Buckets, t: &snapshot::Taken) -> String {
         } else {
             String::new()
         },
-        render::duration(chrono::Duration::from_std(t.took).unwrap_or_default()),
+        render::took(t.took),
         t.requests.render()
     );
     let _ = write!(text, "\nManifest: s3://{}/{}", b.backup.name(), t.key);

@@ -102,7 +102,7 @@ impl Scenario for Storage {
     ) -> Boxed<'a, Answer> {
         Box::pin(async move {
             match inv.spec.sub {
-                Some("check") => commands::check(engine, ctx, inv).await,
+                Some("check") => commands::check(engine, ctx, inv, progress).await,
                 Some("versions") => commands::versions(engine, ctx, inv).await,
                 Some("snapshot") => commands::take_snapshot(engine, ctx, inv, progress).await,
                 Some("snapshots") => commands::snapshots(engine, ctx, inv).await,

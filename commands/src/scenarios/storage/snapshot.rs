@@ -416,7 +416,9 @@ async fn hold(
                 key: info.key,
                 size: info.size,
                 etag,
-                last_modified: info.last_modified.or(listed.last_modified),
+                // The listing's time, to the precision the next listing compares with (R2 lists
+                // milliseconds, HEAD says seconds).
+                last_modified: listed.last_modified.or(info.last_modified),
                 headers,
                 copy,
                 copy_etag,
