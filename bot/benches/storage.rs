@@ -18,51 +18,13 @@
 
 #[path = "../../tests/support.rs"]
 mod support;
+#[path = "support/timed.rs"]
+mod timed;
 
-use std::process::Command;
 use std::time::Instant;
 
 use support::{Drbot, bucket, moto, s3, sh};
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Runs drbot under /usr/bin/time; returns seconds, peak RSS in KiB and the reply.
-fn drbot_timed(d: &Drbot, as_name: &str, line: &str, env: &[(&str, String)]) -> (f64, u64, String) {
-    let mut c = Command::new("/usr/bin/time");
-    c.args(["-f", "maxrss=%M", env!("CARGO_BIN_EXE_drbot")])
-        .arg("--config")
-        .arg(d.config_path())
-        .args(["exec", "--as", as_name, line]);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let t = Instant::now();
-    let out = c.output().expect("run drbot");
-    let secs = t.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        matches!(out.status.code(), Some(0 | 3)),
-        "{line}: {stdout}\n{stderr}"
-    );
-    let rss = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("maxrss="))
-        .next_back()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (secs, rss, stdout)
-}
+use timed::{drbot_timed, env_num, median};
 
 /// Puts `n` small objects under `prefix`, 32 at a time; `round` changes their bytes.
 async fn fill(bucket: &str, prefix: &str, keys: impl Iterator<Item = usize>, round: usize) {

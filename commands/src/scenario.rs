@@ -53,6 +53,42 @@ pub struct Post {
     pub text: String,
 }
 
+/// Puts a background finding on the timeline of every open incident (the audit log when none
+/// is open) and returns the posts that carry it.
+pub fn post_to_open_incidents(
+    engine: &Engine,
+    kind: PostKind,
+    text: String,
+) -> Result<Vec<Post>, CommandError> {
+    let open: Vec<_> = engine
+        .store()
+        .active_incidents()?
+        .into_iter()
+        .filter(|i| i.status == drbot_state::IncidentStatus::Open)
+        .collect();
+    let entry = engine.system_entry(drbot_state::EntryKind::Status, &text);
+    if open.is_empty() {
+        engine.store().append_audit(entry)?;
+        return Ok(vec![Post {
+            incident: None,
+            place: "audit".to_string(),
+            kind,
+            text,
+        }]);
+    }
+    let mut posts = Vec::new();
+    for i in open {
+        engine.store().append_timeline(i.id, entry.clone())?;
+        posts.push(Post {
+            incident: Some(i.id),
+            place: i.place.clone(),
+            kind: kind.clone(),
+            text: text.clone(),
+        });
+    }
+    Ok(posts)
+}
+
 /// A scenario's part of the post-incident report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReportSection {

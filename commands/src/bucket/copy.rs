@@ -33,6 +33,20 @@ pub struct Headers {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Sets an object's headers and user metadata on a request builder (CopyObject and
+/// CreateMultipartUpload name them alike but are different types).
+macro_rules! with_headers {
+    ($builder:expr, $h:expr) => {
+        $builder
+            .set_content_type($h.content_type.clone())
+            .set_cache_control($h.cache_control.clone())
+            .set_content_disposition($h.content_disposition.clone())
+            .set_content_encoding($h.content_encoding.clone())
+            .set_content_language($h.content_language.clone())
+            .set_metadata(Some($h.metadata.clone().into_iter().collect()))
+    };
+}
+
 /// Parts of a copy above the single-request limit: at least 5 MiB, at most 1 GiB, and no more
 /// than 10,000 of them.
 fn part_size(size: u64, single_limit: u64) -> u64 {
@@ -138,23 +152,18 @@ impl Bucket {
                 .copy_in_parts(from, &source, key, headers, single_limit)
                 .await;
         }
-        let meta: std::collections::HashMap<String, String> =
-            headers.metadata.clone().into_iter().collect();
         let out = throttled(|| {
-            self.client
-                .copy_object()
-                .bucket(&self.name)
-                .key(key)
-                .copy_source(&source)
-                .set_copy_source_if_match(from.etag.map(|e| format!("\"{e}\"")))
-                .metadata_directive(MetadataDirective::Replace)
-                .set_content_type(headers.content_type.clone())
-                .set_cache_control(headers.cache_control.clone())
-                .set_content_disposition(headers.content_disposition.clone())
-                .set_content_encoding(headers.content_encoding.clone())
-                .set_content_language(headers.content_language.clone())
-                .set_metadata(Some(meta.clone()))
-                .send()
+            with_headers!(
+                self.client
+                    .copy_object()
+                    .bucket(&self.name)
+                    .key(key)
+                    .copy_source(&source)
+                    .set_copy_source_if_match(from.etag.map(|e| format!("\"{e}\"")))
+                    .metadata_directive(MetadataDirective::Replace),
+                headers
+            )
+            .send()
         })
         .await
         .map_err(|e| self.fail(&format!("Copying {} to {key}", from.key), e))?;
@@ -172,20 +181,15 @@ impl Bucket {
         headers: &Headers,
         single_limit: u64,
     ) -> Result<Option<String>, BucketError> {
-        let meta: std::collections::HashMap<String, String> =
-            headers.metadata.clone().into_iter().collect();
         let created = throttled(|| {
-            self.client
-                .create_multipart_upload()
-                .bucket(&self.name)
-                .key(key)
-                .set_content_type(headers.content_type.clone())
-                .set_cache_control(headers.cache_control.clone())
-                .set_content_disposition(headers.content_disposition.clone())
-                .set_content_encoding(headers.content_encoding.clone())
-                .set_content_language(headers.content_language.clone())
-                .set_metadata(Some(meta.clone()))
-                .send()
+            with_headers!(
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&self.name)
+                    .key(key),
+                headers
+            )
+            .send()
         })
         .await
         .map_err(|e| self.fail(&format!("Starting the copy of {} to {key}", from.key), e))?;

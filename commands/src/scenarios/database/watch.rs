@@ -2,12 +2,11 @@
 //! target), posted once when breached and once when recovered.
 
 use chrono::Duration;
-use drbot_state::{EntryKind, IncidentStatus};
 
 use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::render;
-use crate::scenario::{Post, PostKind};
+use crate::scenario::{Post, PostKind, post_to_open_incidents};
 
 /// The RPO watch: once when the newest backup passes the RPO, once when it recovers.
 pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
@@ -61,37 +60,7 @@ pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
             ),
         )
     };
-    // The watch's own state and its entries: on every open incident's timeline, else audit.
-    let open: Vec<_> = engine
-        .store()
-        .active_incidents()?
-        .into_iter()
-        .filter(|i| i.status == IncidentStatus::Open)
-        .collect();
+    // The watch's own state, then its entries: on every open incident's timeline, else audit.
     engine.store().set_rpo_breached(breached)?;
-    let mut posts = Vec::new();
-    if open.is_empty() {
-        engine
-            .store()
-            .append_audit(engine.system_entry(EntryKind::Status, &text))?;
-        posts.push(Post {
-            incident: None,
-            place: "audit".to_string(),
-            kind,
-            text,
-        });
-    } else {
-        for i in open {
-            engine
-                .store()
-                .append_timeline(i.id, engine.system_entry(EntryKind::Status, &text))?;
-            posts.push(Post {
-                incident: Some(i.id),
-                place: i.place.clone(),
-                kind: kind.clone(),
-                text: text.clone(),
-            });
-        }
-    }
-    Ok(posts)
+    post_to_open_incidents(engine, kind, text)
 }

@@ -221,6 +221,11 @@ pub struct Reader {
     name: String,
     body: aws_sdk_s3::primitives::ByteStream,
     decoder: liblzma::write::XzDecoder<Vec<u8>>,
+    /// Where the unread part of the decoded buffer starts.
+    pos: usize,
+    /// Compressed bytes not yet fed to the decoder (fed a little at a time, so a small input
+    /// that decompresses to a flood is stopped at the line limit, not in memory).
+    pending: bytes::Bytes,
     eof: bool,
     line: u64,
     header: Header,
@@ -232,10 +237,20 @@ impl Reader {
     /// Opens the manifest at `key` and reads its header.
     pub async fn open(bucket: &Bucket, key: &str) -> Result<Reader, ManifestError> {
         let (_, body) = bucket.get(key, None).await?;
+        Reader::from_stream(key, body).await
+    }
+
+    /// Reads a manifest named `name` from `body` and reads its header.
+    pub async fn from_stream(
+        name: &str,
+        body: aws_sdk_s3::primitives::ByteStream,
+    ) -> Result<Reader, ManifestError> {
         let mut r = Reader {
-            name: key.to_string(),
+            name: name.to_string(),
             body,
             decoder: liblzma::write::XzDecoder::new(Vec::new()),
+            pos: 0,
+            pending: bytes::Bytes::new(),
             eof: false,
             line: 0,
             header: Header {
@@ -324,30 +339,44 @@ impl Reader {
 
     /// The next line's bytes, without its newline; `None` at the end of the stream.
     async fn raw_line(&mut self) -> Result<Option<Vec<u8>>, ManifestError> {
+        /// Compressed bytes fed to the decoder at once: xz expands at most a few thousand
+        /// times, so the decoded buffer stays within a few MiB of the line limit.
+        const FEED: usize = 1024;
         loop {
             let buf = self.decoder.get_mut();
-            if let Some(at) = buf.iter().position(|b| *b == b'\n') {
-                let mut line: Vec<u8> = buf.drain(..=at).collect();
-                line.pop();
-                self.line += 1;
-                return Ok(Some(line));
-            }
-            if buf.len() > MAX_LINE {
+            let found = buf[self.pos..].iter().position(|b| *b == b'\n');
+            if found.is_none_or(|at| at > MAX_LINE) && buf.len() - self.pos > MAX_LINE {
                 self.line += 1;
                 return Err(self.corrupt(format!("a line longer than {MAX_LINE} bytes")));
             }
+            if let Some(at) = found {
+                let line = buf[self.pos..self.pos + at].to_vec();
+                self.pos += at + 1;
+                // Drop what was read once it is most of the buffer (no shifting per line).
+                if self.pos > buf.len() / 2 {
+                    buf.drain(..self.pos);
+                    self.pos = 0;
+                }
+                self.line += 1;
+                return Ok(Some(line));
+            }
+            if !self.pending.is_empty() {
+                let n = self.pending.len().min(FEED);
+                let piece = self.pending.split_to(n);
+                self.decoder
+                    .write_all(&piece)
+                    .map_err(|e| self.corrupt(format!("xz: {e}")))?;
+                continue;
+            }
             if self.eof {
-                if buf.is_empty() {
+                if buf.len() == self.pos {
                     return Ok(None);
                 }
                 self.line += 1;
                 return Err(self.corrupt("the last line has no newline".to_string()));
             }
             match self.body.try_next().await {
-                Ok(Some(chunk)) => self
-                    .decoder
-                    .write_all(&chunk)
-                    .map_err(|e| self.corrupt(format!("xz: {e}")))?,
+                Ok(Some(chunk)) => self.pending = chunk,
                 Ok(None) => {
                     self.eof = true;
                     self.decoder
@@ -598,6 +627,73 @@ mod tests {
         // An ETag that is no plain hex is hashed, so it cannot make a path.
         let odd = copy_key("media/", "../../x", 1);
         assert!(odd.starts_with("media/objects/h") && !odd.contains(".."));
+    }
+
+    fn xz(text: &str) -> Vec<u8> {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn entry_line(key: &str) -> String {
+        format!(r#"{{"key":"{key}","size":1,"etag":"e","copy":"media/objects/e-1"}}"#)
+    }
+
+    async fn read_all(bytes: Vec<u8>) -> Result<(Vec<String>, Option<Totals>), ManifestError> {
+        let mut r =
+            Reader::from_stream("m", aws_sdk_s3::primitives::ByteStream::from(bytes)).await?;
+        let mut keys = Vec::new();
+        while let Some(e) = r.next().await? {
+            keys.push(e.key);
+        }
+        Ok((keys, r.totals().cloned()))
+    }
+
+    #[tokio::test]
+    async fn the_reader_takes_only_whole_ordered_manifests() {
+        let header = r#"{"format":"drbot-media-snapshot","version":1,"bucket":"m","copies_in":"b","taken_at":"2026-11-30T09:00:00Z"}"#;
+        let end =
+            r#"{"end":{"objects":2,"bytes":2,"new_copies":0,"copied_bytes":0,"finished_at":null}}"#;
+        // Many lines, to cross the decoder's feed and the buffer's compaction many times.
+        let many: Vec<String> = (0..5000)
+            .map(|i| entry_line(&format!("k/{i:05}")))
+            .collect();
+        let good = format!("{header}\n{}\n{end}\n", many.join("\n"));
+        let (keys, totals) = read_all(xz(&good)).await.unwrap();
+        assert_eq!(keys.len(), 5000);
+        assert_eq!(keys[4999], "k/04999");
+        assert_eq!(totals.map(|t| t.objects), Some(2));
+        let cases = [
+            (format!("{header}\n{}\n", entry_line("a")), "ends early"),
+            (format!("{header}\n{}\n{}\n{end}\n", entry_line("b"), entry_line("a")), "out of order"),
+            (format!("{header}\n{}\n{}\n{end}\n", entry_line("a"), entry_line("a")), "out of order"),
+            (format!("{header}\n{end}\n{}\n", entry_line("a")), "after the end line"),
+            (format!("{header}\n{}", entry_line("a")), "no newline"),
+            (format!("{header}\n{}\n", "x".repeat(70_000)), "longer than"),
+            (r#"{"format":"other","version":1,"bucket":"m","copies_in":"b","taken_at":"2026-11-30T09:00:00Z"}"#.to_string() + "\n", "not a drbot-media-snapshot"),
+            (String::new(), "ends early"),
+        ];
+        for (text, want) in cases {
+            let e = read_all(xz(&text)).await.unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        // Not xz at all, and xz cut short.
+        let e = read_all(b"plain text\n".to_vec())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xz"), "{e}");
+        let whole = xz(&good);
+        let e = read_all(whole[..whole.len() - 20].to_vec())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xz") || e.contains("ends early"), "{e}");
+        // A small input that decompresses to a flood without newlines stops at the line limit.
+        let flood = xz(&"y".repeat(50_000_000));
+        assert!(flood.len() < 100_000);
+        let e = read_all(flood).await.unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
     }
 
     #[test]

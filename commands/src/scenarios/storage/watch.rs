@@ -3,7 +3,7 @@
 //! a snapshot every `[storage.snapshots] every_mins`.
 
 use chrono::Duration;
-use drbot_state::{EntryKind, IncidentStatus};
+use drbot_state::EntryKind;
 
 use super::commands::{rpo_line, taken_text};
 use super::manifest;
@@ -12,49 +12,10 @@ use super::snapshot;
 use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::progress::NoProgress;
-use crate::scenario::{Post, PostKind};
+use crate::scenario::{Post, PostKind, post_to_open_incidents};
 
 /// The name scheduled snapshots are recorded under.
 const SCHEDULED: &str = "storage-snapshot";
-
-/// Posts `text` on every open incident's timeline, else in the audit log.
-fn post_everywhere(
-    engine: &Engine,
-    kind: PostKind,
-    text: String,
-) -> Result<Vec<Post>, CommandError> {
-    let open: Vec<_> = engine
-        .store()
-        .active_incidents()?
-        .into_iter()
-        .filter(|i| i.status == IncidentStatus::Open)
-        .collect();
-    let mut posts = Vec::new();
-    if open.is_empty() {
-        engine
-            .store()
-            .append_audit(engine.system_entry(EntryKind::Status, &text))?;
-        posts.push(Post {
-            incident: None,
-            place: "audit".to_string(),
-            kind,
-            text,
-        });
-    } else {
-        for i in open {
-            engine
-                .store()
-                .append_timeline(i.id, engine.system_entry(EntryKind::Status, &text))?;
-            posts.push(Post {
-                incident: Some(i.id),
-                place: i.place.clone(),
-                kind: kind.clone(),
-                text: text.clone(),
-            });
-        }
-    }
-    Ok(posts)
-}
 
 /// The storage RPO watch.
 pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
@@ -85,7 +46,7 @@ pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
             format!("Storage RPO recovered: {line}"),
         )
     };
-    post_everywhere(engine, kind, text)
+    post_to_open_incidents(engine, kind, text)
 }
 
 /// A snapshot when one is due: the newest is older than `every_mins` and none was tried
@@ -139,7 +100,7 @@ pub(super) async fn scheduled(engine: &Engine) -> Result<Vec<Post>, CommandError
                 "The scheduled snapshot of {media} failed: {e} The next try is in {} min; /storage snapshot tries now.",
                 b.snapshots.every_mins
             );
-            post_everywhere(engine, PostKind::Status, text)
+            post_to_open_incidents(engine, PostKind::Status, text)
         }
     }
 }
