@@ -33,6 +33,8 @@ struct State {
     last_write: HashMap<String, Instant>,
     /// Copies whose source contains this fail with 500 InternalError.
     fail_copies: Option<String>,
+    /// GetBucketVersioning answers 200 with a body that is no S3 XML.
+    garble_versioning: bool,
 }
 
 #[derive(Clone)]
@@ -114,6 +116,11 @@ impl FakeR2 {
     /// Copies whose source contains `part` fail with 500 (None: none fail).
     pub fn fail_copies(&self, part: Option<&str>) {
         self.state.lock().unwrap().fail_copies = part.map(str::to_string);
+    }
+
+    /// GetBucketVersioning answers 200 with garbage (as some S3 look-alikes do).
+    pub fn garble_versioning(&self) {
+        self.state.lock().unwrap().garble_versioning = true;
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -223,7 +230,9 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>, mode: M
         let failing = copy_source
             .as_deref()
             .is_some_and(|c| s.fail_copies.as_deref().is_some_and(|f| c.contains(f)));
-        let refusal = if unsupported {
+        let refusal = if s.garble_versioning && params.contains(&"versioning") {
+            Some(200)
+        } else if unsupported {
             Some(501)
         } else if failing {
             Some(500)
@@ -255,6 +264,16 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>, mode: M
     match refusal {
         Some(501) => {
             answer(&mut client, 501, "", NOT_IMPLEMENTED).await;
+            return Some(());
+        }
+        Some(200) => {
+            answer(
+                &mut client,
+                200,
+                "",
+                "<html><body>Bucket settings</body></html>",
+            )
+            .await;
             return Some(());
         }
         Some(500) => {

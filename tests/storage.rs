@@ -1169,3 +1169,35 @@ async fn a_snapshot_killed_part_way_leaves_no_manifest_and_the_next_one_resumes(
     assert_eq!(keys(&backup, "media/snapshots/").await.len(), 1);
     assert!(!stdout.contains(SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versioning_status_that_cannot_be_read_leaves_the_snapshots_as_the_way_back() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    s.r2.garble_versioning();
+    ok(&s.run("/storage snapshot").await);
+    let r = s.run("/storage check").await;
+    ok(&r);
+    assert!(
+        r.text.contains("Versioning: could not be read"),
+        "{}",
+        r.text
+    );
+    let r = s.run("/storage versions key:art/a.jpg").await;
+    ok(&r);
+    assert!(
+        r.text.contains("could not be read") && r.text.contains("2026-11-30T09-00-00Z"),
+        "{}",
+        r.text
+    );
+    delete(&s.media, "art/b.png").await;
+    let line = "/storage restore prefix:art/ at:2026-11-30T09:30:00Z";
+    let r = s.approved(line).await;
+    ok(&r);
+    assert!(
+        r.text.contains("from snapshot 2026-11-30T09-00-00Z"),
+        "{}",
+        r.text
+    );
+    assert!(held(&s.media, "art/b.png").await.is_some());
+}

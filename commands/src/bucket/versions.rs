@@ -67,6 +67,17 @@ impl Bucket {
         }
     }
 
+    /// The versioning status for choosing a way back: `None` (logged) when it cannot be read.
+    pub async fn versioning_or_none(&self) -> Option<Versioning> {
+        match self.versioning().await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "the versioning status could not be read");
+                None
+            }
+        }
+    }
+
     /// Every version and delete marker under `prefix`, by key, newest first within a key.
     pub async fn versions(&self, prefix: &str) -> Result<Vec<Version>, BucketError> {
         let mut out = Vec::new();

@@ -131,11 +131,11 @@ async fn plan_of(b: &Buckets, inv: &Invocation) -> Result<Plan, CommandError> {
                 From::Snapshot(s.key.clone())
             } else if b
                 .media
-                .versioning()
+                .versioning_or_none()
                 .await
-                .map_err(StorageError::from)?
-                .has_versions()
+                .is_none_or(|v| v.has_versions())
             {
+                // Versions, or a status that could not be read: the version lookup answers.
                 From::Version(version.to_string())
             } else {
                 return Err(StorageError::Refused(format!(
@@ -175,11 +175,12 @@ async fn plan_of(b: &Buckets, inv: &Invocation) -> Result<Plan, CommandError> {
                         "at:{at} is neither a UTC time (2026-11-25T10:30:00Z) nor a snapshot (/storage snapshots lists them)."
                     )));
                 };
+                // A status that cannot be read (some S3 look-alikes answer it oddly) leaves the
+                // snapshots, which drbot reads itself.
                 if b.media
-                    .versioning()
+                    .versioning_or_none()
                     .await
-                    .map_err(StorageError::from)?
-                    .has_versions()
+                    .is_some_and(|v| v.has_versions())
                 {
                     From::VersionsAt(t)
                 } else {

@@ -366,8 +366,8 @@ pub async fn versions(
             )));
         }
     };
-    let versioning = b.media.versioning().await?;
-    let text = if versioning.has_versions() {
+    let versioning = b.media.versioning().await;
+    let text = if versioning.as_ref().is_ok_and(Versioning::has_versions) {
         let all = b.media.versions(&scope).await?;
         let list: Vec<_> = all.iter().filter(|v| !exact || v.key == scope).collect();
         if list.is_empty() {
@@ -406,7 +406,11 @@ pub async fn versions(
     } else {
         snapshot_history(&b, &scope, exact).await?
     };
-    let mut text = format!("{}\n{text}", versioning_line(&versioning, &media));
+    let status = match &versioning {
+        Ok(v) => versioning_line(v, &media),
+        Err(e) => format!("Versioning: could not be read ({e}); drbot's snapshots follow."),
+    };
+    let mut text = format!("{status}\n{text}");
     if text.len() > 1900 {
         text = render::truncate(&text, 1900);
     }

@@ -188,8 +188,8 @@ pub async fn take(
     let result: Result<(), StorageError> = async {
         loop {
             let page = pages.next().await?;
-            Requests::add(&requests.lists, 1);
             let Some(page) = page else { break };
+            Requests::add(&requests.lists, 1);
             for object in page {
                 if object.key.starts_with(super::media::PROBE_PREFIX) {
                     continue;
