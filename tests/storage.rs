@@ -1053,7 +1053,16 @@ async fn broken_manifests_are_named_never_used_half_and_never_stop_the_next_snap
     };
     let lines: Vec<&str> = text.lines().collect();
     let cut = lines[..lines.len() - 1].join("\n") + "\n";
+    // The last one stays in place: the next snapshot must go on without it.
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a copy outside the copies",
+            xz(&text.replace(
+                "\"copy\":\"media/objects/eb30383b",
+                "\"copy\":\"db/eb30383b",
+            )),
+            "outside media/objects/",
+        ),
         (
             "truncated xz",
             good[..good.len() / 2].to_vec(),

@@ -56,8 +56,10 @@ async fn fill(bucket: &str, prefix: &str, keys: impl Iterator<Item = usize>, rou
 fn requests(reply: &str) -> String {
     reply
         .split('(')
-        .find(|p| p.contains("manifest requests"))
-        .map(|p| p.trim_end_matches(|c| c != 's').to_string())
+        .find_map(|p| {
+            p.split_once(" manifest requests")
+                .map(|(a, _)| format!("{a} manifest"))
+        })
         .unwrap_or_default()
 }
 

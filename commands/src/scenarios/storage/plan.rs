@@ -285,6 +285,9 @@ enum Wants {
         reader: Box<Reader>,
         scope: Scope,
         done: bool,
+        /// Where every copy must be (`<prefix>objects/`): a manifest naming anything else in
+        /// the backup bucket (a database backup, say) is refused, not copied into the media.
+        copies: String,
     },
     Listed(std::vec::IntoIter<Want>),
 }
@@ -306,6 +309,7 @@ impl Wants {
                 })?),
                 scope: plan.scope.clone(),
                 done: false,
+                copies: format!("{}objects/", b.snapshots.prefix),
             },
             From::VersionsAt(at) => {
                 let versions = b.media.versions(plan.scope.list_prefix()).await?;
@@ -355,6 +359,7 @@ impl Wants {
                 reader,
                 scope,
                 done,
+                copies,
             } => {
                 while !*done {
                     let Some(e) = reader.next().await? else {
@@ -362,6 +367,14 @@ impl Wants {
                         break;
                     };
                     if scope.contains(&e.key) {
+                        if !e.copy.starts_with(copies.as_str()) || e.copy.contains("..") {
+                            return Err(StorageError::Manifest(format!(
+                                "the snapshot manifest {} says the copy of {} is {}, outside {copies}; it is not used",
+                                manifest::snapshot_name(reader.name()),
+                                e.key,
+                                e.copy
+                            )));
+                        }
                         return Ok(Some(Want {
                             key: e.key,
                             size: e.size,
