@@ -1210,3 +1210,109 @@ async fn a_versioning_status_that_cannot_be_read_leaves_the_snapshots_as_the_way
     );
     assert!(held(&s.media, "art/b.png").await.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_killed_part_way_is_never_rerun_and_asking_again_does_only_what_is_left() {
+    let media = bucket("drbot-rkmedia-").await;
+    let backup = bucket("drbot-rkbk-").await;
+    let n = 120;
+    let body = |i: usize| format!("object {i} {}", "z".repeat(i)).into_bytes();
+    for i in 0..n {
+        put_obj(
+            &media,
+            &Obj {
+                key: &format!("k/{i:04}.jpg"),
+                body: body(i),
+                content_type: "image/jpeg",
+                meta: &[("n", &i.to_string())],
+            },
+        )
+        .await;
+    }
+    let d = crate::support::Drbot::new(&format!(
+        "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{backup}\"\nmedia_bucket = \"{media}\"\n\
+         [storage.snapshots]\nconcurrency = 1\n\
+         [people.alice]\nroles = [\"commander\"]\n[people.bob]\nroles = [\"approver\"]\n\
+         [console]\ntrust_as = true\n"
+    ));
+    let exec = |who: &str, line: &str| {
+        let mut c = d.command();
+        c.args(["exec", "--as", who, line])
+            .env("R2_ENDPOINT", moto())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let out = exec("alice", "/storage snapshot").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for i in 0..n {
+        delete(&media, &format!("k/{i:04}.jpg")).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let line = "/storage restore prefix:k/ at:2099-01-01T00:00:00Z";
+    let ask = |exec: &dyn Fn(&str, &str) -> std::process::Command| {
+        let out = exec("alice", line).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(3), "{stdout}");
+        let id = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("approval request "))
+            .unwrap()
+            .to_string();
+        (id, stdout)
+    };
+    let (id, _) = ask(&exec);
+    let mut child = exec("bob", &format!("/approve request:{id}"))
+        .spawn()
+        .unwrap();
+    let mut back = 0;
+    for _ in 0..400 {
+        back = keys(&media, "k/").await.len();
+        if back >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(back >= 10 && back < n, "killed after {back} objects");
+
+    // The killed approval is never run again: it is marked interrupted, and a second approve
+    // of it is refused.
+    let out = exec("bob", &format!("/approve request:{id}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("never run twice"), "{stdout}");
+    // Asking again: the diff is only what is left, and running it brings the rest back.
+    let (again, asked) = ask(&exec);
+    let left = n - keys(&media, "k/").await.len();
+    assert!(
+        asked.contains(&format!("create     {left} object")),
+        "{asked}"
+    );
+    let out = exec("bob", &format!("/approve request:{again}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("every object in scope now matches"),
+        "{stdout}"
+    );
+    for i in [0, n / 2, n - 1] {
+        let h = held(&media, &format!("k/{i:04}.jpg")).await.unwrap();
+        assert_eq!(h.body, body(i));
+        assert_eq!(h.meta.get("n"), Some(&i.to_string()));
+    }
+    assert_eq!(keys(&media, "k/").await.len(), n);
+    assert!(!stdout.contains(SECRET) && !String::from_utf8_lossy(&out.stderr).contains(SECRET));
+}

@@ -219,8 +219,9 @@ fn not_pending(r: &ApprovalRequest, now: DateTime<Utc>) -> Option<CommandError> 
             r.status.as_str()
         ),
         ApprovalStatus::Interrupted => format!(
-            "{} was running when drbot stopped; it is never run twice. Check the target, then {again}",
-            r.id
+            "{} was running when drbot stopped; it is never run twice. Check what it changed \
+             (it may have done part of its work), then ask again with {}.",
+            r.id, r.command
         ),
         ApprovalStatus::Denied => format!(
             "{} was denied by {by}{at}: {}. {again}",
