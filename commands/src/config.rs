@@ -438,6 +438,14 @@ pub struct SearchConfig {
     pub index: String,
     /// SQL giving the number of documents the index should hold.
     pub expected_count_sql: Option<String>,
+    /// How long `/search reindex`, `/search progress` and `/search dump` follow their work
+    /// before answering (it goes on; `/search progress` picks it up), in seconds.
+    #[serde(default = "default_follow_secs")]
+    pub follow_secs: u64,
+}
+
+fn default_follow_secs() -> u64 {
+    300
 }
 
 fn default_meili_host_env() -> String {
@@ -461,6 +469,13 @@ pub struct ApiConfig {
     /// The variable holding the admin token.
     #[serde(default = "default_token_env")]
     pub token_env: String,
+    /// How long one health request may take, in seconds.
+    #[serde(default = "default_api_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_api_timeout() -> u64 {
+    10
 }
 
 fn default_token_env() -> String {
@@ -741,6 +756,22 @@ impl Config {
             && let Err(message) = s.validate()
         {
             return bad(message);
+        }
+        if let Some(s) = &self.search
+            && s.follow_secs > 3600
+        {
+            return bad(format!(
+                "[search] follow_secs must be at most 3600, not {}",
+                s.follow_secs
+            ));
+        }
+        if let Some(a) = &self.api
+            && !(1..=300).contains(&a.timeout_secs)
+        {
+            return bad(format!(
+                "[api] timeout_secs must be 1 to 300, not {}",
+                a.timeout_secs
+            ));
         }
         if self.status.quiet_mins == 0 {
             return bad("[status] quiet_mins must be at least 1".to_string());

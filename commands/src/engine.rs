@@ -277,6 +277,40 @@ impl Engine {
         self.step_change(ctx, inv, command, target, state, reason)
     }
 
+    /// Marks every open runbook step that `command` does as done (a health check that confirms
+    /// both "Restart applications" and the post-recovery health step).
+    pub fn steps_done(
+        &self,
+        ctx: &Context,
+        inv: &Invocation,
+        command: &CommandSpec,
+    ) -> Result<(), CommandError> {
+        let Some(id) = self.incident_for(ctx, Some(inv)) else {
+            return Ok(());
+        };
+        let open = |s: &Self| -> Result<usize, CommandError> {
+            let Some(i) = s.store.incident(id)? else {
+                return Ok(0);
+            };
+            let scenario = crate::runbook::scenario_of(&i);
+            let production = s.config.production_target();
+            Ok(i.steps
+                .iter()
+                .filter(|rec| !rec.state.is_settled())
+                .filter(|rec| {
+                    scenario
+                        .and_then(|sc| sc.step(&rec.id))
+                        .is_some_and(|st| st.done_by(command.id(), None, production))
+                })
+                .count())
+        };
+        // Each call settles the first open one; as many times as there are.
+        for _ in 0..open(self)? {
+            self.step_change(ctx, inv, command, None, StepState::Done, None)?;
+        }
+        Ok(())
+    }
+
     fn step_change(
         &self,
         ctx: &Context,

@@ -314,14 +314,12 @@ static DATABASE: &[Step] = &[
         &[any("search", "reindex")],
         "Triggers the API's reindex so search matches the restored data.",
     ),
-    manual(
+    auto(
         "restart-apps",
         "Restart applications",
-        &[
-            "Start the API and web applications",
-            "Confirm health checks pass (/api health)",
-        ],
-        "",
+        "start the API and web, then /api health",
+        &[any("api", "health")],
+        "Done when the API's /healthz and the web's /api/health both answer.",
     ),
 ];
 
@@ -369,9 +367,14 @@ static SEARCH: &[Step] = &[
     manual(
         "search-dump",
         "Restore from a dump (if available)",
-        &["Relaunch Meilisearch with --import-dump <latest dump from the meili/ prefix>"],
-        "The runbook's POST /dumps creates a dump, it does not import one: Meilisearch imports \
-         only at launch. Or skip this and reindex from the database.",
+        &[
+            "/search dumps: the newest dump in the bucket and the exact commands",
+            "aws s3 cp s3://<backup bucket>/meili/<newest> ./latest.dump --endpoint-url \"$R2_ENDPOINT\"",
+            "meilisearch --db-path <an empty directory> --import-dump ./latest.dump (it fails on an existing database; --ignore-dump-if-db-exists skips the import)",
+        ],
+        "The runbook's curl -X POST $MEILI_HOST/dumps creates a dump, it does not restore one: \
+         Meilisearch imports a dump only at launch. Recommended instead: skip this step and \
+         reindex from the database (/search reindex).",
     ),
     auto(
         "search-reindex",

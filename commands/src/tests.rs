@@ -221,7 +221,9 @@ async fn bad_input_is_a_clear_message_and_changes_nothing() {
             Refused,
             "INC-1 “Primary DB down” is still open here",
         ),
-        ("/search health", Refused, "not built into this drbot yet"),
+        ("/search health", Refused, "No Meilisearch is configured"),
+        ("/api health", Refused, "No API is configured"),
+        ("/drill report", Refused, "not built into this drbot yet"),
         (
             "/db restore backup:latest target:production",
             Refused,
@@ -669,11 +671,11 @@ async fn a_panic_inside_a_command_is_a_recorded_failure_and_the_engine_goes_on()
 async fn a_scenario_not_built_yet_answers_so_and_changes_nothing() {
     let f = fixture();
     let engine = &f.engine;
-    let r = engine.run(&alice(), "/search health").await;
+    let r = engine.run(&alice(), "/drill report").await;
     assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
     assert!(
         r.text
-            .contains("/search health is not built into this drbot yet")
+            .contains("/drill report is not built into this drbot yet")
             && r.text.contains("Nothing was changed"),
         "{}",
         r.text

@@ -810,6 +810,23 @@ impl Store {
         Ok(())
     }
 
+    /// A small note drbot keeps for itself (`search-reindex`: when it started and from what).
+    pub fn note(&self, name: &str) -> Result<Option<String>, StateError> {
+        let key = [b"note:".as_slice(), name.as_bytes()].concat();
+        Ok(self
+            .meta
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Keeps a small note under `name`.
+    pub fn set_note(&self, name: &str, text: &str) -> Result<(), StateError> {
+        let _w = self.writing();
+        let key = [b"note:".as_slice(), name.as_bytes()].concat();
+        self.meta.insert(key, text.as_bytes())?;
+        Ok(())
+    }
+
     /// When scheduled work named `name` (`storage-snapshot`) was last tried.
     pub fn last_run(&self, name: &str) -> Result<Option<DateTime<Utc>>, StateError> {
         let key = [b"last_run:".as_slice(), name.as_bytes()].concat();

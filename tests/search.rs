@@ -1,0 +1,329 @@
+//! Scenario 3, search, and `/api health`: against a stand-in of Meilisearch written from its
+//! documented API and a stand-in of the platform API whose reindex feeds it; the expected count
+//! from a real PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drbot_commands::{Config, Engine, Outcome, Reply, SystemClock};
+use drbot_state::Store;
+
+use crate::database::commander;
+use crate::fake_meili::{FakeMeili, FakePlatform};
+use crate::support::{TestDb, bucket, moto, put};
+
+const MASTER: &str = "meili-m4ster-never-shown";
+const TOKEN: &str = "admin-t0ken-never-shown-either";
+const ROWS: usize = 1000;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    _db: TestDb,
+    engine: Engine,
+    meili: FakeMeili,
+    platform: FakePlatform,
+    backup: String,
+}
+
+async fn setup_with(key: &str, host: Option<&str>) -> Setup {
+    let meili = FakeMeili::start(MASTER).await;
+    let platform = FakePlatform::start(&meili, TOKEN, "artworks", ROWS).await;
+    let db = TestDb::new("drbot_search_");
+    db.psql(&format!(
+        "CREATE TABLE artworks (id int PRIMARY KEY, published bool);
+         INSERT INTO artworks SELECT g, true FROM generate_series(1, {ROWS}) g;
+         INSERT INTO artworks SELECT g, false FROM generate_series({ROWS} + 1, {ROWS} + 50) g;"
+    ));
+    let backup = bucket("drbot-search-").await;
+    let config = format!(
+        r#"
+[targets.production]
+url_env = "DATABASE_URL"
+[storage]
+region = "us-east-1"
+backup_bucket = "{backup}"
+[search]
+expected_count_sql = "SELECT count(*) FROM artworks WHERE published"
+follow_secs = 30
+[api]
+base_url = "{base}"
+web_url = "{base}"
+timeout_secs = 2
+"#,
+        base = platform.base
+    );
+    let config = Config::from_toml(&config, std::path::Path::new("t.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = HashMap::from([
+        ("DATABASE_URL".to_string(), db.url()),
+        (
+            "MEILI_HOST".to_string(),
+            host.unwrap_or(&meili.host).to_string(),
+        ),
+        ("MEILI_MASTER_KEY".to_string(), key.to_string()),
+        ("ADMIN_TOKEN".to_string(), TOKEN.to_string()),
+        ("R2_ENDPOINT".to_string(), moto().to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+    ]);
+    let engine = Engine::new(
+        Arc::new(config),
+        Store::open(dir.path()).unwrap(),
+        Arc::new(SystemClock),
+    )
+    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    Setup {
+        _dir: dir,
+        _db: db,
+        engine,
+        meili,
+        platform,
+        backup,
+    }
+}
+
+impl Setup {
+    async fn run(&self, line: &str) -> Reply {
+        let r = self.engine.run(&commander(), line).await;
+        assert!(
+            !r.text.contains(MASTER) && !r.text.contains(TOKEN),
+            "{}",
+            r.text
+        );
+        r
+    }
+
+    fn timeline(&self) -> String {
+        let mut all: Vec<String> = self
+            .engine
+            .store()
+            .audit()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        for i in self.engine.store().active_incidents().unwrap() {
+            all.extend(
+                self.engine
+                    .store()
+                    .timeline(i.id)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.text),
+            );
+        }
+        all.join("\n")
+    }
+
+    fn step(&self, id: &str) -> drbot_state::StepState {
+        let i = self.engine.store().active_incidents().unwrap().remove(0);
+        i.steps.iter().find(|s| s.id == id).unwrap().state
+    }
+}
+
+fn outcome(r: &Reply, want: Outcome) {
+    assert_eq!(r.outcome, want, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_health_says_plainly_whether_search_matches_the_database() {
+    let s = setup_with(MASTER, None).await;
+    s.run("/incident declare scenario:search severity:sev2 title:\"search broken\"")
+        .await;
+    // No index at all.
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("index_not_found") && r.text.contains("NOT healthy"),
+        "{}",
+        r.text
+    );
+    // Short of the database's count.
+    s.meili.set_documents("artworks", 900);
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("900 documents where the database has 1000"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("/search reindex"), "{}", r.text);
+    // Within 0.5%.
+    s.meili.set_documents("artworks", 996);
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("Search is healthy") && r.text.contains("version 1.11.3"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("Failed tasks in the last 24 h: none"),
+        "{}",
+        r.text
+    );
+    assert_eq!(s.step("search-health"), drbot_state::StepState::Done);
+    // Must restart: its 500 and message.
+    s.meili.state.lock().unwrap().unavailable = true;
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("500 internal: Meilisearch must restart"),
+        "{}",
+        r.text
+    );
+    assert!(!s.timeline().contains(MASTER));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_and_a_host_that_is_down_are_named_as_such() {
+    let s = setup_with("not-the-key", None).await;
+    s.meili.set_documents("artworks", ROWS);
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("refuses drbot's key") && r.text.contains("invalid_api_key"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("not-the-key"), "{}", r.text);
+    let s = setup_with(MASTER, Some("http://127.0.0.1:9")).await;
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text
+            .contains("Meilisearch at http://127.0.0.1:9 cannot connect"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reindex_runs_through_the_platform_and_is_followed_to_the_databases_count() {
+    let s = setup_with(MASTER, None).await;
+    s.meili.set_documents("artworks", 0);
+    s.run("/incident declare scenario:search severity:sev2 title:\"search broken\"")
+        .await;
+    let progress = drbot_commands::progress::Collect::default();
+    let r = s
+        .engine
+        .run_with(&commander(), "/search reindex", &progress)
+        .await;
+    outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("1000 of 1000 documents") && r.text.contains("complete"),
+        "{}",
+        r.text
+    );
+    let lines = progress.0.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("processing") && l.contains("of 1000 documents")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        s.platform.state.lock().unwrap().reindex_calls,
+        [Some(format!("Bearer {TOKEN}"))]
+    );
+    assert_eq!(s.step("search-reindex"), drbot_state::StepState::Done);
+    let r = s.run("/search progress").await;
+    outcome(&r, Outcome::Done);
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Done);
+    assert!(!s.timeline().contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_or_a_refusing_api_fails_the_reindex_with_its_words() {
+    let s = setup_with(MASTER, None).await;
+    s.meili.set_documents("artworks", 0);
+    s.run("/incident declare scenario:search severity:sev2 title:\"search broken\"")
+        .await;
+    s.platform.state.lock().unwrap().reindex_status = Some(500);
+    let r = s.run("/search reindex").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("answered 500") && r.text.contains("database unreachable"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("Nothing was started"), "{}", r.text);
+    s.platform.state.lock().unwrap().reindex_status = None;
+    s.meili.state.lock().unwrap().fail_documents = true;
+    let r = s.run("/search reindex").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("The reindex failed") && r.text.contains("invalid_document_id"),
+        "{}",
+        r.text
+    );
+    assert_eq!(s.step("search-reindex"), drbot_state::StepState::Failed);
+    // /search health shows the failed task of the last 24 h.
+    let r = s.run("/search health").await;
+    assert!(
+        r.text.contains("Failed tasks in the last 24 h") && r.text.contains("invalid_document_id"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dumps_are_created_and_followed_and_listed_with_the_way_to_use_them() {
+    let s = setup_with(MASTER, None).await;
+    let r = s.run("/search dump").await;
+    outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("created") && r.text.contains("--import-dump"),
+        "{}",
+        r.text
+    );
+    let r = s.run("/search dumps").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("No Meilisearch dumps") && r.text.contains("/search reindex"),
+        "{}",
+        r.text
+    );
+    put(&s.backup, "meili/20261201-070000000.dump", b"dump".to_vec()).await;
+    let r = s.run("/search dumps").await;
+    outcome(&r, Outcome::Done);
+    assert!(r.text.contains("within the 15m search RPO"), "{}", r.text);
+    assert!(
+        r.text
+            .contains(&format!("s3://{}/meili/20261201-070000000.dump", s.backup)),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("imports a dump only at launch"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_health_checks_both_and_a_hang_is_a_timeout() {
+    let s = setup_with(MASTER, None).await;
+    s.run("/incident declare scenario:database severity:sev2 title:\"db down\"")
+        .await;
+    let r = s.run("/api health").await;
+    outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("API") && r.text.contains("200 in") && r.text.contains("(status: ok)"),
+        "{}",
+        r.text
+    );
+    assert_eq!(s.step("restart-apps"), drbot_state::StepState::Done);
+    assert_eq!(s.step("post-integrity"), drbot_state::StepState::Done);
+    s.platform.state.lock().unwrap().health_status = Some(503);
+    let r = s.run("/api health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(r.text.contains("FAILING: 503"), "{}", r.text);
+    s.platform.state.lock().unwrap().health_status = None;
+    s.platform.state.lock().unwrap().health_delay = Duration::from_secs(5);
+    let r = s.run("/api health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(r.text.contains("timed out after 2 s"), "{}", r.text);
+}
