@@ -96,6 +96,7 @@ impl FakeHttp {
                             return;
                         }
                         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let is_head = method == "HEAD";
                         let answer = {
                             let mut s = st.lock().unwrap();
                             s.hits.push(Hit {
@@ -126,8 +127,10 @@ impl FakeHttp {
                             answer.status,
                             text.len()
                         );
+                        // A HEAD is answered without its body, as HTTP says.
+                        let body = if is_head { "" } else { text.as_str() };
                         if write.write_all(head.as_bytes()).await.is_err()
-                            || write.write_all(text.as_bytes()).await.is_err()
+                            || write.write_all(body.as_bytes()).await.is_err()
                         {
                             return;
                         }

@@ -327,3 +327,102 @@ async fn api_health_checks_both_and_a_hang_is_a_timeout() {
     outcome(&r, Outcome::Failed);
     assert!(r.text.contains("timed out after 2 s"), "{}", r.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drbot_check_probes_every_configured_service_for_real_and_shows_no_secret() {
+    use crate::fake_http::{Answer, FakeHttp};
+    let meili = FakeMeili::start(MASTER).await;
+    let platform = FakePlatform::start(&meili, TOKEN, "artworks", 10).await;
+    let other = FakeHttp::start().await;
+    other.script(
+        "/api/v10/users/@me",
+        vec![Answer::status(
+            200,
+            serde_json::json!({"id": "1", "username": "drbot-bot"}),
+        )],
+    );
+    let d = crate::support::Drbot::new(&format!(
+        r#"
+[search]
+[api]
+base_url = "{p}"
+web_url = "{p}"
+[discord]
+guild_id = 1
+incident_channel_id = 2
+api_base = "{o}"
+[notify]
+email_from = "drbot@example.com"
+email_to = ["ops@example.com"]
+resend_base = "{o}"
+[check]
+stripe_key_env = "STRIPE_KEY"
+stripe_base = "{o}"
+"#,
+        p = platform.base,
+        o = other.base
+    ));
+    let hook = format!("{}/hooks/s3cr3t-hook-path", other.base);
+    let run = |key: &'static str| {
+        let mut c = d.command();
+        c.arg("check")
+            .env("MEILI_HOST", &meili.host)
+            .env("MEILI_MASTER_KEY", key)
+            .env("DISCORD_TOKEN", "discord-t0ken-secret")
+            .env("RESEND_API_KEY", "re_s3cret")
+            .env("STATUSPAGE_WEBHOOK_URL", &hook)
+            .env("STRIPE_KEY", "sk_test_s3cret")
+            .env("ADMIN_TOKEN", TOKEN);
+        c
+    };
+    let mut c = run(MASTER);
+    let r: crate::support::Run = tokio::task::spawn_blocking(move || c.output().unwrap().into())
+        .await
+        .unwrap();
+    for secret in [
+        MASTER,
+        "discord-t0ken-secret",
+        "re_s3cret",
+        "s3cr3t-hook-path",
+        "sk_test_s3cret",
+    ] {
+        assert!(
+            !r.stdout.contains(secret) && !r.stderr.contains(secret),
+            "{secret}: {r:?}"
+        );
+    }
+    for want in [
+        "the key is accepted",
+        "version 1.11.3",
+        "/healthz 200 in",
+        "/api/health 200 in",
+        "the bot is drbot-bot",
+        "nothing was posted",
+        "the key reads the balance",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
+    }
+    assert_eq!(r.code, 0, "{r:?}");
+    // The keys were sent where they belong.
+    assert_eq!(
+        other.hits("/api/v10/users/@me")[0]
+            .headers
+            .get("authorization")
+            .map(String::as_str),
+        Some("Bot discord-t0ken-secret")
+    );
+    assert_eq!(other.hits("/hooks/s3cr3t-hook-path")[0].method, "HEAD");
+    // A wrong key shows, and fails the check.
+    let mut c = run("wrong-key");
+    let r: crate::support::Run = tokio::task::spawn_blocking(move || c.output().unwrap().into())
+        .await
+        .unwrap();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("refuses the key on /version: 403 invalid_api_key"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("wrong-key"), "{}", r.stdout);
+}

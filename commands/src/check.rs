@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, Source};
 use crate::redact::redact_url;
@@ -330,6 +331,7 @@ pub async fn probe(
             });
         }
     }
+    out.extend(probe_services(config, env).await);
     if let Some(b) = &config.backup
         && let Some(path) = &b.age_identity_file
         && let Ok(file) = std::fs::File::open(path)
@@ -372,6 +374,231 @@ pub async fn probe(
                     publics.join(", ")
                 ),
             ));
+        }
+    }
+    out
+}
+
+/// An HTTP answer in one line, for a probe: `200 in 12 ms`, or why there was none.
+async fn http_probe(
+    request: reqwest::RequestBuilder,
+    total: Duration,
+) -> Result<(u16, u128, String), String> {
+    let started = Instant::now();
+    match request.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let ms = started.elapsed().as_millis();
+            let body = r.text().await.unwrap_or_default();
+            Ok((status, ms, body))
+        }
+        Err(e) => Err(crate::http::describe(&e, total)),
+    }
+}
+
+/// The systems behind HTTP, probed for real (SPEC §3, the runbook's "Required Access"):
+/// Meilisearch (`/health`, and an authenticated `/version` so a wrong key shows), the API and
+/// web health endpoints, Discord (`GET /users/@me` with the bot token), Resend (an
+/// authenticated read), the status page webhook (reachability only: nothing is posted), and
+/// Stripe when `[check] stripe_key_env` is set. Secrets are sent, never shown.
+async fn probe_services(
+    config: &Config,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Vec<CheckLine> {
+    const TOTAL: Duration = Duration::from_secs(10);
+    let mut out = Vec::new();
+    let Ok(client) = crate::http::client(TOTAL) else {
+        out.push(line(
+            "http",
+            CheckState::Problem,
+            "no HTTP client could be made",
+        ));
+        return out;
+    };
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if let Some(sc) = &config.search
+        && let Some(host) = set(&sc.host_env)
+    {
+        let host = host.trim().trim_end_matches('/').to_string();
+        let shown = redact_url(&host);
+        let health = http_probe(client.get(format!("{host}/health")), TOTAL).await;
+        let mut version = client.get(format!("{host}/version"));
+        if let Some(k) = set(&sc.key_env) {
+            version = version.bearer_auth(k);
+        }
+        let version = http_probe(version, TOTAL).await;
+        out.push(match (health, version) {
+            (Ok((200, ms, _)), Ok((200, _, body))) => line(
+                "search",
+                CheckState::Ok,
+                format!(
+                    "{shown} answers in {ms} ms: available, version {}, the key is accepted",
+                    serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("pkgVersion").and_then(|p| p.as_str().map(str::to_string)))
+                        .unwrap_or_else(|| "unknown".to_string())
+                ),
+            ),
+            (Ok((200, ms, _)), Ok((status, _, body))) => line(
+                "search",
+                CheckState::Problem,
+                format!(
+                    "{shown} answers /health in {ms} ms but refuses the key on /version: {status} {}",
+                    serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("code").and_then(|c| c.as_str().map(str::to_string)))
+                        .unwrap_or_default()
+                ),
+            ),
+            (Ok((status, ms, body)), _) => line(
+                "search",
+                CheckState::Problem,
+                format!("{shown} /health answered {status} in {ms} ms: {}", crate::render::truncate(body.trim(), 120)),
+            ),
+            (Err(why), _) => line("search", CheckState::Problem, format!("{shown} {why}")),
+        });
+    }
+    if let Some(api) = &config.api {
+        let total = Duration::from_secs(api.timeout_secs);
+        let mut urls = vec![(
+            "api",
+            format!("{}/healthz", api.base_url.trim_end_matches('/')),
+        )];
+        if let Some(web) = &api.web_url {
+            urls.push(("web", format!("{}/api/health", web.trim_end_matches('/'))));
+        }
+        for (system, url) in urls {
+            let p = crate::scenarios::api::probe(&url, None, total).await;
+            out.push(line(
+                system,
+                if p.ok {
+                    CheckState::Ok
+                } else {
+                    CheckState::Problem
+                },
+                format!("{} {}", redact_url(&url), p.text),
+            ));
+        }
+    }
+    if let Some(d) = &config.discord
+        && let Some(token) = set(&d.token_env)
+    {
+        let url = format!("{}/api/v10/users/@me", d.api_base.trim_end_matches('/'));
+        let req = client
+            .get(&url)
+            .header("Authorization", format!("Bot {}", token.trim()));
+        out.push(match http_probe(req, TOTAL).await {
+            Ok((200, ms, body)) => line(
+                "discord",
+                CheckState::Ok,
+                format!(
+                    "the token is accepted ({ms} ms): the bot is {}",
+                    serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v
+                            .get("username")
+                            .and_then(|u| u.as_str().map(str::to_string)))
+                        .unwrap_or_else(|| "unnamed".to_string())
+                ),
+            ),
+            Ok((401, ms, _)) => line(
+                "discord",
+                CheckState::Problem,
+                format!(
+                    "Discord refuses the token ({ms} ms, 401): check {}",
+                    d.token_env
+                ),
+            ),
+            Ok((status, ms, _)) => line(
+                "discord",
+                CheckState::Problem,
+                format!("GET /users/@me answered {status} in {ms} ms"),
+            ),
+            Err(why) => line(
+                "discord",
+                CheckState::Problem,
+                format!("{} {why}", redact_url(&d.api_base)),
+            ),
+        });
+    }
+    if let Some(n) = &config.notify {
+        if !n.email_to.is_empty()
+            && let Some(key) = set("RESEND_API_KEY")
+        {
+            let req = client
+                .get(format!("{}/domains", n.resend_base.trim_end_matches('/')))
+                .bearer_auth(key.trim());
+            out.push(match http_probe(req, TOTAL).await {
+                Ok((200, ms, _)) => line(
+                    "resend",
+                    CheckState::Ok,
+                    format!("the key is accepted ({ms} ms)"),
+                ),
+                Ok((status @ (401 | 403), ms, _)) => line(
+                    "resend",
+                    CheckState::Problem,
+                    format!("Resend refuses RESEND_API_KEY ({status}, {ms} ms)"),
+                ),
+                Ok((status, ms, _)) => line(
+                    "resend",
+                    CheckState::Problem,
+                    format!("GET /domains answered {status} in {ms} ms"),
+                ),
+                Err(why) => line(
+                    "resend",
+                    CheckState::Problem,
+                    format!("{} {why}", redact_url(&n.resend_base)),
+                ),
+            });
+        }
+        if let Some(hook) = set(&n.statuspage_webhook_env) {
+            // Reachability only: a HEAD posts nothing to the status page.
+            out.push(match http_probe(client.head(hook.trim()), TOTAL).await {
+                Ok((status, ms, _)) => line(
+                    "status",
+                    CheckState::Ok,
+                    format!("the status page webhook is reachable ({status} to a HEAD, {ms} ms; nothing was posted)"),
+                ),
+                Err(why) => line(
+                    "status",
+                    CheckState::Problem,
+                    format!("the status page webhook ({}) {why}", n.statuspage_webhook_env),
+                ),
+            });
+        }
+    }
+    if let Some(key_env) = &config.check.stripe_key_env {
+        match set(key_env) {
+            None => out.push(line(
+                "stripe",
+                CheckState::Problem,
+                format!("{key_env} is not set"),
+            )),
+            Some(key) => {
+                let req = client
+                    .get(format!(
+                        "{}/v1/balance",
+                        config.check.stripe_base.trim_end_matches('/')
+                    ))
+                    .bearer_auth(key.trim());
+                out.push(match http_probe(req, TOTAL).await {
+                    Ok((200, ms, _)) => line(
+                        "stripe",
+                        CheckState::Ok,
+                        format!("the key reads the balance ({ms} ms)"),
+                    ),
+                    Ok((status, ms, _)) => line(
+                        "stripe",
+                        CheckState::Problem,
+                        format!("GET /v1/balance answered {status} in {ms} ms: check {key_env}"),
+                    ),
+                    Err(why) => line(
+                        "stripe",
+                        CheckState::Problem,
+                        format!("{} {why}", redact_url(&config.check.stripe_base)),
+                    ),
+                });
+            }
         }
     }
     out

@@ -94,6 +94,27 @@ pub struct Config {
     pub restore: RestoreConfig,
     /// `drbot serve`'s control socket.
     pub serve: ServeConfig,
+    /// Extra probes of `drbot check`.
+    pub check: CheckConfig,
+}
+
+/// `[check]`: what `drbot check` probes besides the configured systems.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckConfig {
+    /// The variable holding a Stripe key to probe (`GET /v1/balance`), if any.
+    pub stripe_key_env: Option<String>,
+    /// Stripe's base URL.
+    pub stripe_base: String,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            stripe_key_env: None,
+            stripe_base: "https://api.stripe.com".to_string(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -116,6 +137,7 @@ impl Default for Config {
             verify: VerifyConfig::default(),
             restore: RestoreConfig::default(),
             serve: ServeConfig::default(),
+            check: CheckConfig::default(),
         }
     }
 }
@@ -894,6 +916,9 @@ impl Config {
         }
         if let Some(n) = &self.notify {
             v.push(n.statuspage_webhook_env.clone());
+        }
+        if let Some(k) = &self.check.stripe_key_env {
+            v.push(k.clone());
         }
         v.sort();
         v.dedup();
