@@ -1,6 +1,5 @@
-//! `drbot check`: each configured system's setting, one line each, like the runbook's
-//! "Required Access" list. Settings are checked here; live probes join as each system's
-//! integration lands.
+//! `drbot check`: each configured system's settings, one line each, like the runbook's
+//! "Required Access" list, then each system probed for real ([`probe`]).
 
 use std::fmt;
 use std::path::Path;
