@@ -188,6 +188,16 @@ async fn a_wrong_key_and_a_host_that_is_down_are_named_as_such() {
         r.text
     );
     assert!(!r.text.contains("not-the-key"), "{}", r.text);
+    // No key at all: Meilisearch's 401.
+    let s = setup_with("", None).await;
+    s.meili.set_documents("artworks", ROWS);
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("missing_authorization_header"),
+        "{}",
+        r.text
+    );
     let s = setup_with(MASTER, Some("http://127.0.0.1:9")).await;
     let r = s.run("/search health").await;
     outcome(&r, Outcome::Failed);
@@ -326,6 +336,36 @@ async fn api_health_checks_both_and_a_hang_is_a_timeout() {
     let r = s.run("/api health").await;
     outcome(&r, Outcome::Failed);
     assert!(r.text.contains("timed out after 2 s"), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_health_fails_when_only_the_web_is_down() {
+    let meili = FakeMeili::start(MASTER).await;
+    let platform = FakePlatform::start(&meili, TOKEN, "artworks", 1).await;
+    let config = format!(
+        "[api]\nbase_url = \"{}\"\nweb_url = \"http://127.0.0.1:9\"\ntimeout_secs = 2\n",
+        platform.base
+    );
+    let config = Config::from_toml(&config, std::path::Path::new("t.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        Arc::new(config),
+        Store::open(dir.path()).unwrap(),
+        Arc::new(SystemClock),
+    );
+    let r = engine.run(&commander(), "/api health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("API") && r.text.contains("healthy: 200"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("Web http://127.0.0.1:9/api/health FAILING: cannot connect"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
