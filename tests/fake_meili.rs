@@ -141,7 +141,7 @@ struct Task {
     index: Option<String>,
     kind: String,
     status: String,
-    docs: usize,
+    docs: Vec<u64>,
     enqueued_at: DateTime<Utc>,
     fail: bool,
     details: Value,
@@ -161,7 +161,11 @@ impl Task {
 
 #[derive(Default)]
 pub struct MeiliState {
-    pub indexes: BTreeMap<String, usize>,
+    /// Document ids per index (an addition with an id already there replaces it, as in
+    /// Meilisearch).
+    pub indexes: BTreeMap<String, std::collections::BTreeSet<u64>>,
+    /// Every answer but `/health` waits this long (a server that hangs).
+    pub hang: Duration,
     tasks: Vec<Task>,
     /// The next document batches fail.
     pub fail_documents: bool,
@@ -204,7 +208,23 @@ impl FakeMeili {
             .lock()
             .unwrap()
             .indexes
-            .insert(index.to_string(), n);
+            .insert(index.to_string(), (0..n as u64).collect());
+    }
+
+    /// Tasks it has been given.
+    pub fn tasks(&self) -> usize {
+        self.state.lock().unwrap().tasks.len()
+    }
+
+    /// Tasks not finished yet.
+    pub fn unfinished(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .tasks
+            .iter()
+            .filter(|t| t.status == "enqueued" || t.status == "processing")
+            .count()
     }
 }
 
@@ -223,7 +243,10 @@ fn advance(s: &mut MeiliState) {
             done.status = "succeeded".to_string();
             if t.kind == "documentAdditionOrUpdate" {
                 let idx = t.index.clone().unwrap_or_default();
-                *s.indexes.entry(idx).or_default() += t.docs;
+                s.indexes
+                    .entry(idx)
+                    .or_default()
+                    .extend(t.docs.iter().copied());
             }
         }
         return;
@@ -262,13 +285,14 @@ fn handle(st: &Mutex<MeiliState>, master: &str, r: Req) -> (u16, Value, Duration
     }
     let segs: Vec<&str> = r.path.trim_matches('/').split('/').collect();
     let now = Utc::now();
-    match (r.method.as_str(), segs.as_slice()) {
+    let hang = s.hang;
+    let (status, value, delay) = match (r.method.as_str(), segs.as_slice()) {
         ("GET", ["version"]) => (
             200,
             json!({"commitSha": "b46889b5f0f2f8b91438a08a358ba8f05fc09fc1", "commitDate": "2024-11-14T10:00:00Z", "pkgVersion": "1.11.3"}),
             Duration::ZERO,
         ),
-        ("GET", ["indexes", uid, "stats"]) => match s.indexes.get(*uid) {
+        ("GET", ["indexes", uid, "stats"]) => match s.indexes.get(*uid).map(|ids| ids.len()) {
             Some(n) => {
                 let indexing = s
                     .tasks
@@ -354,7 +378,7 @@ fn handle(st: &Mutex<MeiliState>, master: &str, r: Req) -> (u16, Value, Duration
                 index: None,
                 kind: "dumpCreation".into(),
                 status: "enqueued".into(),
-                docs: 0,
+                docs: Vec::new(),
                 enqueued_at: now,
                 fail: false,
                 details: json!({"dumpUid": format!("{}", now.format("%Y%m%d-%H%M%S%3f"))}),
@@ -382,7 +406,10 @@ fn handle(st: &Mutex<MeiliState>, master: &str, r: Req) -> (u16, Value, Duration
                 index: Some(uid.to_string()),
                 kind: "documentAdditionOrUpdate".into(),
                 status: "enqueued".into(),
-                docs: docs.len(),
+                docs: docs
+                    .iter()
+                    .filter_map(|d| d.get("id").and_then(Value::as_u64))
+                    .collect(),
                 enqueued_at: now,
                 fail,
                 details: json!({"receivedDocuments": docs.len()}),
@@ -395,7 +422,8 @@ fn handle(st: &Mutex<MeiliState>, master: &str, r: Req) -> (u16, Value, Duration
             )
         }
         _ => error(404, "not_found", "invalid_request", "Not found."),
-    }
+    };
+    (status, value, delay.max(hang))
 }
 
 /// The platform API (and web app): `/healthz`, `/api/health`, and `/admin/reindex`, which
@@ -451,6 +479,9 @@ impl FakePlatform {
                     let (host, key, index) = (host.clone(), key.clone(), index.clone());
                     tokio::spawn(async move {
                         let client = reqwest::Client::new();
+                        // A real platform takes a moment to read the database before its
+                        // first batch: drbot must not call the reindex done meanwhile.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
                         let mut sent = 0;
                         while sent < count {
                             let n = 100.min(count - sent);

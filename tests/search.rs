@@ -46,6 +46,7 @@ backup_bucket = "{backup}"
 [search]
 expected_count_sql = "SELECT count(*) FROM artworks WHERE published"
 follow_secs = 30
+timeout_secs = 2
 [api]
 base_url = "{base}"
 web_url = "{base}"
@@ -198,6 +199,13 @@ async fn a_wrong_key_and_a_host_that_is_down_are_named_as_such() {
         "{}",
         r.text
     );
+    // A server that accepts and never answers: a timeout, named as such.
+    let s = setup_with(MASTER, None).await;
+    s.meili.set_documents("artworks", ROWS);
+    s.meili.state.lock().unwrap().hang = Duration::from_secs(30);
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(r.text.contains("timed out after 2 s"), "{}", r.text);
     let s = setup_with(MASTER, Some("http://127.0.0.1:9")).await;
     let r = s.run("/search health").await;
     outcome(&r, Outcome::Failed);
@@ -243,6 +251,18 @@ async fn the_reindex_runs_through_the_platform_and_is_followed_to_the_databases_
     let r = s.run("/search health").await;
     outcome(&r, Outcome::Done);
     assert!(!s.timeline().contains(TOKEN));
+
+    // Reindexing an index that already has the count: not done before its tasks are.
+    let before = s.meili.tasks();
+    let r = s.run("/search reindex").await;
+    outcome(&r, Outcome::Done);
+    assert!(r.text.contains("1000 of 1000 documents"), "{}", r.text);
+    assert_eq!(
+        (s.meili.tasks(), s.meili.unfinished()),
+        (before + ROWS / 100, 0),
+        "declared done before its tasks were: {}",
+        r.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

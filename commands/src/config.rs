@@ -464,6 +464,13 @@ pub struct SearchConfig {
     /// before answering (it goes on; `/search progress` picks it up), in seconds.
     #[serde(default = "default_follow_secs")]
     pub follow_secs: u64,
+    /// How long one request to Meilisearch may take, in seconds.
+    #[serde(default = "default_meili_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_meili_timeout() -> u64 {
+    10
 }
 
 fn default_follow_secs() -> u64 {
@@ -778,6 +785,14 @@ impl Config {
             && let Err(message) = s.validate()
         {
             return bad(message);
+        }
+        if let Some(s) = &self.search
+            && !(1..=300).contains(&s.timeout_secs)
+        {
+            return bad(format!(
+                "[search] timeout_secs must be 1 to 300, not {}",
+                s.timeout_secs
+            ));
         }
         if let Some(s) = &self.search
             && s.follow_secs > 3600

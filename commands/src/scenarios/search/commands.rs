@@ -20,6 +20,9 @@ const TOLERANCE: f64 = 0.005;
 /// How often work being followed is looked at.
 const POLL: Duration = Duration::from_secs(1);
 
+/// A reindex that has enqueued no task in this long is judged by the count alone.
+const ENQUEUE_GRACE_SECS: f64 = 30.0;
+
 /// The note a reindex leaves: when it started and the count then.
 const REINDEX_NOTE: &str = "search-reindex";
 
@@ -339,6 +342,12 @@ async fn standing(
             query_value(&idx)
         )
     };
+    let any = meili
+        .tasks(&format!(
+            "indexUids={}&afterEnqueuedAt={since}&limit=1",
+            query_value(&idx)
+        ))
+        .await?;
     let waiting = meili.tasks(&q("enqueued")).await?;
     let running = meili.tasks(&q("processing")).await?;
     let failed = meili.tasks(&q("failed")).await?;
@@ -374,9 +383,12 @@ async fn standing(
         .first()
         .map(|t| format!("task {} ({}) failed: {}", t.uid, t.kind, t.error_text()));
     let reached = expected.is_none_or(|n| within(docs, n));
+    // Not done before the platform has enqueued anything for it (or long enough has passed
+    // to say it never will): an index that already had the count is not proof of a reindex.
+    let begun = count(&any) > 0 || secs >= ENQUEUE_GRACE_SECS;
     Ok(Standing {
         line,
-        done: reached && w == 0 && r == 0 && f == 0 && !stats.is_indexing,
+        done: begun && reached && w == 0 && r == 0 && f == 0 && !stats.is_indexing,
         failed: failed_text,
     })
 }

@@ -11,9 +11,6 @@ use serde_json::Value;
 use crate::engine::Engine;
 use crate::http;
 
-/// How long one request to Meilisearch may take.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Why a call to Meilisearch did not give an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum MeiliError {
@@ -125,6 +122,7 @@ pub struct Stats {
 /// A Meilisearch server.
 pub struct Meili {
     client: reqwest::Client,
+    timeout: Duration,
     host: String,
     key: Option<String>,
     shown: String,
@@ -149,14 +147,15 @@ impl Meili {
                 ))
             })?;
         let key = env(&s.key_env).filter(|k| !k.is_empty());
-        Meili::new(host.trim(), key)
+        Meili::new(host.trim(), key, Duration::from_secs(s.timeout_secs))
     }
 
-    /// A server at `host` with `key`.
-    pub fn new(host: &str, key: Option<String>) -> Result<Meili, MeiliError> {
-        let client = http::client(TIMEOUT).map_err(|e| MeiliError::NotConfigured(e.to_string()))?;
+    /// A server at `host` with `key`; each request ends within `timeout`.
+    pub fn new(host: &str, key: Option<String>, timeout: Duration) -> Result<Meili, MeiliError> {
+        let client = http::client(timeout).map_err(|e| MeiliError::NotConfigured(e.to_string()))?;
         Ok(Meili {
             client,
+            timeout,
             host: host.trim_end_matches('/').to_string(),
             key,
             shown: crate::redact::redact_url(host.trim_end_matches('/')),
@@ -180,12 +179,12 @@ impl Meili {
         }
         let r = req.send().await.map_err(|e| MeiliError::Unreachable {
             host: self.shown.clone(),
-            why: http::describe(&e, TIMEOUT),
+            why: http::describe(&e, self.timeout),
         })?;
         let status = r.status().as_u16();
         let body = r.text().await.map_err(|e| MeiliError::Unreachable {
             host: self.shown.clone(),
-            why: http::describe(&e, TIMEOUT),
+            why: http::describe(&e, self.timeout),
         })?;
         let value: Option<Value> = serde_json::from_str(&body).ok();
         if (200..300).contains(&status) {
