@@ -353,14 +353,27 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
         })
         .await
         .expect("approval message");
+    // The request is a card: a yellow embed with the preflight, and live buttons.
+    let card = &posted.body["embeds"][0];
+    assert_eq!(card["title"], "Approval needed — A-1", "{}", posted.body);
+    assert_eq!(card["color"], 0xF1C40F, "{}", posted.body);
     assert!(
-        posted.body["content"]
+        card["description"]
             .as_str()
             .unwrap()
-            .contains("Approval needed — A-1"),
+            .contains("backup read whole and complete"),
         "{}",
         posted.body
     );
+    assert!(
+        !card["description"]
+            .as_str()
+            .unwrap()
+            .contains("approval request A-1")
+    );
+    let buttons = &posted.body["components"][0]["components"];
+    assert_eq!(buttons[0]["custom_id"], "drbot:approve:A-1");
+    assert_eq!(buttons[0]["disabled"], false);
     let reacted = fake
         .wait_for(Duration::from_secs(10), |r| {
             r.method == "PUT" && r.path.contains("/reactions/")
@@ -411,6 +424,32 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
         done.body
     );
     assert!(s.target.dump().contains("CREATE TABLE public.t"));
+    // The card turns green, says who decided, and its buttons are disabled.
+    let redrawn = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "PATCH"
+                && r.path == format!("/api/v10/channels/2/messages/{message_id}")
+                && r.body["embeds"][0]["color"] == 0x2ECC71
+        })
+        .await
+        .expect("the card redrawn green");
+    let buttons = &redrawn.body["components"][0]["components"];
+    assert_eq!(
+        (
+            buttons[0]["disabled"].clone(),
+            buttons[1]["disabled"].clone()
+        ),
+        (true.into(), true.into())
+    );
+    assert!(
+        redrawn.body["embeds"][0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "Decision" && f["value"].as_str().unwrap().contains("bob")),
+        "{}",
+        redrawn.body
+    );
     // One refusal, one result; the 👍 was ignored (a long restore would edit its progress
     // message into the result, so both posts and edits count).
     let decisions = fake
@@ -539,8 +578,9 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     );
     let request = fake
         .wait_for(Duration::from_secs(60), |r| {
-            r.body["components"].is_array()
-                && r.body["content"]
+            r.method == "POST"
+                && r.body["components"].is_array()
+                && r.body["embeds"][0]["title"]
                     .as_str()
                     .is_some_and(|c| c.contains("A-2"))
         })

@@ -5,6 +5,7 @@
 //! Thin on purpose: what a command does is `drbot_commands::Engine`'s; this module turns
 //! Discord's payloads into command lines and people, and replies back.
 
+pub mod cards;
 pub mod registration;
 
 use std::sync::Arc;
@@ -15,11 +16,12 @@ use drbot_commands::identity::Principal;
 use drbot_commands::progress::ProgressSink;
 use drbot_commands::{Actor, Config, Context, Engine, Outcome, Place, Reply};
 use drbot_state::{ApprovalStatus, Proof, RequestId};
-use serde_json::json;
 use serenity::all::{
     ChannelId, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
-    CreateAttachment, EventHandler, GatewayIntents, Interaction, MessageId, Reaction, ReactionType,
-    Ready, RoleId, UserId,
+    CreateAllowedMentions, CreateAttachment, CreateAutocompleteResponse, CreateInteractionResponse,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateMessage,
+    EditInteractionResponse, EditMessage, EventHandler, GatewayIntents, Interaction, MessageId,
+    Reaction, ReactionType, Ready, RoleId, UserId,
 };
 use serenity::http::{Http, HttpBuilder};
 use tokio::sync::watch;
@@ -30,12 +32,6 @@ const MAX_CONTENT: usize = 2000;
 const EDIT_EVERY: Duration = Duration::from_secs(2);
 /// The longest one call to Discord's HTTP API may take (an upload of a report included).
 const DISCORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// Interaction callback types.
-const CHANNEL_MESSAGE: u8 = 4;
-const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
-const AUTOCOMPLETE_RESULT: u8 = 8;
-/// Message flag: only the person who typed it sees it.
-const EPHEMERAL: u64 = 1 << 6;
 const APPROVE_EMOJI: &str = "✅";
 const DENY_EMOJI: &str = "❌";
 
@@ -111,18 +107,24 @@ pub async fn post(http: &Http, dc: &DiscordConfig, place: &str, text: &str, ment
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or(dc.incident_channel_id);
     let body = match mention {
-        Some(user) => json!({
-            "content": fit(&format!("<@{user}> {text}")),
-            "allowed_mentions": { "users": [user.to_string()] }
-        }),
-        None => json!({ "content": fit(text), "allowed_mentions": { "parse": [] } }),
+        Some(user) => CreateMessage::new()
+            .content(fit(&format!("<@{user}> {text}")))
+            .allowed_mentions(CreateAllowedMentions::new().users([UserId::new(user)])),
+        None => CreateMessage::new()
+            .content(fit(text))
+            .allowed_mentions(no_mentions()),
     };
-    if let Err(e) = http
-        .send_message(ChannelId::new(channel), Vec::new(), &body)
-        .await
-    {
+    if let Err(e) = ChannelId::new(channel).send_message(http, body).await {
         tracing::warn!(error = %e, channel, "could not post to Discord");
     }
+}
+
+/// Mentions nobody (a reply quoting `@everyone` or a name pings no one).
+fn no_mentions() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+        .empty_users()
+        .empty_roles()
+        .everyone(false)
 }
 
 /// Text that fits one message; longer text is cut with a pointer to the full reply.
@@ -253,19 +255,17 @@ impl Handler {
             if let Err(e) = self.engine.store().append_audit(entry) {
                 tracing::warn!(error = %e, "could not record a refusal");
             }
-            let body =
-                json!({ "type": CHANNEL_MESSAGE, "data": { "content": why, "flags": EPHEMERAL } });
-            let _ = http
-                .create_interaction_response(cmd.id, &cmd.token, &body, Vec::new())
-                .await;
+            let body = CreateInteractionResponse::Message(
+                CreateInteractionResponseMessage::new()
+                    .content(fit(&why))
+                    .ephemeral(true),
+            );
+            let _ = cmd.create_response(http, body).await;
             return;
         }
         // Acknowledge within Discord's 3 seconds, before any work.
-        let defer = json!({ "type": DEFERRED_CHANNEL_MESSAGE });
-        if let Err(e) = http
-            .create_interaction_response(cmd.id, &cmd.token, &defer, Vec::new())
-            .await
-        {
+        let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new());
+        if let Err(e) = cmd.create_response(http, defer).await {
             tracing::warn!(error = %e, "could not acknowledge an interaction");
             return;
         }
@@ -290,8 +290,8 @@ impl Handler {
                     r = &mut run => break r,
                     _ = tick.tick() => {
                         if let Some(text) = editor.take() {
-                            let body = json!({ "content": fit(&text) });
-                            let _ = http.edit_original_interaction_response(&cmd.token, &body, Vec::new()).await;
+                            let body = EditInteractionResponse::new().content(fit(&text));
+                            let _ = cmd.edit_response(http, body).await;
                         }
                     }
                 }
@@ -299,27 +299,23 @@ impl Handler {
         };
         if matches!(reply.outcome, Outcome::Refused | Outcome::Usage) {
             // Refusals are for the person who typed the command only (and on the timeline).
-            let _ = http.delete_original_interaction_response(&cmd.token).await;
-            let body = json!({ "content": fit(&reply.text), "flags": EPHEMERAL });
-            if let Err(e) = http
-                .create_followup_message(&cmd.token, &body, Vec::new())
-                .await
-            {
+            let _ = cmd.delete_response(http).await;
+            let body = CreateInteractionResponseFollowup::new()
+                .content(fit(&reply.text))
+                .ephemeral(true);
+            if let Err(e) = cmd.create_followup(http, body).await {
                 tracing::warn!(error = %e, "could not send a refusal");
             }
             return;
         }
-        let body = json!({ "content": fit(&reply.text), "allowed_mentions": { "parse": [] } });
+        let mut body = EditInteractionResponse::new()
+            .content(fit(&reply.text))
+            .allowed_mentions(no_mentions());
         // Reports and long timelines go as files.
-        let files: Vec<CreateAttachment> = reply
-            .attachments
-            .iter()
-            .map(|a| CreateAttachment::bytes(a.bytes(), a.name.clone()))
-            .collect();
-        if let Err(e) = http
-            .edit_original_interaction_response(&cmd.token, &body, files)
-            .await
-        {
+        for a in &reply.attachments {
+            body = body.new_attachment(CreateAttachment::bytes(a.bytes(), a.name.clone()));
+        }
+        if let Err(e) = cmd.edit_response(http, body).await {
             tracing::warn!(error = %e, "could not edit the interaction reply");
         }
         if let Outcome::AwaitingApproval(id) = &reply.outcome {
@@ -327,31 +323,35 @@ impl Handler {
         }
     }
 
-    /// Posts an approval request with buttons and ✅/❌ reactions, and remembers its message.
+    /// Posts an approval request as a card (an embed with Approve / Deny buttons) with ✅/❌
+    /// reactions, and remembers its message.
     async fn post_request(&self, http: &Http, channel: ChannelId, id: &str, reply: &Reply) {
         let Ok(rid) = id.parse::<RequestId>() else {
             return;
         };
-        let summary = self
-            .engine
-            .store()
-            .approval(rid)
-            .ok()
-            .flatten()
-            .map(|r| format!("{}: {}, asked by {}.", r.id, r.summary, r.requested_by))
-            .unwrap_or_else(|| reply.text.clone());
-        let body = json!({
-            "content": fit(&format!("Approval needed — {summary}\nAn approver reacts {APPROVE_EMOJI} or {DENY_EMOJI}, or uses the buttons.")),
-            "allowed_mentions": { "parse": [] },
-            "components": [{
-                "type": 1,
-                "components": [
-                    { "type": 2, "style": 3, "label": "Approve", "custom_id": format!("drbot:approve:{rid}") },
-                    { "type": 2, "style": 4, "label": "Deny", "custom_id": format!("drbot:deny:{rid}") }
-                ]
-            }]
-        });
-        let message = match http.send_message(channel, Vec::new(), &body).await {
+        let Ok(Some(request)) = self.engine.store().approval(rid) else {
+            return;
+        };
+        // What the preflight found: the request's reply without its first and last lines
+        // (the summary is the card's own, the last says how to decide).
+        let details: Vec<&str> = reply
+            .text
+            .lines()
+            .filter(|l| {
+                !l.starts_with("approval request ")
+                    && !l.starts_with("It expires at")
+                    && !l.starts_with("Approval needed:")
+            })
+            .collect();
+        let (embed, rows) = cards::approval_card(&request, &details.join("\n"));
+        let body = CreateMessage::new()
+            .content(format!(
+                "An approver clicks Approve or Deny, or reacts {APPROVE_EMOJI} or {DENY_EMOJI}."
+            ))
+            .embed(embed)
+            .components(rows)
+            .allowed_mentions(no_mentions());
+        let message = match channel.send_message(http, body).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "could not post the approval request");
@@ -373,9 +373,35 @@ impl Handler {
         }
     }
 
+    /// Redraws a request's card in its current state (colour, decision, buttons disabled once
+    /// decided).
+    async fn refresh_card(&self, http: &Http, channel: ChannelId, rid: RequestId) {
+        let Ok(Some(request)) = self.engine.store().approval(rid) else {
+            return;
+        };
+        let Some(message) = request.message_id else {
+            return;
+        };
+        let (embed, rows) = cards::approval_card(&request, "");
+        let body = EditMessage::new().embed(embed).components(rows);
+        if let Err(e) = channel
+            .edit_message(http, MessageId::new(message), body)
+            .await
+        {
+            tracing::warn!(error = %e, "could not redraw an approval card");
+        }
+    }
+
     /// Runs an approval decision and posts its result; long work (the approved restore)
     /// shows its progress in that message first, edited at most every two seconds.
-    async fn decide(&self, http: &Http, ctx: Context, channel: ChannelId, line: String) -> Reply {
+    async fn decide(
+        &self,
+        http: &Http,
+        ctx: Context,
+        channel: ChannelId,
+        rid: RequestId,
+        line: String,
+    ) -> Reply {
         let editor = Editor::new();
         let mut message: Option<MessageId> = None;
         let reply = {
@@ -388,27 +414,40 @@ impl Handler {
                     r = &mut run => break r,
                     _ = tick.tick() => {
                         let Some(text) = editor.take() else { continue };
-                        let body = json!({ "content": fit(&text), "allowed_mentions": { "parse": [] } });
                         match message {
                             Some(id) => {
-                                let _ = http.edit_message(channel, id, &body, Vec::new()).await;
+                                let body = EditMessage::new().content(fit(&text)).allowed_mentions(no_mentions());
+                                let _ = channel.edit_message(http, id, body).await;
                             }
                             None => {
-                                message = http.send_message(channel, Vec::new(), &body).await.ok().map(|m| m.id);
+                                let body = CreateMessage::new().content(fit(&text)).allowed_mentions(no_mentions());
+                                message = channel.send_message(http, body).await.ok().map(|m| m.id);
                             }
                         }
+                        // The card shows the action running.
+                        self.refresh_card(http, channel, rid).await;
                     }
                 }
             }
         };
-        let body = json!({ "content": fit(&reply.text), "allowed_mentions": { "parse": [] } });
         let sent = match message {
-            Some(id) => http.edit_message(channel, id, &body, Vec::new()).await,
-            None => http.send_message(channel, Vec::new(), &body).await,
+            Some(id) => {
+                let body = EditMessage::new()
+                    .content(fit(&reply.text))
+                    .allowed_mentions(no_mentions());
+                channel.edit_message(http, id, body).await
+            }
+            None => {
+                let body = CreateMessage::new()
+                    .content(fit(&reply.text))
+                    .allowed_mentions(no_mentions());
+                channel.send_message(http, body).await
+            }
         };
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not post a decision");
         }
+        self.refresh_card(http, channel, rid).await;
         reply
     }
 
@@ -451,7 +490,7 @@ impl Handler {
                 request.0
             )
         };
-        self.decide(http, ctx, r.channel_id, line).await;
+        self.decide(http, ctx, r.channel_id, request.0, line).await;
     }
 
     fn request_for(&self, message: MessageId) -> Option<(RequestId, ApprovalStatus)> {
@@ -471,9 +510,11 @@ impl Handler {
         let Some((verb, id)) = rest.split_once(':') else {
             return;
         };
-        let ack = json!({ "type": 6 }); // DEFERRED_UPDATE_MESSAGE
-        let _ = http
-            .create_interaction_response(c.id, &c.token, &ack, Vec::new())
+        let Ok(rid) = id.parse::<RequestId>() else {
+            return;
+        };
+        let _ = c
+            .create_response(http, CreateInteractionResponse::Acknowledge)
             .await;
         let roles = c
             .member
@@ -489,7 +530,7 @@ impl Handler {
             "deny" => format!("/deny request:{id} reason:\"denied with the button\""),
             _ => return,
         };
-        self.decide(http, ctx, c.channel_id, line).await;
+        self.decide(http, ctx, c.channel_id, rid, line).await;
     }
 
     async fn autocomplete(&self, http: &Http, cmd: CommandInteraction) {
@@ -499,16 +540,12 @@ impl Handler {
         };
         let focused = cmd.data.autocomplete();
         let (name, typed) = focused.map_or(("", ""), |f| (f.name, f.value));
-        let choices: Vec<_> = self
-            .engine
-            .complete(&ctx, name, typed)
-            .await
-            .into_iter()
-            .map(|c| json!({ "name": c.name, "value": c.value }))
-            .collect();
-        let body = json!({ "type": AUTOCOMPLETE_RESULT, "data": { "choices": choices } });
-        let _ = http
-            .create_interaction_response(cmd.id, &cmd.token, &body, Vec::new())
+        let mut choices = CreateAutocompleteResponse::new();
+        for c in self.engine.complete(&ctx, name, typed).await {
+            choices = choices.add_string_choice(c.name, c.value);
+        }
+        let _ = cmd
+            .create_response(http, CreateInteractionResponse::Autocomplete(choices))
             .await;
     }
 }
@@ -570,6 +607,7 @@ impl EventHandler for Handler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn config() -> (Config, DiscordConfig) {
         let c = Config::from_toml(
