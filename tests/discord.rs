@@ -704,3 +704,147 @@ async fn a_broken_discord_never_stops_serve() {
         .status();
     let _ = serve.wait();
 }
+
+/// The incident header: posted and pinned on declare, edited when a step changes (the same
+/// message), its Next-step button completes the step, and after a restart of serve the same
+/// pinned message is edited, never a new one posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_header_is_pinned_and_kept_current_across_a_restart() {
+    use crate::fake_discord::{click, declare};
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        fake.base
+    ));
+    let env = vec![("DISCORD_TOKEN".to_string(), "fake.bot.token".to_string())];
+    let mut serve = start_serve(&d, &env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("registered");
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            4001,
+            11,
+            "alice",
+            &[5],
+            2,
+            declare("database", "sev1", "Primary DB down"),
+        ),
+    );
+    let posted = fake
+        .wait_for(Duration::from_secs(20), |r| {
+            r.method == "POST"
+                && r.path == "/api/v10/channels/2/messages"
+                && r.body["embeds"][0]["title"] == "INC-1 · Primary DB down"
+        })
+        .await
+        .expect("the header posted");
+    let header = &posted.body["embeds"][0];
+    assert_eq!(header["color"], 0xE74C3C, "sev1 is red: {header}");
+    assert_eq!(header["description"], "sev1 · database · open");
+    let field = |h: &serde_json::Value, name: &str| {
+        h["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| f["value"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert!(field(header, "Steps").ends_with(" 0/15"), "{header}");
+    assert!(
+        field(header, "Next").starts_with("1. Assess impact"),
+        "{header}"
+    );
+    assert!(field(header, "Started").starts_with("<t:"), "{header}");
+    assert!(field(header, "RTO deadline").contains(":t>"), "{header}");
+    let id = posted.reply["id"].as_str().unwrap().to_string();
+    fake.wait_for(Duration::from_secs(10), |r| {
+        r.method == "PUT" && r.path == format!("/api/v10/channels/2/pins/{id}")
+    })
+    .await
+    .expect("the header pinned");
+
+    // Step 2 (stop the applications) is manual: mark it from the header's button.
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            4002,
+            11,
+            "alice",
+            &[5],
+            2,
+            slash(
+                "step",
+                "skip",
+                json!([
+                    { "name": "step", "type": 3, "value": "1" },
+                    { "name": "reason", "type": 3, "value": "checked by hand" }
+                ]),
+            ),
+        ),
+    );
+    let edited = fake
+        .wait_for(Duration::from_secs(20), |r| {
+            r.method == "PATCH"
+                && r.path == format!("/api/v10/channels/2/messages/{id}")
+                && field(&r.body["embeds"][0], "Steps").ends_with(" 1/15")
+        })
+        .await
+        .expect("the header edited after a step change");
+    let button = &edited.body["components"][0]["components"][0];
+    assert_eq!(
+        button["custom_id"], "drbot:stepdone:INC-1:stop-apps",
+        "{}",
+        edited.body
+    );
+    assert_eq!(button["disabled"], false);
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        click(4003, 11, "alice", &[5], 2, "drbot:stepdone:INC-1:stop-apps"),
+    );
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PATCH"
+            && r.path == format!("/api/v10/channels/2/messages/{id}")
+            && field(&r.body["embeds"][0], "Steps").ends_with(" 2/15")
+    })
+    .await
+    .expect("the button completed the step");
+
+    // A restart edits the same pinned message.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let before = fake.seen().len();
+    let restarted = std::time::Instant::now();
+    let mut serve = start_serve(&d, &env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.at > restarted
+            && r.method == "PATCH"
+            && r.path == format!("/api/v10/channels/2/messages/{id}")
+    })
+    .await
+    .expect("the header edited after a restart");
+    let posts_since: Vec<_> = fake.seen()[before..]
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v10/channels/2/messages")
+        .cloned()
+        .collect();
+    assert!(
+        posts_since.is_empty(),
+        "a new header was posted: {posts_since:?}"
+    );
+    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
+    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -170,6 +170,46 @@ impl FakeDiscord {
     }
 }
 
+/// Which of Discord's documented limits a message payload breaks, if any: content 2000; at most
+/// 10 embeds; title 256, description 4096, 25 fields (name 256, value 1024), 6000 characters
+/// across a message's embeds; 5 action rows.
+pub fn limits_broken(body: &Value) -> Option<String> {
+    let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let data = if body.get("data").is_some() {
+        &body["data"]
+    } else {
+        body
+    };
+    if len(&data["content"]) > 2000 {
+        return Some("content: must be 2000 or fewer in length".into());
+    }
+    let embeds = data["embeds"].as_array().cloned().unwrap_or_default();
+    if embeds.len() > 10 {
+        return Some("embeds: at most 10".into());
+    }
+    let mut total = 0;
+    for e in &embeds {
+        let fields = e["fields"].as_array().cloned().unwrap_or_default();
+        if len(&e["title"]) > 256 || len(&e["description"]) > 4096 || fields.len() > 25 {
+            return Some("embed title, description or fields over the limit".into());
+        }
+        total += len(&e["title"]) + len(&e["description"]);
+        for f in &fields {
+            if len(&f["name"]) > 256 || len(&f["value"]) > 1024 || len(&f["value"]) == 0 {
+                return Some("embed field name or value over the limit (or empty)".into());
+            }
+            total += len(&f["name"]) + len(&f["value"]);
+        }
+    }
+    if total > 6000 {
+        return Some("embeds: 6000 characters at most across a message".into());
+    }
+    if data["components"].as_array().is_some_and(|c| c.len() > 5) {
+        return Some("components: at most 5 action rows".into());
+    }
+    None
+}
+
 fn message(id: u64, channel: &str, content: &str) -> Value {
     json!({
         "id": id.to_string(), "channel_id": channel, "guild_id": "1",
@@ -267,11 +307,23 @@ async fn serve_http(
             write.write_all(text.as_bytes()).await?;
             continue;
         }
-        let (status, reply) = if path.ends_with("/gateway") || path.contains("/gateway?") {
+        // Discord's documented message limits: a payload that breaks one is refused with
+        // 50035 "Invalid Form Body", as the real API does.
+        let too_big = limits_broken(&body);
+        let (status, reply) = if let Some(why) = too_big {
+            (
+                400,
+                json!({ "message": "Invalid Form Body", "code": 50035, "errors": { "_errors": [{ "code": "BASE_TYPE_MAX_LENGTH", "message": why }] } }),
+            )
+        } else if path.ends_with("/gateway") || path.contains("/gateway?") {
             (200, json!({ "url": ws_url }))
         } else if method == "PUT" && path.contains("/commands") {
             (200, json!([]))
-        } else if path.contains("/callback") || path.contains("/reactions/") || method == "DELETE" {
+        } else if path.contains("/callback")
+            || path.contains("/reactions/")
+            || path.contains("/pins/")
+            || method == "DELETE"
+        {
             (204, Value::Null)
         } else if method == "POST" && path.starts_with("/api/v10/webhooks/") {
             // An interaction follow-up.
@@ -297,6 +349,7 @@ async fn serve_http(
         let reason = match status {
             200 => "OK",
             204 => "No Content",
+            400 => "Bad Request",
             _ => "Not Found",
         };
         let head = format!(

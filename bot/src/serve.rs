@@ -26,6 +26,8 @@ use crate::control::{Request, Response, socket_path};
 const TICK: Duration = Duration::from_secs(60);
 /// How often queued notifications are retried.
 const DELIVER: Duration = Duration::from_secs(5);
+/// Incident headers are looked at this often: at most one edit each per round.
+const HEADER_EVERY: Duration = Duration::from_secs(5);
 /// How long running commands get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(240);
 
@@ -182,6 +184,10 @@ pub async fn run(config: Config) -> u8 {
     let mut tasks = JoinSet::new();
     let mut posts_out = JoinSet::new();
     let mut scheduled = JoinSet::new();
+    // Incident headers in Discord: refreshed beside the loop, one round at a time.
+    let mut header_tick = tokio::time::interval(HEADER_EVERY);
+    let mut header_job = JoinSet::new();
+    let headers = Arc::new(crate::discord::header::Headers::default());
     let mut exports = crate::state::Exporter::new(&config);
     let mut export_jobs = JoinSet::new();
     let mut export_tick = tokio::time::interval(crate::state::EXPORT_CHECK);
@@ -216,6 +222,17 @@ pub async fn run(config: Config) -> u8 {
                     Err(e) => tracing::error!(error = %e, "scheduled work stopped"),
                 }
             }
+            _ = header_tick.tick() => {
+                if let Some((http, _)) = &discord
+                    && header_job.is_empty()
+                {
+                    let (http, engine, headers) = (http.clone(), engine.clone(), headers.clone());
+                    header_job.spawn(async move {
+                        crate::discord::header::refresh(&http, &engine, &headers).await;
+                    });
+                }
+            }
+            Some(_) = header_job.join_next(), if !header_job.is_empty() => {}
             _ = export_tick.tick() => {
                 // Beside the loop: a slow bucket never holds up the socket.
                 if let Some(generation) = exports.due(&engine) {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
-use drbot_state::{EntryKind, Incident, IncidentStatus, StepRecord, StepState};
+use drbot_state::{EntryKind, Incident, IncidentId, IncidentStatus, StepRecord, StepState};
 
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
@@ -660,4 +660,82 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
     } else {
         reply
     })
+}
+
+/// An incident's state at a glance, for a chat's pinned header: structured, so each adapter
+/// renders it its own way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The incident.
+    pub id: IncidentId,
+    /// Its title.
+    pub title: String,
+    /// sev1 / sev2 / sev3.
+    pub severity: String,
+    /// Its scenario.
+    pub scenario: String,
+    /// open, resolved, closed.
+    pub status: String,
+    /// Roles that are held: (role, who).
+    pub roles: Vec<(String, String)>,
+    /// When it was declared.
+    pub declared_at: DateTime<Utc>,
+    /// When its RTO runs out.
+    pub rto_deadline: Option<DateTime<Utc>>,
+    /// Steps done or skipped.
+    pub settled: usize,
+    /// Steps in all.
+    pub total: usize,
+    /// The next step: its number, id, title, how it is done, and whether it is done by hand.
+    pub next: Option<(usize, String, String, String, bool)>,
+    /// Pending approvals, one line each.
+    pub pending: Vec<String>,
+}
+
+impl Header {
+    /// The incident's header now.
+    pub fn of(engine: &Engine, incident: &Incident) -> Header {
+        let rto_deadline = scenario_of(incident)
+            .map(|s| incident.declared_at + Duration::minutes(engine.config().rto_mins(s) as i64));
+        let next = next_step(incident).map(|(n, rec)| match runbook_step(incident, &rec.id) {
+            Some(step) => (
+                n,
+                rec.id.clone(),
+                step.title.to_string(),
+                step.how(engine.config().production_target()),
+                matches!(step.action, crate::runbook::Action::Manual(..)),
+            ),
+            None => (n, rec.id.clone(), rec.id.clone(), String::new(), true),
+        });
+        Header {
+            id: incident.id,
+            title: incident.title.clone(),
+            severity: incident.severity.clone(),
+            scenario: incident.scenario.clone(),
+            status: incident.status.as_str().to_string(),
+            roles: incident
+                .roles
+                .iter()
+                .map(|(r, who)| (r.clone(), who.clone()))
+                .collect(),
+            declared_at: incident.declared_at,
+            rto_deadline,
+            settled: incident
+                .steps
+                .iter()
+                .filter(|s| s.state.is_settled())
+                .count(),
+            total: incident.steps.len(),
+            next,
+            pending: crate::approval::pending_lines(engine, incident)
+                .into_iter()
+                .map(|l| {
+                    l.split(" — /approve")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect(),
+        }
+    }
 }

@@ -46,7 +46,7 @@ pub mod error;
 pub mod grammar;
 pub mod http;
 pub mod identity;
-mod incident;
+pub mod incident;
 pub mod locks;
 pub mod notify;
 mod options;

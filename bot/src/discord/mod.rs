@@ -6,6 +6,7 @@
 //! Discord's payloads into command lines and people, and replies back.
 
 pub mod cards;
+pub mod header;
 pub mod registration;
 
 use std::sync::Arc;
@@ -510,12 +511,6 @@ impl Handler {
         let Some((verb, id)) = rest.split_once(':') else {
             return;
         };
-        let Ok(rid) = id.parse::<RequestId>() else {
-            return;
-        };
-        let _ = c
-            .create_response(http, CreateInteractionResponse::Acknowledge)
-            .await;
         let roles = c
             .member
             .as_ref()
@@ -525,6 +520,39 @@ impl Handler {
             actor: actor_for(&self.config, &self.dc, c.user.id, &c.user.name, &roles),
             place: Place::Channel(c.channel_id.get()),
         };
+        // The incident header's buttons: answered to the person who clicked.
+        let header_line = match verb {
+            "stepdone" => id
+                .split_once(':')
+                .filter(|(_, step)| *step != "-")
+                .map(|(incident, step)| format!("/step done step:{step} incident:{incident}")),
+            "status" => Some(format!("/incident status incident:{id}")),
+            _ => None,
+        };
+        if let Some(line) = header_line {
+            let defer = CreateInteractionResponse::Defer(
+                CreateInteractionResponseMessage::new().ephemeral(true),
+            );
+            if c.create_response(http, defer).await.is_err() {
+                return;
+            }
+            let reply = self.engine.run(&ctx, &line).await;
+            let _ = c
+                .edit_response(
+                    http,
+                    EditInteractionResponse::new()
+                        .content(fit(&reply.text))
+                        .allowed_mentions(no_mentions()),
+                )
+                .await;
+            return;
+        }
+        let Ok(rid) = id.parse::<RequestId>() else {
+            return;
+        };
+        let _ = c
+            .create_response(http, CreateInteractionResponse::Acknowledge)
+            .await;
         let line = match verb {
             "approve" => format!("/approve request:{id}"),
             "deny" => format!("/deny request:{id} reason:\"denied with the button\""),
