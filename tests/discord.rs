@@ -541,9 +541,30 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     fake.wait_for(Duration::from_secs(30), |r| r.body["components"].is_array())
         .await
         .expect("approval message");
+    // Deny asks why: a modal, whose answer denies it with that reason.
     fake.dispatch(
         "INTERACTION_CREATE",
         click(3003, 22, "bob", &[4], 2, "drbot:deny:A-1"),
+    );
+    let modal = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.path.contains("/interactions/3003/tok3003/callback")
+        })
+        .await
+        .expect("the deny modal");
+    assert_eq!(modal.body["type"], 9, "{}", modal.body);
+    assert_eq!(modal.body["data"]["custom_id"], "drbot:denyreason:A-1");
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        crate::fake_discord::modal_submit(
+            3005,
+            22,
+            "bob",
+            &[4],
+            2,
+            "drbot:denyreason:A-1",
+            &[("reason", "wrong backup: use the 09:00 one")],
+        ),
     );
     let denied = fake
         .wait_for(Duration::from_secs(10), |r| {
@@ -558,17 +579,32 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         denied.body["content"]
             .as_str()
             .unwrap()
-            .contains("denied with the button"),
+            .contains("wrong backup: use the 09:00 one"),
         "{}",
         denied.body
     );
     let ack = fake
         .wait_for(Duration::from_secs(5), |r| {
-            r.path.contains("/interactions/3003/tok3003/callback")
+            r.path.contains("/interactions/3005/tok3005/callback")
         })
         .await
-        .expect("click acknowledged");
+        .expect("modal acknowledged");
     assert_eq!(ack.body["type"], 6);
+    // The card turns red, with the reason, and its buttons are disabled.
+    let red = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "PATCH" && r.body["embeds"][0]["color"] == 0xE74C3C
+        })
+        .await
+        .expect("the card redrawn red");
+    assert!(
+        red.body
+            .to_string()
+            .contains("wrong backup: use the 09:00 one"),
+        "{}",
+        red.body
+    );
+    assert_eq!(red.body["components"][0]["components"][1]["disabled"], true);
 
     // A restore approved with ✅ over the slow bucket: its message shows progress, then the result.
     let data = restore_latest();
@@ -847,4 +883,64 @@ async fn the_incident_header_is_pinned_and_kept_current_across_a_restart() {
         .status();
     let status = serve.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A request nobody decides turns its card red once it expires, without anyone touching it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecided_request_turns_its_card_red_when_it_expires() {
+    use crate::database::{config_text, env_map};
+    let s = crate::database::setup().await;
+    crate::support::put(
+        &s.bucket,
+        "db/2026-11-25T10-00-00Z.sql.xz.age",
+        b"SELECT 1;\n".to_vec(),
+    )
+    .await;
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n[approvals]\nttl_secs = 2\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        config_text(&s.bucket, &s.key),
+        fake.base
+    ));
+    let mut env: Vec<(String, String)> =
+        env_map(crate::support::moto(), &s.source.url(), &s.target.url())
+            .into_iter()
+            .collect();
+    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    let mut serve = start_serve(&d, &env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("registered");
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(5001, 11, "alice", &[5], 2, restore_latest()),
+    );
+    let card = fake
+        .wait_for(Duration::from_secs(30), |r| {
+            r.method == "POST" && r.body["embeds"][0]["title"] == "Approval needed — A-1"
+        })
+        .await
+        .expect("the card");
+    let id = card.reply["id"].as_str().unwrap().to_string();
+    let red = fake
+        .wait_for(Duration::from_secs(20), |r| {
+            r.method == "PATCH"
+                && r.path == format!("/api/v10/channels/2/messages/{id}")
+                && r.body["embeds"][0]["color"] == 0xE74C3C
+        })
+        .await
+        .expect("the card redrawn red on expiry");
+    assert_eq!(
+        red.body["embeds"][0]["title"], "A-1 — expired",
+        "{}",
+        red.body
+    );
+    assert_eq!(red.body["components"][0]["components"][0]["disabled"], true);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
 }

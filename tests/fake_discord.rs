@@ -514,6 +514,32 @@ pub fn click(
     v
 }
 
+/// A modal's submission, as Discord sends it: one text input per (custom id, value).
+pub fn modal_submit(
+    id: u64,
+    user: u64,
+    name: &str,
+    roles: &[u64],
+    channel: u64,
+    custom_id: &str,
+    inputs: &[(&str, &str)],
+) -> Value {
+    let rows: Vec<Value> = inputs
+        .iter()
+        .map(|(k, v)| json!({ "type": 1, "components": [{ "type": 4, "custom_id": k, "value": v }] }))
+        .collect();
+    let mut v = command(
+        id,
+        user,
+        name,
+        roles,
+        channel,
+        json!({ "custom_id": custom_id, "components": rows }),
+    );
+    v["type"] = json!(5);
+    v
+}
+
 /// A TCP proxy that holds every answer from `upstream` back for `delay`: a slow bucket.
 pub async fn slow_proxy(upstream: &str, delay: Duration) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -242,6 +242,24 @@ fn not_pending(r: &ApprovalRequest, now: DateTime<Utc>) -> Option<CommandError> 
     Some(CommandError::Refused(text))
 }
 
+/// Marks every pending request whose time is up expired (each on its timeline), so a card or a
+/// status shows it without anyone having to try it first. Returns how many.
+pub fn expire_due(engine: &Engine) -> Result<usize, CommandError> {
+    let ctx = Context {
+        actor: crate::identity::Actor::system(),
+        place: crate::engine::Place::Local,
+    };
+    let now = engine.now();
+    let mut n = 0;
+    for r in engine.store().approvals()? {
+        if r.status == ApprovalStatus::Pending && now > r.expires_at {
+            expire_if_due(engine, &ctx, &r)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Marks a pending request expired if its time is up; returns the refusal to give.
 fn expire_if_due(engine: &Engine, ctx: &Context, r: &ApprovalRequest) -> Result<(), CommandError> {
     let now = engine.now();

@@ -26,6 +26,7 @@ impl Engine {
     /// One round of background work at the engine's clock. Never posts the same thing twice.
     pub async fn tick(&self) -> Result<Vec<Post>, CommandError> {
         let mut posts = Vec::new();
+        crate::approval::expire_due(self)?;
         for incident in self.store().active_incidents()? {
             if incident.status != IncidentStatus::Open {
                 continue;

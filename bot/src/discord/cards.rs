@@ -97,6 +97,66 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
     (embed, vec![buttons])
 }
 
+/// The note that keeps which state a request's card was last drawn in.
+pub fn note_name(id: drbot_state::RequestId) -> String {
+    format!("discord-card:{id}")
+}
+
+/// Redraws a request's card in its current state and remembers it.
+pub async fn redraw(
+    http: &serenity::http::Http,
+    engine: &drbot_commands::Engine,
+    channel: serenity::all::ChannelId,
+    r: &ApprovalRequest,
+    message: u64,
+) {
+    let (embed, rows) = approval_card(r, "");
+    let body = serenity::all::EditMessage::new()
+        .embed(embed)
+        .components(rows);
+    match channel
+        .edit_message(http, serenity::all::MessageId::new(message), body)
+        .await
+    {
+        Ok(_) => {
+            let _ = engine.store().set_note(&note_name(r.id), r.status.as_str());
+        }
+        Err(e) => tracing::warn!(error = %e, "could not redraw an approval card"),
+    }
+}
+
+/// Cards whose request changed state since they were drawn (expired, or decided from the
+/// console) are redrawn.
+pub async fn refresh(http: &serenity::http::Http, engine: &drbot_commands::Engine) {
+    let Ok(list) = engine.store().approvals() else {
+        return;
+    };
+    for r in list {
+        let Some(message) = r.message_id else {
+            continue;
+        };
+        let drawn = engine.store().note(&note_name(r.id)).ok().flatten();
+        if drawn.as_deref() == Some(r.status.as_str()) {
+            continue;
+        }
+        let Some(channel) = r
+            .place
+            .strip_prefix("discord:")
+            .and_then(|c| c.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        redraw(
+            http,
+            engine,
+            serenity::all::ChannelId::new(channel),
+            &r,
+            message,
+        )
+        .await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

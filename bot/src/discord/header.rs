@@ -119,6 +119,11 @@ fn note_name(id: IncidentId) -> String {
 /// One round: every active incident in a Discord channel gets its header posted and pinned,
 /// or edited when it changed (or not yet since this process started).
 pub async fn refresh(http: &Http, engine: &Engine, seen: &Headers) {
+    // Requests past their time are expired now, so their cards turn red within a round.
+    if let Err(e) = drbot_commands::approval::expire_due(engine) {
+        tracing::warn!(error = %e, "could not expire approval requests");
+    }
+    cards::refresh(http, engine).await;
     let Ok(incidents) = engine.store().active_incidents() else {
         return;
     };

@@ -18,11 +18,13 @@ use drbot_commands::progress::ProgressSink;
 use drbot_commands::{Actor, Config, Context, Engine, Outcome, Place, Reply};
 use drbot_state::{ApprovalStatus, Proof, RequestId};
 use serenity::all::{
-    ChannelId, CommandDataOption, CommandDataOptionValue, CommandInteraction, ComponentInteraction,
-    CreateAllowedMentions, CreateAttachment, CreateAutocompleteResponse, CreateInteractionResponse,
+    ActionRowComponent, ChannelId, CommandDataOption, CommandDataOptionValue, CommandInteraction,
+    ComponentInteraction, CreateActionRow, CreateAllowedMentions, CreateAttachment,
+    CreateAutocompleteResponse, CreateInputText, CreateInteractionResponse,
     CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateMessage,
-    EditInteractionResponse, EditMessage, EventHandler, GatewayIntents, Interaction, MessageId,
-    Reaction, ReactionType, Ready, RoleId, UserId,
+    CreateModal, EditInteractionResponse, EditMessage, EventHandler, GatewayIntents,
+    InputTextStyle, Interaction, MessageId, ModalInteraction, Reaction, ReactionType, Ready,
+    RoleId, UserId,
 };
 use serenity::http::{Http, HttpBuilder};
 use tokio::sync::watch;
@@ -363,6 +365,10 @@ impl Handler {
             r.message_id = Some(message.id.get());
             Ok::<_, drbot_state::StateError>(Vec::new())
         });
+        let _ = self
+            .engine
+            .store()
+            .set_note(&cards::note_name(rid), request.status.as_str());
         for emoji in [APPROVE_EMOJI, DENY_EMOJI] {
             let _ = http
                 .create_reaction(
@@ -383,14 +389,7 @@ impl Handler {
         let Some(message) = request.message_id else {
             return;
         };
-        let (embed, rows) = cards::approval_card(&request, "");
-        let body = EditMessage::new().embed(embed).components(rows);
-        if let Err(e) = channel
-            .edit_message(http, MessageId::new(message), body)
-            .await
-        {
-            tracing::warn!(error = %e, "could not redraw an approval card");
-        }
+        cards::redraw(http, &self.engine, channel, &request, message).await;
     }
 
     /// Runs an approval decision and posts its result; long work (the approved restore)
@@ -550,15 +549,69 @@ impl Handler {
         let Ok(rid) = id.parse::<RequestId>() else {
             return;
         };
+        if verb == "deny" {
+            // Deny asks why first: a modal, answered in `deny_with_reason`.
+            let modal = CreateModal::new(format!("drbot:denyreason:{rid}"), format!("Deny {rid}"))
+                .components(vec![CreateActionRow::InputText(
+                    CreateInputText::new(InputTextStyle::Paragraph, "Why is it denied?", "reason")
+                        .max_length(400),
+                )]);
+            if let Err(e) = c
+                .create_response(http, CreateInteractionResponse::Modal(modal))
+                .await
+            {
+                tracing::warn!(error = %e, "could not open the deny modal");
+            }
+            return;
+        }
         let _ = c
             .create_response(http, CreateInteractionResponse::Acknowledge)
             .await;
         let line = match verb {
             "approve" => format!("/approve request:{id}"),
-            "deny" => format!("/deny request:{id} reason:\"denied with the button\""),
             _ => return,
         };
         self.decide(http, ctx, c.channel_id, rid, line).await;
+    }
+
+    /// The deny modal's answer: the request denied with the reason typed.
+    async fn deny_with_reason(&self, http: &Http, m: ModalInteraction) {
+        let Some(rid) = m
+            .data
+            .custom_id
+            .strip_prefix("drbot:denyreason:")
+            .and_then(|id| id.parse::<RequestId>().ok())
+        else {
+            return;
+        };
+        let reason = m
+            .data
+            .components
+            .iter()
+            .flat_map(|row| row.components.iter())
+            .find_map(|c| match c {
+                ActionRowComponent::InputText(t) if t.custom_id == "reason" => t.value.clone(),
+                _ => None,
+            })
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| "denied with the button".to_string());
+        let _ = m
+            .create_response(http, CreateInteractionResponse::Acknowledge)
+            .await;
+        let roles = m
+            .member
+            .as_ref()
+            .map(|mem| mem.roles.clone())
+            .unwrap_or_default();
+        let ctx = Context {
+            actor: actor_for(&self.config, &self.dc, m.user.id, &m.user.name, &roles),
+            place: Place::Channel(m.channel_id.get()),
+        };
+        let line = format!(
+            "/deny request:{rid} reason:{}",
+            drbot_commands::grammar::quoted(reason.trim())
+        );
+        self.decide(http, ctx, m.channel_id, rid, line).await;
     }
 
     async fn autocomplete(&self, http: &Http, cmd: CommandInteraction) {
@@ -621,6 +674,7 @@ impl EventHandler for Handler {
             Interaction::Command(cmd) => self.command(&ctx.http, cmd).await,
             Interaction::Autocomplete(cmd) => self.autocomplete(&ctx.http, cmd).await,
             Interaction::Component(c) => self.button(&ctx.http, c).await,
+            Interaction::Modal(m) => self.deny_with_reason(&ctx.http, m).await,
             _ => {}
         }
     }
