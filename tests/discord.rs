@@ -637,9 +637,9 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     let progress = fake
         .wait_for(Duration::from_secs(60), |r| {
             r.path == "/api/v10/channels/2/messages"
-                && r.body["content"]
+                && r.body["embeds"][0]["title"]
                     .as_str()
-                    .is_some_and(|c| c.starts_with("Restoring"))
+                    .is_some_and(|c| c.starts_with("Restore of"))
         })
         .await
         .expect("progress message");
@@ -654,7 +654,34 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         })
         .await
         .expect("result edited into the progress message");
-    let _ = done;
+    // Long work is a progress card: blue with a bar while it runs, green with the result.
+    let card = fake
+        .seen()
+        .into_iter()
+        .find(|r| {
+            r.body["embeds"][0]["color"] == 0x3498DB
+                && r.body["embeds"][0]["title"].as_str().is_some_and(|t| {
+                    t.starts_with("Restore of db/2026-11-25T10-00-00Z.sql.xz.age into staging")
+                })
+        })
+        .expect("a progress card while the restore ran");
+    assert!(
+        card.body["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains('%'),
+        "{}",
+        card.body
+    );
+    assert_eq!(done.body["embeds"][0]["color"], 0x2ECC71, "{}", done.body);
+    assert!(
+        done.body["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("100%"),
+        "{}",
+        done.body
+    );
 
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])

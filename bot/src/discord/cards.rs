@@ -97,6 +97,42 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
     (embed, vec![buttons])
 }
 
+/// A progress card: the work's title, a bar, the newest line; blue while it runs, then green
+/// (`Some(true)`) or red (`Some(false)`) with its result.
+pub fn progress_card(
+    title: &str,
+    line: &str,
+    fraction: Option<f64>,
+    ended: Option<bool>,
+) -> CreateEmbed {
+    const CELLS: usize = 20;
+    let (colour, state) = match ended {
+        None => (BLUE, "running"),
+        Some(true) => (GREEN, "done"),
+        Some(false) => (RED, "stopped"),
+    };
+    let fraction = match ended {
+        Some(true) => Some(1.0),
+        _ => fraction.map(|f| f.clamp(0.0, 1.0)),
+    };
+    let bar = match fraction {
+        Some(f) => {
+            let filled = ((f * CELLS as f64).round() as usize).min(CELLS);
+            format!(
+                "{}{} {:.0}%",
+                "█".repeat(filled),
+                "░".repeat(CELLS - filled),
+                f * 100.0
+            )
+        }
+        None => "…".to_string(),
+    };
+    CreateEmbed::new()
+        .title(cut(&format!("{title} — {state}"), TITLE))
+        .description(cut(&format!("{bar}\n{line}"), DESCRIPTION))
+        .colour(colour)
+}
+
 /// The note that keeps which state a request's card was last drawn in.
 pub fn note_name(id: drbot_state::RequestId) -> String {
     format!("discord-card:{id}")

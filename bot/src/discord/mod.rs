@@ -292,8 +292,12 @@ impl Handler {
                 tokio::select! {
                     r = &mut run => break r,
                     _ = tick.tick() => {
-                        if let Some(text) = editor.take() {
-                            let body = EditInteractionResponse::new().content(fit(&text));
+                        if let Some(shown) = editor.take() {
+                            let (content, card) = progress_body(&shown);
+                            let mut body = EditInteractionResponse::new().content(content);
+                            if let Some(card) = card {
+                                body = body.embed(card);
+                            }
                             let _ = cmd.edit_response(http, body).await;
                         }
                     }
@@ -314,6 +318,15 @@ impl Handler {
         let mut body = EditInteractionResponse::new()
             .content(fit(&reply.text))
             .allowed_mentions(no_mentions());
+        // Long work ends its card in the result's colour.
+        if let Some(last) = editor.last_card() {
+            body = body.embed(cards::progress_card(
+                last.title.as_deref().unwrap_or_default(),
+                &last.line,
+                last.fraction,
+                Some(reply.outcome == Outcome::Done),
+            ));
+        }
         // Reports and long timelines go as files.
         for a in &reply.attachments {
             body = body.new_attachment(CreateAttachment::bytes(a.bytes(), a.name.clone()));
@@ -413,14 +426,21 @@ impl Handler {
                 tokio::select! {
                     r = &mut run => break r,
                     _ = tick.tick() => {
-                        let Some(text) = editor.take() else { continue };
+                        let Some(shown) = editor.take() else { continue };
+                        let (content, card) = progress_body(&shown);
                         match message {
                             Some(id) => {
-                                let body = EditMessage::new().content(fit(&text)).allowed_mentions(no_mentions());
+                                let mut body = EditMessage::new().content(content).allowed_mentions(no_mentions());
+                                if let Some(card) = card {
+                                    body = body.embed(card);
+                                }
                                 let _ = channel.edit_message(http, id, body).await;
                             }
                             None => {
-                                let body = CreateMessage::new().content(fit(&text)).allowed_mentions(no_mentions());
+                                let mut body = CreateMessage::new().content(content).allowed_mentions(no_mentions());
+                                if let Some(card) = card {
+                                    body = body.embed(card);
+                                }
                                 message = channel.send_message(http, body).await.ok().map(|m| m.id);
                             }
                         }
@@ -432,9 +452,17 @@ impl Handler {
         };
         let sent = match message {
             Some(id) => {
-                let body = EditMessage::new()
+                let mut body = EditMessage::new()
                     .content(fit(&reply.text))
                     .allowed_mentions(no_mentions());
+                if let Some(last) = editor.last_card() {
+                    body = body.embed(cards::progress_card(
+                        last.title.as_deref().unwrap_or_default(),
+                        &last.line,
+                        last.fraction,
+                        Some(reply.outcome == Outcome::Done),
+                    ));
+                }
                 channel.edit_message(http, id, body).await
             }
             None => {
@@ -631,23 +659,74 @@ impl Handler {
     }
 }
 
-/// Keeps the newest progress line until the next edit.
-struct Editor(Arc<std::sync::Mutex<(Option<String>, Instant)>>);
+/// The newest progress: its line, and for long work its title and how far along it is.
+#[derive(Clone, Debug, Default)]
+struct Shown {
+    line: String,
+    title: Option<String>,
+    fraction: Option<f64>,
+}
+
+/// Keeps the newest progress until the next edit, and the last card drawn (for the result).
+struct Editor(Arc<std::sync::Mutex<(Option<Shown>, Instant, Option<Shown>)>>);
 
 impl Editor {
     fn new() -> Editor {
-        Editor(Arc::new(std::sync::Mutex::new((None, Instant::now()))))
+        Editor(Arc::new(std::sync::Mutex::new((
+            None,
+            Instant::now(),
+            None,
+        ))))
     }
 
-    fn take(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|mut g| g.0.take())
+    /// The progress to show now, if any came since the last time.
+    fn take(&self) -> Option<Shown> {
+        self.0.lock().ok().and_then(|mut g| {
+            let s = g.0.take();
+            if let Some(s) = &s
+                && s.title.is_some()
+            {
+                g.2 = Some(s.clone());
+            }
+            s
+        })
+    }
+
+    /// The last progress card shown, if the work showed one.
+    fn last_card(&self) -> Option<Shown> {
+        self.0.lock().ok().and_then(|g| g.2.clone())
+    }
+}
+
+/// The message body for a progress update: a card for long work, else the line.
+fn progress_body(s: &Shown) -> (String, Option<serenity::all::CreateEmbed>) {
+    match &s.title {
+        Some(title) => (
+            String::new(),
+            Some(cards::progress_card(title, &s.line, s.fraction, None)),
+        ),
+        None => (fit(&s.line), None),
     }
 }
 
 impl ProgressSink for Editor {
     fn update(&self, line: &str) {
         if let Ok(mut g) = self.0.lock() {
-            g.0 = Some(line.to_string());
+            g.0 = Some(Shown {
+                line: line.to_string(),
+                ..Shown::default()
+            });
+            g.1 = Instant::now();
+        }
+    }
+
+    fn progress(&self, p: &drbot_commands::progress::Progress<'_>) {
+        if let Ok(mut g) = self.0.lock() {
+            g.0 = Some(Shown {
+                line: p.line.to_string(),
+                title: Some(p.title.to_string()),
+                fraction: p.fraction,
+            });
             g.1 = Instant::now();
         }
     }

@@ -95,12 +95,17 @@ pub async fn run_restore(
     )?;
     engine.step_started(ctx, inv, inv.spec, Some(&target.name))?;
     engine.store().flush().await?;
-    progress.update(&format!(
-        "Restoring {} ({}) into {}…",
-        object.key,
-        size(object.size),
-        target.name
-    ));
+    let title = format!("Restore of {} into {}", object.key, target.name);
+    progress.progress(&crate::progress::Progress {
+        title: &title,
+        line: &format!(
+            "Restoring {} ({}) into {}…",
+            object.key,
+            size(object.size),
+            target.name
+        ),
+        fraction: Some(0.0),
+    });
 
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
@@ -125,7 +130,15 @@ pub async fn run_restore(
         loop {
             tokio::select! {
                 r = &mut load => break r,
-                _ = tick.tick() => progress.update(&progress_line(&counters, started, lock_wait)),
+                _ = tick.tick() => {
+                    let line = progress_line(&counters, started, lock_wait);
+                    let total = Counters::get(&counters.total);
+                    progress.progress(&crate::progress::Progress {
+                        title: &title,
+                        line: &line,
+                        fraction: (total > 0).then(|| Counters::get(&counters.downloaded) as f64 / total as f64),
+                    });
+                }
             }
         }
     }

@@ -322,6 +322,7 @@ pub async fn progress(
 /// Where a reindex stands.
 struct Standing {
     line: String,
+    fraction: Option<f64>,
     done: bool,
     failed: Option<String>,
 }
@@ -388,6 +389,13 @@ async fn standing(
     let begun = count(&any) > 0 || secs >= ENQUEUE_GRACE_SECS;
     Ok(Standing {
         line,
+        fraction: expected.map(|n| {
+            if n == 0 {
+                1.0
+            } else {
+                (docs as f64 / n as f64).min(1.0)
+            }
+        }),
         done: begun && reached && w == 0 && r == 0 && f == 0 && !stats.is_indexing,
         failed: failed_text,
     })
@@ -418,7 +426,11 @@ async fn follow(
     let reindex = super::REINDEX;
     loop {
         let s = standing(engine, meili, started, before, expected).await?;
-        progress.update(&s.line);
+        progress.progress(&crate::progress::Progress {
+            title: "Reindex of search",
+            line: &s.line,
+            fraction: s.fraction,
+        });
         if let Some(why) = s.failed {
             let text = format!("{}\nThe reindex failed: {why}.", s.line);
             engine.record(ctx, inv, EntryKind::Command, text.replace('\n', " "))?;

@@ -125,14 +125,20 @@ pub async fn apply(b: &Buckets, ops: Vec<Op>, progress: &dyn ProgressSink) -> Ap
             _ = tick.tick() => {
                 if let Ok(a) = out.lock() {
                     let secs = started.elapsed().as_secs_f64().max(0.001);
-                    progress.update(&format!(
+                    let settled = a.written + a.deleted + a.undone_count;
+                    let line = format!(
                         "Restoring: {}/{total} objects, {} of {} ({}/s){}…",
                         a.written + a.deleted + a.undone_count,
                         render::size(a.bytes),
                         render::size(total_bytes),
                         render::size((a.bytes as f64 / secs) as u64),
                         if a.undone_count > 0 { format!(", {} failed", a.undone_count) } else { String::new() }
-                    ));
+                    );
+                    progress.progress(&crate::progress::Progress {
+                        title: "Restore of media objects",
+                        line: &line,
+                        fraction: (total > 0).then(|| settled as f64 / total as f64),
+                    });
                 }
             }
         }
