@@ -10,7 +10,7 @@ pub mod header;
 pub mod registration;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use drbot_commands::config::DiscordConfig;
 use drbot_commands::identity::Principal;
@@ -667,26 +667,29 @@ struct Shown {
     fraction: Option<f64>,
 }
 
+/// What an [`Editor`] holds: the progress not shown yet, and the last card shown.
+#[derive(Default)]
+struct Edits {
+    pending: Option<Shown>,
+    card: Option<Shown>,
+}
+
 /// Keeps the newest progress until the next edit, and the last card drawn (for the result).
-struct Editor(Arc<std::sync::Mutex<(Option<Shown>, Instant, Option<Shown>)>>);
+struct Editor(Arc<std::sync::Mutex<Edits>>);
 
 impl Editor {
     fn new() -> Editor {
-        Editor(Arc::new(std::sync::Mutex::new((
-            None,
-            Instant::now(),
-            None,
-        ))))
+        Editor(Arc::new(std::sync::Mutex::new(Edits::default())))
     }
 
     /// The progress to show now, if any came since the last time.
     fn take(&self) -> Option<Shown> {
         self.0.lock().ok().and_then(|mut g| {
-            let s = g.0.take();
+            let s = g.pending.take();
             if let Some(s) = &s
                 && s.title.is_some()
             {
-                g.2 = Some(s.clone());
+                g.card = Some(s.clone());
             }
             s
         })
@@ -694,7 +697,7 @@ impl Editor {
 
     /// The last progress card shown, if the work showed one.
     fn last_card(&self) -> Option<Shown> {
-        self.0.lock().ok().and_then(|g| g.2.clone())
+        self.0.lock().ok().and_then(|g| g.card.clone())
     }
 }
 
@@ -712,22 +715,20 @@ fn progress_body(s: &Shown) -> (String, Option<serenity::all::CreateEmbed>) {
 impl ProgressSink for Editor {
     fn update(&self, line: &str) {
         if let Ok(mut g) = self.0.lock() {
-            g.0 = Some(Shown {
+            g.pending = Some(Shown {
                 line: line.to_string(),
                 ..Shown::default()
             });
-            g.1 = Instant::now();
         }
     }
 
     fn progress(&self, p: &drbot_commands::progress::Progress<'_>) {
         if let Ok(mut g) = self.0.lock() {
-            g.0 = Some(Shown {
+            g.pending = Some(Shown {
                 line: p.line.to_string(),
                 title: Some(p.title.to_string()),
                 fraction: p.fraction,
             });
-            g.1 = Instant::now();
         }
     }
 }
