@@ -191,6 +191,21 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         raw.contains("filename=\"INC-1-timeline.png\"") && raw.contains("PNG"),
         "{raw:.300}"
     );
+    // And a summary card: the objectives coloured by verdict, the chart as its image.
+    let payload_at = raw.find("\"embeds\"").expect("an embed in the payload");
+    let payload = &raw[payload_at..(payload_at + 1500).min(raw.len())];
+    assert!(
+        payload.contains("attachment://INC-1-timeline.png"),
+        "{payload}"
+    );
+    assert!(
+        payload.contains("RTO (database)") && payload.contains("met"),
+        "{payload}"
+    );
+    assert!(
+        payload.contains(&format!("\"color\":{}", 0x2ECC71)),
+        "{payload}"
+    );
 
     // Autocomplete answers with choices (type 8).
     let mut ac = command(

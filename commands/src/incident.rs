@@ -172,7 +172,8 @@ fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
                 "\nPost-incident report: {} (attached; the Lessons Learned headings are for the post-mortem).",
                 path.display()
             ));
-            let mut reply = reply.with_attachment(format!("{}-report.md", incident.id), md);
+            let mut reply = reply.with_attachment(format!("{}-report.md", incident.id), md.clone());
+            reply.card = Some(report_card(incident, &md));
             let drawn = crate::chart::timeline_png(engine, incident)
                 .map_err(|e| e.to_string())
                 .and_then(|png| {
@@ -185,7 +186,11 @@ fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
                     reply
                         .text
                         .push_str(&format!("\nTimeline chart: {}.", chart.display()));
-                    reply = reply.with_file(format!("{}-timeline.png", incident.id), png);
+                    let name = format!("{}-timeline.png", incident.id);
+                    if let Some(card) = reply.card.as_mut() {
+                        card.image = Some(name.clone());
+                    }
+                    reply = reply.with_file(name, png);
                 }
                 Err(e) => reply
                     .text
@@ -200,6 +205,55 @@ fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
             ));
             reply
         }
+    }
+}
+
+/// The report at a glance: each objective's achieved value against its target (green when
+/// all were met), the duration, and the steps.
+fn report_card(incident: &Incident, md: &str) -> crate::reply::Card {
+    use crate::reply::{Card, CardState};
+    let mut fields = Vec::new();
+    let mut missed = false;
+    let mut measured = false;
+    for line in md
+        .lines()
+        .filter(|l| l.starts_with("| RTO") || l.starts_with("| RPO"))
+    {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if let [name, target, achieved, verdict] = cells.as_slice() {
+            measured |= verdict.starts_with("met") || verdict.starts_with("missed");
+            missed |= verdict.starts_with("missed");
+            fields.push((
+                name.to_string(),
+                format!("{achieved} of {target} — {verdict}"),
+            ));
+        }
+    }
+    let settled = incident
+        .steps
+        .iter()
+        .filter(|s| s.state.is_settled())
+        .count();
+    fields.push((
+        "Steps".to_string(),
+        format!("{settled} of {} done or skipped", incident.steps.len()),
+    ));
+    Card {
+        title: format!(
+            "{} “{}” — {}",
+            incident.id,
+            incident.title,
+            incident.status.as_str()
+        ),
+        state: if missed {
+            CardState::Bad
+        } else if measured {
+            CardState::Good
+        } else {
+            CardState::Neutral
+        },
+        fields,
+        image: None,
     }
 }
 

@@ -52,6 +52,30 @@ impl Attachment {
     }
 }
 
+/// How a summary card reads at a glance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardState {
+    /// Everything measured was within its target.
+    Good,
+    /// Something missed its target or failed.
+    Bad,
+    /// Neither.
+    Neutral,
+}
+
+/// A summary of a reply for adapters that draw one (Discord's embed); the text says the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    /// Its title.
+    pub title: String,
+    /// Its state (colour).
+    pub state: CardState,
+    /// Named values, in order.
+    pub fields: Vec<(String, String)>,
+    /// The attachment to show as its image (a chart), by name.
+    pub image: Option<String>,
+}
+
 /// A command's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -61,6 +85,8 @@ pub struct Reply {
     pub text: String,
     /// Files that go with it.
     pub attachments: Vec<Attachment>,
+    /// A summary card, for adapters that draw one.
+    pub card: Option<Card>,
 }
 
 impl Reply {
@@ -75,6 +101,7 @@ impl Reply {
             outcome,
             text: text.into(),
             attachments: Vec::new(),
+            card: None,
         }
     }
 

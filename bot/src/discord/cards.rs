@@ -133,6 +133,27 @@ pub fn progress_card(
         .colour(colour)
 }
 
+/// A reply's summary card (the post-incident report): green when every objective was met, red
+/// when one was missed; its chart as the image.
+pub fn summary_card(card: &drbot_commands::reply::Card) -> CreateEmbed {
+    use drbot_commands::reply::CardState;
+    let colour = match card.state {
+        CardState::Good => GREEN,
+        CardState::Bad => RED,
+        CardState::Neutral => 0x95_A5_A6,
+    };
+    let mut embed = CreateEmbed::new()
+        .title(cut(&card.title, TITLE))
+        .colour(colour);
+    for (name, value) in card.fields.iter().take(25) {
+        embed = embed.field(cut(name, 256), cut(value, FIELD), false);
+    }
+    if let Some(image) = &card.image {
+        embed = embed.attachment(image);
+    }
+    embed
+}
+
 /// The note that keeps which state a request's card was last drawn in.
 pub fn note_name(id: drbot_state::RequestId) -> String {
     format!("discord-card:{id}")

@@ -318,6 +318,9 @@ impl Handler {
         let mut body = EditInteractionResponse::new()
             .content(fit(&reply.text))
             .allowed_mentions(no_mentions());
+        if let Some(card) = &reply.card {
+            body = body.embed(cards::summary_card(card));
+        }
         // Long work ends its card in the result's colour.
         if let Some(last) = editor.last_card() {
             body = body.embed(cards::progress_card(
