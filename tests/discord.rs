@@ -792,7 +792,7 @@ async fn the_incident_header_is_pinned_and_kept_current_across_a_restart() {
     let fake = FakeDiscord::start().await;
     let d = Drbot::new(&format!(
         "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
-         [discord]\nguild_id = 1\nincident_channel_id = 2\ncommander_role_id = 5\napi_base = \"{}\"\n",
+         [discord]\nguild_id = 1\nincident_channel_id = 2\nstakeholder_channel_id = 3\ncommander_role_id = 5\napi_base = \"{}\"\n",
         fake.base
     ));
     let env = vec![("DISCORD_TOKEN".to_string(), "fake.bot.token".to_string())];
@@ -892,6 +892,44 @@ async fn the_incident_header_is_pinned_and_kept_current_across_a_restart() {
     })
     .await
     .expect("the button completed the step");
+
+    // Post update: a modal, whose message goes to the stakeholders.
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        click(4004, 11, "alice", &[5], 2, "drbot:update:INC-1"),
+    );
+    let modal = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.path.contains("/interactions/4004/tok4004/callback")
+        })
+        .await
+        .expect("the update modal");
+    assert_eq!(modal.body["type"], 9);
+    assert_eq!(modal.body["data"]["custom_id"], "drbot:update:INC-1");
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        crate::fake_discord::modal_submit(
+            4005,
+            11,
+            "alice",
+            &[5],
+            2,
+            "drbot:update:INC-1",
+            &[(
+                "message",
+                "Uploads are back; search follows within the hour.",
+            )],
+        ),
+    );
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "POST"
+            && r.path == "/api/v10/channels/3/messages"
+            && r.body
+                .to_string()
+                .contains("Uploads are back; search follows within the hour.")
+    })
+    .await
+    .expect("the update posted to the stakeholders");
 
     // A restart edits the same pinned message.
     let _ = std::process::Command::new("kill")

@@ -101,6 +101,9 @@ pub fn render(h: &Header) -> (CreateEmbed, Vec<CreateActionRow>) {
         step_button
             .label("Next step done")
             .style(ButtonStyle::Success),
+        CreateButton::new(format!("drbot:update:{}", h.id))
+            .label("Post update")
+            .style(ButtonStyle::Primary),
         CreateButton::new(format!("drbot:status:{}", h.id))
             .label("Status")
             .style(ButtonStyle::Secondary),

@@ -130,6 +130,35 @@ fn no_mentions() -> CreateAllowedMentions {
         .everyone(false)
 }
 
+/// The value typed into a modal's text input.
+fn text_input(m: &ModalInteraction, id: &str) -> Option<String> {
+    m.data
+        .components
+        .iter()
+        .flat_map(|row| row.components.iter())
+        .find_map(|c| match c {
+            ActionRowComponent::InputText(t) if t.custom_id == id => t.value.clone(),
+            _ => None,
+        })
+}
+
+/// A reply's text for one message: as it is when it fits, else its start with the whole text
+/// attached as `reply.txt` (Discord refuses content over 2000 characters).
+fn long_text(text: &str) -> (String, Option<CreateAttachment>) {
+    if text.chars().count() <= MAX_CONTENT {
+        return (text.to_string(), None);
+    }
+    let mut s: String = text.chars().take(MAX_CONTENT - 80).collect();
+    s.push_str("\n… (the full text is attached: reply.txt)");
+    (
+        s,
+        Some(CreateAttachment::bytes(
+            text.as_bytes().to_vec(),
+            "reply.txt",
+        )),
+    )
+}
+
 /// Text that fits one message; longer text is cut with a pointer to the full reply.
 fn fit(text: &str) -> String {
     if text.chars().count() <= MAX_CONTENT {
@@ -315,9 +344,13 @@ impl Handler {
             }
             return;
         }
+        let (content, whole) = long_text(&reply.text);
         let mut body = EditInteractionResponse::new()
-            .content(fit(&reply.text))
+            .content(content)
             .allowed_mentions(no_mentions());
+        if let Some(whole) = whole {
+            body = body.new_attachment(whole);
+        }
         if let Some(card) = &reply.card {
             body = body.embed(cards::summary_card(card));
         }
@@ -455,9 +488,13 @@ impl Handler {
         };
         let sent = match message {
             Some(id) => {
+                let (content, whole) = long_text(&reply.text);
                 let mut body = EditMessage::new()
-                    .content(fit(&reply.text))
+                    .content(content)
                     .allowed_mentions(no_mentions());
+                if let Some(whole) = whole {
+                    body = body.new_attachment(whole);
+                }
                 if let Some(last) = editor.last_card() {
                     body = body.embed(cards::progress_card(
                         last.title.as_deref().unwrap_or_default(),
@@ -469,9 +506,13 @@ impl Handler {
                 channel.edit_message(http, id, body).await
             }
             None => {
-                let body = CreateMessage::new()
-                    .content(fit(&reply.text))
+                let (content, whole) = long_text(&reply.text);
+                let mut body = CreateMessage::new()
+                    .content(content)
                     .allowed_mentions(no_mentions());
+                if let Some(whole) = whole {
+                    body = body.add_file(whole);
+                }
                 channel.send_message(http, body).await
             }
         };
@@ -550,6 +591,25 @@ impl Handler {
             actor: actor_for(&self.config, &self.dc, c.user.id, &c.user.name, &roles),
             place: Place::Channel(c.channel_id.get()),
         };
+        if verb == "update" {
+            // Post update: a modal for the stakeholder message, answered in `modal`.
+            let modal = CreateModal::new(format!("drbot:update:{id}"), format!("Update on {id}"))
+                .components(vec![CreateActionRow::InputText(
+                    CreateInputText::new(
+                        InputTextStyle::Paragraph,
+                        "The message for stakeholders",
+                        "message",
+                    )
+                    .max_length(1500),
+                )]);
+            if let Err(e) = c
+                .create_response(http, CreateInteractionResponse::Modal(modal))
+                .await
+            {
+                tracing::warn!(error = %e, "could not open the update modal");
+            }
+            return;
+        }
         // The incident header's buttons: answered to the person who clicked.
         let header_line = match verb {
             "stepdone" => id
@@ -605,6 +665,42 @@ impl Handler {
         self.decide(http, ctx, c.channel_id, rid, line).await;
     }
 
+    /// A modal's answer: a stakeholder update from the header, or a deny with its reason.
+    async fn modal(&self, http: &Http, m: ModalInteraction) {
+        let Some(incident) = m.data.custom_id.strip_prefix("drbot:update:") else {
+            return self.deny_with_reason(http, m).await;
+        };
+        let message = text_input(&m, "message").unwrap_or_default();
+        let defer = CreateInteractionResponse::Defer(
+            CreateInteractionResponseMessage::new().ephemeral(true),
+        );
+        if m.create_response(http, defer).await.is_err() {
+            return;
+        }
+        let roles = m
+            .member
+            .as_ref()
+            .map(|mem| mem.roles.clone())
+            .unwrap_or_default();
+        let ctx = Context {
+            actor: actor_for(&self.config, &self.dc, m.user.id, &m.user.name, &roles),
+            place: Place::Channel(m.channel_id.get()),
+        };
+        let line = format!(
+            "/notify stakeholders message:{} incident:{incident}",
+            drbot_commands::grammar::quoted(message.trim())
+        );
+        let reply = self.engine.run(&ctx, &line).await;
+        let _ = m
+            .edit_response(
+                http,
+                EditInteractionResponse::new()
+                    .content(fit(&reply.text))
+                    .allowed_mentions(no_mentions()),
+            )
+            .await;
+    }
+
     /// The deny modal's answer: the request denied with the reason typed.
     async fn deny_with_reason(&self, http: &Http, m: ModalInteraction) {
         let Some(rid) = m
@@ -615,15 +711,7 @@ impl Handler {
         else {
             return;
         };
-        let reason = m
-            .data
-            .components
-            .iter()
-            .flat_map(|row| row.components.iter())
-            .find_map(|c| match c {
-                ActionRowComponent::InputText(t) if t.custom_id == "reason" => t.value.clone(),
-                _ => None,
-            })
+        let reason = text_input(&m, "reason")
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| "denied with the button".to_string());
         let _ = m
@@ -757,7 +845,7 @@ impl EventHandler for Handler {
             Interaction::Command(cmd) => self.command(&ctx.http, cmd).await,
             Interaction::Autocomplete(cmd) => self.autocomplete(&ctx.http, cmd).await,
             Interaction::Component(c) => self.button(&ctx.http, c).await,
-            Interaction::Modal(m) => self.deny_with_reason(&ctx.http, m).await,
+            Interaction::Modal(m) => self.modal(&ctx.http, m).await,
             _ => {}
         }
     }
@@ -872,6 +960,21 @@ mod tests {
             serde_json::from_value(json!([{ "name": "request", "type": 3, "value": "A-3" }]))
                 .expect("test setup");
         assert_eq!(line_from(&c, "approve", &opts), r#"/approve request:"A-3""#);
+    }
+
+    #[test]
+    fn long_replies_keep_their_whole_text_as_an_attachment() {
+        let short = "a".repeat(2000);
+        assert_eq!(long_text(&short), (short.clone(), None));
+        let long = "é".repeat(5000);
+        let (content, whole) = long_text(&long);
+        assert!(
+            content.chars().count() <= 2000,
+            "{}",
+            content.chars().count()
+        );
+        assert!(content.ends_with("(the full text is attached: reply.txt)"));
+        assert!(whole.is_some());
     }
 
     #[test]
