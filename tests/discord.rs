@@ -487,6 +487,8 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
         "{decisions:#?}"
     );
 
+    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
+    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status();
@@ -698,6 +700,8 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         done.body
     );
 
+    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
+    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status();
@@ -1019,6 +1023,100 @@ async fn an_undecided_request_turns_its_card_red_when_it_expires() {
         red.body
     );
     assert_eq!(red.body["components"][0]["components"][0]["disabled"], true);
+    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
+    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+}
+
+/// With `thread_per_incident`, a declare opens the incident's thread, the header lives there,
+/// and commands typed in the thread apply to that incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declare_can_open_a_thread_for_the_incident() {
+    use crate::fake_discord::declare;
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\ncommander_role_id = 5\nthread_per_incident = true\napi_base = \"{}\"\n",
+        fake.base
+    ));
+    let env = vec![("DISCORD_TOKEN".to_string(), "fake.bot.token".to_string())];
+    let mut serve = start_serve(&d, &env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("registered");
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            6001,
+            11,
+            "alice",
+            &[5],
+            2,
+            declare("storage", "sev2", "Images missing"),
+        ),
+    );
+    let thread = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "POST" && r.path == "/api/v10/channels/2/threads"
+        })
+        .await
+        .expect("a thread opened");
+    assert_eq!(thread.body["name"], "incident: Images missing");
+    let id = thread.reply["id"].as_str().unwrap().to_string();
+    let answered = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "PATCH" && r.path.contains("tok6001/messages/@original")
+        })
+        .await
+        .expect("declare answered");
+    assert!(
+        answered.body["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("<#{id}>")),
+        "{}",
+        answered.body
+    );
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "POST"
+            && r.path == format!("/api/v10/channels/{id}/messages")
+            && r.body["embeds"][0]["title"] == "INC-1 · Images missing"
+    })
+    .await
+    .expect("the header in the thread");
+    // A command in the thread is the incident's.
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            6002,
+            11,
+            "alice",
+            &[5],
+            id.parse().unwrap(),
+            slash("incident", "status", json!([])),
+        ),
+    );
+    let status = fake
+        .wait_for(Duration::from_secs(10), |r| {
+            r.method == "PATCH" && r.path.contains("tok6002/messages/@original")
+        })
+        .await
+        .expect("status answered");
+    assert!(
+        status.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("INC-1 “Images missing”"),
+        "{}",
+        status.body
+    );
+    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
+    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status();

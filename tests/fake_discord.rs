@@ -325,6 +325,13 @@ async fn serve_http(
             || method == "DELETE"
         {
             (204, Value::Null)
+        } else if method == "POST" && path.ends_with("/threads") {
+            let parent = path.split('/').nth(4).unwrap_or("2").to_string();
+            (
+                200,
+                json!({ "id": (1500 + n).to_string(), "type": 11, "guild_id": "1", "parent_id": parent,
+                        "name": body["name"], "owner_id": BOT_ID.to_string() }),
+            )
         } else if method == "POST" && path.starts_with("/api/v10/webhooks/") {
             // An interaction follow-up.
             (200, message(7000 + n, "2", &content))

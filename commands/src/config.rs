@@ -182,6 +182,10 @@ pub struct DiscordConfig {
     /// The variable holding the bot token.
     #[serde(default = "default_discord_token_env")]
     pub token_env: String,
+    /// A declare in the incident channel opens a thread for the incident, which is then run
+    /// there.
+    #[serde(default)]
+    pub thread_per_incident: bool,
 }
 
 fn default_discord_base() -> String {

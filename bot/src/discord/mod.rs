@@ -22,7 +22,7 @@ use serenity::all::{
     ComponentInteraction, CreateActionRow, CreateAllowedMentions, CreateAttachment,
     CreateAutocompleteResponse, CreateInputText, CreateInteractionResponse,
     CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateMessage,
-    CreateModal, EditInteractionResponse, EditMessage, EventHandler, GatewayIntents,
+    CreateModal, CreateThread, EditInteractionResponse, EditMessage, EventHandler, GatewayIntents,
     InputTextStyle, Interaction, MessageId, ModalInteraction, Reaction, ReactionType, Ready,
     RoleId, UserId,
 };
@@ -307,11 +307,40 @@ impl Handler {
             .map(|m| m.roles.clone())
             .unwrap_or_default();
         let actor = actor_for(&self.config, &self.dc, cmd.user.id, &cmd.user.name, &roles);
+        let line = line_from(&self.config, &cmd.data.name, &cmd.data.options);
+        // With thread_per_incident, a declare in the incident channel opens the incident's
+        // thread first and is run there.
+        let mut place = cmd.channel_id;
+        if self.dc.thread_per_incident && parent.is_none() && line.starts_with("/incident declare ")
+        {
+            let title = cmd
+                .data
+                .options
+                .first()
+                .and_then(|o| match &o.value {
+                    CommandDataOptionValue::SubCommand(opts) => opts
+                        .iter()
+                        .find(|x| x.name == "title")
+                        .and_then(|x| x.value.as_str().map(str::to_string)),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "incident".to_string());
+            let thread = CreateThread::new(drbot_commands::render::truncate(
+                &format!("incident: {title}"),
+                100,
+            ))
+            .kind(serenity::all::ChannelType::PublicThread);
+            match cmd.channel_id.create_thread(http, thread).await {
+                Ok(t) => place = t.id,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not open the incident's thread; declaring here")
+                }
+            }
+        }
         let ctx = Context {
             actor,
-            place: Place::Channel(cmd.channel_id.get()),
+            place: Place::Channel(place.get()),
         };
-        let line = line_from(&self.config, &cmd.data.name, &cmd.data.options);
         let editor = Editor::new();
         let reply = {
             let run = self.engine.run_with(&ctx, &line, &editor);
@@ -333,6 +362,10 @@ impl Handler {
                 }
             }
         };
+        let mut reply = reply;
+        if place != cmd.channel_id && reply.outcome == Outcome::Done {
+            reply.text = format!("{}\nIt is run in its thread: <#{place}>.", reply.text);
+        }
         if matches!(reply.outcome, Outcome::Refused | Outcome::Usage) {
             // Refusals are for the person who typed the command only (and on the timeline).
             let _ = cmd.delete_response(http).await;

@@ -238,12 +238,17 @@ pub async fn take(
                 }
                 if last_report.elapsed() >= PROGRESS_EVERY {
                     last_report = Instant::now();
-                    progress.update(&format!(
+                    let line = format!(
                         "Snapshot of {}: {listed} objects listed, {} new copies ({}) so far…",
                         b.media.name(),
                         totals.new_copies,
                         render::size(totals.copied_bytes)
-                    ));
+                    );
+                    progress.progress(&crate::progress::Progress {
+                        title: &format!("Snapshot of {}", b.media.name()),
+                        line: &line,
+                        fraction: None,
+                    });
                 }
             }
         }
