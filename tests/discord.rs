@@ -508,7 +508,7 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     .await;
     let slow = slow_proxy(crate::support::moto(), Duration::from_secs(4)).await;
     let fake = FakeDiscord::start().await;
-    let (_d, mut serve) = serve_with_db(&s, &fake, &slow).await;
+    let (d, mut serve) = serve_with_db(&s, &fake, &slow).await;
 
     let sent = std::time::Instant::now();
     fake.dispatch(
@@ -706,6 +706,27 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         .args(["-TERM", &serve.id().to_string()])
         .status();
     assert!(serve.wait().unwrap().success());
+    // The reason typed in the deny form is the request's, and on the record.
+    let store = drbot_state::Store::open(&d.data_dir()).unwrap();
+    let denied = store
+        .approvals()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id.to_string() == "A-1")
+        .unwrap();
+    assert_eq!(
+        denied.reason.as_deref(),
+        Some("wrong backup: use the 09:00 one")
+    );
+    assert!(
+        store
+            .audit()
+            .unwrap()
+            .iter()
+            .any(|e| e.text.contains("wrong backup: use the 09:00 one")),
+        "{:?}",
+        store.audit()
+    );
 }
 
 /// A Discord that rate-limits with absurd Retry-After values, answers errors with 10 MB bodies

@@ -736,6 +736,8 @@ pub struct Header {
     pub declared_at: DateTime<Utc>,
     /// When its RTO runs out.
     pub rto_deadline: Option<DateTime<Utc>>,
+    /// In the full scenario, when each component's RTO runs out: (component, deadline).
+    pub component_deadlines: Vec<(String, DateTime<Utc>)>,
     /// Steps done or skipped.
     pub settled: usize,
     /// Steps in all.
@@ -761,8 +763,27 @@ impl Header {
             ),
             None => (n, rec.id.clone(), rec.id.clone(), String::new(), true),
         });
+        let o = &engine.config().objectives.rto;
+        let component_deadlines = if scenario_of(incident) == Some(Scenario::Full) {
+            [
+                ("database", o.database),
+                ("storage", o.storage),
+                ("search", o.search),
+            ]
+            .into_iter()
+            .map(|(c, mins)| {
+                (
+                    c.to_string(),
+                    incident.declared_at + Duration::minutes(mins as i64),
+                )
+            })
+            .collect()
+        } else {
+            Vec::new()
+        };
         Header {
             id: incident.id,
+            component_deadlines,
             title: incident.title.clone(),
             severity: incident.severity.clone(),
             scenario: incident.scenario.clone(),

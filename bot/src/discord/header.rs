@@ -75,6 +75,14 @@ pub fn render(h: &Header) -> (CreateEmbed, Vec<CreateActionRow>) {
             true,
         );
     }
+    if !h.component_deadlines.is_empty() {
+        let lines: Vec<String> = h
+            .component_deadlines
+            .iter()
+            .map(|(c, d)| format!("{c} <t:{}:t>", d.timestamp()))
+            .collect();
+        embed = embed.field("Per component", lines.join("\n"), true);
+    }
     embed = embed.field(
         "Steps",
         format!("{} {}/{}", bar(h.settled, h.total), h.settled, h.total),
@@ -217,6 +225,65 @@ fn sha_of(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn header(severity: &str, status: &str, full: bool) -> Header {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Header {
+            id: IncidentId(3),
+            title: "t".repeat(400),
+            severity: severity.to_string(),
+            scenario: if full { "full" } else { "database" }.to_string(),
+            status: status.to_string(),
+            roles: vec![("commander".to_string(), "alice".to_string())],
+            declared_at: at,
+            rto_deadline: Some(at + chrono::Duration::hours(2)),
+            component_deadlines: if full {
+                vec![("storage".to_string(), at + chrono::Duration::hours(1))]
+            } else {
+                Vec::new()
+            },
+            settled: 3,
+            total: 12,
+            next: Some((
+                4,
+                "stop-apps".to_string(),
+                "Stop".to_string(),
+                String::new(),
+                true,
+            )),
+            pending: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_header_is_coloured_by_severity_and_fits_discord() {
+        for (sev, status, colour) in [
+            ("sev1", "open", cards::RED),
+            ("sev2", "open", 0xE6_7E_22),
+            ("sev3", "open", cards::YELLOW),
+            ("sev1", "resolved", cards::GREEN),
+        ] {
+            let (embed, rows) = render(&header(sev, status, false));
+            let e = serde_json::to_value(&embed).unwrap();
+            assert_eq!(e["color"], colour, "{sev} {status}");
+            assert!(e["title"].as_str().unwrap().chars().count() <= 256);
+            let r = serde_json::to_value(&rows).unwrap();
+            assert_eq!(
+                r[0]["components"][0]["custom_id"],
+                "drbot:stepdone:INC-3:stop-apps"
+            );
+        }
+        let (embed, _) = render(&header("sev1", "open", true));
+        let e = serde_json::to_value(&embed).unwrap();
+        assert!(
+            e["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "Per component" && f["value"] == "storage <t:1800003600:t>"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_bar_fills_with_settled_steps() {
