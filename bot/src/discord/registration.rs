@@ -4,42 +4,28 @@
 //! The payload is what `PUT /applications/{id}/guilds/{guild}/commands` takes.
 
 use drbot_commands::grammar::{CommandSpec, OptionKind, OptionSpec};
-use serde_json::{Value, json};
+use serenity::all::{CommandOptionType, CreateCommand, CreateCommandOption};
 
-/// Discord's option types.
-const SUB_COMMAND: u8 = 1;
-const STRING: u8 = 3;
-const INTEGER: u8 = 4;
-const USER: u8 = 6;
-
-fn option(o: &OptionSpec) -> Value {
-    let mut v = json!({
-        "name": o.name,
-        "description": o.description,
-        "required": o.required,
-    });
+fn option(o: &OptionSpec) -> CreateCommandOption {
+    let kind = match o.kind {
+        OptionKind::Text | OptionKind::Choice(_) => CommandOptionType::String,
+        OptionKind::Integer { .. } => CommandOptionType::Integer,
+        OptionKind::User => CommandOptionType::User,
+    };
+    let mut v = CreateCommandOption::new(kind, o.name, o.description).required(o.required);
     match o.kind {
-        OptionKind::Text => {
-            v["type"] = json!(STRING);
-            if o.autocomplete {
-                v["autocomplete"] = json!(true);
-            }
-        }
+        OptionKind::Text if o.autocomplete => v = v.set_autocomplete(true),
         OptionKind::Integer { min, max } => {
-            v["type"] = json!(INTEGER);
-            v["min_value"] = json!(min);
-            v["max_value"] = json!(max);
+            v = v
+                .min_int_value(min.max(0) as u64)
+                .max_int_value(max.max(0) as u64);
         }
         OptionKind::Choice(choices) => {
-            v["type"] = json!(STRING);
-            v["choices"] = Value::Array(
-                choices
-                    .iter()
-                    .map(|c| json!({ "name": c, "value": c }))
-                    .collect(),
-            );
+            for c in choices {
+                v = v.add_string_choice(*c, *c);
+            }
         }
-        OptionKind::User => v["type"] = json!(USER),
+        _ => {}
     }
     v
 }
@@ -62,44 +48,46 @@ fn group_description(group: &str, members: &[&CommandSpec]) -> String {
 }
 
 /// The registration payload: every command of SPEC §2 that does something (a scenario not
-/// built yet is registered when it is).
-pub fn commands() -> Value {
+/// built yet is registered when it is), built with serenity's builders.
+pub fn commands() -> Vec<CreateCommand> {
     let table = drbot_commands::commands();
     let mut groups: Vec<&str> = table.built().map(|c| c.group).collect();
     groups.dedup();
-    let list = groups
+    groups
         .into_iter()
         .map(|g| {
             let members: Vec<&CommandSpec> = table.built().filter(|c| c.group == g).collect();
-            let options: Vec<Value> = if members.len() == 1 && members[0].sub.is_none() {
-                members[0].options.iter().map(option).collect()
-            } else {
-                members
-                    .iter()
-                    .map(|c| {
-                        json!({
-                            "type": SUB_COMMAND,
-                            "name": c.sub.unwrap_or_default(),
-                            "description": c.description,
-                            "options": c.options.iter().map(option).collect::<Vec<_>>(),
+            let options: Vec<CreateCommandOption> =
+                if members.len() == 1 && members[0].sub.is_none() {
+                    members[0].options.iter().map(option).collect()
+                } else {
+                    members
+                        .iter()
+                        .map(|c| {
+                            CreateCommandOption::new(
+                                CommandOptionType::SubCommand,
+                                c.sub.unwrap_or_default(),
+                                c.description,
+                            )
+                            .set_sub_options(c.options.iter().map(option).collect::<Vec<_>>())
                         })
-                    })
-                    .collect()
-            };
-            json!({
-                "type": 1,
-                "name": g,
-                "description": group_description(g, &members),
-                "options": options,
-            })
+                        .collect()
+                };
+            CreateCommand::new(g)
+                .description(group_description(g, &members))
+                .set_options(options)
         })
-        .collect();
-    Value::Array(list)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    /// Discord's option types of a subcommand and of a string.
+    const SUB_COMMAND: u8 = 1;
+    const STRING: u8 = 3;
 
     /// Characters Discord counts against its 4000 per command: names, descriptions, choices.
     fn counted(v: &Value) -> usize {
@@ -131,7 +119,8 @@ mod tests {
         let d = o["description"].as_str().expect("test setup");
         assert!((1..=100).contains(&d.chars().count()), "{name}: {d}");
         assert!(
-            !(o["autocomplete"] == json!(true) && o["choices"].is_array()),
+            !(o["autocomplete"] == json!(true)
+                && o["choices"].as_array().is_some_and(|c| !c.is_empty())),
             "{name}"
         );
         if let Some(options) = o["options"].as_array() {
@@ -159,7 +148,7 @@ mod tests {
 
     #[test]
     fn the_payload_follows_discords_limits_and_covers_every_command() {
-        let all = commands();
+        let all = serde_json::to_value(commands()).expect("test setup");
         let list = all.as_array().expect("test setup");
         assert!(list.len() <= 100);
         for c in list {
