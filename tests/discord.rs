@@ -284,6 +284,32 @@ fn start_serve(d: &Drbot, env: &[(String, String)]) -> std::process::Child {
     serve
 }
 
+/// `drbot serve` of `d` with `env`, once its slash commands are registered.
+async fn serve_registered(
+    fake: &FakeDiscord,
+    d: &Drbot,
+    env: &[(String, String)],
+) -> std::process::Child {
+    let serve = start_serve(d, env);
+    fake.wait_for(Duration::from_secs(20), |r| {
+        r.method == "PUT" && r.path.contains("/commands")
+    })
+    .await
+    .expect("registered");
+    serve
+}
+
+/// Checks that every payload the fake saw stayed within Discord's limits (it refuses the others
+/// with 50035), then stops serve cleanly.
+fn stop_within_limits(fake: &FakeDiscord, serve: &mut std::process::Child) {
+    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
 /// `drbot serve` with the database setup's bucket (reached through `s3`), targets and age
 /// key, alice (commander) and bob (approver by Discord role), connected to the fake.
 async fn serve_with_db(
@@ -302,12 +328,7 @@ async fn serve_with_db(
         .into_iter()
         .collect();
     env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
-    let serve = start_serve(&d, &env);
-    fake.wait_for(Duration::from_secs(20), |r| {
-        r.method == "PUT" && r.path.contains("/commands")
-    })
-    .await
-    .expect("registered");
+    let serve = serve_registered(fake, &d, &env).await;
     (d, serve)
 }
 
@@ -487,12 +508,7 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
         "{decisions:#?}"
     );
 
-    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
-    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    assert!(serve.wait().unwrap().success());
+    stop_within_limits(&fake, &mut serve);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,12 +716,7 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         done.body
     );
 
-    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
-    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    assert!(serve.wait().unwrap().success());
+    stop_within_limits(&fake, &mut serve);
     // The reason typed in the deny form is the request's, and on the record.
     let store = drbot_state::Store::open(&d.data_dir()).unwrap();
     let denied = store
@@ -821,12 +832,7 @@ async fn the_incident_header_is_pinned_and_kept_current_across_a_restart() {
         fake.base
     ));
     let env = vec![("DISCORD_TOKEN".to_string(), "fake.bot.token".to_string())];
-    let mut serve = start_serve(&d, &env);
-    fake.wait_for(Duration::from_secs(20), |r| {
-        r.method == "PUT" && r.path.contains("/commands")
-    })
-    .await
-    .expect("registered");
+    let mut serve = serve_registered(&fake, &d, &env).await;
     fake.dispatch(
         "INTERACTION_CREATE",
         command(
@@ -1013,12 +1019,7 @@ async fn an_undecided_request_turns_its_card_red_when_it_expires() {
             .into_iter()
             .collect();
     env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
-    let mut serve = start_serve(&d, &env);
-    fake.wait_for(Duration::from_secs(20), |r| {
-        r.method == "PUT" && r.path.contains("/commands")
-    })
-    .await
-    .expect("registered");
+    let mut serve = serve_registered(&fake, &d, &env).await;
     fake.dispatch(
         "INTERACTION_CREATE",
         command(5001, 11, "alice", &[5], 2, restore_latest()),
@@ -1044,12 +1045,7 @@ async fn an_undecided_request_turns_its_card_red_when_it_expires() {
         red.body
     );
     assert_eq!(red.body["components"][0]["components"][0]["disabled"], true);
-    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
-    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    assert!(serve.wait().unwrap().success());
+    stop_within_limits(&fake, &mut serve);
 }
 
 /// With `thread_per_incident`, a declare opens the incident's thread, the header lives there,
@@ -1064,12 +1060,7 @@ async fn a_declare_can_open_a_thread_for_the_incident() {
         fake.base
     ));
     let env = vec![("DISCORD_TOKEN".to_string(), "fake.bot.token".to_string())];
-    let mut serve = start_serve(&d, &env);
-    fake.wait_for(Duration::from_secs(20), |r| {
-        r.method == "PUT" && r.path.contains("/commands")
-    })
-    .await
-    .expect("registered");
+    let mut serve = serve_registered(&fake, &d, &env).await;
     fake.dispatch(
         "INTERACTION_CREATE",
         command(
@@ -1136,10 +1127,5 @@ async fn a_declare_can_open_a_thread_for_the_incident() {
         "{}",
         status.body
     );
-    // Every payload stayed within Discord's limits (the fake refuses the others with 50035).
-    assert!(!fake.seen().iter().any(|r| r.reply["code"] == 50035));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    assert!(serve.wait().unwrap().success());
+    stop_within_limits(&fake, &mut serve);
 }

@@ -253,6 +253,20 @@ pub fn line_from(config: &Config, name: &str, options: &[CommandDataOption]) -> 
 }
 
 impl Handler {
+    /// Who acts (the Discord user, their roles mapped) and where (the channel or thread).
+    fn context_of(
+        &self,
+        user: &serenity::all::User,
+        member: Option<&serenity::all::Member>,
+        channel: ChannelId,
+    ) -> Context {
+        let roles = member.map(|m| m.roles.clone()).unwrap_or_default();
+        Context {
+            actor: actor_for(&self.config, &self.dc, user.id, &user.name, &roles),
+            place: Place::Channel(channel.get()),
+        }
+    }
+
     /// Is this interaction in the guild and the incident channel (or a thread under it)?
     fn allowed(
         &self,
@@ -615,15 +629,7 @@ impl Handler {
         let Some((verb, id)) = rest.split_once(':') else {
             return;
         };
-        let roles = c
-            .member
-            .as_ref()
-            .map(|m| m.roles.clone())
-            .unwrap_or_default();
-        let ctx = Context {
-            actor: actor_for(&self.config, &self.dc, c.user.id, &c.user.name, &roles),
-            place: Place::Channel(c.channel_id.get()),
-        };
+        let ctx = self.context_of(&c.user, c.member.as_ref(), c.channel_id);
         if verb == "update" {
             // Post update: a modal for the stakeholder message, answered in `modal`.
             let modal = CreateModal::new(format!("drbot:update:{id}"), format!("Update on {id}"))
@@ -710,15 +716,7 @@ impl Handler {
         if m.create_response(http, defer).await.is_err() {
             return;
         }
-        let roles = m
-            .member
-            .as_ref()
-            .map(|mem| mem.roles.clone())
-            .unwrap_or_default();
-        let ctx = Context {
-            actor: actor_for(&self.config, &self.dc, m.user.id, &m.user.name, &roles),
-            place: Place::Channel(m.channel_id.get()),
-        };
+        let ctx = self.context_of(&m.user, m.member.as_ref(), m.channel_id);
         let line = format!(
             "/notify stakeholders message:{} incident:{incident}",
             drbot_commands::grammar::quoted(message.trim())
@@ -750,15 +748,7 @@ impl Handler {
         let _ = m
             .create_response(http, CreateInteractionResponse::Acknowledge)
             .await;
-        let roles = m
-            .member
-            .as_ref()
-            .map(|mem| mem.roles.clone())
-            .unwrap_or_default();
-        let ctx = Context {
-            actor: actor_for(&self.config, &self.dc, m.user.id, &m.user.name, &roles),
-            place: Place::Channel(m.channel_id.get()),
-        };
+        let ctx = self.context_of(&m.user, m.member.as_ref(), m.channel_id);
         let line = format!(
             "/deny request:{rid} reason:{}",
             drbot_commands::grammar::quoted(reason.trim())
