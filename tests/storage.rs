@@ -240,25 +240,7 @@ impl Setup {
     }
 
     fn timeline_text(&self) -> String {
-        let mut all: Vec<String> = self
-            .engine
-            .store()
-            .audit()
-            .unwrap()
-            .into_iter()
-            .map(|e| e.text)
-            .collect();
-        for i in self.engine.store().active_incidents().unwrap() {
-            all.extend(
-                self.engine
-                    .store()
-                    .timeline(i.id)
-                    .unwrap()
-                    .into_iter()
-                    .map(|e| e.text),
-            );
-        }
-        all.join("\n")
+        crate::support::recorded_text(self.engine.store())
     }
 }
 

@@ -360,3 +360,12 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Everything a store has recorded: the audit log and every active incident's timeline.
+pub fn recorded_text(store: &drbot_state::Store) -> String {
+    let mut all: Vec<String> = store.audit().unwrap().into_iter().map(|e| e.text).collect();
+    for i in store.active_incidents().unwrap() {
+        all.extend(store.timeline(i.id).unwrap().into_iter().map(|e| e.text));
+    }
+    all.join("\n")
+}
