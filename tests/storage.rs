@@ -1298,3 +1298,46 @@ async fn a_restore_killed_part_way_is_never_rerun_and_asking_again_does_only_wha
     assert_eq!(keys(&media, "k/").await.len(), n);
     assert!(!stdout.contains(SECRET) && !String::from_utf8_lossy(&out.stderr).contains(SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_bucket_comes_back_with_prefix_star() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    let before: Vec<(String, Held)> = {
+        let mut v = Vec::new();
+        for k in keys(&s.media, "").await {
+            v.push((k.clone(), held(&s.media, &k).await.unwrap()));
+        }
+        v
+    };
+    ok(&s.run("/storage snapshot").await);
+    // The bucket emptied (the disaster the runbook's Scenario 2 is about).
+    for (k, _) in &before {
+        delete(&s.media, k).await;
+    }
+    assert!(keys(&s.media, "").await.is_empty());
+    let line = "/storage restore prefix:* at:2026-11-30T09-00-00Z";
+    let r = s.run(line).await;
+    assert!(
+        matches!(r.outcome, Outcome::AwaitingApproval(_)),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("the whole bucket") && r.text.contains("create     6 objects"),
+        "{}",
+        r.text
+    );
+    let r = s.approved(line).await;
+    ok(&r);
+    for (k, h) in &before {
+        let now = held(&s.media, k)
+            .await
+            .unwrap_or_else(|| panic!("{k} missing"));
+        assert_eq!(
+            (&now.body, &now.content_type, &now.meta),
+            (&h.body, &h.content_type, &h.meta),
+            "{k}"
+        );
+    }
+}
