@@ -110,6 +110,14 @@ impl FakeR2 {
         self.state.lock().unwrap().seen.clone()
     }
 
+    /// No PUT or DELETE reached the stand-in (since the last `clear`).
+    pub fn wrote_nothing(&self) -> bool {
+        !self
+            .seen()
+            .iter()
+            .any(|x| x.method == "PUT" || x.method == "DELETE")
+    }
+
     pub fn clear(&self) {
         self.state.lock().unwrap().seen.clear();
     }

@@ -277,6 +277,21 @@ impl Engine {
         self.step_change(ctx, inv, command, target, state, reason)
     }
 
+    /// Records a failure on the timeline (or the audit log) and marks the runbook step that
+    /// `command` on `target` does as failed, with `reason`.
+    pub fn step_failed(
+        &self,
+        ctx: &Context,
+        inv: &Invocation,
+        command: &CommandSpec,
+        target: Option<&str>,
+        text: &str,
+        reason: String,
+    ) -> Result<(), CommandError> {
+        self.record(ctx, inv, EntryKind::Command, text)?;
+        self.step_finished(ctx, inv, command, target, StepState::Failed, Some(reason))
+    }
+
     /// Marks every open runbook step that `command` does as done (a health check that confirms
     /// both "Restart applications" and the post-recovery health step).
     pub fn steps_done(

@@ -97,15 +97,7 @@ pub async fn health(
     let idx = index(engine);
     let started = Instant::now();
     let fail = |text: String| -> Result<Reply, CommandError> {
-        engine.record(ctx, inv, EntryKind::Command, &text)?;
-        engine.step_finished(
-            ctx,
-            inv,
-            inv.spec,
-            None,
-            StepState::Failed,
-            Some(text.clone()),
-        )?;
+        engine.step_failed(ctx, inv, inv.spec, None, &text, text.clone())?;
         Err(CommandError::Failed(format!(
             "{text}\nNext: fix Meilisearch (restart it; /search dumps for a dump to launch from), then /search health again."
         )))
@@ -218,14 +210,13 @@ pub async fn health(
         Ok(Reply::done(text))
     } else {
         let _ = write!(text, "\nSearch is NOT healthy: {}.", problems.join("; "));
-        engine.record(ctx, inv, EntryKind::Command, text.replace('\n', " "))?;
-        engine.step_finished(
+        engine.step_failed(
             ctx,
             inv,
             inv.spec,
             None,
-            StepState::Failed,
-            Some(problems.join("; ")),
+            &text.replace('\n', " "),
+            problems.join("; "),
         )?;
         Err(CommandError::Failed(format!(
             "{text}\nNext: /search reindex rebuilds the index from the database (/search progress follows it)."
@@ -280,15 +271,7 @@ pub async fn reindex(
         )),
     };
     if let Some(text) = text {
-        engine.record(ctx, inv, EntryKind::Command, &text)?;
-        engine.step_finished(
-            ctx,
-            inv,
-            inv.spec,
-            None,
-            StepState::Failed,
-            Some(text.clone()),
-        )?;
+        engine.step_failed(ctx, inv, inv.spec, None, &text, text.clone())?;
         return Err(CommandError::Failed(format!(
             "{text}. Nothing was started. Next: the API's logs, then /search reindex again."
         )));
@@ -433,8 +416,7 @@ async fn follow(
         });
         if let Some(why) = s.failed {
             let text = format!("{}\nThe reindex failed: {why}.", s.line);
-            engine.record(ctx, inv, EntryKind::Command, text.replace('\n', " "))?;
-            engine.step_finished(ctx, inv, &reindex, None, StepState::Failed, Some(why))?;
+            engine.step_failed(ctx, inv, &reindex, None, &text.replace('\n', " "), why)?;
             return Err(CommandError::Failed(format!(
                 "{text}\nNext: fix the cause (the platform's logs), then /search reindex again."
             )));

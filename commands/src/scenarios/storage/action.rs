@@ -454,15 +454,7 @@ async fn run(
     engine.step_started(ctx, inv, inv.spec, Some(&media))?;
     engine.store().flush().await?;
     let fail = |text: String, reason: String| -> Answer {
-        engine.record(ctx, inv, EntryKind::Command, &text)?;
-        engine.step_finished(
-            ctx,
-            inv,
-            inv.spec,
-            Some(&media),
-            StepState::Failed,
-            Some(reason),
-        )?;
+        engine.step_failed(ctx, inv, inv.spec, Some(&media), &text, reason)?;
         Err(CommandError::Failed(text))
     };
     progress.update(&format!("Listing {} again…", plan.scope.describe()));

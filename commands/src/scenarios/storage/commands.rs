@@ -108,15 +108,7 @@ pub async fn check(
                 let text = format!(
                     "{media} cannot be listed: {e}. Nothing was changed. Check R2's status and the keys, then /storage check again."
                 );
-                engine.record(ctx, inv, EntryKind::Command, &text)?;
-                engine.step_finished(
-                    ctx,
-                    inv,
-                    inv.spec,
-                    None,
-                    StepState::Failed,
-                    Some(e.to_string()),
-                )?;
+                engine.step_failed(ctx, inv, inv.spec, None, &text, e.to_string())?;
                 return Err(CommandError::Failed(text));
             }
         };
