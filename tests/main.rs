@@ -9,6 +9,7 @@ mod approvals;
 mod crash;
 mod database;
 mod discord;
+mod drill;
 mod fake_discord;
 mod fake_http;
 mod fake_meili;

@@ -1331,3 +1331,63 @@ async fn the_whole_bucket_comes_back_with_prefix_star() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_drill_restores_a_damaged_sample_and_leaves_the_media_listing_identical() {
+    let s = setup(false, "[drills]\nmedia_sample = 4").await;
+    seed_media(&s.media).await;
+    ok(&s.run("/storage snapshot").await);
+    let listing = |bucket: String| async move {
+        let mut out = Vec::new();
+        let mut pages = s3()
+            .list_objects_v2()
+            .bucket(&bucket)
+            .into_paginator()
+            .send();
+        while let Some(p) = pages.next().await {
+            for o in p.unwrap().contents() {
+                out.push((
+                    o.key().unwrap_or_default().to_string(),
+                    o.size(),
+                    o.e_tag().map(str::to_string),
+                ));
+            }
+        }
+        out
+    };
+    let before = listing(s.media.clone()).await;
+    // 90 minutes after the snapshot: the drill's RPO is the snapshot's age.
+    s.clock.advance(chrono::Duration::minutes(90));
+    let r = s.run("/drill start kind:storage").await;
+    ok(&r);
+    let drill = s.engine.store().drills().unwrap().remove(0);
+    assert_eq!(drill.steps.len(), 5, "{drill:?}");
+    assert!(
+        drill.steps.iter().all(|st| st.ok == Some(true)),
+        "{drill:?}"
+    );
+    assert!(
+        drill.steps[0].detail.contains("Copied 4 objects"),
+        "{drill:?}"
+    );
+    assert!(
+        drill.steps[1].detail.contains("Overwrote 2 and deleted 2"),
+        "{drill:?}"
+    );
+    assert!(
+        drill.steps[3].detail.contains("All 4 objects match"),
+        "{drill:?}"
+    );
+    assert_eq!(drill.rpo_secs, Some(90 * 60));
+    assert!(
+        drill
+            .report
+            .contains("| RPO (storage) | 1h00m | 1h30m | missed by 30m |"),
+        "{}",
+        drill.report
+    );
+    assert!(r.text.contains("was removed"), "{}", r.text);
+    // The live media are exactly as they were; the scratch prefix is gone.
+    assert_eq!(listing(s.media.clone()).await, before);
+    assert!(keys(&s.media, ".drbot-probe/").await.is_empty());
+}

@@ -103,6 +103,10 @@ impl Local {
             }
             Err(e) => eprintln!("drbot: could not check for interrupted work: {e}"),
         }
+        // A drill that was running has its scratch resources dropped.
+        for line in engine.recover_scenarios().await {
+            eprintln!("drbot: {line}");
+        }
         Ok(engine)
     }
 

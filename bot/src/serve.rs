@@ -126,6 +126,9 @@ pub async fn run(config: Config) -> u8 {
         }
         Err(e) => tracing::error!(error = %e, "could not check for interrupted work"),
     }
+    for line in engine.recover_scenarios().await {
+        tracing::warn!("{line}");
+    }
     let (listener, path) = match open_socket(&config) {
         Ok(l) => l,
         Err(e) => {
@@ -306,6 +309,14 @@ fn commander_to_ping(
     config: &Config,
     p: &drbot_commands::watch::Post,
 ) -> Option<u64> {
+    if p.kind == drbot_commands::watch::PostKind::DrillFailed {
+        // A failed scheduled drill: the first commander drbot can reach.
+        return config
+            .people
+            .values()
+            .filter(|person| person.roles.iter().any(|r| r == "commander"))
+            .find_map(|person| person.discord_id);
+    }
     if p.kind != drbot_commands::watch::PostKind::Nudge {
         return None;
     }

@@ -80,6 +80,124 @@ fn ascii(s: &str) -> String {
 #[error("the PNG encoder failed: {0}")]
 pub struct ChartError(#[from] png::EncodingError);
 
+/// One panel of a bar chart: bars in seconds against an optional target.
+pub struct Panel {
+    /// Its heading.
+    pub name: String,
+    /// The target, in seconds: a red line.
+    pub target: Option<i64>,
+    /// Bars: label, seconds, colour.
+    pub rows: Vec<(String, i64, Rgb888)>,
+}
+
+/// A passing or failing bar.
+pub fn outcome_colour(ok: Option<bool>) -> Rgb888 {
+    match ok {
+        Some(true) => colour(StepState::Done),
+        Some(false) => colour(StepState::Failed),
+        None => colour(StepState::Skipped),
+    }
+}
+
+fn encode(c: &Canvas) -> Result<Vec<u8>, ChartError> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, c.width, c.height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header()?;
+        w.write_image_data(&c.pixels)?;
+    }
+    Ok(out)
+}
+
+/// Horizontal bars in panels (a drill's steps against its RTO; drills' restore times and
+/// RPOs against their targets), each panel on its own scale; returns PNG bytes.
+pub fn bars_png(title: &str, panels: &[Panel]) -> Result<Vec<u8>, ChartError> {
+    let head = 22u32;
+    let height = TOP
+        + panels
+            .iter()
+            .map(|p| head + p.rows.len().max(1) as u32 * ROW + 16)
+            .sum::<u32>()
+        + 10;
+    let mut c = Canvas {
+        width: WIDTH,
+        height,
+        pixels: vec![255; (WIDTH * height * 3) as usize],
+    };
+    let black = MonoTextStyle::new(&FONT_6X10, Rgb888::BLACK);
+    let grey = MonoTextStyle::new(&FONT_6X10, Rgb888::new(90, 90, 90));
+    let red = Rgb888::new(200, 40, 40);
+    let _ = Text::new(
+        &ascii(&render::truncate(title, 140)),
+        Point::new(10, 18),
+        black,
+    )
+    .draw(&mut c);
+    let mut y = TOP as i32;
+    for p in panels {
+        let max = p
+            .rows
+            .iter()
+            .map(|r| r.1)
+            .chain(p.target)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let x =
+            |secs: i64| LEFT + ((RIGHT - LEFT) as f64 * (secs.max(0) as f64 / max as f64)) as i32;
+        let scale = format!(
+            "{} (scale 0 to {})",
+            p.name,
+            render::duration(Duration::seconds(max))
+        );
+        let _ = Text::new(&ascii(&scale), Point::new(8, y + 12), black).draw(&mut c);
+        y += head as i32;
+        let top = y;
+        for (label, secs, col) in &p.rows {
+            let _ = Text::new(
+                &ascii(&render::truncate(label, 40)),
+                Point::new(8, y + 12),
+                black,
+            )
+            .draw(&mut c);
+            let x1 = x(*secs);
+            let _ = Rectangle::new(
+                Point::new(LEFT, y + 3),
+                Size::new((x1 - LEFT).max(2) as u32, ROW - 6),
+            )
+            .into_styled(PrimitiveStyle::with_fill(*col))
+            .draw(&mut c);
+            let _ = Text::new(
+                &render::duration(Duration::seconds(*secs)),
+                Point::new((x1 + 4).min(RIGHT - 30), y + 12),
+                grey,
+            )
+            .draw(&mut c);
+            y += ROW as i32;
+        }
+        if p.rows.is_empty() {
+            let _ = Text::new("(nothing measured)", Point::new(LEFT, y + 12), grey).draw(&mut c);
+            y += ROW as i32;
+        }
+        if let Some(t) = p.target {
+            let tx = x(t);
+            let _ = Line::new(Point::new(tx, top - 4), Point::new(tx, y))
+                .into_styled(PrimitiveStyle::with_stroke(red, 2))
+                .draw(&mut c);
+            let _ = Text::new(
+                &format!("target {}", render::duration(Duration::seconds(t))),
+                Point::new((tx - 40).max(LEFT), top - 6),
+                MonoTextStyle::new(&FONT_6X10, red),
+            )
+            .draw(&mut c);
+        }
+        y += 16;
+    }
+    encode(&c)
+}
+
 /// Draws the chart; returns PNG bytes.
 pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, ChartError> {
     let start = incident.declared_at;
@@ -172,13 +290,5 @@ pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, Cha
             (_, None) => {}
         }
     }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, WIDTH, height);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header()?;
-        w.write_image_data(&c.pixels)?;
-    }
-    Ok(out)
+    encode(&c)
 }

@@ -96,6 +96,56 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Extra probes of `drbot check`.
     pub check: CheckConfig,
+    /// The runbook's fire drills.
+    pub drills: DrillsConfig,
+}
+
+/// How often a scheduled drill runs (`[drills] schedule`).
+pub const DRILL_PERIODS: &[(&str, i64)] = &[
+    ("daily", 1),
+    ("weekly", 7),
+    ("monthly", 30),
+    ("quarterly", 91),
+];
+
+/// The drills there are.
+pub const DRILL_KINDS: &[&str] = &["database", "storage", "full"];
+
+/// `[drills]`: the runbook's fire drills, done for real on scratch copies.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrillsConfig {
+    /// The variable holding the URL of a server where drbot may `CREATE DATABASE` for a drill
+    /// (and the database it connects to for that); never a production target.
+    pub scratch_url_env: String,
+    /// Objects a storage drill copies, damages and restores.
+    pub media_sample: usize,
+    /// What the application runs at start: timed, with their results, in every database drill.
+    pub app_checks: Vec<String>,
+    /// Drill kind to how often `serve` runs it (`daily`, `weekly`, `monthly`, `quarterly`).
+    pub schedule: BTreeMap<String, String>,
+}
+
+impl Default for DrillsConfig {
+    fn default() -> Self {
+        DrillsConfig {
+            scratch_url_env: "DRILL_DATABASE_URL".to_string(),
+            media_sample: 20,
+            app_checks: Vec::new(),
+            schedule: BTreeMap::new(),
+        }
+    }
+}
+
+impl DrillsConfig {
+    /// How many days apart a drill of `kind` is due, if it is scheduled.
+    pub fn period_days(&self, kind: &str) -> Option<i64> {
+        let every = self.schedule.get(kind)?;
+        DRILL_PERIODS
+            .iter()
+            .find(|(name, _)| *name == every.as_str())
+            .map(|(_, d)| *d)
+    }
 }
 
 /// `[check]`: what `drbot check` probes besides the configured systems.
@@ -138,6 +188,7 @@ impl Default for Config {
             restore: RestoreConfig::default(),
             serve: ServeConfig::default(),
             check: CheckConfig::default(),
+            drills: DrillsConfig::default(),
         }
     }
 }
@@ -732,6 +783,27 @@ impl Config {
                 n.min_severity
             ));
         }
+        for (kind, every) in &self.drills.schedule {
+            if !DRILL_KINDS.contains(&kind.as_str()) {
+                return bad(format!(
+                    "[drills] schedule names `{kind}`; the drills are {}",
+                    DRILL_KINDS.join(", ")
+                ));
+            }
+            if !DRILL_PERIODS.iter().any(|(p, _)| p == every) {
+                let periods: Vec<&str> = DRILL_PERIODS.iter().map(|(p, _)| *p).collect();
+                return bad(format!(
+                    "[drills] schedule.{kind} = \"{every}\" is not one of {}",
+                    periods.join(", ")
+                ));
+            }
+        }
+        if !(1..=1000).contains(&self.drills.media_sample) {
+            return bad(format!(
+                "[drills] media_sample must be 1 to 1000, not {}",
+                self.drills.media_sample
+            ));
+        }
         // Every duration is used as a chrono Duration: bound them here, naming the key, so none
         // can overflow at use.
         let minutes = [
@@ -939,6 +1011,7 @@ impl Config {
         if let Some(k) = &self.check.stripe_key_env {
             v.push(k.clone());
         }
+        v.push(self.drills.scratch_url_env.clone());
         v.sort();
         v.dedup();
         v
@@ -977,6 +1050,32 @@ mod tests {
         assert!(c.search.is_some() && c.api.is_some() && c.notify.is_some());
         assert!(c.targets.contains_key("production") && c.targets.contains_key("staging"));
         assert_eq!(c.targets["production"].url_env, "DATABASE_URL");
+        assert_eq!(c.drills.period_days("database"), Some(30));
+        assert_eq!(c.drills.period_days("full"), Some(91));
+        assert_eq!(c.drills.app_checks.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_drill_schedule_is_refused_naming_the_key() {
+        for (text, says) in [
+            (
+                "[drills]\nschedule = { database = \"fortnightly\" }",
+                "schedule.database",
+            ),
+            ("[drills]\nschedule = { search = \"monthly\" }", "`search`"),
+            ("[drills]\nmedia_sample = 0", "media_sample"),
+        ] {
+            let e = Config::from_toml(text, Path::new("c.toml")).expect_err(text);
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let c = Config::from_toml(
+            "[drills]\nschedule = { storage = \"weekly\" }",
+            Path::new("c.toml"),
+        )
+        .expect("parses");
+        assert_eq!(c.drills.period_days("storage"), Some(7));
+        assert_eq!(c.drills.period_days("database"), None);
+        assert!(c.secret_envs().contains(&"DRILL_DATABASE_URL".to_string()));
     }
 
     #[test]

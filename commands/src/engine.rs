@@ -30,6 +30,9 @@ pub enum Place {
     Local,
     /// A Discord channel (or thread) by id: sees the incidents declared there.
     Channel(u64),
+    /// The work of a fire drill: sees no incident, so the commands a drill runs (`/api
+    /// health`) are on the audit log and never do an incident's step.
+    Drill,
 }
 
 impl Place {
@@ -38,6 +41,7 @@ impl Place {
         match self {
             Place::Local => "console".to_string(),
             Place::Channel(id) => format!("discord:{id}"),
+            Place::Drill => "drill".to_string(),
         }
     }
 
@@ -46,6 +50,7 @@ impl Place {
         match self {
             Place::Local => true,
             Place::Channel(_) => incident.place == self.key(),
+            Place::Drill => false,
         }
     }
 }

@@ -350,10 +350,80 @@ fn elapsed_line(engine: &Engine, incident: &Incident) -> String {
     )
 }
 
-/// The steps grouped by phase, one line each.
+/// In the full scenario, each component's clock against its own RTO, a line each.
+pub fn component_clocks(engine: &Engine, incident: &Incident) -> Vec<String> {
+    if scenario_of(incident) != Some(Scenario::Full) {
+        return Vec::new();
+    }
+    let now = incident.resolved_at.unwrap_or_else(|| engine.now());
+    let o = &engine.config().objectives.rto;
+    crate::runbook::TIMED_COMPONENTS
+        .iter()
+        .map(|name| {
+            let mins = match *name {
+                "database" => o.database,
+                "storage" => o.storage,
+                _ => o.search,
+            };
+            let rto = Duration::minutes(mins as i64);
+            let steps: Vec<_> = incident
+                .steps
+                .iter()
+                .filter(|s| crate::runbook::component(&s.id) == Some(name))
+                .collect();
+            let settled = steps.iter().filter(|s| s.state.is_settled()).count();
+            let done_at = (settled == steps.len())
+                .then(|| steps.iter().filter_map(|s| s.at).max())
+                .flatten();
+            match done_at {
+                Some(at) => {
+                    let took = at - incident.declared_at;
+                    format!(
+                        "  {name:<8} done in {} of its {} RTO ({})",
+                        render::duration(took),
+                        render::duration(rto),
+                        render::verdict(rto, took)
+                    )
+                }
+                None => {
+                    let elapsed = now - incident.declared_at;
+                    let pct = (elapsed.num_seconds() * 100)
+                        .checked_div(rto.num_seconds())
+                        .unwrap_or(0);
+                    format!(
+                        "  {name:<8} {} of its {} RTO ({pct}%){}, {settled} of {} steps settled",
+                        render::duration(elapsed),
+                        render::duration(rto),
+                        if elapsed > rto {
+                            format!(" — OVER by {}", render::duration(elapsed - rto))
+                        } else {
+                            String::new()
+                        },
+                        steps.len()
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+/// The heading of a full-scenario recovery step's group.
+fn group_title(component: &str) -> &'static str {
+    match component {
+        "infrastructure" => "Infrastructure",
+        "database" => "Database",
+        "storage" => "Storage",
+        "search" => "Search",
+        _ => "Applications and network",
+    }
+}
+
+/// The steps grouped by phase (and, in the full scenario, by component), one line each.
 pub(crate) fn steps_block(incident: &Incident, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let mut phase: Option<Phase> = None;
+    let mut group: Option<&str> = None;
+    let full = scenario_of(incident) == Some(Scenario::Full);
     let width = incident.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for (i, rec) in incident.steps.iter().enumerate() {
         let step = runbook_step(incident, &rec.id);
@@ -362,6 +432,13 @@ pub(crate) fn steps_block(incident: &Incident, now: DateTime<Utc>) -> String {
             let _ = writeln!(out, "{}", this_phase.title());
             phase = Some(this_phase);
         }
+        let this_group = crate::runbook::component(&rec.id).filter(|_| full);
+        if let Some(g) = this_group
+            && group != Some(g)
+        {
+            let _ = writeln!(out, " {}", group_title(g));
+        }
+        group = this_group;
         let mark = match rec.state {
             StepState::Pending => "·",
             StepState::Running => "▶",
@@ -420,6 +497,10 @@ pub fn status_text(engine: &Engine, incident: &Incident) -> String {
         elapsed_line(engine, incident),
         roles.join(", ")
     );
+    let clocks = component_clocks(engine, incident);
+    if !clocks.is_empty() {
+        let _ = writeln!(text, "Per component:\n{}", clocks.join("\n"));
+    }
     let counts = |st: StepState| incident.steps.iter().filter(|s| s.state == st).count();
     let _ = writeln!(
         text,

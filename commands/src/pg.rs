@@ -131,6 +131,62 @@ impl Target {
         })
     }
 
+    /// The same server and credentials, another database (a drill's scratch database).
+    pub fn with_database(&self, name: &str, database: &str) -> Target {
+        let url = if let Some((scheme, rest)) = self.url.split_once("://") {
+            let (main, query) = match rest.split_once('?') {
+                Some((m, q)) => (m, Some(q)),
+                None => (rest, None),
+            };
+            let authority = main.split_once('/').map_or(main, |(a, _)| a);
+            let mut u = format!("{scheme}://{authority}/{database}");
+            if let Some(q) = query {
+                u.push('?');
+                u.push_str(q);
+            }
+            u
+        } else {
+            // key=value form: replace or add dbname.
+            let mut kept: Vec<&str> = self
+                .url
+                .split_whitespace()
+                .filter(|kv| !kv.starts_with("dbname="))
+                .collect();
+            let db = format!("dbname={database}");
+            kept.push(&db);
+            kept.join(" ")
+        };
+        Target {
+            name: name.to_string(),
+            url,
+        }
+    }
+
+    /// Where it points, for telling two targets apart: host (loopback names as one), port and
+    /// database.
+    pub fn address(&self) -> Result<(String, u16, String), TargetError> {
+        let (config, _) = self.pg_config()?;
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(s) => s.to_ascii_lowercase(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_default();
+        let host = match host.as_str() {
+            "localhost" | "127.0.0.1" | "::1" | "[::1]" | "" => "loopback".to_string(),
+            _ => host,
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let db = config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or_default()
+            .to_string();
+        Ok((host, port, db))
+    }
+
     /// The URL with its password removed.
     pub fn shown(&self) -> String {
         redact_url(&self.url)
@@ -372,6 +428,39 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_database_on_the_same_server_keeps_credentials_and_settings() {
+        let t = Target::new(
+            "drill",
+            "postgres://u:p@db.example:6543/postgres?sslmode=require",
+        );
+        let s = t.with_database("scratch", "drbot_drill_3");
+        assert_eq!(
+            s.url,
+            "postgres://u:p@db.example:6543/drbot_drill_3?sslmode=require"
+        );
+        assert_eq!(
+            s.address().expect("parses"),
+            ("db.example".to_string(), 6543, "drbot_drill_3".to_string())
+        );
+        let bare = Target::new("drill", "postgresql://localhost");
+        assert_eq!(bare.with_database("s", "x").url, "postgresql://localhost/x");
+        let kv = Target::new("drill", "host=127.0.0.1 dbname=postgres user=me");
+        assert_eq!(
+            kv.with_database("s", "x").url,
+            "host=127.0.0.1 user=me dbname=x"
+        );
+        // localhost and 127.0.0.1 are one server.
+        assert_eq!(
+            Target::new("a", "postgres://localhost:5432/test")
+                .address()
+                .expect("parses"),
+            Target::new("b", "postgres://x@127.0.0.1/test")
+                .address()
+                .expect("parses")
+        );
+    }
 
     #[test]
     fn urls_keep_their_tls_wishes() {

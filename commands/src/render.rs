@@ -26,6 +26,11 @@ pub fn took(d: std::time::Duration) -> String {
     }
 }
 
+/// A span between two times, as [`took`] says it (tenths of a second under a minute).
+pub fn span(d: Duration) -> String {
+    took(d.to_std().unwrap_or_default())
+}
+
 /// A time of day in UTC, with the date when it is not today.
 pub fn time(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     if at.date_naive() == now.date_naive() {

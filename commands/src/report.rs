@@ -14,20 +14,7 @@ use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::render;
 use crate::runbook::Scenario;
-use crate::runbook::{runbook_step, scenario_of};
-
-/// The component a step's id belongs to, for RTO per component.
-fn component(step: &str) -> Option<&'static str> {
-    if step.starts_with("db-") {
-        Some("database")
-    } else if step.starts_with("storage-") {
-        Some("storage")
-    } else if step.starts_with("search-") {
-        Some("search")
-    } else {
-        None
-    }
-}
+use crate::runbook::{component, runbook_step, scenario_of};
 
 /// Text safe inside a markdown table cell.
 fn cell(s: &str) -> String {

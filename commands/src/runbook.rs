@@ -468,6 +468,29 @@ static SUCCESS_CRITERIA: &[Step] = &[
     criterion("ok-monitoring", "Monitoring systems active"),
 ];
 
+/// The component a recovery step restores, in the full scenario's grouping: `database`,
+/// `storage`, `search`, or `infrastructure` / `applications` for the full scenario's own
+/// manual steps. None for the post-recovery checklist and the success criteria.
+pub fn component(step_id: &str) -> Option<&'static str> {
+    let has = |steps: &[Step]| steps.iter().any(|s| s.id == step_id);
+    if has(DATABASE) {
+        Some("database")
+    } else if has(STORAGE) {
+        Some("storage")
+    } else if has(SEARCH) {
+        Some("search")
+    } else if has(FULL_BEFORE) {
+        Some("infrastructure")
+    } else if has(FULL_AFTER) {
+        Some("applications")
+    } else {
+        None
+    }
+}
+
+/// The components with their own RTO in the full scenario.
+pub const TIMED_COMPONENTS: [&str; 3] = ["database", "storage", "search"];
+
 /// The scenario an incident runs (stored by name).
 pub fn scenario_of(incident: &drbot_state::Incident) -> Option<Scenario> {
     incident.scenario.parse().ok()
@@ -545,6 +568,13 @@ mod tests {
                 .is_some_and(|s| s.destructive)
         );
         assert_eq!("full".parse::<Scenario>(), Ok(Scenario::Full));
+        // The full scenario's steps group by component.
+        assert_eq!(component("db-restore"), Some("database"));
+        assert_eq!(component("stop-apps"), Some("database"));
+        assert_eq!(component("storage-verify"), Some("storage"));
+        assert_eq!(component("search-reindex"), Some("search"));
+        assert_eq!(component("dns"), Some("applications"));
+        assert_eq!(component("post-comms"), None);
         assert!("nonsense".parse::<Scenario>().is_err());
     }
 }

@@ -38,6 +38,10 @@ pub enum PostKind {
     RpoBreached,
     /// A backup within the RPO exists again.
     RpoRecovered,
+    /// A scheduled drill passed.
+    DrillPassed,
+    /// A scheduled drill failed: the commanders are alerted.
+    DrillFailed,
 }
 
 /// A message the background work wants posted.
@@ -157,6 +161,12 @@ pub trait Scenario: Send + Sync {
     /// long: `serve` runs it beside its loop, one round at a time.
     fn scheduled<'a>(&'a self, _engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// At start, before any command: cleans up after work a killed drbot left half done
+    /// (a drill's scratch database). Returns what it did, a line each.
+    fn recover<'a>(&'a self, _engine: &'a Engine) -> Boxed<'a, Vec<String>> {
+        Box::pin(async { Vec::new() })
     }
 
     /// Its section of an incident's report, for the incident's span up to `end`.

@@ -223,7 +223,18 @@ async fn bad_input_is_a_clear_message_and_changes_nothing() {
         ),
         ("/search health", Refused, "No Meilisearch is configured"),
         ("/api health", Refused, "No API is configured"),
-        ("/drill report", Refused, "not built into this drbot yet"),
+        ("/drill report", Refused, "No drill has run yet"),
+        ("/drill report drill:DRILL-x", Usage, "not a drill id"),
+        (
+            "/drill start kind:storage keep:true",
+            Usage,
+            "a storage drill has none",
+        ),
+        (
+            "/drill start kind:database",
+            Refused,
+            "set DRILL_DATABASE_URL",
+        ),
         (
             "/db restore backup:latest target:production",
             Refused,
@@ -671,15 +682,17 @@ async fn a_panic_inside_a_command_is_a_recorded_failure_and_the_engine_goes_on()
 async fn a_scenario_not_built_yet_answers_so_and_changes_nothing() {
     let f = fixture();
     let engine = &f.engine;
-    let r = engine.run(&alice(), "/drill report").await;
-    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    // Every scenario is built now; the answer of one that is not yet stays tested.
+    let inv = crate::scenarios::table().parse("/drill report").unwrap();
+    let text = crate::scenario::not_built(&inv).to_string();
     assert!(
-        r.text
-            .contains("/drill report is not built into this drbot yet")
-            && r.text.contains("Nothing was changed"),
-        "{}",
-        r.text
+        text.contains("/drill report is not built into this drbot yet"),
+        "{text}"
     );
+    let r = engine.run(&alice(), "/drill history").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(r.text.contains("No drill has run yet"), "{}", r.text);
+    assert!(engine.store().drills().unwrap().is_empty());
     // A destructive command whose bucket is not configured never becomes an approval request.
     let r = engine
         .run(
@@ -722,4 +735,59 @@ async fn a_step_left_running_is_interrupted_whatever_target_the_panic_knew() {
         .step_finished(&a, &inv, inv.spec, None, StepState::Interrupted, None)
         .unwrap();
     assert_eq!(step("post-backups"), StepState::Interrupted);
+}
+
+#[tokio::test]
+async fn the_full_scenario_groups_its_steps_and_keeps_a_clock_per_component() {
+    let f = fixture();
+    let a = alice();
+    ok(
+        &f,
+        &a,
+        "/incident declare scenario:full severity:sev1 title:\"region down\"",
+    )
+    .await;
+    f.clock.advance(chrono::Duration::minutes(45));
+    // The search steps settle at 45 minutes: past its 30-minute RTO.
+    for step in ["search-health", "search-dump", "search-reindex"] {
+        ok(&f, &a, &format!("/step skip step:{step} reason:drill")).await;
+    }
+    let text = ok(&f, &a, "/incident status").await;
+    assert!(text.contains("Per component:"), "{text}");
+    assert!(
+        text.contains("database 45m of its 2h00m RTO (37%), 0 of 6 steps settled"),
+        "{text}"
+    );
+    assert!(
+        text.contains("storage  45m of its 1h00m RTO (75%), 0 of 4 steps settled"),
+        "{text}"
+    );
+    assert!(
+        text.contains("search   done in 45m of its 30m RTO (missed by 15m)"),
+        "{text}"
+    );
+    // Grouped: each component's steps under its heading, the manual ones by themselves.
+    for heading in [
+        " Infrastructure\n",
+        " Database\n",
+        " Storage\n",
+        " Search\n",
+        " Applications and network\n",
+    ] {
+        assert!(text.contains(heading), "{heading:?} in {text}");
+    }
+    f.clock.advance(chrono::Duration::minutes(30));
+    let text = ok(&f, &a, "/incident status").await;
+    assert!(
+        text.contains("storage  1h15m of its 1h00m RTO (125%) — OVER by 15m"),
+        "{text}"
+    );
+    // Other scenarios have one clock.
+    let g = fixture();
+    ok(&g, &a, DECLARE).await;
+    assert!(
+        !ok(&g, &a, "/incident status")
+            .await
+            .contains("Per component")
+    );
 }

@@ -42,6 +42,16 @@ impl Engine {
         Ok(posts)
     }
 
+    /// At start: each scenario cleans up after work a killed drbot left half done (a drill's
+    /// scratch database). Returns what was done, a line each.
+    pub async fn recover_scenarios(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for scenario in crate::scenarios::ALL {
+            out.extend(scenario.recover(self).await);
+        }
+        out
+    }
+
     /// One round of the scenarios' scheduled work (snapshots). Long: run it beside the loop.
     pub async fn scheduled(&self) -> Result<Vec<Post>, CommandError> {
         let mut posts = Vec::new();

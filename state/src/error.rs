@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::{IncidentId, RequestId};
+use crate::model::{DrillId, IncidentId, RequestId};
 
 /// What can go wrong reading or writing incident state.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,10 @@ pub enum StateError {
     /// The approval request does not exist.
     #[error("approval request {0} does not exist")]
     NoSuchRequest(RequestId),
+
+    /// The drill does not exist.
+    #[error("drill {0} does not exist")]
+    NoSuchDrill(DrillId),
 
     /// The notification does not exist.
     #[error("notification {0} does not exist")]

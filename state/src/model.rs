@@ -496,6 +496,147 @@ pub struct LastRestore {
     pub by: String,
 }
 
+/// A fire drill's number, shown to people as `DRILL-<n>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DrillId(pub u64);
+
+impl fmt::Display for DrillId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DRILL-{}", self.0)
+    }
+}
+
+impl FromStr for DrillId {
+    type Err = String;
+
+    /// Accepts `DRILL-4`, `drill-4`, `#4` or `4`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_number(s, &["DRILL-", "drill-", "Drill-"])
+            .map(DrillId)
+            .ok_or_else(|| format!("`{s}` is not a drill id (write it like DRILL-3 or 3)"))
+    }
+}
+
+/// Where a drill is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillStatus {
+    /// Running now.
+    Running,
+    /// Every step passed.
+    Passed,
+    /// A step failed.
+    Failed,
+    /// drbot stopped while it ran; what it had created was dropped at the next start.
+    Interrupted,
+}
+
+impl DrillStatus {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillStatus::Running => "running",
+            DrillStatus::Passed => "passed",
+            DrillStatus::Failed => "failed",
+            DrillStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One step of a drill, with its clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillStep {
+    /// What it is (`restore the latest backup`).
+    pub name: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended, if it did.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Whether it passed (none while it runs, or for an item left to people).
+    #[serde(default)]
+    pub ok: Option<bool>,
+    /// What it found, in a line or a few.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Where a scratch resource of a drill is: recorded before it is created, so a drill that
+/// dies leaves nothing behind that drbot does not know about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScratchState {
+    /// Recorded; being created (it may or may not exist).
+    Planned,
+    /// Created by drbot.
+    Created,
+    /// Dropped again.
+    Dropped,
+    /// Kept on request (`keep:true`).
+    Kept,
+    /// It was never created (its creation failed), so there is nothing of drbot's to drop.
+    NotCreated,
+}
+
+/// A scratch resource a drill creates and drops.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scratch {
+    /// `database` (on the drill server) or `prefix` (in the media bucket).
+    pub kind: String,
+    /// Its name: the database, or the key prefix.
+    pub name: String,
+    /// Where it is.
+    pub state: ScratchState,
+}
+
+/// A fire drill: its steps and clocks, the scratch resources it made, its measurements and
+/// its report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drill {
+    /// Its number.
+    pub id: DrillId,
+    /// `database`, `storage` or `full`.
+    pub kind: String,
+    /// Who started it (`drbot` for a scheduled one).
+    pub started_by: String,
+    /// Where it was started (`console`, `discord:<channel>`), where its report goes.
+    pub place: String,
+    /// Whether the schedule started it.
+    #[serde(default)]
+    pub scheduled: bool,
+    /// When it started: the RTO clock starts here.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Where it is.
+    pub status: DrillStatus,
+    /// Why it failed or was interrupted.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Its steps, in order.
+    #[serde(default)]
+    pub steps: Vec<DrillStep>,
+    /// The scratch resources it recorded before creating them.
+    #[serde(default)]
+    pub scratch: Vec<Scratch>,
+    /// The backup (or snapshot) it restored.
+    #[serde(default)]
+    pub restored: Option<String>,
+    /// RTO achieved: milliseconds from the start to verified usable.
+    #[serde(default)]
+    pub rto_ms: Option<i64>,
+    /// RPO: the restored backup's age at the start, in seconds.
+    #[serde(default)]
+    pub rpo_secs: Option<i64>,
+    /// The application's start-up queries, timed: (query, milliseconds, result).
+    #[serde(default)]
+    pub app_checks: Vec<(String, u64, String)>,
+    /// The report, as markdown, once it ended.
+    #[serde(default)]
+    pub report: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::error::StateError;
 use crate::model::{
-    ApprovalRequest, DeliveryStatus, Incident, IncidentId, LastRestore, NewEntry, OutboxItem,
-    RequestId, TimelineEntry,
+    ApprovalRequest, DeliveryStatus, Drill, DrillId, Incident, IncidentId, LastRestore, NewEntry,
+    OutboxItem, RequestId, TimelineEntry,
 };
 
 /// The schema this build writes. Bump it with a migration in [`MIGRATIONS`].
@@ -27,6 +27,8 @@ mod names {
     pub const NEXT_REQUEST_KEY: &[u8] = b"next_request";
     pub const RPO_BREACHED_KEY: &[u8] = b"rpo_breached";
     pub const OUTBOX: &str = "outbox";
+    pub const DRILLS: &str = "drills";
+    pub const NEXT_DRILL_KEY: &[u8] = b"next_drill";
     pub const NEXT_OUTBOX_KEY: &[u8] = b"next_outbox";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
@@ -35,7 +37,7 @@ mod names {
     pub const SEQ_FLOOR_KEY: &[u8] = b"seq_floor";
     /// Every tree, in the order an export reads them.
     pub const TREES: &[&str] = &[
-        META, INCIDENTS, APPROVALS, OUTBOX, RESTORES, TIMELINE, AUDIT,
+        META, INCIDENTS, APPROVALS, OUTBOX, RESTORES, TIMELINE, AUDIT, DRILLS,
     ];
     pub const LOCK_FILE: &str = "drbot.lock";
 }
@@ -225,6 +227,7 @@ pub struct Store {
     restores: sled::Tree,
     approvals: sled::Tree,
     outbox: sled::Tree,
+    drills: sled::Tree,
     /// Writers share it; an export takes it alone, so it reads one consistent state.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     /// Bumped by every write when it is over: `serve` exports when it moved, and a flush
@@ -286,6 +289,7 @@ impl Store {
             restores: db.open_tree(names::RESTORES)?,
             approvals: db.open_tree(names::APPROVALS)?,
             outbox: db.open_tree(names::OUTBOX)?,
+            drills: db.open_tree(names::DRILLS)?,
             gate: Default::default(),
             generation: Default::default(),
             flushed: Default::default(),
@@ -874,6 +878,60 @@ impl Store {
             .transpose()
     }
 
+    /// Creates a drill from `build` (given the new id), with its entries in the audit log, in
+    /// one transaction. `build` may run more than once.
+    pub fn create_drill<E: From<StateError>>(
+        &self,
+        build: impl Fn(DrillId) -> Result<(Drill, Vec<NewEntry>), E>,
+    ) -> Result<Drill, E> {
+        let _w = self.writing();
+        let floor = self.seq_floor;
+        let result = (&self.meta, &self.drills, &self.timeline, &self.audit).transaction(
+            |(meta, dr, tl, audit)| {
+                let next = meta
+                    .get(names::NEXT_DRILL_KEY)?
+                    .map(|v| decode_u64(&v))
+                    .unwrap_or(1);
+                let id = DrillId(next);
+                let (drill, entries) = build(id).map_err(ConflictableTransactionError::Abort)?;
+                meta.insert(names::NEXT_DRILL_KEY, &(next + 1).to_be_bytes())?;
+                dr.insert(&id.0.to_be_bytes(), encode(&drill)?)?;
+                append_entries(tl, audit, floor, None, entries)?;
+                Ok(drill)
+            },
+        );
+        unwrap_tx(result)
+    }
+
+    /// Changes a drill with `change`, writing the audit entries it returns with it, in one
+    /// transaction. `change` may run more than once.
+    pub fn update_drill<E: From<StateError>>(
+        &self,
+        id: DrillId,
+        change: impl Fn(&mut Drill) -> Result<Vec<NewEntry>, E>,
+    ) -> Result<Drill, E> {
+        self.update_record(&self.drills, id.0, || StateError::NoSuchDrill(id), change)
+    }
+
+    /// The drill with this id.
+    pub fn drill(&self, id: DrillId) -> Result<Option<Drill>, StateError> {
+        self.drills
+            .get(id.0.to_be_bytes())?
+            .map(|raw| decode(&raw, || id.to_string()))
+            .transpose()
+    }
+
+    /// Every drill, oldest first.
+    pub fn drills(&self) -> Result<Vec<Drill>, StateError> {
+        self.drills
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&v, || format!("DRILL-{}", decode_u64(&k)))
+            })
+            .collect()
+    }
+
     /// The audit log, oldest first.
     pub fn audit(&self) -> Result<Vec<TimelineEntry>, StateError> {
         self.audit
@@ -906,6 +964,13 @@ impl Record for ApprovalRequest {
     const WHAT: &'static str = "approval request";
     fn incident(&self) -> Option<IncidentId> {
         self.incident
+    }
+}
+
+impl Record for Drill {
+    const WHAT: &'static str = "drill";
+    fn incident(&self) -> Option<IncidentId> {
+        None
     }
 }
 

@@ -7,7 +7,7 @@
 //! - [`search`]: Scenario 3, Meilisearch failure (health against the database's count, dumps,
 //!   the reindex through the platform API followed to its end).
 //! - [`api`]: API and web health.
-//! - [`drill`]: the runbook's fire drills (not built yet).
+//! - [`drill`]: the runbook's fire drills, done for real on scratch copies, with a schedule.
 //!
 //! A new scenario is a folder here implementing [`Scenario`] and one line in [`ALL`].
 
@@ -109,7 +109,9 @@ mod tests {
         let registered: Vec<&str> = table().built().map(|c| c.group).collect();
         assert!(registered.contains(&"db") && registered.contains(&"storage"));
         assert!(registered.contains(&"search") && registered.contains(&"api"));
-        assert!(!registered.contains(&"drill"));
+        assert!(registered.contains(&"drill"));
         assert!(table().parse("/drill report").is_ok());
+        assert!(table().parse("/drill history limit:5").is_ok());
+        assert!(table().parse("/drill start kind:storage").is_ok());
     }
 }

@@ -111,7 +111,11 @@ pub async fn probe(url: &str, bearer: Option<&str>, total: Duration) -> Probe {
 }
 
 /// `/api health`.
-async fn health(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+pub async fn health(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+) -> Result<Reply, CommandError> {
     let Some(api) = engine.config().api.clone() else {
         return Err(CommandError::Refused(
             "No API is configured: add [api] base_url (and web_url) to the config.".to_string(),

@@ -109,39 +109,10 @@ pub async fn run_restore(
 
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
-    Counters::add(&counters.total, object.size);
     let options = load_options(engine, target);
-    let lock_wait = options.lock_wait.as_secs();
-    let result = async {
-        let client = target.connect().await.map_err(RestoreError::Target)?;
-        let (_, body) = bucket
-            .get(&object.key, object.etag.as_deref())
-            .await
-            .map_err(RestoreError::Bucket)?;
-        let rx = pipeline::start(body, ids, counters.clone());
-        let load = async {
-            load::load(&client, target, rx, &counters, &options)
-                .await
-                .map_err(RestoreError::Load)
-        };
-        tokio::pin!(load);
-        let mut tick = tokio::time::interval(PROGRESS_EVERY);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                r = &mut load => break r,
-                _ = tick.tick() => {
-                    let line = progress_line(&counters, started, lock_wait);
-                    let total = Counters::get(&counters.total);
-                    progress.progress(&crate::progress::Progress {
-                        title: &title,
-                        line: &line,
-                        fraction: (total > 0).then(|| Counters::get(&counters.downloaded) as f64 / total as f64),
-                    });
-                }
-            }
-        }
-    }
+    let result = stream(
+        bucket, object, target, ids, &counters, &options, &title, progress,
+    )
     .await;
     let elapsed = Duration::milliseconds(started.elapsed().as_millis() as i64);
     match result {
@@ -264,6 +235,52 @@ pub async fn run_restore(
     }
 }
 
+/// Streams `object` from the bucket into `target` in one transaction (age → xz → SQL), with
+/// live progress under `title`. Nothing else: no timeline, no lock (the caller holds it).
+#[allow(clippy::too_many_arguments)]
+pub async fn stream(
+    bucket: &Bucket,
+    object: &ObjectInfo,
+    target: &Target,
+    ids: Arc<Identities>,
+    counters: &Arc<Counters>,
+    options: &load::LoadOptions,
+    title: &str,
+    progress: &dyn ProgressSink,
+) -> Result<load::Loaded, RestoreError> {
+    let started = Instant::now();
+    Counters::add(&counters.total, object.size);
+    let lock_wait = options.lock_wait.as_secs();
+    let client = target.connect().await.map_err(RestoreError::Target)?;
+    let (_, body) = bucket
+        .get(&object.key, object.etag.as_deref())
+        .await
+        .map_err(RestoreError::Bucket)?;
+    let rx = pipeline::start(body, ids, counters.clone());
+    let load = async {
+        load::load(&client, target, rx, counters, options)
+            .await
+            .map_err(RestoreError::Load)
+    };
+    tokio::pin!(load);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut load => break r,
+            _ = tick.tick() => {
+                let line = progress_line(counters, started, lock_wait);
+                let total = Counters::get(&counters.total);
+                progress.progress(&crate::progress::Progress {
+                    title,
+                    line: &line,
+                    fraction: (total > 0).then(|| Counters::get(&counters.downloaded) as f64 / total as f64),
+                });
+            }
+        }
+    }
+}
+
 /// Why a restore stopped before it committed: the target, the bucket, or the load, each in
 /// its own words.
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +298,7 @@ pub enum RestoreError {
 
 /// The restore's options for `target`: `[restore] lock_wait_secs`, the target's
 /// `create_missing_roles`.
-fn load_options(engine: &Engine, target: &Target) -> load::LoadOptions {
+pub fn load_options(engine: &Engine, target: &Target) -> load::LoadOptions {
     load::LoadOptions {
         lock_wait: std::time::Duration::from_secs(engine.config().restore.lock_wait_secs),
         create_missing_roles: engine
@@ -309,19 +326,46 @@ pub async fn preflight(
     target: &Target,
     progress: &dyn ProgressSink,
 ) -> Result<Checked, CommandError> {
+    let options = load_options(engine, target);
+    preflight_with(engine, bucket, object, target, &options, true, progress).await
+}
+
+/// The preflight with the load's options given; `for_approval` when its result is shown with
+/// an approval request (a drill's is not).
+pub async fn preflight_with(
+    engine: &Engine,
+    bucket: &Bucket,
+    object: &ObjectInfo,
+    target: &Target,
+    options: &load::LoadOptions,
+    for_approval: bool,
+    progress: &dyn ProgressSink,
+) -> Result<Checked, CommandError> {
     let fail = |e: String| {
         CommandError::Failed(format!(
-            "The preflight of {} for {} failed: {e}. Nothing was changed: {} is as it was before, and no approval was requested.",
-            object.key, target.name, target.name
+            "The preflight of {} for {} failed: {e}. Nothing was changed: {} is as it was before{}.",
+            object.key,
+            target.name,
+            target.name,
+            if for_approval {
+                ", and no approval was requested"
+            } else {
+                ""
+            }
         ))
     };
     let ids = Arc::new(identities(engine)?);
     let counters = Arc::new(Counters::default());
     Counters::add(&counters.total, object.size);
     progress.update(&format!(
-        "Checking {} ({}) before asking for approval: reading it whole…",
+        "Checking {} ({}) {}: reading it whole…",
         object.key,
-        size(object.size)
+        size(object.size),
+        if for_approval {
+            "before asking for approval"
+        } else {
+            "before restoring it"
+        }
     ));
     let (_, body) = bucket
         .get(&object.key, object.etag.as_deref())
@@ -338,7 +382,7 @@ pub async fn preflight(
     let seen = preflight::look_at(target, &facts.needs)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let create = load_options(engine, target).create_missing_roles;
+    let create = options.create_missing_roles;
     let mut lacks = Vec::new();
     if !seen.missing_roles.is_empty() && !create {
         lacks.push(format!("roles {}", seen.missing_roles.join(", ")));

@@ -8,7 +8,7 @@
 //! a dump only at launch (`--import-dump`). drbot says so, gives the commands, and recommends
 //! the reindex from the database.
 
-mod commands;
+pub mod commands;
 pub mod meili;
 
 use crate::engine::{Context, Engine};

@@ -511,28 +511,7 @@ pub async fn verify(
     ctx: &Context,
     inv: &Invocation,
 ) -> Result<Reply, CommandError> {
-    let b = Buckets::of(engine)?;
-    let media = b.media.name().to_string();
-    let mut lines = Vec::new();
-    let mut ok = true;
-    // The runbook's Step 4: POST {api}/uploads/test with the admin token.
-    let api_ran = match &engine.config().api {
-        None => {
-            lines.push(
-                "Platform upload test: not run — [api] base_url is not configured.".to_string(),
-            );
-            false
-        }
-        Some(api) => {
-            let (passed, line) = upload_test(engine, &api.base_url, &api.token_env).await;
-            ok &= passed;
-            lines.push(line);
-            passed
-        }
-    };
-    let (passed, line) = probe(&b.media, engine.now()).await;
-    ok &= passed;
-    lines.push(line);
+    let (ok, api_ran, lines) = verify_lines(engine).await?;
     let mut text = lines.join("\n");
     let next = if ok && api_ran {
         "Storage works end to end. Next: /api health, then resolve when the app is serving media."
@@ -560,12 +539,38 @@ pub async fn verify(
             Some(lines.join(" ")),
         )?;
     }
-    let _ = media;
     if ok {
         Ok(Reply::done(text))
     } else {
         Err(CommandError::Failed(text))
     }
+}
+
+/// What `/storage verify` finds: whether all passed, whether the platform's own upload test
+/// ran, and one line per check.
+pub async fn verify_lines(engine: &Engine) -> Result<(bool, bool, Vec<String>), CommandError> {
+    let b = Buckets::of(engine)?;
+    let mut lines = Vec::new();
+    let mut ok = true;
+    // The runbook's Step 4: POST {api}/uploads/test with the admin token.
+    let api_ran = match &engine.config().api {
+        None => {
+            lines.push(
+                "Platform upload test: not run — [api] base_url is not configured.".to_string(),
+            );
+            false
+        }
+        Some(api) => {
+            let (passed, line) = upload_test(engine, &api.base_url, &api.token_env).await;
+            ok &= passed;
+            lines.push(line);
+            passed
+        }
+    };
+    let (passed, line) = probe(&b.media, engine.now()).await;
+    ok &= passed;
+    lines.push(line);
+    Ok((ok, api_ran, lines))
 }
 
 async fn upload_test(engine: &Engine, base: &str, token_env: &str) -> (bool, String) {

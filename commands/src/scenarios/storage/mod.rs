@@ -18,7 +18,7 @@
 
 pub mod action;
 pub mod apply;
-mod commands;
+pub mod commands;
 pub mod manifest;
 pub mod media;
 pub mod plan;

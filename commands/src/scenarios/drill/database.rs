@@ -1,0 +1,341 @@
+//! Drill 1, the database: a scratch database on the drill server, the latest backup restored
+//! into it with the same preflight and streaming restore as `/db restore`, the `/db verify`
+//! checks, the application's start-up queries timed, then the scratch database dropped.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use drbot_state::ScratchState;
+
+use super::record::{Run, secs};
+use crate::engine::Engine;
+use crate::error::CommandError;
+use crate::pg::Target;
+use crate::render;
+use crate::scenarios::database::catalogue::{backup_bucket, identities, resolve_backup, taken_at};
+use crate::scenarios::database::load::quote_ident;
+use crate::scenarios::database::pipeline::Counters;
+use crate::scenarios::database::{backup, restore, verify};
+
+/// The kind of scratch resource a database drill records.
+pub const SCRATCH_DATABASE: &str = "database";
+
+/// The drill server from `[drills] scratch_url_env`, refused when it is a configured target.
+pub fn drill_server(engine: &Engine) -> Result<Target, CommandError> {
+    let var = &engine.config().drills.scratch_url_env;
+    let url = engine.env()(var).filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+        CommandError::Refused(format!(
+            "No drill server: set {var} ([drills] scratch_url_env) to a PostgreSQL server where drbot may CREATE DATABASE, never a production target."
+        ))
+    })?;
+    let server = Target::new("drill server", url.trim());
+    let at = server
+        .address()
+        .map_err(|e| CommandError::Refused(format!("{var}: {e}.")))?;
+    for name in engine.config().targets.keys() {
+        let Ok(t) = Target::resolve(engine.config(), name, &engine.env()) else {
+            continue;
+        };
+        if t.address().is_ok_and(|a| a == at) {
+            return Err(CommandError::Refused(format!(
+                "{var} points at the configured target {name}. A drill never works on a configured target: point {var} at a server and database kept for drills."
+            )));
+        }
+    }
+    Ok(server)
+}
+
+/// The scratch database's name for a drill: `drbot_drill_<n>_<tag>`, the tag from this
+/// drbot's data directory, so two drbots (staging's and production's) sharing a drill server
+/// never take each other's name.
+pub fn scratch_name(run: &Run<'_>) -> String {
+    use sha2::{Digest, Sha256};
+    let dir = run.engine.store().path();
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let tag: String = Sha256::digest(dir.to_string_lossy().as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("drbot_drill_{}_{tag}", run.id.0)
+}
+
+/// Creates the scratch database (recorded first) and returns a target for it.
+async fn create(run: &Run<'_>, server: &Target) -> Result<Target, String> {
+    let name = scratch_name(run);
+    let client = server.connect().await.map_err(|e| e.to_string())?;
+    run.plan_scratch(SCRATCH_DATABASE, &name)
+        .await
+        .map_err(|e| e.to_string())?;
+    match client
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+        .await
+    {
+        Ok(()) => {
+            run.scratch_is(SCRATCH_DATABASE, &name, ScratchState::Created)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(server.with_database(&format!("scratch {name}"), &name))
+        }
+        Err(e) => {
+            // Not ours: never dropped.
+            let _ = run
+                .scratch_is(SCRATCH_DATABASE, &name, ScratchState::NotCreated)
+                .await;
+            Err(format!(
+                "CREATE DATABASE {name} on {} failed: {}",
+                server.shown(),
+                crate::pg::pg_error(&e)
+            ))
+        }
+    }
+}
+
+/// Drops a scratch database drbot created (its sessions closed first).
+pub async fn drop_scratch(server: &Target, name: &str) -> Result<(), String> {
+    let client = server.connect().await.map_err(|e| e.to_string())?;
+    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| format!("DROP DATABASE {name} failed: {}", crate::pg::pg_error(&e)))
+}
+
+/// Runs the database drill's steps on `run`. Returns why it failed, if it did. The scratch
+/// database is dropped whatever happened, unless `keep`.
+pub async fn drill(run: &Run<'_>, keep: bool) -> Result<(), String> {
+    let engine = run.engine;
+    // 1. The scratch database.
+    let n = run
+        .step("Create a scratch database")
+        .map_err(|e| e.to_string())?;
+    let server = match drill_server(engine) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = run.end(n, Some(false), &e.to_string());
+            return Err(e.to_string());
+        }
+    };
+    let scratch = match create(run, &server).await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = run.end(n, Some(false), &e);
+            return Err(e);
+        }
+    };
+    let name = scratch_name(run);
+    let _ = run.end(
+        n,
+        Some(true),
+        &format!("Created {name} on {}.", server.shown()),
+    );
+    let result = restore_and_check(run, &scratch).await;
+    // Then the scratch database goes, whatever happened (unless kept on a pass).
+    if keep && result.is_ok() {
+        let _ = run
+            .scratch_is(SCRATCH_DATABASE, &name, ScratchState::Kept)
+            .await;
+    } else {
+        match drop_scratch(&server, &name).await {
+            Ok(()) => {
+                let _ = run
+                    .scratch_is(SCRATCH_DATABASE, &name, ScratchState::Dropped)
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(drill = %run.id, error = %e, "scratch database not dropped");
+            }
+        }
+    }
+    result
+}
+
+/// Steps 2 to 4: restore, verify, the application's queries.
+async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String> {
+    let engine = run.engine;
+    // 2. The latest backup, through the preflight and the streaming restore.
+    let n = run
+        .step("Restore the latest backup")
+        .map_err(|e| e.to_string())?;
+    let fail = |n: usize, e: String| {
+        let _ = run.end(n, Some(false), &e);
+        Err::<(), String>(e)
+    };
+    let (bucket, storage) = match backup_bucket(engine) {
+        Ok(b) => b,
+        Err(e) => return fail(n, e.to_string()),
+    };
+    let object = match resolve_backup(&bucket, &storage.db_prefix, "latest").await {
+        Ok(o) => o,
+        Err(e) => return fail(n, e.to_string()),
+    };
+    let taken = taken_at(&object);
+    let rpo = taken.map(|t| secs(t, run.started_at));
+    let key = object.key.clone();
+    let _ = run.change(|d| {
+        d.restored = Some(key.clone());
+        d.rpo_secs = rpo;
+    });
+    // "Verify encryption keys are accessible": the restore decrypts with the configured identity.
+    let ids = match identities(engine) {
+        Ok(i) => Arc::new(i),
+        Err(e) => return fail(n, e.to_string()),
+    };
+    let mut options = restore::load_options(engine, scratch);
+    // A scratch database on a drill server: the roles the backup needs are created (NOLOGIN).
+    options.create_missing_roles = true;
+    if let Err(e) = restore::preflight_with(
+        engine,
+        &bucket,
+        &object,
+        scratch,
+        &options,
+        false,
+        run.progress,
+    )
+    .await
+    {
+        return fail(n, e.to_string());
+    }
+    let _guard = match engine.restores().take(
+        &scratch.name,
+        format!("{} restoring {}", run.id, object.key),
+    ) {
+        Ok(g) => g,
+        Err(running) => {
+            return fail(
+                n,
+                format!(
+                    "a restore into {} is already running ({running})",
+                    scratch.name
+                ),
+            );
+        }
+    };
+    let counters = Arc::new(Counters::default());
+    let started = Instant::now();
+    let title = format!(
+        "{}: restore of {} into {}",
+        run.id, object.key, scratch.name
+    );
+    let loaded = restore::stream(
+        &bucket,
+        &object,
+        scratch,
+        ids,
+        &counters,
+        &options,
+        &title,
+        run.progress,
+    )
+    .await;
+    let took = started.elapsed();
+    match loaded {
+        Ok(l) => {
+            let roles = if l.roles_created.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Created roles the backup needs (NOLOGIN, server-wide, left in place): {}.",
+                    l.roles_created.join(", ")
+                )
+            };
+            let _ = run.end(
+                n,
+                Some(true),
+                &format!(
+                    "Restored {} ({}{}) in {}: {} of SQL, {} tables, {} rows.{roles}",
+                    object.key,
+                    render::size(object.size),
+                    taken
+                        .map(|t| format!(", taken {}", render::stamp(t)))
+                        .unwrap_or_default(),
+                    render::took(took),
+                    render::size(Counters::get(&counters.sql_bytes)),
+                    Counters::get(&counters.tables),
+                    Counters::get(&counters.rows)
+                ),
+            );
+        }
+        Err(e) => {
+            return fail(
+                n,
+                format!(
+                    "The restore of {} failed after {}: {e}",
+                    object.key,
+                    render::took(took)
+                ),
+            );
+        }
+    }
+    // 3. Verify.
+    let n = run.step("Verify the restore").map_err(|e| e.to_string())?;
+    let manifest = backup::fetch_manifest(&bucket, &object.key).await;
+    match verify::run(engine, scratch, manifest.as_ref()).await {
+        Ok(report) => {
+            let passed = report.passed();
+            let _ = run.end(n, Some(passed), &report.render());
+            if !passed {
+                return Err(format!(
+                    "verification found problems: {}",
+                    report.render().lines().next().unwrap_or_default()
+                ));
+            }
+        }
+        Err(e) => return fail(n, format!("verification could not run: {e}")),
+    }
+    // 4. The application's start-up queries.
+    let n = run
+        .step("Test application connectivity")
+        .map_err(|e| e.to_string())?;
+    let checks = &engine.config().drills.app_checks;
+    if checks.is_empty() {
+        let _ = run.end(
+            n,
+            None,
+            "Not tested: [drills] app_checks lists no queries (put the ones the application runs at start there).",
+        );
+    } else {
+        let client = match scratch.connect().await {
+            Ok(c) => c,
+            Err(e) => return fail(n, e.to_string()),
+        };
+        let mut timed = Vec::new();
+        let mut failed = Vec::new();
+        for sql in checks {
+            let t = Instant::now();
+            let result = match client.simple_query(sql).await {
+                Ok(rows) => rows
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some(r.get(0).unwrap_or("NULL").to_string())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "no rows".to_string()),
+                Err(e) => {
+                    let why = format!("failed: {}", crate::pg::pg_error(&e));
+                    failed.push(format!("{} {why}", render::truncate(sql, 80)));
+                    why
+                }
+            };
+            let ms = t.elapsed().as_millis() as u64;
+            timed.push((sql.clone(), ms, render::truncate(&result, 100)));
+        }
+        let lines: Vec<String> = timed
+            .iter()
+            .map(|(q, ms, r)| format!("{} → {r} in {ms} ms", render::truncate(q, 80)))
+            .collect();
+        let _ = run.change(|d| d.app_checks = timed.clone());
+        if failed.is_empty() {
+            let _ = run.end(n, Some(true), &lines.join("\n"));
+        } else {
+            return fail(
+                n,
+                format!("the application's queries failed: {}", failed.join("; ")),
+            );
+        }
+    }
+    Ok(())
+}

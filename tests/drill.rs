@@ -1,0 +1,531 @@
+//! Fire drills for real: a database drill restores the latest backup (moto) into a scratch
+//! database on the real PostgreSQL and drops it; a bad backup fails the drill at its step with
+//! the scratch database gone; a drill server that is a configured target is refused; a drill
+//! killed mid-restore is cleaned up at the next start; the schedule runs a due drill once.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use drbot_commands::{Clock, Config, Engine, ManualClock, Outcome, Reply, SystemClock};
+use drbot_state::{DrillStatus, ScratchState, Store};
+
+use crate::database::{FIXTURE, commander, config_text, env_map};
+use crate::support::{AgeKey, Drbot, PG, TestDb, age_key, bucket, moto, put, sh};
+
+const DRILL_PASSWORD: &str = "drill-pass-7Hq2";
+
+struct D {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    bucket: String,
+    key: AgeKey,
+    source: TestDb,
+    staging: TestDb,
+    work: tempfile::TempDir,
+}
+
+fn drill_url() -> String {
+    // Trust auth here ignores the password; it is in the URL to prove it is never shown.
+    format!("postgres://postgres:{DRILL_PASSWORD}@127.0.0.1:5432/postgres?sslmode=disable")
+}
+
+/// What the application runs at start, in these tests.
+const CHECKS: &str = r#"["SELECT count(*) FROM data", "SELECT count(*) FROM \"MixedCase\""]"#;
+
+fn drills_config(bucket: &str, key: &AgeKey, extra: &str) -> String {
+    let checks = if extra.contains("app_checks") {
+        String::new()
+    } else {
+        format!("app_checks = {CHECKS}\n")
+    };
+    format!(
+        "{}\n[drills]\nscratch_url_env = \"DRILL_URL\"\n{checks}{extra}",
+        config_text(bucket, key)
+    )
+}
+
+async fn setup_with(
+    extra: &str,
+    clock: Arc<dyn Clock>,
+    url: impl FnOnce(&TestDb, &TestDb) -> String,
+) -> D {
+    let key = age_key();
+    let bucket = bucket("drbot-drill-").await;
+    let source = TestDb::new("drbot_dsrc_");
+    let staging = TestDb::new("drbot_dstg_");
+    source.psql(FIXTURE);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env_map(moto(), &source.url(), &staging.url());
+    env.insert("DRILL_URL".to_string(), url(&source, &staging));
+    let config = Config::from_toml(&drills_config(&bucket, &key, extra), Path::new("t.toml"))
+        .expect("config");
+    let engine = Engine::new(Arc::new(config), Store::open(dir.path()).unwrap(), clock)
+        .with_env(Arc::new(move |k: &str| env.get(k).cloned()));
+    D {
+        _dir: dir,
+        engine,
+        bucket,
+        key,
+        source,
+        staging,
+        work: tempfile::tempdir().unwrap(),
+    }
+}
+
+async fn setup(extra: &str) -> D {
+    setup_with(extra, Arc::new(SystemClock), |_, _| drill_url()).await
+}
+
+/// A backup name taken `ago` before now.
+fn name_at(at: DateTime<Utc>) -> String {
+    format!("{}.sql.xz.age", at.format("%Y-%m-%dT%H-%M-%SZ"))
+}
+
+impl D {
+    async fn upload(&self, name: &str, script: &str) -> String {
+        let out = self.work.path().join(name);
+        sh(&format!("{script} > {}", out.display()));
+        let key = format!("db/{name}");
+        put(&self.bucket, &key, std::fs::read(&out).unwrap()).await;
+        key
+    }
+
+    fn good_backup_script(&self) -> String {
+        format!(
+            "pg_dump --clean --if-exists '{}' | xz | age -r {}",
+            self.source.url(),
+            self.key.recipient
+        )
+    }
+
+    async fn run(&self, line: &str) -> Reply {
+        let r = self.engine.run(&commander(), line).await;
+        let all = r.full_text();
+        assert!(!all.contains(DRILL_PASSWORD), "{all}");
+        r
+    }
+
+    /// Everything the store recorded (audit log, drills' reports and steps).
+    fn recorded(&self) -> String {
+        let mut text = crate::support::recorded_text(self.engine.store());
+        for d in self.engine.store().drills().unwrap() {
+            text.push_str(&format!("{d:?}"));
+        }
+        text
+    }
+}
+
+fn database_exists(name: &str) -> bool {
+    sh(&format!(
+        "psql -At -X '{PG}/postgres' -c \"SELECT count(*) FROM pg_database WHERE datname = '{name}'\""
+    ))
+    .trim()
+        == "1"
+}
+
+fn drop_database(name: &str) {
+    sh(&format!(
+        "psql -q -X '{PG}/postgres' -c 'DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)'"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_drops_it() {
+    let d = setup("").await;
+    let engine = &d.engine;
+    let taken = Utc::now() - chrono::Duration::hours(2);
+    d.upload(&name_at(taken), &d.good_backup_script()).await;
+    let before = d.source.dump();
+    let staging_before = d.staging.dump();
+
+    let r = engine.run(&commander(), "/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(!r.full_text().contains(DRILL_PASSWORD), "{}", r.full_text());
+    assert!(
+        r.text.contains("DRILL-1: database drill passed"),
+        "{}",
+        r.text
+    );
+    // A passed drill still says plainly that the backup was older than the RPO allows.
+    assert!(r.text.contains("(target 30m: MISSED BY 1H3"), "{}", r.text);
+    let drill = engine.store().drills().unwrap().remove(0);
+    assert_eq!(drill.status, DrillStatus::Passed, "{drill:?}");
+    assert_eq!(drill.steps.len(), 4, "{drill:?}");
+    assert!(drill.steps.iter().all(|s| s.ok == Some(true)), "{drill:?}");
+    // Measured: restored usable within the RTO, and the backup's age (about 2 h) as the RPO.
+    let rto = drill.rto_ms.expect("RTO measured");
+    assert!(rto < 120 * 60 * 1000, "{rto}");
+    let rpo = drill.rpo_secs.expect("RPO measured");
+    assert!((2 * 3600..2 * 3600 + 600).contains(&rpo), "{rpo}");
+    // The report has both objectives with numbers, the application queries with results.
+    let report = &drill.report;
+    assert!(report.contains("| RTO (database) | 2h00m |"), "{report}");
+    assert!(report.contains("| RPO (database) | 30m | 2h0"), "{report}");
+    assert!(report.contains("missed by 1h3"), "{report}");
+    assert!(
+        report.contains("| `SELECT count(*) FROM data` | 3 |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| `SELECT count(*) FROM \"MixedCase\"` | 7 |"),
+        "{report}"
+    );
+    assert!(r.attachments.iter().any(|a| a.name == "DRILL-1-report.md"));
+    assert!(r.attachments.iter().any(|a| a.name == "DRILL-1-steps.png"));
+    let card = r.card.as_ref().expect("card");
+    assert!(
+        card.fields.iter().any(|(n, _)| n == "RPO (database)"),
+        "{card:?}"
+    );
+    // The scratch database is gone; production and staging are untouched.
+    assert_eq!(drill.scratch.len(), 1);
+    assert_eq!(drill.scratch[0].state, ScratchState::Dropped);
+    assert!(drill.scratch[0].name.starts_with("drbot_drill_1_"));
+    assert!(!database_exists(&drill.scratch[0].name));
+    crate::support::assert_same_dump(&before, &d.source.dump(), "source after a drill");
+    crate::support::assert_same_dump(&staging_before, &d.staging.dump(), "staging after a drill");
+    // History and report answer from the store, with the trend chart.
+    let h = engine.run(&commander(), "/drill history").await;
+    assert_eq!(h.outcome, Outcome::Done, "{}", h.text);
+    assert!(h.text.contains("DRILL-1 database passed"), "{}", h.text);
+    assert!(h.attachments.iter().any(|a| a.name == "drill-history.png"));
+    let again = engine.run(&commander(), "/drill report drill:1").await;
+    assert_eq!(again.outcome, Outcome::Done, "{}", again.text);
+    assert!(
+        again
+            .attachments
+            .iter()
+            .any(|a| a.text.contains("| RTO (database)"))
+    );
+    let none = engine
+        .run(&commander(), "/drill report drill:DRILL-9")
+        .await;
+    assert_eq!(none.outcome, Outcome::Usage, "{}", none.text);
+    assert!(
+        none.text.contains("DRILL-9 does not exist"),
+        "{}",
+        none.text
+    );
+    // keep:true leaves it, and says how to drop it.
+    let kept = engine
+        .run(&commander(), "/drill start kind:database keep:true")
+        .await;
+    assert_eq!(kept.outcome, Outcome::Done, "{}", kept.text);
+    let drill = engine.store().drills().unwrap().remove(1);
+    let name = drill.scratch[0].name.clone();
+    assert_eq!(drill.scratch[0].state, ScratchState::Kept);
+    assert!(database_exists(&name));
+    assert!(
+        kept.text.contains(&format!("DROP DATABASE {name}")),
+        "{}",
+        kept.text
+    );
+    drop_database(&name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_dropped() {
+    let d = setup("").await;
+    let older = Utc::now() - chrono::Duration::hours(5);
+    d.upload(&name_at(older), &d.good_backup_script()).await;
+    // The newest is cut in half: the drill must take it (it is the latest) and fail there.
+    let newest = Utc::now() - chrono::Duration::hours(1);
+    let full = d.work.path().join("full");
+    sh(&format!("{} > {}", d.good_backup_script(), full.display()));
+    let len = std::fs::metadata(&full).unwrap().len();
+    let key = d
+        .upload(
+            &name_at(newest),
+            &format!("head -c {} {}", len / 2, full.display()),
+        )
+        .await;
+    let before = d.source.dump();
+    let r = d.run("/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text
+            .contains("FAILED at step 2 (Restore the latest backup)"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains(&key), "{}", r.text);
+    let drill = d.engine.store().drills().unwrap().remove(0);
+    assert_eq!(drill.status, DrillStatus::Failed);
+    assert_eq!(drill.steps[1].ok, Some(false), "{drill:?}");
+    assert!(drill.rto_ms.is_none());
+    assert!(drill.report.contains("not reached"), "{}", drill.report);
+    assert_eq!(drill.scratch[0].state, ScratchState::Dropped);
+    assert!(!database_exists(&drill.scratch[0].name));
+    crate::support::assert_same_dump(&before, &d.source.dump(), "source after a failed drill");
+    assert!(!d.recorded().contains(DRILL_PASSWORD));
+    // An application query that fails fails the drill at step 4, and still drops the scratch.
+    let d = setup("app_checks = [\"SELECT note FROM nope\"]").await;
+    d.upload(
+        &name_at(Utc::now() - chrono::Duration::minutes(5)),
+        &d.good_backup_script(),
+    )
+    .await;
+    let r = d.run("/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("at step 4 (Test application connectivity)"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("nope"), "{}", r.text);
+    let drill = d.engine.store().drills().unwrap().remove(0);
+    assert!(!database_exists(&drill.scratch[0].name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_server_that_is_a_configured_target_is_refused_and_nothing_is_created() {
+    let d = setup_with("", Arc::new(SystemClock), |_, staging| {
+        // The same database as the staging target, spelled another way.
+        staging.url().replace("127.0.0.1", "localhost")
+    })
+    .await;
+    d.upload(
+        &name_at(Utc::now() - chrono::Duration::hours(1)),
+        &d.good_backup_script(),
+    )
+    .await;
+    let before = d.staging.dump();
+    let r = d.run("/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("configured target staging."), "{}", r.text);
+    assert!(r.text.contains("Nothing was changed"), "{}", r.text);
+    assert!(d.engine.store().drills().unwrap().is_empty());
+    crate::support::assert_same_dump(&before, &d.staging.dump(), "staging");
+    // Unset: refused, naming the variable.
+    let unset = setup_with("", Arc::new(SystemClock), |_, _| String::new()).await;
+    let r = unset.run("/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("set DRILL_URL"), "{}", r.text);
+    assert!(unset.engine.store().drills().unwrap().is_empty());
+    // A storage drill without a media bucket: refused the same way.
+    let r = unset.run("/drill start kind:storage").await;
+    assert!(r.text.contains("media_bucket"), "{}", r.text);
+    assert!(unset.engine.store().drills().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_runs_a_due_drill_once_and_not_again_until_it_is_due() {
+    let t0 = Utc::now();
+    let clock = Arc::new(ManualClock::new(t0));
+    let d = setup_with(
+        "schedule = { database = \"monthly\" }",
+        clock.clone(),
+        |_, _| drill_url(),
+    )
+    .await;
+    // No backup yet: the due drill runs, fails, and alerts; it is not re-run every round.
+    let posts = d.engine.scheduled().await.unwrap();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].kind, drbot_commands::watch::PostKind::DrillFailed);
+    assert!(posts[0].text.contains("OVERDUE"), "{}", posts[0].text);
+    assert!(posts[0].text.contains("no backups"), "{}", posts[0].text);
+    assert!(d.engine.scheduled().await.unwrap().is_empty());
+    assert_eq!(d.engine.store().drills().unwrap().len(), 1);
+    // A backup appears; 29 days on, still not due.
+    d.upload(&name_at(t0), &d.good_backup_script()).await;
+    clock.advance(chrono::Duration::days(29));
+    assert!(d.engine.scheduled().await.unwrap().is_empty());
+    assert_eq!(d.engine.store().drills().unwrap().len(), 1);
+    // Due at 30 days: runs once, passes, and is scheduled.
+    clock.advance(chrono::Duration::days(1));
+    let posts = d.engine.scheduled().await.unwrap();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(
+        posts[0].kind,
+        drbot_commands::watch::PostKind::DrillPassed,
+        "{}",
+        posts[0].text
+    );
+    assert!(posts[0].text.contains("DRILL-2"), "{}", posts[0].text);
+    let drills = d.engine.store().drills().unwrap();
+    assert_eq!(drills.len(), 2);
+    assert!(drills[1].scheduled);
+    assert_eq!(
+        drills[1].status,
+        DrillStatus::Passed,
+        "{}",
+        drills[1].report
+    );
+    assert!(d.engine.scheduled().await.unwrap().is_empty());
+    clock.advance(chrono::Duration::days(29));
+    assert!(d.engine.scheduled().await.unwrap().is_empty());
+    assert_eq!(d.engine.store().drills().unwrap().len(), 2);
+    assert!(!d.recorded().contains(DRILL_PASSWORD));
+}
+
+#[test]
+fn a_drill_killed_mid_restore_is_dropped_and_marked_interrupted_at_the_next_start() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let d = rt.block_on(setup(""));
+    // Big enough that the restore runs for a while.
+    d.source.psql(
+        "CREATE TABLE big (id int PRIMARY KEY, t text); \
+         INSERT INTO big SELECT g, md5(g::text) || repeat('x', 200) FROM generate_series(1, 400000) g;",
+    );
+    rt.block_on(d.upload(
+        &name_at(Utc::now() - chrono::Duration::minutes(10)),
+        &d.good_backup_script(),
+    ));
+    let install = Drbot::new(&drills_config(&d.bucket, &d.key, ""));
+    let exec = |line: &str| -> Command {
+        let mut c = install.command();
+        c.args(["exec", line])
+            .env("R2_ENDPOINT", moto())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("SOURCE_URL", d.source.url())
+            .env("STAGING_URL", d.staging.url())
+            .env("DRILL_URL", drill_url());
+        c
+    };
+    let mut child = exec("/drill start kind:database")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The scratch database's name: its tag comes from the data directory (other tests' drills
+    // run beside this one on the same server).
+    std::fs::create_dir_all(install.data_dir()).unwrap();
+    let data = std::fs::canonicalize(install.data_dir()).unwrap();
+    let tag = sh(&format!("printf %s '{}' | sha256sum", data.display()));
+    let name = format!("drbot_drill_1_{}", &tag[..8]);
+    // Wait until the restore is writing into the scratch database, then kill -9.
+    let started = Instant::now();
+    let scratch = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the drill never started restoring"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the drill ended before the kill"
+        );
+        let busy = sh(&format!(
+            "psql -At -X '{PG}/postgres' -c \"SELECT datname FROM pg_stat_activity WHERE datname = '{name}' AND query ILIKE 'COPY%'\""
+        ));
+        if let Some(name) = busy.lines().next().filter(|l| !l.is_empty()) {
+            break name.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        database_exists(&scratch),
+        "the kill came too late to test anything"
+    );
+    // The next start of drbot (any command) drops it and marks the drill interrupted.
+    let out = exec("/drill history").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("DRILL-1: the database drill was interrupted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("dropped database {scratch}")),
+        "{stderr}"
+    );
+    assert!(stdout.contains("DRILL-1 database interrupted"), "{stdout}");
+    assert!(!database_exists(&scratch));
+    assert!(!stdout.contains(DRILL_PASSWORD) && !stderr.contains(DRILL_PASSWORD));
+    let store = Store::open(&install.data_dir()).unwrap();
+    let drill = store.drills().unwrap().remove(0);
+    assert_eq!(drill.status, DrillStatus::Interrupted);
+    assert_eq!(drill.scratch[0].state, ScratchState::Dropped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
+    let media = bucket("drbot-dmedia-").await;
+    let d = setup_with("", Arc::new(SystemClock), |_, _| drill_url()).await;
+    let config = drills_config(&d.bucket, &d.key, "").replace(
+        &format!("backup_bucket = \"{}\"", d.bucket),
+        &format!(
+            "backup_bucket = \"{}\"\nmedia_bucket = \"{media}\"",
+            d.bucket
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env_map(moto(), &d.source.url(), &d.staging.url());
+    env.insert("DRILL_URL".to_string(), drill_url());
+    let engine = Engine::new(
+        Arc::new(Config::from_toml(&config, Path::new("t.toml")).unwrap()),
+        Store::open(dir.path()).unwrap(),
+        Arc::new(SystemClock),
+    )
+    .with_env(Arc::new(move |k: &str| env.get(k).cloned()));
+    for (k, body) in [
+        ("art/1.jpg", vec![1u8; 3000]),
+        ("art/2.png", vec![2u8; 10]),
+        ("z.txt", b"z".to_vec()),
+    ] {
+        put(&media, k, body).await;
+    }
+    d.upload(
+        &name_at(Utc::now() - chrono::Duration::minutes(20)),
+        &d.good_backup_script(),
+    )
+    .await;
+    let snap = engine.run(&commander(), "/storage snapshot").await;
+    assert_eq!(snap.outcome, Outcome::Done, "{}", snap.text);
+    let r = engine.run(&commander(), "/drill start kind:full").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(!r.full_text().contains(DRILL_PASSWORD));
+    let drill = engine.store().drills().unwrap().remove(0);
+    let names: Vec<&str> = drill.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.len(), 4 + 5 + 3, "{names:?}");
+    assert!(
+        names.contains(&"Restore the copies from the snapshot"),
+        "{names:?}"
+    );
+    // Search and the API are not configured: said, never counted as passed.
+    let search = drill
+        .steps
+        .iter()
+        .find(|s| s.name == "/search health")
+        .unwrap();
+    assert_eq!(search.ok, None, "{search:?}");
+    assert!(search.detail.starts_with("Not checked"), "{search:?}");
+    assert!(
+        drill.report.contains("| RTO (full) | 4h00m |"),
+        "{}",
+        drill.report
+    );
+    assert!(
+        drill.report.contains("Documentation review"),
+        "{}",
+        drill.report
+    );
+    assert!(drill.report.contains("not checked"), "{}", drill.report);
+    assert!(
+        drill
+            .scratch
+            .iter()
+            .all(|s| s.state == ScratchState::Dropped),
+        "{:?}",
+        drill.scratch
+    );
+    // The drill's own work never lands on an incident, and its scratch prefix is gone.
+    let left = crate::support::s3()
+        .list_objects_v2()
+        .bucket(&media)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = left
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    assert_eq!(keys, ["art/1.jpg", "art/2.png", "z.txt"]);
+}
