@@ -46,7 +46,7 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         reg.path,
         format!("/api/v10/applications/{APP_ID}/guilds/1/commands")
     );
-    // Only what is built is registered: drills come when they work.
+    // Every built scenario is registered, drills included.
     let names: Vec<&str> = reg
         .body
         .as_array()
@@ -57,7 +57,8 @@ async fn a_slash_command_is_acknowledged_then_answered() {
     assert_eq!(
         names,
         [
-            "incident", "step", "db", "storage", "search", "api", "approve", "deny", "notify"
+            "incident", "step", "db", "storage", "search", "api", "drill", "approve", "deny",
+            "notify"
         ]
     );
     assert!(fake.identified.lock().unwrap().is_some());

@@ -299,6 +299,44 @@ async fn a_drill_server_that_is_a_configured_target_is_refused_and_nothing_is_cr
     assert!(r.text.contains("Nothing was changed"), "{}", r.text);
     assert!(d.engine.store().drills().unwrap().is_empty());
     crate::support::assert_same_dump(&before, &d.staging.dump(), "staging");
+    // drbot check says the same before anyone tries.
+    let env = env_map(moto(), &d.source.url(), &d.staging.url());
+    let same = d.staging.url().replace("127.0.0.1", "localhost");
+    let lines = drbot_commands::check::probe(d.engine.config(), &|k: &str| {
+        if k == "DRILL_URL" {
+            Some(same.clone())
+        } else {
+            env.get(k).cloned()
+        }
+    })
+    .await;
+    let drills: Vec<String> = lines
+        .iter()
+        .filter(|l| l.system == "drills")
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(drills.len(), 1, "{drills:?}");
+    assert!(
+        drills[0].contains("PROBLEM") && drills[0].contains("configured target staging"),
+        "{drills:?}"
+    );
+    let lines = drbot_commands::check::probe(d.engine.config(), &|k: &str| {
+        if k == "DRILL_URL" {
+            Some(drill_url())
+        } else {
+            env.get(k).cloned()
+        }
+    })
+    .await;
+    let good: Vec<String> = lines
+        .iter()
+        .filter(|l| l.system == "drills")
+        .map(|l| l.to_string())
+        .collect();
+    assert!(
+        good[0].contains("may CREATE DATABASE") && !good[0].contains(DRILL_PASSWORD),
+        "{good:?}"
+    );
     // Unset: refused, naming the variable.
     let unset = setup_with("", Arc::new(SystemClock), |_, _| String::new()).await;
     let r = unset.run("/drill start kind:database").await;

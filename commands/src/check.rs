@@ -276,6 +276,9 @@ pub async fn probe(
             Err(e) => out.push(line_for(CheckState::Problem, e.to_string())),
         }
     }
+    if let Some(url) = env(&config.drills.scratch_url_env).filter(|u| !u.trim().is_empty()) {
+        out.push(drill_server(config, env, url.trim()).await);
+    }
     if let Some(s) = &config.storage
         && let Ok(bucket) = crate::bucket::Bucket::from_config(s, &s.backup_bucket, &env)
     {
@@ -379,6 +382,54 @@ pub async fn probe(
 }
 
 /// An HTTP answer in one line, for a probe: `200 in 12 ms`, or why there was none.
+/// The drill server: not a configured target, reachable, and allowed to create databases.
+async fn drill_server(
+    config: &Config,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    url: &str,
+) -> CheckLine {
+    let var = &config.drills.scratch_url_env;
+    let server = crate::pg::Target::new("drill server", url);
+    let at = match server.address() {
+        Ok(a) => a,
+        Err(e) => return line("drills", CheckState::Problem, format!("{var}: {e}")),
+    };
+    for name in config.targets.keys() {
+        if let Ok(t) = crate::pg::Target::resolve(config, name, &env)
+            && t.address().is_ok_and(|a| a == at)
+        {
+            return line(
+                "drills",
+                CheckState::Problem,
+                format!("{var} is the configured target {name}: drills refuse it"),
+            );
+        }
+    }
+    let client = match server.connect().await {
+        Ok(c) => c,
+        Err(e) => return line("drills", CheckState::Problem, format!("{var}: {e}")),
+    };
+    match client
+        .query_one(
+            "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+    {
+        Ok(row) if row.get::<_, bool>(0) => line(
+            "drills",
+            CheckState::Ok,
+            format!("{var} answers and may CREATE DATABASE for drills"),
+        ),
+        Ok(_) => line(
+            "drills",
+            CheckState::Problem,
+            format!("{var} answers, but its user may not CREATE DATABASE (ALTER ROLE … CREATEDB)"),
+        ),
+        Err(e) => line("drills", CheckState::Problem, crate::pg::pg_error(&e)),
+    }
+}
+
 async fn http_probe(
     request: reqwest::RequestBuilder,
     total: Duration,
