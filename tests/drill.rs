@@ -278,6 +278,34 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
     assert!(r.text.contains("nope"), "{}", r.text);
     let drill = d.engine.store().drills().unwrap().remove(0);
     assert!(!database_exists(&drill.scratch[0].name));
+    // A database drbot did not create is never dropped: the next drill's name taken already.
+    let dir = std::fs::canonicalize(d._dir.path()).unwrap();
+    let tag = sh(&format!("printf %s '{}' | sha256sum", dir.display()));
+    let theirs = format!("drbot_drill_2_{}", &tag[..8]);
+    sh(&format!(
+        "psql -q -X '{PG}/postgres' -c 'CREATE DATABASE \"{theirs}\"'"
+    ));
+    let r = d.run("/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("at step 1 (Create a scratch database)"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("already exists"), "{}", r.text);
+    assert!(r.text.contains("was never created"), "{}", r.text);
+    let drill = d.engine.store().drills().unwrap().remove(1);
+    assert_eq!(drill.scratch[0].state, ScratchState::NotCreated);
+    assert!(
+        drbot_commands::scenarios::drill::cleanup(&d.engine, true)
+            .await
+            .is_empty()
+    );
+    assert!(
+        database_exists(&theirs),
+        "a database drbot did not create was dropped"
+    );
+    drop_database(&theirs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

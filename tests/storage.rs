@@ -1334,7 +1334,8 @@ async fn the_whole_bucket_comes_back_with_prefix_star() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_drill_restores_a_damaged_sample_and_leaves_the_media_listing_identical() {
-    let s = setup(false, "[drills]\nmedia_sample = 4").await;
+    // Every object of the snapshot, the 12 MiB multipart one (copied in parts) included.
+    let s = setup(false, "[drills]\nmedia_sample = 6").await;
     seed_media(&s.media).await;
     ok(&s.run("/storage snapshot").await);
     let listing = |bucket: String| async move {
@@ -1367,7 +1368,7 @@ async fn a_storage_drill_restores_a_damaged_sample_and_leaves_the_media_listing_
         "{drill:?}"
     );
     assert!(
-        drill.steps[0].detail.contains("Copied 4 objects"),
+        drill.steps[0].detail.contains("Copied 6 objects"),
         "{drill:?}"
     );
     assert!(
@@ -1375,7 +1376,7 @@ async fn a_storage_drill_restores_a_damaged_sample_and_leaves_the_media_listing_
         "{drill:?}"
     );
     assert!(
-        drill.steps[3].detail.contains("All 4 objects match"),
+        drill.steps[3].detail.contains("All 6 objects match"),
         "{drill:?}"
     );
     assert_eq!(drill.rpo_secs, Some(90 * 60));

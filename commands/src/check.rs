@@ -133,6 +133,31 @@ pub fn check_config(
             out.push(var(env, "search", "", &s.key_env, false));
         }
     }
+    let d = &config.drills;
+    let scheduled: Vec<String> = d.schedule.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let when = if scheduled.is_empty() {
+        "none scheduled".to_string()
+    } else {
+        format!("scheduled: {}", scheduled.join(", "))
+    };
+    if env(&d.scratch_url_env).is_some_and(|u| !u.trim().is_empty()) {
+        let mut l = var(env, "drills", "", &d.scratch_url_env, true);
+        l.text = format!("{}; {when}", l.text);
+        out.push(l);
+    } else {
+        out.push(line(
+            "drills",
+            if d.schedule.is_empty() {
+                CheckState::Off
+            } else {
+                CheckState::Problem
+            },
+            format!(
+                "{} is not set: database and full drills cannot run ({when})",
+                d.scratch_url_env
+            ),
+        ));
+    }
     match &config.api {
         None => out.push(line("api", CheckState::Off, "no [api] configured")),
         Some(a) => {
@@ -666,7 +691,7 @@ mod tests {
             "{lines:?}"
         );
         for s in [
-            "database", "bucket", "search", "api", "discord", "notify", "age",
+            "database", "bucket", "search", "api", "discord", "notify", "age", "drills",
         ] {
             assert!(lines.iter().any(|l| l.system == s), "{s}");
         }

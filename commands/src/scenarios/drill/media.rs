@@ -19,6 +19,25 @@ use crate::scenarios::storage::plan::{Op, Origin, Want};
 /// The kind of scratch resource a storage drill records.
 pub const SCRATCH_PREFIX: &str = "prefix";
 
+/// Objects above this size are left out of a drill's sample: a drill copies, restores and
+/// reads back each sampled object twice, and must not move gigabytes to prove a point.
+pub const MAX_SAMPLED_OBJECT: u64 = 256 * 1024 * 1024;
+
+/// xorshift64*: enough to pick a sample.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded(a: u64, b: u64) -> Rng {
+        Rng((a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b) | 1)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
 /// Where a drill's scratch copies go in the media bucket.
 pub fn scratch_prefix(run: &Run<'_>) -> String {
     format!("{PROBE_PREFIX}drills/{}/", run.id)
@@ -104,16 +123,30 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
         d.rpo_secs = Some(secs(newest.at, run.started_at));
     });
     let want_n = engine.config().drills.media_sample;
+    // A uniform sample of the snapshot (reservoir sampling over the manifest as it streams:
+    // memory holds the sample only), different each drill.
+    let mut rng = Rng::seeded(run.id.0, run.started_at.timestamp_micros() as u64);
     let mut sample: Vec<Entry> = Vec::new();
+    let (mut seen, mut too_big) = (0u64, 0u64);
     match Reader::open(&b.backup, &newest.key).await {
         Ok(mut r) => loop {
             match r.next().await {
                 Ok(Some(e)) => {
-                    if !e.key.starts_with(PROBE_PREFIX) {
-                        sample.push(e);
+                    if e.key.starts_with(PROBE_PREFIX) {
+                        continue;
                     }
-                    if sample.len() >= want_n {
-                        break;
+                    if e.size > MAX_SAMPLED_OBJECT {
+                        too_big += 1;
+                        continue;
+                    }
+                    seen += 1;
+                    if sample.len() < want_n {
+                        sample.push(e);
+                    } else {
+                        let j = rng.below(seen) as usize;
+                        if j < want_n {
+                            sample[j] = e;
+                        }
                     }
                 }
                 Ok(None) => break,
@@ -122,6 +155,15 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
         },
         Err(e) => return fail(n, format!("snapshot {}: {e}", newest.name())),
     }
+    sample.sort_by(|a, b| a.key.cmp(&b.key));
+    let skipped = if too_big > 0 {
+        format!(
+            " ({too_big} objects over {} left out of the sample)",
+            render::size(MAX_SAMPLED_OBJECT)
+        )
+    } else {
+        String::new()
+    };
     if sample.is_empty() {
         return fail(
             n,
@@ -132,7 +174,7 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
     if let Err(e) = run.plan_scratch(SCRATCH_PREFIX, &prefix).await {
         return fail(n, e.to_string());
     }
-    let result = steps(run, &b, &newest, &sample, &prefix, n).await;
+    let result = steps(run, &b, &newest, &sample, &prefix, n, &skipped).await;
     match remove_prefix(&b.media, &prefix).await {
         Ok(_) => {
             let _ = run
@@ -151,6 +193,7 @@ async fn steps(
     sample: &[Entry],
     prefix: &str,
     n: usize,
+    skipped: &str,
 ) -> Result<(), String> {
     let fail = |n: usize, e: String| {
         let _ = run.end(n, Some(false), &e);
@@ -178,7 +221,7 @@ async fn steps(
         n,
         Some(true),
         &format!(
-            "Copied {} objects ({}) of snapshot {} into {}{prefix}.",
+            "Copied {} objects ({}) of snapshot {} into {}/{prefix}{skipped}.",
             sample.len(),
             render::size(bytes),
             newest.name(),

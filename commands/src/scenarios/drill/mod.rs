@@ -141,6 +141,9 @@ impl Scenario for Drills {
     }
 }
 
+/// The name drills hold in the restore locks: one drill at a time.
+const DRILL_LOCK: &str = "(fire drill)";
+
 /// The drill running now, if any.
 fn running(engine: &Engine) -> Result<Option<Drill>, CommandError> {
     Ok(engine
@@ -174,6 +177,10 @@ async fn start(
             render::time(d.started_at, engine.now())
         )));
     }
+    // What an earlier drill could not drop goes first.
+    for line in cleanup(engine, true).await {
+        tracing::info!("{line}");
+    }
     // What the drill needs is checked before anything is recorded or created.
     if kind != "storage" {
         database::drill_server(engine)?;
@@ -205,6 +212,15 @@ pub async fn run_drill(
     keep: bool,
     progress: &dyn ProgressSink,
 ) -> Result<Drill, CommandError> {
+    // One drill at a time in this process (the store's lock keeps other processes out).
+    let _one = engine
+        .restores()
+        .take(DRILL_LOCK, format!("{kind} drill by {}", actor.name))
+        .map_err(|running| {
+            CommandError::Refused(format!(
+                "A drill is already running ({running}). One drill at a time: wait for its report."
+            ))
+        })?;
     let run = Run::begin(engine, kind, actor, place, scheduled, progress)?;
     engine.store().flush().await?;
     let result = match kind {
@@ -457,6 +473,15 @@ fn report_cmd(engine: &Engine, inv: &Invocation) -> Result<Reply, CommandError> 
 /// At start: drops what drills that were running when drbot stopped had recorded, and marks
 /// them interrupted. Drops only what a drill recorded. Returns what it did, a line each.
 pub async fn recover(engine: &Engine) -> Vec<String> {
+    cleanup(engine, false).await
+}
+
+/// Drops what drills recorded and did not drop. At start (`leftovers` false): the drills that
+/// were running, which no one runs any more. Later (`leftovers` true): what an earlier cleanup
+/// could not drop (the drill server was down) of drills that ended — tried by `serve`'s
+/// schedule and before a new drill, never at the start of every `exec`, which must not wait on
+/// a drill server, and never a running drill's.
+pub async fn cleanup(engine: &Engine, leftovers: bool) -> Vec<String> {
     let mut out = Vec::new();
     let Ok(drills) = engine.store().drills() else {
         return out;
@@ -468,7 +493,12 @@ pub async fn recover(engine: &Engine) -> Vec<String> {
             .filter(|s| matches!(s.state, ScratchState::Planned | ScratchState::Created))
             .cloned()
             .collect();
-        if d.status != DrillStatus::Running && left.is_empty() {
+        let wanted = if leftovers {
+            d.status != DrillStatus::Running && !left.is_empty()
+        } else {
+            d.status == DrillStatus::Running
+        };
+        if !wanted {
             continue;
         }
         let mut done = Vec::new();

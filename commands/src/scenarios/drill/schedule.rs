@@ -37,6 +37,14 @@ pub fn due(engine: &Engine) -> Result<Vec<&'static str>, CommandError> {
 /// Runs the drills that are due, one after another; returns the posts for each.
 pub async fn run_due(engine: &Engine) -> Result<Vec<Post>, CommandError> {
     let mut posts = Vec::new();
+    for line in super::cleanup(engine, true).await {
+        posts.push(Post {
+            incident: None,
+            place: "audit".to_string(),
+            kind: PostKind::Status,
+            text: line,
+        });
+    }
     for kind in due(engine)? {
         if engine
             .store()
