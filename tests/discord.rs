@@ -1130,3 +1130,55 @@ async fn a_declare_can_open_a_thread_for_the_incident() {
     );
     stop_within_limits(&fake, &mut serve);
 }
+
+/// `[drills] schedule`: serve runs a due drill by itself, posts the result in the incident
+/// channel, and a failure mentions the commander, saying the drill is overdue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_a_due_drill_and_a_failure_alerts_the_commander() {
+    use crate::database::{config_text, env_map};
+    let s = crate::database::setup().await;
+    // No backup in the bucket: the drill fails at its restore.
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+         [drills]\nschedule = {{ database = \"monthly\" }}\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        config_text(&s.bucket, &s.key),
+        fake.base
+    ));
+    let mut env: Vec<(String, String)> =
+        env_map(crate::support::moto(), &s.source.url(), &s.target.url())
+            .into_iter()
+            .collect();
+    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    env.push((
+        "DRILL_DATABASE_URL".into(),
+        format!("{}/postgres?sslmode=disable", crate::support::PG),
+    ));
+    let mut serve = serve_registered(&fake, &d, &env).await;
+    let alert = fake
+        .wait_for(Duration::from_secs(60), |r| {
+            r.method == "POST"
+                && r.path == "/api/v10/channels/2/messages"
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("Scheduled DRILL-1"))
+        })
+        .await
+        .expect("the scheduled drill's result in the incident channel");
+    let content = alert.body["content"].as_str().unwrap();
+    assert!(content.starts_with("<@11> "), "{content}");
+    assert!(content.contains("FAILED at step 2"), "{content}");
+    assert!(content.contains("OVERDUE"), "{content}");
+    assert_eq!(
+        alert.body["allowed_mentions"]["users"][0], "11",
+        "{}",
+        alert.body
+    );
+    stop_within_limits(&fake, &mut serve);
+    // Run once: the store holds one drill, failed, scheduled.
+    let store = drbot_state::Store::open(&d.data_dir()).unwrap();
+    let drills = store.drills().unwrap();
+    assert_eq!(drills.len(), 1);
+    assert!(drills[0].scheduled && drills[0].status == drbot_state::DrillStatus::Failed);
+}
