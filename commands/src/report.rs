@@ -245,10 +245,7 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
         );
     }
 
-    md.push_str(
-        "\n## Lessons learned\n\n### What worked well\n\n\n### What could be improved\n\n\n\
-         ### Timeline of events\n\n\n### Root cause analysis\n\n\n### Action items for improvement\n\n",
-    );
+    md.push_str(crate::runbook::LESSONS_LEARNED);
     Ok(md)
 }
 

@@ -491,6 +491,10 @@ pub fn component(step_id: &str) -> Option<&'static str> {
 /// The components with their own RTO in the full scenario.
 pub const TIMED_COMPONENTS: [&str; 3] = ["database", "storage", "search"];
 
+/// The runbook's "Lessons Learned" headings ("after each incident or drill, document:").
+pub const LESSONS_LEARNED: &str = "\n## Lessons learned\n\n### What worked well\n\n\n### What could be improved\n\n\n\
+     ### Timeline of events\n\n\n### Root cause analysis\n\n\n### Action items for improvement\n\n";
+
 /// The scenario an incident runs (stored by name).
 pub fn scenario_of(incident: &drbot_state::Incident) -> Option<Scenario> {
     incident.scenario.parse().ok()

@@ -178,7 +178,7 @@ pub fn build(engine: &Engine, drill: &Drill, all: &[Drill]) -> String {
     if drill.kind == "full" {
         md.push_str("\n## Documentation review (for the humans)\n\n- [ ] Does RUNBOOK.md still match what was done?\n- [ ] Are contacts, access and secrets lists current?\n- [ ] Were any steps unclear or slow? File them.\n");
     }
-    md.push_str("\n## Lessons learned\n\n### What went well\n\n### What could be improved\n\n### Action items\n");
+    md.push_str(crate::runbook::LESSONS_LEARNED);
     md
 }
 
