@@ -111,17 +111,11 @@ pub async fn drill(run: &Run<'_>, keep: bool) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let server = match drill_server(engine) {
         Ok(s) => s,
-        Err(e) => {
-            let _ = run.end(n, Some(false), &e.to_string());
-            return Err(e.to_string());
-        }
+        Err(e) => return run.fail(n, e.to_string()),
     };
     let scratch = match create(run, &server).await {
         Ok(t) => t,
-        Err(e) => {
-            let _ = run.end(n, Some(false), &e);
-            return Err(e);
-        }
+        Err(e) => return run.fail(n, e),
     };
     let name = scratch_name(run);
     let _ = run.end(
@@ -157,17 +151,13 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     let n = run
         .step("Restore the latest backup")
         .map_err(|e| e.to_string())?;
-    let fail = |n: usize, e: String| {
-        let _ = run.end(n, Some(false), &e);
-        Err::<(), String>(e)
-    };
     let (bucket, storage) = match backup_bucket(engine) {
         Ok(b) => b,
-        Err(e) => return fail(n, e.to_string()),
+        Err(e) => return run.fail(n, e.to_string()),
     };
     let object = match resolve_backup(&bucket, &storage.db_prefix, "latest").await {
         Ok(o) => o,
-        Err(e) => return fail(n, e.to_string()),
+        Err(e) => return run.fail(n, e.to_string()),
     };
     let taken = taken_at(&object);
     let rpo = taken.map(|t| secs(t, run.started_at));
@@ -179,7 +169,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     // "Verify encryption keys are accessible": the restore decrypts with the configured identity.
     let ids = match identities(engine) {
         Ok(i) => Arc::new(i),
-        Err(e) => return fail(n, e.to_string()),
+        Err(e) => return run.fail(n, e.to_string()),
     };
     let mut options = restore::load_options(engine, scratch);
     // A scratch database on a drill server: the roles the backup needs are created (NOLOGIN).
@@ -195,7 +185,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     )
     .await
     {
-        return fail(n, e.to_string());
+        return run.fail(n, e.to_string());
     }
     let _guard = match engine.restores().take(
         &scratch.name,
@@ -203,7 +193,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     ) {
         Ok(g) => g,
         Err(running) => {
-            return fail(
+            return run.fail(
                 n,
                 format!(
                     "a restore into {} is already running ({running})",
@@ -258,7 +248,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
             );
         }
         Err(e) => {
-            return fail(
+            return run.fail(
                 n,
                 format!(
                     "The restore of {} failed after {}: {e}",
@@ -282,7 +272,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
                 ));
             }
         }
-        Err(e) => return fail(n, format!("verification could not run: {e}")),
+        Err(e) => return run.fail(n, format!("verification could not run: {e}")),
     }
     // 4. The application's start-up queries.
     let n = run
@@ -298,7 +288,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     } else {
         let client = match scratch.connect().await {
             Ok(c) => c,
-            Err(e) => return fail(n, e.to_string()),
+            Err(e) => return run.fail(n, e.to_string()),
         };
         let mut timed = Vec::new();
         let mut failed = Vec::new();
@@ -331,7 +321,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
         if failed.is_empty() {
             let _ = run.end(n, Some(true), &lines.join("\n"));
         } else {
-            return fail(
+            return run.fail(
                 n,
                 format!("the application's queries failed: {}", failed.join("; ")),
             );

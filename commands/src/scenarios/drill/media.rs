@@ -97,20 +97,16 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
     let n = run
         .step("Copy a sample of the newest snapshot into a scratch prefix")
         .map_err(|e| e.to_string())?;
-    let fail = |n: usize, e: String| {
-        let _ = run.end(n, Some(false), &e);
-        Err::<(), String>(e)
-    };
     let b = match Buckets::of(engine) {
         Ok(b) => b,
-        Err(e) => return fail(n, e.to_string()),
+        Err(e) => return run.fail(n, e.to_string()),
     };
     let snapshots = match manifest::list(&b.backup, &b.snapshots.prefix).await {
         Ok(s) => s,
-        Err(e) => return fail(n, e.to_string()),
+        Err(e) => return run.fail(n, e.to_string()),
     };
     let Some(newest) = snapshots.first().cloned() else {
-        return fail(
+        return run.fail(
             n,
             format!(
                 "there is no snapshot of {} to restore from: take one with /storage snapshot",
@@ -150,10 +146,10 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return fail(n, format!("snapshot {}: {e}", newest.name())),
+                Err(e) => return run.fail(n, format!("snapshot {}: {e}", newest.name())),
             }
         },
-        Err(e) => return fail(n, format!("snapshot {}: {e}", newest.name())),
+        Err(e) => return run.fail(n, format!("snapshot {}: {e}", newest.name())),
     }
     sample.sort_by(|a, b| a.key.cmp(&b.key));
     let skipped = if too_big > 0 {
@@ -165,14 +161,14 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
         String::new()
     };
     if sample.is_empty() {
-        return fail(
+        return run.fail(
             n,
             format!("snapshot {} holds no objects to drill on", newest.name()),
         );
     }
     let prefix = scratch_prefix(run);
     if let Err(e) = run.plan_scratch(SCRATCH_PREFIX, &prefix).await {
-        return fail(n, e.to_string());
+        return run.fail(n, e.to_string());
     }
     let result = steps(run, &b, &newest, &sample, &prefix, n, &skipped).await;
     match remove_prefix(&b.media, &prefix).await {
@@ -186,6 +182,25 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
     result
 }
 
+/// Copies the sample's snapshot copies into the scratch prefix, as `/storage restore` copies
+/// back; every object must be written.
+async fn copy_back(
+    run: &Run<'_>,
+    b: &Buckets,
+    ops: Vec<Op>,
+) -> Result<crate::scenarios::storage::apply::Applied, String> {
+    let total = ops.len();
+    let a = apply(b, ops, run.progress).await;
+    if a.undone_count > 0 {
+        return Err(format!(
+            "{} of {total} objects were not written: {}",
+            a.undone_count,
+            a.undone.join("; ")
+        ));
+    }
+    Ok(a)
+}
+
 async fn steps(
     run: &Run<'_>,
     b: &Buckets,
@@ -195,27 +210,14 @@ async fn steps(
     n: usize,
     skipped: &str,
 ) -> Result<(), String> {
-    let fail = |n: usize, e: String| {
-        let _ = run.end(n, Some(false), &e);
-        Err::<(), String>(e)
-    };
     let scratch_key = |e: &Entry| format!("{prefix}{}", e.key);
     let bytes: u64 = sample.iter().map(|e| e.size).sum();
     let ops: Vec<Op> = sample
         .iter()
         .map(|e| Op::Put(want(e, scratch_key(e))))
         .collect();
-    let copied = apply(b, ops.clone(), run.progress).await;
-    if copied.undone_count > 0 {
-        return fail(
-            n,
-            format!(
-                "{} of {} copies failed: {}",
-                copied.undone_count,
-                sample.len(),
-                copied.undone.join("; ")
-            ),
-        );
+    if let Err(e) = copy_back(run, b, ops.clone()).await {
+        return run.fail(n, e);
     }
     let _ = run.end(
         n,
@@ -247,7 +249,7 @@ async fn steps(
             Ok(())
         };
         if let Err(e) = r {
-            return fail(n, format!("damaging {key}: {e}"));
+            return run.fail(n, format!("damaging {key}: {e}"));
         }
     }
     let _ = run.end(
@@ -259,18 +261,10 @@ async fn steps(
     let n = run
         .step("Restore the copies from the snapshot")
         .map_err(|e| e.to_string())?;
-    let restored = apply(b, ops, run.progress).await;
-    if restored.undone_count > 0 {
-        return fail(
-            n,
-            format!(
-                "{} of {} objects were not restored: {}",
-                restored.undone_count,
-                sample.len(),
-                restored.undone.join("; ")
-            ),
-        );
-    }
+    let restored = match copy_back(run, b, ops).await {
+        Ok(a) => a,
+        Err(e) => return run.fail(n, e),
+    };
     let _ = run.end(
         n,
         Some(true),
@@ -300,7 +294,7 @@ async fn steps(
         }
     }
     if !wrong.is_empty() {
-        return fail(
+        return run.fail(
             n,
             format!(
                 "{} of {} objects are not byte-identical to the snapshot: {}",
@@ -327,7 +321,7 @@ async fn steps(
                 return Err(format!("/storage verify failed: {}", lines.join(" ")));
             }
         }
-        Err(e) => return fail(n, e.to_string()),
+        Err(e) => return run.fail(n, e.to_string()),
     }
     Ok(())
 }

@@ -145,6 +145,12 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Ends step `n` as failed with `why`, and returns `why` as the drill's error.
+    pub fn fail(&self, n: usize, why: String) -> Result<(), String> {
+        let _ = self.end(n, Some(false), &why);
+        Err(why)
+    }
+
     /// A progress line under the drill's title.
     pub fn say(&self, line: &str, fraction: Option<f64>) {
         let title = format!("{} — {} drill", self.id, self.kind);
