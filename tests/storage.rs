@@ -1391,4 +1391,34 @@ async fn a_storage_drill_restores_a_damaged_sample_and_leaves_the_media_listing_
     // The live media are exactly as they were; the scratch prefix is gone.
     assert_eq!(listing(s.media.clone()).await, before);
     assert!(keys(&s.media, ".drbot-probe/").await.is_empty());
+
+    // Copies that fail: the drill fails at that step, says why, and leaves nothing behind.
+    s.r2.fail_copies(Some("media/objects/"));
+    let r = s.run("/drill start kind:storage").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("DRILL-2: storage drill FAILED at step 1"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("were not written"), "{}", r.text);
+    assert!(r.text.contains("was removed"), "{}", r.text);
+    s.r2.fail_copies(None);
+    assert_eq!(listing(s.media.clone()).await, before);
+    assert!(keys(&s.media, ".drbot-probe/").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_drill_without_a_snapshot_fails_at_once_and_creates_nothing() {
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    s.r2.clear();
+    let r = s.run("/drill start kind:storage").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(r.text.contains("no snapshot of"), "{}", r.text);
+    assert!(r.text.contains("/storage snapshot"), "{}", r.text);
+    let drill = s.engine.store().drills().unwrap().remove(0);
+    assert!(drill.scratch.is_empty(), "{drill:?}");
+    assert!(drill.rpo_secs.is_none());
+    assert!(s.r2.wrote_nothing());
 }

@@ -187,6 +187,7 @@ pub async fn run(config: Config) -> u8 {
     let mut tasks = JoinSet::new();
     let mut posts_out = JoinSet::new();
     let mut scheduled = JoinSet::new();
+    let mut scheduled_running: std::collections::HashSet<&'static str> = Default::default();
     // Incident headers in Discord: refreshed beside the loop, one round at a time.
     let mut header_tick = tokio::time::interval(HEADER_EVERY);
     let mut header_job = JoinSet::new();
@@ -212,17 +213,29 @@ pub async fn run(config: Config) -> u8 {
                     Ok(posts) => send_posts(&engine, &config, &discord, &mut posts_out, posts),
                     Err(e) => tracing::error!(error = %e, "background work failed"),
                 }
-                // Scheduled work (snapshots) may take long: beside the loop, one round at a time.
-                if scheduled.is_empty() {
-                    let engine = engine.clone();
-                    scheduled.spawn(async move { engine.scheduled().await });
+                // Scheduled work (snapshots, drills) may take long: beside the loop, one round
+                // at a time per scenario, so an hour-long drill never holds up a snapshot.
+                for name in drbot_commands::scenarios::ALL.iter().map(|s| s.name()) {
+                    if scheduled_running.insert(name) {
+                        let engine = engine.clone();
+                        scheduled.spawn(async move { (name, engine.scheduled_of(name).await) });
+                    }
                 }
             }
             Some(done) = scheduled.join_next(), if !scheduled.is_empty() => {
                 match done {
-                    Ok(Ok(posts)) => send_posts(&engine, &config, &discord, &mut posts_out, posts),
-                    Ok(Err(e)) => tracing::error!(error = %e, "scheduled work failed"),
-                    Err(e) => tracing::error!(error = %e, "scheduled work stopped"),
+                    Ok((name, result)) => {
+                        scheduled_running.remove(name);
+                        match result {
+                            Ok(posts) => send_posts(&engine, &config, &discord, &mut posts_out, posts),
+                            Err(e) => tracing::error!(scenario = name, error = %e, "scheduled work failed"),
+                        }
+                    }
+                    Err(e) => {
+                        // A task that panicked: its scenario is tried again next round.
+                        scheduled_running.clear();
+                        tracing::error!(error = %e, "scheduled work stopped");
+                    }
                 }
             }
             _ = header_tick.tick() => {

@@ -52,10 +52,21 @@ impl Engine {
         out
     }
 
-    /// One round of the scenarios' scheduled work (snapshots). Long: run it beside the loop.
+    /// One round of the scenarios' scheduled work (snapshots, drills). Long: run it beside
+    /// the loop.
     pub async fn scheduled(&self) -> Result<Vec<Post>, CommandError> {
         let mut posts = Vec::new();
         for scenario in crate::scenarios::ALL {
+            posts.extend(self.scheduled_of(scenario.name()).await?);
+        }
+        Ok(posts)
+    }
+
+    /// One round of one scenario's scheduled work, by its name. A failure is logged and
+    /// answered as no posts: the next round tries again.
+    pub async fn scheduled_of(&self, name: &str) -> Result<Vec<Post>, CommandError> {
+        let mut posts = Vec::new();
+        for scenario in crate::scenarios::ALL.iter().filter(|s| s.name() == name) {
             match scenario.scheduled(self).await {
                 Ok(p) => posts.extend(p),
                 Err(e) => {
