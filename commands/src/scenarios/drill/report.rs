@@ -395,3 +395,126 @@ pub fn history(engine: &Engine, all: &[Drill], limit: usize) -> Reply {
     }
     reply
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use drbot_state::{DrillId, DrillStep, Scratch};
+
+    use super::*;
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().expect("test setup");
+        let store = drbot_state::Store::open(dir.path()).expect("test setup");
+        let clock = Arc::new(crate::ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0)
+                .single()
+                .expect("test setup"),
+        ));
+        (
+            dir,
+            Engine::new(Arc::new(crate::Config::default()), store, clock),
+        )
+    }
+
+    use chrono::Utc;
+
+    fn drill(id: u64, ms: u64, status: DrillStatus) -> Drill {
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, id as u32, 3, 0, 0)
+            .single()
+            .expect("test setup");
+        Drill {
+            id: DrillId(id),
+            kind: "database".to_string(),
+            started_by: "alice".to_string(),
+            place: "console".to_string(),
+            scheduled: id == 2,
+            started_at: at,
+            finished_at: Some(at + Duration::minutes(50)),
+            status,
+            reason: (status == DrillStatus::Failed).then(|| "the restore failed".to_string()),
+            steps: vec![DrillStep {
+                name: "Restore the latest backup".to_string(),
+                started_at: at,
+                finished_at: Some(at + Duration::minutes(45)),
+                ok: Some(status == DrillStatus::Passed),
+                detail: "a | pipe\nand a newline".to_string(),
+            }],
+            scratch: vec![Scratch {
+                kind: "database".to_string(),
+                name: format!("drbot_drill_{id}_x"),
+                state: drbot_state::ScratchState::Dropped,
+            }],
+            restored: Some("db/2026-11-01T02-00-00Z.sql.xz.age".to_string()),
+            rto_ms: (status == DrillStatus::Passed).then_some(50 * 60 * 1000),
+            rpo_secs: Some(3600),
+            app_checks: vec![("SELECT 1".to_string(), ms, "1".to_string())],
+            report: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_report_measures_against_the_targets_and_compares_with_the_previous_drill() {
+        let (_d, engine) = engine();
+        let all = vec![
+            drill(1, 40, DrillStatus::Passed),
+            drill(2, 80, DrillStatus::Passed),
+        ];
+        let md = build(&engine, &all[1], &all);
+        assert!(
+            md.contains("# Fire drill DRILL-2: database — passed"),
+            "{md}"
+        );
+        assert!(md.contains("(on the schedule)"), "{md}");
+        assert!(
+            md.contains("| RTO (database) | 2h00m | 50m | met, 1h10m to spare |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| RPO (database) | 30m | 1h00m | missed by 30m |"),
+            "{md}"
+        );
+        // The application query is twice as slow as in DRILL-1.
+        assert!(
+            md.contains("| `SELECT 1` | 1 | 80 ms | 40 ms in DRILL-1 (2.0×) |"),
+            "{md}"
+        );
+        // Table cells stay one row whatever the findings hold.
+        assert!(md.contains("a \\| pipe · and a newline"), "{md}");
+        assert!(md.contains("### Root cause analysis"), "{md}");
+        // The first drill has nothing to compare with.
+        let first = build(&engine, &all[0], &all);
+        assert!(first.contains("| 40 ms | — |"), "{first}");
+    }
+
+    #[test]
+    fn a_failed_drill_has_no_rto_and_the_history_shows_the_trend() {
+        let (_d, engine) = engine();
+        let all = vec![
+            drill(1, 40, DrillStatus::Passed),
+            drill(3, 40, DrillStatus::Failed),
+        ];
+        let md = build(&engine, &all[1], &all);
+        assert!(md.contains("not reached (never verified usable)"), "{md}");
+        assert!(md.contains("- failed: the restore failed"), "{md}");
+        let r = history(&engine, &all, 20);
+        assert!(r.text.contains("DRILL-3 database failed"), "{}", r.text);
+        assert!(r.text.contains("Last passing drill: DRILL-1"), "{}", r.text);
+        let png = &r
+            .attachments
+            .iter()
+            .find(|a| a.name == "drill-history.png")
+            .expect("chart")
+            .data;
+        assert_eq!(&png[1..4], b"PNG");
+        let card = r.card.expect("card");
+        assert_eq!(card.state, CardState::Bad);
+        assert_eq!(card.image.as_deref(), Some("drill-history.png"));
+        // Limited to the newest.
+        let r = history(&engine, &all, 1);
+        assert!(!r.text.contains("DRILL-1 database"), "{}", r.text);
+    }
+}
