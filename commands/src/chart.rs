@@ -86,8 +86,8 @@ pub struct Panel {
     pub name: String,
     /// The target, in seconds: a red line.
     pub target: Option<i64>,
-    /// Bars: label, seconds, colour.
-    pub rows: Vec<(String, i64, Rgb888)>,
+    /// Bars: label, seconds (none: not measured, said in words), colour.
+    pub rows: Vec<(String, Option<i64>, Rgb888)>,
 }
 
 /// A passing or failing bar.
@@ -140,13 +140,14 @@ pub fn bars_png(title: &str, panels: &[Panel]) -> Result<Vec<u8>, ChartError> {
         let max = p
             .rows
             .iter()
-            .map(|r| r.1)
+            .filter_map(|r| r.1)
             .chain(p.target)
             .max()
             .unwrap_or(1)
             .max(1);
-        let x =
-            |secs: i64| LEFT + ((RIGHT - LEFT) as f64 * (secs.max(0) as f64 / max as f64)) as i32;
+        // Room right of the longest bar for its value.
+        let end = RIGHT - 50;
+        let x = |secs: i64| LEFT + ((end - LEFT) as f64 * (secs.max(0) as f64 / max as f64)) as i32;
         let scale = format!(
             "{} (scale 0 to {})",
             p.name,
@@ -162,19 +163,31 @@ pub fn bars_png(title: &str, panels: &[Panel]) -> Result<Vec<u8>, ChartError> {
                 black,
             )
             .draw(&mut c);
-            let x1 = x(*secs);
-            let _ = Rectangle::new(
-                Point::new(LEFT, y + 3),
-                Size::new((x1 - LEFT).max(2) as u32, ROW - 6),
-            )
-            .into_styled(PrimitiveStyle::with_fill(*col))
-            .draw(&mut c);
-            let _ = Text::new(
-                &render::duration(Duration::seconds(*secs)),
-                Point::new((x1 + 4).min(RIGHT - 30), y + 12),
-                grey,
-            )
-            .draw(&mut c);
+            match secs {
+                Some(secs) => {
+                    let x1 = x(*secs);
+                    let _ = Rectangle::new(
+                        Point::new(LEFT, y + 3),
+                        Size::new((x1 - LEFT).max(2) as u32, ROW - 6),
+                    )
+                    .into_styled(PrimitiveStyle::with_fill(*col))
+                    .draw(&mut c);
+                    let _ = Text::new(
+                        &render::duration(Duration::seconds(*secs)),
+                        Point::new(x1 + 4, y + 12),
+                        grey,
+                    )
+                    .draw(&mut c);
+                }
+                None => {
+                    let _ = Text::new(
+                        "not reached",
+                        Point::new(LEFT, y + 12),
+                        MonoTextStyle::new(&FONT_6X10, *col),
+                    )
+                    .draw(&mut c);
+                }
+            }
             y += ROW as i32;
         }
         if p.rows.is_empty() {

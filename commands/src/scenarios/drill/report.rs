@@ -194,7 +194,11 @@ pub fn steps_png(engine: &Engine, drill: &Drill) -> Option<Vec<u8>> {
                 .finished_at
                 .map(|f| (f - s.started_at).num_seconds())
                 .unwrap_or(0);
-            (format!("{}. {}", i + 1, s.name), took, outcome_colour(s.ok))
+            (
+                format!("{}. {}", i + 1, s.name),
+                Some(took),
+                outcome_colour(s.ok),
+            )
         })
         .collect();
     bars_png(
@@ -319,13 +323,20 @@ pub fn history(engine: &Engine, all: &[Drill], limit: usize) -> Reply {
     let mut reply = Reply::done(text);
     let oldest_first: Vec<&Drill> = shown.iter().rev().copied().collect();
     let label = |d: &Drill| format!("{} {} {}", d.id, d.kind, d.started_at.format("%Y-%m-%d"));
+    // Each bar is green when within its own drill's target, red when not (or not reached).
+    let within = |secs: Option<i64>, mins: Option<u64>| {
+        outcome_colour(Some(
+            secs.zip(mins).is_some_and(|(s, m)| s <= m as i64 * 60),
+        ))
+    };
     let rto_rows = oldest_first
         .iter()
         .map(|d| {
+            let secs = d.rto_ms.map(|ms| ms / 1000);
             (
                 label(d),
-                d.rto_ms.unwrap_or(0) / 1000,
-                outcome_colour(Some(d.status == DrillStatus::Passed)),
+                secs,
+                within(secs, Some(targets(engine, &d.kind).0)),
             )
         })
         .collect();
@@ -335,8 +346,8 @@ pub fn history(engine: &Engine, all: &[Drill], limit: usize) -> Reply {
             d.rpo_secs.map(|s| {
                 (
                     label(d),
-                    s,
-                    outcome_colour(Some(d.status == DrillStatus::Passed)),
+                    Some(s),
+                    within(Some(s), targets(engine, &d.kind).1),
                 )
             })
         })
