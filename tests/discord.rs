@@ -1132,7 +1132,7 @@ async fn a_declare_can_open_a_thread_for_the_incident() {
 }
 
 /// `[drills] schedule`: serve runs a due drill by itself, posts the result in the incident
-/// channel, and a failure mentions the commander, saying the drill is overdue.
+/// channel, and a failure calls on the commanders' role, saying the drill is overdue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_a_due_drill_and_a_failure_alerts_the_commander() {
     use crate::database::{config_text, env_map};
@@ -1167,14 +1167,16 @@ async fn serve_runs_a_due_drill_and_a_failure_alerts_the_commander() {
         .await
         .expect("the scheduled drill's result in the incident channel");
     let content = alert.body["content"].as_str().unwrap();
-    assert!(content.starts_with("<@11> "), "{content}");
+    // The commanders' role is called on, and nobody else.
+    assert!(content.starts_with("<@&5> "), "{content}");
     assert!(content.contains("FAILED at step 2"), "{content}");
-    assert!(content.contains("OVERDUE"), "{content}");
-    assert_eq!(
-        alert.body["allowed_mentions"]["users"][0], "11",
-        "{}",
-        alert.body
+    assert!(
+        content.contains("OVERDUE") && !content.contains(".."),
+        "{content}"
     );
+    let allowed = &alert.body["allowed_mentions"];
+    assert_eq!(allowed["roles"], json!(["5"]), "{}", alert.body);
+    assert_eq!(allowed["users"], json!([]), "{}", alert.body);
     stop_within_limits(&fake, &mut serve);
     // Run once: the store holds one drill, failed, scheduled.
     let store = drbot_state::Store::open(&d.data_dir()).unwrap();

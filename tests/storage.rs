@@ -1422,3 +1422,81 @@ async fn a_storage_drill_without_a_snapshot_fails_at_once_and_creates_nothing() 
     assert!(drill.rpo_secs.is_none());
     assert!(s.r2.wrote_nothing());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_drill_cut_short_has_its_prefix_removed_at_the_next_start_and_nothing_else() {
+    use drbot_state::{Drill, DrillStatus, Scratch, ScratchState};
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    // What a killed storage drill leaves: its recorded prefix, half written.
+    for key in [
+        ".drbot-probe/drills/DRILL-1/art/a.jpg",
+        ".drbot-probe/drills/DRILL-1/art/b.png",
+        // Not recorded by any drill: never touched.
+        ".drbot-probe/drills/DRILL-9/other.txt",
+    ] {
+        put_obj(
+            &s.media,
+            &Obj {
+                key,
+                body: b"partial".to_vec(),
+                content_type: "text/plain",
+                meta: &[],
+            },
+        )
+        .await;
+    }
+    s.engine
+        .store()
+        .create_drill(|id| {
+            Ok::<_, drbot_state::StateError>((
+                Drill {
+                    id,
+                    kind: "storage".into(),
+                    started_by: "alice".into(),
+                    place: "console".into(),
+                    scheduled: false,
+                    started_at: t0(),
+                    finished_at: None,
+                    status: DrillStatus::Running,
+                    reason: None,
+                    steps: Vec::new(),
+                    scratch: vec![Scratch {
+                        kind: "prefix".into(),
+                        name: ".drbot-probe/drills/DRILL-1/".into(),
+                        state: ScratchState::Planned,
+                    }],
+                    restored: None,
+                    rto_ms: None,
+                    rpo_secs: None,
+                    app_checks: Vec::new(),
+                    report: String::new(),
+                },
+                Vec::new(),
+            ))
+        })
+        .unwrap();
+    let said = drbot_commands::scenarios::drill::recover(&s.engine).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("DRILL-1: the storage drill was interrupted")
+            && said[0].contains("dropped prefix .drbot-probe/drills/DRILL-1/"),
+        "{said:?}"
+    );
+    assert_eq!(
+        keys(&s.media, ".drbot-probe/").await,
+        [".drbot-probe/drills/DRILL-9/other.txt"]
+    );
+    let drill = s.engine.store().drills().unwrap().remove(0);
+    assert_eq!(drill.status, DrillStatus::Interrupted);
+    assert_eq!(drill.scratch[0].state, ScratchState::Dropped);
+    assert!(drill.report.contains("interrupted"), "{}", drill.report);
+    // Once: the next start has nothing to do.
+    assert!(
+        drbot_commands::scenarios::drill::recover(&s.engine)
+            .await
+            .is_empty()
+    );
+    // The live media were not touched.
+    assert_eq!(keys(&s.media, "art/").await.len(), 5);
+}

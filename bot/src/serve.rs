@@ -316,26 +316,36 @@ pub async fn run(config: Config) -> u8 {
     0
 }
 
-/// A nudge pings the incident's commander, when their Discord id is known.
+/// A nudge pings the incident's commander (when their Discord id is known); a failed scheduled
+/// drill, the commanders.
 fn commander_to_ping(
     engine: &Engine,
     config: &Config,
     p: &drbot_commands::watch::Post,
-) -> Option<u64> {
+) -> Option<crate::discord::Mention> {
+    use crate::discord::Mention;
     if p.kind == drbot_commands::watch::PostKind::DrillFailed {
-        // A failed scheduled drill: the first commander drbot can reach.
+        // A failed scheduled drill: the commanders' role, else the first commander drbot knows.
         return config
-            .people
-            .values()
-            .filter(|person| person.roles.iter().any(|r| r == "commander"))
-            .find_map(|person| person.discord_id);
+            .discord
+            .as_ref()
+            .and_then(|d| d.commander_role_id)
+            .map(Mention::Role)
+            .or_else(|| {
+                config
+                    .people
+                    .values()
+                    .filter(|person| person.roles.iter().any(|r| r == "commander"))
+                    .find_map(|person| person.discord_id)
+                    .map(Mention::User)
+            });
     }
     if p.kind != drbot_commands::watch::PostKind::Nudge {
         return None;
     }
     let incident = engine.store().incident(p.incident?).ok()??;
     let commander = incident.roles.get("commander")?;
-    config.people.get(commander)?.discord_id
+    config.people.get(commander)?.discord_id.map(Mention::User)
 }
 
 /// Progress over the socket.

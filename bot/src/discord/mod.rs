@@ -104,15 +104,39 @@ impl Discord {
 
 /// Sends a background post to its channel: `discord:<id>` places, else the incident channel.
 /// `mention` pings one person (the commander, for a nudge); other posts ping nobody.
-pub async fn post(http: &Http, dc: &DiscordConfig, place: &str, text: &str, mention: Option<u64>) {
+/// Who a background post calls on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mention {
+    /// One person (the incident's commander, nudged).
+    User(u64),
+    /// A Discord role (the commanders, when a scheduled drill failed).
+    Role(u64),
+}
+
+/// Posts background work's text in its channel (the incident channel when the place is not a
+/// Discord channel), calling on `mention` alone when given.
+pub async fn post(
+    http: &Http,
+    dc: &DiscordConfig,
+    place: &str,
+    text: &str,
+    mention: Option<Mention>,
+) {
     let channel = place
         .strip_prefix("discord:")
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or(dc.incident_channel_id);
     let body = match mention {
-        Some(user) => CreateMessage::new()
+        Some(Mention::User(user)) => CreateMessage::new()
             .content(fit(&format!("<@{user}> {text}")))
             .allowed_mentions(CreateAllowedMentions::new().users([UserId::new(user)])),
+        Some(Mention::Role(role)) => CreateMessage::new()
+            .content(fit(&format!("<@&{role}> {text}")))
+            .allowed_mentions(
+                CreateAllowedMentions::new()
+                    .empty_users()
+                    .roles([serenity::model::id::RoleId::new(role)]),
+            ),
         None => CreateMessage::new()
             .content(fit(text))
             .allowed_mentions(no_mentions()),

@@ -64,6 +64,17 @@ pub fn scratch_name(run: &Run<'_>) -> String {
 async fn create(run: &Run<'_>, server: &Target) -> Result<Target, String> {
     let name = scratch_name(run);
     let client = server.connect().await.map_err(|e| e.to_string())?;
+    // A database of that name that drbot did not make is never recorded, so never dropped.
+    let taken = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .map_err(|e| crate::pg::pg_error(&e))?;
+    if taken.is_some() {
+        return Err(format!(
+            "a database named {name} already exists on {}; drbot did not create it and leaves it alone (drop or rename it if it is an old drill's)",
+            server.shown()
+        ));
+    }
     run.plan_scratch(SCRATCH_DATABASE, &name)
         .await
         .map_err(|e| e.to_string())?;

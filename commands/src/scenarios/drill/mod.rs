@@ -384,7 +384,10 @@ pub fn summary(engine: &Engine, d: &Drill) -> String {
                 d.id,
                 d.kind,
                 d.status.as_str().to_uppercase(),
-                d.reason.as_deref().unwrap_or("no reason recorded")
+                d.reason
+                    .as_deref()
+                    .unwrap_or("no reason recorded")
+                    .trim_end_matches('.')
             )
         }
     };
