@@ -150,7 +150,7 @@ async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_d
         r.text
     );
     // A passed drill still says plainly that the backup was older than the RPO allows.
-    assert!(r.text.contains("(target 30m: MISSED BY 1H3"), "{}", r.text);
+    assert!(r.text.contains("(target 30m: MISSED by 1h3"), "{}", r.text);
     let drill = engine.store().drills().unwrap().remove(0);
     assert_eq!(drill.status, DrillStatus::Passed, "{drill:?}");
     assert_eq!(drill.steps.len(), 4, "{drill:?}");

@@ -798,6 +798,16 @@ impl Config {
                 ));
             }
         }
+        if let Some((name, _)) = self
+            .targets
+            .iter()
+            .find(|(_, t)| t.url_env == self.drills.scratch_url_env)
+        {
+            return bad(format!(
+                "[drills] scratch_url_env = \"{}\" is also [targets.{name}] url_env: a drill never works on a configured target; give drills a server of their own",
+                self.drills.scratch_url_env
+            ));
+        }
         if !(1..=1000).contains(&self.drills.media_sample) {
             return bad(format!(
                 "[drills] media_sample must be 1 to 1000, not {}",
@@ -1064,6 +1074,10 @@ mod tests {
             ),
             ("[drills]\nschedule = { search = \"monthly\" }", "`search`"),
             ("[drills]\nmedia_sample = 0", "media_sample"),
+            (
+                "[targets.production]\nurl_env = \"DATABASE_URL\"\n[drills]\nscratch_url_env = \"DATABASE_URL\"",
+                "also [targets.production] url_env",
+            ),
         ] {
             let e = Config::from_toml(text, Path::new("c.toml")).expect_err(text);
             assert!(e.to_string().contains(says), "{e}");

@@ -352,15 +352,15 @@ pub fn summary(engine: &Engine, d: &Drill) -> String {
                         chrono::Duration::seconds(s),
                         chrono::Duration::minutes(t as i64),
                     );
-                    let verdict = render::verdict(t, got);
                     format!(
                         "; RPO {} (target {}: {})",
                         render::duration(got),
                         render::duration(t),
                         if got > t {
-                            verdict.to_uppercase()
+                            // Said loudly: the drill passed, the backups are too old.
+                            format!("MISSED by {}", render::duration(got - t))
                         } else {
-                            verdict
+                            render::verdict(t, got)
                         }
                     )
                 }

@@ -90,16 +90,16 @@ pub fn build(engine: &Engine, drill: &Drill, all: &[Drill]) -> String {
     }
     if let Some(rpo) = rpo {
         let t = Duration::minutes(rpo as i64);
+        let of = if drill.kind == "storage" {
+            "storage"
+        } else {
+            "database"
+        };
         match drill.rpo_secs {
             Some(s) => {
                 let _ = writeln!(
                     md,
-                    "| RPO ({}) | {} | {} | {} |",
-                    if drill.kind == "storage" {
-                        "storage"
-                    } else {
-                        "database"
-                    },
+                    "| RPO ({of}) | {} | {} | {} |",
                     render::duration(t),
                     dur(s),
                     render::verdict(t, Duration::seconds(s))
@@ -108,7 +108,7 @@ pub fn build(engine: &Engine, drill: &Drill, all: &[Drill]) -> String {
             None => {
                 let _ = writeln!(
                     md,
-                    "| RPO | {} | not measured (nothing was restored) | — |",
+                    "| RPO ({of}) | {} | not measured (nothing was restored) | — |",
                     render::duration(t)
                 );
             }
