@@ -567,6 +567,29 @@ async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
         "{}",
         drill.report
     );
+    // Both recovery points: the backup's (about 20 minutes) and the snapshot's (seconds).
+    let rpo = drill.rpo_secs.expect("database RPO");
+    assert!((20 * 60..25 * 60).contains(&rpo), "{rpo}");
+    assert!(
+        drill.storage_rpo_secs.expect("storage RPO") < 120,
+        "{drill:?}"
+    );
+    assert!(
+        drill
+            .restored
+            .as_deref()
+            .is_some_and(|r| r.starts_with("db/"))
+    );
+    assert!(
+        drill.report.contains("| RPO (database) | 30m | 2"),
+        "{}",
+        drill.report
+    );
+    assert!(
+        drill.report.contains("| RPO (storage) | 1h00m |"),
+        "{}",
+        drill.report
+    );
     assert!(
         drill.report.contains("Documentation review"),
         "{}",

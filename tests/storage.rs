@@ -1469,6 +1469,8 @@ async fn a_storage_drill_cut_short_has_its_prefix_removed_at_the_next_start_and_
                     restored: None,
                     rto_ms: None,
                     rpo_secs: None,
+                    storage_restored: None,
+                    storage_rpo_secs: None,
                     app_checks: Vec::new(),
                     report: String::new(),
                 },

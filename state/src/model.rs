@@ -629,6 +629,12 @@ pub struct Drill {
     /// RPO: the restored backup's age at the start, in seconds.
     #[serde(default)]
     pub rpo_secs: Option<i64>,
+    /// In a full drill, the snapshot the storage part restored (`restored` is the backup).
+    #[serde(default)]
+    pub storage_restored: Option<String>,
+    /// In a full drill, the storage RPO: that snapshot's age at the start, in seconds.
+    #[serde(default)]
+    pub storage_rpo_secs: Option<i64>,
     /// The application's start-up queries, timed: (query, milliseconds, result).
     #[serde(default)]
     pub app_checks: Vec<(String, u64, String)>,

@@ -115,8 +115,15 @@ pub async fn drill(run: &Run<'_>) -> Result<(), String> {
         );
     };
     let _ = run.change(|d| {
-        d.restored = Some(newest.key.clone());
-        d.rpo_secs = Some(secs(newest.at, run.started_at));
+        let rpo = Some(secs(newest.at, run.started_at));
+        // A full drill's own RPO is the database's; the storage part's is kept beside it.
+        if d.kind == "full" {
+            d.storage_restored = Some(newest.key.clone());
+            d.storage_rpo_secs = rpo;
+        } else {
+            d.restored = Some(newest.key.clone());
+            d.rpo_secs = rpo;
+        }
     });
     let want_n = engine.config().drills.media_sample;
     // A uniform sample of the snapshot (reservoir sampling over the manifest as it streams:

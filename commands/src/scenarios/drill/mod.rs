@@ -346,14 +346,14 @@ pub fn summary(engine: &Engine, d: &Drill) -> String {
                 }
                 None => "RTO not measured".to_string(),
             };
-            let rpo_line = match (d.rpo_secs, rpo) {
+            let rpo_of = |what: &str, secs: Option<i64>, mins: Option<u64>| match (secs, mins) {
                 (Some(s), Some(t)) => {
                     let (got, t) = (
                         chrono::Duration::seconds(s),
                         chrono::Duration::minutes(t as i64),
                     );
                     format!(
-                        "; RPO {} (target {}: {})",
+                        "; {what} {} (target {}: {})",
                         render::duration(got),
                         render::duration(t),
                         if got > t {
@@ -366,6 +366,14 @@ pub fn summary(engine: &Engine, d: &Drill) -> String {
                 }
                 _ => String::new(),
             };
+            let mut rpo_line = rpo_of("RPO", d.rpo_secs, rpo);
+            if d.kind == "full" {
+                rpo_line.push_str(&rpo_of(
+                    "storage RPO",
+                    d.storage_rpo_secs,
+                    Some(engine.config().objectives.rpo.storage),
+                ));
+            }
             format!(
                 "{}: {} drill passed in {took}. {rto_line}{rpo_line}.",
                 d.id, d.kind

@@ -58,6 +58,8 @@ impl<'a> Run<'a> {
                 restored: None,
                 rto_ms: None,
                 rpo_secs: None,
+                storage_restored: None,
+                storage_rpo_secs: None,
                 app_checks: Vec::new(),
                 report: String::new(),
             };

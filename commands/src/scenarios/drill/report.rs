@@ -59,7 +59,7 @@ pub fn build(engine: &Engine, drill: &Drill, all: &[Drill]) -> String {
         },
         render::span(end - drill.started_at)
     );
-    if let Some(r) = &drill.restored {
+    for r in drill.restored.iter().chain(&drill.storage_restored) {
         let _ = writeln!(md, "- Restored from: {r}");
     }
     if let Some(why) = &drill.reason {
@@ -88,14 +88,23 @@ pub fn build(engine: &Engine, drill: &Drill, all: &[Drill]) -> String {
             );
         }
     }
-    if let Some(rpo) = rpo {
+    let of = if drill.kind == "storage" {
+        "storage"
+    } else {
+        "database"
+    };
+    let mut rpos = vec![(of, rpo, drill.rpo_secs)];
+    if drill.kind == "full" {
+        rpos.push((
+            "storage",
+            Some(engine.config().objectives.rpo.storage),
+            drill.storage_rpo_secs,
+        ));
+    }
+    for (of, rpo, achieved) in rpos {
+        let Some(rpo) = rpo else { continue };
         let t = Duration::minutes(rpo as i64);
-        let of = if drill.kind == "storage" {
-            "storage"
-        } else {
-            "database"
-        };
-        match drill.rpo_secs {
+        match achieved {
             Some(s) => {
                 let _ = writeln!(
                     md,
@@ -462,6 +471,8 @@ mod tests {
             restored: Some("db/2026-11-01T02-00-00Z.sql.xz.age".to_string()),
             rto_ms: (status == DrillStatus::Passed).then_some(50 * 60 * 1000),
             rpo_secs: Some(3600),
+            storage_restored: None,
+            storage_rpo_secs: None,
             app_checks: vec![("SELECT 1".to_string(), ms, "1".to_string())],
             report: String::new(),
         }
