@@ -574,6 +574,7 @@ async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
         drill.storage_rpo_secs.expect("storage RPO") < 120,
         "{drill:?}"
     );
+    assert!(r.text.contains("; storage RPO "), "{}", r.text);
     assert!(
         drill
             .restored
