@@ -209,12 +209,33 @@ async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_d
         "{}",
         none.text
     );
+    // One drill at a time: a second one started meanwhile is refused, naming the first.
+    let alice = commander();
+    let (a, b) = tokio::join!(
+        engine.run(&alice, "/drill start kind:database"),
+        engine.run(&alice, "/drill start kind:database")
+    );
+    let (ran, refused) = if a.outcome == Outcome::Refused {
+        (b, a)
+    } else {
+        (a, b)
+    };
+    assert_eq!(ran.outcome, Outcome::Done, "{}", ran.text);
+    assert_eq!(refused.outcome, Outcome::Refused, "{}", refused.text);
+    assert!(
+        refused
+            .text
+            .contains("A drill is already running (database drill by alice)"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(engine.store().drills().unwrap().len(), 2);
     // keep:true leaves it, and says how to drop it.
     let kept = engine
         .run(&commander(), "/drill start kind:database keep:true")
         .await;
     assert_eq!(kept.outcome, Outcome::Done, "{}", kept.text);
-    let drill = engine.store().drills().unwrap().remove(1);
+    let drill = engine.store().drills().unwrap().remove(2);
     let name = drill.scratch[0].name.clone();
     assert_eq!(drill.scratch[0].state, ScratchState::Kept);
     assert!(database_exists(&name));

@@ -20,7 +20,8 @@ pub mod record;
 pub mod report;
 pub mod schedule;
 
-use drbot_state::{Drill, DrillId, DrillStatus, EntryKind, ScratchState};
+use drbot_state::{Drill, DrillId, DrillStatus, EntryKind, Scratch, ScratchState};
+use futures_util::FutureExt as _;
 
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
@@ -144,15 +145,6 @@ impl Scenario for Drills {
 /// The name drills hold in the restore locks: one drill at a time.
 const DRILL_LOCK: &str = "(fire drill)";
 
-/// The drill running now, if any.
-fn running(engine: &Engine) -> Result<Option<Drill>, CommandError> {
-    Ok(engine
-        .store()
-        .drills()?
-        .into_iter()
-        .find(|d| d.status == DrillStatus::Running))
-}
-
 /// `/drill start kind:`.
 async fn start(
     engine: &Engine,
@@ -167,15 +159,6 @@ async fn start(
             "keep:true keeps a drill's scratch database; a storage drill has none. Leave keep: out."
                 .to_string(),
         ));
-    }
-    if let Some(d) = running(engine)? {
-        return Err(CommandError::Refused(format!(
-            "{} ({} drill, started by {} {}) is still running. One drill at a time: wait for its report.",
-            d.id,
-            d.kind,
-            d.started_by,
-            render::time(d.started_at, engine.now())
-        )));
     }
     // What an earlier drill could not drop goes first.
     for line in cleanup(engine, true).await {
@@ -223,10 +206,35 @@ pub async fn run_drill(
         })?;
     let run = Run::begin(engine, kind, actor, place, scheduled, progress)?;
     engine.store().flush().await?;
-    let result = match kind {
-        "database" => database::drill(&run, keep).await,
-        "storage" => media::drill(&run).await,
-        _ => full(&run, keep).await,
+    let steps = async {
+        match kind {
+            "database" => database::drill(&run, keep).await,
+            "storage" => media::drill(&run).await,
+            _ => full(&run, keep).await,
+        }
+    };
+    // A bug must not leave the drill running for ever, nor its scratch resources behind.
+    let result = match std::panic::AssertUnwindSafe(steps).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let why = format!(
+                "drbot hit an internal error and stopped the drill ({})",
+                render::panic_text(panic.as_ref())
+            );
+            tracing::error!(drill = %run.id, "{why}");
+            if let Ok(d) = run.drill() {
+                let dropped = drop_recorded(engine, &d).await;
+                let _ = engine.store().update_drill(d.id, |r| {
+                    for s in r.scratch.iter_mut() {
+                        if dropped.iter().any(|x| x.kind == s.kind && x.name == s.name) {
+                            s.state = ScratchState::Dropped;
+                        }
+                    }
+                    Ok::<_, CommandError>(Vec::new())
+                });
+            }
+            Err(why)
+        }
     };
     finish(&run, result).await
 }
@@ -481,6 +489,44 @@ fn report_cmd(engine: &Engine, inv: &Invocation) -> Result<Reply, CommandError> 
     Ok(reply)
 }
 
+/// Drops each scratch resource; returns the ones dropped and, for the others, why not.
+async fn drop_each(engine: &Engine, left: &[Scratch]) -> (Vec<Scratch>, Vec<String>) {
+    let mut done = Vec::new();
+    let mut kept = Vec::new();
+    for s in left {
+        let dropped = if s.kind == database::SCRATCH_DATABASE {
+            match database::drill_server(engine) {
+                Ok(server) => database::drop_scratch(&server, &s.name).await,
+                Err(e) => Err(e.to_string()),
+            }
+        } else {
+            match crate::scenarios::storage::media::Buckets::of(engine) {
+                Ok(b) => media::remove_prefix(&b.media, &s.name)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match dropped {
+            Ok(()) => done.push(s.clone()),
+            Err(e) => kept.push(format!("{} {} ({e})", s.kind, s.name)),
+        }
+    }
+    (done, kept)
+}
+
+/// Drops what a drill recorded and has not dropped; returns what was dropped.
+async fn drop_recorded(engine: &Engine, d: &Drill) -> Vec<Scratch> {
+    let left: Vec<Scratch> = d
+        .scratch
+        .iter()
+        .filter(|s| matches!(s.state, ScratchState::Planned | ScratchState::Created))
+        .cloned()
+        .collect();
+    drop_each(engine, &left).await.0
+}
+
 /// At start: drops what drills that were running when drbot stopped had recorded, and marks
 /// them interrupted. Drops only what a drill recorded. Returns what it did, a line each.
 pub async fn recover(engine: &Engine) -> Vec<String> {
@@ -512,28 +558,7 @@ pub async fn cleanup(engine: &Engine, leftovers: bool) -> Vec<String> {
         if !wanted {
             continue;
         }
-        let mut done = Vec::new();
-        let mut kept = Vec::new();
-        for s in &left {
-            let dropped = if s.kind == database::SCRATCH_DATABASE {
-                match database::drill_server(engine) {
-                    Ok(server) => database::drop_scratch(&server, &s.name).await,
-                    Err(e) => Err(e.to_string()),
-                }
-            } else {
-                match crate::scenarios::storage::media::Buckets::of(engine) {
-                    Ok(b) => media::remove_prefix(&b.media, &s.name)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            };
-            match dropped {
-                Ok(()) => done.push(s.clone()),
-                Err(e) => kept.push(format!("{} {} ({e})", s.kind, s.name)),
-            }
-        }
+        let (done, kept) = drop_each(engine, &left).await;
         let now = engine.now();
         let was_running = d.status == DrillStatus::Running;
         let text = format!(
