@@ -311,6 +311,17 @@ fn stop_within_limits(fake: &FakeDiscord, serve: &mut std::process::Child) {
     assert!(status.success(), "{status:?}");
 }
 
+/// The environment of a serve over the database setup: the bucket through `s3`, the targets'
+/// URLs, and the fake's token.
+fn serve_env(s: &crate::database::Setup, s3: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        crate::database::env_map(s3, &s.source.url(), &s.target.url())
+            .into_iter()
+            .collect();
+    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    env
+}
+
 /// `drbot serve` with the database setup's bucket (reached through `s3`), targets and age
 /// key, alice (commander) and bob (approver by Discord role), connected to the fake.
 async fn serve_with_db(
@@ -318,17 +329,14 @@ async fn serve_with_db(
     fake: &FakeDiscord,
     s3: &str,
 ) -> (Drbot, std::process::Child) {
-    use crate::database::{config_text, env_map};
+    use crate::database::config_text;
     let d = Drbot::new(&format!(
         "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n[people.bob]\ndiscord_id = 22\n\
          [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
         config_text(&s.bucket, &s.key),
         fake.base
     ));
-    let mut env: Vec<(String, String)> = env_map(s3, &s.source.url(), &s.target.url())
-        .into_iter()
-        .collect();
-    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    let env = serve_env(s, s3);
     let serve = serve_registered(fake, &d, &env).await;
     (d, serve)
 }
@@ -1000,7 +1008,7 @@ async fn the_incident_header_is_pinned_and_kept_current_across_a_restart() {
 /// A request nobody decides turns its card red once it expires, without anyone touching it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecided_request_turns_its_card_red_when_it_expires() {
-    use crate::database::{config_text, env_map};
+    use crate::database::config_text;
     let s = crate::database::setup().await;
     crate::support::put(
         &s.bucket,
@@ -1015,11 +1023,7 @@ async fn an_undecided_request_turns_its_card_red_when_it_expires() {
         config_text(&s.bucket, &s.key),
         fake.base
     ));
-    let mut env: Vec<(String, String)> =
-        env_map(crate::support::moto(), &s.source.url(), &s.target.url())
-            .into_iter()
-            .collect();
-    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    let env = serve_env(&s, crate::support::moto());
     let mut serve = serve_registered(&fake, &d, &env).await;
     fake.dispatch(
         "INTERACTION_CREATE",
@@ -1135,7 +1139,7 @@ async fn a_declare_can_open_a_thread_for_the_incident() {
 /// channel, and a failure calls on the commanders' role, saying the drill is overdue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_a_due_drill_and_a_failure_alerts_the_commander() {
-    use crate::database::{config_text, env_map};
+    use crate::database::config_text;
     let s = crate::database::setup().await;
     // No backup in the bucket: the drill fails at its restore.
     let fake = FakeDiscord::start().await;
@@ -1146,11 +1150,7 @@ async fn serve_runs_a_due_drill_and_a_failure_alerts_the_commander() {
         config_text(&s.bucket, &s.key),
         fake.base
     ));
-    let mut env: Vec<(String, String)> =
-        env_map(crate::support::moto(), &s.source.url(), &s.target.url())
-            .into_iter()
-            .collect();
-    env.push(("DISCORD_TOKEN".into(), "fake.bot.token".into()));
+    let mut env = serve_env(&s, crate::support::moto());
     env.push((
         "DRILL_DATABASE_URL".into(),
         format!("{}/postgres?sslmode=disable", crate::support::PG),
