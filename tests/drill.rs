@@ -283,7 +283,10 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after a failed drill");
     assert!(!d.recorded().contains(DRILL_PASSWORD));
     // An application query that fails fails the drill at step 4, and still drops the scratch.
-    let d = setup("app_checks = [\"SELECT note FROM nope\"]").await;
+    let d = setup(
+        "app_checks = [\"SELECT note FROM nope\", \"SELECT pg_sleep(30)\"]\napp_check_timeout_secs = 1",
+    )
+    .await;
     d.upload(
         &name_at(Utc::now() - chrono::Duration::minutes(5)),
         &d.good_backup_script(),
@@ -297,6 +300,13 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
         r.text
     );
     assert!(r.text.contains("nope"), "{}", r.text);
+    // A query that never ends is ended by the server, and said so.
+    assert!(
+        r.text
+            .contains("SELECT pg_sleep(30) took longer than [drills] app_check_timeout_secs (1 s)"),
+        "{}",
+        r.text
+    );
     let drill = d.engine.store().drills().unwrap().remove(0);
     assert!(!database_exists(&drill.scratch[0].name));
     // A database drbot did not create is never dropped: the next drill's name taken already.

@@ -124,6 +124,9 @@ pub struct DrillsConfig {
     pub app_checks: Vec<String>,
     /// Drill kind to how often `serve` runs it (`daily`, `weekly`, `monthly`, `quarterly`).
     pub schedule: BTreeMap<String, String>,
+    /// An application query that takes longer than this fails the drill (a start-up query
+    /// that slow is an outage of its own).
+    pub app_check_timeout_secs: u64,
 }
 
 impl Default for DrillsConfig {
@@ -133,6 +136,7 @@ impl Default for DrillsConfig {
             media_sample: 20,
             app_checks: Vec::new(),
             schedule: BTreeMap::new(),
+            app_check_timeout_secs: 60,
         }
     }
 }
@@ -806,6 +810,12 @@ impl Config {
             return bad(format!(
                 "[drills] scratch_url_env = \"{}\" is also [targets.{name}] url_env: a drill never works on a configured target; give drills a server of their own",
                 self.drills.scratch_url_env
+            ));
+        }
+        if !(1..=3600).contains(&self.drills.app_check_timeout_secs) {
+            return bad(format!(
+                "[drills] app_check_timeout_secs must be 1 to 3600, not {}",
+                self.drills.app_check_timeout_secs
             ));
         }
         if !(1..=1000).contains(&self.drills.media_sample) {

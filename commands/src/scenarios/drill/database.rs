@@ -301,6 +301,14 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
             Ok(c) => c,
             Err(e) => return run.fail(n, e.to_string()),
         };
+        // The server ends a query that runs too long; drbot does not wait on it for ever.
+        let limit = engine.config().drills.app_check_timeout_secs;
+        if let Err(e) = client
+            .batch_execute(&format!("SET statement_timeout = '{limit}s'"))
+            .await
+        {
+            return run.fail(n, crate::pg::pg_error(&e));
+        }
         let mut timed = Vec::new();
         let mut failed = Vec::new();
         for sql in checks {
@@ -316,7 +324,12 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
                     })
                     .unwrap_or_else(|| "no rows".to_string()),
                 Err(e) => {
-                    let why = format!("failed: {}", crate::pg::pg_error(&e));
+                    let why = if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+                    {
+                        format!("took longer than [drills] app_check_timeout_secs ({limit} s)")
+                    } else {
+                        format!("failed: {}", crate::pg::pg_error(&e))
+                    };
                     failed.push(format!("{} {why}", render::truncate(sql, 80)));
                     why
                 }
