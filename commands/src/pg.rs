@@ -208,8 +208,26 @@ impl Target {
             host: host_of(&config),
             reason: pg_error(&e),
         };
+        // tokio-postgres bounds only the TCP connect by connect_timeout: a server that accepts
+        // and then never answers would hold the command for ever. The whole handshake gets the
+        // same bound.
+        let limit = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(10));
+        let silent = || TargetError::Connect {
+            name: self.name.clone(),
+            host: host_of(&config),
+            reason: format!(
+                "the server accepted the connection but did not answer within {} s",
+                limit.as_secs()
+            ),
+        };
         let client = if config.get_ssl_mode() == SslMode::Disable {
-            let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+            let (client, conn) = tokio::time::timeout(limit, config.connect(tokio_postgres::NoTls))
+                .await
+                .map_err(|_| silent())?
+                .map_err(fail)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "database connection ended");
@@ -218,7 +236,10 @@ impl Target {
             client
         } else {
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&verify)?);
-            let (client, conn) = config.connect(tls).await.map_err(fail)?;
+            let (client, conn) = tokio::time::timeout(limit, config.connect(tls))
+                .await
+                .map_err(|_| silent())?
+                .map_err(fail)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "database connection ended");
@@ -428,6 +449,34 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_server_that_accepts_and_never_answers_is_given_up_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("test setup");
+        let port = listener.local_addr().expect("test setup").port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s); // accepted, never answered
+            }
+        });
+        for mode in ["disable", "require"] {
+            let t = Target::new(
+                "silent",
+                format!("postgres://u@127.0.0.1:{port}/db?sslmode={mode}&connect_timeout=1"),
+            );
+            let started = std::time::Instant::now();
+            let e = t.connect().await.expect_err("no answer");
+            assert!(started.elapsed() < Duration::from_secs(5), "{mode}");
+            assert!(
+                e.to_string().contains("did not answer within 1 s"),
+                "{mode}: {e}"
+            );
+        }
+        held.abort();
+    }
 
     #[test]
     fn another_database_on_the_same_server_keeps_credentials_and_settings() {
