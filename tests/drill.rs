@@ -183,7 +183,12 @@ async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_d
     // The scratch database is gone; production and staging are untouched.
     assert_eq!(drill.scratch.len(), 1);
     assert_eq!(drill.scratch[0].state, ScratchState::Dropped);
-    assert!(drill.scratch[0].name.starts_with("drbot_drill_1_"));
+    // drbot_drill_1, or its tagged name when another test's drill 1 holds that.
+    let name = &drill.scratch[0].name;
+    assert!(
+        name == "drbot_drill_1" || name.starts_with("drbot_drill_1_"),
+        "{name}"
+    );
     assert!(!database_exists(&drill.scratch[0].name));
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after a drill");
     crate::support::assert_same_dump(&staging_before, &d.staging.dump(), "staging after a drill");
@@ -309,34 +314,78 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
     );
     let drill = d.engine.store().drills().unwrap().remove(0);
     assert!(!database_exists(&drill.scratch[0].name));
-    // A database drbot did not create is never dropped: the next drill's name taken already.
+    // A database drbot did not create is never dropped. Drill 50 (no other test gets that far)
+    // finds both of its names taken.
+    while d.engine.store().drills().unwrap().len() < 49 {
+        placeholder(&d.engine);
+    }
     let dir = std::fs::canonicalize(d._dir.path()).unwrap();
     let tag = sh(&format!("printf %s '{}' | sha256sum", dir.display()));
-    let theirs = format!("drbot_drill_2_{}", &tag[..8]);
-    sh(&format!(
-        "psql -q -X '{PG}/postgres' -c 'CREATE DATABASE \"{theirs}\"'"
-    ));
+    let theirs = [
+        "drbot_drill_50".to_string(),
+        format!("drbot_drill_50_{}", &tag[..8]),
+    ];
+    for name in &theirs {
+        sh(&format!(
+            "psql -q -X '{PG}/postgres' -c 'CREATE DATABASE \"{name}\"'"
+        ));
+    }
     let r = d.run("/drill start kind:database").await;
     assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
     assert!(
-        r.text.contains("at step 1 (Create a scratch database)"),
+        r.text
+            .contains("DRILL-50: database drill FAILED at step 1 (Create a scratch database)"),
         "{}",
         r.text
     );
-    assert!(r.text.contains("already exists"), "{}", r.text);
-    assert!(r.text.contains("leaves it alone"), "{}", r.text);
-    let drill = d.engine.store().drills().unwrap().remove(1);
+    assert!(r.text.contains("already exist"), "{}", r.text);
+    assert!(r.text.contains("leaves them alone"), "{}", r.text);
+    let drill = d.engine.store().drills().unwrap().remove(49);
     assert!(drill.scratch.is_empty(), "{drill:?}");
     assert!(
         drbot_commands::scenarios::drill::cleanup(&d.engine, true)
             .await
             .is_empty()
     );
-    assert!(
-        database_exists(&theirs),
-        "a database drbot did not create was dropped"
-    );
-    drop_database(&theirs);
+    for name in &theirs {
+        assert!(
+            database_exists(name),
+            "{name}, which drbot did not create, was dropped"
+        );
+        drop_database(name);
+    }
+}
+
+/// A finished drill record, to move the drill numbers on.
+fn placeholder(engine: &Engine) {
+    engine
+        .store()
+        .create_drill(|id| {
+            Ok::<_, drbot_state::StateError>((
+                drbot_state::Drill {
+                    id,
+                    kind: "database".into(),
+                    started_by: "test".into(),
+                    place: "console".into(),
+                    scheduled: false,
+                    started_at: Utc::now(),
+                    finished_at: Some(Utc::now()),
+                    status: DrillStatus::Failed,
+                    reason: Some("placeholder".into()),
+                    steps: Vec::new(),
+                    scratch: Vec::new(),
+                    restored: None,
+                    rto_ms: None,
+                    rpo_secs: None,
+                    storage_restored: None,
+                    storage_rpo_secs: None,
+                    app_checks: Vec::new(),
+                    report: String::new(),
+                },
+                Vec::new(),
+            ))
+        })
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,12 +537,12 @@ fn a_drill_killed_mid_restore_is_dropped_and_marked_interrupted_at_the_next_star
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // The scratch database's name: its tag comes from the data directory (other tests' drills
-    // run beside this one on the same server).
+    // The drill's sessions carry its id and this install's tag (other tests' drills run beside
+    // this one on the same server).
     std::fs::create_dir_all(install.data_dir()).unwrap();
     let data = std::fs::canonicalize(install.data_dir()).unwrap();
     let tag = sh(&format!("printf %s '{}' | sha256sum", data.display()));
-    let name = format!("drbot_drill_1_{}", &tag[..8]);
+    let session = format!("drbot DRILL-1 {}", &tag[..8]);
     // Wait until the restore is writing into the scratch database, then kill -9.
     let started = Instant::now();
     let scratch = loop {
@@ -506,7 +555,7 @@ fn a_drill_killed_mid_restore_is_dropped_and_marked_interrupted_at_the_next_star
             "the drill ended before the kill"
         );
         let busy = sh(&format!(
-            "psql -At -X '{PG}/postgres' -c \"SELECT datname FROM pg_stat_activity WHERE datname = '{name}' AND query ILIKE 'COPY%'\""
+            "psql -At -X '{PG}/postgres' -c \"SELECT datname FROM pg_stat_activity WHERE application_name = '{session}' AND query ILIKE 'COPY%'\""
         ));
         if let Some(name) = busy.lines().next().filter(|l| !l.is_empty()) {
             break name.to_string();

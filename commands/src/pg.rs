@@ -162,6 +162,46 @@ impl Target {
         }
     }
 
+    /// The same, its sessions named `name` in `pg_stat_activity` (`application_name`).
+    pub fn with_application_name(&self, name: &str) -> Target {
+        let encoded: String = name
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let url = if self.url.contains("://") {
+            let (base, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
+            let mut kept: Vec<String> = query
+                .split('&')
+                .filter(|kv| !kv.is_empty() && !kv.starts_with("application_name="))
+                .map(str::to_string)
+                .collect();
+            kept.push(format!("application_name={encoded}"));
+            format!("{base}?{}", kept.join("&"))
+        } else {
+            let mut kept: Vec<String> = self
+                .url
+                .split_whitespace()
+                .filter(|kv| !kv.starts_with("application_name="))
+                .map(str::to_string)
+                .collect();
+            kept.push(format!(
+                "application_name='{}'",
+                name.replace(['\\', '\''], "")
+            ));
+            kept.join(" ")
+        };
+        Target {
+            name: self.name.clone(),
+            url,
+        }
+    }
+
     /// Where it points, for telling two targets apart: host (loopback names as one), port and
     /// database.
     pub fn address(&self) -> Result<(String, u16, String), TargetError> {
@@ -495,6 +535,16 @@ mod tests {
         );
         let bare = Target::new("drill", "postgresql://localhost");
         assert_eq!(bare.with_database("s", "x").url, "postgresql://localhost/x");
+        // Its sessions can be named, whatever the URL already says.
+        let named = s.with_application_name("drbot DRILL-3 ab12");
+        assert_eq!(
+            named.url,
+            "postgres://u:p@db.example:6543/drbot_drill_3?sslmode=require&application_name=drbot%20DRILL-3%20ab12"
+        );
+        assert_eq!(
+            named.pg_config().expect("parses").0.get_application_name(),
+            Some("drbot DRILL-3 ab12")
+        );
         let kv = Target::new("drill", "host=127.0.0.1 dbname=postgres user=me");
         assert_eq!(
             kv.with_database("s", "x").url,

@@ -45,61 +45,88 @@ pub fn drill_server(engine: &Engine) -> Result<Target, CommandError> {
     Ok(server)
 }
 
-/// The scratch database's name for a drill: `drbot_drill_<n>_<tag>`, the tag from this
-/// drbot's data directory, so two drbots (staging's and production's) sharing a drill server
-/// never take each other's name.
-pub fn scratch_name(run: &Run<'_>) -> String {
+/// This drbot's tag: 8 hex of its data directory's path, so two drbots (staging's and
+/// production's, or tests run side by side) sharing a drill server tell their drills apart.
+fn tag(run: &Run<'_>) -> String {
     use sha2::{Digest, Sha256};
     let dir = run.engine.store().path();
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let tag: String = Sha256::digest(dir.to_string_lossy().as_bytes())
+    Sha256::digest(dir.to_string_lossy().as_bytes())
         .iter()
         .take(4)
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("drbot_drill_{}_{tag}", run.id.0)
+        .collect()
 }
 
-/// Creates the scratch database (recorded first) and returns a target for it.
-async fn create(run: &Run<'_>, server: &Target) -> Result<Target, String> {
-    let name = scratch_name(run);
+/// The names a drill's scratch database may take, in order: `drbot_drill_<n>`, then
+/// `drbot_drill_<n>_<tag>` when another drbot's drill holds the first.
+pub fn scratch_names(run: &Run<'_>) -> [String; 2] {
+    let n = run.id.0;
+    [
+        format!("drbot_drill_{n}"),
+        format!("drbot_drill_{n}_{}", tag(run)),
+    ]
+}
+
+/// The application name the drill's sessions show in `pg_stat_activity`.
+pub fn session_name(run: &Run<'_>) -> String {
+    format!("drbot {} {}", run.id, tag(run))
+}
+
+/// Creates the scratch database (recorded first) and returns its name and a target for it. A
+/// name already on the server is never recorded, so a database drbot did not make is never
+/// dropped.
+async fn create(run: &Run<'_>, server: &Target) -> Result<(String, Target), String> {
     let client = server.connect().await.map_err(|e| e.to_string())?;
-    // A database of that name that drbot did not make is never recorded, so never dropped.
-    let taken = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .map_err(|e| crate::pg::pg_error(&e))?;
-    if taken.is_some() {
-        return Err(format!(
-            "a database named {name} already exists on {}; drbot did not create it and leaves it alone (drop or rename it if it is an old drill's)",
-            server.shown()
-        ));
-    }
-    run.plan_scratch(SCRATCH_DATABASE, &name)
-        .await
-        .map_err(|e| e.to_string())?;
-    match client
-        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-        .await
-    {
-        Ok(()) => {
-            run.scratch_is(SCRATCH_DATABASE, &name, ScratchState::Created)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(server.with_database(&format!("scratch {name}"), &name))
+    let mut taken = Vec::new();
+    for name in scratch_names(run) {
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| crate::pg::pg_error(&e))?;
+        if exists.is_some() {
+            taken.push(name);
+            continue;
         }
-        Err(e) => {
-            // Not ours: never dropped.
-            let _ = run
-                .scratch_is(SCRATCH_DATABASE, &name, ScratchState::NotCreated)
-                .await;
-            Err(format!(
-                "CREATE DATABASE {name} on {} failed: {}",
-                server.shown(),
-                crate::pg::pg_error(&e)
-            ))
+        run.plan_scratch(SCRATCH_DATABASE, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        match client
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+            .await
+        {
+            Ok(()) => {
+                run.scratch_is(SCRATCH_DATABASE, &name, ScratchState::Created)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let target = server
+                    .with_database(&format!("scratch {name}"), &name)
+                    .with_application_name(&session_name(run));
+                return Ok((name, target));
+            }
+            Err(e) => {
+                // Not ours: never dropped.
+                let _ = run
+                    .scratch_is(SCRATCH_DATABASE, &name, ScratchState::NotCreated)
+                    .await;
+                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                    // Made by someone else in the meantime: try the next name.
+                    taken.push(name);
+                    continue;
+                }
+                return Err(format!(
+                    "CREATE DATABASE {name} on {} failed: {}",
+                    server.shown(),
+                    crate::pg::pg_error(&e)
+                ));
+            }
         }
     }
+    Err(format!(
+        "databases named {} already exist on {}; drbot did not create them and leaves them alone (drop them if they are old drills')",
+        taken.join(" and "),
+        server.shown()
+    ))
 }
 
 /// Drops a scratch database drbot created (its sessions closed first).
@@ -124,11 +151,10 @@ pub async fn drill(run: &Run<'_>, keep: bool) -> Result<(), String> {
         Ok(s) => s,
         Err(e) => return run.fail(n, e.to_string()),
     };
-    let scratch = match create(run, &server).await {
+    let (name, scratch) = match create(run, &server).await {
         Ok(t) => t,
         Err(e) => return run.fail(n, e),
     };
-    let name = scratch_name(run);
     let _ = run.end(
         n,
         Some(true),
