@@ -1501,4 +1501,64 @@ async fn a_storage_drill_cut_short_has_its_prefix_removed_at_the_next_start_and_
     );
     // The live media were not touched.
     assert_eq!(keys(&s.media, "art/").await.len(), 5);
+
+    // What an ended drill could not drop is dropped before the next drill, which says so.
+    put_obj(
+        &s.media,
+        &Obj {
+            key: ".drbot-probe/drills/DRILL-2/left.txt",
+            body: b"left".to_vec(),
+            content_type: "text/plain",
+            meta: &[],
+        },
+    )
+    .await;
+    s.engine
+        .store()
+        .create_drill(|id| {
+            Ok::<_, drbot_state::StateError>((
+                Drill {
+                    id,
+                    kind: "storage".into(),
+                    started_by: "alice".into(),
+                    place: "console".into(),
+                    scheduled: false,
+                    started_at: t0(),
+                    finished_at: Some(t0()),
+                    status: DrillStatus::Interrupted,
+                    reason: Some("the media bucket did not answer".into()),
+                    steps: Vec::new(),
+                    scratch: vec![Scratch {
+                        kind: "prefix".into(),
+                        name: ".drbot-probe/drills/DRILL-2/".into(),
+                        state: ScratchState::Created,
+                    }],
+                    restored: None,
+                    rto_ms: None,
+                    rpo_secs: None,
+                    storage_restored: None,
+                    storage_rpo_secs: None,
+                    app_checks: Vec::new(),
+                    report: String::new(),
+                },
+                Vec::new(),
+            ))
+        })
+        .unwrap();
+    // Not at an exec's start: only running drills are cleaned up there.
+    assert!(
+        drbot_commands::scenarios::drill::recover(&s.engine)
+            .await
+            .is_empty()
+    );
+    let r = s.run("/drill start kind:storage").await;
+    assert!(
+        r.text.contains("Before it: DRILL-2: the storage drill had left scratch resources; dropped prefix .drbot-probe/drills/DRILL-2/"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        keys(&s.media, ".drbot-probe/").await,
+        [".drbot-probe/drills/DRILL-9/other.txt"]
+    );
 }

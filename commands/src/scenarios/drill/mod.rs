@@ -160,10 +160,8 @@ async fn start(
                 .to_string(),
         ));
     }
-    // What an earlier drill could not drop goes first.
-    for line in cleanup(engine, true).await {
-        tracing::info!("{line}");
-    }
+    // What an earlier drill could not drop goes first, and the reply says so.
+    let cleaned = cleanup(engine, true).await;
     // What the drill needs is checked before anything is recorded or created.
     if kind != "storage" {
         database::drill_server(engine)?;
@@ -182,7 +180,11 @@ async fn start(
         progress,
     )
     .await?;
-    Ok(report::reply(engine, &drill, summary(engine, &drill)))
+    let mut text = summary(engine, &drill);
+    for line in cleaned {
+        text.push_str(&format!("\nBefore it: {line}"));
+    }
+    Ok(report::reply(engine, &drill, text))
 }
 
 /// Runs a drill of `kind` start to end and returns it as stored, report included.
