@@ -317,7 +317,12 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
     // A database drbot did not create is never dropped. Drill 50 (no other test gets that far)
     // finds both of its names taken.
     while d.engine.store().drills().unwrap().len() < 49 {
-        placeholder(&d.engine);
+        crate::support::stage_drill(
+            d.engine.store(),
+            "database",
+            DrillStatus::Failed,
+            Vec::new(),
+        );
     }
     let dir = std::fs::canonicalize(d._dir.path()).unwrap();
     let tag = sh(&format!("printf %s '{}' | sha256sum", dir.display()));
@@ -354,38 +359,6 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
         );
         drop_database(name);
     }
-}
-
-/// A finished drill record, to move the drill numbers on.
-fn placeholder(engine: &Engine) {
-    engine
-        .store()
-        .create_drill(|id| {
-            Ok::<_, drbot_state::StateError>((
-                drbot_state::Drill {
-                    id,
-                    kind: "database".into(),
-                    started_by: "test".into(),
-                    place: "console".into(),
-                    scheduled: false,
-                    started_at: Utc::now(),
-                    finished_at: Some(Utc::now()),
-                    status: DrillStatus::Failed,
-                    reason: Some("placeholder".into()),
-                    steps: Vec::new(),
-                    scratch: Vec::new(),
-                    restored: None,
-                    rto_ms: None,
-                    rpo_secs: None,
-                    storage_restored: None,
-                    storage_rpo_secs: None,
-                    app_checks: Vec::new(),
-                    report: String::new(),
-                },
-                Vec::new(),
-            ))
-        })
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1425,7 +1425,7 @@ async fn a_storage_drill_without_a_snapshot_fails_at_once_and_creates_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_drill_cut_short_has_its_prefix_removed_at_the_next_start_and_nothing_else() {
-    use drbot_state::{Drill, DrillStatus, Scratch, ScratchState};
+    use drbot_state::{DrillStatus, Scratch, ScratchState};
     let s = setup(false, "").await;
     seed_media(&s.media).await;
     // What a killed storage drill leaves: its recorded prefix, half written.
@@ -1446,38 +1446,16 @@ async fn a_storage_drill_cut_short_has_its_prefix_removed_at_the_next_start_and_
         )
         .await;
     }
-    s.engine
-        .store()
-        .create_drill(|id| {
-            Ok::<_, drbot_state::StateError>((
-                Drill {
-                    id,
-                    kind: "storage".into(),
-                    started_by: "alice".into(),
-                    place: "console".into(),
-                    scheduled: false,
-                    started_at: t0(),
-                    finished_at: None,
-                    status: DrillStatus::Running,
-                    reason: None,
-                    steps: Vec::new(),
-                    scratch: vec![Scratch {
-                        kind: "prefix".into(),
-                        name: ".drbot-probe/drills/DRILL-1/".into(),
-                        state: ScratchState::Planned,
-                    }],
-                    restored: None,
-                    rto_ms: None,
-                    rpo_secs: None,
-                    storage_restored: None,
-                    storage_rpo_secs: None,
-                    app_checks: Vec::new(),
-                    report: String::new(),
-                },
-                Vec::new(),
-            ))
-        })
-        .unwrap();
+    crate::support::stage_drill(
+        s.engine.store(),
+        "storage",
+        DrillStatus::Running,
+        vec![Scratch {
+            kind: "prefix".into(),
+            name: ".drbot-probe/drills/DRILL-1/".into(),
+            state: ScratchState::Planned,
+        }],
+    );
     let said = drbot_commands::scenarios::drill::recover(&s.engine).await;
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(
@@ -1513,38 +1491,16 @@ async fn a_storage_drill_cut_short_has_its_prefix_removed_at_the_next_start_and_
         },
     )
     .await;
-    s.engine
-        .store()
-        .create_drill(|id| {
-            Ok::<_, drbot_state::StateError>((
-                Drill {
-                    id,
-                    kind: "storage".into(),
-                    started_by: "alice".into(),
-                    place: "console".into(),
-                    scheduled: false,
-                    started_at: t0(),
-                    finished_at: Some(t0()),
-                    status: DrillStatus::Interrupted,
-                    reason: Some("the media bucket did not answer".into()),
-                    steps: Vec::new(),
-                    scratch: vec![Scratch {
-                        kind: "prefix".into(),
-                        name: ".drbot-probe/drills/DRILL-2/".into(),
-                        state: ScratchState::Created,
-                    }],
-                    restored: None,
-                    rto_ms: None,
-                    rpo_secs: None,
-                    storage_restored: None,
-                    storage_rpo_secs: None,
-                    app_checks: Vec::new(),
-                    report: String::new(),
-                },
-                Vec::new(),
-            ))
-        })
-        .unwrap();
+    crate::support::stage_drill(
+        s.engine.store(),
+        "storage",
+        DrillStatus::Interrupted,
+        vec![Scratch {
+            kind: "prefix".into(),
+            name: ".drbot-probe/drills/DRILL-2/".into(),
+            state: ScratchState::Created,
+        }],
+    );
     // Not at an exec's start: only running drills are cleaned up there.
     assert!(
         drbot_commands::scenarios::drill::recover(&s.engine)

@@ -369,3 +369,51 @@ pub fn recorded_text(store: &drbot_state::Store) -> String {
     }
     all.join("\n")
 }
+
+/// A drill record as stored, for tests that stage what an earlier drbot left: its scratch
+/// resources, `kind` and `status`; nothing measured.
+pub fn drill_record(
+    id: drbot_state::DrillId,
+    kind: &str,
+    status: drbot_state::DrillStatus,
+    scratch: Vec<drbot_state::Scratch>,
+) -> drbot_state::Drill {
+    let now = chrono::Utc::now();
+    drbot_state::Drill {
+        id,
+        kind: kind.into(),
+        started_by: "test".into(),
+        place: "console".into(),
+        scheduled: false,
+        started_at: now,
+        finished_at: (status != drbot_state::DrillStatus::Running).then_some(now),
+        status,
+        reason: None,
+        steps: Vec::new(),
+        scratch,
+        restored: None,
+        rto_ms: None,
+        rpo_secs: None,
+        storage_restored: None,
+        storage_rpo_secs: None,
+        app_checks: Vec::new(),
+        report: String::new(),
+    }
+}
+
+/// Stores a drill staged by [`drill_record`].
+pub fn stage_drill(
+    store: &drbot_state::Store,
+    kind: &str,
+    status: drbot_state::DrillStatus,
+    scratch: Vec<drbot_state::Scratch>,
+) {
+    store
+        .create_drill(|id| {
+            Ok::<_, drbot_state::StateError>((
+                drill_record(id, kind, status, scratch.clone()),
+                Vec::new(),
+            ))
+        })
+        .unwrap();
+}
