@@ -415,20 +415,16 @@ async fn drill_server(
 ) -> CheckLine {
     let var = &config.drills.scratch_url_env;
     let server = crate::pg::Target::new("drill server", url);
-    let at = match server.address() {
-        Ok(a) => a,
+    match server.configured_as(config, &env) {
         Err(e) => return line("drills", CheckState::Problem, format!("{var}: {e}")),
-    };
-    for name in config.targets.keys() {
-        if let Ok(t) = crate::pg::Target::resolve(config, name, &env)
-            && t.address().is_ok_and(|a| a == at)
-        {
+        Ok(Some(name)) => {
             return line(
                 "drills",
                 CheckState::Problem,
                 format!("{var} is the configured target {name}: drills refuse it"),
             );
         }
+        Ok(None) => {}
     }
     let client = match server.connect().await {
         Ok(c) => c,

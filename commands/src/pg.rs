@@ -202,6 +202,22 @@ impl Target {
         }
     }
 
+    /// The configured target this one points at (same host, port and database), if any.
+    pub fn configured_as(
+        &self,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, TargetError> {
+        let at = self.address()?;
+        Ok(config
+            .targets
+            .keys()
+            .find(|name| {
+                Target::resolve(config, name, env).is_ok_and(|t| t.address().is_ok_and(|a| a == at))
+            })
+            .cloned())
+    }
+
     /// Where it points, for telling two targets apart: host (loopback names as one), port and
     /// database.
     pub fn address(&self) -> Result<(String, u16, String), TargetError> {

@@ -29,18 +29,13 @@ pub fn drill_server(engine: &Engine) -> Result<Target, CommandError> {
         ))
     })?;
     let server = Target::new("drill server", url.trim());
-    let at = server
-        .address()
+    let taken = server
+        .configured_as(engine.config(), &engine.env())
         .map_err(|e| CommandError::Refused(format!("{var}: {e}.")))?;
-    for name in engine.config().targets.keys() {
-        let Ok(t) = Target::resolve(engine.config(), name, &engine.env()) else {
-            continue;
-        };
-        if t.address().is_ok_and(|a| a == at) {
-            return Err(CommandError::Refused(format!(
-                "{var} points at the configured target {name}. A drill never works on a configured target: point {var} at a server and database kept for drills."
-            )));
-        }
+    if let Some(name) = taken {
+        return Err(CommandError::Refused(format!(
+            "{var} points at the configured target {name}. A drill never works on a configured target: point {var} at a server and database kept for drills."
+        )));
     }
     Ok(server)
 }

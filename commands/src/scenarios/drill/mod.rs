@@ -319,19 +319,29 @@ async fn finish(run: &Run<'_>, result: Result<(), String>) -> Result<Drill, Comm
             None
         };
     })?;
-    let all = engine.store().drills()?;
-    let md = report::build(engine, &drill, &all);
     let line = summary(engine, &drill);
-    let drill = engine.store().update_drill(drill.id, |d| {
-        d.report = md.clone();
-        Ok::<_, CommandError>(vec![engine.entry(
-            &run.ctx,
-            EntryKind::Command,
-            line.lines().next().unwrap_or_default(),
-        )])
-    })?;
+    let entry = engine.entry(
+        &run.ctx,
+        EntryKind::Command,
+        line.lines().next().unwrap_or_default(),
+    );
+    let drill = store_report(engine, &drill, vec![entry])?;
     engine.store().flush().await?;
     Ok(drill)
+}
+
+/// Writes an ended drill's report into its record, with `entries` on the audit log.
+fn store_report(
+    engine: &Engine,
+    drill: &Drill,
+    entries: Vec<drbot_state::NewEntry>,
+) -> Result<Drill, CommandError> {
+    let all = engine.store().drills()?;
+    let md = report::build(engine, drill, &all);
+    engine.store().update_drill(drill.id, |d| {
+        d.report = md.clone();
+        Ok::<_, CommandError>(entries.clone())
+    })
 }
 
 /// A few lines on a finished drill: what happened, what changed, what comes next.
@@ -607,12 +617,7 @@ pub async fn cleanup(engine: &Engine, leftovers: bool) -> Vec<String> {
             Ok::<_, CommandError>(vec![entry.clone()])
         });
         if let Ok(r) = changed {
-            let all = engine.store().drills().unwrap_or_default();
-            let md = report::build(engine, &r, &all);
-            let _ = engine.store().update_drill(r.id, |x| {
-                x.report = md.clone();
-                Ok::<_, CommandError>(Vec::new())
-            });
+            let _ = store_report(engine, &r, Vec::new());
         }
         let _ = engine.store().flush().await;
         out.push(text);
