@@ -68,11 +68,7 @@ impl Read for Breaking {
 }
 
 fn statement(sql: &str, line: u64) -> Piece {
-    Piece::Statement(Statement {
-        sql: sql.into(),
-        line,
-        offset: 0,
-    })
+    Piece::Statement(Statement::new(sql, line, 0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         match p {
             Piece::Statement(s) | Piece::CopyStart { statement: s, .. } => {
                 let _ = policy.statement(s);
-                needs.add(&s.sql);
+                needs.add(&s.class);
                 let _ = s.head();
             }
             Piece::Meta {

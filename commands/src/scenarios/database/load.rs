@@ -13,7 +13,7 @@
 //!   since) are listed, so the operator knows they are still there.
 //! - Error text never carries row data.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +59,8 @@ pub struct Loaded {
     pub roles_created: Vec<String>,
     /// Objects of the restored schemas that the backup does not hold (`schema.name (kind)`).
     pub created_since: Vec<String>,
+    /// Settings the target's server does not know, skipped as psql would (`name (line N)`).
+    pub skipped_settings: Vec<String>,
 }
 
 /// A session holding a lock the restore waits for.
@@ -264,9 +266,12 @@ pub async fn load(
         roles_created: Vec::new(),
         sequences: HashMap::new(),
         copy: None,
+        known_settings: HashSet::new(),
+        skipped_settings: Vec::new(),
     };
     let result = async {
         run.set_lock_timeout().await?;
+        run.read_settings().await?;
         run.pieces(&mut rx).await?;
         run.created_since().await
     }
@@ -307,6 +312,7 @@ pub async fn load(
         moot_drops: run.moot,
         roles_created: run.roles_created,
         created_since,
+        skipped_settings: run.skipped_settings,
     })
 }
 
@@ -347,6 +353,9 @@ struct Run<'a> {
     roles_created: Vec<String>,
     sequences: HashMap<u32, SavedSequence>,
     copy: Option<OpenCopy>,
+    /// The settings the target's server knows.
+    known_settings: HashSet<String>,
+    skipped_settings: Vec<String>,
 }
 
 /// SQLSTATEs that say an object is not there (any more).
@@ -361,6 +370,42 @@ impl Run<'_> {
             .map_err(|e| {
                 LoadError::Session(format!("could not bound lock waits: {}", pg_error(&e)))
             })
+    }
+
+    async fn read_settings(&mut self) -> Result<(), LoadError> {
+        let rows = self
+            .client
+            .query("SELECT name::text FROM pg_catalog.pg_settings", &[])
+            .await
+            .map_err(|e| {
+                LoadError::Session(format!(
+                    "could not read the server's settings: {}",
+                    pg_error(&e)
+                ))
+            })?;
+        self.known_settings = rows.iter().map(|r| r.get(0)).collect();
+        Ok(())
+    }
+
+    /// A setting the server does not know (a newer pg_dump's, like `transaction_timeout` on
+    /// PostgreSQL 15) is tried in a savepoint and skipped when the server says it is
+    /// unrecognized (42704), as psql would skip it; any other failure fails the restore.
+    async fn setting(&mut self, name: &str, s: &Statement) -> Result<(), LoadError> {
+        if name.contains('.') || self.known_settings.contains(name) {
+            return self.exec(s).await;
+        }
+        self.savepoint(s).await?;
+        match self.client.batch_execute(&s.sql).await {
+            Ok(()) => self.release(s).await,
+            Err(e) if e.code().is_some_and(|c| c.code() == "42704") => {
+                self.rollback_to(s).await?;
+                tracing::info!(line = s.line, setting = name, "skipped a setting the server does not know");
+                self.skipped_settings
+                    .push(format!("{name} (line {})", s.line));
+                Ok(())
+            }
+            Err(e) => Err(statement_error(s, &e)),
+        }
     }
 
     async fn pieces(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Result<(), LoadError> {
@@ -470,12 +515,11 @@ impl Run<'_> {
             self.retry_deferred().await?;
         }
         if self.options.create_missing_roles {
-            let mut needs = Needs::default();
-            needs.add(&s.sql);
-            self.ensure_roles(needs.roles).await?;
+            self.ensure_roles(Needs::roles_of(&s.class)).await?;
         }
         match step {
             Step::Run => self.exec(&s).await?,
+            Step::Setting(name) => self.setting(&name, &s).await?,
             Step::Skip(_) | Step::LockTimeout => {}
             Step::Setval(seq) => {
                 self.save_sequence(&seq, &s).await?;

@@ -8,7 +8,8 @@
 //! - [`action`]: `/db restore` as a destructive action for the approval gate; [`restore`]:
 //!   the preflight and the streaming restore it runs; `commands`: check, backups, verify.
 //! - [`catalogue`]: where backups are, their names and times, `latest`, the age identities.
-//! - [`splitter`]: plain pg_dump SQL into statements and COPY blocks, streaming.
+//! - [`splitter`]: plain pg_dump SQL into statements and COPY blocks, streaming; [`sql`]: what
+//!   each statement is, from PostgreSQL's own grammar (libpg_query).
 //! - [`pipeline`]: bucket → age → xz → pieces, on their own task and thread; [`custom`] turns
 //!   a custom-format archive into SQL through pg_restore on the way.
 //! - [`script`]: the rules every piece passes before it runs (nothing may end the transaction).
@@ -29,6 +30,7 @@ pub mod preflight;
 pub mod restore;
 pub mod script;
 pub mod splitter;
+pub mod sql;
 pub mod verify;
 mod watch;
 

@@ -44,6 +44,11 @@ pub struct TargetFacts {
     pub missing_roles: Vec<String>,
     /// Extensions the backup creates that the target's server cannot install.
     pub missing_extensions: Vec<String>,
+    /// Schemas the backup needs, does not create, and the target does not have.
+    pub missing_schemas: Vec<String>,
+    /// Settings the backup sets that the target's server does not know (a newer pg_dump's):
+    /// the restore skips them, as psql would.
+    pub unknown_settings: Vec<String>,
     /// Other sessions connected to the target's database.
     pub sessions: Vec<Blocker>,
 }
@@ -134,13 +139,14 @@ pub async fn read(
                     policy
                         .statement(&s)
                         .map_err(|r| PreflightError::Refused(r.to_string()))?;
-                    facts.needs.add(&s.sql);
+                    facts.needs.add(&s.class);
                     facts.statements += 1;
                 }
                 Piece::CopyStart { statement, .. } => {
                     policy
                         .statement(&statement)
                         .map_err(|r| PreflightError::Refused(r.to_string()))?;
+                    facts.needs.add(&statement.class);
                     facts.statements += 1;
                 }
                 Piece::CopyData(_) => {}
@@ -190,6 +196,28 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Pref
         "extensions",
     )
     .await?;
+    let schemas: Vec<String> = needs.schemas.iter().cloned().collect();
+    let have_schemas = present(
+        &client,
+        "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname = ANY($1)",
+        &schemas,
+        "schemas",
+    )
+    .await?;
+    // Custom settings (`app.x`) are accepted by any server; only plain names can be unknown.
+    let settings: Vec<String> = needs
+        .settings
+        .iter()
+        .filter(|n| !n.contains('.'))
+        .cloned()
+        .collect();
+    let known = present(
+        &client,
+        "SELECT name::text FROM pg_catalog.pg_settings WHERE name = ANY($1)",
+        &settings,
+        "settings",
+    )
+    .await?;
     let rows = client
         .query(
             "SELECT pid, coalesce(application_name, ''), coalesce(usename::text, ''), \
@@ -211,6 +239,14 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Pref
         missing_extensions: extensions
             .into_iter()
             .filter(|e| !available.contains(e))
+            .collect(),
+        missing_schemas: schemas
+            .into_iter()
+            .filter(|s| !have_schemas.contains(s))
+            .collect(),
+        unknown_settings: settings
+            .into_iter()
+            .filter(|s| !known.contains(s))
             .collect(),
         sessions,
     })

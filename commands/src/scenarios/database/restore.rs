@@ -149,6 +149,14 @@ pub async fn run_restore(
                     loaded.moot_drops
                 );
             }
+            if !loaded.skipped_settings.is_empty() {
+                let _ = write!(
+                    notes,
+                    "\nSkipped settings {}'s server does not know (written by a newer pg_dump; psql skips them too): {}.",
+                    target.name,
+                    loaded.skipped_settings.join(", ")
+                );
+            }
             if !loaded.roles_created.is_empty() {
                 let _ = write!(
                     notes,
@@ -393,6 +401,12 @@ pub async fn preflight_with(
             seen.missing_extensions.join(", ")
         ));
     }
+    if !seen.missing_schemas.is_empty() {
+        lacks.push(format!(
+            "schemas {} (the backup uses them but does not create them)",
+            seen.missing_schemas.join(", ")
+        ));
+    }
     if !lacks.is_empty() {
         let hint = if !seen.missing_roles.is_empty() && !create {
             format!(
@@ -414,6 +428,14 @@ pub async fn preflight_with(
         facts.elapsed.as_secs_f64()
     );
     let mut details = String::new();
+    if !seen.unknown_settings.is_empty() {
+        let _ = write!(
+            short,
+            "; will skip settings {} (written by a newer pg_dump; {}'s server does not know them)",
+            seen.unknown_settings.join(", "),
+            target.name
+        );
+    }
     if create && !seen.missing_roles.is_empty() {
         let _ = write!(
             short,

@@ -10,14 +10,18 @@
 //!   run each in a savepoint and accept the failures a later DROP makes moot.
 //! - `SET lock_timeout` is replaced by drbot's bound; `setval` is marked, so a rollback can put
 //!   sequence values back (setval is not transactional).
-//! - The roles and extensions a statement needs are read from it, for the preflight.
+//! - Settings (`SET`, `set_config`) are marked, so one a newer pg_dump writes that the target's
+//!   server does not know is skipped and named instead of failing the restore.
+//! - The roles, extensions and schemas a statement needs are collected, for the preflight.
 //!
-//! Everything here is pure text work: the preflight and the loader apply the same [`Policy`].
+//! What a statement *is* comes from PostgreSQL's own grammar ([`super::sql`]), never from its
+//! first words. The preflight and the loader apply the same [`Policy`].
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use super::splitter::Statement;
+use super::sql::{Class, Kind};
 
 /// A piece of the dump drbot will not run, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +51,10 @@ pub enum Step {
     LockTimeout,
     /// `SELECT pg_catalog.setval('<sequence>', …)`: remember the sequence's value first.
     Setval(String),
+    /// `SET name …` or `set_config('name', …)`: run it; a setting the target's server does not
+    /// know (one a newer pg_dump writes, like `transaction_timeout` for PostgreSQL 15) is
+    /// skipped and named, as psql would skip it with an error.
+    Setting(String),
 }
 
 /// What to do with an accepted psql meta-command.
@@ -56,182 +64,6 @@ pub enum MetaStep {
     Nothing,
     /// `\connect - ROLE`: what follows runs as this role.
     SetRole(String),
-}
-
-/// A word of SQL, as PostgreSQL reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Token {
-    /// An unquoted word, lowercased.
-    Word(String),
-    /// A `"quoted"` identifier, as written inside the quotes.
-    Quoted(String),
-    /// A string literal's content.
-    Str(String),
-    /// Any other character outside whitespace.
-    Punct(char),
-}
-
-impl Token {
-    /// The word, if this is the unquoted keyword `w`.
-    fn is(&self, w: &str) -> bool {
-        matches!(self, Token::Word(x) if x == w)
-    }
-
-    /// An identifier's name (unquoted words lowercased, quoted ones as written).
-    fn name(&self) -> Option<&str> {
-        match self {
-            Token::Word(w) | Token::Quoted(w) => Some(w),
-            _ => None,
-        }
-    }
-}
-
-/// The first `max` tokens of a statement. Strings and quoted identifiers are read whole;
-/// comments are skipped (the splitter has removed most of them).
-pub fn tokens(sql: &str, max: usize) -> Vec<Token> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() && out.len() < max {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            let mut depth = 0u32;
-            while i < b.len() {
-                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                    depth += 1;
-                    i += 2;
-                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                    depth = depth.saturating_sub(1);
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-        } else if c == b'"' || c == b'\'' {
-            let start = i + 1;
-            let mut j = start;
-            let mut text = Vec::new();
-            while j < b.len() {
-                if b[j] == c {
-                    if b.get(j + 1) == Some(&c) {
-                        text.push(c);
-                        j += 2;
-                        continue;
-                    }
-                    break;
-                }
-                text.push(b[j]);
-                j += 1;
-            }
-            let s = String::from_utf8_lossy(&text).into_owned();
-            out.push(if c == b'"' {
-                Token::Quoted(s)
-            } else {
-                Token::Str(s)
-            });
-            i = j + 1;
-        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
-            let start = i;
-            while i < b.len()
-                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
-            {
-                i += 1;
-            }
-            out.push(Token::Word(
-                String::from_utf8_lossy(&b[start..i]).to_ascii_lowercase(),
-            ));
-        } else {
-            // A whole UTF-8 character, so slicing never splits one.
-            match sql.get(i..).and_then(|rest| rest.chars().next()) {
-                Some(ch) => {
-                    out.push(Token::Punct(ch));
-                    i += ch.len_utf8();
-                }
-                None => i += 1,
-            }
-        }
-    }
-    out
-}
-
-/// Why a statement escapes the restore's transaction, if it does (`BEGIN`/`COMMIT` are
-/// handled by [`Policy`], which knows pg_dump's large-object block).
-fn escapes(t: &[Token]) -> Option<&'static str> {
-    let w = |i: usize, s: &str| t.get(i).is_some_and(|x| x.is(s));
-    let any = |s: &str| t.iter().any(|x| x.is(s));
-    if w(0, "rollback") || w(0, "abort") {
-        return Some("ROLLBACK would undo the restore half-way and leave the rest outside it");
-    }
-    if w(0, "commit") && w(1, "prepared") || w(0, "prepare") && w(1, "transaction") {
-        return Some("two-phase commit statements end the restore's transaction");
-    }
-    if w(0, "savepoint") || w(0, "release") {
-        return Some("savepoints are drbot's to manage inside the restore's transaction");
-    }
-    if (w(0, "create") || w(0, "drop") || w(0, "alter")) && w(1, "database") {
-        return Some(
-            "CREATE/DROP/ALTER DATABASE acts outside the target's transaction (dump without --create)",
-        );
-    }
-    if (w(0, "create") || w(0, "drop") || w(0, "reindex")) && any("concurrently") {
-        return Some("… CONCURRENTLY cannot run inside a transaction");
-    }
-    if w(0, "vacuum") {
-        return Some("VACUUM cannot run inside a transaction");
-    }
-    if w(0, "alter") && w(1, "system") {
-        return Some("ALTER SYSTEM changes the server's configuration outside any transaction");
-    }
-    if (w(0, "create") || w(0, "drop")) && w(1, "tablespace") {
-        return Some("tablespaces cannot be created or dropped inside a transaction");
-    }
-    if w(0, "copy") && (any("program") || !(any("stdin") || any("pstdin"))) {
-        return Some("COPY is only run FROM stdin: no server files or programs");
-    }
-    None
-}
-
-/// True for pg_dump's `--clean` DROPs: `DROP …`, `ALTER … DROP …`, `SELECT pg_catalog.lo_unlink`.
-fn is_clean(t: &[Token]) -> bool {
-    let w = |i: usize, s: &str| t.get(i).is_some_and(|x| x.is(s));
-    w(0, "drop")
-        || (w(0, "alter") && t.iter().any(|x| x.is("drop")))
-        || (w(0, "select") && w(1, "pg_catalog") && w(3, "lo_unlink"))
-}
-
-/// True for settings pg_dump writes before its DROPs.
-fn is_setting(t: &[Token]) -> bool {
-    let w = |i: usize, s: &str| t.get(i).is_some_and(|x| x.is(s));
-    w(0, "set") || (w(0, "select") && w(1, "pg_catalog") && w(3, "set_config"))
-}
-
-/// The sequence a `SELECT pg_catalog.setval('seq', …)` sets.
-fn setval_target(t: &[Token]) -> Option<String> {
-    let w = |i: usize, s: &str| t.get(i).is_some_and(|x| x.is(s));
-    if !w(0, "select") {
-        return None;
-    }
-    let at = if w(1, "pg_catalog") && matches!(t.get(2), Some(Token::Punct('.'))) {
-        3
-    } else {
-        1
-    };
-    if !(w(at, "setval") && matches!(t.get(at + 1), Some(Token::Punct('(')))) {
-        return None;
-    }
-    match t.get(at + 2) {
-        Some(Token::Str(s)) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 /// The rules of one restore, applied piece by piece in order.
@@ -245,9 +77,6 @@ pub struct Policy {
     block: Option<u64>,
 }
 
-/// How many tokens decide a statement's class.
-const CLASSIFY_TOKENS: usize = 24;
-
 impl Policy {
     /// The rules for a restore into `database` (its name, when known).
     pub fn new(database: Option<String>) -> Policy {
@@ -258,77 +87,68 @@ impl Policy {
         }
     }
 
-    /// Decides a statement.
+    /// Decides a statement, from what PostgreSQL's grammar says it is ([`Statement::class`]).
     pub fn statement(&mut self, s: &Statement) -> Result<Step, Refusal> {
-        let t = tokens(&s.sql, CLASSIFY_TOKENS);
         let refuse = |why: &str| Refusal {
             line: s.line,
             why: format!("`{}` is refused: {why}", s.head()),
         };
-        let w = |i: usize, k: &str| t.get(i).is_some_and(|x| x.is(k));
-        let begin = (w(0, "begin") || (w(0, "start") && w(1, "transaction"))) && t.len() <= 4;
-        let commit = (w(0, "commit") && !w(1, "prepared")) || w(0, "end");
-        if begin {
-            if let Some(at) = self.block {
+        match &s.class.kind {
+            Kind::Unparsable(message) => {
                 return Err(refuse(&format!(
-                    "a BEGIN inside the BEGIN at line {at} is not something pg_dump writes"
+                    "PostgreSQL's parser rejects it ({message}), so the server would too"
                 )));
             }
-            self.block = Some(s.line);
-            self.prelude = false;
-            return Ok(Step::Skip(
-                "pg_dump's large-object BEGIN is part of the restore's transaction",
-            ));
-        }
-        if commit {
-            if self.block.take().is_some() {
+            Kind::Escapes(why) => return Err(refuse(why)),
+            Kind::Begin => {
+                if let Some(at) = self.block {
+                    return Err(refuse(&format!(
+                        "a BEGIN inside the BEGIN at line {at} is not something pg_dump writes"
+                    )));
+                }
+                self.block = Some(s.line);
+                self.prelude = false;
                 return Ok(Step::Skip(
-                    "pg_dump's large-object COMMIT is part of the restore's transaction",
+                    "pg_dump's large-object BEGIN is part of the restore's transaction",
                 ));
             }
-            return Err(refuse(
-                "COMMIT would make everything before it permanent whatever happens after",
-            ));
-        }
-        if let Some(why) = escapes(&t) {
-            return Err(refuse(why));
+            Kind::Commit => {
+                if self.block.take().is_some() {
+                    return Ok(Step::Skip(
+                        "pg_dump's large-object COMMIT is part of the restore's transaction",
+                    ));
+                }
+                return Err(refuse(
+                    "COMMIT would make everything before it permanent whatever happens after",
+                ));
+            }
+            _ => {}
         }
         if let Some(at) = self.block {
-            let large_object = w(0, "select")
-                && w(1, "pg_catalog")
-                && t.get(3)
-                    .is_some_and(|x| matches!(x, Token::Word(n) if n.starts_with("lo")));
-            if !large_object {
+            if !matches!(s.class.kind, Kind::LargeObject { .. }) {
                 return Err(refuse(&format!(
                     "only large-object writes belong between pg_dump's BEGIN at line {at} and its COMMIT"
                 )));
             }
             return Ok(Step::Run);
         }
-        let set_at = if w(1, "local") || w(1, "session") {
-            2
-        } else {
-            1
-        };
-        let set_config_lock = w(0, "select")
-            && t.iter().any(|x| x.is("set_config"))
-            && t.iter()
-                .any(|x| matches!(x, Token::Str(v) if v == "lock_timeout"));
-        if (w(0, "set") && w(set_at, "lock_timeout")) || set_config_lock {
-            return Ok(Step::LockTimeout);
+        match &s.class.kind {
+            Kind::Set { name, .. } | Kind::SetConfig { name, .. } if name == "lock_timeout" => {
+                Ok(Step::LockTimeout)
+            }
+            Kind::Set { name, .. } | Kind::SetConfig { name, .. } => {
+                Ok(Step::Setting(name.clone()))
+            }
+            Kind::Setval(seq) => {
+                self.prelude = false;
+                Ok(Step::Setval(seq.clone()))
+            }
+            Kind::Drop | Kind::LargeObject { unlink: true } if self.prelude => Ok(Step::Clean),
+            _ => {
+                self.prelude = false;
+                Ok(Step::Run)
+            }
         }
-        if let Some(seq) = setval_target(&t) {
-            self.prelude = false;
-            return Ok(Step::Setval(seq));
-        }
-        if is_setting(&t) {
-            return Ok(Step::Run);
-        }
-        if self.prelude && is_clean(&t) {
-            return Ok(Step::Clean);
-        }
-        self.prelude = false;
-        Ok(Step::Run)
     }
 
     /// Decides a psql meta-command the splitter accepted.
@@ -391,111 +211,60 @@ fn conninfo_dbname(s: &str) -> Option<String> {
     Some(v.to_string())
 }
 
-/// Roles and extensions a dump needs from the target.
+/// Roles, extensions, schemas and settings a dump needs from the target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// Roles named as owners, grantees, policy roles or `SET ROLE` targets.
+    /// Roles named as owners, grantees, policy roles or `SET ROLE` targets, less those the
+    /// dump creates itself.
     pub roles: BTreeSet<String>,
     /// Extensions it creates.
     pub extensions: BTreeSet<String>,
+    /// Schemas it needs (an extension's `SCHEMA`), less those it creates itself.
+    pub schemas: BTreeSet<String>,
+    /// Settings it sets (`SET`, `set_config`), which the target's server must know.
+    pub settings: BTreeSet<String>,
+    created_roles: BTreeSet<String>,
+    created_schemas: BTreeSet<String>,
 }
 
-/// Role words that are not roles.
-const NOT_ROLES: &[&str] = &[
-    "public",
-    "current_user",
-    "session_user",
-    "current_role",
-    "none",
-    "default",
-];
-
 impl Needs {
-    /// Adds what one statement needs.
-    pub fn add(&mut self, sql: &str) {
-        let head = tokens(sql, 4);
-        let w = |t: &[Token], i: usize, k: &str| t.get(i).is_some_and(|x| x.is(k));
-        let interesting = w(&head, 0, "grant")
-            || w(&head, 0, "revoke")
-            || w(&head, 0, "alter")
-            || (w(&head, 0, "create")
-                && (w(&head, 1, "extension") || w(&head, 1, "policy") || w(&head, 1, "schema")))
-            || (w(&head, 0, "set") && (w(&head, 1, "role") || w(&head, 1, "session")));
-        if !interesting {
-            return;
+    /// Adds what one statement needs, from its parse tree.
+    pub fn add(&mut self, class: &Class) {
+        for r in &class.creates_roles {
+            self.roles.remove(r);
+            self.created_roles.insert(r.clone());
         }
-        let t = tokens(sql, 4096);
-        let mut add = |tok: Option<&Token>| {
-            if let Some(n) = tok.and_then(Token::name)
-                && !(matches!(tok, Some(Token::Word(_))) && NOT_ROLES.contains(&n))
-            {
-                self.roles.insert(n.to_string());
-            }
-        };
-        let last = |k: &str| t.iter().rposition(|x| x.is(k));
-        if w(&t, 0, "create") && w(&t, 1, "extension") {
-            let at = if w(&t, 2, "if") { 5 } else { 2 };
-            if let Some(n) = t.get(at).and_then(Token::name) {
-                self.extensions.insert(n.to_string());
-            }
-            return;
+        for s in &class.creates_schemas {
+            self.schemas.remove(s);
+            self.created_schemas.insert(s.clone());
         }
-        if w(&t, 0, "set") {
-            // SET ROLE x / SET SESSION AUTHORIZATION x
-            let at = if w(&t, 1, "role") { 2 } else { 3 };
-            if matches!(t.get(at), Some(Token::Word(_) | Token::Quoted(_))) {
-                add(t.get(at));
-            } else if let Some(Token::Str(s)) = t.get(at) {
-                self.roles.insert(s.clone());
-            }
-            return;
+        self.roles.extend(
+            class
+                .roles
+                .iter()
+                .filter(|r| !self.created_roles.contains(*r))
+                .cloned(),
+        );
+        self.schemas.extend(
+            class
+                .schemas
+                .iter()
+                .filter(|s| !self.created_schemas.contains(*s))
+                .cloned(),
+        );
+        self.extensions.extend(class.extensions.iter().cloned());
+        if let Kind::Set { name, .. } | Kind::SetConfig { name, .. } = &class.kind
+            && !name.is_empty()
+        {
+            self.settings.insert(name.clone());
         }
-        // `ALTER DEFAULT PRIVILEGES FOR ROLE x …` names its role, then a GRANT or REVOKE.
-        if w(&t, 0, "alter") && w(&t, 1, "default") && (w(&t, 3, "for")) {
-            add(t.get(5));
-        }
-        if w(&t, 0, "alter") && !w(&t, 1, "default") {
-            if let Some(i) = last("owner")
-                && w(&t, i + 1, "to")
-            {
-                add(t.get(i + 2));
-            }
-            return;
-        }
-        if w(&t, 0, "create") && w(&t, 1, "schema") {
-            if let Some(i) = last("authorization") {
-                add(t.get(i + 1));
-            }
-            return;
-        }
-        // GRANT … TO a, b [WITH …|GRANTED BY …]; REVOKE … FROM a, b [CASCADE|RESTRICT|GRANTED BY];
-        // CREATE POLICY … TO a, b [USING …|WITH CHECK …].
-        let (kw, stop): (&str, &[&str]) = if t.iter().any(|x| x.is("revoke")) {
-            ("from", &["cascade", "restrict", "granted"])
-        } else {
-            ("to", &["with", "granted", "using"])
-        };
-        // A policy's roles follow its first TO, before USING / WITH CHECK expressions (which
-        // may hold a `SIMILAR TO`); a GRANT's grantees follow its last.
-        let at = if w(&t, 0, "create") && w(&t, 1, "policy") {
-            t.iter().position(|x| x.is(kw))
-        } else {
-            last(kw)
-        };
-        let Some(i) = at else { return };
-        let mut j = i + 1;
-        while let Some(tok) = t.get(j) {
-            if stop.iter().any(|s| tok.is(s)) {
-                break;
-            }
-            match tok {
-                Token::Word(w) if w == "group" => {}
-                Token::Word(_) | Token::Quoted(_) => add(Some(tok)),
-                Token::Punct(',') => {}
-                _ => break,
-            }
-            j += 1;
-        }
+    }
+
+    /// The roles one statement needs (for creating them as the restore goes).
+    pub fn roles_of(class: &Class) -> BTreeSet<String> {
+        let mut n = Needs::default();
+        n.add(class);
+        n.roles
     }
 }
 
@@ -505,11 +274,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn st(sql: &str, line: u64) -> Statement {
-        Statement {
-            sql: sql.to_string(),
-            line,
-            offset: 0,
-        }
+        Statement::new(sql, line, 0)
     }
 
     fn decide(sqls: &[&str]) -> Vec<Result<Step, Refusal>> {
@@ -596,11 +361,11 @@ mod tests {
         ] {
             assert_eq!(decide(&[sql])[0], Ok(Step::LockTimeout), "{sql}");
         }
-        assert_eq!(r[1], Ok(Step::Run));
+        assert_eq!(r[1], Ok(Step::Setting("search_path".into())));
         assert_eq!(r[2], Ok(Step::Clean));
         assert_eq!(r[3], Ok(Step::Clean));
         assert_eq!(r[4], Ok(Step::Clean));
-        assert_eq!(r[5], Ok(Step::Run));
+        assert_eq!(r[5], Ok(Step::Setting("default_tablespace".into())));
         assert_eq!(r[6], Ok(Step::Run));
         assert_eq!(
             r[7],
@@ -637,47 +402,41 @@ mod tests {
     }
 
     #[test]
-    fn needs_reads_roles_and_extensions_the_way_pg_dump_writes_them() {
+    fn a_copy_of_any_width_runs_and_the_prelude_ends_there() {
+        // The defect of issue 24: a policy that read the first 24 tokens refused every table
+        // of nine or more columns. The width must never matter.
+        for width in [1usize, 9, 54, 1600] {
+            let cols: Vec<String> = (0..width).map(|i| format!("\"col {i}\"")).collect();
+            let copy = format!("COPY public.wide ({}) FROM stdin", cols.join(", "));
+            let r = decide(&["DROP TABLE IF EXISTS public.wide", &copy, "DROP TABLE x"]);
+            assert_eq!(r[0], Ok(Step::Clean));
+            assert_eq!(r[1], Ok(Step::Run), "width {width}");
+            assert_eq!(r[2], Ok(Step::Run), "width {width}");
+            let program = format!("COPY public.wide ({}) FROM PROGRAM 'id'", cols.join(", "));
+            assert!(decide(&[&program])[0].is_err(), "width {width}");
+        }
+    }
+
+    #[test]
+    fn needs_collects_roles_extensions_schemas_and_settings_less_what_the_dump_creates() {
         let mut n = Needs::default();
         for sql in [
+            "SET transaction_timeout = 0",
             "CREATE EXTENSION IF NOT EXISTS pg_graphql WITH SCHEMA graphql",
-            "CREATE EXTENSION \"uuid-ossp\"",
+            "CREATE EXTENSION pgcrypto WITH SCHEMA extensions",
+            "CREATE SCHEMA extensions",
+            "CREATE ROLE made_here NOLOGIN",
+            "ALTER TABLE public.t OWNER TO made_here",
             "ALTER TABLE public.t OWNER TO supabase_admin",
-            "ALTER FUNCTION public.f(a integer) OWNER TO \"Mixed Role\"",
             "GRANT ALL ON TABLE public.t TO anon",
-            "GRANT SELECT(a), UPDATE(b) ON TABLE public.t TO authenticated, service_role WITH GRANT OPTION",
-            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
-            "REVOKE USAGE ON SCHEMA s FROM dashboard_user CASCADE",
-            "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon",
-            "CREATE POLICY p ON public.t TO authenticated USING ((auth.uid() = owner))",
-            "CREATE POLICY \"q\" ON \"public\".\"t\" FOR SELECT TO \"policy_role\" WITH CHECK ((name SIMILAR TO 'x%'))",
-            "CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin",
-            "SET SESSION AUTHORIZATION 'olduser'",
-            "GRANT pg_read_all_data TO reader",
-            "GRANT ALL ON TABLE public.\"to\" TO CURRENT_USER",
-            "CREATE TABLE \"GRANT\" (\"to\" int)",
         ] {
-            n.add(sql);
+            n.add(&super::super::sql::classify(sql, false));
         }
-        let roles: Vec<&str> = n.roles.iter().map(String::as_str).collect();
-        assert_eq!(
-            roles,
-            [
-                "Mixed Role",
-                "anon",
-                "authenticated",
-                "dashboard_user",
-                "olduser",
-                "policy_role",
-                "postgres",
-                "reader",
-                "service_role",
-                "supabase_admin",
-                "supabase_auth_admin"
-            ]
-        );
-        let ext: Vec<&str> = n.extensions.iter().map(String::as_str).collect();
-        assert_eq!(ext, ["pg_graphql", "uuid-ossp"]);
+        let v = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+        assert_eq!(v(&n.roles), ["anon", "supabase_admin"]);
+        assert_eq!(v(&n.extensions), ["pg_graphql", "pgcrypto"]);
+        assert_eq!(v(&n.schemas), ["graphql"]);
+        assert_eq!(v(&n.settings), ["transaction_timeout"]);
     }
 
     proptest! {
@@ -692,8 +451,7 @@ mod tests {
             let _ = p.statement(&st(&sql, 1));
             let _ = p.meta("connect", &arg, 1);
             let mut n = Needs::default();
-            n.add(&sql);
-            let _ = tokens(&sql, usize::MAX);
+            n.add(&super::super::sql::classify(&sql, false));
         }
     }
 }

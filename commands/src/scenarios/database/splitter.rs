@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use super::sql::{Class, Kind, classify};
+
 /// One unit of the dump, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
@@ -39,7 +41,7 @@ pub enum Piece {
     },
 }
 
-/// A statement with where it started in the dump.
+/// A statement with where it started in the dump, and what PostgreSQL's grammar says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
     /// The SQL text.
@@ -48,9 +50,21 @@ pub struct Statement {
     pub line: u64,
     /// The byte offset of its first character in the decompressed dump.
     pub offset: u64,
+    /// Its class, from its parse tree.
+    pub class: Class,
 }
 
 impl Statement {
+    /// A statement parsed with the server's defaults (`standard_conforming_strings` on).
+    pub fn new(sql: &str, line: u64, offset: u64) -> Statement {
+        Statement {
+            sql: sql.to_string(),
+            line,
+            offset,
+            class: classify(sql, false),
+        }
+    }
+
     /// The first few words, for messages; never a literal, which may hold row data.
     pub fn head(&self) -> String {
         crate::render::words_before_data(&self.sql, 6, 80)
@@ -690,64 +704,40 @@ impl Splitter {
             line: self.start_line,
         })?;
         let sql = sql.trim_end().to_string();
+        let class = classify(&sql, self.backslash_strings);
         let statement = Statement {
             sql,
             line: self.start_line,
             offset: self.start_offset,
+            class,
         };
         self.content = false;
         self.words_seen = 0;
         self.routine = RoutineState::Unknown;
         self.depth = 0;
         self.word.clear();
-        if let Some(table) = copy_from_stdin(&statement.sql) {
-            self.mode = Mode::CopyLineRest;
-            self.copy_rows = 0;
-            self.copy_line = self.line;
-            out.push(Piece::CopyStart { statement, table });
-            return Ok(());
-        }
-        if let Some(on) = standard_conforming(&statement.sql) {
-            self.backslash_strings = !on;
+        match &statement.class.kind {
+            Kind::CopyFromStdin { table } => {
+                let table = table.clone();
+                self.mode = Mode::CopyLineRest;
+                self.copy_rows = 0;
+                self.copy_line = self.line;
+                out.push(Piece::CopyStart { statement, table });
+                return Ok(());
+            }
+            Kind::Set { name, value } | Kind::SetConfig { name, value }
+                if name == "standard_conforming_strings" =>
+            {
+                match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    Some("on" | "true" | "1" | "yes") => self.backslash_strings = false,
+                    Some("off" | "false" | "0" | "no") => self.backslash_strings = true,
+                    _ => {}
+                }
+            }
+            _ => {}
         }
         out.push(Piece::Statement(statement));
         Ok(())
-    }
-}
-
-/// `COPY <table> [(cols)] FROM stdin …`: the table as written.
-pub fn copy_from_stdin(sql: &str) -> Option<String> {
-    let trimmed = sql.trim_start();
-    let head = trimmed.get(..5)?;
-    if !head.eq_ignore_ascii_case("copy ") {
-        return None;
-    }
-    let lower = trimmed.to_ascii_lowercase();
-    let from = lower.rfind(" from ")?;
-    let source = lower[from + 6..].trim_start();
-    if !(source.starts_with("stdin") || source.starts_with("pstdin")) {
-        return None;
-    }
-    // `COPY FROM stdin` (no table) is still a COPY: the server refuses it, naming the line.
-    let target = trimmed.get(5..from).unwrap_or_default().trim();
-    let table = match target.find(" (").or_else(|| target.find('(')) {
-        Some(p) => target[..p].trim(),
-        None => target,
-    };
-    Some(table.to_string())
-}
-
-/// `SET standard_conforming_strings = on|off`: the new value.
-fn standard_conforming(sql: &str) -> Option<bool> {
-    let l = sql.to_ascii_lowercase();
-    let rest = l.trim().strip_prefix("set ")?.trim_start();
-    let rest = rest.strip_prefix("standard_conforming_strings")?;
-    let value = rest.trim_start().trim_start_matches(['=']).trim_start();
-    let value = value.strip_prefix("to ").unwrap_or(value).trim();
-    match value.trim_matches('\'') {
-        "on" | "true" => Some(true),
-        "off" | "false" => Some(false),
-        _ => None,
     }
 }
 
@@ -943,11 +933,7 @@ SELECT 'after copy';
             Piece::Statement(s) => {
                 assert_eq!((s.line, s.offset, s.sql.as_str()), (3, 17, "SELECT\n 2"));
                 assert_eq!(s.head(), "SELECT 2");
-                let insert = Statement {
-                    sql: "INSERT INTO public.users VALUES (1, 'a@b.c')".into(),
-                    line: 1,
-                    offset: 0,
-                };
+                let insert = Statement::new("INSERT INTO public.users VALUES (1, 'a@b.c')", 1, 0);
                 assert_eq!(insert.head(), "INSERT INTO public.users …");
             }
             other => panic!("{other:?}"),
@@ -955,17 +941,48 @@ SELECT 'after copy';
     }
 
     #[test]
-    fn copy_targets_are_read_from_the_statement() {
+    fn copy_targets_and_sources_are_read_from_the_parse_tree() {
+        let tables = |input: &str| -> Vec<String> {
+            split(input)
+                .into_iter()
+                .filter_map(|p| match p {
+                    Piece::CopyStart { table, .. } => Some(table),
+                    _ => None,
+                })
+                .collect()
+        };
         assert_eq!(
-            copy_from_stdin("COPY public.t (a, b) FROM stdin").as_deref(),
-            Some("public.t")
+            tables("COPY public.t (a, b) FROM stdin;\n1\t2\n\\.\n"),
+            ["public.t"]
         );
-        assert_eq!(
-            copy_from_stdin("copy \"A b\" from STDIN").as_deref(),
-            Some("\"A b\"")
+        assert_eq!(tables("copy \"A b\" from STDIN;\n\\.\n"), ["\"A b\""]);
+        // A column named `from` and a nine-column list: still COPY FROM stdin, data follows.
+        let cols: Vec<String> = (1..=9).map(|i| format!("c{i}")).collect();
+        let wide = format!(
+            "COPY t (\"from\", {}) FROM stdin;\nx\n\\.\nSELECT 1;\n",
+            cols.join(", ")
         );
-        assert_eq!(copy_from_stdin("COPY t TO stdout"), None);
-        assert_eq!(copy_from_stdin("SELECT 1"), None);
+        assert_eq!(tables(&wide), ["t"]);
+        assert_eq!(sqls(&split(&wide)).len(), 2);
+        // COPY TO and COPY from a file carry no data: the next line is SQL again.
+        assert!(tables("COPY t TO stdout;\nSELECT 1;\n").is_empty());
+        assert_eq!(sqls(&split("COPY t FROM '/x';\nSELECT 1;\n")).len(), 2);
+    }
+
+    #[test]
+    fn standard_conforming_strings_is_read_from_set_and_set_config() {
+        for off in [
+            "SET standard_conforming_strings = off;",
+            "SET standard_conforming_strings TO 'off';",
+            "SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false);",
+        ] {
+            let p = split(&format!("{off}\nSELECT 'a\\';b';\nSELECT 2;\n"));
+            assert_eq!(sqls(&p).len(), 3, "{off}: {:?}", sqls(&p));
+            assert!(
+                p.iter().all(|x| !matches!(x, Piece::Statement(s) if matches!(s.class.kind, Kind::Unparsable(_)))),
+                "{off}"
+            );
+        }
     }
 
     proptest! {

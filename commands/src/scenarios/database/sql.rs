@@ -1,0 +1,688 @@
+//! What a statement is, read from PostgreSQL's own grammar: each statement the splitter finds
+//! is parsed by libpg_query (the server's parser, through the `pg_query` crate) and reduced to
+//! the few facts the restore's rules need — its [`Kind`], and the roles, extensions, schemas
+//! and settings it names. Nothing here reads a prefix of tokens: a `COPY` with 1600 columns, a
+//! keyword used as an identifier, or a `TO` inside a policy's expression are what the tree says.
+//!
+//! Hand-written lexing stays only where psql differs from the server (backslash meta-commands
+//! and COPY data, in the splitter).
+
+use pg_query::protobuf::{
+    self, AlterTableType, RoleSpec, RoleSpecType, TransactionStmtKind,
+};
+use pg_query::{NodeEnum, ParserOptions};
+
+/// What a statement does, as far as the restore's rules care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `BEGIN` / `START TRANSACTION`.
+    Begin,
+    /// `COMMIT` / `END`.
+    Commit,
+    /// A statement that would end or escape the restore's transaction; the reason.
+    Escapes(&'static str),
+    /// `COPY <table> … FROM STDIN`: its data follows in the dump.
+    CopyFromStdin {
+        /// The table as the grammar reads it (`public."Mixed"`).
+        table: String,
+    },
+    /// `SET name …` / `RESET name` (and `SET LOCAL`, `SET SESSION`).
+    Set {
+        /// The setting's name (lowercase unless quoted, as the server reads it).
+        name: String,
+        /// Its new value when it is one plain word, number or string (`on`, `0`, `''`).
+        value: Option<String>,
+    },
+    /// `SELECT pg_catalog.set_config('name', 'value', false)`.
+    SetConfig {
+        /// The setting's name.
+        name: String,
+        /// The value, when a literal.
+        value: Option<String>,
+    },
+    /// `SELECT pg_catalog.setval('sequence', …)`: the sequence, as written in the string.
+    Setval(String),
+    /// `SELECT pg_catalog.lo_…(…)` / `lowrite`: pg_dump's large-object calls; `unlink` for
+    /// `lo_unlink`, which is part of the `--clean` prelude.
+    LargeObject {
+        /// It is `lo_unlink`.
+        unlink: bool,
+    },
+    /// A `DROP …`, or an `ALTER TABLE` whose every action drops something: what pg_dump's
+    /// `--clean` writes.
+    Drop,
+    /// Anything else: run as written.
+    Other,
+    /// The parser refused it (the server would too); its message.
+    Unparsable(String),
+}
+
+/// What one statement is and what it needs from the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Class {
+    /// What it does.
+    pub kind: Kind,
+    /// Roles it names (owners, grantees, policy roles, `SET ROLE`, …), never PUBLIC or
+    /// CURRENT_USER and the like.
+    pub roles: Vec<String>,
+    /// Roles it creates.
+    pub creates_roles: Vec<String>,
+    /// Extensions it creates.
+    pub extensions: Vec<String>,
+    /// Schemas it creates.
+    pub creates_schemas: Vec<String>,
+    /// Schemas it needs to exist (an extension's `SCHEMA`).
+    pub schemas: Vec<String>,
+}
+
+impl Class {
+    fn of(kind: Kind) -> Class {
+        Class {
+            kind,
+            roles: Vec::new(),
+            creates_roles: Vec::new(),
+            extensions: Vec::new(),
+            creates_schemas: Vec::new(),
+            schemas: Vec::new(),
+        }
+    }
+}
+
+/// Classifies one statement (the splitter's unit, without its semicolon). `backslash_strings`
+/// is true after `SET standard_conforming_strings = off`, which changes how `'…'` reads.
+pub fn classify(sql: &str, backslash_strings: bool) -> Class {
+    let options = if backslash_strings {
+        ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS
+    } else {
+        ParserOptions::DEFAULT
+    };
+    // The parser is C underneath and its Rust wrapper walks the tree; whatever a hostile dump
+    // makes either of them do, it becomes a refusal of this statement, not a crash.
+    let parsed = std::panic::catch_unwind(|| pg_query::parse(sql, options));
+    let tree = match parsed {
+        Ok(Ok(tree)) => tree,
+        Ok(Err(e)) => return Class::of(Kind::Unparsable(parse_message(&e))),
+        Err(_) => {
+            return Class::of(Kind::Unparsable(
+                "PostgreSQL's parser stopped on it".to_string(),
+            ));
+        }
+    };
+    let mut stmts = tree
+        .protobuf
+        .stmts
+        .iter()
+        .filter_map(|s| s.stmt.as_ref().and_then(|n| n.node.as_ref()));
+    let Some(first) = stmts.next() else {
+        return Class::of(Kind::Other);
+    };
+    let mut class = one(first);
+    // The splitter and the grammar agree on boundaries; should they not, every statement in
+    // the piece is still held to the rules (a COMMIT cannot hide behind a harmless first one).
+    for next in stmts {
+        let c = one(next);
+        match (&class.kind, &c.kind) {
+            (Kind::Escapes(_) | Kind::Unparsable(_), _) => {}
+            (_, Kind::Escapes(_) | Kind::Begin | Kind::Commit | Kind::CopyFromStdin { .. }) => {
+                class.kind = Kind::Escapes(
+                    "it holds several statements, one of which ends or escapes the transaction",
+                );
+            }
+            _ => class.kind = Kind::Other,
+        }
+        class.roles.extend(c.roles);
+        class.creates_roles.extend(c.creates_roles);
+        class.extensions.extend(c.extensions);
+        class.creates_schemas.extend(c.creates_schemas);
+        class.schemas.extend(c.schemas);
+    }
+    class
+}
+
+/// The parser's message without the crate's prefix.
+fn parse_message(e: &pg_query::Error) -> String {
+    match e {
+        pg_query::Error::Parse(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Why statements escape the transaction, in words.
+const TWO_PHASE: &str = "two-phase commit statements end the restore's transaction";
+const ROLLBACK: &str = "ROLLBACK would undo the restore half-way and leave the rest outside it";
+const SAVEPOINT: &str = "savepoints are drbot's to manage inside the restore's transaction";
+const DATABASE: &str =
+    "CREATE/DROP/ALTER DATABASE acts outside the target's transaction (dump without --create)";
+const CONCURRENTLY: &str = "… CONCURRENTLY cannot run inside a transaction";
+const VACUUM: &str = "VACUUM cannot run inside a transaction";
+const SYSTEM: &str = "ALTER SYSTEM changes the server's configuration outside any transaction";
+const TABLESPACE: &str = "tablespaces cannot be created or dropped inside a transaction";
+const COPY_FILE: &str = "COPY is only run FROM stdin: no server files or programs";
+const REINDEX_ALL: &str = "REINDEX DATABASE/SYSTEM cannot run inside a transaction";
+
+fn one(node: &NodeEnum) -> Class {
+    use NodeEnum as N;
+    let mut c = Class::of(Kind::Other);
+    match node {
+        N::TransactionStmt(t) => {
+            c.kind = match TransactionStmtKind::try_from(t.kind) {
+                Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => {
+                    Kind::Begin
+                }
+                Ok(TransactionStmtKind::TransStmtCommit) => Kind::Commit,
+                Ok(TransactionStmtKind::TransStmtRollback) => Kind::Escapes(ROLLBACK),
+                Ok(
+                    TransactionStmtKind::TransStmtSavepoint
+                    | TransactionStmtKind::TransStmtRelease
+                    | TransactionStmtKind::TransStmtRollbackTo,
+                ) => Kind::Escapes(SAVEPOINT),
+                _ => Kind::Escapes(TWO_PHASE),
+            };
+        }
+        N::CreatedbStmt(_)
+        | N::DropdbStmt(_)
+        | N::AlterDatabaseStmt(_)
+        | N::AlterDatabaseSetStmt(_)
+        | N::AlterDatabaseRefreshCollStmt(_) => c.kind = Kind::Escapes(DATABASE),
+        N::IndexStmt(i) if i.concurrent => c.kind = Kind::Escapes(CONCURRENTLY),
+        N::DropStmt(d) if d.concurrent => c.kind = Kind::Escapes(CONCURRENTLY),
+        N::ReindexStmt(r) => {
+            let concurrently = r
+                .params
+                .iter()
+                .any(|p| matches!(&p.node, Some(N::DefElem(d)) if d.defname == "concurrently"));
+            let whole = matches!(
+                protobuf::ReindexObjectType::try_from(r.kind),
+                Ok(protobuf::ReindexObjectType::ReindexObjectDatabase
+                    | protobuf::ReindexObjectType::ReindexObjectSystem)
+            );
+            if concurrently {
+                c.kind = Kind::Escapes(CONCURRENTLY);
+            } else if whole {
+                c.kind = Kind::Escapes(REINDEX_ALL);
+            }
+        }
+        N::VacuumStmt(v) if v.is_vacuumcmd => c.kind = Kind::Escapes(VACUUM),
+        N::AlterSystemStmt(_) => c.kind = Kind::Escapes(SYSTEM),
+        N::CreateTableSpaceStmt(_) | N::DropTableSpaceStmt(_) => {
+            c.kind = Kind::Escapes(TABLESPACE)
+        }
+        N::CopyStmt(copy) => {
+            c.kind = if copy.is_from && !copy.is_program && copy.filename.is_empty() {
+                Kind::CopyFromStdin {
+                    table: copy
+                        .relation
+                        .as_ref()
+                        .map(range_var)
+                        .unwrap_or_default(),
+                }
+            } else {
+                Kind::Escapes(COPY_FILE)
+            };
+        }
+        N::VariableSetStmt(v) => {
+            set_roles(v, &mut c.roles);
+            c.kind = Kind::Set {
+                name: v.name.clone(),
+                value: v.args.first().and_then(literal),
+            };
+        }
+        N::SelectStmt(s) => c.kind = select_call(s),
+        N::DropStmt(_) | N::DropUserMappingStmt(_) | N::DropSubscriptionStmt(_) => {
+            c.kind = Kind::Drop
+        }
+        N::AlterTableStmt(a) => {
+            let mut all_drops = !a.cmds.is_empty();
+            for cmd in &a.cmds {
+                let Some(N::AlterTableCmd(cmd)) = &cmd.node else {
+                    all_drops = false;
+                    continue;
+                };
+                role(cmd.newowner.as_ref(), &mut c.roles);
+                all_drops &= is_drop(cmd);
+            }
+            if all_drops {
+                c.kind = Kind::Drop;
+            }
+        }
+        N::AlterOwnerStmt(o) => role(o.newowner.as_ref(), &mut c.roles),
+        N::GrantStmt(g) => grant_roles(g, &mut c.roles),
+        N::GrantRoleStmt(g) => {
+            for r in &g.granted_roles {
+                if let Some(N::AccessPriv(p)) = &r.node
+                    && !p.priv_name.is_empty()
+                {
+                    c.roles.push(p.priv_name.clone());
+                }
+            }
+            roles(&g.grantee_roles, &mut c.roles);
+            role(g.grantor.as_ref(), &mut c.roles);
+        }
+        N::AlterDefaultPrivilegesStmt(a) => {
+            for o in &a.options {
+                if let Some(N::DefElem(d)) = &o.node
+                    && d.defname == "roles"
+                    && let Some(N::List(l)) = d.arg.as_ref().and_then(|a| a.node.as_ref())
+                {
+                    roles(&l.items, &mut c.roles);
+                }
+            }
+            if let Some(g) = &a.action {
+                grant_roles(g, &mut c.roles);
+            }
+        }
+        N::CreatePolicyStmt(p) => roles(&p.roles, &mut c.roles),
+        N::AlterPolicyStmt(p) => roles(&p.roles, &mut c.roles),
+        N::CreateUserMappingStmt(u) => role(u.user.as_ref(), &mut c.roles),
+        N::AlterUserMappingStmt(u) => role(u.user.as_ref(), &mut c.roles),
+        N::CreateSchemaStmt(s) => {
+            role(s.authrole.as_ref(), &mut c.roles);
+            if !s.schemaname.is_empty() {
+                c.creates_schemas.push(s.schemaname.clone());
+            } else if let Some(r) = &s.authrole
+                && RoleSpecType::try_from(r.roletype) == Ok(RoleSpecType::RolespecCstring)
+            {
+                // `CREATE SCHEMA AUTHORIZATION r` names the schema after its owner.
+                c.creates_schemas.push(r.rolename.clone());
+            }
+        }
+        N::CreateExtensionStmt(e) => {
+            c.extensions.push(e.extname.clone());
+            for o in &e.options {
+                if let Some(N::DefElem(d)) = &o.node
+                    && d.defname == "schema"
+                    && let Some(s) = d.arg.as_deref().and_then(literal)
+                {
+                    c.schemas.push(s);
+                }
+            }
+        }
+        N::CreateFunctionStmt(f) => function_set_role(&f.options, &mut c.roles),
+        N::AlterFunctionStmt(f) => function_set_role(&f.actions, &mut c.roles),
+        N::CreateRoleStmt(r) => c.creates_roles.push(r.role.clone()),
+        N::AlterRoleStmt(r) => role(r.role.as_ref(), &mut c.roles),
+        N::AlterRoleSetStmt(r) => role(r.role.as_ref(), &mut c.roles),
+        _ => {}
+    }
+    c
+}
+
+/// `ALTER TABLE` actions pg_dump's `--clean` writes: they all remove something.
+fn is_drop(cmd: &protobuf::AlterTableCmd) -> bool {
+    use AlterTableType as T;
+    match AlterTableType::try_from(cmd.subtype) {
+        Ok(
+            T::AtDropConstraint
+            | T::AtDropColumn
+            | T::AtDropNotNull
+            | T::AtDropIdentity
+            | T::AtDropExpression
+            | T::AtDropInherit
+            | T::AtDropCluster
+            | T::AtDropOf,
+        ) => true,
+        // `ALTER COLUMN … DROP DEFAULT` is a ColumnDefault with nothing to set.
+        Ok(T::AtColumnDefault) => cmd.def.is_none(),
+        _ => false,
+    }
+}
+
+/// The one function a `SELECT` calls, when that is all it does: pg_dump's `setval`,
+/// `set_config` and large-object calls.
+fn select_call(s: &protobuf::SelectStmt) -> Kind {
+    let only = s.target_list.len() == 1 && s.larg.is_none() && s.with_clause.is_none();
+    let Some(NodeEnum::ResTarget(t)) = s.target_list.first().and_then(|n| n.node.as_ref()) else {
+        return Kind::Other;
+    };
+    let Some(NodeEnum::FuncCall(f)) = t.val.as_ref().and_then(|v| v.node.as_ref()) else {
+        return Kind::Other;
+    };
+    if !only {
+        return Kind::Other;
+    }
+    let names: Vec<&str> = f
+        .funcname
+        .iter()
+        .filter_map(|n| match &n.node {
+            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    let name = match names.as_slice() {
+        [n] | ["pg_catalog", n] => *n,
+        _ => return Kind::Other,
+    };
+    let arg = |i: usize| f.args.get(i).and_then(literal);
+    match name {
+        "setval" => arg(0).map_or(Kind::Other, Kind::Setval),
+        "set_config" => match arg(0) {
+            Some(name) => Kind::SetConfig {
+                name,
+                value: arg(1),
+            },
+            None => Kind::Other,
+        },
+        "lo_unlink" => Kind::LargeObject { unlink: true },
+        n if n.starts_with("lo_") || n == "lowrite" || n == "loread" => {
+            Kind::LargeObject { unlink: false }
+        }
+        _ => Kind::Other,
+    }
+}
+
+/// A literal's text: a string, number or bare word (`SET x = on` holds `on` as a string).
+fn literal(n: &protobuf::Node) -> Option<String> {
+    match n.node.as_ref()? {
+        NodeEnum::AConst(c) => match c.val.as_ref()? {
+            protobuf::a_const::Val::Sval(s) => Some(s.sval.clone()),
+            protobuf::a_const::Val::Ival(i) => Some(i.ival.to_string()),
+            protobuf::a_const::Val::Fval(f) => Some(f.fval.clone()),
+            protobuf::a_const::Val::Boolval(b) => Some(b.boolval.to_string()),
+            protobuf::a_const::Val::Bsval(_) => None,
+        },
+        NodeEnum::String(s) => Some(s.sval.clone()),
+        NodeEnum::TypeCast(t) => t.arg.as_deref().and_then(literal),
+        _ => None,
+    }
+}
+
+/// A named role (not PUBLIC, CURRENT_USER, SESSION_USER, CURRENT_ROLE).
+fn role(r: Option<&RoleSpec>, out: &mut Vec<String>) {
+    if let Some(r) = r
+        && RoleSpecType::try_from(r.roletype) == Ok(RoleSpecType::RolespecCstring)
+    {
+        out.push(r.rolename.clone());
+    }
+}
+
+fn roles(list: &[protobuf::Node], out: &mut Vec<String>) {
+    for n in list {
+        if let Some(NodeEnum::RoleSpec(r)) = &n.node {
+            role(Some(r), out);
+        }
+    }
+}
+
+fn grant_roles(g: &protobuf::GrantStmt, out: &mut Vec<String>) {
+    roles(&g.grantees, out);
+    role(g.grantor.as_ref(), out);
+}
+
+/// `SET ROLE r` and `SET SESSION AUTHORIZATION r` name a role.
+fn set_roles(v: &protobuf::VariableSetStmt, out: &mut Vec<String>) {
+    if (v.name == "role" || v.name == "session_authorization")
+        && let Some(r) = v.args.first().and_then(literal)
+        && r != "none"
+    {
+        out.push(r);
+    }
+}
+
+/// A function's `SET role = r` clause.
+fn function_set_role(options: &[protobuf::Node], out: &mut Vec<String>) {
+    for o in options {
+        if let Some(NodeEnum::DefElem(d)) = &o.node
+            && d.defname == "set"
+            && let Some(NodeEnum::VariableSetStmt(v)) = d.arg.as_ref().and_then(|a| a.node.as_ref())
+        {
+            set_roles(v, out);
+        }
+    }
+}
+
+/// `schema.table` as the server reads it, quoted where it must be.
+fn range_var(r: &protobuf::RangeVar) -> String {
+    let mut parts = Vec::new();
+    if !r.schemaname.is_empty() {
+        parts.push(quote_ident(&r.schemaname));
+    }
+    parts.push(quote_ident(&r.relname));
+    parts.join(".")
+}
+
+/// An identifier quoted only when it must be (what pg_dump would write for it).
+pub fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain && !is_keyword(name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// True when `word` is a keyword pg_dump would quote: any but the unreserved ones.
+fn is_keyword(word: &str) -> bool {
+    pg_query::scan(word).is_ok_and(|r| {
+        r.tokens.first().is_some_and(|t| {
+            !matches!(
+                protobuf::KeywordKind::try_from(t.keyword_kind),
+                Ok(protobuf::KeywordKind::NoKeyword | protobuf::KeywordKind::UnreservedKeyword)
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(sql: &str) -> Kind {
+        classify(sql, false).kind
+    }
+
+    #[test]
+    fn copy_reads_its_source_from_the_tree_whatever_the_width() {
+        let cols: Vec<String> = (0..1600).map(|i| format!("c{i}")).collect();
+        let wide = format!("COPY public.t ({}) FROM stdin", cols.join(", "));
+        assert_eq!(
+            kind(&wide),
+            Kind::CopyFromStdin {
+                table: "public.t".into()
+            }
+        );
+        assert_eq!(
+            kind("COPY \"Odd \"\"name\"\"\" (\"from\", \"to\", \"stdin\") FROM STDIN"),
+            Kind::CopyFromStdin {
+                table: "\"Odd \"\"name\"\"\"".into()
+            }
+        );
+        for bad in [
+            "COPY t FROM '/etc/passwd'",
+            "COPY t FROM PROGRAM 'curl evil'",
+            "COPY t TO '/tmp/x'",
+            "COPY t TO STDOUT",
+            "COPY (SELECT 1) TO STDOUT",
+        ] {
+            assert_eq!(kind(bad), Kind::Escapes(COPY_FILE), "{bad}");
+        }
+    }
+
+    #[test]
+    fn transaction_control_and_database_statements_are_read_from_the_tree() {
+        assert_eq!(kind("BEGIN"), Kind::Begin);
+        assert_eq!(kind("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Kind::Begin);
+        assert_eq!(kind("COMMIT"), Kind::Commit);
+        assert_eq!(kind("end"), Kind::Commit);
+        for (sql, why) in [
+            ("ROLLBACK", ROLLBACK),
+            ("abort", ROLLBACK),
+            ("SAVEPOINT a", SAVEPOINT),
+            ("RELEASE a", SAVEPOINT),
+            ("ROLLBACK TO SAVEPOINT a", SAVEPOINT),
+            ("PREPARE TRANSACTION 'x'", TWO_PHASE),
+            ("COMMIT PREPARED 'x'", TWO_PHASE),
+            ("CREATE DATABASE x", DATABASE),
+            ("ALTER DATABASE x SET search_path = a", DATABASE),
+            ("DROP DATABASE IF EXISTS x", DATABASE),
+            ("CREATE INDEX CONCURRENTLY i ON t (a)", CONCURRENTLY),
+            ("DROP INDEX CONCURRENTLY i", CONCURRENTLY),
+            ("REINDEX (CONCURRENTLY) TABLE t", CONCURRENTLY),
+            ("REINDEX TABLE CONCURRENTLY t", CONCURRENTLY),
+            ("REINDEX DATABASE x", REINDEX_ALL),
+            ("VACUUM (FULL) t", VACUUM),
+            ("ALTER SYSTEM SET fsync = off", SYSTEM),
+            ("CREATE TABLESPACE s LOCATION '/x'", TABLESPACE),
+        ] {
+            assert_eq!(kind(sql), Kind::Escapes(why), "{sql}");
+        }
+        // A column called `concurrently` or a table called `vacuum` is just a name.
+        assert_eq!(kind("CREATE INDEX i ON t (\"concurrently\")"), Kind::Other);
+        assert_eq!(kind("CREATE TABLE vacuum (database int)"), Kind::Other);
+        assert_eq!(kind("ANALYZE t"), Kind::Other);
+    }
+
+    #[test]
+    fn several_statements_in_one_piece_are_all_held_to_the_rules() {
+        assert!(matches!(kind("SELECT 1; COMMIT"), Kind::Escapes(_)));
+        assert!(matches!(kind("SELECT 1; COPY t FROM stdin"), Kind::Escapes(_)));
+        assert_eq!(kind("SELECT 1; SELECT 2"), Kind::Other);
+    }
+
+    #[test]
+    fn pg_dumps_calls_and_settings_are_recognised() {
+        assert_eq!(
+            kind("SELECT pg_catalog.setval('public.\"Mixed_Id_seq\"', 7, true)"),
+            Kind::Setval("public.\"Mixed_Id_seq\"".into())
+        );
+        assert_eq!(
+            kind("SELECT pg_catalog.set_config('search_path', '', false)"),
+            Kind::SetConfig {
+                name: "search_path".into(),
+                value: Some(String::new())
+            }
+        );
+        assert_eq!(
+            kind("SET transaction_timeout = 0"),
+            Kind::Set {
+                name: "transaction_timeout".into(),
+                value: Some("0".into())
+            }
+        );
+        assert_eq!(
+            kind("SET standard_conforming_strings = off"),
+            Kind::Set {
+                name: "standard_conforming_strings".into(),
+                value: Some("off".into())
+            }
+        );
+        assert_eq!(
+            kind("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid = '1'"),
+            Kind::LargeObject { unlink: true }
+        );
+        assert_eq!(
+            kind("SELECT pg_catalog.lowrite(0, '\\x68')"),
+            Kind::LargeObject { unlink: false }
+        );
+        assert_eq!(kind("SELECT setval_like('x')"), Kind::Other);
+        assert_eq!(kind("SELECT pg_catalog.setval('s', 1), 2"), Kind::Other);
+    }
+
+    #[test]
+    fn drops_are_what_clean_writes() {
+        for sql in [
+            "DROP TABLE IF EXISTS public.t",
+            "ALTER TABLE IF EXISTS ONLY public.m_2024 DROP CONSTRAINT IF EXISTS m_2024_pkey",
+            "ALTER TABLE public.t ALTER COLUMN id DROP DEFAULT",
+            "DROP USER MAPPING IF EXISTS FOR u SERVER s",
+        ] {
+            assert_eq!(kind(sql), Kind::Drop, "{sql}");
+        }
+        for sql in [
+            "ALTER TABLE public.t ALTER COLUMN id SET DEFAULT 1",
+            "ALTER TABLE public.t ADD CONSTRAINT drop_me CHECK (a > 0)",
+            "ALTER TABLE t DROP CONSTRAINT c, ADD COLUMN x int",
+        ] {
+            assert_eq!(kind(sql), Kind::Other, "{sql}");
+        }
+    }
+
+    #[test]
+    fn roles_extensions_and_schemas_come_from_the_tree() {
+        let mut roles = Vec::new();
+        let mut ext = Vec::new();
+        let mut schemas = Vec::new();
+        for sql in [
+            "CREATE EXTENSION IF NOT EXISTS pg_graphql WITH SCHEMA graphql",
+            "CREATE EXTENSION \"uuid-ossp\"",
+            "ALTER TABLE public.t OWNER TO supabase_admin",
+            "ALTER FUNCTION public.f(a integer) OWNER TO \"Mixed Role\"",
+            "GRANT ALL ON TABLE public.t TO anon",
+            "GRANT SELECT(a), UPDATE(b) ON TABLE public.t TO authenticated, service_role WITH GRANT OPTION",
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+            "REVOKE USAGE ON SCHEMA s FROM dashboard_user CASCADE",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon",
+            "CREATE POLICY p ON public.t TO authenticated USING ((auth.uid() = owner))",
+            "CREATE POLICY \"q\" ON \"public\".\"t\" FOR SELECT TO \"policy_role\" WITH CHECK ((name SIMILAR TO 'x%'))",
+            "CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin",
+            "SET SESSION AUTHORIZATION 'olduser'",
+            "SET ROLE none",
+            "GRANT pg_read_all_data TO reader",
+            "GRANT ALL ON TABLE public.\"to\" TO CURRENT_USER",
+            "CREATE TABLE \"GRANT\" (\"to\" int)",
+            "CREATE USER MAPPING FOR mapped SERVER s",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET role = 'fn_role' AS 'SELECT 1'",
+        ] {
+            let c = classify(sql, false);
+            assert!(!matches!(c.kind, Kind::Unparsable(_)), "{sql}: {:?}", c.kind);
+            roles.extend(c.roles);
+            ext.extend(c.extensions);
+            schemas.extend(c.schemas);
+        }
+        roles.sort();
+        roles.dedup();
+        assert_eq!(
+            roles,
+            [
+                "Mixed Role",
+                "anon",
+                "authenticated",
+                "dashboard_user",
+                "fn_role",
+                "mapped",
+                "olduser",
+                "pg_read_all_data",
+                "policy_role",
+                "postgres",
+                "reader",
+                "service_role",
+                "supabase_admin",
+                "supabase_auth_admin"
+            ]
+        );
+        assert_eq!(ext, ["pg_graphql", "uuid-ossp"]);
+        assert_eq!(schemas, ["graphql"]);
+        assert_eq!(
+            classify("CREATE SCHEMA auth AUTHORIZATION a", false).creates_schemas,
+            ["auth"]
+        );
+        assert_eq!(classify("CREATE ROLE r NOLOGIN", false).creates_roles, ["r"]);
+    }
+
+    #[test]
+    fn what_the_parser_refuses_is_said_and_backslash_strings_follow_the_setting() {
+        assert!(matches!(kind("CREATE TABLE (("), Kind::Unparsable(m) if m.contains("syntax error")));
+        // With standard_conforming_strings off, `\'` does not end the string.
+        assert!(matches!(
+            classify("SELECT 'a\\'b'", true).kind,
+            Kind::Other
+        ));
+        assert!(matches!(classify("SELECT 'a\\'b'", false).kind, Kind::Unparsable(_)));
+    }
+
+    #[test]
+    fn identifiers_are_quoted_only_where_they_must_be() {
+        assert_eq!(quote_ident("t"), "t");
+        assert_eq!(quote_ident("Mixed"), "\"Mixed\"");
+        assert_eq!(quote_ident("select"), "\"select\"");
+        assert_eq!(quote_ident("int"), "\"int\"");
+        assert_eq!(quote_ident("name"), "name");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("ünï"), "\"ünï\"");
+    }
+}
