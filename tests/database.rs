@@ -376,6 +376,99 @@ async fn drbots_own_backup_restores_to_the_same_database() {
     assert!(sql.contains("PostgreSQL database dump complete"));
 }
 
+/// SPEC §6 and issue 24: a backup cut short is said to be cut short, at which byte and in
+/// which layer, with what to do; damage in the middle is not mistaken for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_is_said_as_truncation_in_every_layer_and_damage_is_not() {
+    let s = setup().await;
+    // Big enough for several age chunks (64 KiB each) even compressed.
+    s.source.psql(
+        "CREATE TABLE noise AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS t \
+         FROM generate_series(1, 20000) g;",
+    );
+    s.target.psql("CREATE TABLE precious (x int);");
+    let before = s.target.dump();
+    let dump = s.dump_cmd();
+    let w = s.work.path().display().to_string();
+    sh(&format!(
+        "{dump} > {w}/full.sql && xz -c {w}/full.sql > {w}/full.xz && {} < {w}/full.xz > {w}/full.age && age -a -r {} < {w}/full.xz > {w}/full.asc && pg_dump -Fc '{}' > {w}/full.dump",
+        s.age(),
+        s.key.recipient,
+        s.source.url()
+    ));
+    let len = |f: &str| std::fs::metadata(format!("{w}/{f}")).unwrap().len();
+    let (age_len, xz_len) = (len("full.age"), len("full.xz"));
+    assert!(age_len > 3 * 65536, "{age_len}");
+    let cut = |f: &str, n: u64| format!("head -c {n} {w}/{f}");
+    let cases = [
+        (
+            "age.sql.xz.age",
+            cut("full.age", age_len / 2),
+            format!("the backup ends early (truncated at byte {})", age_len / 2),
+        ),
+        (
+            "armored.sql.xz.age",
+            cut("full.asc", len("full.asc") / 2),
+            "the backup ends early".to_string(),
+        ),
+        (
+            "xz-in-age.sql.xz.age",
+            format!("{} | {}", cut("full.xz", xz_len / 2), s.age()),
+            "the xz data inside its age layer stops after".to_string(),
+        ),
+        (
+            "xz.sql.xz",
+            cut("full.xz", xz_len / 2),
+            format!("the backup ends early (truncated at byte {})", xz_len / 2),
+        ),
+        (
+            "sql-in-xz.sql.xz",
+            format!("head -c 2000 {w}/full.sql | xz"),
+            "the backup ends early: its SQL is truncated".to_string(),
+        ),
+        (
+            "custom.dump",
+            cut("full.dump", len("full.dump") / 2),
+            "ends early".to_string(),
+        ),
+    ];
+    for (name, script, says) in cases {
+        s.upload(name, &script).await;
+        let r = s
+            .approved(&format!("/db restore backup:{name} target:staging"))
+            .await;
+        assert_eq!(r.outcome.exit_code(), 1, "{name}: {}", r.text);
+        assert!(r.text.contains(&says), "{name}: {}", r.text);
+        assert!(
+            r.text.contains("pick the previous backup"),
+            "{name}: {}",
+            r.text
+        );
+        assert!(
+            r.text.contains("staging is as it was before"),
+            "{name}: {}",
+            r.text
+        );
+        assert_same_dump(&before, &s.target.dump(), name);
+    }
+    // Damage in the middle of a long age file is damage, not truncation.
+    s.upload(
+        "damaged.sql.xz.age",
+        &format!(
+            "cp {w}/full.age {w}/damaged && printf 'XXXXXXXX' | dd of={w}/damaged bs=1 seek={} conv=notrunc 2>/dev/null && cat {w}/damaged",
+            age_len / 3
+        ),
+    )
+    .await;
+    let r = s
+        .approved("/db restore backup:damaged.sql.xz.age target:staging")
+        .await;
+    assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
+    assert!(r.text.contains("age"), "{}", r.text);
+    assert!(!r.text.contains("ends early"), "{}", r.text);
+    assert_same_dump(&before, &s.target.dump(), "damaged");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
     let s = setup().await;
@@ -433,7 +526,10 @@ async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
     .await;
 
     let cases = [
-        ("truncated.sql.xz.age", "age"),
+        (
+            "truncated.sql.xz.age",
+            "the backup ends early (truncated at byte",
+        ),
         (
             "wrongkey.sql.xz.age",
             "none of the configured identities can decrypt",
@@ -448,7 +544,10 @@ async fn bad_backups_fail_clearly_and_leave_the_target_alone() {
             "meta.sql.xz.age",
             "meta-command `\\! echo pwned` is not supported",
         ),
-        ("cutsql.sql.xz.age", "truncated"),
+        (
+            "cutsql.sql.xz.age",
+            "the backup ends early: its SQL is truncated",
+        ),
         ("missing.sql.xz.age", "There is no backup"),
     ];
     for (name, says) in cases {

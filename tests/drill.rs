@@ -278,6 +278,14 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
         r.text
     );
     assert!(r.text.contains(&key), "{}", r.text);
+    assert!(
+        r.text.contains(&format!(
+            "the backup ends early (truncated at byte {})",
+            len / 2
+        )),
+        "{}",
+        r.text
+    );
     let drill = d.engine.store().drills().unwrap().remove(0);
     assert_eq!(drill.status, DrillStatus::Failed);
     assert_eq!(drill.steps[1].ok, Some(false), "{drill:?}");

@@ -81,6 +81,20 @@ impl SqlFromArchive {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e),
             _ => {}
         }
+        let said = String::from_utf8_lossy(&stderr);
+        if !status.success()
+            && let Ok(n) = fed
+            && said.contains("end of file")
+        {
+            // pg_restore read every byte there was and wanted more: the archive is cut short.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the backup ends early: its custom-format archive stops after {n} bytes ({}), so the backup was cut short when it was made or copied. Nothing of it was applied; pick the previous backup (/db backups lists them)",
+                    crate::render::last_lines(&said, 1)
+                ),
+            ));
+        }
         if !status.success() {
             return Err(io::Error::other(format!(
                 "pg_restore could not read the custom-format archive ({status}): {}",

@@ -399,7 +399,11 @@ impl Run<'_> {
             Ok(()) => self.release(s).await,
             Err(e) if e.code().is_some_and(|c| c.code() == "42704") => {
                 self.rollback_to(s).await?;
-                tracing::info!(line = s.line, setting = name, "skipped a setting the server does not know");
+                tracing::info!(
+                    line = s.line,
+                    setting = name,
+                    "skipped a setting the server does not know"
+                );
                 self.skipped_settings
                     .push(format!("{name} (line {})", s.line));
                 Ok(())

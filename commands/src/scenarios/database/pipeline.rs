@@ -321,17 +321,91 @@ impl Read for ChannelReader {
     }
 }
 
-/// Names the layer in every read error, so failures say where they happened.
+/// How much a reader has handed out, and whether it has reached its end.
+#[derive(Debug, Default)]
+struct Flow {
+    bytes: AtomicU64,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl Flow {
+    fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts what `inner` hands out into a [`Flow`].
+struct Counted<R> {
+    inner: R,
+    flow: Arc<Flow>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.flow.ended.store(true, Ordering::Relaxed);
+        }
+        self.flow.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Names the layer in every read error, so failures say where they happened; an error that
+/// comes once everything beneath the layer has been read is the layer ending early: the
+/// backup is truncated, and says where.
 struct Tagged<R> {
     inner: R,
     layer: &'static str,
+    /// What feeds this layer: the object itself, or the layer outside it.
+    below: Arc<Flow>,
+    /// The layer outside this one, if any (for the message).
+    outer: Option<&'static str>,
 }
+
+/// A layer that ended early: passed up through the layers around it as it is.
+#[derive(Debug)]
+struct Truncated(String);
+
+impl std::fmt::Display for Truncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Truncated {}
 
 impl<R: Read> Read for Tagged<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .read(buf)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.layer)))
+        self.inner.read(buf).map_err(|e| {
+            if e.get_ref().is_some_and(|i| i.is::<Truncated>()) {
+                e
+            } else if self.below.ended() {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    Truncated(truncated(self.layer, self.outer, self.below.bytes(), &e)),
+                )
+            } else {
+                io::Error::new(e.kind(), format!("{}: {e}", self.layer))
+            }
+        })
+    }
+}
+
+/// What to tell the operator when `layer` ends before its end marker, `at` bytes into what
+/// feeds it (the object when `outer` is None).
+fn truncated(layer: &str, outer: Option<&str>, at: u64, e: &dyn std::fmt::Display) -> String {
+    match outer {
+        None => format!(
+            "the backup ends early (truncated at byte {at}): its {layer} data stops before its end marker ({layer}: {e}), so the upload or copy that made it is incomplete (or its last bytes are damaged). Nothing of it was applied; pick the previous backup (/db backups lists them)"
+        ),
+        Some(o) => format!(
+            "the backup ends early: the {layer} data inside its {o} layer stops after {at} bytes, before its end marker ({layer}: {e}), so the backup was cut short when it was made. Nothing of it was applied; pick the previous backup (/db backups lists them)"
+        ),
     }
 }
 
@@ -379,7 +453,14 @@ fn decode_layers(
     counters: &Counters,
     send: &mut dyn FnMut(Msg) -> bool,
 ) -> Result<(), String> {
-    let mut reader = reader;
+    let object = Arc::new(Flow::default());
+    let mut reader: Box<dyn Read + Send> = Box::new(Counted {
+        inner: reader,
+        flow: object.clone(),
+    });
+    // What feeds the next layer found, and the name of the layer outside it.
+    let mut below = object;
+    let mut outer: Option<&'static str> = None;
     let mut layers = Vec::new();
     let format = loop {
         let (head, r) = peek(reader, 64).map_err(|e| e.to_string())?;
@@ -394,17 +475,31 @@ fn decode_layers(
                 .0
                 .iter()
                 .map(|i| i.as_ref() as &dyn age::Identity);
+            let header_error = |e: age::DecryptError| {
+                if below.ended() {
+                    truncated("age", outer, below.bytes(), &e)
+                } else {
+                    age_error(e)
+                }
+            };
             let decrypted: Box<dyn Read + Send> = if armored {
                 let armor = age::armor::ArmoredReader::new(BufReader::new(reader));
-                let d = age::Decryptor::new(armor).map_err(age_error)?;
+                let d = age::Decryptor::new(armor).map_err(header_error)?;
                 Box::new(d.decrypt(ids).map_err(age_error)?)
             } else {
-                let d = age::Decryptor::new_buffered(BufReader::new(reader)).map_err(age_error)?;
+                let d =
+                    age::Decryptor::new_buffered(BufReader::new(reader)).map_err(header_error)?;
                 Box::new(d.decrypt(ids).map_err(age_error)?)
             };
-            reader = Box::new(Tagged {
-                inner: decrypted,
-                layer: "age",
+            let flow = Arc::new(Flow::default());
+            reader = Box::new(Counted {
+                inner: Tagged {
+                    inner: decrypted,
+                    layer: "age",
+                    below: std::mem::replace(&mut below, flow.clone()),
+                    outer: outer.replace("age"),
+                },
+                flow,
             });
             layers.push(if armored {
                 Layer::AgeArmored
@@ -419,9 +514,15 @@ fn decode_layers(
                 .decoder()
                 .map_err(|e| format!("xz: cannot start the decoder: {e}"))?;
             let xz = liblzma::read::XzDecoder::new_stream(reader, stream);
-            reader = Box::new(Tagged {
-                inner: xz,
-                layer: "xz",
+            let flow = Arc::new(Flow::default());
+            reader = Box::new(Counted {
+                inner: Tagged {
+                    inner: xz,
+                    layer: "xz",
+                    below: std::mem::replace(&mut below, flow.clone()),
+                    outer: outer.replace("xz"),
+                },
+                flow,
             });
             layers.push(Layer::Xz);
         } else if head.starts_with(PGDMP) {

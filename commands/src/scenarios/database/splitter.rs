@@ -111,7 +111,7 @@ impl fmt::Display for SplitError {
                 offset,
             } => write!(
                 f,
-                "the dump is truncated: it ends inside {inside} begun at line {line} (after {offset} bytes of SQL)"
+                "the backup ends early: its SQL is truncated inside {inside} begun at line {line} (after {offset} bytes of SQL), so the backup was cut short when it was made; pick the previous backup (/db backups lists them)"
             ),
             SplitError::Encoding { line } => {
                 write!(f, "line {line}: the statement is not valid UTF-8")
