@@ -376,6 +376,135 @@ async fn drbots_own_backup_restores_to_the_same_database() {
     assert!(sql.contains("PostgreSQL database dump complete"));
 }
 
+/// Issue 24: pg_dump 17 (Supabase runs 15 and 17) writes settings PostgreSQL 15 does not know;
+/// drbot restores such a backup into 15, naming each setting it skipped, before approval and
+/// after, and still fails on any other failing statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_pg_dumps_unknown_settings_are_skipped_and_named_and_nothing_else_is() {
+    let s = setup().await;
+    s.source.psql(FIXTURE);
+    // What pg_dump 17 writes after `SET statement_timeout = 0;` (and a second one, quoted).
+    let newer = format!(
+        "{} | sed 's/^SET statement_timeout = 0;$/SET statement_timeout = 0;\\nSET transaction_timeout = 0;\\nSELECT pg_catalog.set_config($$newer_unknown_knob$$, $$on$$, false);/' | xz | {}",
+        s.dump_cmd(),
+        s.age()
+    );
+    let key = s.upload("2026-11-25T09-00-00Z.sql.xz.age", &newer).await;
+    let w = s.work.path().display().to_string();
+    let sql = sh(&format!(
+        "age -d -i {} < {w}/2026-11-25T09-00-00Z.sql.xz.age | xz -dc",
+        s.key.file.display()
+    ));
+    let line = sql
+        .lines()
+        .position(|l| l == "SET transaction_timeout = 0;")
+        .expect("the backup sets transaction_timeout")
+        + 1;
+    s.target.psql("CREATE TABLE precious (x int);");
+    let asked = s
+        .run(&format!("/db restore backup:{key} target:staging"))
+        .await;
+    let Outcome::AwaitingApproval(id) = &asked.outcome else {
+        panic!("{asked:?}");
+    };
+    assert!(
+        asked.text.contains(
+            "will skip settings newer_unknown_knob, transaction_timeout (written by a newer pg_dump"
+        ),
+        "{}",
+        asked.text
+    );
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains(&format!(
+            "Skipped settings staging's server does not know (written by a newer pg_dump; psql skips them too): transaction_timeout (line {line}), newer_unknown_knob (line {})",
+            line + 1
+        )),
+        "{}",
+        r.text
+    );
+    s.target.psql("DROP TABLE IF EXISTS precious;");
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "pg_dump 17 backup");
+
+    // A known setting given a bad value still fails the restore, naming it; nothing changes.
+    s.target.psql("CREATE TABLE precious (x int);");
+    let before = s.target.dump();
+    let bad = format!(
+        "{} | sed 's/^SET statement_timeout = 0;$/SET transaction_timeout = 0;\\nSET statement_timeout = $$soon$$;/' | xz",
+        s.dump_cmd()
+    );
+    let key = s.upload("bad-setting.sql.xz", &bad).await;
+    let r = s
+        .approved(&format!("/db restore backup:{key} target:staging"))
+        .await;
+    assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
+    assert!(r.text.contains("statement_timeout"), "{}", r.text);
+    assert!(r.text.contains("staging is as it was before"), "{}", r.text);
+    assert_same_dump(&before, &s.target.dump(), "bad setting");
+}
+
+/// Issue 24: a backup shorter than its manifest records is shown broken in `/db backups` and
+/// refused by the preflight before a byte of it is downloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_shorter_than_its_manifest_is_shown_truncated_and_never_offered() {
+    let s = setup().await;
+    s.source.psql(FIXTURE);
+    let r = s.run("/db backup target:source").await;
+    assert_outcome(&r, Outcome::Done);
+    let key = s3()
+        .list_objects_v2()
+        .bucket(&s.bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .find(|k| !k.ends_with(".manifest.json"))
+        .unwrap()
+        .to_string();
+    let whole = s3()
+        .get_object()
+        .bucket(&s.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let cut = whole.len() / 3;
+    put(&s.bucket, &key, whole[..cut].to_vec()).await;
+    let r = s.run("/db backups").await;
+    assert!(
+        r.text.contains(&format!(
+            "BROKEN — truncated: {cut} of the {} bytes its manifest records",
+            whole.len()
+        )),
+        "{}",
+        r.text
+    );
+    let before = s.target.dump();
+    let r = s.run("/db restore backup:latest target:staging").await;
+    assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
+    assert!(
+        r.text.contains(&format!(
+            "the backup is truncated: {cut} of the {} bytes its manifest records, so the upload or copy is incomplete; pick the previous backup",
+            whole.len()
+        )),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("no approval was requested"), "{}", r.text);
+    assert_same_dump(&before, &s.target.dump(), "manifest-truncated");
+}
+
 /// SPEC §6 and issue 24: a backup cut short is said to be cut short, at which byte and in
 /// which layer, with what to do; damage in the middle is not mistaken for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ mod fake_http;
 mod fake_meili;
 mod fake_r2;
 mod foundation;
+mod generated;
 mod notify;
 mod restore;
 mod search;

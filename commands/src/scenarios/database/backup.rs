@@ -62,6 +62,24 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// When the stored object is not the size its manifest recorded: what that means, in words
+    /// (shorter: truncated at that byte; longer: something else was written there).
+    pub fn size_problem(&self, object_size: u64) -> Option<String> {
+        if object_size < self.size {
+            Some(format!(
+                "truncated: {object_size} of the {} bytes its manifest records, so the upload or copy is incomplete; pick the previous backup",
+                self.size
+            ))
+        } else if object_size > self.size {
+            Some(format!(
+                "{object_size} bytes where its manifest records {}: it was overwritten since it was taken",
+                self.size
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Row counts per table.
     pub fn rows(&self) -> impl Iterator<Item = (&String, u64)> {
         self.tables.iter().map(|(k, v)| (k, v.rows))

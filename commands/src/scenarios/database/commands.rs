@@ -79,7 +79,21 @@ pub async fn backups(
         let when = taken_at(o)
             .map(|t| format!("{}  {:>7} old", render::stamp(t), render::duration(now - t)))
             .unwrap_or_else(|| "time unknown".to_string());
-        let _ = writeln!(text, "  {:<width$}  {when}  {:>10}", o.key, size(o.size));
+        // A backup whose manifest records another size is said to be broken right here, before
+        // anyone picks it.
+        let problem = match backup::fetch_manifest(&bucket, &o.key).await {
+            Some(m) => m
+                .size_problem(o.size)
+                .map(|p| format!("  BROKEN — {p}"))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            text,
+            "  {:<width$}  {when}  {:>10}{problem}",
+            o.key,
+            size(o.size)
+        );
     }
     let _ = write!(
         text,

@@ -268,24 +268,35 @@ pub fn decode(
     counters: Arc<Counters>,
 ) -> mpsc::Receiver<Msg> {
     let (tx, rx) = mpsc::channel::<Msg>(PIECE_QUEUE);
-    tokio::task::spawn_blocking(move || {
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            decode_blocking(reader, &identities, &counters, &mut |m| {
-                tx.blocking_send(m).is_ok()
-            })
-        }));
-        let failed = match run {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.0,
-            Err(panic) => format!(
-                "drbot's backup reader stopped unexpectedly after {} bytes of SQL ({} bytes downloaded): {}",
-                Counters::get(&counters.sql_bytes),
-                Counters::get(&counters.downloaded),
-                crate::render::panic_text(panic.as_ref())
-            ),
-        };
-        let _ = tx.blocking_send(Msg::Failed(failed));
-    });
+    let failed_tx = tx.clone();
+    // Its own thread with the parser's stack (see [`super::sql::PARSER_STACK`]): PostgreSQL's
+    // grammar reads deep expressions as deep as the server does.
+    let spawned = std::thread::Builder::new()
+        .name("drbot-decode".into())
+        .stack_size(super::sql::PARSER_STACK)
+        .spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decode_blocking(reader, &identities, &counters, &mut |m| {
+                    tx.blocking_send(m).is_ok()
+                })
+            }));
+            let failed = match run {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.0,
+                Err(panic) => format!(
+                    "drbot's backup reader stopped unexpectedly after {} bytes of SQL ({} bytes downloaded): {}",
+                    Counters::get(&counters.sql_bytes),
+                    Counters::get(&counters.downloaded),
+                    crate::render::panic_text(panic.as_ref())
+                ),
+            };
+            let _ = tx.blocking_send(Msg::Failed(failed));
+        });
+    if let Err(e) = spawned {
+        let _ = failed_tx.try_send(Msg::Failed(format!(
+            "drbot could not start its backup reader: {e}"
+        )));
+    }
     rx
 }
 

@@ -46,6 +46,9 @@ pub struct TargetFacts {
     pub missing_extensions: Vec<String>,
     /// Schemas the backup needs, does not create, and the target does not have.
     pub missing_schemas: Vec<String>,
+    /// Extensions the backup creates that the target does not have installed yet (their
+    /// scripts may create schemas of their own).
+    pub new_extensions: Vec<String>,
     /// Settings the backup sets that the target's server does not know (a newer pg_dump's):
     /// the restore skips them, as psql would.
     pub unknown_settings: Vec<String>,
@@ -204,6 +207,13 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Pref
         "schemas",
     )
     .await?;
+    let installed = present(
+        &client,
+        "SELECT extname::text FROM pg_catalog.pg_extension WHERE extname = ANY($1)",
+        &extensions,
+        "installed extensions",
+    )
+    .await?;
     // Custom settings (`app.x`) are accepted by any server; only plain names can be unknown.
     let settings: Vec<String> = needs
         .settings
@@ -237,12 +247,18 @@ pub async fn look_at(target: &Target, needs: &Needs) -> Result<TargetFacts, Pref
     Ok(TargetFacts {
         missing_roles: roles.into_iter().filter(|r| !have.contains(r)).collect(),
         missing_extensions: extensions
-            .into_iter()
+            .iter()
             .filter(|e| !available.contains(e))
+            .cloned()
             .collect(),
         missing_schemas: schemas
             .into_iter()
             .filter(|s| !have_schemas.contains(s))
+            .collect(),
+        new_extensions: extensions
+            .iter()
+            .filter(|e| !installed.contains(e))
+            .cloned()
             .collect(),
         unknown_settings: settings
             .into_iter()

@@ -362,6 +362,13 @@ pub async fn preflight_with(
             }
         ))
     };
+    // A manifest that records another size settles it before a byte is downloaded.
+    if let Some(problem) = backup::fetch_manifest(bucket, &object.key)
+        .await
+        .and_then(|m| m.size_problem(object.size))
+    {
+        return Err(fail(format!("the backup is {problem}")));
+    }
     let ids = Arc::new(identities(engine)?);
     let counters = Arc::new(Counters::default());
     Counters::add(&counters.total, object.size);
@@ -401,7 +408,9 @@ pub async fn preflight_with(
             seen.missing_extensions.join(", ")
         ));
     }
-    if !seen.missing_schemas.is_empty() {
+    // A schema neither the backup nor the target has fails the restore, unless an extension
+    // the backup installs may create it (pg_cron's `cron`): then it is only said.
+    if !seen.missing_schemas.is_empty() && seen.new_extensions.is_empty() {
         lacks.push(format!(
             "schemas {} (the backup uses them but does not create them)",
             seen.missing_schemas.join(", ")
@@ -428,6 +437,15 @@ pub async fn preflight_with(
         facts.elapsed.as_secs_f64()
     );
     let mut details = String::new();
+    if !seen.missing_schemas.is_empty() && !seen.new_extensions.is_empty() {
+        let _ = write!(
+            short,
+            "; uses schemas {} that neither the backup nor {} has (the extensions it installs, {}, may create them; if not, the restore fails and changes nothing)",
+            seen.missing_schemas.join(", "),
+            target.name,
+            seen.new_extensions.join(", ")
+        );
+    }
     if !seen.unknown_settings.is_empty() {
         let _ = write!(
             short,

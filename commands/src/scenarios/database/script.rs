@@ -94,6 +94,11 @@ impl Policy {
             why: format!("`{}` is refused: {why}", s.head()),
         };
         match &s.class.kind {
+            Kind::Unparsable(message) if message.contains("stack depth limit exceeded") => {
+                return Err(refuse(&format!(
+                    "it nests deeper than drbot's copy of PostgreSQL's parser reads ({message}; the server may take it under a larger max_stack_depth), so drbot cannot tell it stays inside the transaction; restore this backup with psql -1 by hand"
+                )));
+            }
             Kind::Unparsable(message) => {
                 return Err(refuse(&format!(
                     "PostgreSQL's parser rejects it ({message}), so the server would too"
@@ -435,7 +440,7 @@ mod tests {
         let v = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
         assert_eq!(v(&n.roles), ["anon", "supabase_admin"]);
         assert_eq!(v(&n.extensions), ["pg_graphql", "pgcrypto"]);
-        assert_eq!(v(&n.schemas), ["graphql"]);
+        assert_eq!(v(&n.schemas), ["graphql", "public"]);
         assert_eq!(v(&n.settings), ["transaction_timeout"]);
     }
 

@@ -10,6 +10,25 @@
 use pg_query::protobuf::{self, AlterTableType, RoleSpec, RoleSpecType, TransactionStmtKind};
 use pg_query::{NodeEnum, ParserOptions};
 
+/// The stack of the thread that parses a backup's statements. libpg_query sizes its
+/// stack-depth limit from the stack it finds, as the server does (capped at the server's
+/// default 2 MB), so on this stack it accepts expressions as deep as the server; the decoding
+/// of its tree into Rust and the walks over it recurse as deep again. Untouched pages of it
+/// cost no memory.
+pub const PARSER_STACK: usize = 256 * 1024 * 1024;
+
+/// Runs `f` on a thread with [`PARSER_STACK`] (for callers outside the backup's decode
+/// thread, which has one already).
+pub fn on_parser_stack<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(s, f)?
+            .join()
+            .map_err(|_| std::io::Error::other("the parser thread panicked"))
+    })
+}
+
 /// What a statement does, as far as the restore's rules care.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -69,7 +88,8 @@ pub struct Class {
     pub extensions: Vec<String>,
     /// Schemas it creates.
     pub creates_schemas: Vec<String>,
-    /// Schemas it needs to exist (an extension's `SCHEMA`).
+    /// Schemas it needs to exist: those its names are qualified with, an extension's
+    /// `SCHEMA`.
     pub schemas: Vec<String>,
 }
 
@@ -99,6 +119,9 @@ pub fn classify(sql: &str, backslash_strings: bool) -> Class {
     let parsed = std::panic::catch_unwind(|| pg_query::parse(sql, options));
     let tree = match parsed {
         Ok(Ok(tree)) => tree,
+        Ok(Err(e)) if parse_message(&e).contains("nested too deeply to serialize") => {
+            return deep(sql, options);
+        }
         Ok(Err(e)) => return Class::of(Kind::Unparsable(parse_message(&e))),
         Err(_) => {
             return Class::of(Kind::Unparsable(
@@ -135,6 +158,49 @@ pub fn classify(sql: &str, backslash_strings: bool) -> Class {
         class.schemas.extend(c.schemas);
     }
     class
+}
+
+/// Statement types whose class depends on more than their type.
+const NEEDS_THE_TREE: &[&str] = &[
+    "TransactionStmt",
+    "CreatedbStmt",
+    "DropdbStmt",
+    "AlterDatabaseStmt",
+    "AlterDatabaseSetStmt",
+    "AlterDatabaseRefreshCollStmt",
+    "VacuumStmt",
+    "AlterSystemStmt",
+    "CreateTableSpaceStmt",
+    "DropTableSpaceStmt",
+    "CopyStmt",
+    "IndexStmt",
+    "DropStmt",
+    "ReindexStmt",
+    "VariableSetStmt",
+];
+
+/// A statement parsed whole but too deep for the tree to be handed over (a view of a thousand
+/// `a || b`): the parser's own summary names its statement types. An expression that deep
+/// sits in a view, a default, a policy or a query, and those run as written; a type whose
+/// class hangs on its details is refused rather than guessed.
+fn deep(sql: &str, options: ParserOptions) -> Class {
+    let summary = std::panic::catch_unwind(|| pg_query::summary(sql, options, -1));
+    match summary {
+        Ok(Ok(s))
+            if s.statement_types
+                .iter()
+                .any(|t| NEEDS_THE_TREE.contains(&t.as_str())) =>
+        {
+            Class::of(Kind::Escapes(
+                "it nests too deeply for its class to be read, and a statement of its type may end or escape the transaction",
+            ))
+        }
+        Ok(Ok(_)) => Class::of(Kind::Other),
+        Ok(Err(e)) => Class::of(Kind::Unparsable(parse_message(&e))),
+        Err(_) => Class::of(Kind::Unparsable(
+            "PostgreSQL's parser stopped on it".to_string(),
+        )),
+    }
 }
 
 /// The parser's message without the crate's prefix.
@@ -214,10 +280,17 @@ fn one(node: &NodeEnum) -> Class {
         }
         N::VariableSetStmt(v) => {
             set_roles(v, &mut c.roles);
-            c.kind = Kind::Set {
-                name: v.name.clone(),
-                value: v.args.first().and_then(literal),
-            };
+            // `SET TRANSACTION …` and `RESET ALL` name no one setting.
+            let one = !matches!(
+                protobuf::VariableSetKind::try_from(v.kind),
+                Ok(protobuf::VariableSetKind::VarSetMulti | protobuf::VariableSetKind::VarResetAll)
+            );
+            if one && !v.name.is_empty() {
+                c.kind = Kind::Set {
+                    name: v.name.clone(),
+                    value: v.args.first().and_then(literal),
+                };
+            }
         }
         N::SelectStmt(s) => c.kind = select_call(s),
         N::DropStmt(_) | N::DropUserMappingStmt(_) | N::DropSubscriptionStmt(_) => {
@@ -296,7 +369,79 @@ fn one(node: &NodeEnum) -> Class {
         N::AlterRoleSetStmt(r) => role(r.role.as_ref(), &mut c.roles),
         _ => {}
     }
+    // The schemas its names are qualified with: data and settings need none that the DDL
+    // before them did not, and a `--clean` DROP … IF EXISTS passes over a missing schema.
+    let data = matches!(
+        node,
+        N::InsertStmt(_)
+            | N::SelectStmt(_)
+            | N::CopyStmt(_)
+            | N::VariableSetStmt(_)
+            | N::TransactionStmt(_)
+    );
+    if !data && c.kind != Kind::Drop {
+        qualified_schemas(node, &mut c.schemas);
+    }
     c
+}
+
+/// Schemas that no database lacks.
+const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast", "pg_temp"];
+
+/// Every schema a name in the statement is qualified with: relations (`schemaname`), and the
+/// qualified name lists of functions, types, operators' definitions, collations and
+/// classes. Column references are lists too, and are never read as schemas.
+fn qualified_schemas(node: &NodeEnum, out: &mut Vec<String>) {
+    fn strings(list: &[serde_json::Value]) -> Option<Vec<&str>> {
+        list.iter()
+            .map(|v| {
+                v.pointer("/node/String/sval")
+                    .and_then(serde_json::Value::as_str)
+            })
+            .collect()
+    }
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(s)) = m.get("schemaname")
+                    && !s.is_empty()
+                {
+                    out.push(s.clone());
+                }
+                let pct_type = m.get("pct_type").and_then(serde_json::Value::as_bool) == Some(true);
+                for key in [
+                    "funcname",
+                    "names",
+                    "objname",
+                    "defnames",
+                    "type_name",
+                    "domainname",
+                    "collname",
+                    "opclassname",
+                    "opfamilyname",
+                ] {
+                    if key == "names" && pct_type {
+                        continue;
+                    }
+                    if let Some(serde_json::Value::Array(items)) = m.get(key)
+                        && items.len() >= 2
+                        && let Some(parts) = strings(items)
+                    {
+                        out.push(parts[parts.len() - 2].to_string());
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    if let Ok(v) = serde_json::to_value(node) {
+        walk(&v, out);
+    }
+    out.retain(|s| !SYSTEM_SCHEMAS.contains(&s.as_str()) && !s.starts_with("pg_temp"));
+    out.sort();
+    out.dedup();
 }
 
 /// `ALTER TABLE` actions pg_dump's `--clean` writes: they all remove something.
@@ -580,6 +725,18 @@ mod tests {
             Kind::LargeObject { unlink: false }
         );
         assert_eq!(kind("SELECT setval_like('x')"), Kind::Other);
+        assert_eq!(
+            kind("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            Kind::Other
+        );
+        assert_eq!(kind("RESET ALL"), Kind::Other);
+        assert_eq!(
+            kind("SET TIME ZONE 'UTC'"),
+            Kind::Set {
+                name: "timezone".into(),
+                value: Some("UTC".into())
+            }
+        );
         assert_eq!(kind("SELECT pg_catalog.setval('s', 1), 2"), Kind::Other);
     }
 
@@ -660,7 +817,9 @@ mod tests {
             ]
         );
         assert_eq!(ext, ["pg_graphql", "uuid-ossp"]);
-        assert_eq!(schemas, ["graphql"]);
+        schemas.sort();
+        schemas.dedup();
+        assert_eq!(schemas, ["auth", "graphql", "public"]);
         assert_eq!(
             classify("CREATE SCHEMA auth AUTHORIZATION a", false).creates_schemas,
             ["auth"]
@@ -668,6 +827,69 @@ mod tests {
         assert_eq!(
             classify("CREATE ROLE r NOLOGIN", false).creates_roles,
             ["r"]
+        );
+    }
+
+    #[test]
+    fn schemas_are_the_qualifiers_of_names_never_of_columns() {
+        let schemas = |sql: &str| classify(sql, false).schemas;
+        assert_eq!(
+            schemas(
+                "ALTER TABLE ONLY public.posts ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES auth.users(id)"
+            ),
+            ["auth", "public"]
+        );
+        assert_eq!(
+            schemas("CREATE POLICY p ON app.t USING ((t.owner = auth.uid()))"),
+            ["app", "auth"]
+        );
+        assert_eq!(
+            schemas("CREATE TABLE s1.t (a s2.mood, b integer, c text COLLATE s3.\"de\")"),
+            ["s1", "s2", "s3"]
+        );
+        assert_eq!(
+            schemas("CREATE FUNCTION f1.g(x t.c%TYPE) RETURNS int LANGUAGE sql AS 'SELECT 1'"),
+            ["f1"]
+        );
+        assert_eq!(
+            schemas("CREATE VIEW v AS SELECT t.a, pg_catalog.now() FROM t"),
+            Vec::<String>::new()
+        );
+        assert!(schemas("DROP TABLE IF EXISTS gone.t").is_empty());
+        assert!(schemas("INSERT INTO x.t VALUES (1)").is_empty());
+    }
+
+    #[test]
+    fn deep_expressions_are_read_far_past_prosts_limit_and_deeper_ones_are_refused_not_crashed() {
+        // A view concatenating 900 columns nests 900 levels: prost's default limit refused 50.
+        let kinds = on_parser_stack(|| {
+            [50usize, 400, 900]
+                .map(|n| {
+                    let e = (0..n)
+                        .map(|i| format!("c{i}"))
+                        .collect::<Vec<_>>()
+                        .join(" || ");
+                    classify(
+                        &format!("CREATE VIEW public.v AS SELECT {e} FROM public.t"),
+                        false,
+                    )
+                })
+                .map(|c| (c.kind, c.schemas))
+        })
+        .unwrap();
+        for (kind, schemas) in kinds {
+            assert_eq!(kind, Kind::Other);
+            assert!(schemas.is_empty() || schemas == ["public"], "{schemas:?}");
+        }
+        // Far past what the server takes, the parser's own limit answers, not a crash.
+        let deep = on_parser_stack(|| {
+            let e = vec!["a"; 200_000].join(" || ");
+            classify(&format!("SELECT {e}"), false).kind
+        })
+        .unwrap();
+        assert!(
+            matches!(&deep, Kind::Unparsable(m) if m.contains("stack depth")),
+            "{deep:?}"
         );
     }
 
