@@ -593,7 +593,13 @@ async fn truncation_is_said_as_truncation_in_every_layer_and_damage_is_not() {
         .approved("/db restore backup:damaged.sql.xz.age target:staging")
         .await;
     assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
-    assert!(r.text.contains("age"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("age: decryption error: the backup is damaged (within the first"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("pick the previous backup"), "{}", r.text);
     assert!(!r.text.contains("ends early"), "{}", r.text);
     assert_same_dump(&before, &s.target.dump(), "damaged");
 }

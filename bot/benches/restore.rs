@@ -8,7 +8,8 @@
 //! Reports medians, their ratio (drbot / runbook; below 1 is faster) and drbot's peak RSS.
 //! Also: drbot's restore against `psql -1 -f` of the same SQL from a local file (the cost of
 //! streaming and of drbot's rules, target ≤ 1.05×), and the preflight (the whole backup read
-//! when the restore is asked for) against the restore.
+//! when the restore is asked for) against the restore; and a dump of single-row INSERTs, where
+//! every statement is parsed with PostgreSQL's grammar, against `psql -1 -f` of it.
 //!
 //! Run: `cargo bench -p drbot --bench restore` (needs PostgreSQL on 127.0.0.1:5432, moto_server,
 //! age, xz, the AWS CLI and /usr/bin/time). DRBOT_BENCH_ROWS and DRBOT_BENCH_ROUNDS resize it.
@@ -217,6 +218,40 @@ fn main() {
     println!(
         "preflight (asking for the restore: the whole xz+age backup read, the target looked at): median {mp:.2} s, {:.2} of the restore's time",
         mp / mo
+    );
+
+    // Statement-heavy SQL: rows as INSERTs (pg_dump --inserts), where drbot parses every
+    // statement with PostgreSQL's grammar; the same file through psql -1 -f.
+    let insert_rows = env_num("DRBOT_BENCH_INSERT_ROWS", 100_000);
+    source.psql(&format!(
+        "DROP TABLE IF EXISTS events_inserts; CREATE TABLE events_inserts AS SELECT * FROM events ORDER BY id LIMIT {insert_rows};"
+    ));
+    sh(&format!(
+        "pg_dump --inserts -t events_inserts '{}' > {w}/inserts.sql",
+        source.url()
+    ));
+    let (mut psql_ins, mut ours_ins) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for first in [round % 2 == 0, round % 2 != 0] {
+            target.recreate();
+            if first {
+                psql_ins.push(timed(&format!(
+                    "psql -1 -q -X -v ON_ERROR_STOP=1 -f {w}/inserts.sql '{}' > /dev/null",
+                    target.url()
+                )));
+            } else {
+                ours_ins.push(drbot_load_local(
+                    &rt,
+                    &format!("{w}/inserts.sql"),
+                    &target.url(),
+                ));
+            }
+        }
+    }
+    let (mp, mo) = (median(&mut psql_ins), median(&mut ours_ins));
+    println!(
+        "{insert_rows} rows as single-row INSERTs (every statement parsed by drbot), drbot's loader vs psql -1 -f of the same file: psql median {mp:.2} s, drbot median {mo:.2} s, ratio {:.2}",
+        mo / mp
     );
 
     let (mut base, mut ours, mut brss) = (Vec::new(), Vec::new(), 0u64);

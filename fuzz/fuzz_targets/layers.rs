@@ -22,10 +22,17 @@ fn identities() -> &'static Identities {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // decode_blocking parses statements with PostgreSQL's grammar: on the decode thread's stack.
+    let data = data.to_vec();
+    drbot_commands::scenarios::database::sql::on_parser_stack(move || check(data))
+        .expect("the parser thread");
+});
+
+fn check(data: Vec<u8>) {
     let counters = Counters::default();
     let mut complete = false;
     let r = decode_blocking(
-        Box::new(Cursor::new(data.to_vec())),
+        Box::new(Cursor::new(data)),
         identities(),
         &counters,
         &mut |m| {
@@ -37,4 +44,4 @@ fuzz_target!(|data: &[u8]| {
         r.is_ok() == complete,
         "Ok without Complete, or Complete with an error"
     );
-});
+}

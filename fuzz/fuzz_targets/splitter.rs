@@ -25,6 +25,13 @@ fn split(data: &[u8], chunk: usize) -> Result<Vec<Piece>, String> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // Statements are parsed by PostgreSQL's grammar, which wants the decode thread's stack.
+    let data = data.to_vec();
+    drbot_commands::scenarios::database::sql::on_parser_stack(move || check(&data))
+        .expect("the parser thread");
+});
+
+fn check(data: &[u8]) {
     let Some((&k, rest)) = data.split_first() else {
         return;
     };
@@ -52,4 +59,4 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = policy.finish();
-});
+}

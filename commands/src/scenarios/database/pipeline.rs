@@ -401,7 +401,20 @@ impl<R: Read> Read for Tagged<R> {
                     Truncated(truncated(self.layer, self.outer, self.below.bytes(), &e)),
                 )
             } else {
-                io::Error::new(e.kind(), format!("{}: {e}", self.layer))
+                // Data the layer rejects before its input ran out is damage inside the
+                // backup, within what has been read of what feeds it so far.
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: {e}: the backup is damaged (within the first {} bytes of {}); pick the previous backup (/db backups lists them)",
+                        self.layer,
+                        self.below.bytes(),
+                        match self.outer {
+                            None => "the object".to_string(),
+                            Some(o) => format!("what its {o} layer holds"),
+                        }
+                    ),
+                )
             }
         })
     }
