@@ -454,6 +454,58 @@ impl Drop for DropRoles {
     }
 }
 
+/// A dump of a Supabase app's `public` schema names `auth.users` and `auth.uid()`; into a
+/// database without that schema the restore could not succeed, and the preflight says why
+/// before anyone approves. When the dump installs an extension the target lacks (which may make
+/// the schema), it is said, not blocked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_a_dump_uses_but_never_creates_are_named_before_approval() {
+    let s = setup().await;
+    let sql = "SET lock_timeout = 0;
+CREATE TABLE public.posts (id int PRIMARY KEY, user_id uuid);
+ALTER TABLE ONLY public.posts ADD CONSTRAINT posts_user FOREIGN KEY (user_id) REFERENCES auth.users(id);
+ALTER TABLE public.posts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON public.posts USING ((user_id = auth.uid()));
+";
+    let before = s.target.dump();
+    put(&s.bucket, "db/app.sql", sql.as_bytes().to_vec()).await;
+    let r = s.run("/db restore backup:app.sql target:staging").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains(
+            "the backup needs what staging lacks: schemas auth (the backup uses them but does not create them)"
+        ),
+        "{}",
+        r.text
+    );
+    assert!(s.engine.store().approvals().unwrap().is_empty());
+    assert_same_dump(&before, &s.target.dump(), "schema missing");
+    // With the schema created by the dump itself, nothing is missing.
+    let whole = format!(
+        "CREATE SCHEMA auth;\nCREATE TABLE auth.users (id uuid PRIMARY KEY);\nCREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid';\n{sql}"
+    );
+    put(&s.bucket, "db/whole.sql", whole.into_bytes()).await;
+    let r = s
+        .approved("/db restore backup:whole.sql target:staging")
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    // An extension the target lacks may create it: said, and the approval is still asked for.
+    s.target.recreate();
+    let with_extension = format!("CREATE EXTENSION IF NOT EXISTS pgcrypto;\n{sql}");
+    put(&s.bucket, "db/ext.sql", with_extension.into_bytes()).await;
+    let r = s.run("/db restore backup:ext.sql target:staging").await;
+    assert!(
+        matches!(r.outcome, Outcome::AwaitingApproval(_)),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("uses schemas auth that neither the backup nor staging has (the extensions it installs, pgcrypto, may create them"),
+        "{}",
+        r.text
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supabase_shaped_dump_is_refused_naming_every_missing_role_and_extension() {
     let s = setup().await;

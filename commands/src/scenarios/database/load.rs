@@ -9,6 +9,8 @@
 //!   restore. That is how partitioned tables with keys restore over themselves.
 //! - Lock waits are bounded by `[restore] lock_wait_secs`; the session holding the lock is named.
 //! - Sequence values set before a failure are put back (setval is not transactional).
+//! - A setting the server does not know (one a newer pg_dump writes) is skipped and named, as
+//!   psql skips it; every other failing statement fails the restore.
 //! - Before COMMIT, the objects of the restored schemas that the backup does not hold (created
 //!   since) are listed, so the operator knows they are still there.
 //! - Error text never carries row data.
@@ -396,7 +398,10 @@ impl Run<'_> {
         }
         self.savepoint(s).await?;
         match self.client.batch_execute(&s.sql).await {
-            Ok(()) => self.release(s).await,
+            Ok(()) => {
+                Counters::add(&self.counters.statements, 1);
+                self.release(s).await
+            }
             Err(e) if e.code().is_some_and(|c| c.code() == "42704") => {
                 self.rollback_to(s).await?;
                 tracing::info!(

@@ -420,6 +420,26 @@ impl<R: Read> Read for Tagged<R> {
     }
 }
 
+/// `decoder`, the reader of `layer`, with its errors tagged and what it hands out counted; it
+/// becomes what feeds the next layer (`below`) and the layer outside it (`outer`).
+fn wrap<R: Read + Send + 'static>(
+    decoder: R,
+    layer: &'static str,
+    below: &mut Arc<Flow>,
+    outer: &mut Option<&'static str>,
+) -> Box<dyn Read + Send> {
+    let flow = Arc::new(Flow::default());
+    Box::new(Counted {
+        inner: Tagged {
+            inner: decoder,
+            layer,
+            below: std::mem::replace(below, flow.clone()),
+            outer: outer.replace(layer),
+        },
+        flow,
+    })
+}
+
 /// What to tell the operator when `layer` ends before its end marker, `at` bytes into what
 /// feeds it (the object when `outer` is None).
 fn truncated(layer: &str, outer: Option<&str>, at: u64, e: &dyn std::fmt::Display) -> String {
@@ -515,16 +535,7 @@ fn decode_layers(
                     age::Decryptor::new_buffered(BufReader::new(reader)).map_err(header_error)?;
                 Box::new(d.decrypt(ids).map_err(age_error)?)
             };
-            let flow = Arc::new(Flow::default());
-            reader = Box::new(Counted {
-                inner: Tagged {
-                    inner: decrypted,
-                    layer: "age",
-                    below: std::mem::replace(&mut below, flow.clone()),
-                    outer: outer.replace("age"),
-                },
-                flow,
-            });
+            reader = wrap(decrypted, "age", &mut below, &mut outer);
             layers.push(if armored {
                 Layer::AgeArmored
             } else {
@@ -538,16 +549,7 @@ fn decode_layers(
                 .decoder()
                 .map_err(|e| format!("xz: cannot start the decoder: {e}"))?;
             let xz = liblzma::read::XzDecoder::new_stream(reader, stream);
-            let flow = Arc::new(Flow::default());
-            reader = Box::new(Counted {
-                inner: Tagged {
-                    inner: xz,
-                    layer: "xz",
-                    below: std::mem::replace(&mut below, flow.clone()),
-                    outer: outer.replace("xz"),
-                },
-                flow,
-            });
+            reader = wrap(xz, "xz", &mut below, &mut outer);
             layers.push(Layer::Xz);
         } else if head.starts_with(PGDMP) {
             break Format::Custom;

@@ -12,9 +12,10 @@ use pg_query::{NodeEnum, ParserOptions};
 
 /// The stack of the thread that parses a backup's statements. libpg_query sizes its
 /// stack-depth limit from the stack it finds, as the server does (capped at the server's
-/// default 2 MB), so on this stack it accepts expressions as deep as the server; the decoding
-/// of its tree into Rust and the walks over it recurse as deep again. Untouched pages of it
-/// cost no memory.
+/// default 2 MB), so on this stack its limit is the server's default, not the smaller one an
+/// ordinary thread would give; the decoding of its tree into Rust and the walks over it recurse
+/// as deep again. Untouched pages of it cost no memory. (The tree is handed over as protobuf,
+/// which stops at about 800 levels of `a || b`; see [`classify`] for what happens past it.)
 pub const PARSER_STACK: usize = 256 * 1024 * 1024;
 
 /// Runs `f` on a thread with [`PARSER_STACK`] (for callers outside the backup's decode
@@ -70,7 +71,8 @@ pub enum Kind {
     Drop,
     /// Anything else: run as written.
     Other,
-    /// The parser refused it (the server would too); its message.
+    /// The parser refused it: its message. A syntax error the server would refuse too; a
+    /// "stack depth limit exceeded" one the server may take (its limit can be raised).
     Unparsable(String),
 }
 
@@ -108,12 +110,31 @@ impl Class {
 
 /// Classifies one statement (the splitter's unit, without its semicolon). `backslash_strings`
 /// is true after `SET standard_conforming_strings = off`, which changes how `'…'` reads.
+///
+/// A tree too deep to hand over (past about 800 levels) is classified by the parser's summary
+/// of its statement types; past about 900 levels the parser's stack-depth check answers and
+/// the statement is [`Kind::Unparsable`] — refused, never a crash.
 pub fn classify(sql: &str, backslash_strings: bool) -> Class {
     let options = if backslash_strings {
         ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS
     } else {
         ParserOptions::DEFAULT
     };
+    // Rows written as INSERTs (pg_dump --inserts) are most of such a dump's statements, and
+    // nothing about them matters to the rules: the parser's summary of statement types (read
+    // in C, a third of the cost of handing the whole tree over) says that is all they are.
+    // (`VALUES` lists and sub-selects are SelectStmts inside them; a lone SELECT, which may be
+    // pg_dump's setval or set_config, always takes the whole tree.)
+    if let Ok(Ok(summary)) = std::panic::catch_unwind(|| pg_query::summary(sql, options, -1)) {
+        let types = &summary.statement_types;
+        if types.iter().any(|t| DATA.contains(&t.as_str()))
+            && types
+                .iter()
+                .all(|t| t == "SelectStmt" || DATA.contains(&t.as_str()))
+        {
+            return Class::of(Kind::Other);
+        }
+    }
     // The parser is C underneath and its Rust wrapper walks the tree; whatever a hostile dump
     // makes either of them do, it becomes a refusal of this statement, not a crash.
     let parsed = std::panic::catch_unwind(|| pg_query::parse(sql, options));
@@ -159,6 +180,9 @@ pub fn classify(sql: &str, backslash_strings: bool) -> Class {
     }
     class
 }
+
+/// Statement types that only change rows: nothing in them concerns the restore's rules.
+const DATA: &[&str] = &["InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"];
 
 /// Statement types whose class depends on more than their type.
 const NEEDS_THE_TREE: &[&str] = &[
@@ -680,6 +704,27 @@ mod tests {
     #[test]
     fn several_statements_in_one_piece_are_all_held_to_the_rules() {
         assert!(matches!(kind("SELECT 1; COMMIT"), Kind::Escapes(_)));
+        assert!(matches!(
+            kind("INSERT INTO t VALUES (1); COMMIT"),
+            Kind::Escapes(_)
+        ));
+        assert!(matches!(
+            kind("INSERT INTO t VALUES (1); COPY t FROM stdin"),
+            Kind::Escapes(_)
+        ));
+        assert_eq!(kind("INSERT INTO t VALUES (1); DELETE FROM t"), Kind::Other);
+        assert_eq!(
+            kind("SELECT pg_catalog.setval('s', 1); INSERT INTO t SELECT * FROM u"),
+            Kind::Other
+        );
+        assert!(matches!(
+            kind("INSERT INTO t VALUES (1); VACUUM t"),
+            Kind::Escapes(_)
+        ));
+        assert!(matches!(
+            kind("INSERT INTO t VALUES ((1)"),
+            Kind::Unparsable(_)
+        ));
         assert!(matches!(
             kind("SELECT 1; COPY t FROM stdin"),
             Kind::Escapes(_)

@@ -254,7 +254,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     let took = started.elapsed();
     match loaded {
         Ok(l) => {
-            let roles = if l.roles_created.is_empty() {
+            let mut roles = if l.roles_created.is_empty() {
                 String::new()
             } else {
                 format!(
@@ -262,6 +262,12 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
                     l.roles_created.join(", ")
                 )
             };
+            if !l.skipped_settings.is_empty() {
+                roles.push_str(&format!(
+                    " Skipped settings the drill server does not know (a newer pg_dump's): {}.",
+                    l.skipped_settings.join(", ")
+                ));
+            }
             let _ = run.end(
                 n,
                 Some(true),
