@@ -12,7 +12,8 @@
 //! every statement is parsed with PostgreSQL's grammar, against `psql -1 -f` of it.
 //!
 //! Run: `cargo bench -p drbot --bench restore` (needs PostgreSQL on 127.0.0.1:5432, moto_server,
-//! age, xz, the AWS CLI and /usr/bin/time). DRBOT_BENCH_ROWS and DRBOT_BENCH_ROUNDS resize it.
+//! age, xz, the AWS CLI and /usr/bin/time). DRBOT_BENCH_ROWS, DRBOT_BENCH_ROUNDS,
+//! DRBOT_BENCH_INSERT_ROWS and DRBOT_BENCH_BACKUP_ROUNDS resize it.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -254,8 +255,13 @@ fn main() {
         mo / mp
     );
 
+    // DRBOT_BENCH_BACKUP_ROUNDS=0 measures the restore alone.
+    let backup_rounds = env_num("DRBOT_BENCH_BACKUP_ROUNDS", rounds);
+    if backup_rounds == 0 {
+        return;
+    }
     let (mut base, mut ours, mut brss) = (Vec::new(), Vec::new(), 0u64);
-    for round in 0..rounds {
+    for round in 0..backup_rounds {
         for first in [round % 2 == 0, round % 2 != 0] {
             if first {
                 base.push(timed(&format!(
@@ -274,7 +280,7 @@ fn main() {
     }
     let (mb, mo) = (median(&mut base), median(&mut ours));
     println!(
-        "backup: {rounds} interleaved rounds at xz -6: runbook median {mb:.1} s, drbot median {mo:.1} s, ratio {:.2}; drbot peak RSS {:.1} MiB",
+        "backup: {backup_rounds} interleaved rounds at xz -6: runbook median {mb:.1} s, drbot median {mo:.1} s, ratio {:.2}; drbot peak RSS {:.1} MiB",
         mo / mb,
         brss as f64 / 1024.0
     );
