@@ -467,18 +467,7 @@ async fn a_backup_shorter_than_its_manifest_is_shown_truncated_and_never_offered
         .find(|k| !k.ends_with(".manifest.json"))
         .unwrap()
         .to_string();
-    let whole = s3()
-        .get_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let whole = crate::support::get(&s.bucket, &key).await;
     let cut = whole.len() / 3;
     put(&s.bucket, &key, whole[..cut].to_vec()).await;
     let r = s.run("/db backups").await;

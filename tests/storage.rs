@@ -996,19 +996,7 @@ async fn broken_manifests_are_named_never_used_half_and_never_stop_the_next_snap
     seed_media(&s.media).await;
     ok(&s.run("/storage snapshot").await);
     let key = "media/snapshots/2026-11-30T09-00-00Z.jsonl.xz";
-    let good = s3()
-        .get_object()
-        .bucket(&s.backup)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec();
+    let good = crate::support::get(&s.backup, key).await;
     let text = {
         use std::io::Read;
         let mut out = String::new();

@@ -310,6 +310,21 @@ pub async fn put(bucket: &str, key: &str, body: Vec<u8>) {
         .expect("put object");
 }
 
+/// Downloads an object whole.
+pub async fn get(bucket: &str, key: &str) -> Vec<u8> {
+    s3().get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get object")
+        .body
+        .collect()
+        .await
+        .expect("read object")
+        .to_vec()
+}
+
 /// An age key pair made by age-keygen: the identity file and the public key.
 pub struct AgeKey {
     pub file: PathBuf,
