@@ -71,6 +71,27 @@ fn statement(sql: &str, line: u64) -> Piece {
     Piece::Statement(Statement::new(sql, line, 0))
 }
 
+/// A hostile dump turns standard_conforming_strings back on behind drbot's back (inside an
+/// expression, so no SET says so), then writes text that is one harmless SELECT as drbot last
+/// knew the setting and a DROP plus a COMMIT to the server. It is refused, nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_reads_as_a_commit_under_the_other_string_setting_is_refused() {
+    let db = TestDb::new("drbot_scs_");
+    db.psql(PRECIOUS);
+    let before = db.dump();
+    let sql = "SET standard_conforming_strings = off;
+SELECT 1, pg_catalog.set_config('standard_conforming_strings', 'on', false);
+SELECT 'a\\'; DROP TABLE precious; COMMIT; --';
+";
+    let e = load_sql(&db, sql).await.expect_err("must be refused");
+    assert!(e.contains("line 3"), "{e}");
+    assert!(
+        e.contains("standard_conforming_strings the other way"),
+        "{e}"
+    );
+    assert_same_dump(&before, &db.dump(), "string-setting trick");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_early_panics_or_fails_never_commits() {
     let db = TestDb::new("drbot_reader_");

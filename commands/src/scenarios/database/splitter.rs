@@ -728,8 +728,9 @@ impl Splitter {
             Kind::Set { name, value } | Kind::SetConfig { name, value }
                 if name == "standard_conforming_strings" =>
             {
+                // RESET and SET … TO DEFAULT (no value) put back the server's default: on.
                 match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                    Some("on" | "true" | "1" | "yes") => self.backslash_strings = false,
+                    None | Some("on" | "true" | "1" | "yes") => self.backslash_strings = false,
                     Some("off" | "false" | "0" | "no") => self.backslash_strings = true,
                     _ => {}
                 }

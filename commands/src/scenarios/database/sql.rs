@@ -115,6 +115,29 @@ impl Class {
 /// of its statement types; past about 900 levels the parser's stack-depth check answers and
 /// the statement is [`Kind::Unparsable`] — refused, never a crash.
 pub fn classify(sql: &str, backslash_strings: bool) -> Class {
+    let class = classify_as(sql, backslash_strings);
+    // `'…\'…'` reads differently under the two values of standard_conforming_strings. Should
+    // the server's value ever differ from the one the dump's SETs led drbot to (a set_config
+    // inside an expression, say), a statement drbot runs whole could be several to the
+    // server: so text with a backslash is read both ways, and if the other way holds something
+    // the rules refuse, it is refused.
+    if sql.contains('\\') && !matches!(class.kind, Kind::Escapes(_) | Kind::Unparsable(_)) {
+        let other = classify_as(sql, !backslash_strings);
+        let dangerous = matches!(
+            other.kind,
+            Kind::Escapes(_) | Kind::Begin | Kind::Commit | Kind::CopyFromStdin { .. }
+        );
+        if dangerous && other.kind != class.kind {
+            return Class::of(Kind::Escapes(
+                "with standard_conforming_strings the other way it reads as statements that end or escape the transaction; drbot will not run text whose meaning hangs on that",
+            ));
+        }
+    }
+    class
+}
+
+/// [`classify`] under one value of standard_conforming_strings.
+fn classify_as(sql: &str, backslash_strings: bool) -> Class {
     let options = if backslash_strings {
         ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS
     } else {
@@ -936,6 +959,28 @@ mod tests {
             matches!(&deep, Kind::Unparsable(m) if m.contains("stack depth")),
             "{deep:?}"
         );
+    }
+
+    #[test]
+    fn text_whose_meaning_hangs_on_standard_conforming_strings_is_refused() {
+        // With standard_conforming_strings off this is one SELECT; with it on, a SELECT, a
+        // COMMIT and a comment.
+        let hostile = "SELECT 'a\\'; COMMIT; --'";
+        assert!(matches!(classify(hostile, true).kind, Kind::Escapes(_)));
+        assert!(matches!(classify(hostile, false).kind, Kind::Escapes(_)));
+        // Ordinary backslashes read the same either way.
+        for sql in [
+            "INSERT INTO t VALUES ('\\x0a00ff', E'tab\\there')",
+            "SELECT 'a\\b'",
+            "COPY t FROM stdin",
+        ] {
+            assert!(
+                !matches!(classify(sql, false).kind, Kind::Escapes(_)),
+                "{sql}"
+            );
+        }
+        // E'…' strings a dump wrote with it off stay fine when read with it off.
+        assert_eq!(classify("SELECT 'it\\'s'", true).kind, Kind::Other);
     }
 
     #[test]
