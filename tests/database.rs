@@ -525,6 +525,21 @@ async fn truncation_is_said_as_truncation_in_every_layer_and_damage_is_not() {
             format!("the backup ends early (truncated at byte {})", age_len / 2),
         ),
         (
+            "age-header.sql.xz.age",
+            cut("full.age", 40),
+            "the backup ends early (truncated at byte 40)".to_string(),
+        ),
+        (
+            "age-last-byte.sql.xz.age",
+            cut("full.age", age_len - 1),
+            format!("the backup ends early (truncated at byte {})", age_len - 1),
+        ),
+        (
+            "xz-tiny.sql.xz",
+            cut("full.xz", 10),
+            "the backup ends early (truncated at byte 10)".to_string(),
+        ),
+        (
             "armored.sql.xz.age",
             cut("full.asc", len("full.asc") / 2),
             "the backup ends early".to_string(),
