@@ -618,21 +618,23 @@ fn function_set_role(options: &[protobuf::Node], out: &mut Vec<String>) {
 fn range_var(r: &protobuf::RangeVar) -> String {
     let mut parts = Vec::new();
     if !r.schemaname.is_empty() {
-        parts.push(quote_ident(&r.schemaname));
+        parts.push(display_ident(&r.schemaname));
     }
-    parts.push(quote_ident(&r.relname));
+    parts.push(display_ident(&r.relname));
     parts.join(".")
 }
 
-/// An identifier quoted only when it must be (what pg_dump would write for it).
-pub fn quote_ident(name: &str) -> String {
+/// An identifier quoted exactly as pg_dump quotes it (its `fmtId`: plain only when it is
+/// `[a-z_][a-z0-9_]*` and no keyword but an unreserved one), so the table names a backup's
+/// manifest records read as pg_dump wrote them and run as SQL in `/db verify`.
+fn display_ident(name: &str) -> String {
     let plain = name
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if plain && !is_keyword(name) {
         name.to_string()
     } else {
@@ -998,12 +1000,13 @@ mod tests {
 
     #[test]
     fn identifiers_are_quoted_only_where_they_must_be() {
-        assert_eq!(quote_ident("t"), "t");
-        assert_eq!(quote_ident("Mixed"), "\"Mixed\"");
-        assert_eq!(quote_ident("select"), "\"select\"");
-        assert_eq!(quote_ident("int"), "\"int\"");
-        assert_eq!(quote_ident("name"), "name");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_ident("ünï"), "\"ünï\"");
+        assert_eq!(display_ident("t"), "t");
+        assert_eq!(display_ident("Mixed"), "\"Mixed\"");
+        assert_eq!(display_ident("select"), "\"select\"");
+        assert_eq!(display_ident("int"), "\"int\"");
+        assert_eq!(display_ident("name"), "name");
+        assert_eq!(display_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(display_ident("ünï"), "\"ünï\"");
+        assert_eq!(display_ident("a$b"), "\"a$b\"");
     }
 }
