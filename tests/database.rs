@@ -225,6 +225,18 @@ pub(crate) async fn approved_with(
     }
 }
 
+/// A restore into staging that failed (exit 1), saying `says`, with staging as it was.
+fn assert_refused_unchanged(s: &Setup, r: &Reply, says: &str, before: &str, what: &str) {
+    assert_eq!(r.outcome.exit_code(), 1, "{what}: {}", r.text);
+    assert!(r.text.contains(says), "{what}: {}", r.text);
+    assert!(
+        r.text.contains("staging is as it was before"),
+        "{what}: {}",
+        r.text
+    );
+    assert_same_dump(before, &s.target.dump(), what);
+}
+
 fn assert_outcome(r: &Reply, want: Outcome) {
     assert_eq!(r.outcome, want, "{}", r.text);
 }
@@ -441,10 +453,7 @@ async fn a_newer_pg_dumps_unknown_settings_are_skipped_and_named_and_nothing_els
     let r = s
         .approved(&format!("/db restore backup:{key} target:staging"))
         .await;
-    assert_eq!(r.outcome.exit_code(), 1, "{}", r.text);
-    assert!(r.text.contains("statement_timeout"), "{}", r.text);
-    assert!(r.text.contains("staging is as it was before"), "{}", r.text);
-    assert_same_dump(&before, &s.target.dump(), "bad setting");
+    assert_refused_unchanged(&s, &r, "statement_timeout", &before, "bad setting");
 }
 
 /// The manifest names tables as pg_dump writes them, from the parse tree, and `/db verify`
@@ -595,19 +604,12 @@ async fn truncation_is_said_as_truncation_in_every_layer_and_damage_is_not() {
         let r = s
             .approved(&format!("/db restore backup:{name} target:staging"))
             .await;
-        assert_eq!(r.outcome.exit_code(), 1, "{name}: {}", r.text);
-        assert!(r.text.contains(&says), "{name}: {}", r.text);
+        assert_refused_unchanged(&s, &r, &says, &before, name);
         assert!(
             r.text.contains("pick the previous backup"),
             "{name}: {}",
             r.text
         );
-        assert!(
-            r.text.contains("staging is as it was before"),
-            "{name}: {}",
-            r.text
-        );
-        assert_same_dump(&before, &s.target.dump(), name);
     }
     // Damage in the middle of a long age file is damage, not truncation.
     s.upload(

@@ -8,6 +8,8 @@ use std::io::{self, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
 
+use super::splitter::PICK_PREVIOUS;
+
 /// The most of pg_restore's error output kept for the message.
 const STDERR_KEPT: u64 = 64 * 1024;
 
@@ -90,7 +92,7 @@ impl SqlFromArchive {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
-                    "the backup ends early: its custom-format archive stops after {n} bytes ({}), so the backup was cut short when it was made or copied. Nothing of it was applied; pick the previous backup (/db backups lists them)",
+                    "the backup ends early: its custom-format archive stops after {n} bytes ({}), so the backup was cut short when it was made or copied. Nothing of it was applied; {PICK_PREVIOUS}",
                     crate::render::last_lines(&said, 1)
                 ),
             ));

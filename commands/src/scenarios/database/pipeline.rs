@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::custom;
-use super::splitter::{Piece, SplitError, Splitter};
+use super::splitter::{PICK_PREVIOUS, Piece, SplitError, Splitter};
 use crate::error::CommandError;
 
 /// An encryption or compression layer found in a backup.
@@ -406,7 +406,7 @@ impl<R: Read> Read for Tagged<R> {
                 io::Error::new(
                     e.kind(),
                     format!(
-                        "{}: {e}: the backup is damaged (within the first {} bytes of {}); pick the previous backup (/db backups lists them)",
+                        "{}: {e}: the backup is damaged (within the first {} bytes of {}); {PICK_PREVIOUS}",
                         self.layer,
                         self.below.bytes(),
                         match self.outer {
@@ -445,10 +445,10 @@ fn wrap<R: Read + Send + 'static>(
 fn truncated(layer: &str, outer: Option<&str>, at: u64, e: &dyn std::fmt::Display) -> String {
     match outer {
         None => format!(
-            "the backup ends early (truncated at byte {at}): its {layer} data stops before its end marker ({layer}: {e}), so the upload or copy that made it is incomplete (or its last bytes are damaged). Nothing of it was applied; pick the previous backup (/db backups lists them)"
+            "the backup ends early (truncated at byte {at}): its {layer} data stops before its end marker ({layer}: {e}), so the upload or copy that made it is incomplete (or its last bytes are damaged). Nothing of it was applied; {PICK_PREVIOUS}"
         ),
         Some(o) => format!(
-            "the backup ends early: the {layer} data inside its {o} layer stops after {at} bytes, before its end marker ({layer}: {e}), so the backup was cut short when it was made. Nothing of it was applied; pick the previous backup (/db backups lists them)"
+            "the backup ends early: the {layer} data inside its {o} layer stops after {at} bytes, before its end marker ({layer}: {e}), so the backup was cut short when it was made. Nothing of it was applied; {PICK_PREVIOUS}"
         ),
     }
 }

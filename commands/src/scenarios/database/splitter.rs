@@ -11,6 +11,9 @@ use std::fmt;
 
 use super::sql::{Class, Kind, classify};
 
+/// What to do about a backup that is cut short or damaged, said the same way by every layer.
+pub const PICK_PREVIOUS: &str = "pick the previous backup (/db backups lists them)";
+
 /// One unit of the dump, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
@@ -111,7 +114,7 @@ impl fmt::Display for SplitError {
                 offset,
             } => write!(
                 f,
-                "the backup ends early: its SQL is truncated inside {inside} begun at line {line} (after {offset} bytes of SQL), so the backup was cut short when it was made; pick the previous backup (/db backups lists them)"
+                "the backup ends early: its SQL is truncated inside {inside} begun at line {line} (after {offset} bytes of SQL), so the backup was cut short when it was made; {PICK_PREVIOUS}"
             ),
             SplitError::Encoding { line } => {
                 write!(f, "line {line}: the statement is not valid UTF-8")
