@@ -799,7 +799,7 @@ async fn a_broken_discord_never_stops_serve() {
         .unwrap_or_else(|| panic!("{how:?}: the interaction never reached Discord"));
         // The socket answers at once whatever Discord does.
         let started = std::time::Instant::now();
-        let r = d.exec(None, "/incident note text:still answering incident:INC-1");
+        let r = d.exec(None, "/incident note incident:INC-1 text:still answering");
         assert!(
             r.code == 0 || r.stdout.contains("does not exist"),
             "{how:?}: {r:?}"

@@ -294,7 +294,9 @@ impl Invocation {
         let mut s = self.spec.path();
         for (n, v) in &self.options {
             let special = |c: char| c.is_whitespace() || c == '\\' || is_open_quote(c);
-            if v.is_empty() || v.chars().any(special) {
+            // A free-text value unquoted would take the rest of the line, options after it too.
+            let rest_of_line = REST_OF_LINE.contains(&n.as_str());
+            if rest_of_line || v.is_empty() || v.starts_with("//") || v.chars().any(special) {
                 let _ = write!(s, " {n}:{}", quoted(v));
             } else {
                 let _ = write!(s, " {n}:{v}");
@@ -304,86 +306,139 @@ impl Invocation {
     }
 }
 
-/// The longest command line accepted (Discord's own limits are far below this).
-const MAX_LINE: usize = 8 * 1024;
+/// The longest command line accepted: a 1500-character note of four-byte characters, every one
+/// escaped, fits (Discord's own limits are below this).
+const MAX_LINE: usize = 32 * 1024;
 
-/// One whitespace-separated piece of the line, with quoting resolved.
+/// Free-text options that, written unquoted, take the rest of the line exactly as typed (so a
+/// pasted error keeps its quotes, backslashes and runs of spaces).
+pub const REST_OF_LINE: &[&str] = &["text", "message", "reason"];
+
+/// One piece of the line.
 #[derive(Debug, PartialEq, Eq)]
 enum Token {
-    /// `name:value` (value unquoted or quoted).
-    Option { name: String, value: String },
-    /// Anything else.
-    Word(String),
+    /// `name:value`: the value unquoted (a run up to whitespace, quotes kept as typed) or
+    /// quoted (escapes resolved). `value_at` is where the value starts in the line.
+    Option {
+        name: String,
+        value: String,
+        quoted: bool,
+        value_at: usize,
+    },
+    /// Anything else: a run up to whitespace, as typed; `end` is where it ends in the line.
+    Word { text: String, end: usize },
 }
 
-/// Splits a line into tokens. Quotes may be straight (`"`) or curly (`“ ”`, as phones type them);
-/// inside them `\"` and `\\` escape.
-fn tokenize(line: &str) -> Result<Vec<Token>, UsageError> {
-    let mut tokens = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.peek().is_none() {
-            return Ok(tokens);
+/// Reads a command line one token at a time, so a free-text option can take the rest of the
+/// line as it is instead of having it tokenized.
+struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(src: &'a str) -> Lexer<'a> {
+        Lexer { src, pos: 0 }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.src[self.pos..].chars().next()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    /// A run of non-whitespace from the current position.
+    fn run(&mut self) -> &'a str {
+        let start = self.pos;
+        while self.peek().is_some_and(|c| !c.is_whitespace()) {
+            self.bump();
         }
-        // Read a bare run up to whitespace or a quote.
-        let mut head = String::new();
-        while let Some(c) = chars.next_if(|c| !c.is_whitespace() && !is_open_quote(*c)) {
-            head.push(c);
+        &self.src[start..self.pos]
+    }
+
+    /// The line from `at` to its end, as typed.
+    fn rest_from(&self, at: usize) -> &'a str {
+        &self.src[at..]
+    }
+
+    /// The next token, or `None` at the end of the line.
+    fn next_token(&mut self) -> Result<Option<Token>, UsageError> {
+        while self.peek().is_some_and(char::is_whitespace) {
+            self.bump();
         }
-        let option_name = head
-            .strip_suffix(':')
-            .filter(|n| is_option_name(n))
-            .map(str::to_string);
-        let quoted = match chars.peek() {
-            Some(c) if is_open_quote(*c) => {
-                chars.next();
-                let mut v = String::new();
-                let mut closed = false;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => match chars.next() {
-                            Some(e) => v.push(e),
-                            None => break,
-                        },
-                        c if is_close_quote(c) => {
-                            closed = true;
-                            break;
-                        }
-                        c => v.push(c),
-                    }
-                }
-                if !closed {
-                    let what = option_name.as_deref().unwrap_or("a value");
+        if self.peek().is_none() {
+            return Ok(None);
+        }
+        let start = self.pos;
+        let rest = &self.src[start..];
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'))
+            .unwrap_or(rest.len());
+        let name = &rest[..name_len];
+        let after = &rest[name_len..];
+        // `https://…` is a word; `text://…` is a note that starts with slashes.
+        let is_option = is_option_name(name)
+            && after.starts_with(':')
+            && (!after[1..].starts_with("//") || REST_OF_LINE.contains(&name));
+        if !is_option {
+            let text = self.run().to_string();
+            return Ok(Some(Token::Word {
+                text,
+                end: self.pos,
+            }));
+        }
+        self.pos = start + name_len + 1;
+        let value_at = self.pos;
+        let quoted = self.peek().is_some_and(is_open_quote);
+        let value = if quoted {
+            self.bump();
+            self.quoted_value(name)?
+        } else {
+            self.run().to_string()
+        };
+        Ok(Some(Token::Option {
+            name: name.to_string(),
+            value,
+            quoted,
+            value_at,
+        }))
+    }
+
+    /// The rest of a quoted value after its opening quote: `\` escapes a quote or a
+    /// backslash (any other backslash is kept as typed); it ends at the closing quote, which
+    /// must be followed by whitespace or the end of the line.
+    fn quoted_value(&mut self, name: &str) -> Result<String, UsageError> {
+        let mut v = String::new();
+        loop {
+            match self.bump() {
+                None => {
                     return Err(UsageError(format!(
-                        "The quote opened for {what} is never closed. Close it with \"."
+                        "The quote opened for {name}: is never closed. Close it with \", or write \
+                         {name}: last without quotes to take the rest of the line as it is."
                     )));
                 }
-                if chars.peek().is_some_and(|c| !c.is_whitespace()) {
-                    return Err(UsageError(
-                        "A closing quote must be followed by a space.".to_string(),
-                    ));
-                }
-                Some(v)
+                Some('\\') => match self.peek() {
+                    Some(e) if e == '\\' || is_open_quote(e) || is_close_quote(e) => {
+                        self.bump();
+                        v.push(e);
+                    }
+                    _ => v.push('\\'),
+                },
+                Some(c) if is_close_quote(c) => break,
+                Some(c) => v.push(c),
             }
-            _ => None,
-        };
-        match (option_name, quoted) {
-            (Some(name), Some(value)) => tokens.push(Token::Option { name, value }),
-            (Some(name), None) => tokens.push(Token::Option {
-                name,
-                value: String::new(),
-            }),
-            (None, Some(value)) => tokens.push(Token::Word(format!("{head}{value}"))),
-            (None, None) => match head.split_once(':') {
-                Some((name, value)) if is_option_name(name) && !value.starts_with("//") => tokens
-                    .push(Token::Option {
-                        name: name.to_string(),
-                        value: value.to_string(),
-                    }),
-                _ => tokens.push(Token::Word(head)),
-            },
         }
+        if self.peek().is_some_and(|c| !c.is_whitespace()) {
+            return Err(UsageError(format!(
+                "The quoted value of {name}: must be followed by a space. To keep quotes in a \
+                 value, escape them as \\\"."
+            )));
+        }
+        Ok(v)
     }
 }
 
@@ -411,8 +466,10 @@ fn is_close_quote(c: char) -> bool {
     matches!(c, '"' | '”' | '“')
 }
 
+/// An option name: a lowercase letter, then letters, digits, `_` or `-` (so `10:30` in a title
+/// is text, not an option).
 fn is_option_name(s: &str) -> bool {
-    !s.is_empty()
+    s.starts_with(|c: char| c.is_ascii_lowercase())
         && s.len() <= 32
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
@@ -486,17 +543,16 @@ fn parse_in(table: &Table, line: &str) -> Result<Invocation, UsageError> {
             line.len()
         )));
     }
-    let line = line.trim();
+    let line = line.trim_start();
     let Some(rest) = line.strip_prefix('/') else {
         return Err(UsageError(format!(
             "Commands start with /, for example /incident status. {}",
             table.list_groups()
         )));
     };
-    let tokens = tokenize(rest)?;
-    let mut it = tokens.into_iter().peekable();
-    let group = match it.next() {
-        Some(Token::Word(w)) => w,
+    let mut lx = Lexer::new(rest);
+    let group = match lx.next_token()? {
+        Some(Token::Word { text, .. }) => text,
         _ => {
             return Err(UsageError(format!(
                 "Write a command after the /. {}",
@@ -521,8 +577,8 @@ fn parse_in(table: &Table, line: &str) -> Result<Invocation, UsageError> {
         in_group[0]
     } else {
         let subs: Vec<&str> = in_group.iter().filter_map(|c| c.sub).collect();
-        let sub = match it.next() {
-            Some(Token::Word(w)) => w.to_lowercase(),
+        let sub = match lx.next_token()? {
+            Some(Token::Word { text, .. }) => text.to_lowercase(),
             _ => {
                 return Err(UsageError(format!(
                     "/{group_lc} needs a subcommand: {}.",
@@ -545,64 +601,75 @@ fn parse_in(table: &Table, line: &str) -> Result<Invocation, UsageError> {
     };
 
     let mut options: Vec<(String, String)> = Vec::new();
-    for token in it {
+    // An unquoted free-text value that later words continue (`title:Media bucket wiped`):
+    // its index in `options` and where it starts in the line, so the value is the line's
+    // own text, runs of spaces included.
+    let mut open_text: Option<(usize, usize)> = None;
+    while let Some(token) = lx.next_token()? {
         match token {
-            Token::Option { name, value }
-                if spec.option(&name).is_some() || name == INCIDENT_OPTION =>
-            {
+            Token::Option {
+                name,
+                value,
+                quoted,
+                value_at,
+            } => {
+                let known = spec.option(&name);
+                if known.is_none() && name != INCIDENT_OPTION {
+                    let names: Vec<&str> = spec.options.iter().map(|o| o.name).collect();
+                    let hint = closest(&name, &names)
+                        .map(|n| format!(" Did you mean {n}:?"))
+                        .unwrap_or_default();
+                    let quote = open_text
+                        .map(|(i, _)| {
+                            format!(
+                                " If `{name}:` belongs to {}:, put that value in quotes.",
+                                options[i].0
+                            )
+                        })
+                        .unwrap_or_default();
+                    let valid = if names.is_empty() {
+                        format!("{} takes no options.", spec.path())
+                    } else {
+                        format!("Usage: {}", spec.usage())
+                    };
+                    return Err(UsageError(format!(
+                        "{} has no option {name}:.{hint}{quote} {valid}",
+                        spec.path()
+                    )));
+                }
                 if options.iter().any(|(n, _)| *n == name) {
                     return Err(UsageError(format!(
                         "Option {name}: is given twice. Usage: {}",
                         spec.usage()
                     )));
                 }
+                let text = known.filter(|o| o.kind == OptionKind::Text);
+                if !quoted && text.is_some_and(|o| REST_OF_LINE.contains(&o.name)) {
+                    // Written unquoted, it takes the rest of the line as it is.
+                    let value = lx.rest_from(value_at).trim_start_matches([' ', '\t']);
+                    options.push((name, value.to_string()));
+                    break;
+                }
+                open_text = (!quoted && text.is_some_and(|o| o.name != "step"))
+                    .then_some((options.len(), value_at));
                 options.push((name, value));
             }
-            other => {
-                // Unquoted words after a free-text option continue its value, so
-                // `/incident note text:API is back` works without quotes.
-                let piece = match &other {
-                    Token::Option { name, value } => format!("{name}:{value}"),
-                    Token::Word(w) => w.clone(),
-                };
-                let continues = options.last_mut().filter(|(n, _)| {
-                    spec.option(n)
-                        .is_some_and(|o| o.kind == OptionKind::Text && o.name != "step")
-                });
-                match (continues, other) {
-                    (Some((_, v)), _) => {
-                        v.push(' ');
-                        v.push_str(&piece);
-                    }
-                    (None, Token::Option { name, .. }) => {
-                        let names: Vec<&str> = spec.options.iter().map(|o| o.name).collect();
-                        let hint = closest(&name, &names)
-                            .map(|n| format!(" Did you mean {n}:?"))
-                            .unwrap_or_default();
-                        let valid = if names.is_empty() {
-                            format!("{} takes no options.", spec.path())
-                        } else {
-                            format!("Usage: {}", spec.usage())
-                        };
-                        return Err(UsageError(format!(
-                            "{} has no option {name}:.{hint} {valid}",
-                            spec.path()
-                        )));
-                    }
-                    (None, Token::Word(w)) => {
-                        return Err(UsageError(format!(
-                            "Unexpected `{w}`: options are written name:value. Usage: {}",
-                            spec.usage()
-                        )));
-                    }
+            Token::Word { text, end } => match open_text {
+                Some((i, value_at)) => options[i].1 = rest[value_at..end].to_string(),
+                None => {
+                    return Err(UsageError(format!(
+                        "Unexpected `{text}`: options are written name:value (a value with \
+                         spaces in quotes). Usage: {}",
+                        spec.usage()
+                    )));
                 }
-            }
+            },
         }
     }
 
     for (name, value) in &mut options {
-        *value = value.trim().to_string();
         if name == INCIDENT_OPTION {
+            *value = value.trim().to_string();
             if value.is_empty() {
                 return Err(UsageError(
                     "Option incident: needs an incident id, like incident:INC-3.".to_string(),
@@ -615,8 +682,21 @@ fn parse_in(table: &Table, line: &str) -> Result<Invocation, UsageError> {
     }
     for o in spec.options.iter().filter(|o| o.required) {
         if !options.iter().any(|(n, _)| n == o.name) {
+            // A free-text option written earlier took the rest of the line, this one with it.
+            let taken = options
+                .last()
+                .filter(|(n, v)| {
+                    REST_OF_LINE.contains(&n.as_str()) && v.contains(&format!("{}:", o.name))
+                })
+                .map(|(n, _)| {
+                    format!(
+                        " ({n}: takes the rest of the line: write {}: before it, or quote {n}:'s value.)",
+                        o.name
+                    )
+                })
+                .unwrap_or_default();
             return Err(UsageError(format!(
-                "{} needs {}: ({}). Usage: {}",
+                "{} needs {}: ({}).{taken} Usage: {}",
                 spec.path(),
                 o.name,
                 o.description.to_lowercase(),
@@ -627,10 +707,13 @@ fn parse_in(table: &Table, line: &str) -> Result<Invocation, UsageError> {
     Ok(Invocation { spec, options })
 }
 
-/// Checks one value against its option's kind; choices are matched case-insensitively and
-/// stored lowercase.
+/// Checks one value against its option's kind; free text is kept exactly as given, other
+/// values are trimmed, and choices are matched case-insensitively and stored lowercase.
 fn check_value(spec: &CommandSpec, o: &OptionSpec, value: &mut String) -> Result<(), UsageError> {
-    if value.is_empty() {
+    if o.kind != OptionKind::Text {
+        *value = value.trim().to_string();
+    }
+    if value.trim().is_empty() {
         return Err(UsageError(format!(
             "Option {}: is empty. Usage: {}",
             o.name,

@@ -91,7 +91,7 @@ fn usage_errors_say_what_is_wrong_and_what_is_valid() {
     );
     let e = err("/incident status verbose:yes");
     assert!(e.contains("takes no options"), "{e}");
-    let e = err("/incident note text:a text:b");
+    let e = err(r#"/incident note text:"a" text:b"#);
     assert!(e.contains("given twice"), "{e}");
     let e = err("/db backups limit:0");
     assert!(e.contains("from 1 to 50"), "{e}");
@@ -193,5 +193,125 @@ proptest! {
             // Whatever parses must write back to a line that parses the same.
             prop_assert_eq!(parse(&i.canonical()).ok(), Some(i));
         }
+    }
+}
+
+#[test]
+fn pasted_evidence_is_kept_byte_for_byte() {
+    for (line, want) in [
+        (
+            r#"/incident note text:ERROR:  relation "users" does not exist"#,
+            r#"ERROR:  relation "users" does not exist"#,
+        ),
+        (
+            "/incident note text:he said “stop” at 10:30, C:\\temp\\x  then\tleft",
+            "he said “stop” at 10:30, C:\\temp\\x  then\tleft",
+        ),
+        (
+            "/incident note text:line one\nline two\n  indented",
+            "line one\nline two\n  indented",
+        ),
+        (
+            "/incident note text:  leading separator",
+            "leading separator",
+        ),
+        (
+            "/notify stakeholders message:Back at 10:30 — sorry! 🙏 ",
+            "Back at 10:30 — sorry! 🙏 ",
+        ),
+        (
+            "/deny request:A-1 reason:not until \"backup\" verified step:3",
+            "not until \"backup\" verified step:3",
+        ),
+        (r#"/incident note text:"a  \"b\"  c\d""#, r#"a  "b"  c\d"#),
+    ] {
+        let i = ok(line);
+        let name = if line.contains("message:") {
+            "message"
+        } else if line.contains("reason:") {
+            "reason"
+        } else {
+            "text"
+        };
+        assert_eq!(i.get(name), Some(want), "{line}");
+    }
+    // An unquoted title keeps the spaces between its words; a time in it is text.
+    let i = ok("/incident declare scenario:database severity:sev1 title:DB  down since 10:30");
+    assert_eq!(i.get("title"), Some("DB  down since 10:30"));
+}
+
+#[test]
+fn unknown_options_after_a_value_are_refused() {
+    let e = err(
+        r#"/incident declare scenario:database severity:sev1 title:"Media bucket wiped" bogus:1"#,
+    );
+    assert!(e.contains("no option bogus:"), "{e}");
+    let e =
+        err("/incident declare scenario:database severity:sev1 title:Media bucket wiped bogus:1");
+    assert!(
+        e.contains("no option bogus:") && e.contains("quotes"),
+        "{e}"
+    );
+    let e = err(r#"/incident note text:"quoted" and more"#);
+    assert!(e.contains("Unexpected `and`"), "{e}");
+    // A free-text option written first takes what follows it; the reply says so.
+    let e = err("/step skip reason:nothing to stop step:3");
+    assert!(
+        e.contains("needs step:") && e.contains("rest of the line"),
+        "{e}"
+    );
+}
+
+/// Any text, with newlines, quotes of every kind, backslashes and any Unicode.
+fn any_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("\"".to_string()),
+            Just("“".to_string()),
+            Just("”".to_string()),
+            Just("\\".to_string()),
+            Just(" ".to_string()),
+            Just("  ".to_string()),
+            Just("\n".to_string()),
+            Just("\t".to_string()),
+            Just("name:".to_string()),
+            Just("incident:INC-1".to_string()),
+            Just("//".to_string()),
+            "\\PC{1,4}",
+            "[ăâîșț🔥数据库]{1,3}",
+        ],
+        1..24,
+    )
+    .prop_map(|parts| parts.concat())
+    .prop_filter("some text", |s| !s.trim().is_empty())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    /// What the Discord adapter builds (every value quoted) parses back to the same text.
+    #[test]
+    fn any_text_round_trips_quoted(s in any_text()) {
+        for line in [
+            format!("/incident note text:{}", quoted(&s)),
+            format!("/incident note text:{} incident:INC-2", quoted(&s)),
+            format!("/step skip step:3 reason:{}", quoted(&s)),
+        ] {
+            let i = parse(&line).map_err(|e| TestCaseError::fail(format!("{line:?}: {e}")))?;
+            let name = if line.contains("reason:") { "reason" } else { "text" };
+            prop_assert_eq!(i.get(name), Some(s.as_str()));
+            prop_assert_eq!(parse(&i.canonical()).ok(), Some(i));
+        }
+    }
+
+    /// Typed unquoted and last, a free-text option keeps the rest of the line as it is.
+    #[test]
+    fn any_text_round_trips_as_the_rest_of_the_line(s in any_text()) {
+        let s = s.trim_start().to_string();
+        prop_assume!(!s.starts_with(is_open_quote));
+        let line = format!("/incident note incident:INC-2 text:{s}");
+        let i = parse(&line).map_err(|e| TestCaseError::fail(format!("{line:?}: {e}")))?;
+        prop_assert_eq!(i.get("text"), Some(s.as_str()));
+        prop_assert_eq!(i.get("incident"), Some("INC-2"));
     }
 }
