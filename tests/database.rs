@@ -911,6 +911,19 @@ async fn check_and_verify_report_without_secrets() {
     let r = e.run(&commander(), "/db check target:nowhere").await;
     assert_outcome(&r, Outcome::Usage);
     assert!(r.text.contains("Targets: source, staging"), "{}", r.text);
+
+    // A URL without a password is shown as it is: no stray marker where the URL was.
+    let bare = format!("postgres://postgres@127.0.0.1:5432/{}", s.target.name);
+    let dir2 = tempfile::tempdir().unwrap();
+    let e = engine_with(
+        dir2.path(),
+        &config_text(&s.bucket, &s.key),
+        env_map(moto(), &bare, &bare),
+    );
+    let r = e.run(&commander(), "/db check target:staging").await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(r.text.contains(&bare), "{}", r.text);
+    assert!(!r.text.contains("***"), "{}", r.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,11 +63,20 @@ fn var(
     show: bool,
 ) -> CheckLine {
     match env(name).filter(|v| !v.trim().is_empty()) {
-        Some(v) if show => line(
-            system,
-            CheckState::Ok,
-            format!("{label}{name} is set ({})", redact_url(&v)),
-        ),
+        Some(v) if show => match crate::redact::shown_value(&v) {
+            Some(shown) => line(
+                system,
+                CheckState::Ok,
+                format!("{label}{name} is set ({shown})"),
+            ),
+            None => line(
+                system,
+                CheckState::Problem,
+                format!(
+                    "{label}{name} is set but is not a URL (its value is not shown: it may be a secret)"
+                ),
+            ),
+        },
         Some(_) => line(system, CheckState::Ok, format!("{label}{name} is set")),
         None => line(
             system,
@@ -707,22 +716,31 @@ mod tests {
         );
         let config = Config::from_toml(&text, Path::new("c.toml")).expect("test setup");
         let env = |k: &str| match k {
-            "DATABASE_URL" => Some("postgres://app:hunter2@db:5432/postgres".to_string()),
+            "DATABASE_URL" => Some("postgres://app:hun@ter2#x@db:5432/postgres".to_string()),
+            "STAGING" => Some("hunter3-not-a-url".to_string()),
+            "R2_ENDPOINT" => Some("https://acct.r2.cloudflarestorage.com".to_string()),
             "AWS_SECRET_ACCESS_KEY" => Some("topsecret".to_string()),
             _ => None,
         };
         let lines = check_config(&config, &Source::File("c.toml".into()), &env);
         let all: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        assert!(
-            !all.contains("hunter2") && !all.contains("topsecret"),
-            "{all}"
-        );
+        for secret in ["hun@ter2", "ter2#x", "hunter3", "topsecret"] {
+            assert!(!all.contains(secret), "{secret} in {all}");
+        }
         assert!(
             all.contains("production: DATABASE_URL is set (postgres://app:***@db:5432/postgres)"),
             "{all}"
         );
-        assert!(all.contains("staging: STAGING is not set"), "{all}");
-        assert!(all.contains("R2_ENDPOINT is not set"), "{all}");
+        assert!(
+            all.contains("staging: STAGING is set but is not a URL"),
+            "{all}"
+        );
+        // An endpoint has no password: shown as it is, no stray marker.
+        assert!(
+            all.contains("R2_ENDPOINT is set (https://acct.r2.cloudflarestorage.com)"),
+            "{all}"
+        );
+        assert!(!all.contains("cloudflarestorage.com***"), "{all}");
         assert!(all.contains("chmod 600"), "{all}");
     }
 }

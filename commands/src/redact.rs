@@ -15,20 +15,28 @@ const SECRET_PARAMS: &[&str] = &[
 const SECRET_KEYS: &[&str] = &["password", "sslpassword"];
 
 /// One URL with the password in its user info and secret query values replaced by `***`; a
-/// libpq `key=value` connection string (`host=… password=…`) with its password replaced.
+/// libpq `key=value` connection string (`host=… password=…`) with its password replaced. A URL
+/// without a password is returned as it is.
+///
+/// The user info ends at the last `@`, so a password written with an unescaped `@`, `/`, `#`
+/// or `?` is hidden whole (a configured value is also redacted by its value: [`Secrets`]).
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return redact_conninfo(url);
     };
     let (scheme, rest) = url.split_at(scheme_end + 3);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (host, tail) = after.split_at(authority_end);
+    let authority = match userinfo {
+        Some(info) => match info.split_once(':') {
             Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
+            None => format!("{info}@{host}"),
         },
-        None => authority.to_string(),
+        None => host.to_string(),
     };
     let tail = match tail.split_once('?') {
         Some((path, query)) => {
@@ -50,6 +58,20 @@ pub fn redact_url(url: &str) -> String {
         None => tail.to_string(),
     };
     format!("{scheme}{authority}{tail}")
+}
+
+/// A configured variable's value as it may be shown: a URL or connection string without its
+/// password (as it is when it has none); any other value, a token or key, not at all.
+pub fn shown_value(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.contains("://") {
+        return Some(redact_url(value));
+    }
+    let lower = value.to_ascii_lowercase();
+    let conninfo = ["host=", "dbname=", "user=", "port="]
+        .iter()
+        .any(|k| lower.contains(k));
+    conninfo.then(|| redact_conninfo(value))
 }
 
 /// Every URL and every `password=` of a connection string inside free text redacted (notes,
@@ -101,16 +123,25 @@ impl Secrets {
     /// would hide more than it protects.
     pub const MIN_LEN: usize = 6;
 
-    /// The secrets among `values` (raw variable values: a URL's or connection string's
-    /// password is taken out of it as well).
+    /// The secrets among `values` (raw variable values). A URL's or connection string's secret
+    /// is its password (however the URL is written) and its secret query values, not the URL:
+    /// hosts and endpoints are not secrets, and a URL without a password has none. Any other
+    /// value (a token, a key) is a secret whole. Each is known raw and percent-decoded.
     pub fn new(values: impl IntoIterator<Item = String>) -> Secrets {
         let mut out: Vec<String> = Vec::new();
         for v in values {
             let v = v.trim().to_string();
-            out.extend(url_password(&v));
-            out.extend(conninfo_password(&v));
-            out.push(v);
+            if v.contains("://") {
+                out.extend(url_secrets(&v));
+            } else if v.to_ascii_lowercase().contains("password") && v.contains('=') {
+                out.extend(conninfo_password(&v));
+            } else {
+                out.push(percent_decode(&v));
+                out.push(v);
+            }
         }
+        let mut decoded: Vec<String> = out.iter().map(|v| percent_decode(v)).collect();
+        out.append(&mut decoded);
         out.retain(|v| v.chars().count() >= Self::MIN_LEN);
         out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         out.dedup();
@@ -130,34 +161,53 @@ impl Secrets {
     /// `text` with every URL's password, every `password=`, every age identity and every known
     /// secret value replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = redact_urls(text);
+        // Known values first: a pasted URL's structure is read only after, so a password with
+        // spaces or an `@` cannot hide from it by splitting the URL.
+        let mut out = text.to_string();
         for v in &self.values {
             if out.contains(v.as_str()) {
                 out = out.replace(v.as_str(), "***");
             }
         }
-        out
+        redact_urls(&out)
     }
 }
 
-/// The password of `scheme://user:password@host…`, raw and percent-decoded.
-fn url_password(v: &str) -> Vec<String> {
+/// The secrets of `scheme://user:password@host…?password=…`: the password however it is
+/// written. With an unescaped `@`, `/`, `#` or `?` in it, a parser may cut it at any of them, so
+/// every reading is known: the text between the user's `:` and each `@`, and each part of that
+/// on either side of one of those characters (what an error quoting a misread host shows).
+/// Secret query values are known too.
+fn url_secrets(v: &str) -> Vec<String> {
     let Some((_, rest)) = v.split_once("://") else {
         return Vec::new();
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let Some((userinfo, _)) = authority.rsplit_once('@') else {
-        return Vec::new();
-    };
-    let Some((_, password)) = userinfo.split_once(':') else {
-        return Vec::new();
-    };
-    let decoded = percent_decode(password);
-    if decoded == password {
-        vec![password.to_string()]
-    } else {
-        vec![password.to_string(), decoded]
+    let mut found = Vec::new();
+    let user_end = rest.find([':', '@']).unwrap_or(rest.len());
+    if rest[user_end..].starts_with(':') {
+        let from = user_end + 1;
+        for (at, _) in rest.match_indices('@').filter(|(at, _)| *at >= from) {
+            let password = &rest[from..at];
+            found.push(password.to_string());
+            for (cut, c) in password.char_indices() {
+                if matches!(c, '@' | '/' | '#' | '?' | ':') {
+                    found.push(password[..cut].to_string());
+                    found.push(password[cut + c.len_utf8()..].to_string());
+                }
+            }
+        }
     }
+    if let Some((_, query)) = rest.split_once('?') {
+        let query = query.split('#').next().unwrap_or_default();
+        for kv in query.split('&') {
+            if let Some((k, value)) = kv.split_once('=')
+                && SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str())
+            {
+                found.push(value.to_string());
+            }
+        }
+    }
+    found
 }
 
 /// The value of a connection string's `password=` (quoted or not).
@@ -351,6 +401,41 @@ mod secrets_tests {
     }
 
     #[test]
+    fn a_url_without_a_password_is_shown_as_it_is_and_hosts_are_not_secrets() {
+        let url = "postgres://app@db.example.com:5432/app?sslmode=require";
+        let s = Secrets::new([url.to_string(), "https://r2.example.com".to_string()]);
+        assert!(s.is_empty(), "{s:?}");
+        let text = format!("Connected to {url} in 3 ms; bucket at https://r2.example.com.");
+        assert_eq!(s.redact(&text), text);
+        assert_eq!(redact_url(url), url);
+        assert_eq!(shown_value(url).as_deref(), Some(url));
+        // A token is never shown, whole or decoded.
+        assert_eq!(shown_value("re_live_abc%2Fdef"), None);
+        let token = Secrets::new(["re_live_abc%2Fdef".to_string()]);
+        assert_eq!(
+            token.redact("k=re_live_abc/def k=re_live_abc%2Fdef"),
+            "k=*** k=***"
+        );
+    }
+
+    #[test]
+    fn a_password_with_an_unescaped_at_is_hidden_whole() {
+        let url = "postgres://u:p@ss#w0rd@db.example.com/app";
+        let s = Secrets::new([url.to_string()]);
+        for text in [
+            url.to_string(),
+            redact_url(url),
+            // What a parser that stops at the first `@` says back.
+            "could not translate host name \"ss#w0rd@db.example.com\" to address".to_string(),
+        ] {
+            let out = s.redact(&text);
+            assert!(!out.contains("ss#w0rd"), "{out}");
+        }
+        assert_eq!(redact_url(url), "postgres://u:***@db.example.com/app");
+        assert_eq!(s.redact(url), "postgres://u:***@db.example.com/app");
+    }
+
+    #[test]
     fn a_secret_containing_another_is_redacted_whole() {
         let s = Secrets::new(["abcdef".to_string(), "xxabcdefyy".to_string()]);
         assert_eq!(s.redact("k=xxabcdefyy and abcdef"), "k=*** and ***");
@@ -361,5 +446,49 @@ mod secrets_tests {
         let key = "AGE-SECRET-KEY-1QQPRLYW9Z0E8J8EU6XMWMDKX6MHTXSDNYWJRP5E3MFH7Y2GFGQSSRX3AMJ";
         let out = Secrets::default().redact(&format!("identity: {key}\nnext"));
         assert_eq!(out, "identity: AGE-SECRET-KEY-***\nnext");
+    }
+
+    /// A password as people write them: with `@:/#%?` and spaces, unescaped or escaped.
+    fn password() -> impl proptest::strategy::Strategy<Value = String> {
+        "[a-zA-Z0-9@:/#%? ]{6,24}".prop_filter("a password has letters", |p| {
+            p.chars().filter(|c| c.is_ascii_alphanumeric()).count() >= 3 && p.trim() == p
+        })
+    }
+
+    fn encode(p: &str) -> String {
+        p.chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' => c.to_string(),
+                c => format!("%{:02X}", c as u32),
+            })
+            .collect()
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn no_password_however_written_is_shown(p in password(), escaped in proptest::bool::ANY) {
+            let written = if escaped { encode(&p) } else { p.clone() };
+            let url = format!("postgres://app:{written}@db.example.com:5432/app");
+            let s = Secrets::new([url.clone()]);
+            for text in [
+                url.clone(),
+                format!("connecting to {url} failed: timeout"),
+                redact_url(&url),
+                format!("password authentication failed (password {p})"),
+                format!("shown: {}", shown_value(&url).unwrap_or_default()),
+            ] {
+                let out = s.redact(&text);
+                proptest::prop_assert!(!out.contains(&p), "{p:?} in {out:?}");
+                proptest::prop_assert!(!out.contains(&written), "{written:?} in {out:?}");
+            }
+            // The host and database stay readable.
+            let shown = s.redact(&redact_url(&url));
+            proptest::prop_assert!(shown.ends_with("@db.example.com:5432/app"), "{shown}");
+            proptest::prop_assert!(!shown.contains("***@***"), "{shown}");
+        }
     }
 }
