@@ -44,7 +44,7 @@ fn the_lifecycle_survives_each_process_ending() {
         "{}",
         r.stdout
     );
-    assert_eq!(d.exec(None, "/incident close").code, 0);
+    assert_eq!(d.exec(None, "/incident close confirm:yes").code, 0);
     let r = d.exec(None, "/incident close incident:INC-1");
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("already closed"), "{r:?}");

@@ -19,6 +19,22 @@ impl Engine {
                 .map(|(name, t)| Choice::new(format!("{name} ({})", t.url_env), name.clone()))
                 .collect(),
             "step" => self.step_choices(ctx),
+            // `/incident reopen`: the newest incidents that are not open.
+            "incident" => self
+                .store()
+                .incidents()
+                .unwrap_or_default()
+                .into_iter()
+                .rev()
+                .filter(|i| i.status != drbot_state::IncidentStatus::Open)
+                .map(|i| {
+                    let title = crate::render::truncate(&i.title, 60);
+                    Choice::new(
+                        format!("{} {} ({})", i.id, title, i.status.as_str()),
+                        i.id.to_string(),
+                    )
+                })
+                .collect(),
             "request" => self
                 .store()
                 .approvals()
@@ -67,15 +83,25 @@ impl Engine {
             .steps
             .iter()
             .enumerate()
+            // Open steps, then those settled by hand (what /step undo takes).
             .filter(|(_, s)| !s.state.is_settled())
+            .chain(
+                incident
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.state.is_settled() && s.by_hand),
+            )
             .map(|(n, s)| {
                 let title = scenario
                     .and_then(|sc| sc.step(&s.id))
                     .map_or(s.id.as_str(), |st| st.title);
-                Choice::new(
-                    format!("{}. {title} ({})", n + 1, s.state.as_str()),
-                    s.id.clone(),
-                )
+                let state = if s.by_hand {
+                    format!("{} by hand", s.state.as_str())
+                } else {
+                    s.state.as_str().to_string()
+                };
+                Choice::new(format!("{}. {title} ({state})", n + 1), s.id.clone())
             })
             .collect()
     }

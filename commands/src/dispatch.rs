@@ -1,7 +1,7 @@
 //! The way a command travels: a typed line is parsed, dispatched to the module that owns its
 //! command, guarded against panics, flushed to disk before the reply says done, its queued
-//! notices sent, and its reply stripped of secrets. Refusals are recorded too (SPEC §9): on
-//! the incident's timeline when the place has one, otherwise in the audit log.
+//! notices sent, and its reply stripped of secrets. Failures are recorded on the incident's
+//! timeline; refusals on the audit log, marked with the incident they were typed in.
 //!
 //! It knows the lifecycle's, the gate's and notification's handlers by name; every other
 //! command goes to the scenario that owns it (`scenarios::owner`). Everything it calls sits
@@ -22,7 +22,7 @@ const INLINE_DELIVERY: std::time::Duration = std::time::Duration::from_secs(5);
 fn is_view(inv: &Invocation) -> bool {
     matches!(
         (inv.spec.group, inv.spec.sub),
-        ("incident", Some("status" | "timeline")) | ("step", Some("list"))
+        ("incident", Some("status" | "timeline" | "list")) | ("step", Some("list"))
     )
 }
 
@@ -150,6 +150,11 @@ impl Engine {
             ("step", Some("list")) => step::list(self, ctx, inv),
             ("step", Some("done")) => step::done(self, ctx, inv),
             ("step", Some("skip")) => step::skip(self, ctx, inv),
+            ("step", Some("undo")) => step::undo(self, ctx, inv),
+            ("incident", Some("list")) => incident::list(self),
+            ("incident", Some("reopen")) => incident::reopen(self, ctx, inv),
+            ("incident", Some("report")) => incident::report(self, ctx, inv),
+            ("incident", Some("edit")) => incident::edit(self, ctx, inv),
             ("notify", Some("stakeholders")) => notify::stakeholders(self, ctx, inv).await,
             _ => match scenarios::owner(inv.spec) {
                 Some(scenario) => scenario.run(self, ctx, inv, progress).await,
@@ -158,7 +163,10 @@ impl Engine {
         }
     }
 
-    /// Records a refused or failed command where people will look for it.
+    /// Records a refused or failed command where people will look for it. A refusal (a
+    /// usage mistake, something not allowed) goes to the audit log, marked with the incident
+    /// it was typed in so the report can count it; a failure of a system is part of the
+    /// incident's story and goes on its timeline. A drill's commands never touch an incident.
     async fn record_refusal(
         &self,
         ctx: &Context,
@@ -166,7 +174,8 @@ impl Engine {
         line: &str,
         err: &CommandError,
     ) {
-        // A refused decision belongs on its request's incident; otherwise the command's.
+        let drill = inv.is_some_and(|i| i.spec.group == "drill");
+        // A refused decision concerns its request's incident; otherwise the command's.
         let request_incident = inv
             .filter(|i| matches!(i.spec.group, "approve" | "deny"))
             .and_then(|i| i.get("request"))
@@ -174,7 +183,9 @@ impl Engine {
             .and_then(|id| self.store.approval(id).ok().flatten())
             .and_then(|r| r.incident)
             .filter(|id| matches!(self.store.incident(*id), Ok(Some(i)) if i.is_active()));
-        let target = request_incident.or_else(|| self.incident_for(ctx, inv));
+        let target = request_incident
+            .or_else(|| self.incident_for(ctx, inv))
+            .filter(|_| !drill);
         let shown = crate::render::truncate(line.trim(), 200);
         let first_line = err
             .to_string()
@@ -182,14 +193,23 @@ impl Engine {
             .next()
             .unwrap_or_default()
             .to_string();
+        let failed = matches!(err, CommandError::Failed(_) | CommandError::State(_));
+        let (kind, verdict) = if failed {
+            (EntryKind::Command, "failed: ")
+        } else {
+            (EntryKind::Refused, "")
+        };
         let entry = self.entry(
             ctx,
-            EntryKind::Refused,
-            format!("{shown} — {}", crate::render::truncate(&first_line, 300)),
+            kind,
+            format!(
+                "{shown} — {verdict}{}",
+                crate::render::truncate(&first_line, 300)
+            ),
         );
         let written = match target {
-            Some(id) => self.store.append_timeline(id, entry).map(|_| ()),
-            None => self.store.append_audit(entry).map(|_| ()),
+            Some(id) if failed => self.store.append_timeline(id, entry).map(|_| ()),
+            _ => self.store.append_audit_about(target, entry).map(|_| ()),
         };
         let flushed = match written {
             Ok(()) => self.store.flush().await,

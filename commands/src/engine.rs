@@ -213,6 +213,25 @@ impl Engine {
         }
     }
 
+    /// Like [`Engine::select`], but a closed incident is found too: the one named by
+    /// `incident:`, else the place's single active incident, else the newest incident
+    /// declared in this place.
+    pub fn select_any(&self, ctx: &Context, inv: &Invocation) -> Result<Incident, CommandError> {
+        if inv.get(INCIDENT_OPTION).is_some() {
+            return self.select(ctx, inv, false);
+        }
+        match self.select(ctx, inv, false) {
+            Err(CommandError::Refused(why)) => self
+                .store
+                .incidents()?
+                .into_iter()
+                .rev()
+                .find(|i| i.place == ctx.place.key())
+                .ok_or(CommandError::Refused(why)),
+            other => other,
+        }
+    }
+
     /// The incident a command's entries belong to without requiring one: the one named by
     /// `incident:`, else the single active incident the place sees.
     pub(crate) fn incident_for(
@@ -375,6 +394,7 @@ impl Engine {
                 rec.started_at = Some(now);
             }
             rec.reason = reason.clone();
+            rec.by_hand = false;
             i.last_activity = now;
             let verb = match to {
                 StepState::Running => "started",

@@ -214,7 +214,37 @@ pub const LIFECYCLE: &[CommandSpec] = &[
         "incident",
         Some("close"),
         "Finish the incident (resolves it first if needed)",
+        &[opt(
+            "confirm",
+            "yes: close although recovery steps are still open",
+            Choice(&["yes"]),
+        )],
+    ),
+    cmd("incident", Some("list"), "Open and recent incidents", &[]),
+    cmd(
+        "incident",
+        Some("reopen"),
+        "Reopen a resolved or closed incident: its clock runs again",
+        &[auto(opt(
+            "incident",
+            "The incident to reopen (default: this channel's)",
+            Text,
+        ))],
+    ),
+    cmd(
+        "incident",
+        Some("report"),
+        "Write the post-incident report again from the record and post it",
         &[],
+    ),
+    cmd(
+        "incident",
+        Some("edit"),
+        "Correct the incident's title or severity",
+        &[
+            opt("title", "The corrected title", Text),
+            opt("severity", "The corrected severity", Choice(SEVERITIES)),
+        ],
     ),
     cmd(
         "step",
@@ -236,6 +266,12 @@ pub const LIFECYCLE: &[CommandSpec] = &[
             auto(req("step", "Step number or id", Text)),
             req("reason", "Why it is skipped", Text),
         ],
+    ),
+    cmd(
+        "step",
+        Some("undo"),
+        "Put a step marked done or skipped by hand back to pending",
+        &[auto(req("step", "Step number or id", Text))],
     ),
 ];
 

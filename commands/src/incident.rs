@@ -173,7 +173,7 @@ fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
                 path.display()
             ));
             let mut reply = reply.with_attachment(format!("{}-report.md", incident.id), md.clone());
-            reply.card = Some(report_card(incident, &md));
+            reply.card = Some(report_card(engine, incident));
             let drawn = crate::chart::timeline_png(engine, incident)
                 .map_err(|e| e.to_string())
                 .and_then(|png| {
@@ -209,26 +209,35 @@ fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
 }
 
 /// The report at a glance: each objective's achieved value against its target (green when
-/// all were met), the duration, and the steps.
-fn report_card(incident: &Incident, md: &str) -> crate::reply::Card {
+/// all that were measured were met and nothing is unfinished), the duration, and the steps.
+fn report_card(engine: &Engine, incident: &Incident) -> crate::reply::Card {
     use crate::reply::{Card, CardState};
+    use crate::scenario::Verdict;
     let mut fields = Vec::new();
     let mut missed = false;
+    let mut unfinished = false;
     let mut measured = false;
-    for line in md
-        .lines()
-        .filter(|l| l.starts_with("| RTO") || l.starts_with("| RPO"))
-    {
-        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-        if let [name, target, achieved, verdict] = cells.as_slice() {
-            measured |= verdict.starts_with("met") || verdict.starts_with("missed");
-            missed |= verdict.starts_with("missed");
-            fields.push((
-                name.to_string(),
-                format!("{achieved} of {target} — {verdict}"),
-            ));
+    let rows = crate::report::objectives(engine, incident)
+        .map(|(rows, _)| rows)
+        .unwrap_or_default();
+    for row in rows {
+        match row.verdict {
+            Verdict::Met(_) => measured = true,
+            Verdict::Missed(_) => missed = true,
+            Verdict::NotFinished => unfinished = true,
+            Verdict::NotMeasured => {}
         }
+        fields.push((
+            row.name.clone(),
+            format!(
+                "{} of {} — {}",
+                row.achieved,
+                render::duration(row.target),
+                row.verdict.text()
+            ),
+        ));
     }
+    let measured = measured && !unfinished;
     let settled = incident
         .steps
         .iter()
@@ -726,17 +735,20 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         Ok(vec![resolve_change(engine, ctx, i, now)])
     })?;
     let notified = notify_on(engine, ctx, &updated, &crate::notify::NoticeKind::Resolved);
-    let open_steps = updated
-        .steps
-        .iter()
-        .filter(|s| !s.state.is_settled())
-        .count();
-    let next = if open_steps > 0 {
-        format!(
-            "{open_steps} steps are still open (post-recovery checklist and success criteria: /step list). Then /incident close."
-        )
-    } else {
-        "Next: /incident close.".to_string()
+    let (recovery, checklist) = open_counts(&updated);
+    let next = match (recovery, checklist) {
+        (0, 0) => "Next: /incident close.".to_string(),
+        (0, c) => format!(
+            "Recovery is complete; {c} checklist item{} (post-recovery and success criteria) {} open: /step list. Then /incident close.",
+            plural(c),
+            if c == 1 { "is" } else { "are" }
+        ),
+        (r, c) => format!(
+            "{r} recovery step{} and {c} checklist item{} are still open, so the RTO is not met yet: /step list. \
+             Finish or skip them (or /incident reopen if recovery goes on), then /incident close.",
+            plural(r),
+            plural(c)
+        ),
     };
     let reply = Reply::done(format!(
         "Resolved {}: the clock stopped at {}. {}\n{next}{notified}",
@@ -759,6 +771,21 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         )));
     }
     require_command(ctx, Some(&incident), "Closing an incident")?;
+    let (recovery, _) = open_counts(&incident);
+    if recovery > 0 && inv.get("confirm") != Some("yes") {
+        let open: Vec<String> = open_recovery_steps(&incident)
+            .take(5)
+            .map(|(n, title)| format!("{n}. {title}"))
+            .collect();
+        return Err(CommandError::Refused(format!(
+            "{} has {recovery} recovery step{} still open ({}{}). Finish or skip them, or close \
+             anyway with /incident close confirm:yes (the report will say they were not done).",
+            incident.id,
+            plural(recovery),
+            open.join("; "),
+            if recovery > open.len() { "; …" } else { "" }
+        )));
+    }
     let now = engine.now();
     let was_open = incident.status == IncidentStatus::Open;
     let updated = engine.store().update_incident(incident.id, |i| {
@@ -776,7 +803,15 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         i.status = IncidentStatus::Closed;
         i.closed_at = Some(now);
         i.closed_by = Some(ctx.actor.recorded());
-        entries.push(engine.entry(ctx, EntryKind::Closed, "Closed."));
+        let text = if recovery > 0 {
+            format!(
+                "Closed with {recovery} recovery step{} not done (confirmed).",
+                plural(recovery)
+            )
+        } else {
+            "Closed.".to_string()
+        };
+        entries.push(engine.entry(ctx, EntryKind::Closed, text));
         Ok(entries)
     })?;
     let verb = if was_open {
@@ -790,11 +825,239 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         elapsed_line(engine, &updated),
         updated.id
     ));
-    Ok(if was_open {
-        with_report(engine, &updated, reply)
+    // The report is written again: what happened since resolve is in it.
+    Ok(with_report(engine, &updated, reply))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The recovery steps not yet done or skipped: (number, title).
+fn open_recovery_steps(incident: &Incident) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+    incident
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.state.is_settled())
+        .filter_map(|(n, s)| {
+            runbook_step(incident, &s.id)
+                .filter(|st| st.phase == Phase::Recovery)
+                .map(|st| (n + 1, st.title))
+        })
+}
+
+/// How many recovery steps and how many checklist items (post-recovery, success criteria)
+/// are still open.
+fn open_counts(incident: &Incident) -> (usize, usize) {
+    let open = incident
+        .steps
+        .iter()
+        .filter(|s| !s.state.is_settled())
+        .count();
+    let recovery = open_recovery_steps(incident).count();
+    (recovery, open - recovery)
+}
+
+/// `/incident list`: the open incidents, then the most recent others.
+pub fn list(engine: &Engine) -> Result<Reply, CommandError> {
+    const RECENT: usize = 10;
+    let now = engine.now();
+    let all = engine.store().incidents()?;
+    if all.is_empty() {
+        return Ok(Reply::done(
+            "No incidents yet. Declare one with /incident declare scenario:<database|storage|search|full> severity:<sev1|sev2|sev3> title:<what is broken>.",
+        ));
+    }
+    let line = |i: &Incident| {
+        let settled = i.steps.iter().filter(|s| s.state.is_settled()).count();
+        let when = match i.status {
+            IncidentStatus::Open => format!("declared {}", render::time(i.declared_at, now)),
+            IncidentStatus::Resolved => format!(
+                "resolved {}",
+                render::time(i.resolved_at.unwrap_or(i.declared_at), now)
+            ),
+            IncidentStatus::Closed => format!(
+                "closed {}",
+                render::time(i.closed_at.unwrap_or(i.declared_at), now)
+            ),
+        };
+        format!(
+            "  {} {} “{}” — {} {}, {settled}/{} steps, {when}, commander {}\n",
+            i.id,
+            i.status.as_str(),
+            render::truncate(&i.title, 80),
+            i.severity,
+            i.scenario,
+            i.steps.len(),
+            i.roles.get("commander").map_or("—", String::as_str)
+        )
+    };
+    let (active, done): (Vec<&Incident>, Vec<&Incident>) = all.iter().partition(|i| i.is_active());
+    let mut text = String::new();
+    if active.is_empty() {
+        text.push_str("No incident is open.\n");
     } else {
-        reply
-    })
+        let _ = writeln!(text, "Open or resolved ({}):", active.len());
+        for i in &active {
+            text.push_str(&line(i));
+        }
+    }
+    if !done.is_empty() {
+        let shown = done.len().min(RECENT);
+        let _ = writeln!(text, "Recently closed ({shown} of {}):", done.len());
+        for i in done.iter().rev().take(RECENT) {
+            text.push_str(&line(i));
+        }
+    }
+    text.push_str(
+        "Details: /incident status incident:<id> · a resolved or closed one can be reopened with /incident reopen incident:<id>.",
+    );
+    Ok(Reply::done(text))
+}
+
+/// `/incident reopen`: a resolved or closed incident is open again; its clock runs from its
+/// declaration, and the resolve it had stays on its timeline.
+pub fn reopen(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select_any(ctx, inv)?;
+    require_command(ctx, Some(&incident), "Reopening an incident")?;
+    if incident.status == IncidentStatus::Open {
+        return Err(CommandError::Refused(format!(
+            "{} is already open. {}",
+            incident.id,
+            next_line(engine, &incident)
+        )));
+    }
+    if let Some(other) = engine
+        .store()
+        .active_incidents()?
+        .into_iter()
+        .find(|i| i.place == incident.place && i.id != incident.id)
+    {
+        return Err(CommandError::Refused(format!(
+            "{} “{}” is {} in the same place; one incident per channel. Close it first, or add to it.",
+            other.id,
+            other.title,
+            other.status.as_str()
+        )));
+    }
+    let now = engine.now();
+    let updated = engine.store().update_incident(incident.id, |i| {
+        if i.status == IncidentStatus::Open {
+            return Err(CommandError::Refused(format!("{} is already open.", i.id)));
+        }
+        let was = match i.status {
+            IncidentStatus::Closed => format!(
+                "closed {} by {}",
+                render::stamp(i.closed_at.unwrap_or(now)),
+                i.closed_by.as_deref().unwrap_or("someone")
+            ),
+            _ => format!(
+                "resolved {} by {}",
+                render::stamp(i.resolved_at.unwrap_or(now)),
+                i.resolved_by.as_deref().unwrap_or("someone")
+            ),
+        };
+        i.status = IncidentStatus::Open;
+        i.resolved_at = None;
+        i.resolved_by = None;
+        i.closed_at = None;
+        i.closed_by = None;
+        i.last_activity = now;
+        Ok(vec![engine.entry(
+            ctx,
+            EntryKind::Reopened,
+            format!("Reopened (it was {was}); the clock runs again from the declaration."),
+        )])
+    })?;
+    Ok(Reply::done(format!(
+        "Reopened {} “{}”: open again, the clock counts from its declaration ({}). {}",
+        updated.id,
+        updated.title,
+        elapsed_line(engine, &updated),
+        next_line(engine, &updated)
+    )))
+}
+
+/// `/incident report`: the post-incident report written again from the record, now.
+pub fn report(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, false)?;
+    if incident.is_active() {
+        engine.store().append_timeline(
+            incident.id,
+            engine.entry(
+                ctx,
+                EntryKind::Command,
+                "Report written again (/incident report).",
+            ),
+        )?;
+    }
+    let (recovery, checklist) = open_counts(&incident);
+    let open = if recovery + checklist > 0 {
+        format!(
+            " {recovery} recovery step{} and {checklist} checklist item{} are open; the report says so.",
+            plural(recovery),
+            plural(checklist)
+        )
+    } else {
+        String::new()
+    };
+    let reply = Reply::done(format!(
+        "Report of {} ({}) written from the record now.{open}",
+        incident.id,
+        incident.status.as_str()
+    ));
+    Ok(with_report(engine, &incident, reply))
+}
+
+/// `/incident edit`: corrects the title or severity, both on the timeline.
+pub fn edit(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, true)?;
+    require_command(ctx, Some(&incident), "Editing an incident")?;
+    let title = match inv.get("title") {
+        Some(_) => Some(bounded(inv, "title")?.to_string()),
+        None => None,
+    };
+    let severity = inv.get("severity").map(str::to_string);
+    if title.is_none() && severity.is_none() {
+        return Err(CommandError::Usage(format!(
+            "Say what to correct: /incident edit title:<new title> and/or severity:<sev1|sev2|sev3>. {} is “{}”, {}.",
+            incident.id, incident.title, incident.severity
+        )));
+    }
+    let mut said = Vec::new();
+    if let Some(t) = &title
+        && *t != incident.title
+    {
+        said.push(format!("title “{}” → “{t}”", incident.title));
+    }
+    if let Some(sv) = &severity
+        && *sv != incident.severity
+    {
+        said.push(format!("severity {} → {sv}", incident.severity));
+    }
+    if said.is_empty() {
+        return Err(CommandError::Refused(format!(
+            "{} is already “{}”, {}; nothing to correct.",
+            incident.id, incident.title, incident.severity
+        )));
+    }
+    let now = engine.now();
+    let text = format!("Corrected {}.", said.join("; "));
+    let updated = engine.store().update_incident(incident.id, |i| {
+        if let Some(t) = &title {
+            i.title = t.clone();
+        }
+        if let Some(sv) = &severity {
+            i.severity = sv.clone();
+        }
+        i.last_activity = now;
+        Ok::<_, CommandError>(vec![engine.entry(ctx, EntryKind::Edited, &text)])
+    })?;
+    Ok(Reply::done(format!(
+        "{} {text} Stakeholder notices already sent are not changed; send a correction with /notify stakeholders if needed.",
+        updated.id
+    )))
 }
 
 /// An incident's state at a glance, for a chat's pinned header: structured, so each adapter

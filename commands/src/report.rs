@@ -13,8 +13,8 @@ use drbot_state::{ApprovalStatus, DeliveryStatus, EntryKind, Incident, StepState
 use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::render;
-use crate::runbook::Scenario;
-use crate::runbook::{component, runbook_step, scenario_of};
+use crate::runbook::{Phase, Scenario, component, runbook_step, scenario_of};
+use crate::scenario::{Objective, Verdict};
 
 /// Text safe inside a markdown table cell.
 fn cell(s: &str) -> String {
@@ -31,7 +31,6 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
     let end = incident.resolved_at.unwrap_or(now);
     let duration = end - incident.declared_at;
     let scenario = scenario_of(incident);
-    let cfg = engine.config();
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -49,16 +48,29 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
     );
     let _ = writeln!(
         md,
-        "- Declared: {} by {} · Resolved: {}{} · Duration: {}",
+        "- Declared: {} by {} · Resolved: {}{} · Duration{}: {}",
         stamp(Some(incident.declared_at)),
         incident.declared_by,
-        stamp(incident.resolved_at),
+        incident
+            .resolved_at
+            .map_or_else(|| "not yet".to_string(), render::minute),
         incident
             .resolved_by
             .as_ref()
             .map(|b| format!(" by {b}"))
             .unwrap_or_default(),
+        if incident.resolved_at.is_some() {
+            ""
+        } else {
+            " so far"
+        },
         render::duration(duration)
+    );
+    let _ = writeln!(
+        md,
+        "- Report written {} from drbot's record of the incident ({}).",
+        render::minute(now),
+        incident.status.as_str()
     );
     let role = |r: &str| incident.roles.get(r).map_or("—", String::as_str);
     let _ = writeln!(
@@ -71,65 +83,9 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
 
     // Objectives.
     md.push_str("## Recovery objectives\n\n| objective | target | achieved | verdict |\n|---|---|---|---|\n");
-    if let Some(sc) = scenario {
-        let target = Duration::minutes(cfg.rto_mins(sc) as i64);
-        let _ = writeln!(
-            md,
-            "| RTO ({}) | {} | {} | {} |",
-            sc.as_str(),
-            render::duration(target),
-            render::duration(duration),
-            render::verdict(target, duration)
-        );
-    }
-    // Per component, when the scenario spans several (the full scenario).
-    if scenario == Some(Scenario::Full) {
-        for (name, mins) in [
-            ("database", cfg.objectives.rto.database),
-            ("storage", cfg.objectives.rto.storage),
-            ("search", cfg.objectives.rto.search),
-        ] {
-            let done = incident
-                .steps
-                .iter()
-                .filter(|s| component(&s.id) == Some(name) && s.state.is_settled())
-                .filter_map(|s| s.at)
-                .max();
-            let target = Duration::minutes(mins as i64);
-            let all_done = incident
-                .steps
-                .iter()
-                .filter(|s| component(&s.id) == Some(name))
-                .all(|s| s.state.is_settled());
-            match done.filter(|_| all_done) {
-                Some(at) => {
-                    let took = at - incident.declared_at;
-                    let _ = writeln!(
-                        md,
-                        "| RTO ({name}) | {} | {} | {} |",
-                        render::duration(target),
-                        render::duration(took),
-                        render::verdict(target, took)
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        md,
-                        "| RTO ({name}) | {} | not finished | — |",
-                        render::duration(target)
-                    );
-                }
-            }
-        }
-    }
-    // Each scenario's rows (the database's RPO), then what they note below the table.
-    let mut notes = Vec::new();
-    for scenario in crate::scenarios::ALL {
-        let section = scenario.report(engine, incident, end)?;
-        for row in section.objectives {
-            let _ = writeln!(md, "{row}");
-        }
-        notes.extend(section.notes);
+    let (rows, notes) = objectives(engine, incident)?;
+    for row in &rows {
+        let _ = writeln!(md, "{}", row.row());
     }
     for note in notes {
         let _ = writeln!(md, "\n{note}");
@@ -146,6 +102,12 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
         let state = match (&s.reason, s.state) {
             (Some(r), StepState::Skipped) => format!("skipped: {}", cell(r)),
             (_, st) => st.as_str().to_string(),
+        };
+        // Who settled it: drbot running the step's command, or a person saying so.
+        let state = if s.by_hand && s.state.is_settled() {
+            format!("{state} (marked by hand)")
+        } else {
+            state
         };
         let _ = writeln!(
             md,
@@ -231,6 +193,21 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
         "\n## Timeline\n\nThe chart of the steps is `{}.timeline.png`, beside this report.\n",
         incident.id
     );
+    let refused = engine
+        .store()
+        .audit_about(incident.id)?
+        .iter()
+        .filter(|e| e.kind == EntryKind::Refused)
+        .count();
+    if refused > 0 {
+        let _ = writeln!(
+            md,
+            "{refused} command{} typed in this incident {} refused (usage mistakes, or not \
+             allowed); they are on drbot's audit log, not in this timeline.\n",
+            if refused == 1 { "" } else { "s" },
+            if refused == 1 { "was" } else { "were" }
+        );
+    }
     for e in engine.store().timeline(incident.id)? {
         if e.kind == EntryKind::Status {
             continue;
@@ -247,6 +224,121 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
 
     md.push_str(crate::runbook::LESSONS_LEARNED);
     Ok(md)
+}
+
+/// The recovery objectives and what each scenario notes under them. An RTO is met only when
+/// every step it covers is settled and its clock has stopped: the incident's RTO covers every
+/// recovery step and stops at resolve; a component's (full scenario) covers that component's
+/// steps and stops when the last of them settles. Until then it is "not finished", or missed
+/// once the time is past its target.
+pub fn objectives(
+    engine: &Engine,
+    incident: &Incident,
+) -> Result<(Vec<Objective>, Vec<String>), CommandError> {
+    let now = engine.now();
+    let end = incident.resolved_at.unwrap_or(now);
+    let cfg = engine.config();
+    let scenario = scenario_of(incident);
+    let mut rows = Vec::new();
+    let recovery = |s: &&drbot_state::StepRecord| {
+        runbook_step(incident, &s.id).is_some_and(|st| st.phase == Phase::Recovery)
+    };
+    if let Some(sc) = scenario {
+        let target = Duration::minutes(cfg.rto_mins(sc) as i64);
+        let steps: Vec<_> = incident.steps.iter().filter(recovery).collect();
+        rows.push(rto(
+            format!("RTO ({})", sc.as_str()),
+            target,
+            &steps,
+            incident.declared_at,
+            incident.resolved_at,
+            end,
+        ));
+    }
+    // Per component, when the scenario spans several (the full scenario).
+    if scenario == Some(Scenario::Full) {
+        for name in crate::runbook::TIMED_COMPONENTS {
+            let target = Duration::minutes(match name {
+                "database" => cfg.objectives.rto.database,
+                "storage" => cfg.objectives.rto.storage,
+                _ => cfg.objectives.rto.search,
+            } as i64);
+            let steps: Vec<_> = incident
+                .steps
+                .iter()
+                .filter(|s| component(&s.id) == Some(name))
+                .collect();
+            let last = steps
+                .iter()
+                .all(|s| s.state.is_settled())
+                .then(|| steps.iter().filter_map(|s| s.at).max())
+                .flatten();
+            rows.push(rto(
+                format!("RTO ({name})"),
+                target,
+                &steps,
+                incident.declared_at,
+                last,
+                end,
+            ));
+        }
+    }
+    // Each scenario's rows (the database's RPO), then what they note below the table.
+    let mut notes = Vec::new();
+    for scenario in crate::scenarios::ALL {
+        let section = scenario.report(engine, incident, end)?;
+        rows.extend(section.objectives);
+        notes.extend(section.notes);
+    }
+    Ok((rows, notes))
+}
+
+/// One RTO row over `steps`, whose clock stopped at `stopped` (if it has).
+fn rto(
+    name: String,
+    target: Duration,
+    steps: &[&drbot_state::StepRecord],
+    declared: DateTime<Utc>,
+    stopped: Option<DateTime<Utc>>,
+    end: DateTime<Utc>,
+) -> Objective {
+    let open = steps.iter().filter(|s| !s.state.is_settled()).count();
+    let by_hand = steps
+        .iter()
+        .filter(|s| s.by_hand && s.state.is_settled())
+        .count();
+    let hand = if by_hand > 0 {
+        format!(" ({by_hand} of {} steps marked by hand)", steps.len())
+    } else {
+        String::new()
+    };
+    match stopped.filter(|_| open == 0) {
+        Some(at) => Objective {
+            name,
+            target,
+            achieved: format!("{}{hand}", render::duration(at - declared)),
+            verdict: Verdict::of(target, at - declared),
+        },
+        None => {
+            let elapsed = end - declared;
+            let why = if open > 0 {
+                format!(
+                    "not finished: {open} of {} step{} open after {}",
+                    steps.len(),
+                    if steps.len() == 1 { "" } else { "s" },
+                    render::duration(elapsed)
+                )
+            } else {
+                format!("clock running: {}", render::duration(elapsed))
+            };
+            Objective {
+                name,
+                target,
+                achieved: why,
+                verdict: Verdict::running(target, elapsed),
+            }
+        }
+    }
 }
 
 /// Writes the report to `<data_dir>/reports/<id>.md` (owner-only); returns the path.

@@ -93,11 +93,81 @@ pub fn post_to_open_incidents(
     Ok(posts)
 }
 
+/// Whether a recovery objective was met: decided once, shown by the report, its card and
+/// the chart alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Achieved within the target, with this much to spare.
+    Met(chrono::Duration),
+    /// Achieved (or still running) past the target by this much.
+    Missed(chrono::Duration),
+    /// Not finished yet, and not yet past its target.
+    NotFinished,
+    /// Nothing to measure (no restore in this incident).
+    NotMeasured,
+}
+
+impl Verdict {
+    /// The verdict of `achieved` against `target`, for an objective that is finished.
+    pub fn of(target: chrono::Duration, achieved: chrono::Duration) -> Verdict {
+        if achieved <= target {
+            Verdict::Met(target - achieved)
+        } else {
+            Verdict::Missed(achieved - target)
+        }
+    }
+
+    /// The verdict of an objective still running after `elapsed`.
+    pub fn running(target: chrono::Duration, elapsed: chrono::Duration) -> Verdict {
+        if elapsed > target {
+            Verdict::Missed(elapsed - target)
+        } else {
+            Verdict::NotFinished
+        }
+    }
+
+    /// The words shown.
+    pub fn text(&self) -> String {
+        match self {
+            Verdict::Met(spare) => format!("met, {} to spare", crate::render::duration(*spare)),
+            Verdict::Missed(by) => format!("missed by {}", crate::render::duration(*by)),
+            Verdict::NotFinished => "not finished".to_string(),
+            Verdict::NotMeasured => "—".to_string(),
+        }
+    }
+}
+
+/// One row of the recovery-objectives table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Objective {
+    /// `RTO (database)`, `RPO (storage)`.
+    pub name: String,
+    /// The runbook's target.
+    pub target: chrono::Duration,
+    /// What was achieved, in words (a duration, or why there is none).
+    pub achieved: String,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+impl Objective {
+    /// The markdown table row.
+    pub fn row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} |",
+            self.name,
+            crate::render::duration(self.target),
+            self.achieved.replace('|', "\\|"),
+            self.verdict.text()
+        )
+    }
+}
+
 /// A scenario's part of the post-incident report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReportSection {
-    /// Rows of the recovery-objectives table (`| objective | target | achieved | verdict |`).
-    pub objectives: Vec<String>,
+    /// Rows of the recovery-objectives table.
+    pub objectives: Vec<Objective>,
     /// Lines shown under the table.
     pub notes: Vec<String>,
 }

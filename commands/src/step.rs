@@ -77,7 +77,8 @@ fn change(
     let (n, id) = find_step(&incident, required(inv, "step")?)?;
     let reason = inv.get("reason").map(str::to_string);
     let title = title_of(&incident, &id);
-    let by_hand = matches!(
+    // A step drbot can do itself, marked done instead: said so everywhere it is shown.
+    let automated = matches!(
         runbook_step(&incident, &id).map(|s| s.action),
         Some(Action::Automated(..))
     ) && to == StepState::Done;
@@ -118,11 +119,14 @@ fn change(
         rec.by = Some(ctx.actor.recorded());
         rec.at = Some(now);
         rec.reason = reason.clone();
+        rec.by_hand = true;
         i.last_activity = now;
         let text = match (to, &reason) {
             (StepState::Skipped, Some(r)) => format!("Step {n}. {title} skipped: {r}"),
-            _ if by_hand => format!("Step {n}. {title} marked done by hand."),
-            _ => format!("Step {n}. {title} done."),
+            _ if automated => format!(
+                "Step {n}. {title} marked done by hand (drbot did not run it; /step undo {n} if that was a mistake)."
+            ),
+            _ => format!("Step {n}. {title} marked done by hand."),
         };
         Ok(vec![engine.entry(ctx, EntryKind::Step, text)])
     })?;
@@ -133,6 +137,54 @@ fn change(
     };
     Ok(Reply::done(format!(
         "Step {n}. {title} is {verb} ({}). {}",
+        updated.id,
+        next_line(engine, &updated)
+    )))
+}
+
+/// `/step undo`: a step marked done or skipped by hand goes back to pending.
+pub fn undo(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
+    let incident = engine.select(ctx, inv, true)?;
+    let (n, id) = find_step(&incident, required(inv, "step")?)?;
+    let title = title_of(&incident, &id);
+    let now = engine.now();
+    let marked = |rec: &drbot_state::StepRecord| {
+        format!(
+            "{} by {}",
+            rec.state.as_str(),
+            rec.by.as_deref().unwrap_or("someone")
+        )
+    };
+    let was = incident.step(&id).map(marked).unwrap_or_default();
+    let updated = engine.store().update_incident(incident.id, |i| {
+        let rec = i
+            .step_mut(&id)
+            .ok_or_else(|| CommandError::Usage(format!("Step {id} is not in this incident.")))?;
+        if !rec.state.is_settled() {
+            return Err(CommandError::Refused(format!(
+                "Step {n}. {title} is {}; only a step marked done or skipped by hand can be undone.",
+                rec.state.as_str()
+            )));
+        }
+        let who = rec.by.clone().unwrap_or_else(|| "someone".to_string());
+        if !rec.by_hand {
+            return Err(CommandError::Refused(format!(
+                "Step {n}. {title} was {} by drbot (run by {who}), not marked by hand, so it \
+                 stays. If its result is wrong, say so with /incident note and run its command again.",
+                rec.state.as_str()
+            )));
+        }
+        let was = marked(rec);
+        *rec = drbot_state::StepRecord::pending(id.clone());
+        i.last_activity = now;
+        Ok(vec![engine.entry(
+            ctx,
+            EntryKind::Step,
+            format!("Step {n}. {title} put back to pending (it was marked {was})."),
+        )])
+    })?;
+    Ok(Reply::done(format!(
+        "Step {n}. {title} is pending again ({}; it was marked {was}). {}",
         updated.id,
         next_line(engine, &updated)
     )))

@@ -113,7 +113,17 @@ async fn a_database_incident_from_declare_to_close() {
     assert!(text.contains("Took 30m of the 2h00m RTO"), "{text}");
     f.clock.advance(Duration::minutes(5));
     ok(&f, &a, "/step done step:post-comms").await;
-    let text = ok(&f, &a, "/incident close").await;
+    // Recovery steps are open: closing asks to confirm, and names them.
+    let r = f.engine.run(&a, "/incident close").await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(
+        r.text
+            .contains("3 recovery steps still open (3. Restore database; 4. Verify restore")
+            && r.text.contains("/incident close confirm:yes"),
+        "{}",
+        r.text
+    );
+    let text = ok(&f, &a, "/incident close confirm:yes").await;
     assert!(text.contains("Closed INC-1"), "{text}");
 
     let incident = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
@@ -149,12 +159,13 @@ async fn a_database_incident_from_declare_to_close() {
     assert!(text.contains("Declared INC-2"), "{text}");
 }
 
-/// Runs a bad line and checks its outcome, and that the incident is unchanged apart from one
-/// `refused` entry on its timeline.
+/// Runs a bad line and checks its outcome, that the incident and its timeline are unchanged,
+/// and that the refusal is on the audit log, marked with the incident it was typed in.
 async fn refused(f: &Fixture, ctx: &Context, line: &str, outcome: Outcome, says: &str) {
     let store = f.engine.store();
     let before: Vec<_> = store.incidents().unwrap();
-    let timeline_before = store.timeline(IncidentId(1)).unwrap().len();
+    let timeline_before = store.timeline(IncidentId(1)).unwrap();
+    let audit_before = store.audit().unwrap().len();
     let r = f.engine.run(ctx, line).await;
     assert_eq!(r.outcome, outcome, "{line}: {}", r.text);
     assert!(r.text.contains(says), "{line}: {}", r.text);
@@ -163,11 +174,19 @@ async fn refused(f: &Fixture, ctx: &Context, line: &str, outcome: Outcome, says:
         before,
         "{line} changed an incident"
     );
-    let timeline = store.timeline(IncidentId(1)).unwrap();
-    if !before.is_empty() && before[0].is_active() {
-        assert_eq!(timeline.len(), timeline_before + 1, "{line}");
-        assert_eq!(timeline.last().unwrap().kind, EntryKind::Refused);
-    }
+    assert_eq!(
+        store.timeline(IncidentId(1)).unwrap(),
+        timeline_before,
+        "{line} went on the timeline"
+    );
+    let audit = store.audit().unwrap();
+    assert_eq!(audit.len(), audit_before + 1, "{line}");
+    let last = audit.last().unwrap();
+    assert_eq!(last.kind, EntryKind::Refused);
+    // A drill's commands never concern an incident.
+    let typed_in = (!before.is_empty() && before[0].is_active() && !line.starts_with("/drill"))
+        .then_some(IncidentId(1));
+    assert_eq!(last.incident, typed_in, "{line}");
 }
 
 #[tokio::test]
@@ -273,7 +292,7 @@ async fn bad_input_is_a_clear_message_and_changes_nothing() {
     )
     .await;
 
-    ok(&f, &a, "/incident close").await;
+    ok(&f, &a, "/incident close confirm:yes").await;
     let closed = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
     let r = f.engine.run(&a, "/incident close incident:INC-1").await;
     assert_eq!(r.outcome, Refused);
@@ -667,8 +686,12 @@ async fn a_panic_inside_a_command_is_a_recorded_failure_and_the_engine_goes_on()
     assert!(!r.text.contains("hunter2"), "{}", r.text);
     let timeline = engine.store().timeline(IncidentId(1)).unwrap();
     let last = timeline.last().unwrap();
-    assert_eq!(last.kind, EntryKind::Refused);
-    assert!(last.text.contains("/db check"), "{}", last.text);
+    assert_eq!(last.kind, EntryKind::Command);
+    assert!(
+        last.text.contains("/db check — failed: /db check stopped"),
+        "{}",
+        last.text
+    );
     assert!(!timeline.iter().any(|e| e.text.contains("hunter2")));
 
     // The same engine answers the next command, and the one after that writes.

@@ -121,6 +121,9 @@ pub struct StepRecord {
     /// Why it was skipped or how it failed.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Settled by a person with `/step done` or `/step skip`, not by a command drbot ran.
+    #[serde(default)]
+    pub by_hand: bool,
 }
 
 impl StepRecord {
@@ -133,6 +136,7 @@ impl StepRecord {
             started_at: None,
             at: None,
             reason: None,
+            by_hand: false,
         }
     }
 }
@@ -249,6 +253,10 @@ pub enum EntryKind {
     Resolved,
     /// The incident was closed.
     Closed,
+    /// A resolved or closed incident was opened again.
+    Reopened,
+    /// The title or severity was corrected.
+    Edited,
     /// An approval request or decision.
     Approval,
     /// A status update posted by drbot.
@@ -269,6 +277,8 @@ impl EntryKind {
             EntryKind::Refused => "refused",
             EntryKind::Resolved => "resolved",
             EntryKind::Closed => "closed",
+            EntryKind::Reopened => "reopened",
+            EntryKind::Edited => "edited",
             EntryKind::Approval => "approval",
             EntryKind::Status => "status",
             EntryKind::Notification => "notification",
@@ -296,7 +306,8 @@ pub struct NewEntry {
 pub struct TimelineEntry {
     /// Its position: increasing in the order entries were written.
     pub seq: u64,
-    /// The incident it belongs to; `None` in the audit log.
+    /// The incident it belongs to; in the audit log, the incident it concerns (a command
+    /// refused there), if any.
     pub incident: Option<IncidentId>,
     /// When it happened.
     pub at: DateTime<Utc>,

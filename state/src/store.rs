@@ -621,9 +621,19 @@ impl Store {
 
     /// Appends an entry to the audit log (commands run outside any incident).
     pub fn append_audit(&self, entry: NewEntry) -> Result<TimelineEntry, StateError> {
+        self.append_audit_about(None, entry)
+    }
+
+    /// Appends an entry to the audit log that concerns `incident` without belonging on its
+    /// timeline (a refused command typed in it).
+    pub fn append_audit_about(
+        &self,
+        incident: Option<IncidentId>,
+        entry: NewEntry,
+    ) -> Result<TimelineEntry, StateError> {
         let _w = self.writing();
         let seq = self.seq_floor + self.db.generate_id()?;
-        let stored = TimelineEntry::from_new(seq, None, entry);
+        let stored = TimelineEntry::from_new(seq, incident, entry);
         self.audit
             .insert(seq.to_be_bytes(), encode_plain(&stored)?)?;
         Ok(stored)
@@ -930,6 +940,15 @@ impl Store {
                 decode(&v, || format!("DRILL-{}", decode_u64(&k)))
             })
             .collect()
+    }
+
+    /// The audit log's entries about `incident`, oldest first.
+    pub fn audit_about(&self, incident: IncidentId) -> Result<Vec<TimelineEntry>, StateError> {
+        Ok(self
+            .audit()?
+            .into_iter()
+            .filter(|e| e.incident == Some(incident))
+            .collect())
     }
 
     /// The audit log, oldest first.

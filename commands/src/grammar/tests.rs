@@ -142,7 +142,11 @@ fn every_command_fits_discords_registration_limits() {
             if let OptionKind::Choice(ch) = o.kind {
                 assert!(!o.autocomplete && ch.len() <= 25);
             }
-            assert_ne!(o.name, INCIDENT_OPTION);
+            // Every command takes incident: in the console; only reopen names one in Discord
+            // (a closed incident is seen by no channel).
+            if c.path() != "/incident reopen" {
+                assert_ne!(o.name, INCIDENT_OPTION);
+            }
         }
     }
     // A group either has subcommands or is a single command, never both.

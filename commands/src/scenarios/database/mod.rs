@@ -47,7 +47,8 @@ use crate::grammar::{CommandSpec, Integer, Invocation, Text, auto, cmd, opt, req
 use crate::progress::ProgressSink;
 use crate::render::{self, size};
 use crate::scenario::{
-    Answer, Boxed, Choice, Destructive, MAX_CHOICES, Post, ReportSection, Scenario, not_built,
+    Answer, Boxed, Choice, Destructive, MAX_CHOICES, Objective, Post, ReportSection, Scenario,
+    Verdict, not_built,
 };
 use catalogue::backup_bucket;
 
@@ -194,12 +195,17 @@ fn report_section(
     match restored.and_then(|(t, r)| name_time(&r.key).map(|taken| (t, r, taken))) {
         Some((target, r, taken)) => {
             let lost = incident.declared_at - taken;
-            section.objectives.push(format!(
-                "| RPO (database) | {} | {} | {} |",
-                render::duration(rpo),
-                render::duration(lost),
-                render::verdict(rpo, lost)
-            ));
+            section.objectives.push(Objective {
+                name: "RPO (database)".to_string(),
+                target: rpo,
+                achieved: format!(
+                    "{} (restored {}, taken {})",
+                    render::duration(lost),
+                    r.key,
+                    render::minute(taken)
+                ),
+                verdict: Verdict::of(rpo, lost),
+            });
             section.notes.push(format!(
                 "Restored {} (taken {}) into {target} at {} by {}.",
                 r.key,
@@ -208,10 +214,12 @@ fn report_section(
                 r.by
             ));
         }
-        None => section.objectives.push(format!(
-            "| RPO (database) | {} | no restore into {production} in this incident | — |",
-            render::duration(rpo)
-        )),
+        None => section.objectives.push(Objective {
+            name: "RPO (database)".to_string(),
+            target: rpo,
+            achieved: format!("no restore into {production} in this incident"),
+            verdict: Verdict::NotMeasured,
+        }),
     }
     Ok(section)
 }

@@ -33,7 +33,8 @@ use crate::grammar::{CommandSpec, Integer, Invocation, Text, cmd, opt};
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::scenario::{
-    Answer, Boxed, Choice, Destructive, MAX_CHOICES, Post, ReportSection, Scenario, not_built,
+    Answer, Boxed, Choice, Destructive, MAX_CHOICES, Objective, Post, ReportSection, Scenario,
+    Verdict, not_built,
 };
 
 /// Its rows of the command table.
@@ -197,12 +198,17 @@ fn report_section(
         && let Some(taken) = manifest::manifest_time(&r.key)
     {
         let lost = incident.declared_at - taken;
-        section.objectives.push(format!(
-            "| RPO (storage) | {} | {} | {} |",
-            render::duration(rpo),
-            render::duration(lost),
-            render::verdict(rpo, lost)
-        ));
+        section.objectives.push(Objective {
+            name: "RPO (storage)".to_string(),
+            target: rpo,
+            achieved: format!(
+                "{} (restored from snapshot {}, taken {})",
+                render::duration(lost),
+                manifest::snapshot_name(&r.key),
+                render::minute(taken)
+            ),
+            verdict: Verdict::of(rpo, lost),
+        });
         section.notes.push(format!(
             "Restored {media} from snapshot {} at {} by {}.",
             manifest::snapshot_name(&r.key),
