@@ -174,7 +174,14 @@ impl Engine {
         line: &str,
         err: &CommandError,
     ) {
-        let drill = inv.is_some_and(|i| i.spec.group == "drill");
+        // Parsed or not (a typo in its options), a drill's command line is no incident's.
+        let drill = match inv {
+            Some(i) => i.spec.group == "drill",
+            None => line
+                .trim_start()
+                .strip_prefix("/drill")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace)),
+        };
         // A refused decision concerns its request's incident; otherwise the command's.
         let request_incident = inv
             .filter(|i| matches!(i.spec.group, "approve" | "deny"))

@@ -814,3 +814,198 @@ async fn the_full_scenario_groups_its_steps_and_keeps_a_clock_per_component() {
             .contains("Per component")
     );
 }
+
+/// The objectives table's row for `name`, split into its cells.
+fn objective_row(md: &str, name: &str) -> Vec<String> {
+    md.lines()
+        .find(|l| l.starts_with(&format!("| {name} |")))
+        .unwrap_or_else(|| panic!("no {name} row in {md}"))
+        .trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_incident_left_half_done_is_reported_as_half_done() {
+    let f = fixture();
+    let a = alice();
+    ok(
+        &f,
+        &a,
+        "/incident declare scenario:full severity:sev1 title:\"region down\"",
+    )
+    .await;
+    f.clock.advance(Duration::minutes(20));
+    for step in ["search-health", "search-dump", "search-reindex"] {
+        ok(
+            &f,
+            &a,
+            &format!("/step skip step:{step} reason:not affected"),
+        )
+        .await;
+    }
+    ok(&f, &a, "/step done step:db-restore").await;
+    // Typos and refusals are not the incident's story.
+    for bad in [
+        "/incident stauts",
+        "/step done step:99",
+        "/drill start kind:nope",
+    ] {
+        let r = f.engine.run(&a, bad).await;
+        assert_ne!(r.outcome, Outcome::Done, "{bad}");
+    }
+    f.clock.advance(Duration::minutes(28));
+    let r = ok(&f, &a, "/incident resolve").await;
+    let open = f
+        .engine
+        .store()
+        .incident(IncidentId(1))
+        .unwrap()
+        .unwrap()
+        .steps;
+    assert!(open.iter().any(|s| !s.state.is_settled()));
+    assert!(
+        r.contains("recovery steps and") && r.contains("checklist items are still open"),
+        "{r}"
+    );
+    let incident = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    let md = crate::report::build(&f.engine, &incident).unwrap();
+    // Resolved at 48 minutes, under the 4-hour RTO, but not met: recovery is unfinished.
+    let full = objective_row(&md, "RTO (full)");
+    assert!(full[2].starts_with("not finished:"), "{full:?}");
+    assert_eq!(full[3], "not finished");
+    let db = objective_row(&md, "RTO (database)");
+    assert!(
+        db[2].starts_with("not finished: 5 of 6 steps open"),
+        "{db:?}"
+    );
+    // Search was settled (by hand) at 20 minutes: met, and said how.
+    let search = objective_row(&md, "RTO (search)");
+    assert_eq!(search[2], "20m (3 of 3 steps marked by hand)", "{search:?}");
+    assert!(search[3].starts_with("met"), "{search:?}");
+    assert!(
+        md.contains("| Restore database | done (marked by hand) | alice"),
+        "{md}"
+    );
+    assert!(
+        md.contains("2 commands typed in this incident were refused"),
+        "{md}"
+    );
+    assert!(!md.contains("stauts"), "{md}");
+    // The card agrees with the table: nothing green while recovery is unfinished.
+    let r = f.engine.run(&a, "/incident report").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let card = r.card.expect("a report card");
+    assert_ne!(card.state, crate::reply::CardState::Good, "{card:?}");
+}
+
+#[tokio::test]
+async fn mistakes_in_the_record_can_be_corrected_and_each_correction_is_on_the_timeline() {
+    let f = fixture();
+    let a = alice();
+    ok(&f, &a, DECLARE).await;
+    // A step marked by mistake goes back to pending; one drbot did cannot be undone by hand.
+    ok(&f, &a, "/step done step:stop-apps").await;
+    let text = ok(&f, &a, "/step undo step:2").await;
+    assert!(
+        text.contains("Step 2. Stop API and web applications is pending again"),
+        "{text}"
+    );
+    let rec = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(rec.step("stop-apps").unwrap().state, StepState::Pending);
+    refused(&f, &a, "/step undo step:2", Outcome::Refused, "is pending").await;
+    f.engine
+        .store()
+        .update_incident(IncidentId(1), |i| {
+            let s = i.step_mut("db-restore").unwrap();
+            s.state = StepState::Done;
+            s.by = Some("alice".to_string());
+            Ok::<_, drbot_state::StateError>(Vec::new())
+        })
+        .unwrap();
+    refused(
+        &f,
+        &a,
+        "/step undo step:db-restore",
+        Outcome::Refused,
+        "not marked by hand",
+    )
+    .await;
+
+    // Title and severity; byte for byte.
+    let text = ok(
+        &f,
+        &a,
+        "/incident edit title:Primary  DB “down” ăîș 数据库 🔥",
+    )
+    .await;
+    assert!(text.contains("Corrected title"), "{text}");
+    ok(&f, &a, "/incident edit severity:sev2").await;
+    let rec = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(rec.title, "Primary  DB “down” ăîș 数据库 🔥");
+    assert_eq!(rec.severity, "sev2");
+    refused(
+        &f,
+        &a,
+        "/incident edit",
+        Outcome::Usage,
+        "Say what to correct",
+    )
+    .await;
+    refused(
+        &f,
+        &a,
+        "/incident edit severity:sev2",
+        Outcome::Refused,
+        "nothing to correct",
+    )
+    .await;
+
+    // Resolve, reopen, list.
+    ok(&f, &a, "/incident resolve").await;
+    f.clock.advance(Duration::minutes(5));
+    let text = ok(&f, &a, "/incident reopen").await;
+    assert!(text.contains("Reopened INC-1"), "{text}");
+    let rec = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(rec.status, IncidentStatus::Open);
+    assert_eq!(rec.resolved_at, None);
+    ok(&f, &a, "/incident close confirm:yes").await;
+    let text = ok(&f, &a, "/incident list").await;
+    assert!(
+        text.contains("No incident is open") && text.contains("INC-1 closed"),
+        "{text}"
+    );
+    let text = ok(&f, &a, "/incident reopen incident:INC-1").await;
+    assert!(
+        text.contains("it was closed") || text.contains("Reopened INC-1"),
+        "{text}"
+    );
+    let text = ok(&f, &a, "/incident list").await;
+    assert!(text.contains("INC-1 open"), "{text}");
+
+    let kinds: Vec<(EntryKind, String)> = f
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.text))
+        .collect();
+    let has =
+        |k: EntryKind, says: &str| kinds.iter().any(|(kind, t)| *kind == k && t.contains(says));
+    assert!(
+        has(
+            EntryKind::Step,
+            "put back to pending (it was marked done by alice)"
+        ),
+        "{kinds:#?}"
+    );
+    assert!(
+        has(EntryKind::Edited, "title “Primary DB down” → “Primary  DB"),
+        "{kinds:#?}"
+    );
+    assert!(has(EntryKind::Edited, "severity sev1 → sev2"), "{kinds:#?}");
+    assert!(has(EntryKind::Reopened, "it was resolved"), "{kinds:#?}");
+    assert!(has(EntryKind::Reopened, "it was closed"), "{kinds:#?}");
+}
