@@ -30,7 +30,7 @@ fn the_lifecycle_survives_each_process_ending() {
     assert_eq!(r.code, 0, "{r:?}");
     for want in [
         "declared",
-        "Step 2. Stop API and web applications done.",
+        "Step 2. Stop API and web applications marked done by hand.",
         "web shows the maintenance page",
     ] {
         assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
@@ -76,7 +76,7 @@ fn console_work_is_readable_from_exec_afterwards() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout
-            .contains("Step 2. Stop API and web applications done."),
+            .contains("Step 2. Stop API and web applications marked done by hand."),
         "{}",
         r.stdout
     );
@@ -164,8 +164,64 @@ fn exit_statuses_follow_the_spec() {
         "{}",
         r.stdout
     );
+    // Refusals are on the audit log, not the incident's timeline.
     let r = d.exec(None, "/incident timeline");
-    assert_eq!(r.stdout.matches("  refused  ").count(), 2, "{}", r.stdout);
+    assert_eq!(r.stdout.matches("  refused  ").count(), 0, "{}", r.stdout);
+}
+
+#[test]
+fn the_console_shows_what_others_do_as_it_happens() {
+    let d = Drbot::new(&people(true));
+    let mut console = d.spawn_console(Some("alice"));
+    let out = BufReader::new(console.stdout.take().expect("stdout"));
+    let mut stdin = console.stdin.take().expect("stdin");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |want: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                let hit = line.contains(want);
+                seen.push(line);
+                if hit {
+                    return seen;
+                }
+            }
+        }
+        panic!("the console never printed {want:?}; it printed {seen:#?}");
+    };
+    writeln!(stdin, "{DECLARE}").expect("declare");
+    wait_for("Declared INC-1");
+    // Someone else, in another terminal, while the console waits at its prompt: it shows up
+    // without anyone typing in the console.
+    let r = d.exec(Some("bob"), "/incident note text:replica  \"b\" is lagging");
+    assert_eq!(r.code, 0, "{r:?}");
+    let seen = wait_for("replica  \"b\" is lagging");
+    let line = seen.last().expect("a line");
+    assert!(
+        line.contains("INC-1") && line.contains("bob") && line.contains("(note)"),
+        "{line}"
+    );
+    // The console's own commands are shown once, by their replies.
+    writeln!(stdin, "/incident note text:mine").expect("note");
+    wait_for("Noted on INC-1");
+    writeln!(stdin, "/quit").expect("quit");
+    drop(stdin);
+    assert!(console.wait().expect("console exits").success());
+    let rest: Vec<String> = rx.iter().collect();
+    let _ = reader.join();
+    assert!(
+        !rest.iter().any(|l| l.contains("(note): mine")),
+        "{rest:#?}"
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ fn exec_talks_to_serve_over_its_socket_and_serve_stops_cleanly() {
     assert_eq!(r.code, 0, "{r:?}");
     for want in [
         "Declared sev2",
-        "Stop API and web applications done",
+        "Stop API and web applications marked done by hand",
         "from the console",
         "refused",
     ] {

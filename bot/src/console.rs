@@ -1,6 +1,11 @@
 //! `drbot console`: the incident channel in a terminal, with line editing and history.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rustyline::ExternalPrinter as _;
 
 use drbot_commands::{Outcome, Reply};
 use rustyline::error::ReadlineError;
@@ -41,6 +46,25 @@ pub async fn run(local: Local) -> u8 {
     scrub_history(&history);
     let _ = editor.load_history(&history);
     println!("{banner}");
+    // What happens from elsewhere (exec, Discord, serve's background work) is printed as it
+    // happens; the console's own commands are shown by their replies.
+    let seen = local
+        .timeline_since(0)
+        .await
+        .and_then(|all| all.last().map(|e| e.seq))
+        .unwrap_or(0);
+    let cursor = Arc::new(tokio::sync::Mutex::new(seen));
+    let stop = Arc::new(AtomicBool::new(false));
+    let printer: Box<dyn FnMut(String) + Send> = match editor.create_external_printer() {
+        Ok(mut p) => Box::new(move |s| {
+            if p.print(s.clone()).is_err() {
+                println!("{s}");
+            }
+        }),
+        Err(_) => Box::new(|s| println!("{s}")),
+    };
+    let watcher = watch(local.clone(), cursor.clone(), stop.clone(), printer);
+    let me = local.ctx.actor.recorded();
     loop {
         let line = match editor.readline("drbot> ") {
             Ok(line) => line,
@@ -68,15 +92,70 @@ pub async fn run(local: Local) -> u8 {
             }
             _ => {}
         }
+        let mut after = cursor.lock().await;
         let reply = local.run(line).await;
         println!("{}", show(&reply));
+        // Others' entries written meanwhile are shown; this console's own are its reply.
+        if let Some(entries) = local.timeline_since(*after).await {
+            for e in entries {
+                *after = (*after).max(e.seq);
+                if e.actor != me {
+                    println!("{}", elsewhere(&e));
+                }
+            }
+        }
+        drop(after);
     }
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
     if let Err(e) = editor.save_history(&history) {
         tracing::warn!(error = %e, "could not save console history");
     } else {
         restrict(&history);
     }
     0
+}
+
+/// How often the console looks for what happened elsewhere.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Prints every timeline entry written after `cursor` as it appears, until `stop`.
+fn watch(
+    local: Local,
+    cursor: Arc<tokio::sync::Mutex<u64>>,
+    stop: Arc<AtomicBool>,
+    mut print: Box<dyn FnMut(String) + Send>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(WATCH_EVERY);
+            let mut after = cursor.blocking_lock();
+            if let Some(entries) = rt.block_on(local.timeline_since(*after)) {
+                for e in entries {
+                    *after = (*after).max(e.seq);
+                    print(elsewhere(&e));
+                }
+            }
+        }
+    })
+}
+
+/// One entry from elsewhere, marked so it is not taken for a reply.
+fn elsewhere(e: &drbot_state::TimelineEntry) -> String {
+    let incident = e.incident.map(|i| format!("{i} ")).unwrap_or_default();
+    format!(
+        "· {incident}{} {} ({}): {}",
+        e.at.format("%H:%M:%S"),
+        e.actor,
+        e.kind.as_str(),
+        e.text
+    )
 }
 
 /// Failures are marked so they stand out at 3 a.m.

@@ -35,6 +35,10 @@ pub struct Request {
 /// The operation that exports the state (`drbot state export` while `serve` holds it).
 pub const OP_STATE_EXPORT: &str = "state-export";
 
+/// The operation that returns the timeline entries written after the `seq` in `line`, as a
+/// JSON array (what `drbot console` shows of others' work while `serve` holds the state).
+pub const OP_TIMELINE_SINCE: &str = "timeline-since";
+
 /// What `serve` sends back: progress lines, then one final reply.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -22,6 +22,7 @@ impl ProgressSink for StderrProgress {
 }
 
 /// The local user, proven, with the config.
+#[derive(Clone)]
 pub struct Local {
     config: Arc<Config>,
     as_name: Option<String>,
@@ -108,6 +109,30 @@ impl Local {
             eprintln!("drbot: {line}");
         }
         Ok(engine)
+    }
+
+    /// The timeline entries written after `after` (every incident's), from a running `drbot
+    /// serve` or the data directory itself; `None` when the state cannot be read just now
+    /// (another drbot holds it for a moment).
+    pub async fn timeline_since(&self, after: u64) -> Option<Vec<drbot_state::TimelineEntry>> {
+        let request = crate::control::Request {
+            as_name: self.as_name.clone(),
+            line: after.to_string(),
+            op: Some(crate::control::OP_TIMELINE_SINCE.to_string()),
+        };
+        if let Some((exit, text, _)) =
+            crate::control::send_request(self.config.socket_dir(), &request).await
+        {
+            return (exit == 0)
+                .then(|| serde_json::from_str(&text).ok())
+                .flatten();
+        }
+        // Only an existing state is read: watching never creates a data directory.
+        if !self.config.data_dir.exists() {
+            return Some(Vec::new());
+        }
+        let store = Store::open(&self.config.data_dir).ok()?;
+        store.timeline_since(after).ok()
     }
 
     /// Runs one line, printing progress of long work to standard error: through a running

@@ -110,11 +110,20 @@ pub async fn run(config: Config) -> u8 {
     // user's alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let config = Arc::new(config);
-    let store = match Store::open(&config.data_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("drbot: {e}");
-            return 1;
+    // An exec or a console's watcher may hold the state for a moment: wait for it.
+    let started = std::time::Instant::now();
+    let store = loop {
+        match Store::open(&config.data_dir) {
+            Ok(s) => break s,
+            Err(drbot_state::StateError::Locked(_))
+                if started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                eprintln!("drbot: {e}");
+                return 1;
+            }
         }
     };
     let engine = Arc::new(Engine::new(config.clone(), store, Arc::new(SystemClock)));
@@ -407,6 +416,21 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
                 exit,
                 text,
                 attachments: Vec::new(),
+            }
+        }
+        Ok(_) if request.op.as_deref() == Some(crate::control::OP_TIMELINE_SINCE) => {
+            let after = request.line.trim().parse::<u64>().unwrap_or(0);
+            match engine.store().timeline_since(after) {
+                Ok(entries) => Response::Reply {
+                    exit: 0,
+                    text: serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_string()),
+                    attachments: Vec::new(),
+                },
+                Err(e) => Response::Reply {
+                    exit: 1,
+                    text: e.to_string(),
+                    attachments: Vec::new(),
+                },
             }
         }
         Ok(_) if request.op.is_some() => Response::Reply {

@@ -619,6 +619,21 @@ impl Store {
             .collect()
     }
 
+    /// Every incident's timeline entries written after `after` (a `seq`), in the order they
+    /// were written: what a watcher has not seen yet.
+    pub fn timeline_since(&self, after: u64) -> Result<Vec<TimelineEntry>, StateError> {
+        let mut out: Vec<TimelineEntry> = Vec::new();
+        for kv in self.timeline.iter() {
+            let (_, v) = kv?;
+            let e: TimelineEntry = decode(&v, || "timeline entry".to_string())?;
+            if e.seq > after {
+                out.push(e);
+            }
+        }
+        out.sort_by_key(|e| e.seq);
+        Ok(out)
+    }
+
     /// Appends an entry to the audit log (commands run outside any incident).
     pub fn append_audit(&self, entry: NewEntry) -> Result<TimelineEntry, StateError> {
         self.append_audit_about(None, entry)
