@@ -170,7 +170,16 @@ async fn the_refusal_matrix_never_touches_the_target() {
         text.contains(&format!("{id3} withdrawn by alice")),
         "{text}"
     );
-    assert!(text.contains("yourself"), "{text}");
+    let refused: String = s
+        .engine
+        .store()
+        .audit_about(IncidentId(1))
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.text))
+        .collect();
+    assert!(refused.contains("yourself"), "{refused}");
+    assert!(!text.contains("yourself"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

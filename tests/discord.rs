@@ -199,10 +199,12 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         payload.contains("attachment://INC-1-timeline.png"),
         "{payload}"
     );
+    // Resolved with no step done: not met, said so.
     assert!(
-        payload.contains("RTO (database)") && payload.contains("met"),
+        payload.contains("RTO (database)") && payload.contains("not finished: 6 of 6 steps open"),
         "{payload}"
     );
+    assert!(!payload.contains("— met"), "{payload}");
     assert!(
         payload.contains(&format!("\"color\":{}", 0x2ECC71)),
         "{payload}"

@@ -77,10 +77,19 @@ fn exec_talks_to_serve_over_its_socket_and_serve_stops_cleanly() {
         "Declared sev2",
         "Stop API and web applications marked done by hand",
         "from the console",
-        "refused",
     ] {
         assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
     }
+    // The typo went to the audit log, not the timeline; the report counts it.
+    assert!(!r.stdout.contains("stauts"), "{}", r.stdout);
+    let r = d.exec(None, "/incident report");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("1 command typed in this incident was refused"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

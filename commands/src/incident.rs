@@ -227,15 +227,16 @@ fn report_card(engine: &Engine, incident: &Incident) -> crate::reply::Card {
             Verdict::NotFinished => unfinished = true,
             Verdict::NotMeasured => {}
         }
-        fields.push((
-            row.name.clone(),
-            format!(
-                "{} of {} — {}",
-                row.achieved,
-                render::duration(row.target),
-                row.verdict.text()
-            ),
-        ));
+        let target = render::duration(row.target);
+        let value = match row.verdict {
+            Verdict::Met(_) | Verdict::Missed(_) => {
+                format!("{} of {target} — {}", row.achieved, row.verdict.text())
+            }
+            Verdict::NotFinished | Verdict::NotMeasured => {
+                format!("{}; target {target}", row.achieved)
+            }
+        };
+        fields.push((row.name.clone(), value));
     }
     let measured = measured && !unfinished;
     let settled = incident
