@@ -417,17 +417,6 @@ pub fn component_clocks(engine: &Engine, incident: &Incident) -> Vec<String> {
         .collect()
 }
 
-/// The heading of a full-scenario recovery step's group.
-fn group_title(component: &str) -> &'static str {
-    match component {
-        "infrastructure" => "Infrastructure",
-        "database" => "Database",
-        "storage" => "Storage",
-        "search" => "Search",
-        _ => "Applications and network",
-    }
-}
-
 /// The steps grouped by phase (and, in the full scenario, by component), one line each.
 pub(crate) fn steps_block(incident: &Incident, now: DateTime<Utc>) -> String {
     let mut out = String::new();
@@ -446,7 +435,7 @@ pub(crate) fn steps_block(incident: &Incident, now: DateTime<Utc>) -> String {
         if let Some(g) = this_group
             && group != Some(g)
         {
-            let _ = writeln!(out, " {}", group_title(g));
+            let _ = writeln!(out, " {}", crate::runbook::component_title(g));
         }
         group = this_group;
         let mark = match rec.state {

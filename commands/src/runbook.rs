@@ -488,6 +488,17 @@ pub fn component(step_id: &str) -> Option<&'static str> {
     }
 }
 
+/// The heading of a full-scenario recovery step's group.
+pub fn component_title(component: &str) -> &'static str {
+    match component {
+        "infrastructure" => "Infrastructure",
+        "database" => "Database",
+        "storage" => "Storage",
+        "search" => "Search",
+        _ => "Applications and network",
+    }
+}
+
 /// The components with their own RTO in the full scenario.
 pub const TIMED_COMPONENTS: [&str; 3] = ["database", "storage", "search"];
 

@@ -598,7 +598,8 @@ async fn the_post_incident_report_of_a_scripted_incident() {
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (900, 40 + 15 * 18 + 40));
+    // 15 steps under 3 phase headings.
+    assert_eq!((info.width, info.height), (1000, 112 + 18 * 24 + 44));
     let done = crate::chart::colour(StepState::Done);
     let green = buf
         .chunks(3)
@@ -833,7 +834,7 @@ async fn a_full_incident_left_half_done_is_reported_as_half_done() {
     ok(
         &f,
         &a,
-        "/incident declare scenario:full severity:sev1 title:\"region down\"",
+        "/incident declare scenario:full severity:sev1 title:Regiune căzută: fișierele șterse 🔥 数据库故障 한국어 — and a title long enough to run past any legend",
     )
     .await;
     f.clock.advance(Duration::minutes(20));
@@ -846,6 +847,22 @@ async fn a_full_incident_left_half_done_is_reported_as_half_done() {
         .await;
     }
     ok(&f, &a, "/step done step:db-restore").await;
+    // Steps drbot ran: one done (12 minutes), one still running.
+    let now = f.engine.now();
+    f.engine
+        .store()
+        .update_incident(IncidentId(1), |i| {
+            let s = i.step_mut("storage-assess").unwrap();
+            s.state = StepState::Done;
+            s.started_at = Some(now - Duration::minutes(12));
+            s.at = Some(now);
+            s.by = Some("alice".to_string());
+            let s = i.step_mut("db-verify").unwrap();
+            s.state = StepState::Running;
+            s.started_at = Some(now - Duration::minutes(3));
+            Ok::<_, drbot_state::StateError>(Vec::new())
+        })
+        .unwrap();
     // Typos and refusals are not the incident's story.
     for bad in [
         "/incident stauts",
@@ -898,6 +915,14 @@ async fn a_full_incident_left_half_done_is_reported_as_half_done() {
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
     let card = r.card.expect("a report card");
     assert_ne!(card.state, crate::reply::CardState::Good, "{card:?}");
+    let chart = r
+        .attachments
+        .iter()
+        .find(|x| x.name == "INC-1-timeline.png")
+        .expect("chart attached");
+    if let Ok(dir) = std::env::var("DRBOT_CHART_OUT") {
+        std::fs::write(std::path::Path::new(&dir).join("full.png"), &chart.data).unwrap();
+    }
 }
 
 #[tokio::test]
