@@ -962,6 +962,13 @@ async fn a_restore_inside_an_incident_marks_its_step() {
         report.contains("| RPO (database) | 30m |") && report.contains("| missed by"),
         "{report}"
     );
+    // The RPO row says where the restore came from.
+    let rpo_row = crate::support::report_row(report, "RPO (database)");
+    assert!(
+        rpo_row
+            .contains("(restored db/2026-11-25T09-00-00Z.sql.xz.age, taken 2026-11-25 09:00 UTC)"),
+        "{rpo_row}"
+    );
     assert!(
         report.contains(
             "Restored db/2026-11-25T09-00-00Z.sql.xz.age (taken 2026-11-25 09:00 UTC) into staging"

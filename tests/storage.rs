@@ -533,6 +533,11 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     ok(&r);
     let report: String = r.attachments.iter().map(|a| a.text.clone()).collect();
     assert!(report.contains("| RPO (storage) | 1h00m |"), "{report}");
+    let rpo_row = crate::support::report_row(&report, "RPO (storage)");
+    assert!(
+        rpo_row.contains("(restored from snapshot 2026-11-30T09-01-00Z"),
+        "{rpo_row}"
+    );
     assert!(
         report.contains("from snapshot 2026-11-30T09-01-00Z"),
         "{report}"

@@ -432,3 +432,11 @@ pub fn stage_drill(
         })
         .unwrap();
 }
+
+/// The markdown table row of a report that starts with `| name`, or "" when there is none.
+pub fn report_row<'a>(report: &'a str, name: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {name}")))
+        .unwrap_or_default()
+}
