@@ -1034,3 +1034,54 @@ async fn mistakes_in_the_record_can_be_corrected_and_each_correction_is_on_the_t
     assert!(has(EntryKind::Reopened, "it was resolved"), "{kinds:#?}");
     assert!(has(EntryKind::Reopened, "it was closed"), "{kinds:#?}");
 }
+
+#[tokio::test]
+async fn reopening_is_refused_when_it_would_break_one_incident_per_channel() {
+    let f = fixture();
+    let a = alice();
+    refused(
+        &f,
+        &a,
+        "/incident reopen",
+        Outcome::Refused,
+        "no open incident",
+    )
+    .await;
+    refused(
+        &f,
+        &a,
+        "/incident report",
+        Outcome::Refused,
+        "no open incident",
+    )
+    .await;
+    ok(&f, &a, DECLARE).await;
+    refused(&f, &a, "/incident reopen", Outcome::Refused, "already open").await;
+    ok(&f, &a, "/incident close confirm:yes").await;
+    ok(&f, &a, DECLARE).await;
+    // INC-2 is open in the same place: INC-1 stays closed.
+    let r = f.engine.run(&a, "/incident reopen incident:INC-1").await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(
+        r.text.contains("INC-2") && r.text.contains("one incident per channel"),
+        "{}",
+        r.text
+    );
+    let one = f.engine.store().incident(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(one.status, IncidentStatus::Closed);
+    // Someone without the commander role cannot reopen, edit or close.
+    let bob = person("bob", &[]);
+    for line in [
+        "/incident edit incident:INC-2 severity:sev3",
+        "/incident close incident:INC-2 confirm:yes",
+    ] {
+        let r = f.engine.run(&bob, line).await;
+        assert_eq!(r.outcome, Outcome::Refused, "{line}: {}", r.text);
+        assert!(r.text.contains("commander role"), "{line}: {}", r.text);
+    }
+    let two = f.engine.store().incident(IncidentId(2)).unwrap().unwrap();
+    assert_eq!(
+        (two.severity.as_str(), two.status),
+        ("sev1", IncidentStatus::Open)
+    );
+}
