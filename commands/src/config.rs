@@ -98,6 +98,8 @@ pub struct Config {
     pub check: CheckConfig,
     /// The runbook's fire drills.
     pub drills: DrillsConfig,
+    /// What is kept of backups and snapshots.
+    pub retention: RetentionConfig,
 }
 
 /// How often a scheduled drill runs (`[drills] schedule`).
@@ -193,6 +195,7 @@ impl Default for Config {
             serve: ServeConfig::default(),
             check: CheckConfig::default(),
             drills: DrillsConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -415,10 +418,55 @@ pub struct BackupConfig {
     /// xz threads for new backups; 0 lets drbot use as many as fit in about 96 MiB.
     #[serde(default)]
     pub xz_threads: u32,
+    /// `serve` takes a backup of the production target this often (the database RPO); 0 never.
+    #[serde(default = "default_backup_every")]
+    pub every_mins: u64,
+    /// Every new backup is read back from the bucket through the restore's preflight and
+    /// marked verified in its manifest.
+    #[serde(default = "default_true")]
+    pub verify_after_upload: bool,
 }
 
 fn default_xz_level() -> u32 {
     6
+}
+fn default_backup_every() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[retention]`: what `serve` (daily) and `/backup prune` keep of database backups and media
+/// snapshots. The time of a backup is the time in its name; only verified backups count.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Everything younger is kept.
+    pub keep_all_hours: u64,
+    /// Then the newest of each day, for this many days.
+    pub daily_days: u64,
+    /// Then the newest of each ISO week, for this many weeks.
+    pub weekly_weeks: u64,
+    /// Then the newest of each month, for this many months.
+    pub monthly_months: u64,
+    /// Never fewer than this many verified backups of a kind.
+    pub min_keep: usize,
+    /// A snapshot copy no kept manifest references is deleted only when it is older than this.
+    pub copy_grace_hours: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            keep_all_hours: 48,
+            daily_days: 30,
+            weekly_weeks: 12,
+            monthly_months: 12,
+            min_keep: 3,
+            copy_grace_hours: 24,
+        }
+    }
 }
 
 /// `[approvals]`.
@@ -777,6 +825,12 @@ impl Config {
                 "[backup] xz_threads must be 0 (automatic) to 64, not {}",
                 b.xz_threads
             ));
+        }
+        if self.retention.min_keep == 0 {
+            return bad(
+                "[retention] min_keep must be at least 1: drbot never prunes the last backup"
+                    .to_string(),
+            );
         }
         if let Some(n) = &self.notify
             && !SEVERITIES.contains(&n.min_severity.as_str())

@@ -56,6 +56,7 @@ pub mod redact;
 pub mod render;
 pub mod reply;
 pub mod report;
+pub mod retention;
 pub mod runbook;
 pub mod scenario;
 pub mod scenarios;
