@@ -59,6 +59,13 @@ pub struct Manifest {
     pub xz_level: u32,
     /// Rows and bytes per table, by the name pg_dump wrote.
     pub tables: BTreeMap<String, TableStat>,
+    /// When it was read back from the bucket whole through the restore's preflight and found
+    /// to hold what this manifest says (`[backup] verify_after_upload`).
+    #[serde(default)]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Why reading it back failed, when it did.
+    #[serde(default)]
+    pub verify_error: Option<String>,
 }
 
 impl Manifest {
@@ -317,16 +324,13 @@ fn count(pieces: &[Piece], tables: &mut BTreeMap<String, TableStat>, current: &m
     }
 }
 
-/// `/db backup`.
-pub async fn backup(
+/// A backup of `name` stored with its manifest (and read back, with `verify_after_upload`).
+/// Errors are sentences; nothing half-written stays under the backup's name.
+pub async fn take(
     engine: &Engine,
-    ctx: &Context,
-    inv: &Invocation,
+    name: &str,
     progress: &dyn ProgressSink,
-) -> Result<Reply, CommandError> {
-    let name = inv
-        .get("target")
-        .unwrap_or(engine.config().production_target());
+) -> Result<Manifest, CommandError> {
     let target = Target::resolve(engine.config(), name, &engine.env())?;
     let (bucket, s) = backup_bucket(engine)?;
     let recipients = recipients(engine)?;
@@ -334,33 +338,15 @@ pub async fn backup(
     let threads = engine.config().backup.as_ref().map_or(0, |b| b.xz_threads);
     let started_at = engine.now();
     let key = backup_name(&s.db_prefix, started_at);
-    let started = Instant::now();
-    engine.step_started(ctx, inv, inv.spec, Some(name))?;
     progress.update(&format!("Backing up {name} to {}/{key}…", bucket.name()));
-
-    let server_version = match target.connect().await {
-        Ok(c) => c
-            .query_one("SELECT current_setting('server_version')", &[])
-            .await
-            .ok()
-            .map(|r| r.get::<_, String>(0)),
-        Err(e) => {
-            engine.step_finished(
-                ctx,
-                inv,
-                inv.spec,
-                Some(name),
-                StepState::Failed,
-                Some(e.to_string()),
-            )?;
-            return Err(e.into());
-        }
-    };
-    let pg_dump_version = std::process::Command::new("pg_dump")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let server_version = target
+        .connect()
+        .await?
+        .query_one("SELECT current_setting('server_version')", &[])
+        .await
+        .ok()
+        .map(|r| r.get::<_, String>(0));
+    let pg_dump_version = pg_dump_version();
 
     let (tx, rx) = mpsc::channel(2);
     let dump_target = target.clone();
@@ -377,26 +363,20 @@ pub async fn backup(
     let dumped = dump
         .await
         .map_err(|e| CommandError::Failed(format!("The backup task stopped: {e}.")))?;
-    let result = match (dumped, uploaded) {
-        (Ok(d), Ok(_)) => Ok(d),
+    let d = match (dumped, uploaded) {
+        (Ok(d), Ok(_)) => d,
         // The dump stopping because the upload did says less than the upload's own error.
-        (Err(e), Err(up)) if e.contains("upload stopped") => Err(up.to_string()),
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(up)) => Err(up.to_string()),
-    };
-    let d = match result {
-        Ok(d) => d,
-        Err(e) => {
-            let text = format!(
-                "Backup of {name} failed: {e}. No backup object was left in {}.",
-                bucket.name()
-            );
-            engine.record(ctx, inv, EntryKind::Command, &text)?;
-            engine.step_finished(ctx, inv, inv.spec, Some(name), StepState::Failed, Some(e))?;
-            return Err(CommandError::Failed(text));
+        (Err(e), Err(up)) if e.contains("upload stopped") => {
+            return Err(failed(name, &bucket, &up.to_string(), &pg_dump_version, &server_version));
+        }
+        (Err(e), _) => {
+            return Err(failed(name, &bucket, &e, &pg_dump_version, &server_version));
+        }
+        (Ok(_), Err(up)) => {
+            return Err(failed(name, &bucket, &up.to_string(), &pg_dump_version, &server_version));
         }
     };
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         version: 1,
         key: key.clone(),
         size: d.size,
@@ -408,31 +388,202 @@ pub async fn backup(
         finished_at: engine.now(),
         xz_level: level,
         tables: d.tables,
+        verified_at: None,
+        verify_error: None,
     };
-    let json = serde_json::to_vec_pretty(&manifest)
+    put_manifest(&bucket, &manifest).await?;
+    if engine
+        .config()
+        .backup
+        .as_ref()
+        .is_some_and(|b| b.verify_after_upload)
+    {
+        progress.update(&format!("Reading {key} back from the bucket to verify it…"));
+        match verify_stored(engine, &bucket, &manifest).await {
+            Ok(()) => manifest.verified_at = Some(engine.now()),
+            Err(e) => manifest.verify_error = Some(e),
+        }
+        put_manifest(&bucket, &manifest).await?;
+    }
+    Ok(manifest)
+}
+
+/// A failed backup, in words: what failed, which pg_dump met which server.
+fn failed(
+    name: &str,
+    bucket: &Bucket,
+    why: &str,
+    pg_dump: &str,
+    server: &Option<String>,
+) -> CommandError {
+    let versions = format!(
+        " ({} against PostgreSQL {})",
+        if pg_dump.is_empty() {
+            "no pg_dump found"
+        } else {
+            pg_dump
+        },
+        server.as_deref().unwrap_or("of unknown version")
+    );
+    let hint = if why.contains("server version mismatch") {
+        " Install a pg_dump at least as new as the server (postgresql-client of that major version)."
+    } else {
+        ""
+    };
+    CommandError::Failed(format!(
+        "Backup of {name} failed: {why}{versions}. No backup object was left in {}.{hint}",
+        bucket.name()
+    ))
+}
+
+/// `pg_dump --version`, or "" when there is none.
+pub fn pg_dump_version() -> String {
+    std::process::Command::new("pg_dump")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+async fn put_manifest(bucket: &Bucket, manifest: &Manifest) -> Result<(), CommandError> {
+    let json = serde_json::to_vec_pretty(manifest)
         .map_err(|e| CommandError::Failed(format!("The manifest could not be written: {e}.")))?;
     bucket
-        .put(&format!("{key}{MANIFEST_SUFFIX}"), json, "application/json")
+        .put(
+            &format!("{}{MANIFEST_SUFFIX}", manifest.key),
+            json,
+            "application/json",
+        )
         .await
         .map_err(|e| {
             CommandError::Failed(format!(
                 "The backup is stored, but its manifest is not: {e}."
             ))
-        })?;
+        })
+}
+
+/// Reads a stored backup back whole — download, decrypt, decompress, parse under the
+/// restore's rules — and checks it holds what its manifest says.
+pub async fn verify_stored(
+    engine: &Engine,
+    bucket: &Bucket,
+    manifest: &Manifest,
+) -> Result<(), String> {
+    use super::pipeline::{self, Counters};
+    let ids = std::sync::Arc::new(super::catalogue::identities(engine).map_err(|e| e.to_string())?);
+    if ids.is_empty() {
+        return Err(
+            "no [backup] age_identity_file to read it back with, so it cannot be verified"
+                .to_string(),
+        );
+    }
+    let (info, body) = bucket
+        .get(&manifest.key, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(problem) = manifest.size_problem(info.size) {
+        return Err(format!("the stored object is {problem}"));
+    }
+    let counters = std::sync::Arc::new(Counters::default());
+    Counters::add(&counters.total, info.size);
+    let rx = pipeline::start(body, ids, counters.clone());
+    let facts = super::preflight::read(
+        rx,
+        &counters,
+        None,
+        &crate::progress::NoProgress,
+        &manifest.key,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let rows: u64 = manifest.rows().map(|(_, r)| r).sum();
+    if facts.rows != rows || facts.sql_bytes != manifest.sql_bytes {
+        return Err(format!(
+            "read back, it holds {} rows in {} of SQL where its manifest records {rows} rows in {}",
+            facts.rows,
+            size(facts.sql_bytes),
+            size(manifest.sql_bytes)
+        ));
+    }
+    Ok(())
+}
+
+/// `/db backup`.
+pub async fn backup(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let name = inv
+        .get("target")
+        .unwrap_or(engine.config().production_target());
+    let started = Instant::now();
+    engine.step_started(ctx, inv, inv.spec, Some(name))?;
+    let manifest = match take(engine, name, progress).await {
+        Ok(m) => m,
+        Err(e) => {
+            let text = e.to_string();
+            engine.record(ctx, inv, EntryKind::Command, &text)?;
+            engine.step_finished(
+                ctx,
+                inv,
+                inv.spec,
+                Some(name),
+                StepState::Failed,
+                Some(text.clone()),
+            )?;
+            return Err(e);
+        }
+    };
     let elapsed = chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
+    let text = taken_text(engine, name, &manifest, elapsed);
+    engine.record(ctx, inv, EntryKind::Command, &text)?;
+    if let Some(why) = &manifest.verify_error {
+        engine.step_finished(
+            ctx,
+            inv,
+            inv.spec,
+            Some(name),
+            StepState::Failed,
+            Some(why.clone()),
+        )?;
+        return Err(CommandError::Failed(text));
+    }
+    engine.step_finished(ctx, inv, inv.spec, Some(name), StepState::Done, None)?;
+    Ok(Reply::done(text))
+}
+
+/// What a backup that was taken says: where, how big, and whether it was read back.
+pub fn taken_text(
+    engine: &Engine,
+    name: &str,
+    manifest: &Manifest,
+    elapsed: chrono::Duration,
+) -> String {
     let rows: u64 = manifest.rows().map(|(_, r)| r).sum();
     let rpo = chrono::Duration::minutes(engine.config().objectives.rpo.database as i64);
-    let text = format!(
-        "Backed up {name} to {}/{key} in {}: {} of SQL → {} stored (xz -{level}, age), {} tables, {rows} rows. \
-         The newest backup is now 0s old (RPO target {}).",
-        bucket.name(),
+    let bucket = engine
+        .config()
+        .storage
+        .as_ref()
+        .map_or("", |s| s.backup_bucket.as_str());
+    let verified = match (&manifest.verified_at, &manifest.verify_error) {
+        (Some(_), _) => " Read back whole from the bucket and verified.".to_string(),
+        (None, Some(why)) => format!(
+            "\nBUT reading it back failed: {why}. It is not counted as a good backup (RPO, retention); take another with /db backup and check the bucket."
+        ),
+        (None, None) => " Not read back (verify_after_upload is off).".to_string(),
+    };
+    format!(
+        "Backed up {name} to {bucket}/{} in {}: {} of SQL → {} stored (xz -{}, age), {} tables, {rows} rows. \
+         The newest backup is now 0s old (RPO target {}).{verified}",
+        manifest.key,
         render::duration(elapsed),
         size(manifest.sql_bytes),
         size(manifest.size),
+        manifest.xz_level,
         manifest.tables.len(),
         render::duration(rpo)
-    );
-    engine.record(ctx, inv, EntryKind::Command, &text)?;
-    engine.step_finished(ctx, inv, inv.spec, Some(name), StepState::Done, None)?;
-    Ok(Reply::done(text))
+    )
 }

@@ -82,11 +82,15 @@ pub async fn backups(
         // A backup whose manifest records another size is said to be broken right here, before
         // anyone picks it.
         let problem = match backup::fetch_manifest(&bucket, &o.key).await {
-            Some(m) => m
-                .size_problem(o.size)
-                .map(|p| format!("  BROKEN — {p}"))
-                .unwrap_or_default(),
-            None => String::new(),
+            Some(m) => match (m.size_problem(o.size), &m.verified_at, &m.verify_error) {
+                (Some(p), _, _) => format!("  BROKEN — {p}"),
+                (None, Some(_), _) => "  verified".to_string(),
+                (None, None, Some(why)) => {
+                    format!("  NOT VERIFIED — {}", render::truncate(why, 120))
+                }
+                (None, None, None) => "  not verified".to_string(),
+            },
+            None => "  no manifest".to_string(),
         };
         let _ = writeln!(
             text,

@@ -131,6 +131,10 @@ impl Scenario for Database {
         Box::pin(watch::rpo(engine))
     }
 
+    fn scheduled<'a>(&'a self, engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {
+        Box::pin(watch::scheduled(engine))
+    }
+
     fn report(
         &self,
         engine: &Engine,
