@@ -808,7 +808,13 @@ async fn backups_are_listed_newest_first_against_the_rpo() {
     assert!(lines[1].contains("2026-11-24T10-00-00Z"), "{}", r.text);
     assert!(lines[2].contains("2026-11-22T10-00-00Z"), "{}", r.text);
     assert!(!r.text.contains("2026-11-20T10"), "{}", r.text);
-    assert!(!r.text.contains("manifest"), "{}", r.text);
+    // Manifests are not backups; a backup without a readable manifest is not verified.
+    assert!(!r.text.contains(".manifest.json"), "{}", r.text);
+    assert!(
+        lines[1].contains("not verified (no readable manifest)"),
+        "{}",
+        r.text
+    );
 
     let empty = bucket("drbot-empty-").await;
     let dir = tempfile::tempdir().unwrap();
@@ -1070,8 +1076,16 @@ async fn the_rpo_watch_posts_once_when_breached_and_once_when_recovered() {
         posts[0].text
     );
     assert!(s.engine.tick().await.unwrap().is_empty());
+    // A fresh backup nobody read back does not count: the RPO is met by verified ones only.
     let fresh = drbot_commands::scenarios::database::backup_name("db/", chrono::Utc::now());
     put(&s.bucket, &fresh, b"x".to_vec()).await;
+    assert!(s.engine.tick().await.unwrap().is_empty());
+    put(
+        &s.bucket,
+        &format!("{fresh}.manifest.json"),
+        verified_manifest(&fresh, 1),
+    )
+    .await;
     let posts = s.engine.tick().await.unwrap();
     assert_eq!(kinds(&posts), [PostKind::RpoRecovered]);
     assert!(s.engine.tick().await.unwrap().is_empty());
@@ -1163,4 +1177,15 @@ async fn check_probes_the_database_the_bucket_and_the_age_key() {
     assert!(out.contains("Cannot connect to target staging"), "{out}");
     assert!(out.contains("is not among age_recipients"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
+}
+
+/// A manifest for `key` (`size` bytes) that says it was read back and verified.
+pub(crate) fn verified_manifest(key: &str, size: u64) -> Vec<u8> {
+    let now = chrono::Utc::now().to_rfc3339();
+    serde_json::to_vec(&serde_json::json!({
+        "version": 1, "key": key, "size": size, "sha256": "", "sql_bytes": 0,
+        "pg_dump_version": "pg_dump (PostgreSQL) 15", "started_at": now, "finished_at": now,
+        "xz_level": 6, "tables": {}, "verified_at": now
+    }))
+    .expect("json")
 }

@@ -130,7 +130,9 @@ impl Engine {
         inv: &Invocation,
         progress: &dyn ProgressSink,
     ) -> Result<Reply, CommandError> {
-        if inv.spec.destructive {
+        // A dry run changes nothing: it is answered by its scenario, with no approval.
+        let dry_run = inv.get("dry_run") == Some("true");
+        if inv.spec.destructive && !dry_run {
             // The one gate: a destructive command only ever becomes an approval request.
             return approval::request(self, ctx, inv, progress).await;
         }

@@ -8,12 +8,14 @@
 //!   the reindex through the platform API followed to its end).
 //! - [`api`]: API and web health.
 //! - [`drill`]: the runbook's fire drills, done for real on scratch copies, with a schedule.
+//! - [`retention`]: `/backup prune`, `[retention]` applied to backups and snapshots.
 //!
 //! A new scenario is a folder here implementing [`Scenario`] and one line in [`ALL`].
 
 pub mod api;
 pub mod database;
 pub mod drill;
+pub mod retention;
 pub mod search;
 pub mod storage;
 
@@ -29,6 +31,7 @@ pub static ALL: &[&dyn Scenario] = &[
     &search::SEARCH,
     &api::API,
     &drill::DRILL,
+    &retention::BACKUPS,
 ];
 
 /// The one command table: the lifecycle, each scenario's rows, the gate, notifications.

@@ -367,13 +367,25 @@ pub async fn take(
         (Ok(d), Ok(_)) => d,
         // The dump stopping because the upload did says less than the upload's own error.
         (Err(e), Err(up)) if e.contains("upload stopped") => {
-            return Err(failed(name, &bucket, &up.to_string(), &pg_dump_version, &server_version));
+            return Err(failed(
+                name,
+                &bucket,
+                &up.to_string(),
+                &pg_dump_version,
+                &server_version,
+            ));
         }
         (Err(e), _) => {
             return Err(failed(name, &bucket, &e, &pg_dump_version, &server_version));
         }
         (Ok(_), Err(up)) => {
-            return Err(failed(name, &bucket, &up.to_string(), &pg_dump_version, &server_version));
+            return Err(failed(
+                name,
+                &bucket,
+                &up.to_string(),
+                &pg_dump_version,
+                &server_version,
+            ));
         }
     };
     let mut manifest = Manifest {

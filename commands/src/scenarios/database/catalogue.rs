@@ -127,7 +127,11 @@ pub async fn newest_good(
     prefix: &str,
     verified_only: bool,
 ) -> Result<Option<(ObjectInfo, DateTime<Utc>)>, CommandError> {
-    for o in list_backups(bucket, prefix).await?.into_iter().take(GOOD_LOOKBACK) {
+    for o in list_backups(bucket, prefix)
+        .await?
+        .into_iter()
+        .take(GOOD_LOOKBACK)
+    {
         let Some(at) = taken_at(&o) else { continue };
         if !verified_only {
             return Ok(Some((o, at)));

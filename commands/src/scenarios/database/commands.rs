@@ -90,7 +90,7 @@ pub async fn backups(
                 }
                 (None, None, None) => "  not verified".to_string(),
             },
-            None => "  no manifest".to_string(),
+            None => "  not verified (no readable manifest)".to_string(),
         };
         let _ = writeln!(
             text,
