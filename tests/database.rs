@@ -1068,6 +1068,12 @@ async fn the_rpo_watch_posts_once_when_breached_and_once_when_recovered() {
         b"x".to_vec(),
     )
     .await;
+    put(
+        &s.bucket,
+        "db/2026-01-01T00-00-00Z.sql.xz.age.manifest.json",
+        verified_manifest("db/2026-01-01T00-00-00Z.sql.xz.age", 1),
+    )
+    .await;
     let posts = s.engine.tick().await.unwrap();
     assert_eq!(kinds(&posts), [PostKind::RpoBreached]);
     assert!(

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod approvals;
+mod backups;
 mod corpus;
 mod crash;
 mod database;

@@ -181,6 +181,16 @@ impl TestDb {
         ));
     }
 
+    /// Runs SQL on the server's `postgres` database (about this one: ALTER DATABASE …).
+    pub fn psql_admin(&self, sql: &str) {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), sql).expect("write sql");
+        sh(&format!(
+            "psql -q -X -v ON_ERROR_STOP=1 '{PG}/postgres' -f {}",
+            file.path().display()
+        ));
+    }
+
     /// pg_dump of the database, without the per-run `\restrict` key lines.
     pub fn dump(&self) -> String {
         sh(&format!("pg_dump '{PG}/{}'", self.name))

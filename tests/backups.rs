@@ -1,0 +1,334 @@
+//! Scheduled, verified backups and retention, against PostgreSQL and moto: the RPO the runbook
+//! promises, and buckets that do not grow for ever.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use drbot_commands::{Config, Engine, ManualClock, Outcome};
+use drbot_state::Store;
+use futures_util::StreamExt as _;
+
+use crate::database::{approved_with, commander, config_text, env_map, verified_manifest};
+use crate::support::{AgeKey, TestDb, age_key, bucket, moto, s3};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    bucket: String,
+    _key: AgeKey,
+    target: TestDb,
+}
+
+/// An engine with `staging` as the production target (a database with rows), on a manual
+/// clock; `edit` changes the config text.
+async fn fixture(edit: impl FnOnce(String) -> String) -> Fixture {
+    let key = age_key();
+    let bucket = bucket("drbot-bk-").await;
+    let target = TestDb::new("drbot_bk_");
+    target.psql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g;");
+    let dir = tempfile::tempdir().expect("dir");
+    let text = edit(config_text(&bucket, &key).replace(
+        "url_env = \"STAGING_URL\"",
+        "url_env = \"STAGING_URL\"\nproduction = true",
+    ));
+    let config = Config::from_toml(&text, Path::new("test.toml")).expect("config");
+    let store = Store::open(dir.path()).expect("store");
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let env = env_map(moto(), &target.url(), &target.url());
+    let engine = Engine::new(Arc::new(config), store, clock.clone())
+        .with_env(Arc::new(move |k| env.get(k).cloned()));
+    Fixture {
+        _dir: dir,
+        engine,
+        clock,
+        bucket,
+        _key: key,
+        target,
+    }
+}
+
+async fn keys(bucket: &str, prefix: &str) -> BTreeSet<String> {
+    let client = s3();
+    let mut out = BTreeSet::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        match page.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => return out,
+        }
+    }
+}
+
+fn backups(all: &BTreeSet<String>) -> BTreeSet<String> {
+    all.iter()
+        .filter(|k| k.ends_with(".sql.xz.age"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_backs_up_on_schedule_verifies_each_and_says_a_failure_once() {
+    let f = fixture(|c| c).await;
+    // Due at once: taken, read back, verified.
+    let posts = f.engine.scheduled().await.unwrap();
+    assert!(posts.is_empty(), "{posts:?}");
+    let all = keys(&f.bucket, "db/").await;
+    let taken = backups(&all);
+    assert_eq!(taken.len(), 1, "{all:?}");
+    let key = taken.iter().next().unwrap().clone();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &crate::support::get(&f.bucket, &format!("{key}.manifest.json")).await,
+    )
+    .unwrap();
+    assert!(manifest["verified_at"].is_string(), "{manifest}");
+    assert_eq!(manifest["tables"]["public.t"]["rows"], 500, "{manifest}");
+    // Not due again within every_mins; due after it.
+    f.engine.scheduled().await.unwrap();
+    assert_eq!(backups(&keys(&f.bucket, "db/").await).len(), 1);
+    let r = f.engine.run(&commander(), "/db backups").await;
+    assert!(r.text.contains("  verified"), "{}", r.text);
+    assert!(f.engine.tick().await.unwrap().is_empty(), "RPO met");
+
+    // The target stops taking connections: the next backups fail, said once.
+    f.target.psql_admin(&format!(
+        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
+        f.target.name
+    ));
+    f.clock.advance(Duration::minutes(31));
+    let posts = f.engine.scheduled().await.unwrap();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(
+        posts[0]
+            .text
+            .contains("The scheduled backup of staging failed")
+            && posts[0].text.contains("/db backup tries now"),
+        "{}",
+        posts[0].text
+    );
+    f.clock.advance(Duration::minutes(31));
+    assert!(f.engine.scheduled().await.unwrap().is_empty(), "said once");
+    // The RPO watch sees the newest verified backup age past 30 minutes.
+    let posts = f.engine.tick().await.unwrap();
+    assert!(
+        posts
+            .iter()
+            .any(|p| p.text.starts_with("RPO breached: the newest verified")),
+        "{posts:?}"
+    );
+    // It comes back: said once, and the RPO recovers.
+    f.target.psql_admin(&format!(
+        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true",
+        f.target.name
+    ));
+    f.clock.advance(Duration::minutes(31));
+    let posts = f.engine.scheduled().await.unwrap();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(
+        posts[0].text.contains("Scheduled backups work again"),
+        "{}",
+        posts[0].text
+    );
+    let posts = f.engine.tick().await.unwrap();
+    assert!(
+        posts.iter().any(|p| p.text.starts_with("RPO recovered")),
+        "{posts:?}"
+    );
+    assert_eq!(backups(&keys(&f.bucket, "db/").await).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_cannot_be_read_back_is_not_counted() {
+    // No identity to read it back with: stored, but not verified, and said so.
+    let f = fixture(|c| {
+        c.lines()
+            .filter(|l| !l.starts_with("age_identity_file"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .await;
+    let r = f.engine.run(&commander(), "/db backup").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("BUT reading it back failed") && r.text.contains("age_identity_file"),
+        "{}",
+        r.text
+    );
+    let r = f.engine.run(&commander(), "/db backups").await;
+    assert!(r.text.contains("NOT VERIFIED"), "{}", r.text);
+    let posts = f.engine.tick().await.unwrap();
+    assert!(
+        posts
+            .iter()
+            .any(|p| p.text.contains("there is no verified database backup")),
+        "{posts:?}"
+    );
+}
+
+/// `n` backups named every 30 minutes back from `now`, each with a verified manifest.
+async fn history(bucket: &str, now: DateTime<Utc>, days: i64) -> BTreeSet<String> {
+    let mut names = Vec::new();
+    let mut t = now - Duration::days(days);
+    while t <= now {
+        names.push(drbot_commands::scenarios::database::backup_name("db/", t));
+        t += Duration::minutes(30);
+    }
+    let bucket = bucket.to_string();
+    futures_util::stream::iter(names.clone())
+        .map(|key| {
+            let bucket = bucket.clone();
+            async move {
+                crate::support::put(&bucket, &key, b"x".to_vec()).await;
+                crate::support::put(
+                    &bucket,
+                    &format!("{key}.manifest.json"),
+                    verified_manifest(&key, 1),
+                )
+                .await;
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    names.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_days_of_half_hourly_backups_are_pruned_to_the_gfs_set_exactly_as_listed() {
+    let f = fixture(|c| format!("{c}\n[retention]\nmin_keep = 3\n")).await;
+    let now = f.engine.now();
+    let all = history(&f.bucket, now, 60).await;
+    // What retention keeps, from the pure plan (itself checked against the calendar).
+    let items: Vec<drbot_commands::retention::Item> = all
+        .iter()
+        .map(|k| drbot_commands::retention::Item {
+            key: k.clone(),
+            at: drbot_commands::scenarios::database::catalogue::name_time(k),
+            verified: true,
+            bytes: 1,
+        })
+        .collect();
+    let plan = drbot_commands::retention::plan(items, now, &f.engine.config().retention);
+    let want_kept: BTreeSet<String> = plan.keep.iter().map(|(i, _)| i.key.clone()).collect();
+    assert!(
+        want_kept.len() < 200 && want_kept.len() > 97,
+        "{}",
+        want_kept.len()
+    );
+
+    // The dry run lists exactly what goes and deletes nothing.
+    let r = f
+        .engine
+        .run(&commander(), "/backup prune dry_run:true")
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(
+        r.text
+            .contains(&format!("delete {}", all.len() - want_kept.len())),
+        "{}",
+        r.text
+    );
+    let listed: BTreeSet<String> = r
+        .attachments
+        .iter()
+        .find(|a| a.name == "prune-dry-run.txt")
+        .expect("the list")
+        .text
+        .lines()
+        .filter_map(|l| l.trim().split_whitespace().next())
+        .filter(|k| k.starts_with("db/"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        backups(&keys(&f.bucket, "db/").await),
+        all,
+        "a dry run deleted something"
+    );
+
+    // Asked and approved: exactly the listed ones go, with their manifests.
+    let r = approved_with(
+        &f.engine,
+        "/backup prune dry_run:false",
+        &drbot_commands::progress::NoProgress,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let left = keys(&f.bucket, "db/").await;
+    assert_eq!(backups(&left), want_kept);
+    let gone: BTreeSet<String> = all.difference(&backups(&left)).cloned().collect();
+    assert_eq!(gone, listed, "what went is what the dry run listed");
+    assert!(
+        left.iter()
+            .filter(|k| k.ends_with(".manifest.json"))
+            .count()
+            == want_kept.len(),
+        "manifests go with their backups"
+    );
+    // Every deletion is on the audit log with its key and bytes.
+    let audit = f.engine.store().audit().unwrap();
+    for k in gone.iter().take(20) {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.text.contains(k.as_str()) && e.text.contains("1 B")),
+            "{k} not on the audit log"
+        );
+    }
+    // Run again: nothing more to delete, nothing asked.
+    let r = f
+        .engine
+        .run(&commander(), "/backup prune dry_run:false")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("Nothing to delete"), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_newest_backup_stops_every_prune() {
+    // No scheduled backup here: the backup job is what is broken.
+    let f = fixture(|c| c.replace("xz_level = 1", "xz_level = 1\nevery_mins = 0")).await;
+    // Months of backups, the newest three hours old: the backup job is broken.
+    let now = f.engine.now();
+    let all = history(&f.bucket, now - Duration::hours(3), 20).await;
+    let r = f
+        .engine
+        .run(&commander(), "/backup prune dry_run:true")
+        .await;
+    assert!(
+        r.text
+            .contains("Database backups: none pruned — the newest verified one is 3h00m old"),
+        "{}",
+        r.text
+    );
+    let r = f
+        .engine
+        .run(&commander(), "/backup prune dry_run:false")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    // The daily prune keeps to the same rule.
+    assert!(
+        f.engine
+            .scheduled()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| !p.text.contains("prune"))
+    );
+    let left = backups(&keys(&f.bucket, "db/").await);
+    assert!(all.is_subset(&left), "a stale set lost backups");
+}
