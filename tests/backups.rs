@@ -250,7 +250,7 @@ async fn sixty_days_of_half_hourly_backups_are_pruned_to_the_gfs_set_exactly_as_
         .expect("the list")
         .text
         .lines()
-        .filter_map(|l| l.trim().split_whitespace().next())
+        .filter_map(|l| l.split_whitespace().next())
         .filter(|k| k.starts_with("db/"))
         .map(str::to_string)
         .collect();
