@@ -278,6 +278,27 @@ fn identity_file(path: &Path) -> CheckLine {
     }
 }
 
+/// The major version in `PostgreSQL 15.4 (Debian …)`, `15.4`, `17beta1` or `pg_dump (PostgreSQL) 17.2`.
+fn major(version: &str) -> Option<u32> {
+    let version = version.trim();
+    let tail = if version.starts_with(|c: char| c.is_ascii_digit()) {
+        version
+    } else {
+        version
+            .split_once(')')
+            .map_or(version, |(_, t)| t)
+            .trim_start()
+    };
+    let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Whether `pg_dump --version` output can dump a server of `server` version (pg_dump refuses
+/// a newer server); `None` when either is not known.
+fn pg_dump_covers(dump: &str, server: &str) -> Option<bool> {
+    Some(major(dump)? >= major(server)?)
+}
+
 /// Probes every configured system that drbot can reach: each database target (connect,
 /// `SELECT 1`, version, latency), the bucket (listing, and the media bucket's versioning),
 /// and whether the age identity can decrypt what the configured recipients get.
@@ -297,14 +318,31 @@ pub async fn probe(
                 .query_one("SELECT current_setting('server_version')", &[])
                 .await
             {
-                Ok(row) => out.push(line_for(
-                    CheckState::Ok,
-                    format!(
-                        "answers: PostgreSQL {}, {} ms",
-                        row.get::<_, String>(0),
-                        started.elapsed().as_millis()
-                    ),
-                )),
+                Ok(row) => {
+                    let server: String = row.get(0);
+                    let ms = started.elapsed().as_millis();
+                    // pg_dump refuses a server newer than itself: /db backup would fail.
+                    let dump = crate::scenarios::database::backup::pg_dump_version();
+                    let (state, dumps) = match pg_dump_covers(&dump, &server) {
+                        Some(true) => (CheckState::Ok, format!("; {dump} can back it up")),
+                        Some(false) => (
+                            CheckState::Problem,
+                            format!(
+                                "; {dump} is older than the server and cannot back it up: install the PostgreSQL {} client",
+                                major(&server).unwrap_or(0)
+                            ),
+                        ),
+                        None if dump.is_empty() => (
+                            CheckState::Problem,
+                            "; no pg_dump is installed, so /db backup cannot run".to_string(),
+                        ),
+                        None => (CheckState::Ok, format!("; {dump}")),
+                    };
+                    out.push(line_for(
+                        state,
+                        format!("answers: PostgreSQL {server}, {ms} ms{dumps}"),
+                    ));
+                }
                 Err(e) => out.push(line_for(CheckState::Problem, crate::pg::pg_error(&e))),
             },
             Err(e) => out.push(line_for(CheckState::Problem, e.to_string())),
@@ -687,6 +725,25 @@ async fn probe_services(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pg_dump_must_be_at_least_the_servers_major_version() {
+        assert_eq!(
+            major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(major("17.2 (Debian 17.2-1.pgdg120+1)"), Some(17));
+        assert_eq!(major("17beta1"), Some(17));
+        assert_eq!(
+            pg_dump_covers("pg_dump (PostgreSQL) 15.20", "17.2"),
+            Some(false)
+        );
+        assert_eq!(
+            pg_dump_covers("pg_dump (PostgreSQL) 17.2", "15.4"),
+            Some(true)
+        );
+        assert_eq!(pg_dump_covers("", "15.4"), None);
+    }
 
     #[test]
     fn defaults_report_every_system_off() {
