@@ -1511,3 +1511,147 @@ async fn a_storage_drill_cut_short_has_its_prefix_removed_at_the_next_start_and_
         [".drbot-probe/drills/DRILL-9/other.txt"]
     );
 }
+
+/// The content `art/b.png` has on day `d` of the prune test.
+fn day_body(d: usize) -> Vec<u8> {
+    bytes(100 + d as u8, 1500 + d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_snapshots_are_pruned_their_copies_swept_past_the_grace_and_kept_ones_still_whole() {
+    let retention = "[retention]\nkeep_all_hours = 24\ndaily_days = 3\nweekly_weeks = 0\nmonthly_months = 0\nmin_keep = 2\ncopy_grace_hours = 24\n";
+    let s = setup(false, &format!("[backup]\nevery_mins = 0\n{retention}")).await;
+    seed_media(&s.media).await;
+    // Engine time runs ahead of the bucket's own clock, so copies written now are past the
+    // grace when the prune runs days later (engine time).
+    let ahead = Utc::now() - t0();
+    if ahead > Duration::zero() {
+        s.clock.advance(ahead);
+    }
+    // Eight daily snapshots; art/b.png changes every day, so each day has a copy of its own.
+    let days = 8;
+    for d in 0..days {
+        put_obj(
+            &s.media,
+            &Obj {
+                key: "art/b.png",
+                body: day_body(d),
+                content_type: "image/png",
+                meta: &[],
+            },
+        )
+        .await;
+        ok(&s.run("/storage snapshot").await);
+        if d + 1 < days {
+            s.clock.advance(Duration::days(1));
+        }
+    }
+    let manifests_before = keys(&s.backup, "media/snapshots/").await;
+    assert_eq!(manifests_before.len(), days, "{manifests_before:?}");
+    let copies_before = keys(&s.backup, "media/objects/").await;
+
+    // Copies are swept only past the grace (a snapshot being taken writes its copies before
+    // its manifest): with a grace longer than the test's days, none is listed.
+    let config = Config::from_toml(
+        &format!(
+            "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{}\"\nmedia_bucket = \"{}\"\n\
+             [storage.snapshots]\nprefix = \"media/\"\n[backup]\nevery_mins = 0\n{}",
+            s.backup,
+            s.media,
+            retention.replace("copy_grace_hours = 24", "copy_grace_hours = 1000")
+        ),
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = HashMap::from([
+        ("R2_ENDPOINT".to_string(), s.r2.endpoint.clone()),
+        (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            "drbot-test-key".to_string(),
+        ),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET.to_string()),
+    ]);
+    let patient = Engine::new(
+        Arc::new(config),
+        Store::open(dir.path()).unwrap(),
+        s.clock.clone(),
+    )
+    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    let r = patient
+        .run(&commander(), "/backup prune dry_run:true")
+        .await;
+    ok(&r);
+    assert!(
+        r.text.contains("Media snapshots: keep 3") && r.text.contains("(past the grace): delete 0"),
+        "{}",
+        r.text
+    );
+
+    let r = s.run("/backup prune dry_run:true").await;
+    ok(&r);
+    // Kept: the young (the last day) and the newest of each of the last 3 days.
+    assert!(r.text.contains("Media snapshots: keep 3"), "{}", r.text);
+    assert!(r.text.contains("delete 5"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("Snapshot copies no kept snapshot references (past the grace): delete 5"),
+        "{}",
+        r.text
+    );
+    let r = s.approved("/backup prune dry_run:false").await;
+    ok(&r);
+    assert!(
+        r.text.contains("5 snapshots") && r.text.contains("5 copies"),
+        "{}",
+        r.text
+    );
+    let manifests = keys(&s.backup, "media/snapshots/").await;
+    assert_eq!(manifests.len(), 3, "{manifests:?}");
+    let copies = keys(&s.backup, "media/objects/").await;
+    assert_eq!(copies.len(), copies_before.len() - 5, "{copies:?}");
+    // Every kept snapshot is still whole: every copy it names is there, byte for byte.
+    for m in &manifests {
+        let raw = crate::support::get(&s.backup, m).await;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut liblzma::read::XzDecoder::new(&raw[..]), &mut text)
+            .unwrap();
+        let day = manifests_before.iter().position(|k| k == m).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(copy) = v.get("copy").and_then(|c| c.as_str()) else {
+                continue;
+            };
+            let body = crate::support::get(&s.backup, copy).await;
+            assert_eq!(body.len() as u64, v["size"].as_u64().unwrap(), "{copy}");
+            if v["key"] == "art/b.png" {
+                assert_eq!(body, day_body(day), "{m}: art/b.png");
+            }
+        }
+    }
+    // A kept snapshot still restores: art/ as it was three days ago comes back byte-identical.
+    put_obj(
+        &s.media,
+        &Obj {
+            key: "art/b.png",
+            body: b"damaged".to_vec(),
+            content_type: "image/png",
+            meta: &[],
+        },
+    )
+    .await;
+    let oldest_kept =
+        drbot_commands::scenarios::storage::manifest::snapshot_name(&manifests[0]).to_string();
+    let r = s
+        .approved(&format!(
+            "/storage restore prefix:art/ at:{oldest_kept} delete_newer:false"
+        ))
+        .await;
+    ok(&r);
+    assert_eq!(held(&s.media, "art/b.png").await.unwrap().body, day_body(5));
+    // Each deletion is on the audit log with its key.
+    let audit = s.engine.store().audit().unwrap();
+    for k in manifests_before.iter().filter(|k| !manifests.contains(k)) {
+        assert!(audit.iter().any(|e| e.text.contains(k.as_str())), "{k}");
+    }
+}
