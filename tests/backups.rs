@@ -332,3 +332,170 @@ async fn a_stale_newest_backup_stops_every_prune() {
     let left = backups(&keys(&f.bucket, "db/").await);
     assert!(all.is_subset(&left), "a stale set lost backups");
 }
+
+/// Every copy named by every snapshot manifest in the bucket exists.
+async fn every_named_copy_exists(bucket: &str) {
+    let manifests: Vec<String> = keys(bucket, "media/snapshots/").await.into_iter().collect();
+    assert!(!manifests.is_empty());
+    let copies = keys(bucket, "media/objects/").await;
+    for m in manifests {
+        let raw = crate::support::get(bucket, &m).await;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut liblzma::read::XzDecoder::new(&raw[..]), &mut text)
+            .unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(copy) = v.get("copy").and_then(|c| c.as_str()) {
+                assert!(copies.contains(copy), "{m} names {copy}, which is gone");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_prune_killed_at_random_moments_never_loses_what_is_kept() {
+    use std::process::{Command, Stdio};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backup = rt.block_on(bucket("drbot-kp-"));
+    let media = rt.block_on(bucket("drbot-km-"));
+    let user = crate::support::os_user();
+    let d = crate::support::Drbot::new(&format!(
+        "[people.alice]\nroles = [\"commander\"]\nunix_user = \"{user}\"\n\
+         [people.bob]\nroles = [\"approver\"]\nunix_user = \"bob-not-here\"\n\
+         [console]\ntrust_as = true\n\
+         [storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{backup}\"\nmedia_bucket = \"{media}\"\n\
+         [storage.snapshots]\nprefix = \"media/\"\n\
+         [retention]\ncopy_grace_hours = 0\n"
+    ));
+    let exec = |who: &str, line: &str| -> Command {
+        let mut c = d.command();
+        c.args(["exec", "--as", who, line])
+            .env("R2_ENDPOINT", moto())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    // Two real snapshots of a small media bucket (young: kept), then copies no manifest names.
+    for (k, body) in [("a.txt", "alpha"), ("b.txt", "beta")] {
+        rt.block_on(crate::support::put(&media, k, body.as_bytes().to_vec()));
+    }
+    for body in ["one", "two"] {
+        rt.block_on(crate::support::put(
+            &media,
+            "c.txt",
+            body.as_bytes().to_vec(),
+        ));
+        let out = exec("alice", "/storage snapshot").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    for n in 0..40 {
+        rt.block_on(crate::support::put(
+            &backup,
+            &format!("media/objects/orphan{n:03}-5"),
+            b"stale".to_vec(),
+        ));
+    }
+    let now = Utc::now();
+    let all = rt.block_on(history(&backup, now, 30));
+    let items: Vec<drbot_commands::retention::Item> = all
+        .iter()
+        .map(|k| drbot_commands::retention::Item {
+            key: k.clone(),
+            at: drbot_commands::scenarios::database::catalogue::name_time(k),
+            verified: true,
+            bytes: 1,
+        })
+        .collect();
+    let retention = drbot_commands::config::RetentionConfig::default();
+    // Kept now and for the next minutes of the test (a boundary crossing only keeps more).
+    let kept: BTreeSet<String> = drbot_commands::retention::plan(items, now, &retention)
+        .keep
+        .into_iter()
+        .map(|(i, _)| i.key)
+        .collect();
+
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut killed = 0;
+    for round in 0..3 {
+        let out = exec("alice", "/backup prune dry_run:false")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let Some(id) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("approval request "))
+            .map(str::to_string)
+        else {
+            // Everything was deleted by an earlier round that finished.
+            assert!(text.contains("Nothing to delete"), "round {round}: {text}");
+            break;
+        };
+        let mut child = exec("bob", &format!("/approve request:{id}"))
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let wait = std::time::Duration::from_millis(1000 + rng % 4000);
+        let started = std::time::Instant::now();
+        while started.elapsed() < wait {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        let _ = child.wait();
+        // Whatever moment it died at: every kept backup and its manifest are there, and every
+        // copy a remaining snapshot names.
+        let left = rt.block_on(keys(&backup, "db/"));
+        for k in &kept {
+            assert!(left.contains(k), "round {round}: kept {k} is gone");
+            assert!(
+                left.contains(&format!("{k}.manifest.json")),
+                "round {round}: {k}'s manifest"
+            );
+        }
+        rt.block_on(every_named_copy_exists(&backup));
+    }
+    assert!(
+        killed > 0,
+        "no prune was killed part way; the test proved nothing"
+    );
+    // A prune run to its end afterwards finishes the job.
+    let out = exec("alice", "/backup prune dry_run:false")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if let Some(id) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("approval request "))
+    {
+        let out = exec("bob", &format!("/approve request:{id}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let left = backups(&rt.block_on(keys(&backup, "db/")));
+    assert!(kept.is_subset(&left));
+    assert!(
+        left.len() <= kept.len() + 2,
+        "{} left of {} kept",
+        left.len(),
+        kept.len()
+    );
+    let orphans = rt
+        .block_on(keys(&backup, "media/objects/"))
+        .into_iter()
+        .filter(|k| k.contains("orphan"))
+        .count();
+    assert_eq!(orphans, 0);
+    rt.block_on(every_named_copy_exists(&backup));
+}
