@@ -154,6 +154,8 @@ pub struct MeiliState {
     pub fail_documents: bool,
     /// `/health` answers 500 (as when it must restart).
     pub unavailable: bool,
+    /// Where a finished dump is written as `<dumpUid>.dump` (Meilisearch's `--dump-dir`).
+    pub dump_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -224,6 +226,15 @@ fn advance(s: &mut MeiliState) {
             });
         } else {
             done.status = "succeeded".to_string();
+            if t.kind == "dumpCreation"
+                && let Some(dir) = &s.dump_dir
+                && let Some(uid) = t.details.get("dumpUid").and_then(Value::as_str)
+            {
+                let _ = std::fs::write(
+                    dir.join(format!("{uid}.dump")),
+                    format!("MEILIDUMP {uid}\n").repeat(1000),
+                );
+            }
             if t.kind == "documentAdditionOrUpdate" {
                 let idx = t.index.clone().unwrap_or_default();
                 s.indexes

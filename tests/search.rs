@@ -27,6 +27,16 @@ struct Setup {
 }
 
 async fn setup_with(key: &str, host: Option<&str>) -> Setup {
+    setup_full(key, host, "", Arc::new(SystemClock)).await
+}
+
+/// The setup with lines added to `[search]`, on `clock`.
+async fn setup_full(
+    key: &str,
+    host: Option<&str>,
+    search_extra: &str,
+    clock: Arc<dyn drbot_commands::Clock>,
+) -> Setup {
     let meili = FakeMeili::start(MASTER).await;
     let platform = FakePlatform::start(&meili, TOKEN, "artworks", ROWS).await;
     let db = TestDb::new("drbot_search_");
@@ -47,6 +57,7 @@ backup_bucket = "{backup}"
 expected_count_sql = "SELECT count(*) FROM artworks WHERE published"
 follow_secs = 30
 timeout_secs = 2
+{search_extra}
 [api]
 base_url = "{base}"
 web_url = "{base}"
@@ -68,12 +79,8 @@ timeout_secs = 2
         ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
     ]);
-    let engine = Engine::new(
-        Arc::new(config),
-        Store::open(dir.path()).unwrap(),
-        Arc::new(SystemClock),
-    )
-    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    let engine = Engine::new(Arc::new(config), Store::open(dir.path()).unwrap(), clock)
+        .with_env(Arc::new(move |k| env.get(k).cloned()));
     Setup {
         _dir: dir,
         _db: db,
@@ -467,4 +474,88 @@ stripe_base = "{o}"
         r.stdout
     );
     assert!(!r.stdout.contains("wrong-key"), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stores_a_dump_on_schedule_and_the_search_rpo_follows_it() {
+    let dumps = tempfile::tempdir().unwrap();
+    let clock = Arc::new(drbot_commands::ManualClock::new(chrono::Utc::now()));
+    let s = setup_full(
+        MASTER,
+        None,
+        &format!(
+            "dump_every_mins = 15\ndump_dir = {:?}",
+            dumps.path().display().to_string()
+        ),
+        clock.clone(),
+    )
+    .await;
+    s.meili.state.lock().unwrap().dump_dir = Some(dumps.path().to_path_buf());
+    let search_posts = |posts: Vec<drbot_commands::watch::Post>| -> Vec<String> {
+        posts
+            .into_iter()
+            .map(|p| p.text)
+            .filter(|t| t.contains("Search RPO") || t.contains("Meilisearch dump"))
+            .collect()
+    };
+    // No dump yet: the search RPO is breached, said once.
+    let posts = search_posts(s.engine.tick().await.unwrap());
+    assert!(
+        posts.len() == 1 && posts[0].contains("there is no Meilisearch dump"),
+        "{posts:?}"
+    );
+    assert!(search_posts(s.engine.tick().await.unwrap()).is_empty());
+    // Due: asked for, followed, stored under meili/ by its time, the local file removed.
+    assert!(search_posts(s.engine.scheduled().await.unwrap()).is_empty());
+    let stored = crate::support::list(&s.backup, "meili/").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored[0].ends_with(".dump") && stored[0].starts_with("meili/20"),
+        "{stored:?}"
+    );
+    let body = crate::support::get(&s.backup, &stored[0]).await;
+    assert!(body.starts_with(b"MEILIDUMP"), "{body:?}");
+    assert_eq!(std::fs::read_dir(dumps.path()).unwrap().count(), 0);
+    let posts = search_posts(s.engine.tick().await.unwrap());
+    assert!(
+        posts.len() == 1 && posts[0].contains("Search RPO recovered"),
+        "{posts:?}"
+    );
+    let r = s.run("/search dumps").await;
+    outcome(&r, Outcome::Done);
+    assert!(r.text.contains("within the 15m search RPO"), "{}", r.text);
+    // Not again within 15 minutes.
+    clock.advance(chrono::Duration::minutes(5));
+    s.engine.scheduled().await.unwrap();
+    assert_eq!(crate::support::list(&s.backup, "meili/").await.len(), 1);
+
+    // Meilisearch's dump directory is not where drbot looks: said once, then once recovered.
+    let elsewhere = tempfile::tempdir().unwrap();
+    s.meili.state.lock().unwrap().dump_dir = Some(elsewhere.path().to_path_buf());
+    clock.advance(chrono::Duration::minutes(16));
+    let posts = search_posts(s.engine.scheduled().await.unwrap());
+    assert!(
+        posts.len() == 1
+            && posts[0].contains("The scheduled Meilisearch dump failed")
+            && posts[0].contains("dump_dir"),
+        "{posts:?}"
+    );
+    clock.advance(chrono::Duration::minutes(16));
+    assert!(
+        search_posts(s.engine.scheduled().await.unwrap()).is_empty(),
+        "said once"
+    );
+    let posts = search_posts(s.engine.tick().await.unwrap());
+    assert!(
+        posts.len() == 1 && posts[0].contains("Search RPO breached"),
+        "{posts:?}"
+    );
+    s.meili.state.lock().unwrap().dump_dir = Some(dumps.path().to_path_buf());
+    clock.advance(chrono::Duration::minutes(16));
+    let posts = search_posts(s.engine.scheduled().await.unwrap());
+    assert!(
+        posts.len() == 1 && posts[0].contains("work again"),
+        "{posts:?}"
+    );
+    assert_eq!(crate::support::list(&s.backup, "meili/").await.len(), 2);
 }

@@ -450,3 +450,17 @@ pub fn report_row<'a>(report: &'a str, name: &str) -> &'a str {
         .find(|l| l.starts_with(&format!("| {name}")))
         .unwrap_or_default()
 }
+
+/// The keys under `prefix` in `bucket` (one page: tests keep few).
+pub async fn list(bucket: &str, prefix: &str) -> Vec<String> {
+    s3().list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list")
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}

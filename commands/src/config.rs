@@ -574,6 +574,19 @@ pub struct SearchConfig {
     /// How long one request to Meilisearch may take, in seconds.
     #[serde(default = "default_meili_timeout")]
     pub timeout_secs: u64,
+    /// `serve` asks for a dump this often and stores it under `[storage] meili_prefix` (the
+    /// search RPO); 0 never.
+    #[serde(default = "default_dump_every")]
+    pub dump_every_mins: u64,
+    /// Where drbot can read the files Meilisearch writes to its `--dump-dir` (the same host, or
+    /// a shared volume): a dump is stored in the bucket from there. Without it a dump stays
+    /// on Meilisearch's disk and no dump is scheduled.
+    #[serde(default)]
+    pub dump_dir: Option<PathBuf>,
+}
+
+fn default_dump_every() -> u64 {
+    15
 }
 
 fn default_meili_timeout() -> u64 {

@@ -443,7 +443,8 @@ async fn follow(
     }
 }
 
-/// `/search dump`: `POST /dumps`, followed to its end.
+/// `/search dump`: `POST /dumps`, followed to its end; stored in the bucket when drbot can
+/// read Meilisearch's dump directory (`[search] dump_dir`).
 pub async fn dump(
     engine: &Engine,
     ctx: &Context,
@@ -465,48 +466,51 @@ pub async fn dump(
         EntryKind::Command,
         format!("Dump task {uid} enqueued."),
     )?;
-    let limit = follow_for(engine);
     let begun = Instant::now();
-    loop {
-        let task = meili.task(uid).await?;
-        progress.update(&format!(
-            "Dump task {uid}: {} for {}…",
-            task.status,
-            render::took(begun.elapsed())
-        ));
-        match task.status.as_str() {
-            "succeeded" => {
-                let dump = task
-                    .details
-                    .as_ref()
-                    .and_then(|d| d.get("dumpUid"))
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("(no dumpUid given)")
-                    .to_string();
-                let text = format!(
-                    "Dump {dump} created (task {uid}) in {}. Meilisearch wrote it to its dump directory (--dump-dir) as {dump}.dump; it is imported only at launch: meilisearch --import-dump {dump}.dump on an empty --db-path.",
-                    render::took(begun.elapsed())
-                );
-                engine.record(ctx, inv, EntryKind::Command, &text)?;
-                return Ok(Reply::done(text));
-            }
-            "failed" | "canceled" => {
-                let text = format!("Dump task {uid} {}: {}.", task.status, task.error_text());
-                engine.record(ctx, inv, EntryKind::Command, &text)?;
-                return Err(CommandError::Failed(text));
-            }
-            _ => {}
-        }
-        if begun.elapsed() >= limit {
-            let text = format!(
-                "Dump task {uid} is still {} after {}; it goes on in Meilisearch.",
-                task.status,
-                render::took(begun.elapsed())
-            );
+    let dump = match super::stored::follow(&meili, uid, follow_for(engine), progress).await {
+        Ok(d) => d,
+        Err(e) if e.contains("is still") => {
+            let text = format!("Dump {e}; it goes on in Meilisearch.");
             engine.record(ctx, inv, EntryKind::Command, &text)?;
             return Ok(Reply::done(text));
         }
-        tokio::time::sleep(POLL).await;
+        Err(e) => {
+            let text = format!("The dump failed: {e}.");
+            engine.record(ctx, inv, EntryKind::Command, &text)?;
+            return Err(CommandError::Failed(text));
+        }
+    };
+    let made = format!(
+        "Dump {dump} created (task {uid}) in {}.",
+        render::took(begun.elapsed())
+    );
+    let has_dir = engine
+        .config()
+        .search
+        .as_ref()
+        .is_some_and(|s| s.dump_dir.is_some());
+    if !has_dir {
+        let text = format!(
+            "{made} Meilisearch wrote it to its dump directory (--dump-dir) as {dump}.dump; it is imported only at launch: meilisearch --import-dump {dump}.dump on an empty --db-path. Set [search] dump_dir for drbot to store dumps in the bucket."
+        );
+        engine.record(ctx, inv, EntryKind::Command, &text)?;
+        return Ok(Reply::done(text));
+    }
+    progress.update(&format!("Storing dump {dump} in the bucket…"));
+    match super::stored::store(engine, &dump).await {
+        Ok((key, bytes)) => {
+            let text = format!(
+                "{made} Stored as {key} ({}); the search RPO counts from it. /search dumps lists them.",
+                render::size(bytes)
+            );
+            engine.record(ctx, inv, EntryKind::Command, &text)?;
+            Ok(Reply::done(text))
+        }
+        Err(e) => {
+            let text = format!("{made} But storing it in the bucket failed: {e}.");
+            engine.record(ctx, inv, EntryKind::Command, &text)?;
+            Err(CommandError::Failed(text))
+        }
     }
 }
 
@@ -518,7 +522,7 @@ pub async fn dumps(
 ) -> Result<Reply, CommandError> {
     let (bucket, s) = crate::bucket::backup_bucket(engine.config(), &engine.env())?;
     let mut list = bucket.list(&s.meili_prefix).await?;
-    list.sort_by_key(|o| std::cmp::Reverse(o.last_modified));
+    list.sort_by_key(|o| std::cmp::Reverse(super::stored::dump_time(o)));
     let rpo = chrono::Duration::minutes(engine.config().objectives.rpo.search as i64);
     let now = engine.now();
     let Some(newest) = list.first() else {
@@ -531,7 +535,7 @@ pub async fn dumps(
         engine.record(ctx, inv, EntryKind::Command, &text)?;
         return Err(CommandError::Failed(text));
     };
-    let age = newest.last_modified.map(|t| now - t);
+    let age = super::stored::dump_time(newest).map(|t| now - t);
     let mut text = match age {
         Some(a) if a <= rpo => format!(
             "Newest dump is {} old — within the {} search RPO.",
@@ -550,7 +554,7 @@ pub async fn dumps(
             text,
             "\n  {}  {:>8} old  {:>10}",
             o.key,
-            o.last_modified
+            super::stored::dump_time(o)
                 .map(|t| render::duration(now - t))
                 .unwrap_or_default(),
             render::size(o.size)

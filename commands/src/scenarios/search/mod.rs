@@ -10,11 +10,13 @@
 
 pub mod commands;
 pub mod meili;
+pub mod stored;
 
 use crate::engine::{Context, Engine};
+use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Invocation, cmd};
 use crate::progress::ProgressSink;
-use crate::scenario::{Answer, Boxed, Scenario, not_built};
+use crate::scenario::{Answer, Boxed, Post, Scenario, not_built};
 
 /// `/search reindex` (its step is finished by `/search progress` too).
 pub const REINDEX: CommandSpec = cmd(
@@ -80,5 +82,13 @@ impl Scenario for Search {
                 _ => Err(not_built(inv)),
             }
         })
+    }
+
+    fn watch<'a>(&'a self, engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {
+        Box::pin(stored::rpo(engine))
+    }
+
+    fn scheduled<'a>(&'a self, engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {
+        Box::pin(stored::scheduled(engine))
     }
 }
