@@ -213,6 +213,38 @@ async fn sixty_days_of_half_hourly_backups_are_pruned_to_the_gfs_set_exactly_as_
     let f = fixture(|c| format!("{c}\n[retention]\nmin_keep = 3\n")).await;
     let now = f.engine.now();
     let all = history(&f.bucket, now, 60).await;
+    // Five days of Meilisearch dumps every 15 minutes, named by their time.
+    let mut dumps = BTreeSet::new();
+    let mut t = now - Duration::days(5);
+    while t <= now {
+        dumps.insert(drbot_commands::scenarios::search::stored::dump_key(
+            "meili/", t,
+        ));
+        t += Duration::minutes(15);
+    }
+    futures_util::stream::iter(dumps.clone())
+        .map(|k| {
+            let b = f.bucket.clone();
+            async move { crate::support::put(&b, &k, b"dump".to_vec()).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let dump_items: Vec<drbot_commands::retention::Item> = dumps
+        .iter()
+        .map(|k| drbot_commands::retention::Item {
+            key: k.clone(),
+            at: drbot_commands::scenarios::search::stored::name_time(k),
+            verified: true,
+            bytes: 4,
+        })
+        .collect();
+    let dumps_kept: BTreeSet<String> =
+        drbot_commands::retention::plan(dump_items, now, &f.engine.config().retention)
+            .keep
+            .into_iter()
+            .map(|(i, _)| i.key)
+            .collect();
     // What retention keeps, from the pure plan (itself checked against the calendar).
     let items: Vec<drbot_commands::retention::Item> = all
         .iter()
@@ -270,6 +302,12 @@ async fn sixty_days_of_half_hourly_backups_are_pruned_to_the_gfs_set_exactly_as_
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
     let left = keys(&f.bucket, "db/").await;
     assert_eq!(backups(&left), want_kept);
+    assert_eq!(
+        keys(&f.bucket, "meili/").await,
+        dumps_kept,
+        "dumps kept by the same rule"
+    );
+    assert!(dumps_kept.len() < dumps.len());
     let gone: BTreeSet<String> = all.difference(&backups(&left)).cloned().collect();
     assert_eq!(gone, listed, "what went is what the dry run listed");
     assert!(

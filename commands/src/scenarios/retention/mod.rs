@@ -1,4 +1,5 @@
-//! `/backup prune`: `[retention]` applied to database backups and media snapshots, and then to
+//! `/backup prune`: `[retention]` applied to database backups, Meilisearch dumps and media
+//! snapshots, and then to
 //! the snapshot copies no remaining manifest references (mark and sweep) — through the approval
 //! gate, with the dry run's list as the request; or by `serve` once a day, which lists what it
 //! will delete first (in the channel and the audit log) and deletes it the next round.
@@ -52,6 +53,7 @@ const COMMANDS: &[CommandSpec] = &[destructive(cmd(
 
 /// The kinds a prune covers, as named in its inputs.
 const DATABASE: &str = "database";
+const DUMPS: &str = "dumps";
 const SNAPSHOTS: &str = "snapshots";
 const COPIES: &str = "copies";
 
@@ -60,6 +62,8 @@ const COPIES: &str = "copies";
 pub struct Survey {
     /// Database backups: the plan, or why none may be pruned.
     pub database: Option<(Plan, Option<String>)>,
+    /// Meilisearch dumps: the plan, or why none may be pruned.
+    pub dumps: Option<(Plan, Option<String>)>,
     /// Media snapshots: the plan, or why none may be pruned.
     pub snapshots: Option<(Plan, Option<String>)>,
     /// Snapshot copies no kept manifest references, past the grace.
@@ -70,7 +74,11 @@ impl Survey {
     /// What would be deleted, per kind (empty kinds left out).
     pub fn deletions(&self) -> BTreeMap<&'static str, Vec<&Item>> {
         let mut out = BTreeMap::new();
-        for (kind, p) in [(DATABASE, &self.database), (SNAPSHOTS, &self.snapshots)] {
+        for (kind, p) in [
+            (DATABASE, &self.database),
+            (DUMPS, &self.dumps),
+            (SNAPSHOTS, &self.snapshots),
+        ] {
             if let Some((plan, None)) = p
                 && !plan.delete.is_empty()
             {
@@ -99,6 +107,7 @@ impl Survey {
         let mut out = String::new();
         for (name, p) in [
             ("Database backups", &self.database),
+            ("Meilisearch dumps", &self.dumps),
             ("Media snapshots", &self.snapshots),
         ] {
             match p {
@@ -268,6 +277,23 @@ pub async fn survey(engine: &Engine) -> Result<Survey, CommandError> {
     let items = database_items(engine, &bucket, &s.db_prefix).await?;
     let why = stale(&items, now, Duration::minutes(rpo.database as i64));
     out.database = Some((plan(items, now, r), why));
+    // Dumps are kept by the time in their names; a stored dump was checked at upload.
+    let dumps: Vec<Item> = bucket
+        .list(&s.meili_prefix)
+        .await?
+        .into_iter()
+        .filter(|o| !o.key.ends_with('/'))
+        .map(|o| Item {
+            at: crate::scenarios::search::stored::name_time(&o.key),
+            key: o.key,
+            verified: true,
+            bytes: o.size,
+        })
+        .collect();
+    if !dumps.is_empty() {
+        let why = stale(&dumps, now, Duration::minutes(rpo.search as i64));
+        out.dumps = Some((plan(dumps, now, r), why));
+    }
     if let Ok(b) = Buckets::of(engine) {
         let items = snapshot_items(&b).await?;
         let why = stale(&items, now, Duration::minutes(rpo.storage as i64));
@@ -362,6 +388,19 @@ pub async fn apply(engine: &Engine, listed: &Inputs) -> Result<Pruned, CommandEr
             }
         }
         out.spared += allowed.len() - out.deleted.get(DATABASE).map_or(0, |e| e.0);
+    }
+    if let Ok((bucket, _)) = catalogue::backup_bucket(engine) {
+        let allowed = wanted(DUMPS);
+        if let Some((plan, None)) = &now_survey.dumps {
+            for item in plan.delete.iter().filter(|i| allowed.contains(&i.key)) {
+                bucket.delete(&item.key).await?;
+                audit(&item.key, item.bytes, "Meilisearch dump")?;
+                let e = out.deleted.entry(DUMPS).or_default();
+                e.0 += 1;
+                e.1 += item.bytes;
+            }
+        }
+        out.spared += allowed.len() - out.deleted.get(DUMPS).map_or(0, |e| e.0);
     }
     if let Ok(b) = Buckets::of(engine) {
         let allowed = wanted(SNAPSHOTS);

@@ -31,15 +31,18 @@ pub fn dump_key(prefix: &str, at: DateTime<Utc>) -> String {
     format!("{prefix}{}.dump", at.format("%Y-%m-%dT%H-%M-%SZ"))
 }
 
-/// When a stored dump was taken: the time in its name, else when the bucket wrote it.
-pub fn dump_time(o: &ObjectInfo) -> Option<DateTime<Utc>> {
-    o.key
-        .rsplit('/')
+/// The time in a stored dump's name, if its name has one.
+pub fn name_time(key: &str) -> Option<DateTime<Utc>> {
+    key.rsplit('/')
         .next()
         .and_then(|n| n.get(..20))
         .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H-%M-%SZ").ok())
         .map(|t| t.and_utc())
-        .or(o.last_modified)
+}
+
+/// When a stored dump was taken: the time in its name, else when the bucket wrote it.
+pub fn dump_time(o: &ObjectInfo) -> Option<DateTime<Utc>> {
+    name_time(&o.key).or(o.last_modified)
 }
 
 /// Follows dump task `uid` to its end; the dump's uid (its file is `<uid>.dump`).
