@@ -415,7 +415,8 @@ pub struct BackupConfig {
     /// xz preset for new backups (0–9).
     #[serde(default = "default_xz_level")]
     pub xz_level: u32,
-    /// xz threads for new backups; 0 lets drbot use as many as fit in about 96 MiB.
+    /// xz threads for new backups; 0 (the default) uses every core. The encoder writes
+    /// independent blocks and is held to about 96 MiB: the dictionary is made smaller to fit.
     #[serde(default)]
     pub xz_threads: u32,
     /// `serve` takes a backup of the production target this often (the database RPO); 0 never.

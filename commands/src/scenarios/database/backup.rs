@@ -175,33 +175,69 @@ pub(crate) fn recipients(engine: &Engine) -> Result<Vec<age::x25519::Recipient>,
         .collect()
 }
 
-/// Memory the xz encoder may use when `[backup] xz_threads` is left to drbot: keeps the whole
-/// backup under 128 MiB of RSS. At preset 6 that means one thread (about 94 MiB).
+/// Memory the xz encoder may use: keeps the whole backup under 128 MiB of RSS.
 const XZ_MEMORY_BUDGET: u64 = 96 * 1024 * 1024;
 
-/// The xz encoder: multithreaded when `threads` > 1 (0 = as many as fit the memory budget).
-fn xz_encoder(level: u32, threads: u32) -> Result<liblzma::stream::Stream, liblzma::stream::Error> {
-    use liblzma::stream::{Check, MtStreamBuilder, Stream};
-    let mt = |t: u32| {
-        let mut b = MtStreamBuilder::new();
-        b.preset(level).threads(t).check(Check::Crc64);
-        b
-    };
-    let chosen = if threads > 0 {
-        threads
-    } else {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        (2..=cores.max(1))
-            .rev()
-            .find(|&t| mt(t).memusage() <= XZ_MEMORY_BUDGET)
-            .unwrap_or(1)
-    };
-    if chosen > 1 {
-        mt(chosen).encoder()
-    } else {
-        // One thread needs none of the multithreaded encoder's block buffers.
-        Stream::new_easy_encoder(level, Check::Crc64)
+/// The preset's dictionary size (xz's table).
+fn preset_dict(level: u32) -> u32 {
+    match level {
+        0 => 256 << 10,
+        1 => 1 << 20,
+        2 => 2 << 20,
+        3 | 4 => 4 << 20,
+        5 | 6 => 8 << 20,
+        7 => 16 << 20,
+        8 => 32 << 20,
+        _ => 64 << 20,
     }
+}
+
+/// The xz encoder: liblzma's multithreaded one, writing independent blocks (so a restore can
+/// decode them in parallel), with `threads` workers (0 = the cores) at the preset's settings;
+/// the dictionary (and with it the block) is halved until the whole encoder fits the memory
+/// budget, then threads are dropped if it still does not. Returns the encoder and what it
+/// chose, for the manifest's words.
+fn xz_encoder(
+    level: u32,
+    threads: u32,
+) -> Result<(liblzma::stream::Stream, XzChoice), liblzma::stream::Error> {
+    use liblzma::stream::{Check, Filters, LzmaOptions, MtStreamBuilder};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let wanted = if threads > 0 { threads } else { cores.max(1) };
+    let build = |t: u32, dict: u32| -> Result<MtStreamBuilder, liblzma::stream::Error> {
+        let mut o = LzmaOptions::new_preset(level)?;
+        o.dict_size(dict);
+        let mut f = Filters::new();
+        f.lzma2(&o);
+        let mut b = MtStreamBuilder::new();
+        b.threads(t)
+            .check(Check::Crc64)
+            .filters(f)
+            .block_size(u64::from(dict).max(1 << 20) * 3);
+        Ok(b)
+    };
+    for t in (1..=wanted).rev() {
+        let mut dict = preset_dict(level);
+        loop {
+            let b = build(t, dict)?;
+            if b.memusage() <= XZ_MEMORY_BUDGET {
+                return Ok((b.encoder()?, XzChoice { threads: t, dict }));
+            }
+            if dict <= 1 << 20 {
+                break;
+            }
+            dict /= 2;
+        }
+    }
+    let dict = 1 << 20;
+    Ok((build(1, dict)?.encoder()?, XzChoice { threads: 1, dict }))
+}
+
+/// What the xz encoder was set to.
+#[derive(Clone, Copy, Debug)]
+struct XzChoice {
+    threads: u32,
+    dict: u32,
 }
 
 /// What the dump thread produced.
@@ -255,7 +291,12 @@ fn dump_blocking(
     let encrypted = encryptor
         .wrap_output(parts)
         .map_err(|e| format!("age: {e}"))?;
-    let stream = xz_encoder(level, threads).map_err(|e| format!("xz: {e}"))?;
+    let (stream, choice) = xz_encoder(level, threads).map_err(|e| format!("xz: {e}"))?;
+    tracing::debug!(
+        threads = choice.threads,
+        dict_mib = choice.dict >> 20,
+        "xz encoder"
+    );
     let mut xz = liblzma::write::XzEncoder::new_stream(encrypted, stream);
 
     let mut splitter = Splitter::new();
@@ -598,4 +639,36 @@ pub fn taken_text(
         manifest.tables.len(),
         render::duration(rpo)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoder_uses_every_core_asked_for_within_the_memory_budget() {
+        use std::io::Write as _;
+        for level in [0, 1, 6, 9] {
+            for threads in [0, 1, 2, 4] {
+                let (stream, choice) = xz_encoder(level, threads).expect("encoder");
+                assert!(choice.threads >= 1);
+                // At the usual preset and two threads, both are used.
+                if level == 6 && threads == 2 {
+                    assert_eq!(choice.threads, 2, "{choice:?}");
+                }
+                // What it writes is xz that reads back.
+                let mut w = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+                w.write_all(&b"INSERT INTO t VALUES (1);\n".repeat(50_000))
+                    .expect("write");
+                let out = w.finish().expect("finish");
+                let mut back = Vec::new();
+                std::io::Read::read_to_end(&mut liblzma::read::XzDecoder::new(&out[..]), &mut back)
+                    .expect("read back");
+                assert_eq!(back.len(), 26 * 50_000, "level {level} threads {threads}");
+            }
+        }
+        // The estimate of what was chosen fits the budget at two threads.
+        let (_, c) = xz_encoder(6, 2).expect("encoder");
+        assert!(c.dict <= preset_dict(6));
+    }
 }
