@@ -537,3 +537,77 @@ fn a_prune_killed_at_random_moments_never_loses_what_is_kept() {
     assert_eq!(orphans, 0);
     rt.block_on(every_named_copy_exists(&backup));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_prune_lists_first_and_deletes_no_more_than_it_listed() {
+    let f = fixture(|c| c.replace("xz_level = 1", "xz_level = 1\nevery_mins = 0")).await;
+    let now = f.engine.now();
+    let all = history(&f.bucket, now, 10).await;
+    // The first round lists what will go, in the channel and whole on the audit log, and
+    // deletes nothing.
+    let posts = f.engine.scheduled().await.unwrap();
+    let listed: Vec<&drbot_commands::watch::Post> = posts
+        .iter()
+        .filter(|p| p.text.contains("Daily prune"))
+        .collect();
+    assert_eq!(listed.len(), 1, "{posts:?}");
+    assert!(
+        listed[0].text.contains("in 10 minutes or more"),
+        "{}",
+        listed[0].text
+    );
+    assert_eq!(backups(&keys(&f.bucket, "db/").await), all);
+    let audit = f.engine.store().audit().unwrap();
+    let list = audit
+        .iter()
+        .find(|e| e.text.starts_with("Daily prune will delete:"))
+        .expect("the list on the audit log")
+        .text
+        .clone();
+    let to_go: BTreeSet<String> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|k| k.starts_with("db/"))
+        .map(str::to_string)
+        .collect();
+    assert!(!to_go.is_empty());
+    // Not yet: under ten minutes later nothing is deleted.
+    f.clock.advance(Duration::minutes(5));
+    f.engine.scheduled().await.unwrap();
+    assert_eq!(backups(&keys(&f.bucket, "db/").await), all);
+    // Meanwhile one listed backup becomes the only verified one of its day: its day's others
+    // lose their manifests' verification. It is spared; nothing unlisted goes.
+    let spared = to_go.iter().next().unwrap().clone();
+    let day = &spared[3..13];
+    for k in all.iter().filter(|k| k.contains(day) && **k != spared) {
+        crate::support::put(&f.bucket, &format!("{k}.manifest.json"), b"{}".to_vec()).await;
+    }
+    f.clock.advance(Duration::minutes(6));
+    let posts = f.engine.scheduled().await.unwrap();
+    assert!(
+        posts
+            .iter()
+            .any(|p| p.text.starts_with("Daily prune under [retention]: Deleted")),
+        "{posts:?}"
+    );
+    let left = backups(&keys(&f.bucket, "db/").await);
+    let gone: BTreeSet<String> = all.difference(&left).cloned().collect();
+    assert!(
+        gone.is_subset(&to_go),
+        "deleted something it had not listed"
+    );
+    assert!(
+        left.contains(&spared),
+        "deleted what became the newest verified of its day"
+    );
+    // Not again the same day.
+    f.clock.advance(Duration::hours(1));
+    assert!(
+        f.engine
+            .scheduled()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| !p.text.contains("Daily prune")),
+    );
+}
