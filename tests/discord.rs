@@ -57,8 +57,8 @@ async fn a_slash_command_is_acknowledged_then_answered() {
     assert_eq!(
         names,
         [
-            "incident", "step", "db", "storage", "search", "api", "drill", "approve", "deny",
-            "notify"
+            "incident", "step", "db", "storage", "search", "api", "drill", "backup", "approve",
+            "deny", "notify"
         ]
     );
     assert!(fake.identified.lock().unwrap().is_some());

@@ -103,6 +103,37 @@ pub async fn fetch_manifest(bucket: &Bucket, key: &str) -> Option<Manifest> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// How many of the newest backups are looked at for the newest good one.
+const GOOD_LOOKBACK: usize = 48;
+
+/// The newest backup that counts (for the RPO, for retention's guard): verified by its
+/// manifest when `verified_only`, else the newest by name. Looks at the newest 48.
+pub async fn newest_good(
+    bucket: &Bucket,
+    prefix: &str,
+    verified_only: bool,
+) -> Result<Option<(crate::bucket::ObjectInfo, DateTime<Utc>)>, CommandError> {
+    for o in super::catalogue::list_backups(bucket, prefix)
+        .await?
+        .into_iter()
+        .take(GOOD_LOOKBACK)
+    {
+        let Some(at) = super::catalogue::taken_at(&o) else {
+            continue;
+        };
+        if !verified_only {
+            return Ok(Some((o, at)));
+        }
+        if fetch_manifest(bucket, &o.key)
+            .await
+            .is_some_and(|m| m.verified_at.is_some() && m.size_problem(o.size).is_none())
+        {
+            return Ok(Some((o, at)));
+        }
+    }
+    Ok(None)
+}
+
 /// Collects the stored object into parts for the multipart upload, hashing as it goes.
 struct PartWriter {
     tx: mpsc::Sender<Result<Vec<u8>, String>>,

@@ -117,35 +117,6 @@ pub(crate) fn identities(engine: &Engine) -> Result<Identities, CommandError> {
     }
 }
 
-/// How many of the newest backups are looked at for the newest good one.
-const GOOD_LOOKBACK: usize = 48;
-
-/// The newest backup that counts (for the RPO, for retention's guard): verified by its
-/// manifest when `verified_only`, else the newest by name. Looks at the newest 48.
-pub async fn newest_good(
-    bucket: &Bucket,
-    prefix: &str,
-    verified_only: bool,
-) -> Result<Option<(ObjectInfo, DateTime<Utc>)>, CommandError> {
-    for o in list_backups(bucket, prefix)
-        .await?
-        .into_iter()
-        .take(GOOD_LOOKBACK)
-    {
-        let Some(at) = taken_at(&o) else { continue };
-        if !verified_only {
-            return Ok(Some((o, at)));
-        }
-        if super::backup::fetch_manifest(bucket, &o.key)
-            .await
-            .is_some_and(|m| m.verified_at.is_some() && m.size_problem(o.size).is_none())
-        {
-            return Ok(Some((o, at)));
-        }
-    }
-    Ok(None)
-}
-
 /// Whether only verified backups count: `[backup] verify_after_upload` (on by default).
 pub fn verified_only(engine: &Engine) -> bool {
     engine

@@ -26,14 +26,14 @@ pub(super) async fn rpo(engine: &Engine) -> Result<Vec<Post>, CommandError> {
         return Ok(Vec::new());
     };
     let verified_only = super::catalogue::verified_only(engine);
-    let newest =
-        match super::catalogue::newest_good(&bucket, &storage.db_prefix, verified_only).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "RPO watch could not list backups");
-                return Ok(Vec::new());
-            }
-        };
+    let newest = match super::backup::newest_good(&bucket, &storage.db_prefix, verified_only).await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "RPO watch could not list backups");
+            return Ok(Vec::new());
+        }
+    };
     let now = engine.now();
     let rpo = Duration::minutes(engine.config().objectives.rpo.database as i64);
     let age = newest.as_ref().map(|(_, t)| now - *t);
