@@ -118,6 +118,18 @@ impl D {
     }
 }
 
+/// The scratch database a drill made: a name it found taken is recorded as not created (and
+/// never dropped), so the one it made is the other.
+fn made(drill: &drbot_state::Drill) -> &drbot_state::Scratch {
+    let made: Vec<_> = drill
+        .scratch
+        .iter()
+        .filter(|s| s.state != ScratchState::NotCreated)
+        .collect();
+    assert_eq!(made.len(), 1, "{drill:?}");
+    made[0]
+}
+
 fn database_exists(name: &str) -> bool {
     sh(&format!(
         "psql -At -X '{PG}/postgres' -c \"SELECT count(*) FROM pg_database WHERE datname = '{name}'\""
@@ -181,15 +193,15 @@ async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_d
         "{card:?}"
     );
     // The scratch database is gone; production and staging are untouched.
-    assert_eq!(drill.scratch.len(), 1);
-    assert_eq!(drill.scratch[0].state, ScratchState::Dropped);
+    let scratch = made(&drill);
+    assert_eq!(scratch.state, ScratchState::Dropped);
     // drbot_drill_1, or its tagged name when another test's drill 1 holds that.
-    let name = &drill.scratch[0].name;
+    let name = &scratch.name;
     assert!(
         name == "drbot_drill_1" || name.starts_with("drbot_drill_1_"),
         "{name}"
     );
-    assert!(!database_exists(&drill.scratch[0].name));
+    assert!(!database_exists(&scratch.name));
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after a drill");
     crate::support::assert_same_dump(&staging_before, &d.staging.dump(), "staging after a drill");
     // History and report answer from the store, with the trend chart.
@@ -241,8 +253,8 @@ async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_d
         .await;
     assert_eq!(kept.outcome, Outcome::Done, "{}", kept.text);
     let drill = engine.store().drills().unwrap().remove(2);
-    let name = drill.scratch[0].name.clone();
-    assert_eq!(drill.scratch[0].state, ScratchState::Kept);
+    let name = made(&drill).name.clone();
+    assert_eq!(made(&drill).state, ScratchState::Kept);
     assert!(database_exists(&name));
     assert!(
         kept.text.contains(&format!("DROP DATABASE {name}")),
@@ -291,8 +303,8 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
     assert_eq!(drill.steps[1].ok, Some(false), "{drill:?}");
     assert!(drill.rto_ms.is_none());
     assert!(drill.report.contains("not reached"), "{}", drill.report);
-    assert_eq!(drill.scratch[0].state, ScratchState::Dropped);
-    assert!(!database_exists(&drill.scratch[0].name));
+    assert_eq!(made(&drill).state, ScratchState::Dropped);
+    assert!(!database_exists(&made(&drill).name));
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after a failed drill");
     assert!(!d.recorded().contains(DRILL_PASSWORD));
     // An application query that fails fails the drill at step 4, and still drops the scratch.
@@ -321,7 +333,7 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
         r.text
     );
     let drill = d.engine.store().drills().unwrap().remove(0);
-    assert!(!database_exists(&drill.scratch[0].name));
+    assert!(!database_exists(&made(&drill).name));
     // A database drbot did not create is never dropped. Drill 50 (no other test gets that far)
     // finds both of its names taken.
     while d.engine.store().drills().unwrap().len() < 49 {
@@ -679,4 +691,62 @@ async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
         .filter_map(|o| o.key().map(str::to_string))
         .collect();
     assert_eq!(keys, ["art/1.jpg", "art/2.png", "z.txt"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_drbots_drill_1_at_once_on_one_scratch_server_both_pass_under_two_names() {
+    // Each drbot's first drill wants drbot_drill_1; started together they race for the name
+    // (PostgreSQL then answers 23505 from pg_database's index, not 42P04).
+    for round in 0..3 {
+        let (a, b) = tokio::join!(setup(""), setup(""));
+        let taken = Utc::now() - chrono::Duration::minutes(10);
+        a.upload(&name_at(taken), &a.good_backup_script()).await;
+        b.upload(&name_at(taken), &b.good_backup_script()).await;
+        let (ra, rb) = tokio::join!(
+            a.run("/drill start kind:database keep:true"),
+            b.run("/drill start kind:database keep:true")
+        );
+        assert_eq!(ra.outcome, Outcome::Done, "round {round}: {}", ra.text);
+        assert_eq!(rb.outcome, Outcome::Done, "round {round}: {}", rb.text);
+        let na = made(&a.engine.store().drills().unwrap()[0]).name.clone();
+        let nb = made(&b.engine.store().drills().unwrap()[0]).name.clone();
+        assert_ne!(na, nb, "round {round}");
+        for n in [&na, &nb] {
+            assert!(n.starts_with("drbot_drill_1"), "{n}");
+            assert!(database_exists(n), "{n}");
+            drop_database(n);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_taken_by_a_racing_create_database_is_recognised_as_taken() {
+    use drbot_commands::scenarios::drill::database::name_taken;
+    let db = crate::support::TestDb::new("drbot_race_");
+    let (client, conn) = tokio_postgres::connect(&format!("{PG}/postgres"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // 42P04: the name existed.
+    let e = client
+        .batch_execute(&format!("CREATE DATABASE \"{}\"", db.name))
+        .await
+        .unwrap_err();
+    assert!(name_taken(&e), "{e:?}");
+    // 23505: what a CREATE DATABASE that lost the race gets (the catalog's unique index).
+    client
+        .batch_execute("CREATE TEMP TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let e = client
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .unwrap_err();
+    assert!(name_taken(&e), "{e:?}");
+    // Anything else is a failure, not a taken name.
+    let e = client
+        .batch_execute("CREATE DATABASE drbot_race_never TEMPLATE drbot_no_such_template")
+        .await
+        .unwrap_err();
+    assert!(!name_taken(&e), "{e:?}");
 }

@@ -63,6 +63,16 @@ pub fn scratch_names(run: &Run<'_>) -> [String; 2] {
     ]
 }
 
+/// Whether CREATE DATABASE failed because the name is taken: 42P04 when it existed, or 23505
+/// from pg_database's unique index when another CREATE DATABASE of that name committed first.
+pub fn name_taken(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::DUPLICATE_DATABASE || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
 /// The application name the drill's sessions show in `pg_stat_activity`.
 pub fn session_name(run: &Run<'_>) -> String {
     format!("drbot {} {}", run.id, tag(run))
@@ -104,8 +114,8 @@ async fn create(run: &Run<'_>, server: &Target) -> Result<(String, Target), Stri
                 let _ = run
                     .scratch_is(SCRATCH_DATABASE, &name, ScratchState::NotCreated)
                     .await;
-                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
-                    // Made by someone else in the meantime: try the next name.
+                // Made by someone else in the meantime: try the next name.
+                if name_taken(&e) {
                     taken.push(name);
                     continue;
                 }
