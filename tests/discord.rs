@@ -1195,3 +1195,69 @@ async fn serve_runs_a_due_drill_and_a_failure_alerts_the_commander() {
     assert_eq!(drills.len(), 1);
     assert!(drills[0].scheduled && drills[0].status == drbot_state::DrillStatus::Failed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_outlives_its_token_reports_in_the_channel() {
+    let fake = FakeDiscord::start().await;
+    // The interaction token lives 2 s here (15 minutes on Discord); the command takes longer:
+    // an API that accepts connections and never answers, with a 5 s timeout.
+    fake.token_lifetime(Duration::from_secs(2));
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let d = Drbot::new(&format!(
+        "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n\
+         [api]\nbase_url = \"{api}\"\ntimeout_secs = 5\n",
+        fake.base
+    ));
+    let env = vec![("DISCORD_TOKEN".to_string(), "fake.bot.token".to_string())];
+    let mut serve = serve_registered(&fake, &d, &env).await;
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            2001,
+            11,
+            "alice",
+            &[],
+            2,
+            json!({ "id": "601", "name": "api", "type": 1, "options": [
+                { "name": "health", "type": 1, "options": [] }
+            ]}),
+        ),
+    );
+    // The result reaches the channel as an ordinary message, through the bot token.
+    let posted = fake
+        .wait_for(Duration::from_secs(30), |s| {
+            s.method == "POST"
+                && s.path == "/api/v10/channels/2/messages"
+                && s.body.to_string().contains("timed out")
+        })
+        .await
+        .expect("the result in the channel");
+    assert!(
+        posted.body.to_string().contains("/healthz"),
+        "{}",
+        posted.body
+    );
+    // The dead token was tried once at most, and never again after Discord refused it.
+    let seen = fake.seen();
+    let refused = seen
+        .iter()
+        .filter(|s| s.path.contains("/webhooks/") && s.reply["code"] == 50027)
+        .count();
+    assert!(refused <= 1, "{refused} requests with a dead token");
+    let after = seen
+        .iter()
+        .skip_while(|s| s.reply["code"] != 50027)
+        .skip(1)
+        .filter(|s| s.path.contains("tok2001"))
+        .count();
+    assert_eq!(after, 0, "the dead token was used again");
+    stop_within_limits(&fake, &mut serve);
+}

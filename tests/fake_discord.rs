@@ -38,6 +38,14 @@ pub enum Hostile {
     Silent,
 }
 
+/// Interaction tokens: when each was born (its interaction's callback), and how long they live
+/// (Discord: 15 minutes; a test sets seconds).
+#[derive(Debug, Default)]
+pub struct Tokens {
+    life: Option<Duration>,
+    born: std::collections::HashMap<String, Instant>,
+}
+
 /// The running fake.
 pub struct FakeDiscord {
     pub base: String,
@@ -45,6 +53,7 @@ pub struct FakeDiscord {
     events: mpsc::UnboundedSender<Value>,
     pub identified: Arc<Mutex<Option<Value>>>,
     hostile: Arc<Mutex<Vec<(String, Hostile)>>>,
+    tokens: Arc<Mutex<Tokens>>,
 }
 
 impl FakeDiscord {
@@ -61,6 +70,8 @@ impl FakeDiscord {
         let url = ws_url.clone();
         let hostile: Arc<Mutex<Vec<(String, Hostile)>>> = Arc::default();
         let bad = hostile.clone();
+        let tokens: Arc<Mutex<Tokens>> = Arc::default();
+        let clock = tokens.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = http.accept().await else {
@@ -69,8 +80,9 @@ impl FakeDiscord {
                 let seen = seen.clone();
                 let url = url.clone();
                 let bad = bad.clone();
+                let clock = clock.clone();
                 tokio::spawn(async move {
-                    let _ = serve_http(stream, seen, url, bad).await;
+                    let _ = serve_http(stream, seen, url, bad, clock).await;
                 });
             }
         });
@@ -94,7 +106,14 @@ impl FakeDiscord {
             events,
             identified,
             hostile,
+            tokens,
         }
+    }
+
+    /// Interaction tokens die this long after their interaction's callback: every webhook call
+    /// with one after that is refused 401, `50027 Invalid Webhook Token`, as Discord does.
+    pub fn token_lifetime(&self, life: Duration) {
+        self.tokens.lock().unwrap().life = Some(life);
     }
 
     /// From now on, REST calls whose path contains `path` misbehave as `how`.
@@ -225,6 +244,7 @@ async fn serve_http(
     seen: Arc<Mutex<Vec<Seen>>>,
     ws_url: String,
     hostile: Arc<Mutex<Vec<(String, Hostile)>>>,
+    tokens: Arc<Mutex<Tokens>>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -307,10 +327,35 @@ async fn serve_http(
             write.write_all(text.as_bytes()).await?;
             continue;
         }
+        // An interaction's token is born with its callback and dies after its lifetime.
+        let segments: Vec<&str> = path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .split('/')
+            .collect();
+        let expired = {
+            let mut t = tokens.lock().unwrap();
+            if let ["", "api", "v10", "interactions", _, token, "callback"] = segments.as_slice() {
+                t.born.entry(token.to_string()).or_insert(at);
+            }
+            match (segments.as_slice(), t.life) {
+                (["", "api", "v10", "webhooks", _, token, ..], Some(life)) => t
+                    .born
+                    .get(*token)
+                    .is_some_and(|b| at.duration_since(*b) > life),
+                _ => false,
+            }
+        };
         // Discord's documented message limits: a payload that breaks one is refused with
         // 50035 "Invalid Form Body", as the real API does.
         let too_big = limits_broken(&body);
-        let (status, reply) = if let Some(why) = too_big {
+        let (status, reply) = if expired {
+            (
+                401,
+                json!({ "message": "Invalid Webhook Token", "code": 50027 }),
+            )
+        } else if let Some(why) = too_big {
             (
                 400,
                 json!({ "message": "Invalid Form Body", "code": 50035, "errors": { "_errors": [{ "code": "BASE_TYPE_MAX_LENGTH", "message": why }] } }),
@@ -357,6 +402,7 @@ async fn serve_http(
             200 => "OK",
             204 => "No Content",
             400 => "Bad Request",
+            401 => "Unauthorized",
             _ => "Not Found",
         };
         let head = format!(

@@ -242,6 +242,105 @@ pub fn actor_for(
     }
 }
 
+/// How long drbot uses an interaction's token: Discord's live 15 minutes.
+const TOKEN_LIFE: Duration = Duration::from_secs(14 * 60);
+
+/// Discord refused an interaction token as expired (or unknown): 401, or `50027 Invalid
+/// Webhook Token`.
+fn token_dead(e: &serenity::Error) -> bool {
+    match e {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+            r.status_code.as_u16() == 401 || r.error.code == 50027
+        }
+        _ => false,
+    }
+}
+
+/// Where a command's reply goes: its interaction while the token lives; past its life, or the
+/// first time Discord refuses it, an ordinary message in the channel through the bot token,
+/// posted once and edited from then on. Nothing is sent with a dead token again.
+struct Reporter<'a> {
+    http: &'a Http,
+    cmd: &'a CommandInteraction,
+    channel: ChannelId,
+    born: std::time::Instant,
+    dead: bool,
+    message: Option<MessageId>,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(http: &'a Http, cmd: &'a CommandInteraction, channel: ChannelId) -> Reporter<'a> {
+        Reporter {
+            http,
+            cmd,
+            channel,
+            born: std::time::Instant::now(),
+            dead: false,
+            message: None,
+        }
+    }
+
+    /// Shows this content, these embeds and files as the reply, wherever it lives now.
+    async fn show(
+        &mut self,
+        content: String,
+        embeds: Vec<serenity::all::CreateEmbed>,
+        files: Vec<CreateAttachment>,
+    ) {
+        if !self.dead && self.born.elapsed() < TOKEN_LIFE {
+            let mut body = EditInteractionResponse::new()
+                .content(content.clone())
+                .allowed_mentions(no_mentions())
+                .embeds(embeds.clone());
+            for f in &files {
+                body = body.new_attachment(f.clone());
+            }
+            match self.cmd.edit_response(self.http, body).await {
+                Ok(_) => return,
+                Err(e) if token_dead(&e) => {
+                    tracing::info!(
+                        "the interaction's token expired; the reply goes on in the channel"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not edit the interaction reply");
+                    return;
+                }
+            }
+        }
+        self.dead = true;
+        let sent = match self.message {
+            None => {
+                let msg = CreateMessage::new()
+                    .content(content)
+                    .allowed_mentions(no_mentions())
+                    .embeds(embeds)
+                    .add_files(files);
+                self.channel
+                    .send_message(self.http, msg)
+                    .await
+                    .map(|m| self.message = Some(m.id))
+            }
+            Some(id) => {
+                let mut msg = EditMessage::new()
+                    .content(content)
+                    .allowed_mentions(no_mentions())
+                    .embeds(embeds);
+                for f in files {
+                    msg = msg.new_attachment(f);
+                }
+                self.channel
+                    .edit_message(self.http, id, msg)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not post the reply in the channel");
+        }
+    }
+}
+
 /// The command line for an interaction: `/group sub name:"value" …`.
 pub fn line_from(config: &Config, name: &str, options: &[CommandDataOption]) -> String {
     let mut line = format!("/{name}");
@@ -380,6 +479,7 @@ impl Handler {
             place: Place::Channel(place.get()),
         };
         let editor = Editor::new();
+        let mut out = Reporter::new(http, &cmd, cmd.channel_id);
         let reply = {
             let run = self.engine.run_with(&ctx, &line, &editor);
             tokio::pin!(run);
@@ -390,11 +490,7 @@ impl Handler {
                     _ = tick.tick() => {
                         if let Some(shown) = editor.take() {
                             let (content, card) = progress_body(&shown);
-                            let mut body = EditInteractionResponse::new().content(content);
-                            if let Some(card) = card {
-                                body = body.embed(card);
-                            }
-                            let _ = cmd.edit_response(http, body).await;
+                            out.show(content, card.into_iter().collect(), Vec::new()).await;
                         }
                     }
                 }
@@ -416,18 +512,14 @@ impl Handler {
             return;
         }
         let (content, whole) = long_text(&reply.text);
-        let mut body = EditInteractionResponse::new()
-            .content(content)
-            .allowed_mentions(no_mentions());
-        if let Some(whole) = whole {
-            body = body.new_attachment(whole);
-        }
+        let mut files: Vec<CreateAttachment> = whole.into_iter().collect();
+        let mut embeds = Vec::new();
         if let Some(card) = &reply.card {
-            body = body.embed(cards::summary_card(card));
+            embeds.push(cards::summary_card(card));
         }
         // Long work ends its card in the result's colour.
         if let Some(last) = editor.last_card() {
-            body = body.embed(cards::progress_card(
+            embeds.push(cards::progress_card(
                 last.title.as_deref().unwrap_or_default(),
                 &last.line,
                 last.fraction,
@@ -436,11 +528,9 @@ impl Handler {
         }
         // Reports and long timelines go as files.
         for a in &reply.attachments {
-            body = body.new_attachment(CreateAttachment::bytes(a.bytes(), a.name.clone()));
+            files.push(CreateAttachment::bytes(a.bytes(), a.name.clone()));
         }
-        if let Err(e) = cmd.edit_response(http, body).await {
-            tracing::warn!(error = %e, "could not edit the interaction reply");
-        }
+        out.show(content, embeds, files).await;
         if let Outcome::AwaitingApproval(id) = &reply.outcome {
             self.post_request(http, cmd.channel_id, id, &reply).await;
         }
