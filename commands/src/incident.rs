@@ -531,7 +531,68 @@ pub fn status_text(engine: &Engine, incident: &Incident) -> String {
 /// `/incident status`.
 pub fn status(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
     let incident = engine.select(ctx, inv, false)?;
-    Ok(Reply::done(status_text(engine, &incident)))
+    let mut reply = Reply::done(status_text(engine, &incident));
+    reply.card = Some(status_card(engine, &incident));
+    Ok(reply)
+}
+
+/// The status at a glance, for adapters that draw cards: the clock against the RTO (red once
+/// past it), each component's clock in the full scenario, the steps, the next step, the roles
+/// and pending approvals.
+fn status_card(engine: &Engine, incident: &Incident) -> crate::reply::Card {
+    use crate::reply::{Card, CardState};
+    let h = Header::of(engine, incident);
+    let now = engine.now();
+    let end = incident.resolved_at.unwrap_or(now);
+    let over = h.rto_deadline.is_some_and(|d| end > d);
+    let mut fields = vec![
+        (
+            "Clock".to_string(),
+            elapsed_line(engine, incident)
+                .trim_end_matches('.')
+                .to_string(),
+        ),
+        (
+            "Steps".to_string(),
+            format!("{} of {} done or skipped", h.settled, h.total),
+        ),
+    ];
+    let clocks = component_clocks(engine, incident);
+    if !clocks.is_empty() {
+        fields.push(("Per component".to_string(), clocks.join("\n")));
+    }
+    if let Some((n, _, title, how, _)) = &h.next {
+        let how = if how.is_empty() {
+            String::new()
+        } else {
+            format!(" — {how}")
+        };
+        fields.push(("Next".to_string(), format!("{n}. {title}{how}")));
+    }
+    let roles: Vec<String> = h
+        .roles
+        .iter()
+        .map(|(r, who)| format!("{r} {who}"))
+        .collect();
+    fields.push(("Roles".to_string(), roles.join(", ")));
+    if !h.pending.is_empty() {
+        fields.push(("Waiting for approval".to_string(), h.pending.join("\n")));
+    }
+    Card {
+        title: format!(
+            "{} “{}” — {} {} {}",
+            incident.id, incident.title, incident.severity, incident.scenario, h.status
+        ),
+        state: if over {
+            CardState::Bad
+        } else if incident.status == IncidentStatus::Open {
+            CardState::Neutral
+        } else {
+            CardState::Good
+        },
+        fields,
+        image: None,
+    }
 }
 
 /// `/incident timeline`.

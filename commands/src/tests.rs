@@ -1085,3 +1085,32 @@ async fn reopening_is_refused_when_it_would_break_one_incident_per_channel() {
         ("sev1", IncidentStatus::Open)
     );
 }
+
+#[tokio::test]
+async fn status_comes_with_a_card_that_turns_red_past_the_rto() {
+    let f = fixture();
+    let a = alice();
+    ok(
+        &f,
+        &a,
+        "/incident declare scenario:full severity:sev1 title:\"region down\"",
+    )
+    .await;
+    let r = f.engine.run(&a, "/incident status").await;
+    let card = r.card.expect("a status card");
+    assert_eq!(card.state, crate::reply::CardState::Neutral);
+    let field = |name: &str| {
+        card.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {card:?}"))
+    };
+    assert!(field("Clock").contains("of the 4h00m RTO"), "{card:?}");
+    assert!(field("Per component").contains("database"), "{card:?}");
+    assert!(field("Next").starts_with("1. "), "{card:?}");
+    assert!(field("Roles").contains("commander alice"), "{card:?}");
+    f.clock.advance(Duration::hours(5));
+    let r = f.engine.run(&a, "/incident status").await;
+    assert_eq!(r.card.expect("card").state, crate::reply::CardState::Bad);
+}
