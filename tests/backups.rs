@@ -75,6 +75,29 @@ async fn keys(bucket: &str, prefix: &str) -> BTreeSet<String> {
     }
 }
 
+/// What `[retention]` keeps at `now` of these names, all verified, timed by `name_time`.
+fn kept_of(
+    names: &BTreeSet<String>,
+    name_time: fn(&str) -> Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    r: &drbot_commands::config::RetentionConfig,
+) -> BTreeSet<String> {
+    let items = names
+        .iter()
+        .map(|k| drbot_commands::retention::Item {
+            key: k.clone(),
+            at: name_time(k),
+            verified: true,
+            bytes: 1,
+        })
+        .collect();
+    drbot_commands::retention::plan(items, now, r)
+        .keep
+        .into_iter()
+        .map(|(i, _)| i.key)
+        .collect()
+}
+
 fn backups(all: &BTreeSet<String>) -> BTreeSet<String> {
     all.iter()
         .filter(|k| k.ends_with(".sql.xz.age"))
@@ -230,33 +253,20 @@ async fn sixty_days_of_half_hourly_backups_are_pruned_to_the_gfs_set_exactly_as_
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
-    let dump_items: Vec<drbot_commands::retention::Item> = dumps
-        .iter()
-        .map(|k| drbot_commands::retention::Item {
-            key: k.clone(),
-            at: drbot_commands::scenarios::search::stored::name_time(k),
-            verified: true,
-            bytes: 4,
-        })
-        .collect();
-    let dumps_kept: BTreeSet<String> =
-        drbot_commands::retention::plan(dump_items, now, &f.engine.config().retention)
-            .keep
-            .into_iter()
-            .map(|(i, _)| i.key)
-            .collect();
+    let r = &f.engine.config().retention;
+    let dumps_kept = kept_of(
+        &dumps,
+        drbot_commands::scenarios::search::stored::name_time,
+        now,
+        r,
+    );
     // What retention keeps, from the pure plan (itself checked against the calendar).
-    let items: Vec<drbot_commands::retention::Item> = all
-        .iter()
-        .map(|k| drbot_commands::retention::Item {
-            key: k.clone(),
-            at: drbot_commands::scenarios::database::catalogue::name_time(k),
-            verified: true,
-            bytes: 1,
-        })
-        .collect();
-    let plan = drbot_commands::retention::plan(items, now, &f.engine.config().retention);
-    let want_kept: BTreeSet<String> = plan.keep.iter().map(|(i, _)| i.key.clone()).collect();
+    let want_kept = kept_of(
+        &all,
+        drbot_commands::scenarios::database::catalogue::name_time,
+        now,
+        r,
+    );
     assert!(
         want_kept.len() < 200 && want_kept.len() > 97,
         "{}",
@@ -439,22 +449,14 @@ fn a_prune_killed_at_random_moments_never_loses_what_is_kept() {
     }
     let now = Utc::now();
     let all = rt.block_on(history(&backup, now, 30));
-    let items: Vec<drbot_commands::retention::Item> = all
-        .iter()
-        .map(|k| drbot_commands::retention::Item {
-            key: k.clone(),
-            at: drbot_commands::scenarios::database::catalogue::name_time(k),
-            verified: true,
-            bytes: 1,
-        })
-        .collect();
     let retention = drbot_commands::config::RetentionConfig::default();
     // Kept now and for the next minutes of the test (a boundary crossing only keeps more).
-    let kept: BTreeSet<String> = drbot_commands::retention::plan(items, now, &retention)
-        .keep
-        .into_iter()
-        .map(|(i, _)| i.key)
-        .collect();
+    let kept = kept_of(
+        &all,
+        drbot_commands::scenarios::database::catalogue::name_time,
+        now,
+        &retention,
+    );
 
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut killed = 0;

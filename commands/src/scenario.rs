@@ -59,6 +59,34 @@ pub struct Post {
 
 /// Puts a background finding on the timeline of every open incident (the audit log when none
 /// is open) and returns the posts that carry it.
+/// Scheduled work's outcome, said once when it starts failing (under the store flag `flag`)
+/// and once when it works again (`recovered` before the text); otherwise on the audit log.
+pub fn announce_scheduled(
+    engine: &Engine,
+    flag: &str,
+    failed: bool,
+    recovered: &str,
+    text: String,
+) -> Result<Vec<Post>, CommandError> {
+    tracing::info!("{}", text.lines().next().unwrap_or_default());
+    match (failed, engine.store().rpo_breached_of(flag)?) {
+        (true, false) => {
+            engine.store().set_rpo_breached_of(flag, true)?;
+            post_to_open_incidents(engine, PostKind::Status, text)
+        }
+        (false, true) => {
+            engine.store().set_rpo_breached_of(flag, false)?;
+            post_to_open_incidents(engine, PostKind::Status, format!("{recovered} {text}"))
+        }
+        _ => {
+            engine
+                .store()
+                .append_audit(engine.system_entry(drbot_state::EntryKind::Status, &text))?;
+            Ok(Vec::new())
+        }
+    }
+}
+
 pub fn post_to_open_incidents(
     engine: &Engine,
     kind: PostKind,

@@ -4,13 +4,12 @@
 //! a failure said once and its recovery once.
 
 use chrono::Duration;
-use drbot_state::EntryKind;
 
 use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::progress::NoProgress;
 use crate::render;
-use crate::scenario::{Post, PostKind, post_to_open_incidents};
+use crate::scenario::{Post, PostKind, announce_scheduled, post_to_open_incidents};
 
 /// The name scheduled backups are recorded under.
 const SCHEDULED: &str = "db-backup";
@@ -126,7 +125,6 @@ pub(super) async fn scheduled(engine: &Engine) -> Result<Vec<Post>, CommandError
     };
     let started = std::time::Instant::now();
     let result = super::backup::take(engine, &production, &NoProgress).await;
-    let failing = engine.store().rpo_breached_of(FAILING)?;
     let elapsed = Duration::milliseconds(started.elapsed().as_millis() as i64);
     let (failed, text) = match &result {
         Ok(m) => {
@@ -141,27 +139,11 @@ pub(super) async fn scheduled(engine: &Engine) -> Result<Vec<Post>, CommandError
             ),
         ),
     };
-    let first = text.lines().next().unwrap_or_default().to_string();
-    tracing::info!("{first}");
-    match (failed, failing) {
-        // Said once when it starts failing, once when it recovers; otherwise the audit log.
-        (true, false) => {
-            engine.store().set_rpo_breached_of(FAILING, true)?;
-            post_to_open_incidents(engine, PostKind::Status, text)
-        }
-        (false, true) => {
-            engine.store().set_rpo_breached_of(FAILING, false)?;
-            post_to_open_incidents(
-                engine,
-                PostKind::Status,
-                format!("Scheduled backups work again. {text}"),
-            )
-        }
-        _ => {
-            engine
-                .store()
-                .append_audit(engine.system_entry(EntryKind::Status, &text))?;
-            Ok(Vec::new())
-        }
-    }
+    announce_scheduled(
+        engine,
+        FAILING,
+        failed,
+        "Scheduled backups work again.",
+        text,
+    )
 }

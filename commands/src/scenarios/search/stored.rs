@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use drbot_state::EntryKind;
 use tokio::sync::mpsc;
 
 use super::meili::Meili;
@@ -19,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::progress::{NoProgress, ProgressSink};
 use crate::render;
-use crate::scenario::{Post, PostKind, post_to_open_incidents};
+use crate::scenario::{Post, PostKind, announce_scheduled, post_to_open_incidents};
 
 /// How often a dump task is looked at.
 const POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -208,7 +207,6 @@ pub async fn scheduled(engine: &Engine) -> Result<Vec<Post>, CommandError> {
     }
     engine.store().set_last_run(SCHEDULED, now)?;
     let result = take(engine, &NoProgress).await;
-    let failing = engine.store().rpo_breached_of(FAILING)?;
     let text = match &result {
         Ok((key, size)) => format!(
             "Scheduled: Meilisearch dump stored as {}/{key} ({}).",
@@ -220,26 +218,13 @@ pub async fn scheduled(engine: &Engine) -> Result<Vec<Post>, CommandError> {
             sc.dump_every_mins
         ),
     };
-    match (result.is_err(), failing) {
-        (true, false) => {
-            engine.store().set_rpo_breached_of(FAILING, true)?;
-            post_to_open_incidents(engine, PostKind::Status, text)
-        }
-        (false, true) => {
-            engine.store().set_rpo_breached_of(FAILING, false)?;
-            post_to_open_incidents(
-                engine,
-                PostKind::Status,
-                format!("Scheduled Meilisearch dumps work again. {text}"),
-            )
-        }
-        _ => {
-            engine
-                .store()
-                .append_audit(engine.system_entry(EntryKind::Status, &text))?;
-            Ok(Vec::new())
-        }
-    }
+    announce_scheduled(
+        engine,
+        FAILING,
+        result.is_err(),
+        "Scheduled Meilisearch dumps work again.",
+        text,
+    )
 }
 
 /// When the newest stored dump was taken.
