@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::fake_discord::{APP_ID, FakeDiscord, command, reaction};
+use crate::fake_discord::{APP_ID, FakeDiscord, Seen, command, reaction};
 use crate::support::Drbot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,22 +183,34 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         })
         .await
         .expect("resolve reply");
-    let raw = upload.body.as_str().expect("a multipart upload");
+    let files = upload.body["_files"]
+        .as_array()
+        .expect("a multipart upload");
+    let file = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {files:?}"))
+    };
     assert!(
-        raw.contains("filename=\"INC-1-report.md\"") && raw.contains("## Lessons learned"),
-        "{raw:.300}"
+        file("INC-1-report.md")["text"]
+            .as_str()
+            .unwrap()
+            .contains("## Lessons learned")
     );
     assert!(
-        raw.contains("filename=\"INC-1-timeline.png\"") && raw.contains("PNG"),
-        "{raw:.300}"
+        file("INC-1-timeline.png")["text"]
+            .as_str()
+            .unwrap()
+            .contains("PNG")
     );
     // And a summary card: the objectives coloured by verdict, the chart as its image.
-    let payload_at = raw.find("\"embeds\"").expect("an embed in the payload");
-    let payload = &raw[payload_at..(payload_at + 1500).min(raw.len())];
-    assert!(
-        payload.contains("attachment://INC-1-timeline.png"),
-        "{payload}"
+    let card = &upload.body["embeds"][0];
+    assert_eq!(
+        card["image"]["url"], "attachment://INC-1-timeline.png",
+        "{card}"
     );
+    let payload = card.to_string();
     // Resolved with no step done: not met, said so.
     assert!(
         payload.contains("RTO (database)") && payload.contains("not finished: 6 of 6 steps open"),
@@ -427,6 +439,32 @@ async fn a_restore_is_approved_with_a_reaction_by_the_right_person() {
             .unwrap()
             .contains("approval request A-1")
     );
+    // What the approver weighs, each named: the backup, its size and age, the target, what is
+    // connected to it, and how many approvals it has of how many.
+    let field = |name: &str| -> String {
+        card["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} field: {card}"))["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(field("Backup"), "db/2026-11-25T10-00-00Z.sql.xz.age");
+    assert!(
+        field("Size").ends_with(" KiB") || field("Size").ends_with(" B"),
+        "{card}"
+    );
+    assert!(
+        field("Age").contains("old when asked (taken 2026-11-25 10:00:00)"),
+        "{card}"
+    );
+    assert!(field("Target").starts_with("staging ("), "{card}");
+    assert!(field("Target").contains(&s.target.name), "{card}");
+    assert_eq!(field("Sessions connected"), "none", "{card}");
+    assert_eq!(field("Approvals"), "0 of 1", "{card}");
     let buttons = &posted.body["components"][0]["components"];
     assert_eq!(buttons[0]["custom_id"], "drbot:approve:A-1");
     assert_eq!(buttons[0]["disabled"], false);
@@ -1257,6 +1295,141 @@ async fn a_command_that_outlives_its_token_reports_in_the_channel() {
         .skip_while(|s| s.reply["code"] != 50027)
         .skip(1)
         .filter(|s| s.path.contains("tok2001"))
+        .count();
+    assert_eq!(after, 0, "the dead token was used again");
+    stop_within_limits(&fake, &mut serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_shows_a_live_card_and_ends_with_the_report_embed() {
+    use crate::database::config_text;
+    let s = crate::database::setup().await;
+    s.source
+        .psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
+    let taken = chrono::Utc::now() - chrono::Duration::minutes(10);
+    s.upload(
+        &format!("{}.sql.xz.age", taken.format("%Y-%m-%dT%H-%M-%SZ")),
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    let fake = FakeDiscord::start().await;
+    // The token lives 3 s; the drill takes longer (its application check sleeps 6 s), so its
+    // card goes on, and its report arrives, through the bot token.
+    fake.token_lifetime(Duration::from_secs(3));
+    let d = Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+         [drills]\napp_checks = [\"SELECT pg_sleep(6)\"]\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n",
+        config_text(&s.bucket, &s.key),
+        fake.base
+    ));
+    let mut env = serve_env(&s, crate::support::moto());
+    env.push((
+        "DRILL_DATABASE_URL".into(),
+        format!("{}/postgres?sslmode=disable", crate::support::PG),
+    ));
+    let mut serve = serve_registered(&fake, &d, &env).await;
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            2101,
+            11,
+            "alice",
+            &[5],
+            2,
+            slash(
+                "drill",
+                "start",
+                json!([{ "name": "kind", "type": 3, "value": "database" }]),
+            ),
+        ),
+    );
+    let titled = |s: &Seen, title: &str| {
+        s.body["embeds"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["title"] == title))
+    };
+    // A live card while it runs: step n of m, the running step, the time against the RTO.
+    let live = fake
+        .wait_for(Duration::from_secs(60), |s| {
+            titled(s, "DRILL-1 — database drill — running")
+                && s.body.to_string().contains("Test application connectivity")
+        })
+        .await
+        .expect("a live card for the drill");
+    let card = live.body["embeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["title"] == "DRILL-1 — database drill — running")
+        .unwrap()
+        .clone();
+    let field = |card: &serde_json::Value, name: &str| -> String {
+        card["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} field: {card}"))["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(field(&card, "Step"), "4 of 4", "{card}");
+    assert_eq!(field(&card, "Running"), "Test application connectivity");
+    assert!(
+        field(&card, "Elapsed").ends_with("of the 2h00m RTO"),
+        "{card}"
+    );
+    assert!(
+        card["description"].as_str().unwrap().contains('%'),
+        "{card}"
+    );
+    // It ends with the report as an embed, in the channel: the verdicts marked, the trend chart
+    // as its image, the markdown and the steps' chart attached.
+    let report = fake
+        .wait_for(Duration::from_secs(60), |s| {
+            s.path.starts_with("/api/v10/channels/2/messages")
+                && titled(s, "DRILL-1 — database drill passed")
+        })
+        .await
+        .expect("the report embed in the channel");
+    let embeds = report.body["embeds"].as_array().unwrap();
+    let card = embeds
+        .iter()
+        .find(|e| e["title"] == "DRILL-1 — database drill passed")
+        .unwrap();
+    assert_eq!(card["color"], 0x2ECC71, "{card}");
+    assert_eq!(card["image"]["url"], "attachment://DRILL-1-trend.png");
+    assert!(field(card, "RTO (database)").starts_with("🟢 "), "{card}");
+    assert!(field(card, "RPO (database)").starts_with("🟢 "), "{card}");
+    assert!(field(card, "Steps").contains("4 of 4 passed"), "{card}");
+    let files: Vec<&str> = report.body["_files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "DRILL-1-report.md",
+        "DRILL-1-trend.png",
+        "DRILL-1-steps.png",
+    ] {
+        assert!(files.contains(&name), "{name} not in {files:?}");
+    }
+    // The progress card ends green beside it, with nothing left "to come".
+    let done = embeds
+        .iter()
+        .find(|e| e["title"] == "DRILL-1 — database drill — done")
+        .expect("the progress card, ended");
+    assert!(!done.to_string().contains("\"Running\""), "{done}");
+    // Nothing was sent with the token after Discord refused it.
+    let seen = fake.seen();
+    let after = seen
+        .iter()
+        .skip_while(|s| s.reply["code"] != 50027)
+        .skip(1)
+        .filter(|s| s.path.contains("tok2101"))
         .count();
     assert_eq!(after, 0, "the dead token was used again");
     stop_within_limits(&fake, &mut serve);

@@ -229,6 +229,63 @@ pub fn limits_broken(body: &Value) -> Option<String> {
     None
 }
 
+/// A multipart/form-data upload as Discord reads it: the `payload_json` part is the message,
+/// each `files[n]` part an attachment (its name, size, and its text when it is text). A payload
+/// that is not JSON is kept as the raw text, which the limits check then refuses.
+fn from_multipart(raw: &[u8], boundary: &str) -> Value {
+    let delimiter = format!("--{boundary}");
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from.min(hay.len())..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    let mut at = 0;
+    while let Some(start) = find(raw, delimiter.as_bytes(), at) {
+        let part_start = start + delimiter.len();
+        if raw[part_start..].starts_with(b"--") {
+            break;
+        }
+        let Some(end) = find(raw, delimiter.as_bytes(), part_start) else {
+            break;
+        };
+        let part = &raw[part_start..end];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        if let Some(split) = find(part, b"\r\n\r\n", 0) {
+            let headers = String::from_utf8_lossy(&part[..split]).to_string();
+            let data = &part[split + 4..];
+            let field = |key: &str| {
+                headers
+                    .split(&format!("{key}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .map(str::to_string)
+            };
+            match (field("name").as_deref(), field("filename")) {
+                (Some("payload_json"), _) => {
+                    payload = serde_json::from_slice(data).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(data).into_owned())
+                    });
+                }
+                (_, Some(name)) => files.push(json!({
+                    "name": name,
+                    "size": data.len(),
+                    "text": String::from_utf8_lossy(data),
+                })),
+                _ => {}
+            }
+        }
+        at = end;
+    }
+    if let Value::Object(m) = &mut payload {
+        m.insert("_files".into(), Value::Array(files));
+    }
+    payload
+}
+
 fn message(id: u64, channel: &str, content: &str) -> Value {
     json!({
         "id": id.to_string(), "channel_id": channel, "guild_id": "1",
@@ -257,6 +314,7 @@ async fn serve_http(
         let method = parts.next().unwrap_or_default().to_string();
         let path = parts.next().unwrap_or_default().to_string();
         let mut length = 0usize;
+        let mut content_type = String::new();
         loop {
             let mut h = String::new();
             reader.read_line(&mut h).await?;
@@ -264,17 +322,26 @@ async fn serve_http(
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("content-type") {
+                    content_type = v.trim().to_string();
+                }
             }
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).await?;
-        // JSON, or (for uploads) the raw multipart text.
-        let body: Value = serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        // JSON; for uploads (multipart/form-data, as Discord documents them) the `payload_json`
+        // part, with the files under `_files` (name, size, text).
+        let body: Value = match content_type
+            .split_once("boundary=")
+            .filter(|_| content_type.starts_with("multipart/form-data"))
+        {
+            Some((_, boundary)) => from_multipart(&body, boundary.trim_matches('"')),
+            None => serde_json::from_slice(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
+        };
         let content = body["content"].as_str().unwrap_or_default().to_string();
         let at = Instant::now();
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -79,7 +79,7 @@ pub async fn request(
     };
     // The engine records a failed preflight on the timeline, as every failure.
     let prepared = action.prepare(engine, inv, progress).await?;
-    let (summary, details) = (prepared.summary, prepared.details);
+    let (summary, details, facts) = (prepared.summary, prepared.details, prepared.facts);
     let incident = engine.incident_for(ctx, Some(inv));
     let now = engine.now();
     let ttl = Duration::seconds(engine.config().approvals.ttl_secs as i64);
@@ -123,6 +123,7 @@ pub async fn request(
             approvals: Vec::new(),
             requested_by_id: ctx.actor.id.to_string(),
             approval_ids: Vec::new(),
+            facts: facts.clone(),
         };
         let entry = engine.entry(
             ctx,

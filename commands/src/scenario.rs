@@ -297,6 +297,9 @@ pub struct Prepared {
     pub summary: String,
     /// What the preflight found, shown with the request.
     pub details: String,
+    /// The same, named, for the request's card: what it acts on, its size and age, the
+    /// target (never its password), what is connected to it.
+    pub facts: Vec<(String, String)>,
 }
 
 /// Why an action's inputs could not be read again at execution.

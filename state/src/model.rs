@@ -449,6 +449,10 @@ pub struct ApprovalRequest {
     /// The principals of `approvals`, in the same order.
     #[serde(default)]
     pub approval_ids: Vec<String>,
+    /// What the approver weighs, named (backup, size, age, target, sessions connected), as the
+    /// preflight found it; drawn on the request's card. Empty in requests stored before them.
+    #[serde(default)]
+    pub facts: Vec<(String, String)>,
 }
 
 fn one() -> u32 {

@@ -19,6 +19,87 @@ pub const BLUE: u32 = 0x34_98_DB;
 const TITLE: usize = 256;
 const DESCRIPTION: usize = 4096;
 const FIELD: usize = 1024;
+const FIELD_NAME: usize = 256;
+const FIELDS: usize = 25;
+/// Characters across all the embeds of one message.
+pub const MESSAGE_EMBEDS: usize = 6000;
+
+/// An embed's texts before they are cut to Discord's limits: built with [`Embed::fit`], which
+/// keeps every text within its own limit and the whole within `budget` characters (a message's
+/// embeds share 6000), cutting the description first, then dropping fields from the end.
+#[derive(Clone, Debug, Default)]
+pub struct Embed {
+    /// Its title.
+    pub title: String,
+    /// Its description.
+    pub description: String,
+    /// Its colour.
+    pub colour: u32,
+    /// Named values (name, value, inline).
+    pub fields: Vec<(String, String, bool)>,
+    /// The attachment shown as its image, by name.
+    pub image: Option<String>,
+}
+
+impl Embed {
+    /// A field (empty values are shown as "—": Discord refuses an empty one).
+    pub fn field(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        inline: bool,
+    ) -> Self {
+        self.fields.push((name.into(), value.into(), inline));
+        self
+    }
+
+    /// The texts cut to Discord's limits and to `budget` characters in all.
+    pub fn fitted(&self, budget: usize) -> Embed {
+        let nonempty = |s: String| if s.is_empty() { "—".to_string() } else { s };
+        let title = cut(&self.title, TITLE);
+        let mut fields: Vec<(String, String, bool)> = self
+            .fields
+            .iter()
+            .take(FIELDS)
+            .map(|(n, v, i)| (nonempty(cut(n, FIELD_NAME)), nonempty(cut(v, FIELD)), *i))
+            .collect();
+        let count = |s: &str| s.chars().count();
+        let of_fields = |f: &[(String, String, bool)]| {
+            f.iter().map(|(n, v, _)| count(n) + count(v)).sum::<usize>()
+        };
+        while count(&title) + of_fields(&fields) > budget && !fields.is_empty() {
+            fields.pop();
+        }
+        let room = budget.saturating_sub(count(&title) + of_fields(&fields));
+        let description = match room {
+            0 => String::new(),
+            room => cut(&self.description, DESCRIPTION.min(room)),
+        };
+        Embed {
+            title,
+            description,
+            colour: self.colour,
+            fields,
+            image: self.image.clone(),
+        }
+    }
+
+    /// The serenity builder, fitted to `budget` characters.
+    pub fn build(&self, budget: usize) -> CreateEmbed {
+        let f = self.fitted(budget);
+        let mut embed = CreateEmbed::new().title(f.title).colour(f.colour);
+        if !f.description.is_empty() {
+            embed = embed.description(f.description);
+        }
+        for (name, value, inline) in f.fields {
+            embed = embed.field(name, value, inline);
+        }
+        if let Some(image) = f.image {
+            embed = embed.attachment(image);
+        }
+        embed
+    }
+}
 
 /// The colour of a request in this state.
 pub fn colour(status: ApprovalStatus) -> u32 {
@@ -38,7 +119,9 @@ fn cut(text: &str, max: usize) -> String {
     drbot_commands::render::truncate(text.trim(), max)
 }
 
-/// The card of a request: `details` is what the preflight found (shown while it is pending).
+/// The card of a request: what the approver weighs (the preflight's named facts: backup, size,
+/// age, target, sessions connected), who asked, "n of m" approvals, and when it expires or
+/// how it was decided. `details` is what the preflight found (shown while it is pending).
 pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<CreateActionRow>) {
     let pending = r.status == ApprovalStatus::Pending;
     let title = if pending {
@@ -47,20 +130,27 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
         format!("{} — {}", r.id, r.status.as_str())
     };
     let mut description = r.summary.clone();
-    if !details.trim().is_empty() {
+    if pending && !details.trim().is_empty() {
         description.push_str("\n\n");
         description.push_str(details.trim());
     }
-    let mut embed = CreateEmbed::new()
-        .title(cut(&title, TITLE))
-        .description(cut(&description, DESCRIPTION))
-        .colour(colour(r.status))
-        .field("Requested by", cut(&r.requested_by, FIELD), true)
-        .field(
-            "Approvals",
-            format!("{} of {}", r.approvals.len(), r.required.max(1)),
-            true,
-        );
+    let mut embed = Embed {
+        title,
+        description,
+        colour: colour(r.status),
+        ..Embed::default()
+    };
+    for (name, value) in r.facts.iter().take(FIELDS - 4) {
+        embed = embed.field(name, value, true);
+    }
+    embed = embed.field("Requested by", &r.requested_by, true).field(
+        "Approvals",
+        format!("{} of {}", r.approvals.len(), r.required.max(1)),
+        true,
+    );
+    if !r.approvals.is_empty() {
+        embed = embed.field("Approved by", r.approvals.join(", "), true);
+    }
     if pending {
         embed = embed.field(
             "Expires",
@@ -78,11 +168,7 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
             .as_deref()
             .map(|w| format!(": {w}"))
             .unwrap_or_default();
-        embed = embed.field(
-            "Decision",
-            cut(&format!("{}{by}{why}", r.status.as_str()), FIELD),
-            false,
-        );
+        embed = embed.field("Decision", format!("{}{by}{why}", r.status.as_str()), false);
     }
     let buttons = CreateActionRow::Buttons(vec![
         CreateButton::new(format!("drbot:approve:{}", r.id))
@@ -94,16 +180,19 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
             .style(ButtonStyle::Danger)
             .disabled(!pending),
     ]);
-    (embed, vec![buttons])
+    (embed.build(MESSAGE_EMBEDS), vec![buttons])
 }
 
-/// A progress card: the work's title, a bar, the newest line; blue while it runs, then green
-/// (`Some(true)`) or red (`Some(false)`) with its result.
+/// A progress card: the work's title, a bar, the newest line and its named facts (rate, ETA,
+/// step n of m, elapsed against the RTO); blue while it runs, then green (`Some(true)`) or red
+/// (`Some(false)`) with its result. Within `budget` characters.
 pub fn progress_card(
     title: &str,
     line: &str,
     fraction: Option<f64>,
+    facts: &[(String, String)],
     ended: Option<bool>,
+    budget: usize,
 ) -> CreateEmbed {
     const CELLS: usize = 20;
     let (colour, state) = match ended {
@@ -127,31 +216,41 @@ pub fn progress_card(
         }
         None => "…".to_string(),
     };
-    CreateEmbed::new()
-        .title(cut(&format!("{title} — {state}"), TITLE))
-        .description(cut(&format!("{bar}\n{line}"), DESCRIPTION))
-        .colour(colour)
+    let mut embed = Embed {
+        title: format!("{title} — {state}"),
+        description: format!("{bar}\n{line}"),
+        colour,
+        ..Embed::default()
+    };
+    for (name, value) in facts {
+        // What is still to come means nothing once the work has ended.
+        if ended.is_some() && (name == "ETA" || name == "Running") {
+            continue;
+        }
+        embed = embed.field(name, value, true);
+    }
+    embed.build(budget)
 }
 
-/// A reply's summary card (the post-incident report): green when every objective was met, red
-/// when one was missed; its chart as the image.
-pub fn summary_card(card: &drbot_commands::reply::Card) -> CreateEmbed {
+/// A reply's summary card (a report, a status): green when every objective was met, red when
+/// one was missed; its chart as the image. Within `budget` characters.
+pub fn summary_card(card: &drbot_commands::reply::Card, budget: usize) -> CreateEmbed {
     use drbot_commands::reply::CardState;
     let colour = match card.state {
         CardState::Good => GREEN,
         CardState::Bad => RED,
         CardState::Neutral => 0x95_A5_A6,
     };
-    let mut embed = CreateEmbed::new()
-        .title(cut(&card.title, TITLE))
-        .colour(colour);
-    for (name, value) in card.fields.iter().take(25) {
-        embed = embed.field(cut(name, 256), cut(value, FIELD), false);
+    let mut embed = Embed {
+        title: card.title.clone(),
+        colour,
+        image: card.image.clone(),
+        ..Embed::default()
+    };
+    for (name, value) in &card.fields {
+        embed = embed.field(name, value, false);
     }
-    if let Some(image) = &card.image {
-        embed = embed.attachment(image);
-    }
-    embed
+    embed.build(budget)
 }
 
 /// The note that keeps which state a request's card was last drawn in.
@@ -266,6 +365,162 @@ mod tests {
             assert_eq!(r[0]["components"][0]["disabled"], true, "{status:?}");
             assert_eq!(r[0]["components"][1]["disabled"], true, "{status:?}");
         }
+    }
+
+    /// Discord's documented limits on one embed, and its size against a message's 6000.
+    fn within_limits(e: &serde_json::Value) -> usize {
+        let len = |v: &serde_json::Value| v.as_str().map_or(0, |s| s.chars().count());
+        assert!(len(&e["title"]) <= 256, "{e}");
+        assert!(len(&e["description"]) <= 4096, "{e}");
+        let fields = e["fields"].as_array().cloned().unwrap_or_default();
+        assert!(fields.len() <= 25, "{e}");
+        let mut total = len(&e["title"]) + len(&e["description"]);
+        for f in &fields {
+            assert!(len(&f["name"]) <= 256 && len(&f["name"]) > 0, "{e}");
+            assert!(len(&f["value"]) <= 1024 && len(&f["value"]) > 0, "{e}");
+            total += len(&f["name"]) + len(&f["value"]);
+        }
+        total
+    }
+
+    fn any_texts() -> impl proptest::strategy::Strategy<Value = Vec<String>> {
+        use proptest::prelude::*;
+        prop::collection::vec(
+            prop_oneof![
+                Just(String::new()),
+                "[a-zé✓ ]{0,40}",
+                (1usize..9000).prop_map(|n| "x".repeat(n)),
+                (1usize..3000).prop_map(|n| "é✓".repeat(n)),
+            ],
+            0..40,
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the texts and however many facts, a final reply's two cards together fit
+        /// one message, and each keeps every per-field limit (the stand-in refuses the rest).
+        #[test]
+        fn every_card_fits_discord_whatever_it_is_given(texts in any_texts()) {
+            let text = |i: usize| texts.get(i).cloned().unwrap_or_default();
+            let facts: Vec<(String, String)> = texts
+                .chunks(2)
+                .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
+                .collect();
+            let card = drbot_commands::reply::Card {
+                title: text(0),
+                state: drbot_commands::reply::CardState::Good,
+                fields: facts.clone(),
+                image: Some("a.png".into()),
+            };
+            let summary = serde_json::to_value(summary_card(&card, MESSAGE_EMBEDS - 1500)).unwrap();
+            let progress = serde_json::to_value(progress_card(
+                &text(1), &text(2), Some(0.5), &facts, Some(true), 1500,
+            ))
+            .unwrap();
+            proptest::prop_assert!(within_limits(&summary) + within_limits(&progress) <= MESSAGE_EMBEDS);
+            let mut r = request(ApprovalStatus::Pending);
+            r.summary = text(3);
+            r.requested_by = if text(4).is_empty() { "a".into() } else { text(4) };
+            r.facts = facts;
+            let (embed, _) = approval_card(&r, &text(5));
+            let e = serde_json::to_value(&embed).unwrap();
+            proptest::prop_assert!(within_limits(&e) <= MESSAGE_EMBEDS);
+        }
+    }
+
+    #[test]
+    fn a_progress_card_shows_its_facts_and_drops_what_is_to_come_once_ended() {
+        let facts = vec![
+            ("Step".to_string(), "2 of 4".to_string()),
+            (
+                "Running".to_string(),
+                "Restore the latest backup".to_string(),
+            ),
+            ("Rate".to_string(), "3.0 MiB/s".to_string()),
+            ("ETA".to_string(), "about 20 s".to_string()),
+        ];
+        let running = serde_json::to_value(progress_card(
+            "DRILL-1 — database drill",
+            "Step 2…",
+            Some(0.25),
+            &facts,
+            None,
+            MESSAGE_EMBEDS,
+        ))
+        .unwrap();
+        assert_eq!(running["color"], BLUE);
+        assert!(running["description"].as_str().unwrap().contains("25%"));
+        let names: Vec<&str> = running["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Step", "Running", "Rate", "ETA"]);
+        let ended = serde_json::to_value(progress_card(
+            "DRILL-1 — database drill",
+            "done",
+            Some(0.25),
+            &facts,
+            Some(true),
+            MESSAGE_EMBEDS,
+        ))
+        .unwrap();
+        assert_eq!(ended["color"], GREEN);
+        assert!(ended["description"].as_str().unwrap().contains("100%"));
+        let names: Vec<&str> = ended["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Step", "Rate"]);
+    }
+
+    #[test]
+    fn a_request_card_names_what_the_approver_weighs() {
+        let mut r = request(ApprovalStatus::Pending);
+        r.facts = vec![
+            ("Backup".into(), "db/2026-11-25T10-00-00Z.sql.xz.age".into()),
+            ("Size".into(), "4.2 MiB".into()),
+            (
+                "Target".into(),
+                "staging (postgres://app:***@db:5432/app)".into(),
+            ),
+            ("Sessions connected".into(), "none".into()),
+        ];
+        let (embed, _) = approval_card(&r, "");
+        let e = serde_json::to_value(&embed).unwrap();
+        let fields: Vec<(String, String)> = e["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().to_string(),
+                    f["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (name, value) in &r.facts {
+            assert!(
+                fields.contains(&(name.clone(), value.clone())),
+                "{fields:?}"
+            );
+        }
+        assert!(fields.contains(&("Approvals".into(), "1 of 2".into())));
+        assert!(fields.contains(&("Approved by".into(), "bob".into())));
+        // Decided: the facts stay, the decision shows.
+        r.status = ApprovalStatus::Denied;
+        r.decided_by = Some("carol".into());
+        let (embed, _) = approval_card(&r, "");
+        let e = serde_json::to_value(&embed).unwrap().to_string();
+        assert!(
+            e.contains("db/2026-11-25T10-00-00Z.sql.xz.age") && e.contains("denied by carol"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn render(h: &Header) -> (CreateEmbed, Vec<CreateActionRow>) {
             .iter()
             .map(|(c, d)| format!("{c} <t:{}:t>", d.timestamp()))
             .collect();
-        embed = embed.field("Per component", lines.join("\n"), true);
+        embed = embed.field("Per component", cut(&lines.join("\n"), 1024), true);
     }
     embed = embed.field(
         "Steps",

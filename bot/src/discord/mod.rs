@@ -258,24 +258,40 @@ fn token_dead(e: &serenity::Error) -> bool {
 
 /// Where a command's reply goes: its interaction while the token lives; past its life, or the
 /// first time Discord refuses it, an ordinary message in the channel through the bot token,
-/// posted once and edited from then on. Nothing is sent with a dead token again.
+/// posted once and edited from then on. Nothing is sent with a dead token again. Work that has
+/// no interaction (an approved action) reports in the channel from the start.
 struct Reporter<'a> {
     http: &'a Http,
-    cmd: &'a CommandInteraction,
+    cmd: Option<&'a CommandInteraction>,
     channel: ChannelId,
     born: std::time::Instant,
     dead: bool,
     message: Option<MessageId>,
 }
 
+/// Of a message's 6000 embed characters, what a progress card may take beside a summary card.
+const PROGRESS_BUDGET: usize = 1500;
+
 impl<'a> Reporter<'a> {
     fn new(http: &'a Http, cmd: &'a CommandInteraction, channel: ChannelId) -> Reporter<'a> {
         Reporter {
             http,
-            cmd,
+            cmd: Some(cmd),
             channel,
             born: std::time::Instant::now(),
             dead: false,
+            message: None,
+        }
+    }
+
+    /// Reports in `channel` through the bot token only.
+    fn in_channel(http: &'a Http, channel: ChannelId) -> Reporter<'a> {
+        Reporter {
+            http,
+            cmd: None,
+            channel,
+            born: std::time::Instant::now(),
+            dead: true,
             message: None,
         }
     }
@@ -287,7 +303,10 @@ impl<'a> Reporter<'a> {
         embeds: Vec<serenity::all::CreateEmbed>,
         files: Vec<CreateAttachment>,
     ) {
-        if !self.dead && self.born.elapsed() < TOKEN_LIFE {
+        if let Some(cmd) = self.cmd
+            && !self.dead
+            && self.born.elapsed() < TOKEN_LIFE
+        {
             let mut body = EditInteractionResponse::new()
                 .content(content.clone())
                 .allowed_mentions(no_mentions())
@@ -295,7 +314,7 @@ impl<'a> Reporter<'a> {
             for f in &files {
                 body = body.new_attachment(f.clone());
             }
-            match self.cmd.edit_response(self.http, body).await {
+            match cmd.edit_response(self.http, body).await {
                 Ok(_) => return,
                 Err(e) if token_dead(&e) => {
                     tracing::info!(
@@ -338,6 +357,60 @@ impl<'a> Reporter<'a> {
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not post the reply in the channel");
         }
+    }
+
+    /// Shows the newest progress: a card for long work, else its line.
+    async fn progress(&mut self, s: &Shown) {
+        match &s.title {
+            Some(title) => {
+                let card = cards::progress_card(
+                    title,
+                    &s.line,
+                    s.fraction,
+                    &s.facts,
+                    None,
+                    cards::MESSAGE_EMBEDS,
+                );
+                self.show(String::new(), vec![card], Vec::new()).await
+            }
+            None => self.show(fit(&s.line), Vec::new(), Vec::new()).await,
+        }
+    }
+
+    /// Shows the result: its text (the whole attached when long), its summary card, the last
+    /// progress card in the result's colour, its files.
+    async fn finish(&mut self, reply: &Reply, last: Option<Shown>) {
+        let (content, whole) = long_text(&reply.text);
+        let mut files: Vec<CreateAttachment> = whole.into_iter().collect();
+        let mut embeds = Vec::new();
+        let progress_budget = if last.is_some() { PROGRESS_BUDGET } else { 0 };
+        if let Some(card) = &reply.card {
+            embeds.push(cards::summary_card(
+                card,
+                cards::MESSAGE_EMBEDS - progress_budget,
+            ));
+        }
+        // Long work ends its card in the result's colour.
+        if let Some(last) = last {
+            let budget = if reply.card.is_some() {
+                PROGRESS_BUDGET
+            } else {
+                cards::MESSAGE_EMBEDS
+            };
+            embeds.push(cards::progress_card(
+                last.title.as_deref().unwrap_or_default(),
+                &last.line,
+                last.fraction,
+                &last.facts,
+                Some(reply.outcome == Outcome::Done),
+                budget,
+            ));
+        }
+        // Reports and long timelines go as files.
+        for a in &reply.attachments {
+            files.push(CreateAttachment::bytes(a.bytes(), a.name.clone()));
+        }
+        self.show(content, embeds, files).await;
     }
 }
 
@@ -489,8 +562,7 @@ impl Handler {
                     r = &mut run => break r,
                     _ = tick.tick() => {
                         if let Some(shown) = editor.take() {
-                            let (content, card) = progress_body(&shown);
-                            out.show(content, card.into_iter().collect(), Vec::new()).await;
+                            out.progress(&shown).await;
                         }
                     }
                 }
@@ -511,26 +583,7 @@ impl Handler {
             }
             return;
         }
-        let (content, whole) = long_text(&reply.text);
-        let mut files: Vec<CreateAttachment> = whole.into_iter().collect();
-        let mut embeds = Vec::new();
-        if let Some(card) = &reply.card {
-            embeds.push(cards::summary_card(card));
-        }
-        // Long work ends its card in the result's colour.
-        if let Some(last) = editor.last_card() {
-            embeds.push(cards::progress_card(
-                last.title.as_deref().unwrap_or_default(),
-                &last.line,
-                last.fraction,
-                Some(reply.outcome == Outcome::Done),
-            ));
-        }
-        // Reports and long timelines go as files.
-        for a in &reply.attachments {
-            files.push(CreateAttachment::bytes(a.bytes(), a.name.clone()));
-        }
-        out.show(content, embeds, files).await;
+        out.finish(&reply, editor.last_card()).await;
         if let Outcome::AwaitingApproval(id) = &reply.outcome {
             self.post_request(http, cmd.channel_id, id, &reply).await;
         }
@@ -613,7 +666,7 @@ impl Handler {
         line: String,
     ) -> Reply {
         let editor = Editor::new();
-        let mut message: Option<MessageId> = None;
+        let mut out = Reporter::in_channel(http, channel);
         let reply = {
             let run = self.engine.run_with(&ctx, &line, &editor);
             tokio::pin!(run);
@@ -624,62 +677,14 @@ impl Handler {
                     r = &mut run => break r,
                     _ = tick.tick() => {
                         let Some(shown) = editor.take() else { continue };
-                        let (content, card) = progress_body(&shown);
-                        match message {
-                            Some(id) => {
-                                let mut body = EditMessage::new().content(content).allowed_mentions(no_mentions());
-                                if let Some(card) = card {
-                                    body = body.embed(card);
-                                }
-                                let _ = channel.edit_message(http, id, body).await;
-                            }
-                            None => {
-                                let mut body = CreateMessage::new().content(content).allowed_mentions(no_mentions());
-                                if let Some(card) = card {
-                                    body = body.embed(card);
-                                }
-                                message = channel.send_message(http, body).await.ok().map(|m| m.id);
-                            }
-                        }
+                        out.progress(&shown).await;
                         // The card shows the action running.
                         self.refresh_card(http, channel, rid).await;
                     }
                 }
             }
         };
-        let sent = match message {
-            Some(id) => {
-                let (content, whole) = long_text(&reply.text);
-                let mut body = EditMessage::new()
-                    .content(content)
-                    .allowed_mentions(no_mentions());
-                if let Some(whole) = whole {
-                    body = body.new_attachment(whole);
-                }
-                if let Some(last) = editor.last_card() {
-                    body = body.embed(cards::progress_card(
-                        last.title.as_deref().unwrap_or_default(),
-                        &last.line,
-                        last.fraction,
-                        Some(reply.outcome == Outcome::Done),
-                    ));
-                }
-                channel.edit_message(http, id, body).await
-            }
-            None => {
-                let (content, whole) = long_text(&reply.text);
-                let mut body = CreateMessage::new()
-                    .content(content)
-                    .allowed_mentions(no_mentions());
-                if let Some(whole) = whole {
-                    body = body.add_file(whole);
-                }
-                channel.send_message(http, body).await
-            }
-        };
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "could not post a decision");
-        }
+        out.finish(&reply, editor.last_card()).await;
         self.refresh_card(http, channel, rid).await;
         reply
     }
@@ -893,6 +898,7 @@ struct Shown {
     line: String,
     title: Option<String>,
     fraction: Option<f64>,
+    facts: Vec<(String, String)>,
 }
 
 /// What an [`Editor`] holds: the progress not shown yet, and the last card shown.
@@ -929,23 +935,26 @@ impl Editor {
     }
 }
 
-/// The message body for a progress update: a card for long work, else the line.
-fn progress_body(s: &Shown) -> (String, Option<serenity::all::CreateEmbed>) {
-    match &s.title {
-        Some(title) => (
-            String::new(),
-            Some(cards::progress_card(title, &s.line, s.fraction, None)),
-        ),
-        None => (fit(&s.line), None),
-    }
-}
-
 impl ProgressSink for Editor {
     fn update(&self, line: &str) {
         if let Ok(mut g) = self.0.lock() {
-            g.pending = Some(Shown {
-                line: line.to_string(),
-                ..Shown::default()
+            // Work that shows a card keeps it: the line changes, what is still to come goes.
+            let card = g
+                .pending
+                .as_ref()
+                .filter(|s| s.title.is_some())
+                .or(g.card.as_ref())
+                .cloned();
+            g.pending = Some(match card {
+                Some(mut c) => {
+                    c.line = line.to_string();
+                    c.facts.retain(|(n, _)| n != "ETA" && n != "Step ETA");
+                    c
+                }
+                None => Shown {
+                    line: line.to_string(),
+                    ..Shown::default()
+                },
             });
         }
     }
@@ -956,6 +965,7 @@ impl ProgressSink for Editor {
                 line: p.line.to_string(),
                 title: Some(p.title.to_string()),
                 fraction: p.fraction,
+                facts: p.facts.clone(),
             });
         }
     }

@@ -92,6 +92,28 @@ impl Destructive for Restore {
                 })
                 .unwrap_or_default();
             let checked = preflight(engine, &bucket, &object, &target, progress).await?;
+            let age = match taken_at(&object) {
+                Some(t) => format!(
+                    "{} old when asked (taken {})",
+                    render::duration(now - t),
+                    render::stamp(t)
+                ),
+                None => "unknown: its name carries no time".to_string(),
+            };
+            let sessions = match checked.sessions {
+                0 => "none".to_string(),
+                n => format!("{n}: stop the applications first (/step done step:stop-apps)"),
+            };
+            let facts = vec![
+                ("Backup".to_string(), object.key.clone()),
+                ("Size".to_string(), size(object.size)),
+                ("Age".to_string(), age),
+                (
+                    "Target".to_string(),
+                    format!("{} ({})", target.name, target.shown()),
+                ),
+                ("Sessions connected".to_string(), sessions),
+            ];
             let summary = format!(
                 "restore {} ({}{taken}) into {} ({}); {}",
                 object.key,
@@ -104,6 +126,7 @@ impl Destructive for Restore {
                 inputs: inputs_of(&object, &target, addr),
                 summary,
                 details: checked.details,
+                facts,
             })
         })
     }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -286,6 +287,7 @@ fn dump_blocking(
     threads: u32,
     recipients: Vec<age::x25519::Recipient>,
     tx: mpsc::Sender<Result<Vec<u8>, String>>,
+    read: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Dumped, String> {
     let (conninfo, env) = super::load::libpq_env(target).map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new("pg_dump")
@@ -343,6 +345,7 @@ fn dump_blocking(
             Err(e) => break Err(format!("reading pg_dump's output: {e}")),
         };
         sql_bytes += n as u64;
+        read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = xz.write_all(&buf[..n]) {
             break Err(format!("compressing: {e}"));
         }
@@ -396,6 +399,9 @@ fn count(pieces: &[Piece], tables: &mut BTreeMap<String, TableStat>, current: &m
     }
 }
 
+/// How often a running backup says how far it is.
+const BACKUP_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A backup of `name` stored with its manifest (and read back, with `verify_after_upload`).
 /// Errors are sentences; nothing half-written stays under the backup's name.
 pub async fn take(
@@ -410,28 +416,68 @@ pub async fn take(
     let threads = engine.config().backup.as_ref().map_or(0, |b| b.xz_threads);
     let started_at = engine.now();
     let key = backup_name(&s.db_prefix, started_at);
-    progress.update(&format!("Backing up {name} to {}/{key}…", bucket.name()));
-    let server_version = target
-        .connect()
-        .await?
+    let title = format!("Backup of {name}");
+    let line = format!("Backing up {name} to {}/{key}…", bucket.name());
+    progress.progress(&crate::progress::Progress {
+        title: &title,
+        line: &line,
+        ..Default::default()
+    });
+    let client = target.connect().await?;
+    let server_version = client
         .query_one("SELECT current_setting('server_version')", &[])
         .await
         .ok()
         .map(|r| r.get::<_, String>(0));
+    // Shown, not used for an ETA: a dump's size is not its database's size on disk.
+    let on_disk = client
+        .query_one(
+            "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())",
+            &[],
+        )
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0).max(0) as u64);
+    drop(client);
     let pg_dump_version = pg_dump_version();
 
     let (tx, rx) = mpsc::channel(2);
     let dump_target = target.clone();
     let err_tx = tx.clone();
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let read_by_dump = read.clone();
     let dump = tokio::task::spawn_blocking(move || {
-        let r = dump_blocking(&dump_target, level, threads, recipients, tx);
+        let r = dump_blocking(&dump_target, level, threads, recipients, tx, read_by_dump);
         if let Err(e) = &r {
             // Makes the upload abort instead of completing a partial object.
             let _ = err_tx.blocking_send(Err(e.clone()));
         }
         r
     });
-    let uploaded = bucket.put_multipart(&key, rx).await;
+    let upload = bucket.put_multipart(&key, rx);
+    tokio::pin!(upload);
+    let began = Instant::now();
+    let mut tick = tokio::time::interval(BACKUP_PROGRESS_EVERY);
+    tick.tick().await;
+    let uploaded = loop {
+        tokio::select! {
+            r = &mut upload => break r,
+            _ = tick.tick() => {
+                let sql = read.load(std::sync::atomic::Ordering::Relaxed);
+                let mut facts = vec![("SQL read".to_string(), crate::render::size(sql))];
+                if let Some(disk) = on_disk {
+                    facts.push(("Database on disk".to_string(), crate::render::size(disk)));
+                }
+                facts.extend(crate::progress::pace(sql, None, began.elapsed(), "bytes"));
+                progress.progress(&crate::progress::Progress {
+                    title: &title,
+                    line: &format!("{line} {} of SQL dumped, compressed and encrypted so far.", crate::render::size(sql)),
+                    fraction: None,
+                    facts,
+                });
+            }
+        }
+    };
     let dumped = dump
         .await
         .map_err(|e| CommandError::Failed(format!("The backup task stopped: {e}.")))?;

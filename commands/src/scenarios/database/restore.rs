@@ -105,6 +105,7 @@ pub async fn run_restore(
             target.name
         ),
         fraction: Some(0.0),
+        facts: vec![("Size".to_string(), size(object.size))],
     });
 
     let started = Instant::now();
@@ -279,10 +280,12 @@ pub async fn stream(
             _ = tick.tick() => {
                 let line = progress_line(counters, started, lock_wait);
                 let total = Counters::get(&counters.total);
+                let downloaded = Counters::get(&counters.downloaded);
                 progress.progress(&crate::progress::Progress {
                     title,
                     line: &line,
-                    fraction: (total > 0).then(|| Counters::get(&counters.downloaded) as f64 / total as f64),
+                    fraction: (total > 0).then(|| downloaded as f64 / total as f64),
+                    facts: crate::progress::pace(downloaded, (total > 0).then_some(total), started.elapsed(), "bytes"),
                 });
             }
         }
@@ -323,6 +326,8 @@ pub struct Checked {
     pub short: String,
     /// Lines for the reply: sessions connected, roles to be created.
     pub details: String,
+    /// Other sessions connected to the target's database.
+    pub sessions: usize,
 }
 
 /// The restore's preflight: reads the whole backup and looks at the target. A backup that
@@ -475,5 +480,9 @@ pub async fn preflight_with(
             let _ = write!(details, "\n  {s}");
         }
     }
-    Ok(Checked { short, details })
+    Ok(Checked {
+        short,
+        details,
+        sessions: seen.sessions.len(),
+    })
 }

@@ -20,6 +20,9 @@ use crate::scenarios::database::{backup, restore, verify};
 /// The kind of scratch resource a database drill records.
 pub const SCRATCH_DATABASE: &str = "database";
 
+/// The steps of drill 1: scratch database, restore, verify, application connectivity.
+pub const STEPS: usize = 4;
+
 /// The drill server from `[drills] scratch_url_env`, refused when it is a configured target.
 pub fn drill_server(engine: &Engine) -> Result<Target, CommandError> {
     let var = &engine.config().drills.scratch_url_env;
@@ -216,16 +219,8 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     let mut options = restore::load_options(engine, scratch);
     // A scratch database on a drill server: the roles the backup needs are created (NOLOGIN).
     options.create_missing_roles = true;
-    if let Err(e) = restore::preflight_with(
-        engine,
-        &bucket,
-        &object,
-        scratch,
-        &options,
-        false,
-        run.progress,
-    )
-    .await
+    if let Err(e) =
+        restore::preflight_with(engine, &bucket, &object, scratch, &options, false, run).await
     {
         return run.fail(n, e.to_string());
     }
@@ -251,14 +246,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
         run.id, object.key, scratch.name
     );
     let loaded = restore::stream(
-        &bucket,
-        &object,
-        scratch,
-        ids,
-        &counters,
-        &options,
-        &title,
-        run.progress,
+        &bucket, &object, scratch, ids, &counters, &options, &title, run,
     )
     .await;
     let took = started.elapsed();

@@ -19,6 +19,10 @@ use crate::scenarios::storage::plan::{Op, Origin, Want};
 /// The kind of scratch resource a storage drill records.
 pub const SCRATCH_PREFIX: &str = "prefix";
 
+/// The steps of drill 2: copy a sample, damage it, restore it, verify every byte, `/storage
+/// verify`.
+pub const STEPS: usize = 5;
+
 /// Objects above this size are left out of a drill's sample: a drill copies, restores and
 /// reads back each sampled object twice, and must not move gigabytes to prove a point.
 pub const MAX_SAMPLED_OBJECT: u64 = 256 * 1024 * 1024;
@@ -197,7 +201,7 @@ async fn copy_back(
     ops: Vec<Op>,
 ) -> Result<crate::scenarios::storage::apply::Applied, String> {
     let total = ops.len();
-    let a = apply(b, ops, run.progress).await;
+    let a = apply(b, ops, run).await;
     if a.undone_count > 0 {
         return Err(format!(
             "{} of {total} objects were not written: {}",

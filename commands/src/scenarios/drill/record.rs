@@ -25,6 +25,19 @@ pub struct Run<'a> {
     pub progress: &'a dyn ProgressSink,
     /// Who the commands it runs are recorded as (the starter, in the drill's own place).
     pub ctx: Context,
+    /// The steps it runs when nothing stops it (its card's "step n of m").
+    pub planned: usize,
+}
+
+/// The running step's own work (a restore, a copy) shows on the drill's card.
+impl ProgressSink for Run<'_> {
+    fn update(&self, line: &str) {
+        self.show(line, None, Vec::new());
+    }
+
+    fn progress(&self, p: &Progress<'_>) {
+        self.show(p.line, p.fraction, p.facts.clone());
+    }
 }
 
 impl<'a> Run<'a> {
@@ -35,6 +48,7 @@ impl<'a> Run<'a> {
         actor: &Actor,
         place: &str,
         scheduled: bool,
+        planned: usize,
         progress: &'a dyn ProgressSink,
     ) -> Result<Run<'a>, CommandError> {
         let now = engine.now();
@@ -80,6 +94,7 @@ impl<'a> Run<'a> {
             started_at: now,
             progress,
             ctx,
+            planned,
         })
     }
 
@@ -155,11 +170,52 @@ impl<'a> Run<'a> {
 
     /// A progress line under the drill's title.
     pub fn say(&self, line: &str, fraction: Option<f64>) {
+        self.show(line, fraction, Vec::new());
+    }
+
+    /// The drill's card: the line, step n of m, the running step, the time against the RTO,
+    /// and `inner` (what the running step's own work reports: its rate and ETA). `within` is
+    /// how far the running step is, 0 to 1, when it says.
+    fn show(&self, line: &str, within: Option<f64>, inner: Vec<(String, String)>) {
         let title = format!("{} — {} drill", self.id, self.kind);
+        let mut facts = Vec::new();
+        let mut fraction = None;
+        if let Ok(d) = self.drill() {
+            let planned = self.planned.max(d.steps.len());
+            let settled = d.steps.iter().filter(|s| s.finished_at.is_some()).count();
+            let running = d.steps.iter().rposition(|s| s.finished_at.is_none());
+            let at = running.map_or(settled, |i| i + 1);
+            facts.push(("Step".to_string(), format!("{at} of {planned}")));
+            if let Some(i) = running {
+                facts.push(("Running".to_string(), d.steps[i].name.clone()));
+            }
+            let (rto, _) = super::report::targets(self.engine, &self.kind);
+            let rto = chrono::Duration::minutes(rto as i64);
+            let elapsed = self.engine.now() - self.started_at;
+            facts.push((
+                "Elapsed".to_string(),
+                format!(
+                    "{} of the {} RTO{}",
+                    render::span(elapsed),
+                    render::duration(rto),
+                    if elapsed > rto { " — past it" } else { "" }
+                ),
+            ));
+            let part = running.and(within).unwrap_or(0.0).clamp(0.0, 1.0);
+            fraction = Some(((settled as f64 + part) / planned.max(1) as f64).min(1.0));
+        }
+        for (name, value) in inner {
+            match name.as_str() {
+                "Elapsed" => {}
+                "ETA" => facts.push(("Step ETA".to_string(), value)),
+                _ => facts.push((name, value)),
+            }
+        }
         self.progress.progress(&Progress {
             title: &title,
             line,
             fraction,
+            facts,
         });
     }
 

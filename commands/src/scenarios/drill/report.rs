@@ -226,7 +226,12 @@ pub fn steps_png(engine: &Engine, drill: &Drill) -> Option<Vec<u8>> {
     .ok()
 }
 
-/// The reply with a drill's report: the text, the markdown attached, the chart, a card.
+/// How many drills of a kind a report's trend chart shows.
+const TREND: usize = 12;
+
+/// The reply with a drill's report: the text, the markdown attached, a card (its verdicts
+/// marked, RTO and RPO against the targets, the trend chart of this kind of drill as its
+/// image) and the chart of its steps against the RTO.
 pub fn reply(engine: &Engine, drill: &Drill, head: String) -> Reply {
     let mut reply = match drill.status {
         DrillStatus::Passed => Reply::done(head),
@@ -240,23 +245,39 @@ pub fn reply(engine: &Engine, drill: &Drill, head: String) -> Reply {
         .filter_map(|l| {
             let c: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
             match c.as_slice() {
-                [name, target, achieved, verdict] => Some((
-                    name.to_string(),
-                    format!("{achieved} of {target} — {verdict}"),
-                )),
+                [name, target, achieved, verdict] => {
+                    let mark = if verdict.starts_with("met") {
+                        "🟢"
+                    } else {
+                        "🔴"
+                    };
+                    Some((
+                        name.to_string(),
+                        format!("{mark} {achieved} of {target} — {verdict}"),
+                    ))
+                }
                 _ => None,
             }
         })
         .collect();
+    let passed = drill.steps.iter().filter(|s| s.ok == Some(true)).count();
+    let failed = drill.steps.iter().filter(|s| s.ok == Some(false)).count();
     fields.push((
         "Steps".to_string(),
         format!(
-            "{} of {} passed",
-            drill.steps.iter().filter(|s| s.ok == Some(true)).count(),
-            drill.steps.len()
+            "{} {passed} of {} passed{}",
+            if failed == 0 { "🟢" } else { "🔴" },
+            drill.steps.len(),
+            match failed {
+                0 => String::new(),
+                n => format!(", {n} failed"),
+            }
         ),
     ));
-    let missed = fields.iter().any(|(_, v)| v.contains("missed"));
+    if let Some(why) = &drill.reason {
+        fields.push(("Why".to_string(), why.clone()));
+    }
+    let missed = fields.iter().any(|(_, v)| v.starts_with("🔴"));
     let mut card = Card {
         title: format!(
             "{} — {} drill {}",
@@ -272,13 +293,86 @@ pub fn reply(engine: &Engine, drill: &Drill, head: String) -> Reply {
         fields,
         image: None,
     };
-    if let Some(png) = steps_png(engine, drill) {
-        let name = format!("{}-steps.png", drill.id);
+    // The trend of this kind of drill, this one last, as the card's image.
+    let all = engine.store().drills().unwrap_or_default();
+    let mut same: Vec<&Drill> = all
+        .iter()
+        .filter(|d| d.kind == drill.kind && d.id <= drill.id && d.finished_at.is_some())
+        .collect();
+    if !same.iter().any(|d| d.id == drill.id) {
+        same.push(drill);
+    }
+    let from = same.len().saturating_sub(TREND);
+    if let Some(png) = trend_png(engine, &same[from..]) {
+        let name = format!("{}-trend.png", drill.id);
         card.image = Some(name.clone());
         reply = reply.with_file(name, png);
     }
+    if let Some(png) = steps_png(engine, drill) {
+        reply = reply.with_file(format!("{}-steps.png", drill.id), png);
+    }
     reply.card = Some(card);
     reply
+}
+
+/// The trend chart of `oldest_first`: time to verified usable and RPO per drill, each bar
+/// green within its own drill's target and red when not, against the targets.
+pub fn trend_png(engine: &Engine, oldest_first: &[&Drill]) -> Option<Vec<u8>> {
+    let label = |d: &Drill| format!("{} {} {}", d.id, d.kind, d.started_at.format("%Y-%m-%d"));
+    // Each bar is green when within its own drill's target, red when not (or not reached).
+    let within = |secs: Option<i64>, mins: Option<u64>| {
+        outcome_colour(Some(
+            secs.zip(mins).is_some_and(|(s, m)| s <= m as i64 * 60),
+        ))
+    };
+    let rto_rows = oldest_first
+        .iter()
+        .map(|d| {
+            let secs = d.rto_ms.map(|ms| ms / 1000);
+            (
+                label(d),
+                secs,
+                within(secs, Some(targets(engine, &d.kind).0)),
+            )
+        })
+        .collect();
+    let rpo_rows = oldest_first
+        .iter()
+        .filter_map(|d| {
+            d.rpo_secs.map(|s| {
+                (
+                    label(d),
+                    Some(s),
+                    within(Some(s), targets(engine, &d.kind).1),
+                )
+            })
+        })
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        oldest_first.iter().map(|d| d.kind.as_str()).collect();
+    // One target line per panel: the database's unless every drill shown is of one kind.
+    let kind = if kinds.len() == 1 {
+        kinds.iter().next().copied().unwrap_or("database")
+    } else {
+        "database"
+    };
+    let (rto, rpo) = targets(engine, kind);
+    bars_png(
+        "drbot fire drills - restore time and RPO against the targets",
+        &[
+            Panel {
+                name: format!("Time to verified usable (target: {kind} RTO)"),
+                target: Some(rto as i64 * 60),
+                rows: rto_rows,
+            },
+            Panel {
+                name: format!("RPO: the restored backup's age (target: {kind} RPO)"),
+                target: rpo.map(|m| m as i64 * 60),
+                rows: rpo_rows,
+            },
+        ],
+    )
+    .ok()
 }
 
 /// `/drill history`: the drills newest first and the trend chart.
@@ -331,61 +425,8 @@ pub fn history(engine: &Engine, all: &[Drill], limit: usize) -> Reply {
     );
     let mut reply = Reply::done(text);
     let oldest_first: Vec<&Drill> = shown.iter().rev().copied().collect();
-    let label = |d: &Drill| format!("{} {} {}", d.id, d.kind, d.started_at.format("%Y-%m-%d"));
-    // Each bar is green when within its own drill's target, red when not (or not reached).
-    let within = |secs: Option<i64>, mins: Option<u64>| {
-        outcome_colour(Some(
-            secs.zip(mins).is_some_and(|(s, m)| s <= m as i64 * 60),
-        ))
-    };
-    let rto_rows = oldest_first
-        .iter()
-        .map(|d| {
-            let secs = d.rto_ms.map(|ms| ms / 1000);
-            (
-                label(d),
-                secs,
-                within(secs, Some(targets(engine, &d.kind).0)),
-            )
-        })
-        .collect();
-    let rpo_rows = oldest_first
-        .iter()
-        .filter_map(|d| {
-            d.rpo_secs.map(|s| {
-                (
-                    label(d),
-                    Some(s),
-                    within(Some(s), targets(engine, &d.kind).1),
-                )
-            })
-        })
-        .collect();
-    let kinds: std::collections::BTreeSet<&str> =
-        oldest_first.iter().map(|d| d.kind.as_str()).collect();
-    // One target line per panel: the database's unless every drill shown is of one kind.
-    let kind = if kinds.len() == 1 {
-        kinds.iter().next().copied().unwrap_or("database")
-    } else {
-        "database"
-    };
-    let (rto, rpo) = targets(engine, kind);
-    let png = bars_png(
-        "drbot fire drills - restore time and RPO against the targets",
-        &[
-            Panel {
-                name: format!("Time to verified usable (target: {kind} RTO)"),
-                target: Some(rto as i64 * 60),
-                rows: rto_rows,
-            },
-            Panel {
-                name: format!("RPO: the restored backup's age (target: {kind} RPO)"),
-                target: rpo.map(|m| m as i64 * 60),
-                rows: rpo_rows,
-            },
-        ],
-    );
-    if let Ok(png) = png {
+    let png = trend_png(engine, &oldest_first);
+    if let Some(png) = png {
         let name = "drill-history.png".to_string();
         reply.card = Some(Card {
             title: "Fire drills".to_string(),

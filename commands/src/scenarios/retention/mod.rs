@@ -491,8 +491,18 @@ impl Destructive for Prune {
                     s.summary()
                 )));
             }
-            let counts: Vec<String> = s
-                .deletions()
+            let deletions = s.deletions();
+            let counts: Vec<(String, String)> = deletions
+                .iter()
+                .map(|(k, v)| {
+                    let bytes: u64 = v.iter().map(|i| i.bytes).sum();
+                    (
+                        format!("{k} to delete"),
+                        format!("{} ({})", v.len(), size(bytes)),
+                    )
+                })
+                .collect();
+            let words: Vec<String> = deletions
                 .iter()
                 .map(|(k, v)| {
                     let bytes: u64 = v.iter().map(|i| i.bytes).sum();
@@ -500,9 +510,10 @@ impl Destructive for Prune {
                 })
                 .collect();
             Ok(Prepared {
-                summary: format!("prune under [retention]: delete {}", counts.join(", ")),
+                summary: format!("prune under [retention]: delete {}", words.join(", ")),
                 details: format!("{}{}", s.summary(), s.listing()),
                 inputs,
+                facts: counts,
             })
         })
     }

@@ -413,6 +413,7 @@ async fn follow(
             title: "Reindex of search",
             line: &s.line,
             fraction: s.fraction,
+            facts: vec![("Elapsed".to_string(), crate::render::took(begun.elapsed()))],
         });
         if let Some(why) = s.failed {
             let text = format!("{}\nThe reindex failed: {why}.", s.line);

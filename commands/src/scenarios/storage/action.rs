@@ -360,10 +360,23 @@ impl Destructive for Restore {
                     b.backup.name()
                 );
             }
+            let mut facts = vec![
+                ("Bucket".to_string(), b.media.name().to_string()),
+                ("Scope".to_string(), plan.scope.describe()),
+                ("As of".to_string(), source),
+                ("Changes".to_string(), d.short()),
+            ];
+            if copies > 0 {
+                facts.push((
+                    "Copies checked".to_string(),
+                    format!("{copies} in {}", b.backup.name()),
+                ));
+            }
             Ok(Prepared {
                 inputs: inputs_of(&b, &plan, &d),
                 summary,
                 details,
+                facts,
             })
         })
     }

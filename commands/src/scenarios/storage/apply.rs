@@ -138,6 +138,7 @@ pub async fn apply(b: &Buckets, ops: Vec<Op>, progress: &dyn ProgressSink) -> Ap
                         title: "Restore of media objects",
                         line: &line,
                         fraction: (total > 0).then(|| settled as f64 / total as f64),
+                        facts: crate::progress::pace(a.bytes, Some(total_bytes), started.elapsed(), "bytes"),
                     });
                 }
             }

@@ -248,6 +248,7 @@ pub async fn take(
                         title: &format!("Snapshot of {}", b.media.name()),
                         line: &line,
                         fraction: None,
+                        facts: crate::progress::pace(listed, None, started.elapsed(), "objects"),
                     });
                 }
             }
