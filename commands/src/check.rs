@@ -230,6 +230,79 @@ pub fn check_config(
             });
         }
     }
+    // Contacts and paging: who can be reached, and how.
+    if config.contacts.is_empty() {
+        out.push(line(
+            "contacts",
+            CheckState::Off,
+            "no [contacts.*]: /contacts and paging have nobody to call",
+        ));
+    } else {
+        let none = crate::paging::unreachable(config);
+        out.push(if none.is_empty() {
+            line(
+                "contacts",
+                CheckState::Ok,
+                format!(
+                    "{} contacts; each has an email or a Discord id a page reaches",
+                    config.contacts.len()
+                ),
+            )
+        } else {
+            line(
+                "contacts",
+                CheckState::Problem,
+                format!(
+                    "a page cannot reach {} (no email, no discord_id)",
+                    none.join(", ")
+                ),
+            )
+        });
+    }
+    match &config.paging {
+        None => out.push(line(
+            "paging",
+            CheckState::Off,
+            "no [paging]: declares page nobody",
+        )),
+        Some(p) => {
+            let sev: Vec<String> = [("sev1", &p.sev1), ("sev2", &p.sev2), ("sev3", &p.sev3)]
+                .iter()
+                .filter(|(_, g)| !g.is_empty())
+                .map(|(s, g)| format!("{s} pages {}", g.join(", ")))
+                .collect();
+            let email = config
+                .notify
+                .as_ref()
+                .is_some_and(|n| n.email_from.is_some());
+            out.push(line(
+                "paging",
+                CheckState::Ok,
+                format!(
+                    "{}; unacknowledged after {} min: {}; email {}",
+                    if sev.is_empty() {
+                        "no severity pages on declare".to_string()
+                    } else {
+                        sev.join(", ")
+                    },
+                    p.escalate_after_mins,
+                    if p.escalation.is_empty() {
+                        "no escalation".to_string()
+                    } else {
+                        p.escalation.join(" → ")
+                    },
+                    if email {
+                        "on"
+                    } else {
+                        "off ([notify] email_from is not set)"
+                    }
+                ),
+            ));
+            if let Some(key_var) = &p.pagerduty_routing_key_env {
+                out.push(var(env, "pagerduty", "", key_var, false));
+            }
+        }
+    }
     match config
         .backup
         .as_ref()
@@ -684,6 +757,28 @@ async fn probe_services(
                 ),
             });
         }
+    }
+    if let Some(p) = &config.paging
+        && p.pagerduty_routing_key_env
+            .as_deref()
+            .is_some_and(|v| set(v).is_some())
+    {
+        // Reachability only: an event posted here would page someone.
+        let url = format!("{}/v2/enqueue", p.events_base.trim_end_matches('/'));
+        out.push(match http_probe(client.head(&url), TOTAL).await {
+            Ok((status, ms, _)) => line(
+                "pagerduty",
+                CheckState::Ok,
+                format!(
+                    "the Events API is reachable ({status} to a HEAD, {ms} ms; nothing was sent)"
+                ),
+            ),
+            Err(why) => line(
+                "pagerduty",
+                CheckState::Problem,
+                format!("{} {why}", redact_url(&p.events_base)),
+            ),
+        });
     }
     if let Some(key_env) = &config.check.stripe_key_env {
         match set(key_env) {

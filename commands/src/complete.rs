@@ -52,6 +52,38 @@ impl Engine {
                     )
                 })
                 .collect(),
+            // `/page who:`: every contact, then every group.
+            "who" => {
+                let contacts = &self.config().contacts;
+                let mut groups: Vec<&String> =
+                    contacts.values().flat_map(|c| c.groups.iter()).collect();
+                groups.sort();
+                groups.dedup();
+                contacts
+                    .iter()
+                    .map(|(k, c)| Choice::new(format!("{} ({k})", c.name), k.clone()))
+                    .chain(groups.into_iter().map(|g| {
+                        let n = contacts.values().filter(|c| c.groups.contains(g)).count();
+                        Choice::new(format!("group {g} ({n} people)"), g.clone())
+                    }))
+                    .collect()
+            }
+            // `/ack page:`: the pages waiting for an acknowledgement, newest first.
+            "page" => self
+                .store()
+                .pages()
+                .unwrap_or_default()
+                .into_iter()
+                .rev()
+                .filter(|p| p.status == drbot_state::PageStatus::Open)
+                .map(|p| {
+                    let to = p.rounds.last().map_or("?", |r| r.group.as_str());
+                    Choice::new(
+                        crate::render::truncate(&format!("{} to {to}: {}", p.id, p.message), 100),
+                        p.id.to_string(),
+                    )
+                })
+                .collect(),
             other => {
                 let mut offered = Vec::new();
                 for s in crate::scenarios::ALL {

@@ -100,6 +100,92 @@ pub struct Config {
     pub drills: DrillsConfig,
     /// What is kept of backups and snapshots.
     pub retention: RetentionConfig,
+    /// The runbook's emergency contacts, by a short name (`devops_lead`).
+    pub contacts: BTreeMap<String, Contact>,
+    /// Who is paged when, and how a page escalates.
+    pub paging: Option<PagingConfig>,
+}
+
+/// `[contacts.<name>]`: one of the runbook's emergency contacts.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Their name (or the company's, for external support).
+    pub name: String,
+    /// Where a page's email goes.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// A number a person can dial, as written.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// A support site (external support contacts).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Their Discord user, mentioned by a page.
+    #[serde(default)]
+    pub discord_id: Option<u64>,
+    /// `primary`, `escalation`, `external`, or any name `[paging]` uses.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The scenarios they own (`/contacts` lists them first); for external support, the
+    /// scenarios whose steps they support (`database` → Supabase, `storage` → Cloudflare), or
+    /// `post-recovery` for the post-recovery checks (Stripe).
+    #[serde(default)]
+    pub scenarios: Vec<String>,
+}
+
+impl Contact {
+    /// Whether a page can reach them at all (email, Discord).
+    pub fn reachable(&self) -> bool {
+        self.email.as_deref().is_some_and(|e| !e.trim().is_empty()) || self.discord_id.is_some()
+    }
+}
+
+/// `[paging]`: which groups a declare pages, and how a page escalates.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PagingConfig {
+    /// Groups paged when an incident is declared at sev1.
+    #[serde(default)]
+    pub sev1: Vec<String>,
+    /// At sev2.
+    #[serde(default)]
+    pub sev2: Vec<String>,
+    /// At sev3.
+    #[serde(default)]
+    pub sev3: Vec<String>,
+    /// A page nobody acknowledges within this many minutes goes to the next group.
+    #[serde(default = "default_escalate_after")]
+    pub escalate_after_mins: u64,
+    /// The groups in the order a page climbs them.
+    #[serde(default)]
+    pub escalation: Vec<String>,
+    /// The variable holding a PagerDuty Events API v2 routing key; unset: no PagerDuty.
+    #[serde(default)]
+    pub pagerduty_routing_key_env: Option<String>,
+    /// The Events API's base.
+    #[serde(default = "default_events_base")]
+    pub events_base: String,
+}
+
+fn default_escalate_after() -> u64 {
+    15
+}
+
+fn default_events_base() -> String {
+    "https://events.pagerduty.com".to_string()
+}
+
+impl PagingConfig {
+    /// The groups a declare at `severity` pages.
+    pub fn groups_for(&self, severity: &str) -> &[String] {
+        match severity {
+            "sev1" => &self.sev1,
+            "sev2" => &self.sev2,
+            "sev3" => &self.sev3,
+            _ => &[],
+        }
+    }
 }
 
 /// How often a scheduled drill runs (`[drills] schedule`).
@@ -196,6 +282,8 @@ impl Default for Config {
             check: CheckConfig::default(),
             drills: DrillsConfig::default(),
             retention: RetentionConfig::default(),
+            contacts: BTreeMap::new(),
+            paging: None,
         }
     }
 }
@@ -855,6 +943,37 @@ impl Config {
                 n.min_severity
             ));
         }
+        let groups: std::collections::BTreeSet<&str> = self
+            .contacts
+            .values()
+            .flat_map(|c| c.groups.iter().map(String::as_str))
+            .collect();
+        for (key, c) in &self.contacts {
+            if c.name.trim().is_empty() {
+                return bad(format!("[contacts.{key}] needs a name"));
+            }
+        }
+        if let Some(p) = &self.paging {
+            let named = [("sev1", &p.sev1), ("sev2", &p.sev2), ("sev3", &p.sev3)]
+                .into_iter()
+                .flat_map(|(k, v)| v.iter().map(move |g| (k, g)))
+                .chain(p.escalation.iter().map(|g| ("escalation", g)));
+            for (key, group) in named {
+                if !groups.contains(group.as_str()) {
+                    return bad(format!(
+                        "[paging] {key} names group `{group}`, which no [contacts.*] is in (groups: {})",
+                        if groups.is_empty() {
+                            "none".to_string()
+                        } else {
+                            groups.iter().copied().collect::<Vec<_>>().join(", ")
+                        }
+                    ));
+                }
+            }
+            if p.escalate_after_mins == 0 {
+                return bad("[paging] escalate_after_mins must be at least 1".to_string());
+            }
+        }
         for (kind, every) in &self.drills.schedule {
             if !DRILL_KINDS.contains(&kind.as_str()) {
                 return bad(format!(
@@ -1095,6 +1214,13 @@ impl Config {
         }
         if let Some(n) = &self.notify {
             v.push(n.statuspage_webhook_env.clone());
+        }
+        if let Some(k) = self
+            .paging
+            .as_ref()
+            .and_then(|p| p.pagerduty_routing_key_env.as_ref())
+        {
+            v.push(k.clone());
         }
         if let Some(k) = &self.check.stripe_key_env {
             v.push(k.clone());

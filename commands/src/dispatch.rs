@@ -158,6 +158,10 @@ impl Engine {
             ("incident", Some("report")) => incident::report(self, ctx, inv),
             ("incident", Some("edit")) => incident::edit(self, ctx, inv),
             ("notify", Some("stakeholders")) => notify::stakeholders(self, ctx, inv).await,
+            ("contacts", None) => crate::paging::contacts(self, ctx, inv),
+            // What they queue goes out with the reply, as every command's notifications.
+            ("page", None) => crate::paging::page(self, ctx, inv),
+            ("ack", None) => crate::paging::ack(self, ctx, inv),
             _ => match scenarios::owner(inv.spec) {
                 Some(scenario) => scenario.run(self, ctx, inv, progress).await,
                 None => Err(crate::scenario::not_built(inv)),

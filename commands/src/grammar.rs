@@ -302,6 +302,39 @@ pub const NOTIFY: &[CommandSpec] = &[cmd(
     &[req("message", "The update, written for stakeholders", Text)],
 )];
 
+/// The emergency contacts' rows: who to call, paging, acknowledging.
+pub const PAGING: &[CommandSpec] = &[
+    cmd(
+        "contacts",
+        None,
+        "Who to call for this incident: first, escalation, external support",
+        &[],
+    ),
+    cmd(
+        "page",
+        None,
+        "Page a contact or a group now (escalates until acknowledged)",
+        &[
+            auto(req(
+                "who",
+                "A contact or a group (primary, escalation, …)",
+                Text,
+            )),
+            req("message", "Why they are woken", Text),
+        ],
+    ),
+    cmd(
+        "ack",
+        None,
+        "Acknowledge a page: it stops escalating",
+        &[auto(opt(
+            "page",
+            "The page (default: this incident's open pages)",
+            Text,
+        ))],
+    ),
+];
+
 /// A command line that could not be understood. The text says what is wrong and what is valid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -139,7 +139,8 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         );
         Ok::<_, CommandError>((incident, vec![entry]))
     })?;
-    let notified = notify_on(engine, ctx, &incident, &crate::notify::NoticeKind::Declared);
+    let mut notified = notify_on(engine, ctx, &incident, &crate::notify::NoticeKind::Declared);
+    notified.push_str(&crate::paging::on_declare(engine, ctx, &incident));
     let rto = Duration::minutes(engine.config().rto_mins(scenario) as i64);
     let mut text = format!(
         "Declared {}: “{}” ({severity}, {} — {}). Clock started {}; RTO target {}. Commander: {}.\n",
@@ -786,6 +787,7 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         Ok(vec![resolve_change(engine, ctx, i, now)])
     })?;
     let notified = notify_on(engine, ctx, &updated, &crate::notify::NoticeKind::Resolved);
+    crate::paging::on_resolve(engine, ctx, &updated);
     let (recovery, checklist) = open_counts(&updated);
     let next = match (recovery, checklist) {
         (0, 0) => "Next: /incident close.".to_string(),
@@ -865,6 +867,7 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         entries.push(engine.entry(ctx, EntryKind::Closed, text));
         Ok(entries)
     })?;
+    crate::paging::on_resolve(engine, ctx, &updated);
     let verb = if was_open {
         "Resolved and closed"
     } else {

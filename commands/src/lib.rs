@@ -50,6 +50,7 @@ pub mod incident;
 pub mod locks;
 pub mod notify;
 mod options;
+pub mod paging;
 pub mod pg;
 pub mod progress;
 pub mod redact;

@@ -225,6 +225,7 @@ pub fn enqueue(
                         next_at: now,
                         status: DeliveryStatus::Pending,
                         last_error: None,
+                        delivered_ref: None,
                     }
                 })
                 .collect();
@@ -243,7 +244,8 @@ pub fn enqueue(
 
 /// How one attempt ended.
 enum Attempt {
-    Delivered,
+    /// Accepted; what the channel called it (Discord: the message's id).
+    Delivered(Option<String>),
     Retry(String, Option<i64>),
     Permanent(String),
 }
@@ -278,13 +280,19 @@ impl Engine {
                 }
                 i.attempts += 1;
                 let channel = i.channel.clone();
+                let what = if i.key.contains("-PAGE-") {
+                    "Page"
+                } else {
+                    "Stakeholder notice"
+                };
                 Ok(match &result {
-                    Attempt::Delivered => {
+                    Attempt::Delivered(reference) => {
                         i.status = DeliveryStatus::Delivered;
                         i.last_error = None;
+                        i.delivered_ref = reference.clone();
                         vec![system(
                             self,
-                            format!("Stakeholder notice delivered by {channel}: {}", i.summary),
+                            format!("{what} delivered by {channel}: {}", i.summary),
                         )]
                     }
                     Attempt::Permanent(e) => {
@@ -292,7 +300,7 @@ impl Engine {
                         i.last_error = Some(e.clone());
                         vec![system(
                             self,
-                            format!("Stakeholder notice by {channel} failed for good: {e}"),
+                            format!("{what} by {channel} failed for good: {e}"),
                         )]
                     }
                     Attempt::Retry(e, after) => {
@@ -302,7 +310,7 @@ impl Engine {
                             vec![system(
                                 self,
                                 format!(
-                                    "Stakeholder notice by {channel} failed after {} attempts: {e}",
+                                    "{what} by {channel} failed after {} attempts: {e}",
                                     i.attempts
                                 ),
                             )]
@@ -320,7 +328,7 @@ impl Engine {
                     }
                 })
             })?;
-            if matches!(result, Attempt::Delivered) {
+            if matches!(result, Attempt::Delivered(_)) {
                 delivered += 1;
             }
         }
@@ -380,7 +388,10 @@ impl Engine {
                 let mut message = body.clone();
                 if let Some(m) = message.as_object_mut() {
                     m.remove("channel");
-                    m.insert("allowed_mentions".to_string(), json!({ "parse": [] }));
+                    // Nobody is pinged unless the message names whom (a page's contacts).
+                    if !m.contains_key("allowed_mentions") {
+                        m.insert("allowed_mentions".to_string(), json!({ "parse": [] }));
+                    }
                 }
                 client
                     .post(format!(
@@ -389,6 +400,28 @@ impl Engine {
                     ))
                     .header("Authorization", format!("Bot {}", token.trim()))
                     .json(&message)
+            }
+            crate::paging::PAGERDUTY => {
+                let Some(p) = &self.config().paging else {
+                    return Attempt::Permanent("[paging] is no longer configured".to_string());
+                };
+                let Some(var) = &p.pagerduty_routing_key_env else {
+                    return Attempt::Permanent(
+                        "[paging] pagerduty_routing_key_env is no longer set".to_string(),
+                    );
+                };
+                let Some(key) = env(var).filter(|k| !k.trim().is_empty()) else {
+                    return Attempt::Retry(format!("{var} is not set"), None);
+                };
+                // The routing key is added at send time: it is never stored.
+                let mut event = body.clone();
+                event["routing_key"] = json!(key.trim());
+                client
+                    .post(format!(
+                        "{}/v2/enqueue",
+                        p.events_base.trim_end_matches('/')
+                    ))
+                    .json(&event)
             }
             other => return Attempt::Permanent(format!("unknown channel {other}")),
         };
@@ -413,7 +446,10 @@ impl Engine {
                 // A service may echo the key it was sent; it is not repeated anywhere.
                 let detail = self.secrets().redact(&detail);
                 if status.is_success() {
-                    Attempt::Delivered
+                    let reference = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_string));
+                    Attempt::Delivered(reference)
                 } else if status.as_u16() == 429
                     || status.is_server_error()
                     || status.as_u16() == 408

@@ -118,6 +118,15 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
         );
     }
 
+    // Pages: who was woken, escalations, and how long until someone had it.
+    let pages = crate::paging::report_lines(engine, incident);
+    if !pages.is_empty() {
+        md.push_str("\n## Pages\n\n");
+        for line in pages {
+            let _ = writeln!(md, "- {line}");
+        }
+    }
+
     // Approvals.
     let approvals: Vec<_> = engine
         .store()

@@ -27,6 +27,10 @@ impl Engine {
     pub async fn tick(&self) -> Result<Vec<Post>, CommandError> {
         let mut posts = Vec::new();
         crate::approval::expire_due(self)?;
+        if crate::paging::escalate_due(self)? > 0 {
+            self.store().flush().await?;
+            self.deliver_due().await?;
+        }
         for incident in self.store().active_incidents()? {
             if incident.status != IncidentStatus::Open {
                 continue;

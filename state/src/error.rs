@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::{DrillId, IncidentId, RequestId};
+use crate::model::{DrillId, IncidentId, PageId, RequestId};
 
 /// What can go wrong reading or writing incident state.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,14 @@ pub enum StateError {
     /// The drill does not exist.
     #[error("drill {0} does not exist")]
     NoSuchDrill(DrillId),
+
+    /// The page does not exist.
+    #[error("page {0} does not exist")]
+    NoSuchPage(PageId),
+
+    /// A write that would leave the store inconsistent was refused (a bug, said plainly).
+    #[error("a write was refused: {0}")]
+    Inconsistent(String),
 
     /// The notification does not exist.
     #[error("notification {0} does not exist")]

@@ -17,7 +17,8 @@ mod store;
 pub use error::StateError;
 pub use model::{
     ApprovalRequest, ApprovalStatus, DeliveryStatus, Drill, DrillId, DrillStatus, DrillStep,
-    EntryKind, Incident, IncidentId, IncidentStatus, LastRestore, NewEntry, OutboxItem, Proof,
-    RequestId, Scratch, ScratchState, StepRecord, StepState, TimelineEntry, WatchState,
+    EntryKind, Incident, IncidentId, IncidentStatus, LastRestore, NewEntry, OutboxItem, Page,
+    PageId, PageRound, PageStatus, Proof, RequestId, Scratch, ScratchState, StepRecord, StepState,
+    TimelineEntry, WatchState,
 };
 pub use store::{ImportSummary, SCHEMA_VERSION, Store};

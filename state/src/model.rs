@@ -263,6 +263,8 @@ pub enum EntryKind {
     Status,
     /// A stakeholder notification.
     Notification,
+    /// A page: sent, escalated, acknowledged, closed.
+    Page,
 }
 
 impl EntryKind {
@@ -282,6 +284,7 @@ impl EntryKind {
             EntryKind::Approval => "approval",
             EntryKind::Status => "status",
             EntryKind::Notification => "notification",
+            EntryKind::Page => "page",
         }
     }
 }
@@ -498,6 +501,89 @@ pub struct OutboxItem {
     /// The last failure, if any.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// What the channel answered with when it took it (Discord: the message's id), so a
+    /// reaction on it can be traced back.
+    #[serde(default)]
+    pub delivered_ref: Option<String>,
+}
+
+/// A page's number, shown to people as `PAGE-<n>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PageId(pub u64);
+
+impl fmt::Display for PageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PAGE-{}", self.0)
+    }
+}
+
+impl FromStr for PageId {
+    type Err = String;
+
+    /// Accepts `PAGE-4`, `page-4`, `#4` or `4`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_number(s, &["PAGE-", "page-", "Page-"])
+            .map(PageId)
+            .ok_or_else(|| format!("`{s}` is not a page id (write it like PAGE-2 or 2)"))
+    }
+}
+
+/// Where a page is: waiting for someone to acknowledge it (and escalating), or settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageStatus {
+    /// Sent; nobody has acknowledged it yet.
+    Open,
+    /// Someone acknowledged it; it escalates no further.
+    Acknowledged,
+    /// Its incident was resolved before anyone acknowledged it.
+    Closed,
+}
+
+/// One step of a page up its escalation path: the group paged, whom, when, and the
+/// deliveries queued for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRound {
+    /// The group (or, for `/page who:<contact>`, the contact's key).
+    pub group: String,
+    /// The contacts paged, by key.
+    pub contacts: Vec<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The outbox items queued for it (email, Discord, PagerDuty).
+    pub outbox: Vec<u64>,
+}
+
+/// A page: people woken for an incident, escalated until someone acknowledges it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Its number.
+    pub id: PageId,
+    /// The incident it is for, if any.
+    pub incident: Option<IncidentId>,
+    /// Why (the incident's title, or the message of `/page`).
+    pub message: String,
+    /// Who paged (`drbot` for a declare's page).
+    pub paged_by: String,
+    /// The groups it climbs, in order; `rounds.len()` of them have been paged.
+    pub path: Vec<String>,
+    /// Each group paged so far.
+    pub rounds: Vec<PageRound>,
+    /// When it was first sent.
+    pub created_at: DateTime<Utc>,
+    /// When it goes to the next group if nobody acknowledges it; `None` once settled or at
+    /// the top of its path.
+    pub escalate_at: Option<DateTime<Utc>>,
+    /// Where it is.
+    pub status: PageStatus,
+    /// Who acknowledged it.
+    #[serde(default)]
+    pub acked_by: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub acked_at: Option<DateTime<Utc>>,
+    /// PagerDuty's deduplication key for it (one alert per incident and page).
+    pub dedup_key: String,
 }
 
 /// The backup most recently restored into a target.

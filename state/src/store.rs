@@ -10,7 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::error::StateError;
 use crate::model::{
     ApprovalRequest, DeliveryStatus, Drill, DrillId, Incident, IncidentId, LastRestore, NewEntry,
-    OutboxItem, RequestId, TimelineEntry,
+    OutboxItem, Page, PageId, RequestId, TimelineEntry,
 };
 
 /// The schema this build writes. Bump it with a migration in [`MIGRATIONS`].
@@ -30,6 +30,10 @@ mod names {
     pub const DRILLS: &str = "drills";
     pub const NEXT_DRILL_KEY: &[u8] = b"next_drill";
     pub const NEXT_OUTBOX_KEY: &[u8] = b"next_outbox";
+    pub const PAGES: &str = "pages";
+    pub const NEXT_PAGE_KEY: &[u8] = b"next_page";
+    /// `page-once:<key>` in meta: the page created under that key (a declare pages once).
+    pub const PAGE_ONCE_PREFIX: &str = "page-once:";
     pub const SCHEMA_KEY: &[u8] = b"schema_version";
     pub const NEXT_INCIDENT_KEY: &[u8] = b"next_incident";
     /// Sequence numbers of entries written here start above this (set by an import: sled's
@@ -37,8 +41,10 @@ mod names {
     pub const SEQ_FLOOR_KEY: &[u8] = b"seq_floor";
     /// Every tree, in the order an export reads them.
     pub const TREES: &[&str] = &[
-        META, INCIDENTS, APPROVALS, OUTBOX, RESTORES, TIMELINE, AUDIT, DRILLS,
+        META, INCIDENTS, APPROVALS, OUTBOX, RESTORES, TIMELINE, AUDIT, DRILLS, PAGES,
     ];
+    /// Trees added after exports began: an export without one imports it empty.
+    pub const ADDED: &[&str] = &[PAGES];
     pub const LOCK_FILE: &str = "drbot.lock";
 }
 
@@ -228,6 +234,7 @@ pub struct Store {
     approvals: sled::Tree,
     outbox: sled::Tree,
     drills: sled::Tree,
+    pages: sled::Tree,
     /// Writers share it; an export takes it alone, so it reads one consistent state.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
     /// Bumped by every write when it is over: `serve` exports when it moved, and a flush
@@ -290,6 +297,7 @@ impl Store {
             approvals: db.open_tree(names::APPROVALS)?,
             outbox: db.open_tree(names::OUTBOX)?,
             drills: db.open_tree(names::DRILLS)?,
+            pages: db.open_tree(names::PAGES)?,
             gate: Default::default(),
             generation: Default::default(),
             flushed: Default::default(),
@@ -363,9 +371,12 @@ impl Store {
         }
         let mut trees: Vec<(&str, Vec<Row>)> = Vec::new();
         for name in names::TREES {
-            let rows = doc["trees"][name]
-                .as_array()
-                .ok_or_else(|| bad(format!("the {name} records are missing")))?;
+            let empty = Vec::new();
+            let rows = match doc["trees"][name].as_array() {
+                Some(rows) => rows,
+                None if names::ADDED.contains(name) && doc["trees"][name].is_null() => &empty,
+                None => return Err(bad(format!("the {name} records are missing"))),
+            };
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let pair = (
@@ -741,6 +752,120 @@ impl Store {
             },
         );
         unwrap_tx(result)
+    }
+
+    /// Writes a page with the deliveries and timeline entries of its newest round, in one
+    /// transaction: a page and what it sends are stored together, or neither is.
+    ///
+    /// `id` picks the page to change (`None`: a new one). `once`, for a new page, is a key it
+    /// is created under at most once: a second call with it returns the page already made and
+    /// writes nothing. `build` gets the page's id, the page as stored (for a change), and the
+    /// first free outbox id; it returns the page, the outbox items numbered from that id, and
+    /// the entries. It may run more than once, and must not read the store (sled holds such a
+    /// read until the transaction ends): read what it needs before.
+    #[allow(clippy::type_complexity)]
+    pub fn write_page<E: From<StateError>>(
+        &self,
+        id: Option<PageId>,
+        once: Option<&str>,
+        build: impl Fn(PageId, Option<Page>, u64) -> Result<(Page, Vec<OutboxItem>, Vec<NewEntry>), E>,
+    ) -> Result<(Page, Vec<OutboxItem>), E> {
+        let _w = self.writing();
+        let floor = self.seq_floor;
+        let once_key = once.map(|k| format!("{}{k}", names::PAGE_ONCE_PREFIX));
+        let result = (
+            &self.meta,
+            &self.pages,
+            &self.outbox,
+            &self.timeline,
+            &self.audit,
+        )
+            .transaction(|(meta, pages, ob, tl, audit)| {
+                if let Some(k) = &once_key
+                    && let Some(done) = meta.get(k.as_bytes())?
+                {
+                    let raw = pages.get(done)?.ok_or_else(|| {
+                        ConflictableTransactionError::Abort(E::from(StateError::Inconsistent(
+                            format!("{k} names a page that is not stored"),
+                        )))
+                    })?;
+                    let page: Page = decode(&raw, || k.clone())
+                        .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
+                    return Ok((page, Vec::new()));
+                }
+                let (id, stored) = match id {
+                    Some(id) => {
+                        let raw = pages.get(id.0.to_be_bytes())?.ok_or_else(|| {
+                            ConflictableTransactionError::Abort(E::from(StateError::NoSuchPage(id)))
+                        })?;
+                        let page: Page = decode(&raw, || id.to_string())
+                            .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
+                        (id, Some(page))
+                    }
+                    None => {
+                        let next = meta
+                            .get(names::NEXT_PAGE_KEY)?
+                            .map(|v| decode_u64(&v))
+                            .unwrap_or(1);
+                        meta.insert(names::NEXT_PAGE_KEY, &(next + 1).to_be_bytes())?;
+                        (PageId(next), None)
+                    }
+                };
+                let first = meta
+                    .get(names::NEXT_OUTBOX_KEY)?
+                    .map(|v| decode_u64(&v))
+                    .unwrap_or(1);
+                let (page, items, entries) =
+                    build(id, stored, first).map_err(ConflictableTransactionError::Abort)?;
+                for (n, item) in items.iter().enumerate() {
+                    if item.id != first + n as u64 {
+                        return Err(ConflictableTransactionError::Abort(E::from(
+                            StateError::Inconsistent(format!(
+                                "{id}'s deliveries are not numbered from {first}"
+                            )),
+                        )));
+                    }
+                    ob.insert(&item.id.to_be_bytes(), encode(item)?)?;
+                }
+                meta.insert(
+                    names::NEXT_OUTBOX_KEY,
+                    &(first + items.len() as u64).to_be_bytes(),
+                )?;
+                pages.insert(&id.0.to_be_bytes(), encode(&page)?)?;
+                if let Some(k) = &once_key {
+                    meta.insert(k.as_bytes(), &id.0.to_be_bytes())?;
+                }
+                append_entries(tl, audit, floor, page.incident, entries)?;
+                Ok((page, items))
+            });
+        unwrap_tx(result)
+    }
+
+    /// The page created under `once` by [`Store::write_page`], if one was.
+    pub fn page_once(&self, once: &str) -> Result<Option<PageId>, StateError> {
+        Ok(self
+            .meta
+            .get(format!("{}{once}", names::PAGE_ONCE_PREFIX).as_bytes())?
+            .map(|v| PageId(decode_u64(&v))))
+    }
+
+    /// The page with this id.
+    pub fn page(&self, id: PageId) -> Result<Option<Page>, StateError> {
+        self.pages
+            .get(id.0.to_be_bytes())?
+            .map(|raw| decode(&raw, || id.to_string()))
+            .transpose()
+    }
+
+    /// Every page, oldest first.
+    pub fn pages(&self) -> Result<Vec<Page>, StateError> {
+        self.pages
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&v, || format!("PAGE-{}", decode_u64(&k)))
+            })
+            .collect()
     }
 
     /// Notifications still to deliver, oldest first.

@@ -702,24 +702,26 @@ impl Handler {
             return; // our own ✅/❌ under the request
         }
         let Some(request) = self.request_for(r.message_id) else {
+            // ✅ on a page's message acknowledges the page.
+            if approve
+                && let Some(page) =
+                    drbot_commands::paging::page_of_message(&self.engine, r.message_id.get())
+            {
+                let ctx = self.reaction_context(&r, user);
+                let reply = self.engine.run(&ctx, &format!("/ack page:{page}")).await;
+                let body = CreateMessage::new()
+                    .content(fit(&reply.text))
+                    .allowed_mentions(no_mentions());
+                if let Err(e) = r.channel_id.send_message(http, body).await {
+                    tracing::warn!(error = %e, "could not answer an acknowledgement");
+                }
+            }
             return;
         };
         if request.1 != ApprovalStatus::Pending {
             return;
         }
-        let roles = r
-            .member
-            .as_ref()
-            .map(|m| m.roles.clone())
-            .unwrap_or_default();
-        let name = r
-            .member
-            .as_ref()
-            .map_or_else(|| user.to_string(), |m| m.user.name.clone());
-        let ctx = Context {
-            actor: actor_for(&self.config, &self.dc, user, &name, &roles),
-            place: Place::Channel(r.channel_id.get()),
-        };
+        let ctx = self.reaction_context(&r, user);
         let line = if approve {
             format!("/approve request:{}", request.0)
         } else {
@@ -729,6 +731,23 @@ impl Handler {
             )
         };
         self.decide(http, ctx, r.channel_id, request.0, line).await;
+    }
+
+    /// Who reacted, where.
+    fn reaction_context(&self, r: &Reaction, user: UserId) -> Context {
+        let roles = r
+            .member
+            .as_ref()
+            .map(|m| m.roles.clone())
+            .unwrap_or_default();
+        let name = r
+            .member
+            .as_ref()
+            .map_or_else(|| user.to_string(), |m| m.user.name.clone());
+        Context {
+            actor: actor_for(&self.config, &self.dc, user, &name, &roles),
+            place: Place::Channel(r.channel_id.get()),
+        }
     }
 
     fn request_for(&self, message: MessageId) -> Option<(RequestId, ApprovalStatus)> {

@@ -40,7 +40,11 @@ pub fn table() -> &'static Table {
         Table::new(
             std::iter::once((grammar::LIFECYCLE, true))
                 .chain(ALL.iter().map(|s| (s.commands(), s.built())))
-                .chain([(grammar::GATE, true), (grammar::NOTIFY, true)]),
+                .chain([
+                    (grammar::GATE, true),
+                    (grammar::NOTIFY, true),
+                    (grammar::PAGING, true),
+                ]),
         )
     });
     &TABLE
@@ -77,6 +81,7 @@ mod tests {
             .iter()
             .chain(grammar::GATE)
             .chain(grammar::NOTIFY)
+            .chain(grammar::PAGING)
             .map(CommandSpec::path)
             .collect();
         for spec in table().specs() {
