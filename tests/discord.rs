@@ -58,7 +58,7 @@ async fn a_slash_command_is_acknowledged_then_answered() {
         names,
         [
             "incident", "step", "db", "storage", "search", "api", "drill", "backup", "approve",
-            "deny", "notify"
+            "deny", "notify", "contacts", "page", "ack"
         ]
     );
     assert!(fake.identified.lock().unwrap().is_some());
@@ -1433,4 +1433,77 @@ async fn a_drill_shows_a_live_card_and_ends_with_the_report_embed() {
         .count();
     assert_eq!(after, 0, "the dead token was used again");
     stop_within_limits(&fake, &mut serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sev1_declare_pages_in_the_channel_and_a_check_mark_on_the_page_acknowledges_it() {
+    let fake = FakeDiscord::start().await;
+    let d = Drbot::new(&format!(
+        "[people.alice]\nroles = [\"commander\"]\ndiscord_id = 11\n\
+         [discord]\nguild_id = 1\nincident_channel_id = 2\napprover_role_id = 4\ncommander_role_id = 5\napi_base = \"{}\"\n\
+         [contacts.dba]\nname = \"Dana DBA\"\ndiscord_id = 101\ngroups = [\"primary\"]\n\
+         [contacts.cto]\nname = \"Chris CTO\"\ndiscord_id = 102\ngroups = [\"escalation\"]\n\
+         [paging]\nsev1 = [\"primary\"]\nescalation = [\"primary\", \"escalation\"]\n",
+        fake.base
+    ));
+    let env = vec![("DISCORD_TOKEN".to_string(), "fake.bot.token".to_string())];
+    let mut serve = serve_registered(&fake, &d, &env).await;
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        command(
+            2201,
+            11,
+            "alice",
+            &[5],
+            2,
+            crate::fake_discord::declare("database", "sev1", "orders failing"),
+        ),
+    );
+    // The page: one message in the incident channel mentioning the primary group, and only it.
+    let page = fake
+        .wait_for(Duration::from_secs(30), |s| {
+            s.method == "POST"
+                && s.path == "/api/v10/channels/2/messages"
+                && s.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("PAGE-1"))
+        })
+        .await
+        .expect("the page in the channel");
+    let content = page.body["content"].as_str().unwrap();
+    assert!(content.starts_with("<@101> PAGE-1 for INC-1"), "{content}");
+    assert_eq!(page.body["allowed_mentions"]["users"], json!(["101"]));
+    let message_id = page.reply["id"].as_str().unwrap().to_string();
+    // Another emoji does nothing; bob's ✅ on it acknowledges the page.
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(22, "bob", &[4], 2, &message_id, "👍"),
+    );
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(22, "bob", &[4], 2, &message_id, "✅"),
+    );
+    let acked = fake
+        .wait_for(Duration::from_secs(20), |s| {
+            s.method == "POST"
+                && s.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("PAGE-1 acknowledged by bob"))
+        })
+        .await
+        .expect("the acknowledgement");
+    assert!(
+        acked.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("it escalates no further"),
+        "{}",
+        acked.body
+    );
+    stop_within_limits(&fake, &mut serve);
+    let store = drbot_state::Store::open(&d.data_dir()).unwrap();
+    let pages = store.pages().unwrap();
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].status, drbot_state::PageStatus::Acknowledged);
+    assert_eq!(pages[0].acked_by.as_deref(), Some("bob (discord:22)"));
 }
