@@ -275,6 +275,29 @@ async fn a_tricky_database_round_trips_through_xz_and_age() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_builds_in_a_restore_get_the_configured_maintenance_memory() {
+    // The dump records the session's setting as it runs (as an index build would see it).
+    for (config, want) in [("", "256MB"), ("maintenance_work_mem_mb = 96\n", "96MB")] {
+        let s = setup_with(|c| format!("{c}\n[restore]\n{config}")).await;
+        s.upload(
+            "2026-11-25T10-00-00Z.sql.xz.age",
+            &format!(
+                "printf '%s\\n' \"CREATE TABLE public.seen AS SELECT current_setting('maintenance_work_mem') AS v;\" | xz | {}",
+                s.age()
+            ),
+        )
+        .await;
+        let r = s.approved("/db restore backup:latest target:staging").await;
+        assert_outcome(&r, Outcome::Done);
+        let seen = crate::support::sh(&format!(
+            "psql -tA -X '{}' -c 'SELECT v FROM public.seen'",
+            s.target.url()
+        ));
+        assert_eq!(seen.trim(), want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_layering_restores_by_magic_bytes_not_names() {
     let s = setup().await;
     s.source.psql(FIXTURE);

@@ -363,13 +363,22 @@ pub struct Target {
 pub struct RestoreConfig {
     /// The longest a restore waits for a lock another session holds, in seconds.
     pub lock_wait_secs: u64,
+    /// The restore session's `maintenance_work_mem`, in MiB: the memory each index build and
+    /// constraint check after the data may use (PostgreSQL's default is 64).
+    pub maintenance_work_mem_mb: u64,
 }
 
 impl Default for RestoreConfig {
     fn default() -> Self {
-        RestoreConfig { lock_wait_secs: 30 }
+        RestoreConfig {
+            lock_wait_secs: 30,
+            maintenance_work_mem_mb: 256,
+        }
     }
 }
+
+/// The most `maintenance_work_mem_mb` may be: PostgreSQL's own limit (2 TiB less a KiB).
+pub const MAX_MAINTENANCE_WORK_MEM_MB: u64 = 2 * 1024 * 1024 - 1;
 
 /// The longest any duration in minutes may be: a year.
 pub const MAX_MINUTES: u64 = 525_600;
@@ -1165,6 +1174,12 @@ impl Config {
         if self.state.prefix.trim_matches('/').is_empty() {
             return bad("[state] prefix must name a folder, e.g. \"state/\"".to_string());
         }
+        if !(1..=MAX_MAINTENANCE_WORK_MEM_MB).contains(&self.restore.maintenance_work_mem_mb) {
+            return bad(format!(
+                "[restore] maintenance_work_mem_mb must be 1 to {MAX_MAINTENANCE_WORK_MEM_MB}, not {}",
+                self.restore.maintenance_work_mem_mb
+            ));
+        }
         if !(1..=MAX_LOCK_WAIT_SECS).contains(&self.restore.lock_wait_secs) {
             return bad(format!(
                 "[restore] lock_wait_secs must be 1 to {MAX_LOCK_WAIT_SECS}, not {}",
@@ -1396,6 +1411,10 @@ mod tests {
             (
                 "[people.a]\ndiscord_id = 0",
                 "[people.a] discord_id must be a Discord id",
+            ),
+            (
+                "[restore]\nmaintenance_work_mem_mb = 0",
+                "[restore] maintenance_work_mem_mb must be 1 to 2097151",
             ),
             (
                 "[restore]\nlock_wait_secs = 0",

@@ -37,6 +37,8 @@ pub struct LoadOptions {
     pub lock_wait: Duration,
     /// Create the roles the dump needs and the target lacks (NOLOGIN, inside the transaction).
     pub create_missing_roles: bool,
+    /// The session's `maintenance_work_mem` in MiB, for the index builds after the data.
+    pub maintenance_work_mem_mb: u64,
 }
 
 impl Default for LoadOptions {
@@ -44,6 +46,7 @@ impl Default for LoadOptions {
         LoadOptions {
             lock_wait: Duration::from_secs(30),
             create_missing_roles: false,
+            maintenance_work_mem_mb: 256,
         }
     }
 }
@@ -240,6 +243,17 @@ pub async fn load(
         }
         None => return Err(LoadError::Backup(ended_early(counters))),
     };
+    // Before the transaction, so a server that refuses the value (above its limit) costs a
+    // warning, not the restore: index builds then use the server's own setting.
+    if let Err(e) = client
+        .batch_execute(&format!(
+            "SET maintenance_work_mem = '{}MB'",
+            options.maintenance_work_mem_mb
+        ))
+        .await
+    {
+        tracing::warn!(error = %pg_error(&e), "could not raise maintenance_work_mem for the restore");
+    }
     client.batch_execute("BEGIN").await.map_err(|e| {
         LoadError::Session(format!("could not start the transaction: {}", pg_error(&e)))
     })?;

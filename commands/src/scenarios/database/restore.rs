@@ -312,6 +312,7 @@ pub enum RestoreError {
 pub fn load_options(engine: &Engine, target: &Target) -> load::LoadOptions {
     load::LoadOptions {
         lock_wait: std::time::Duration::from_secs(engine.config().restore.lock_wait_secs),
+        maintenance_work_mem_mb: engine.config().restore.maintenance_work_mem_mb,
         create_missing_roles: engine
             .config()
             .targets
