@@ -95,6 +95,15 @@ fn env(k: &str) -> Option<String> {
 }
 
 fn engine(dir: &Path, config: &str, clock: Arc<ManualClock>) -> Engine {
+    engine_with(dir, config, clock, env)
+}
+
+fn engine_with(
+    dir: &Path,
+    config: &str,
+    clock: Arc<ManualClock>,
+    env: fn(&str) -> Option<String>,
+) -> Engine {
     let config = Config::from_toml(config, Path::new("t.toml")).expect("config");
     Engine::new(Arc::new(config), Store::open(dir).unwrap(), clock).with_env(Arc::new(env))
 }
@@ -534,4 +543,37 @@ fn a_kill_between_the_page_and_its_escalation_neither_loses_nor_doubles_a_page()
         1,
         "{timeline}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_pagerduty_event_is_said_and_the_other_channels_still_page() {
+    let s = Services::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    // A key PagerDuty refuses (not 32 characters): 400 "invalid event", never retried.
+    let e = engine_with(dir.path(), &config(&s, ""), clock, |k| match k {
+        "PAGERDUTY_ROUTING_KEY" => Some("too-short-key".to_string()),
+        other => env(other),
+    });
+    let r = e
+        .run(
+            &commander(),
+            "/incident declare scenario:database severity:sev1 title:\"orders failing\"",
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert_eq!(s.emailed(), ["dana@example.com", "ian@example.com"]);
+    assert_eq!(s.posted().len(), 1);
+    assert_eq!(s.pd.events().len(), 1);
+    assert_eq!(s.pd.events()[0].status, 400);
+    let timeline = crate::support::recorded_text(e.store());
+    assert!(
+        timeline.contains("Page by pagerduty failed for good: HTTP 400: Event object is invalid"),
+        "{timeline}"
+    );
+    // Not tried again on the next rounds.
+    e.deliver_due().await.unwrap();
+    e.tick().await.unwrap();
+    assert_eq!(s.pd.events().len(), 1);
+    assert!(!stored_text(&e).contains("too-short-key"));
 }
