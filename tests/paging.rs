@@ -227,6 +227,9 @@ async fn a_sev1_page_goes_to_the_primary_group_once_escalates_once_and_an_ack_st
         s.pd.accepted("acknowledge")[0]["dedup_key"],
         "drbot-INC-1-PAGE-1"
     );
+    let none = e.run(&bob(), "/ack page:PAGE-9").await;
+    assert_eq!(none.outcome, Outcome::Usage, "{}", none.text);
+    assert!(none.text.contains("PAGE-9 does not exist"), "{}", none.text);
     let again = e.run(&bob(), "/ack page:PAGE-1").await;
     assert_eq!(again.outcome, Outcome::Refused, "{}", again.text);
     assert!(

@@ -379,6 +379,28 @@ fn deliveries(
         .collect()
 }
 
+/// A PagerDuty event about a page (`acknowledge`, `resolve`) alone, numbered from `first`;
+/// nothing when PagerDuty is not configured.
+fn pagerduty_event(
+    engine: &Engine,
+    page: &Page,
+    incident: Option<&Incident>,
+    action: &str,
+    first: u64,
+    now: DateTime<Utc>,
+) -> Vec<OutboxItem> {
+    deliveries(engine, page, incident, &[], "", Some(action), first, now)
+        .into_iter()
+        .filter(|i| i.channel == PAGERDUTY)
+        .enumerate()
+        .map(|(n, mut i)| {
+            i.id = first + n as u64;
+            i.key = format!("drbot-{}-n{}", page.id, i.id);
+            i
+        })
+        .collect()
+}
+
 /// The channels of a round's deliveries: `email ×2, discord, pagerduty`.
 fn channel_list(items: &[OutboxItem]) -> String {
     let mut out: Vec<(String, usize)> = Vec::new();
@@ -632,11 +654,14 @@ pub fn ack(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, Co
 fn ack_one(engine: &Engine, ctx: &Context, id: PageId) -> Result<String, CommandError> {
     let now = engine.now();
     let who = ctx.actor.recorded();
+    let Some(known) = engine.store().page(id)? else {
+        return Err(CommandError::Usage(format!(
+            "{id} does not exist. /contacts shows the open page, if any."
+        )));
+    };
     // Read before the transaction: sled holds a read of another tree inside one.
-    let incident = engine
-        .store()
-        .page(id)?
-        .and_then(|p| p.incident)
+    let incident = known
+        .incident
         .and_then(|i| engine.store().incident(i).ok().flatten());
     let (page, _) = engine
         .store()
@@ -664,28 +689,8 @@ fn ack_one(engine: &Engine, ctx: &Context, id: PageId) -> Result<String, Command
             page.acked_by = Some(who.clone());
             page.acked_at = Some(now);
             page.escalate_at = None;
-            let items = deliveries(
-                engine,
-                &page,
-                incident.as_ref(),
-                &[],
-                "",
-                Some("acknowledge"),
-                first,
-                now,
-            )
-            .into_iter()
-            .filter(|i| i.channel == PAGERDUTY)
-            .collect::<Vec<_>>();
-            let items: Vec<OutboxItem> = items
-                .into_iter()
-                .enumerate()
-                .map(|(n, mut i)| {
-                    i.id = first + n as u64;
-                    i.key = format!("drbot-{}-n{}", page.id, i.id);
-                    i
-                })
-                .collect();
+            let items =
+                pagerduty_event(engine, &page, incident.as_ref(), "acknowledge", first, now);
             let e = engine.entry(
                 ctx,
                 EntryKind::Page,
@@ -726,25 +731,7 @@ pub fn on_resolve(engine: &Engine, ctx: &Context, incident: &Incident) {
                 let was_open = page.status == PageStatus::Open;
                 page.status = PageStatus::Closed;
                 page.escalate_at = None;
-                let items: Vec<OutboxItem> = deliveries(
-                    engine,
-                    &page,
-                    Some(incident),
-                    &[],
-                    "",
-                    Some("resolve"),
-                    first,
-                    now,
-                )
-                .into_iter()
-                .filter(|i| i.channel == PAGERDUTY)
-                .enumerate()
-                .map(|(n, mut i)| {
-                    i.id = first + n as u64;
-                    i.key = format!("drbot-{}-n{}", page.id, i.id);
-                    i
-                })
-                .collect();
+                let items = pagerduty_event(engine, &page, Some(incident), "resolve", first, now);
                 let e = engine.entry(
                     ctx,
                     EntryKind::Page,
