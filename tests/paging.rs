@@ -120,6 +120,15 @@ fn bob() -> Context {
     }
 }
 
+/// The stand-ins and an engine wired to them on a manual clock (keep the directory alive).
+async fn started() -> (Services, tempfile::TempDir, Arc<ManualClock>, Engine) {
+    let s = Services::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let e = engine(dir.path(), &config(&s, ""), clock.clone());
+    (s, dir, clock, e)
+}
+
 /// Everything drbot stored: timeline, audit log, and every queued request's body.
 fn stored_text(e: &Engine) -> String {
     let mut text = crate::support::recorded_text(e.store());
@@ -131,10 +140,7 @@ fn stored_text(e: &Engine) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sev1_page_goes_to_the_primary_group_once_escalates_once_and_an_ack_stops_it() {
-    let s = Services::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let e = engine(dir.path(), &config(&s, ""), clock.clone());
+    let (s, _dir, clock, e) = started().await;
 
     let r = e
         .run(
@@ -268,10 +274,7 @@ async fn a_sev1_page_goes_to_the_primary_group_once_escalates_once_and_an_ack_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_before_the_delay_stops_the_escalation() {
-    let s = Services::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let e = engine(dir.path(), &config(&s, ""), clock.clone());
+    let (s, _dir, clock, e) = started().await;
     e.run(
         &commander(),
         "/incident declare scenario:storage severity:sev1 title:\"images gone\"",
@@ -308,10 +311,7 @@ async fn an_ack_before_the_delay_stops_the_escalation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_say_whom_to_call_and_page_reaches_anyone_on_the_list() {
-    let s = Services::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let e = engine(dir.path(), &config(&s, ""), clock.clone());
+    let (s, _dir, _clock, e) = started().await;
     e.run(
         &commander(),
         "/incident declare scenario:database severity:sev1 title:\"orders failing\"",

@@ -166,6 +166,37 @@ fn requests(
     out
 }
 
+/// A delivery as queued: its request fixed now, due at once. A Discord message gets Discord's
+/// own duplicate guard, a nonce (at most 25 characters) it enforces.
+pub fn queued(
+    id: u64,
+    channel: &str,
+    key: String,
+    incident: Option<drbot_state::IncidentId>,
+    summary: String,
+    mut body: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> OutboxItem {
+    if channel == "discord" {
+        body["nonce"] = json!(format!("drbot-n{id}"));
+        body["enforce_nonce"] = json!(true);
+    }
+    OutboxItem {
+        id,
+        channel: channel.to_string(),
+        key,
+        incident,
+        summary,
+        body: body.to_string(),
+        created_at: now,
+        attempts: 0,
+        next_at: now,
+        status: DeliveryStatus::Pending,
+        last_error: None,
+        delivered_ref: None,
+    }
+}
+
 /// True when at least one stakeholder channel is configured.
 pub fn has_channel(engine: &Engine) -> bool {
     let notify = engine.config().notify.as_ref();
@@ -206,27 +237,15 @@ pub fn enqueue(
                 .iter()
                 .zip(&reqs)
                 .map(|(id, (channel, body))| {
-                    let key = format!("drbot-{}-n{id}", incident.id);
-                    let mut body = body.clone();
-                    if *channel == "discord" {
-                        // Discord's own duplicate guard: a nonce of at most 25 characters.
-                        body["nonce"] = json!(format!("drbot-n{id}"));
-                        body["enforce_nonce"] = json!(true);
-                    }
-                    OutboxItem {
-                        id: *id,
-                        channel: channel.to_string(),
-                        key,
-                        incident: Some(incident.id),
-                        summary: n.subject.clone(),
-                        body: body.to_string(),
-                        created_at: now,
-                        attempts: 0,
-                        next_at: now,
-                        status: DeliveryStatus::Pending,
-                        last_error: None,
-                        delivered_ref: None,
-                    }
+                    queued(
+                        *id,
+                        channel,
+                        format!("drbot-{}-n{id}", incident.id),
+                        Some(incident.id),
+                        n.subject.clone(),
+                        body.clone(),
+                        now,
+                    )
                 })
                 .collect();
             let entry = engine.entry(

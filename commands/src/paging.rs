@@ -12,8 +12,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use drbot_state::{
-    DeliveryStatus, EntryKind, Incident, IncidentId, NewEntry, OutboxItem, Page, PageId, PageRound,
-    PageStatus,
+    EntryKind, Incident, IncidentId, NewEntry, OutboxItem, Page, PageId, PageRound, PageStatus,
 };
 use serde_json::json;
 
@@ -355,26 +354,17 @@ fn deliveries(
     }
     out.into_iter()
         .enumerate()
-        .map(|(n, (channel, mut body, summary))| {
+        .map(|(n, (channel, body, summary))| {
             let id = first + n as u64;
-            if channel == "discord" {
-                body["nonce"] = json!(format!("drbot-n{id}"));
-                body["enforce_nonce"] = json!(true);
-            }
-            OutboxItem {
+            crate::notify::queued(
                 id,
-                channel,
-                key: format!("drbot-{}-n{id}", page.id),
-                incident: page.incident,
-                summary: format!("{}: {summary}", page.id),
-                body: body.to_string(),
-                created_at: now,
-                attempts: 0,
-                next_at: now,
-                status: DeliveryStatus::Pending,
-                last_error: None,
-                delivered_ref: None,
-            }
+                &channel,
+                format!("drbot-{}-n{id}", page.id),
+                page.incident,
+                format!("{}: {summary}", page.id),
+                body,
+                now,
+            )
         })
         .collect()
 }
