@@ -302,11 +302,22 @@ async fn a_request_survives_a_restart_and_an_interrupted_one_never_reruns() {
     let engine = make(env.clone());
     let first = ask(&engine).await;
     let second = ask(&engine).await;
-    // Simulate a crash while the second was running.
+    let third = ask(&engine).await;
+    // Simulate a crash while the second was running, and one while the third's preflight
+    // was (approved already: it would have run the moment it passed).
     engine
         .store()
         .update_approval(second.parse::<RequestId>().unwrap(), |r| {
             r.status = ApprovalStatus::Executing;
+            Ok::<_, drbot_state::StateError>(vec![])
+        })
+        .unwrap();
+    engine
+        .store()
+        .update_approval(third.parse::<RequestId>().unwrap(), |r| {
+            r.preflight = drbot_state::PreflightState::Running;
+            r.approvals = vec!["bob".into()];
+            r.approval_ids = vec!["person:bob".into()];
             Ok::<_, drbot_state::StateError>(vec![])
         })
         .unwrap();
@@ -315,12 +326,31 @@ async fn a_request_survives_a_restart_and_an_interrupted_one_never_reruns() {
 
     let engine = make(env);
     let marked = engine.recover_interrupted().unwrap();
-    assert_eq!(marked, [format!("{second} was interrupted")]);
+    assert_eq!(
+        marked,
+        [
+            format!("{second} was interrupted"),
+            format!("{third} was voided (its preflight was interrupted)")
+        ]
+    );
     refused(
         &engine
             .run(&approver(), &format!("/approve request:{second}"))
             .await,
         "never run twice",
+    );
+    let r = engine
+        .run(&approver(), &format!("/approve request:{third}"))
+        .await;
+    refused(&r, "its preflight was interrupted");
+    assert_eq!(
+        engine
+            .store()
+            .approval(third.parse::<RequestId>().unwrap())
+            .unwrap()
+            .unwrap()
+            .status,
+        ApprovalStatus::Voided
     );
     assert_same_dump(&before, &s.target.dump(), "interrupted");
     let r = engine
@@ -529,4 +559,194 @@ async fn a_discord_user_named_like_a_configured_person_is_someone_else() {
         text.contains(&format!("{id} approved by alice (unix:4242)")),
         "{text}"
     );
+}
+
+/// Decides a request while its preflight runs: when the request is posted (before the
+/// preflight has read a byte), another person's `line` (`{id}` is the request) runs on another
+/// thread, and the requester's command waits for it; the clock is moved past the request's
+/// time to live first. Keeps the decision's reply and the target as it was at that moment.
+struct DecideDuringPreflight<'a> {
+    engine: Arc<Engine>,
+    clock: Arc<ManualClock>,
+    line: &'static str,
+    target: &'a crate::support::TestDb,
+    seen: Mutex<Option<(Reply, String)>>,
+}
+
+impl drbot_commands::progress::ProgressSink for DecideDuringPreflight<'_> {
+    fn update(&self, _line: &str) {}
+
+    fn requested(&self, id: &str, text: &str) {
+        assert!(text.contains("can approve it now"), "{text}");
+        self.clock.advance(Duration::seconds(601));
+        let engine = self.engine.clone();
+        let line = self.line.replace("{id}", id);
+        let handle = tokio::runtime::Handle::current();
+        let reply = std::thread::spawn(move || {
+            // Nothing expires while the preflight runs, however long it takes.
+            assert_eq!(drbot_commands::approval::expire_due(&engine).unwrap(), 0);
+            handle.block_on(engine.run(&approver(), &line))
+        })
+        .join()
+        .unwrap();
+        *self.seen.lock().unwrap() = Some((reply, self.target.dump()));
+    }
+}
+
+/// An engine on a manual clock with a ten-minute time to live, and its clock.
+fn clocked(s: &Setup, dir: &Path) -> (Arc<Engine>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let env: HashMap<String, String> = env_map(moto(), &s.source.url(), &s.target.url());
+    let config = format!(
+        "{}\n[approvals]\nttl_secs = 600\n",
+        config_text(&s.bucket, &s.key)
+    );
+    let engine = Engine::new(
+        Arc::new(Config::from_toml(&config, Path::new("t.toml")).unwrap()),
+        Store::open(dir).unwrap(),
+        clock.clone(),
+    )
+    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    (Arc::new(engine), clock)
+}
+
+/// Asks for the restore as alice with `line` decided by bob during its preflight; returns
+/// alice's reply, bob's, the target when bob decided, and the request as it ended.
+async fn decided_during_preflight(
+    s: &Setup,
+    engine: &Arc<Engine>,
+    clock: &Arc<ManualClock>,
+    line: &'static str,
+) -> (Reply, Reply, String, drbot_state::ApprovalRequest) {
+    let sink = DecideDuringPreflight {
+        engine: engine.clone(),
+        clock: clock.clone(),
+        line,
+        target: &s.target,
+        seen: Mutex::new(None),
+    };
+    let asked = engine.run_with(&commander(), RESTORE, &sink).await;
+    let (decision, at_decision) = sink
+        .seen
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the request was posted before its preflight");
+    let req = engine.store().approvals().unwrap().pop().unwrap();
+    (asked, decision, at_decision, req)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_given_while_the_preflight_runs_runs_once_it_passes() {
+    let (s, before) = prepared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, clock) = clocked(&s, dir.path());
+    let (asked, approved, at_approval, req) =
+        decided_during_preflight(&s, &engine, &clock, "/approve request:{id}").await;
+    assert_eq!(approved.outcome, Outcome::Done, "{}", approved.text);
+    assert!(
+        approved
+            .text
+            .contains("runs the moment the preflight passes"),
+        "{}",
+        approved.text
+    );
+    assert_same_dump(&before, &at_approval, "approved, preflight running");
+    // The preflight passed, then the restore ran in the requester's command.
+    assert_eq!(asked.outcome, Outcome::Done, "{}", asked.text);
+    assert!(
+        asked
+            .text
+            .contains("approved by bob while its preflight ran")
+            && asked
+                .text
+                .contains("Restored db/2026-11-25T10-00-00Z.sql.xz.age into staging"),
+        "{}",
+        asked.text
+    );
+    assert!(s.target.dump().contains("CREATE TABLE public.t"));
+    assert_eq!(req.status, ApprovalStatus::Executed);
+    assert_eq!(req.preflight, drbot_state::PreflightState::Passed);
+    assert_eq!(req.decided_by.as_deref(), Some("bob"));
+    assert!(
+        req.summary.contains("read whole and complete"),
+        "{}",
+        req.summary
+    );
+    // On the timeline: posted, approved while it ran, passed and run, done — in that order.
+    let text = crate::support::recorded_text(engine.store());
+    let order = [
+        "Its preflight runs now",
+        "it runs the moment its preflight passes",
+        "preflight passed",
+        "Approved already (by bob): running it",
+        "done.",
+    ];
+    let mut at = 0;
+    for want in order {
+        let found = text[at..]
+            .find(want)
+            .unwrap_or_else(|| panic!("{want} after {at}: {text}"));
+        at += found + want.len();
+    }
+    // It ran once: approving again is refused.
+    refused(
+        &engine
+            .run(&approver(), &format!("/approve request:{}", req.id))
+            .await,
+        "runs at most once",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_given_before_a_failing_preflight_never_runs() {
+    let (s, before) = prepared().await;
+    // The newest backup is cut in half: its preflight fails at its end.
+    let whole = std::fs::read(s.work.path().join("2026-11-25T10-00-00Z.sql.xz.age")).unwrap();
+    put(
+        &s.bucket,
+        "db/2026-11-26T10-00-00Z.sql.xz.age",
+        whole[..whole.len() / 2].to_vec(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, clock) = clocked(&s, dir.path());
+    let (asked, approved, at_approval, req) =
+        decided_during_preflight(&s, &engine, &clock, "/approve request:{id}").await;
+    assert_eq!(approved.outcome, Outcome::Done, "{}", approved.text);
+    assert_same_dump(&before, &at_approval, "approved, preflight running");
+    assert_eq!(asked.outcome, Outcome::Failed, "{}", asked.text);
+    assert!(
+        asked.text.contains("ends early") && asked.text.contains("is void: nothing was run"),
+        "{}",
+        asked.text
+    );
+    assert_eq!(req.status, ApprovalStatus::Voided);
+    assert_eq!(req.preflight, drbot_state::PreflightState::Failed);
+    assert_same_dump(&before, &s.target.dump(), "failed preflight");
+    refused(
+        &engine
+            .run(&approver(), &format!("/approve request:{}", req.id))
+            .await,
+        "was voided",
+    );
+    assert_same_dump(&before, &s.target.dump(), "approved again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_denied_while_its_preflight_runs_never_runs() {
+    let (s, before) = prepared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, clock) = clocked(&s, dir.path());
+    let (asked, denied, _, req) = decided_during_preflight(
+        &s,
+        &engine,
+        &clock,
+        "/deny request:{id} reason:\"wrong backup\"",
+    )
+    .await;
+    assert_eq!(denied.outcome, Outcome::Done, "{}", denied.text);
+    refused(&asked, "was denied by bob");
+    assert_eq!(req.status, ApprovalStatus::Denied);
+    assert_same_dump(&before, &s.target.dump(), "denied during preflight");
 }

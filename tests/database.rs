@@ -225,6 +225,21 @@ pub(crate) async fn approved_with(
     }
 }
 
+/// After a preflight that failed: its request (if the restore got that far) is void, and
+/// nothing is left that could ever run.
+pub(crate) fn nothing_can_run(engine: &Engine) {
+    for r in engine.store().approvals().unwrap() {
+        assert_eq!(
+            r.status,
+            drbot_state::ApprovalStatus::Voided,
+            "{}: {:?}",
+            r.id,
+            r.reason
+        );
+        assert_eq!(r.preflight, drbot_state::PreflightState::Failed, "{}", r.id);
+    }
+}
+
 /// A restore into staging that failed (exit 1), saying `says`, with staging as it was.
 fn assert_refused_unchanged(s: &Setup, r: &Reply, says: &str, before: &str, what: &str) {
     assert_eq!(r.outcome.exit_code(), 1, "{what}: {}", r.text);
@@ -547,7 +562,8 @@ async fn a_backup_shorter_than_its_manifest_is_shown_truncated_and_never_offered
         "{}",
         r.text
     );
-    assert!(r.text.contains("no approval was requested"), "{}", r.text);
+    assert!(r.text.contains("is void: nothing was run"), "{}", r.text);
+    nothing_can_run(&s.engine);
     assert_same_dump(&before, &s.target.dump(), "manifest-truncated");
 }
 

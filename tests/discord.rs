@@ -697,7 +697,9 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
     );
     assert_eq!(red.body["components"][0]["components"][1]["disabled"], true);
 
-    // A restore approved with ✅ over the slow bucket: its message shows progress, then the result.
+    // A restore approved with ✅ over the slow bucket while its preflight still reads the
+    // backup: the card is posted at once and says so; the approval is taken and the restore
+    // runs the moment the preflight passes, its progress and result in alice's reply.
     let data = restore_latest();
     fake.dispatch(
         "INTERACTION_CREATE",
@@ -713,6 +715,18 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         })
         .await
         .expect("second approval message");
+    assert!(
+        request.body["embeds"][0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "Preflight"
+                && f["value"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("running"))),
+        "{}",
+        request.body
+    );
     let message_id = request.reply["id"].as_str().unwrap().to_string();
     fake.wait_for(Duration::from_secs(30), |r| {
         r.method == "PUT"
@@ -725,32 +739,32 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         "MESSAGE_REACTION_ADD",
         reaction(22, "bob", &[4], 2, &message_id, "✅"),
     );
-    let progress = fake
-        .wait_for(Duration::from_secs(60), |r| {
-            r.path == "/api/v10/channels/2/messages"
-                && r.body["embeds"][0]["title"]
-                    .as_str()
-                    .is_some_and(|c| c.starts_with("Restore of"))
-        })
-        .await
-        .expect("progress message");
-    let _ = progress;
+    fake.wait_for(Duration::from_secs(30), |r| {
+        r.path == "/api/v10/channels/2/messages"
+            && r.body["content"].as_str().is_some_and(|c| {
+                c.contains("A-2 approved by bob") && c.contains("the moment the preflight passes")
+            })
+    })
+    .await
+    .expect("the approval taken while the preflight runs");
     let done = fake
         .wait_for(Duration::from_secs(60), |r| {
             r.method == "PATCH"
-                && r.path.starts_with("/api/v10/channels/2/messages/")
-                && r.body["content"]
-                    .as_str()
-                    .is_some_and(|c| c.contains("A-2 approved by bob"))
+                && r.path.contains("tok3004")
+                && r.body["content"].as_str().is_some_and(|c| {
+                    c.contains("A-2 approved by bob while its preflight ran")
+                        && c.contains("Restored db/2026-11-25T10-00-00Z.sql.xz.age into staging")
+                })
         })
         .await
-        .expect("result edited into the progress message");
+        .expect("the result edited into alice's reply");
     // Long work is a progress card: blue with a bar while it runs, green with the result.
     let card = fake
         .seen()
         .into_iter()
         .find(|r| {
-            r.body["embeds"][0]["color"] == 0x3498DB
+            r.path.contains("tok3004")
+                && r.body["embeds"][0]["color"] == 0x3498DB
                 && r.body["embeds"][0]["title"].as_str().is_some_and(|t| {
                     t.starts_with("Restore of db/2026-11-25T10-00-00Z.sql.xz.age into staging")
                 })
@@ -773,6 +787,14 @@ async fn a_slow_bucket_never_delays_the_acknowledgement_and_buttons_decide() {
         "{}",
         done.body
     );
+    // The request's card ends green: done.
+    fake.wait_for(Duration::from_secs(30), |r| {
+        r.method == "PATCH"
+            && r.path.contains(&format!("/messages/{message_id}"))
+            && r.body["embeds"][0]["color"] == 0x2ECC71
+    })
+    .await
+    .expect("the request's card redrawn done");
 
     stop_within_limits(&fake, &mut serve);
     // The reason typed in the deny form is the request's, and on the record.

@@ -14,7 +14,9 @@ use drbot_commands::scenarios::database::splitter::{Piece, Statement};
 use drbot_commands::{Outcome, Reply};
 use drbot_state::ApprovalStatus;
 
-use crate::database::{Setup, approved_with, commander, config_text, engine_with, env_map, setup};
+use crate::database::{
+    Setup, approved_with, commander, config_text, engine_with, env_map, nothing_can_run, setup,
+};
 use crate::support::{PG, TestDb, assert_same_dump, moto, put, sh};
 
 const PRECIOUS: &str = "CREATE TABLE precious (id serial PRIMARY KEY, x int, secret text);
@@ -215,9 +217,9 @@ async fn statements_that_would_end_the_transaction_are_refused_before_anything_r
             "{}",
             r.text
         );
-        assert!(r.text.contains("no approval was requested"), "{}", r.text);
+        assert!(r.text.contains("is void: nothing was run"), "{}", r.text);
     }
-    assert!(s.engine.store().approvals().unwrap().is_empty());
+    nothing_can_run(&s.engine);
     assert_same_dump(&before, &s.target.dump(), "after all");
 
     // pg_dump's own BEGIN … COMMIT around large objects is folded into the one transaction.
@@ -499,7 +501,7 @@ CREATE POLICY own ON public.posts USING ((user_id = auth.uid()));
         "{}",
         r.text
     );
-    assert!(s.engine.store().approvals().unwrap().is_empty());
+    nothing_can_run(&s.engine);
     assert_same_dump(&before, &s.target.dump(), "schema missing");
     // With the schema created by the dump itself, nothing is missing.
     let whole = format!(
@@ -558,7 +560,7 @@ GRANT ALL ON TABLE public.profiles TO service_role;
         assert!(r.text.contains(name), "{name}: {}", r.text);
     }
     assert!(r.text.contains("create_missing_roles = true"), "{}", r.text);
-    assert!(s.engine.store().approvals().unwrap().is_empty());
+    nothing_can_run(&s.engine);
 
     // Without the extensions, and with create_missing_roles, the roles are made inside the
     // restore's transaction (so a failed restore leaves none behind).
@@ -679,7 +681,7 @@ async fn a_failing_copy_is_named_by_table_and_line_never_by_its_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_preflight_reads_the_whole_backup_before_anyone_is_asked() {
+async fn the_preflight_reads_the_whole_backup_before_anything_can_run() {
     let s: Setup = setup().await;
     s.source.psql(crate::database::FIXTURE);
     let good = s
@@ -705,7 +707,7 @@ async fn the_preflight_reads_the_whole_backup_before_anyone_is_asked() {
         "{}",
         r.text
     );
-    assert!(s.engine.store().approvals().unwrap().is_empty());
+    nothing_can_run(&s.engine);
     let r: Reply = s
         .run(&format!("/db restore backup:{good} target:staging"))
         .await;
@@ -763,7 +765,13 @@ fn exec_waits_for_the_preflight_with_progress_on_stderr() {
     let (code, stdout, stderr) = run("/db restore backup:good.sql target:staging");
     assert_eq!(code, Some(3), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("Checking db/good.sql (24 B) before asking for approval"),
+        stderr.contains("Checking db/good.sql (24 B) while the request waits"),
+        "{stderr}"
+    );
+    // The request is there (and can be approved) before its preflight has read the backup.
+    let posted = stderr.find("approval request A-").expect("posted");
+    assert!(
+        posted < stderr.find("Checking db/good.sql").unwrap(),
         "{stderr}"
     );
     assert!(

@@ -14,7 +14,9 @@ use futures_util::FutureExt;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
-use drbot_state::{ApprovalRequest, ApprovalStatus, EntryKind, Incident, RequestId};
+use drbot_state::{
+    ApprovalRequest, ApprovalStatus, EntryKind, Incident, PreflightState, RequestId,
+};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{Context, Engine};
@@ -25,7 +27,7 @@ use crate::options::required;
 use crate::progress::ProgressSink;
 use crate::render;
 use crate::reply::{Outcome, Reply};
-use crate::scenario::{Destructive, Inputs, Reread};
+use crate::scenario::{Checked, Destructive, Inputs, Reread};
 use crate::scenarios;
 
 /// The role that may approve.
@@ -77,13 +79,18 @@ pub async fn request(
             inv.spec.path()
         )));
     };
-    // The engine records a failed preflight on the timeline, as every failure.
+    // The engine records a failed preparation on the timeline, as every failure.
     let prepared = action.prepare(engine, inv, progress).await?;
     let (summary, details, facts) = (prepared.summary, prepared.details, prepared.facts);
+    // The slow check (a restore reads the whole backup) runs once the request is stored, so it
+    // can be decided meanwhile.
+    let inputs = prepared.inputs;
+    let check = action.preflight(engine, &inputs, progress);
+    let checking = check.is_some();
     let incident = engine.incident_for(ctx, Some(inv));
     let now = engine.now();
     let ttl = Duration::seconds(engine.config().approvals.ttl_secs as i64);
-    let digest = digest(action.kind(), &prepared.inputs);
+    let digest = digest(action.kind(), &inputs);
     // Stored as the parser reads it back: a quoted value survives being asked again.
     let command = Invocation {
         spec: inv.spec,
@@ -95,7 +102,6 @@ pub async fn request(
             .collect(),
     }
     .canonical();
-    let inputs = prepared.inputs;
     let needed = engine
         .config()
         .approvals
@@ -124,35 +130,186 @@ pub async fn request(
             requested_by_id: ctx.actor.id.to_string(),
             approval_ids: Vec::new(),
             facts: facts.clone(),
+            preflight: if checking {
+                PreflightState::Running
+            } else {
+                PreflightState::Passed
+            },
+            details: details.clone(),
         };
         let entry = engine.entry(
             ctx,
             EntryKind::Approval,
-            format!(
-                "{id} requested by {}: {summary}. Digest {}. Expires {}.",
-                ctx.actor.display(),
-                &digest[..12],
-                render::stamp(now + ttl)
-            ),
+            if checking {
+                format!(
+                    "{id} requested by {}: {summary}. Digest {}. Its preflight runs now; it can be approved meanwhile and runs only once the preflight has passed.",
+                    ctx.actor.display(),
+                    &digest[..12],
+                )
+            } else {
+                format!(
+                    "{id} requested by {}: {summary}. Digest {}. Expires {}.",
+                    ctx.actor.display(),
+                    &digest[..12],
+                    render::stamp(now + ttl)
+                )
+            },
         );
         Ok::<_, CommandError>((req, vec![entry]))
     })?;
     let id = request.id;
-    let who = if needed > 1 {
-        format!("{needed} other people with the {APPROVER} role, one after the other, run")
+    if let Some(check) = check {
+        progress.requested(
+            &id.to_string(),
+            &format!(
+                "approval request {id} posted: {summary}. {} can approve it now (/approve request:{id}); it runs once its preflight has passed, which reads it now.",
+                who_approves(needed)
+            ),
+        );
+        let result = std::panic::AssertUnwindSafe(check)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| {
+                Err(CommandError::Failed(format!(
+                    "drbot's preflight stopped on an internal error ({})",
+                    render::truncate(&engine.secrets().redact(&render::panic_text(&*p)), 200)
+                )))
+            });
+        return checked(engine, ctx, inv, id, action, result, progress).await;
+    }
+    Ok(awaiting(engine, &request))
+}
+
+/// Who may approve a request that needs `needed` approvals, as the subject of a sentence.
+fn who_approves(needed: u32) -> String {
+    if needed > 1 {
+        format!("{needed} other people with the {APPROVER} role, one after the other,")
     } else {
-        format!("Another person with the {APPROVER} role runs")
-    };
+        format!("Another person with the {APPROVER} role")
+    }
+}
+
+/// The reply for a request that waits for its approvals.
+fn awaiting(engine: &Engine, r: &ApprovalRequest) -> Reply {
+    let now = engine.now();
+    let verb = if r.required > 1 { "run" } else { "runs" };
     let text = format!(
-        "Approval needed: {summary}, requested by {}.\n{details}\napproval request {id}{}\n\
-         It expires at {} (in {}). {who} /approve request:{id} \
-         (or /deny request:{id} reason:…). Nothing has changed yet.",
-        ctx.actor.name,
-        progress_of(&request),
-        render::time(request.expires_at, now),
-        render::duration(ttl)
+        "Approval needed: {}, requested by {}.\n{}\napproval request {}{}\n\
+         It expires at {} (in {}). {} {verb} /approve request:{} \
+         (or /deny request:{} reason:…). Nothing has changed yet.",
+        r.summary,
+        r.requested_by,
+        r.details,
+        r.id,
+        progress_of(r),
+        render::time(r.expires_at, now),
+        render::duration(r.expires_at - now),
+        who_approves(r.required),
+        r.id,
+        r.id
     );
-    Ok(Reply::new(Outcome::AwaitingApproval(id.to_string()), text))
+    Reply::new(Outcome::AwaitingApproval(r.id.to_string()), text)
+}
+
+/// Settles a request's preflight, in one transaction with whatever was decided while it ran:
+/// a failure voids the request; a pass makes it approvable from now (its time to expire
+/// starts), and when its approvals are already in, takes it to running and runs it here.
+async fn checked(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    id: RequestId,
+    action: &dyn Destructive,
+    result: Result<Checked, CommandError>,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let now = engine.now();
+    let ttl = Duration::seconds(engine.config().approvals.ttl_secs as i64);
+    let system = Context {
+        actor: crate::identity::Actor::system(),
+        place: ctx.place.clone(),
+    };
+    let r = engine.store().update_approval(id, |req| {
+        let pending = req.status == ApprovalStatus::Pending;
+        match &result {
+            Err(e) => {
+                req.preflight = PreflightState::Failed;
+                if !pending {
+                    return Ok::<_, CommandError>(Vec::new());
+                }
+                req.status = ApprovalStatus::Voided;
+                req.decided_at = Some(now);
+                req.reason = Some(format!("its preflight failed: {e}"));
+                Ok(vec![engine.entry(
+                    &system,
+                    EntryKind::Approval,
+                    format!("{} voided: its preflight failed. Nothing was run.", req.id),
+                )])
+            }
+            Ok(c) => {
+                req.preflight = PreflightState::Passed;
+                if !c.short.is_empty() {
+                    req.summary = format!("{}; {}", req.summary, c.short);
+                }
+                req.details = c.details.clone();
+                req.facts.extend(c.facts.iter().cloned());
+                if !pending {
+                    return Ok(Vec::new());
+                }
+                req.expires_at = now + ttl;
+                if !req.approved() {
+                    return Ok(vec![engine.entry(
+                        &system,
+                        EntryKind::Approval,
+                        format!(
+                            "{}'s preflight passed: {}. It waits for approval until {}.",
+                            req.id,
+                            c.short,
+                            render::stamp(req.expires_at)
+                        ),
+                    )]);
+                }
+                req.status = ApprovalStatus::Executing;
+                req.decided_by = req.approvals.last().cloned();
+                req.decided_at = Some(now);
+                Ok(vec![engine.entry(
+                    &system,
+                    EntryKind::Approval,
+                    format!(
+                        "{}'s preflight passed: {}. Approved already (by {}): running it.",
+                        req.id,
+                        c.short,
+                        req.approvals.join(", ")
+                    ),
+                )])
+            }
+        }
+    })?;
+    match (&result, r.status) {
+        (Err(e), ApprovalStatus::Voided) => Err(CommandError::Failed(format!(
+            "{e}\n{} is void: nothing was run, and nothing can run from it. Ask again with {} once the cause is fixed (or for another backup).",
+            r.id, r.command
+        ))),
+        (Ok(_), ApprovalStatus::Pending) => Ok(awaiting(engine, &r)),
+        (Ok(_), ApprovalStatus::Executing) => {
+            engine.store().flush().await?;
+            let reply = run_claimed(engine, ctx, inv, &r, action, progress).await?;
+            Ok(Reply::done(format!(
+                "{} approved by {} while its preflight ran (asked by {}); the preflight passed and it ran.\n{}",
+                r.id,
+                r.approvals.join(", "),
+                r.requested_by,
+                reply.text
+            )))
+        }
+        _ => Err(not_pending(&r, now).unwrap_or_else(|| {
+            CommandError::Failed(format!(
+                "{} is {}; nothing was run.",
+                r.id,
+                r.status.as_str()
+            ))
+        })),
+    }
 }
 
 /// Whether the actor is who asked for the request: the same principal (a request stored before
@@ -253,7 +410,10 @@ pub fn expire_due(engine: &Engine) -> Result<usize, CommandError> {
     let now = engine.now();
     let mut n = 0;
     for r in engine.store().approvals()? {
-        if r.status == ApprovalStatus::Pending && now > r.expires_at {
+        if r.status == ApprovalStatus::Pending
+            && r.preflight != PreflightState::Running
+            && now > r.expires_at
+        {
             expire_if_due(engine, &ctx, &r)?;
             n += 1;
         }
@@ -264,11 +424,15 @@ pub fn expire_due(engine: &Engine) -> Result<usize, CommandError> {
 /// Marks a pending request expired if its time is up; returns the refusal to give.
 fn expire_if_due(engine: &Engine, ctx: &Context, r: &ApprovalRequest) -> Result<(), CommandError> {
     let now = engine.now();
-    if r.status != ApprovalStatus::Pending || now <= r.expires_at {
+    // A request whose preflight runs does not expire: its time starts when the preflight passes.
+    if r.status != ApprovalStatus::Pending
+        || r.preflight == PreflightState::Running
+        || now <= r.expires_at
+    {
         return Ok(());
     }
     engine.store().update_approval(r.id, |req| {
-        if req.status != ApprovalStatus::Pending {
+        if req.status != ApprovalStatus::Pending || req.preflight == PreflightState::Running {
             return Ok::<_, CommandError>(Vec::new());
         }
         req.status = ApprovalStatus::Expired;
@@ -348,8 +512,27 @@ pub async fn approve(
                 req.id
             )));
         }
+        if req.approved() {
+            return Err(CommandError::Refused(format!(
+                "{} has all its approvals ({}); it runs the moment its preflight passes.",
+                req.id,
+                req.approvals.join(", ")
+            )));
+        }
         req.approvals.push(ctx.actor.recorded());
         req.approval_ids.push(ctx.actor.id.to_string());
+        if req.approved() && req.preflight == PreflightState::Running {
+            return Ok(vec![engine.entry(
+                ctx,
+                EntryKind::Approval,
+                format!(
+                    "{} approved by {}{}; it runs the moment its preflight passes.",
+                    req.id,
+                    ctx.actor.display(),
+                    progress_of(req)
+                ),
+            )]);
+        }
         if (req.approvals.len() as u32) < req.required {
             return Ok(vec![engine.entry(
                 ctx,
@@ -376,6 +559,17 @@ pub async fn approve(
             ),
         )])
     })?;
+    if r.status == ApprovalStatus::Pending && r.approved() {
+        return Ok(Reply::done(format!(
+            "{} approved by {}{}. Its preflight is still reading what it acts on: it runs the \
+             moment the preflight passes (and never if it fails), with its progress on {}'s \
+             request. Nothing has changed yet.",
+            r.id,
+            ctx.actor.name,
+            progress_of(&r),
+            r.requested_by
+        )));
+    }
     if r.status == ApprovalStatus::Pending {
         return Ok(Reply::done(format!(
             "{} approved by {}{}. It runs when another person with the {APPROVER} role \
@@ -391,9 +585,25 @@ pub async fn approve(
         )));
     }
     engine.store().flush().await?;
+    let reply = run_claimed(engine, ctx, inv, &r, action, progress).await?;
+    Ok(Reply::done(format!(
+        "{} approved by {} (asked by {}).\n{}",
+        r.id, ctx.actor.name, r.requested_by, reply.text
+    )))
+}
 
-    // A panic while it runs still settles the request: it must not stay "running" forever.
-    let result = match std::panic::AssertUnwindSafe(execute(engine, ctx, &r, action, progress))
+/// Runs a request this caller took to running (by the last approval, or by its preflight
+/// passing after it), and settles it: done, failed, or void when its inputs changed. A panic
+/// still settles it: it must never stay "running".
+async fn run_claimed(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    r: &ApprovalRequest,
+    action: &dyn Destructive,
+    progress: &dyn ProgressSink,
+) -> Result<Reply, CommandError> {
+    let result = match std::panic::AssertUnwindSafe(execute(engine, ctx, r, action, progress))
         .catch_unwind()
         .await
     {
@@ -438,10 +648,7 @@ pub async fn approve(
         Ok::<_, CommandError>(vec![engine.entry(ctx, EntryKind::Approval, text)])
     })?;
     match result {
-        Ok(reply) => Ok(Reply::done(format!(
-            "{} approved by {} (asked by {}).\n{}",
-            r.id, ctx.actor.name, r.requested_by, reply.text
-        ))),
+        Ok(reply) => Ok(reply),
         Err(Voided(why)) => Err(CommandError::Refused(format!(
             "{} is void: {why}. Nothing was run. Ask again with {} if it is still wanted.",
             r.id, r.command
@@ -536,7 +743,9 @@ pub fn pending_lines(engine: &Engine, incident: &Incident) -> Vec<String> {
         .into_iter()
         .filter(|r| r.incident == Some(incident.id) && r.status == ApprovalStatus::Pending)
         .map(|r| {
-            let left = if now > r.expires_at {
+            let left = if r.preflight == PreflightState::Running {
+                "its preflight is running".to_string()
+            } else if now > r.expires_at {
                 "expired".to_string()
             } else {
                 format!("expires in {}", render::duration(r.expires_at - now))

@@ -449,6 +449,32 @@ impl Engine {
             marked.push(format!("{}: a running step was interrupted", incident.id));
         }
         for r in self.store.approvals()? {
+            if r.status == ApprovalStatus::Pending
+                && r.preflight == drbot_state::PreflightState::Running
+            {
+                // Its preflight died with the process: it can never pass, so the request
+                // can never run.
+                self.store.update_approval(r.id, |req| {
+                    req.status = ApprovalStatus::Voided;
+                    req.preflight = drbot_state::PreflightState::Failed;
+                    req.reason = Some(
+                        "its preflight was interrupted: drbot stopped while it ran".to_string(),
+                    );
+                    Ok::<_, CommandError>(vec![self.entry(
+                        &ctx,
+                        EntryKind::Approval,
+                        format!(
+                            "{} voided: drbot stopped while its preflight ran. Nothing was run; ask again with {}.",
+                            req.id, req.command
+                        ),
+                    )])
+                })?;
+                marked.push(format!(
+                    "{} was voided (its preflight was interrupted)",
+                    r.id
+                ));
+                continue;
+            }
             if r.status != ApprovalStatus::Executing {
                 continue;
             }

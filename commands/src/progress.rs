@@ -60,6 +60,13 @@ pub trait ProgressSink: Send + Sync {
     fn progress(&self, p: &Progress<'_>) {
         self.update(p.line);
     }
+
+    /// An approval request was stored and may be decided now, while the command goes on (its
+    /// preflight): `text` says so, with the request's id. By default just a line.
+    fn requested(&self, id: &str, text: &str) {
+        let _ = id;
+        self.update(text);
+    }
 }
 
 /// Discards progress (for `exec` scripts and tests that do not look).

@@ -302,6 +302,17 @@ pub struct Prepared {
     pub facts: Vec<(String, String)>,
 }
 
+/// What an action's preflight found, added to its request once it passed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// A few words added to the request's summary.
+    pub short: String,
+    /// Lines for the approver (sessions connected, roles to be created).
+    pub details: String,
+    /// Named facts added to the request's card.
+    pub facts: Vec<(String, String)>,
+}
+
 /// Why an action's inputs could not be read again at execution.
 #[derive(Debug)]
 pub enum Reread {
@@ -319,13 +330,27 @@ pub trait Destructive: Send + Sync {
     /// The command it comes from.
     fn spec(&self) -> &'static CommandSpec;
 
-    /// Resolves the command's inputs and runs its preflight. Nothing changes.
+    /// Resolves the command's inputs (and, for an action without [`Destructive::preflight`],
+    /// checks them). Quick: the request is posted when it returns. Nothing changes.
     fn prepare<'a>(
         &'a self,
         engine: &'a Engine,
         inv: &'a Invocation,
         progress: &'a dyn ProgressSink,
     ) -> Boxed<'a, Result<Prepared, CommandError>>;
+
+    /// The slow part of preparing, run after the request is stored, while people decide (a
+    /// restore reads the whole backup): nothing runs until it has passed, and a failure voids
+    /// the request with its reason. `None`: `prepare` checked everything already.
+    fn preflight<'a>(
+        &'a self,
+        engine: &'a Engine,
+        inputs: &'a Inputs,
+        progress: &'a dyn ProgressSink,
+    ) -> Option<Boxed<'a, Result<Checked, CommandError>>> {
+        let _ = (engine, inputs, progress);
+        None
+    }
 
     /// Reads the inputs again from the world, at execution, starting from the stored ones.
     fn reread<'a>(

@@ -18,7 +18,7 @@ pub use error::StateError;
 pub use model::{
     ApprovalRequest, ApprovalStatus, DeliveryStatus, Drill, DrillId, DrillStatus, DrillStep,
     EntryKind, Incident, IncidentId, IncidentStatus, LastRestore, NewEntry, OutboxItem, Page,
-    PageId, PageRound, PageStatus, Proof, RequestId, Scratch, ScratchState, StepRecord, StepState,
-    TimelineEntry, WatchState,
+    PageId, PageRound, PageStatus, PreflightState, Proof, RequestId, Scratch, ScratchState,
+    StepRecord, StepState, TimelineEntry, WatchState,
 };
 pub use store::{ImportSummary, SCHEMA_VERSION, Store};

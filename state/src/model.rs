@@ -398,6 +398,32 @@ impl ApprovalStatus {
     }
 }
 
+/// Where a request's preflight is. It runs while people decide; the action runs only once it
+/// has passed and the approvals are in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreflightState {
+    /// Passed (and a request stored before preflights ran beside the decision: it had passed
+    /// before it was stored).
+    #[default]
+    Passed,
+    /// Still running: the request may be approved, but nothing runs yet.
+    Running,
+    /// Failed: the request was voided with the reason.
+    Failed,
+}
+
+impl PreflightState {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreflightState::Passed => "passed",
+            PreflightState::Running => "running",
+            PreflightState::Failed => "failed",
+        }
+    }
+}
+
 /// A destructive action waiting for (or past) a second person's decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRequest {
@@ -456,6 +482,19 @@ pub struct ApprovalRequest {
     /// preflight found it; drawn on the request's card. Empty in requests stored before them.
     #[serde(default)]
     pub facts: Vec<(String, String)>,
+    /// Its preflight: running while people decide, then passed or failed.
+    #[serde(default)]
+    pub preflight: PreflightState,
+    /// What the preflight found, in lines, for the approver (empty until it passed).
+    #[serde(default)]
+    pub details: String,
+}
+
+impl ApprovalRequest {
+    /// True when every approval it needs is in (it may still wait for its preflight).
+    pub fn approved(&self) -> bool {
+        self.approvals.len() as u32 >= self.required.max(1)
+    }
 }
 
 fn one() -> u32 {

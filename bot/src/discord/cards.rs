@@ -3,7 +3,7 @@
 //! while its action runs) with Approve / Deny buttons that are disabled once it is decided.
 //! Every text is cut to Discord's embed limits (title 256, description 4096, field 1024).
 
-use drbot_state::{ApprovalRequest, ApprovalStatus};
+use drbot_state::{ApprovalRequest, ApprovalStatus, PreflightState};
 use serenity::all::{ButtonStyle, CreateActionRow, CreateButton, CreateEmbed};
 
 /// Embed colours.
@@ -120,9 +120,10 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// The card of a request: what the approver weighs (the preflight's named facts: backup, size,
-/// age, target, sessions connected), who asked, "n of m" approvals, and when it expires or
-/// how it was decided. `details` is what the preflight found (shown while it is pending).
-pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<CreateActionRow>) {
+/// age, target, sessions connected), its preflight while it runs, who asked, "n of m"
+/// approvals, and when it expires or how it was decided. While it is pending it shows what the
+/// preflight found and `extra` (the preflight's newest progress while it runs).
+pub fn approval_card(r: &ApprovalRequest, extra: &str) -> (CreateEmbed, Vec<CreateActionRow>) {
     let pending = r.status == ApprovalStatus::Pending;
     let title = if pending {
         format!("Approval needed — {}", r.id)
@@ -130,9 +131,11 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
         format!("{} — {}", r.id, r.status.as_str())
     };
     let mut description = r.summary.clone();
-    if pending && !details.trim().is_empty() {
-        description.push_str("\n\n");
-        description.push_str(details.trim());
+    for more in [r.details.trim(), extra.trim()] {
+        if pending && !more.is_empty() {
+            description.push_str("\n\n");
+            description.push_str(more);
+        }
     }
     let mut embed = Embed {
         title,
@@ -151,7 +154,14 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
     if !r.approvals.is_empty() {
         embed = embed.field("Approved by", r.approvals.join(", "), true);
     }
-    if pending {
+    if pending && r.preflight == PreflightState::Running {
+        let then = if r.approved() {
+            "approved: it runs the moment this passes"
+        } else {
+            "it can be approved now and runs only once this passes"
+        };
+        embed = embed.field("Preflight", format!("running — {then}"), false);
+    } else if pending {
         embed = embed.field(
             "Expires",
             format!("<t:{}:R>", r.expires_at.timestamp()),
@@ -174,7 +184,7 @@ pub fn approval_card(r: &ApprovalRequest, details: &str) -> (CreateEmbed, Vec<Cr
         CreateButton::new(format!("drbot:approve:{}", r.id))
             .label("Approve")
             .style(ButtonStyle::Success)
-            .disabled(!pending),
+            .disabled(!pending || r.approved()),
         CreateButton::new(format!("drbot:deny:{}", r.id))
             .label("Deny")
             .style(ButtonStyle::Danger)
@@ -266,7 +276,20 @@ pub async fn redraw(
     r: &ApprovalRequest,
     message: u64,
 ) {
-    let (embed, rows) = approval_card(r, "");
+    redraw_with(http, engine, channel, r, message, "").await
+}
+
+/// Redraws a request's card with `extra` shown under it while it is pending (the preflight's
+/// progress).
+pub async fn redraw_with(
+    http: &serenity::http::Http,
+    engine: &drbot_commands::Engine,
+    channel: serenity::all::ChannelId,
+    r: &ApprovalRequest,
+    message: u64,
+    extra: &str,
+) {
+    let (embed, rows) = approval_card(r, extra);
     let body = serenity::all::EditMessage::new()
         .embed(embed)
         .components(rows);
@@ -275,10 +298,21 @@ pub async fn redraw(
         .await
     {
         Ok(_) => {
-            let _ = engine.store().set_note(&note_name(r.id), r.status.as_str());
+            let _ = engine.store().set_note(&note_name(r.id), &drawn(r));
         }
         Err(e) => tracing::warn!(error = %e, "could not redraw an approval card"),
     }
+}
+
+/// What a card drawn of `r` shows of its state: a change of it (decided, expired, its
+/// preflight settled, an approval counted) is what makes a card be drawn again.
+pub fn drawn(r: &ApprovalRequest) -> String {
+    format!(
+        "{}/{}/{}",
+        r.status.as_str(),
+        r.preflight.as_str(),
+        r.approvals.len()
+    )
 }
 
 /// Cards whose request changed state since they were drawn (expired, or decided from the
@@ -292,7 +326,7 @@ pub async fn refresh(http: &serenity::http::Http, engine: &drbot_commands::Engin
             continue;
         };
         let drawn = engine.store().note(&note_name(r.id)).ok().flatten();
-        if drawn.as_deref() == Some(r.status.as_str()) {
+        if drawn.as_deref() == Some(self::drawn(&r).as_str()) {
             continue;
         }
         let Some(channel) = r

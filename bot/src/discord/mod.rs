@@ -553,6 +553,8 @@ impl Handler {
         };
         let editor = Editor::new();
         let mut out = Reporter::new(http, &cmd, cmd.channel_id);
+        // A request whose preflight runs is posted at once, and its card shows the preflight.
+        let mut posted: Option<RequestId> = None;
         let reply = {
             let run = self.engine.run_with(&ctx, &line, &editor);
             tokio::pin!(run);
@@ -561,8 +563,17 @@ impl Handler {
                 tokio::select! {
                     r = &mut run => break r,
                     _ = tick.tick() => {
+                        if posted.is_none()
+                            && let Some(rid) = editor.requested()
+                        {
+                            self.post_request(http, cmd.channel_id, rid).await;
+                            posted = Some(rid);
+                        }
                         if let Some(shown) = editor.take() {
                             out.progress(&shown).await;
+                            if let Some(rid) = posted {
+                                self.redraw_running(http, cmd.channel_id, rid, &shown.line).await;
+                            }
                         }
                     }
                 }
@@ -584,32 +595,41 @@ impl Handler {
             return;
         }
         out.finish(&reply, editor.last_card()).await;
-        if let Outcome::AwaitingApproval(id) = &reply.outcome {
-            self.post_request(http, cmd.channel_id, id, &reply).await;
+        match (&reply.outcome, posted) {
+            // Its card is there already: it shows how the preflight ended.
+            (_, Some(rid)) => self.refresh_card(http, cmd.channel_id, rid).await,
+            (Outcome::AwaitingApproval(id), None) => {
+                if let Ok(rid) = id.parse::<RequestId>() {
+                    self.post_request(http, cmd.channel_id, rid).await;
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// Redraws the card of a request whose preflight runs, with the preflight's newest line.
+    async fn redraw_running(&self, http: &Http, channel: ChannelId, rid: RequestId, line: &str) {
+        let Ok(Some(request)) = self.engine.store().approval(rid) else {
+            return;
+        };
+        let Some(message) = request.message_id else {
+            return;
+        };
+        let extra = if request.preflight == drbot_state::PreflightState::Running {
+            line
+        } else {
+            ""
+        };
+        cards::redraw_with(http, &self.engine, channel, &request, message, extra).await;
     }
 
     /// Posts an approval request as a card (an embed with Approve / Deny buttons) with ✅/❌
     /// reactions, and remembers its message.
-    async fn post_request(&self, http: &Http, channel: ChannelId, id: &str, reply: &Reply) {
-        let Ok(rid) = id.parse::<RequestId>() else {
-            return;
-        };
+    async fn post_request(&self, http: &Http, channel: ChannelId, rid: RequestId) {
         let Ok(Some(request)) = self.engine.store().approval(rid) else {
             return;
         };
-        // What the preflight found: the request's reply without its first and last lines
-        // (the summary is the card's own, the last says how to decide).
-        let details: Vec<&str> = reply
-            .text
-            .lines()
-            .filter(|l| {
-                !l.starts_with("approval request ")
-                    && !l.starts_with("It expires at")
-                    && !l.starts_with("Approval needed:")
-            })
-            .collect();
-        let (embed, rows) = cards::approval_card(&request, &details.join("\n"));
+        let (embed, rows) = cards::approval_card(&request, "");
         let body = CreateMessage::new()
             .content(format!(
                 "An approver clicks Approve or Deny, or reacts {APPROVE_EMOJI} or {DENY_EMOJI}."
@@ -631,7 +651,7 @@ impl Handler {
         let _ = self
             .engine
             .store()
-            .set_note(&cards::note_name(rid), request.status.as_str());
+            .set_note(&cards::note_name(rid), &cards::drawn(&request));
         for emoji in [APPROVE_EMOJI, DENY_EMOJI] {
             let _ = http
                 .create_reaction(
@@ -925,6 +945,8 @@ struct Shown {
 struct Edits {
     pending: Option<Shown>,
     card: Option<Shown>,
+    /// An approval request the command stored while it goes on (its preflight runs).
+    requested: Option<String>,
 }
 
 /// Keeps the newest progress until the next edit, and the last card drawn (for the result).
@@ -946,6 +968,14 @@ impl Editor {
             }
             s
         })
+    }
+
+    /// The approval request the command stored while it goes on, if any.
+    fn requested(&self) -> Option<RequestId> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|g| g.requested.as_deref().and_then(|id| id.parse().ok()))
     }
 
     /// The last progress card shown, if the work showed one.
@@ -976,6 +1006,13 @@ impl ProgressSink for Editor {
                 },
             });
         }
+    }
+
+    fn requested(&self, id: &str, text: &str) {
+        if let Ok(mut g) = self.0.lock() {
+            g.requested = Some(id.to_string());
+        }
+        self.update(text);
     }
 
     fn progress(&self, p: &drbot_commands::progress::Progress<'_>) {

@@ -1,6 +1,6 @@
 //! `/db restore` as a destructive action: resolved into the exact backup (key, ETag, size)
-//! and the target's address, read whole in a preflight before anyone approves it, and read
-//! again at execution.
+//! and the target's address, read whole in a preflight while people decide (it runs only once
+//! that has passed), and read again at execution.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use crate::options::required;
 use crate::pg::Target;
 use crate::progress::ProgressSink;
 use crate::render;
-use crate::scenario::{Answer, Boxed, Destructive, Inputs, Prepared, Reread};
+use crate::scenario::{Answer, Boxed, Checked, Destructive, Inputs, Prepared, Reread};
 
 /// `/db restore`: the scenario's one destructive command.
 pub const RESTORE: CommandSpec = destructive(cmd(
@@ -74,7 +74,7 @@ impl Destructive for Restore {
         &'a self,
         engine: &'a Engine,
         inv: &'a Invocation,
-        progress: &'a dyn ProgressSink,
+        _progress: &'a dyn ProgressSink,
     ) -> Boxed<'a, Result<Prepared, CommandError>> {
         Box::pin(async move {
             let target = Target::resolve(engine.config(), required(inv, "target")?, &engine.env())?;
@@ -91,7 +91,6 @@ impl Destructive for Restore {
                     )
                 })
                 .unwrap_or_default();
-            let checked = preflight(engine, &bucket, &object, &target, progress).await?;
             let age = match taken_at(&object) {
                 Some(t) => format!(
                     "{} old when asked (taken {})",
@@ -99,10 +98,6 @@ impl Destructive for Restore {
                     render::stamp(t)
                 ),
                 None => "unknown: its name carries no time".to_string(),
-            };
-            let sessions = match checked.sessions {
-                0 => "none".to_string(),
-                n => format!("{n}: stop the applications first (/step done step:stop-apps)"),
             };
             let facts = vec![
                 ("Backup".to_string(), object.key.clone()),
@@ -112,23 +107,51 @@ impl Destructive for Restore {
                     "Target".to_string(),
                     format!("{} ({})", target.name, target.shown()),
                 ),
-                ("Sessions connected".to_string(), sessions),
             ];
             let summary = format!(
-                "restore {} ({}{taken}) into {} ({}); {}",
+                "restore {} ({}{taken}) into {} ({})",
                 object.key,
                 size(object.size),
                 target.name,
                 target.shown(),
-                checked.short
             );
             Ok(Prepared {
                 inputs: inputs_of(&object, &target, addr),
                 summary,
-                details: checked.details,
+                details: String::new(),
                 facts,
             })
         })
+    }
+
+    /// The whole backup read and the target looked at, while people decide: exactly the
+    /// object the request is bound to (its ETag is required of the download).
+    fn preflight<'a>(
+        &'a self,
+        engine: &'a Engine,
+        inputs: &'a Inputs,
+        progress: &'a dyn ProgressSink,
+    ) -> Option<Boxed<'a, Result<Checked, CommandError>>> {
+        Some(Box::pin(async move {
+            let target = Target::resolve(engine.config(), input(inputs, "target")?, &engine.env())?;
+            let (bucket, _) = backup_bucket(engine)?;
+            let object = crate::bucket::ObjectInfo {
+                key: input(inputs, "backup")?.to_string(),
+                size: input(inputs, "size")?.parse().unwrap_or(0),
+                last_modified: None,
+                etag: Some(input(inputs, "etag")?.to_string()).filter(|e| !e.is_empty()),
+            };
+            let checked = preflight(engine, &bucket, &object, &target, progress).await?;
+            let sessions = match checked.sessions {
+                0 => "none".to_string(),
+                n => format!("{n}: stop the applications first (/step done step:stop-apps)"),
+            };
+            Ok(Checked {
+                short: checked.short,
+                details: checked.details,
+                facts: vec![("Sessions connected".to_string(), sessions)],
+            })
+        }))
     }
 
     fn reread<'a>(

@@ -1,5 +1,5 @@
-//! The restore's preflight, run when the restore is asked for and before anyone is asked to
-//! approve it: the whole backup is read (download, decrypt, decompress, split, and for custom
+//! The restore's preflight, run when the restore is asked for, while its request waits for
+//! approval (nothing runs until it has passed): the whole backup is read (download, decrypt, decompress, split, and for custom
 //! format pg_restore's script) without touching the target, under the same rules the restore
 //! applies; then the target is only looked at: the roles and extensions the backup needs that
 //! it lacks, and the sessions connected to it.
@@ -111,7 +111,7 @@ pub async fn read(
                 Counters::get(&counters.total),
             );
             progress.update(&format!(
-                "Checking {what} before asking for approval: {} of {} read ({}%), {} of SQL, {} tables, {} rows",
+                "Checking {what}: {} of {} read ({}%), {} of SQL, {} tables, {} rows",
                 size(read),
                 size(total),
                 (read * 100).checked_div(total).unwrap_or(0),

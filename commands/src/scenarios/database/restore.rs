@@ -1,5 +1,5 @@
-//! `/db restore` once approved: the preflight that reads the whole backup before anyone is
-//! asked, and the streaming restore into the target in one transaction, with live progress.
+//! `/db restore`: the preflight that reads the whole backup while the request waits for its
+//! approvals, and, once approved, the streaming restore into the target in one transaction, with live progress.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -332,7 +332,7 @@ pub struct Checked {
 }
 
 /// The restore's preflight: reads the whole backup and looks at the target. A backup that
-/// fails it is not offered for approval.
+/// fails it voids its request: it never runs.
 pub async fn preflight(
     engine: &Engine,
     bucket: &Bucket,
@@ -357,15 +357,8 @@ pub async fn preflight_with(
 ) -> Result<Checked, CommandError> {
     let fail = |e: String| {
         CommandError::Failed(format!(
-            "The preflight of {} for {} failed: {e}. Nothing was changed: {} is as it was before{}.",
-            object.key,
-            target.name,
-            target.name,
-            if for_approval {
-                ", and no approval was requested"
-            } else {
-                ""
-            }
+            "The preflight of {} for {} failed: {e}. Nothing was changed: {} is as it was before.",
+            object.key, target.name, target.name,
         ))
     };
     // A manifest that records another size settles it before a byte is downloaded.
@@ -383,7 +376,7 @@ pub async fn preflight_with(
         object.key,
         size(object.size),
         if for_approval {
-            "before asking for approval"
+            "while the request waits (it can be approved meanwhile)"
         } else {
             "before restoring it"
         }
