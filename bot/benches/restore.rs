@@ -75,6 +75,122 @@ fn drbot_load_local(rt: &tokio::runtime::Runtime, path: &str, url: &str) -> f64 
     })
 }
 
+/// drbot's decoder alone on a local backup (age → xz → split), every piece dropped: what
+/// reading it costs before any rule. Returns seconds.
+fn drbot_decode_local(rt: &tokio::runtime::Runtime, path: &str, ids: &str) -> f64 {
+    use drbot_commands::scenarios::database::pipeline;
+    use std::sync::Arc;
+    rt.block_on(async {
+        let t = Instant::now();
+        let ids = pipeline::Identities::load(std::path::Path::new(ids)).expect("identities");
+        let counters = Arc::new(pipeline::Counters::default());
+        let file = std::fs::File::open(path).expect("open the backup");
+        let mut rx = pipeline::decode(Box::new(file), Arc::new(ids), counters);
+        loop {
+            match rx.recv().await {
+                Some(pipeline::Msg::Complete) => break,
+                Some(pipeline::Msg::Failed(e)) => panic!("{e}"),
+                None => panic!("the reader stopped"),
+                Some(_) => {}
+            }
+        }
+        t.elapsed().as_secs_f64()
+    })
+}
+
+/// drbot's preflight reading on a local backup: the decoder and the restore's rules over
+/// every statement. Returns seconds.
+fn drbot_preflight_local(rt: &tokio::runtime::Runtime, path: &str, ids: &str) -> f64 {
+    use drbot_commands::progress::NoProgress;
+    use drbot_commands::scenarios::database::{pipeline, preflight};
+    use std::sync::Arc;
+    rt.block_on(async {
+        let t = Instant::now();
+        let ids = pipeline::Identities::load(std::path::Path::new(ids)).expect("identities");
+        let counters = Arc::new(pipeline::Counters::default());
+        let file = std::fs::File::open(path).expect("open the backup");
+        let rx = pipeline::decode(Box::new(file), Arc::new(ids), counters.clone());
+        preflight::read(rx, &counters, None, &NoProgress, "bench")
+            .await
+            .expect("preflight");
+        t.elapsed().as_secs_f64()
+    })
+}
+
+/// `drbot serve` on `d`'s data directory, with `env`; returns it once it listens.
+fn serve(d: &Drbot, env: &[(&str, String)]) -> std::process::Child {
+    use std::io::BufRead;
+    let mut c = d.command();
+    c.arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("start serve");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert!(line.contains("listening on"), "{line}");
+    std::thread::spawn(move || for _ in out.lines() {});
+    child
+}
+
+/// Peak RSS of a running process, KiB.
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Under `drbot serve`: alice asks for the restore, bob approves 1 s after she asked (while
+/// the preflight reads the backup), and the clock stops when the restore is done — request to
+/// restored, as an on-call engineer sees it. Returns seconds.
+fn drbot_request_to_restored(d: &Drbot, backup: &str, env: &[(&str, String)]) -> f64 {
+    use std::io::BufRead;
+    let t = Instant::now();
+    let mut c = d.command();
+    c.args([
+        "exec",
+        "--as",
+        "alice",
+        &format!("/db restore backup:{backup} target:bench"),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut alice = c.spawn().expect("alice asks");
+    let err = std::io::BufReader::new(alice.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("approval request ").nth(1) {
+                let id: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                let _ = tx.send(id.trim_end_matches(':').to_string());
+            }
+        }
+    });
+    let id = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the request is posted");
+    if let Some(wait) = std::time::Duration::from_secs(1).checked_sub(t.elapsed()) {
+        std::thread::sleep(wait);
+    }
+    let (_, _, approved) = drbot_timed(d, "bob", &format!("/approve request:{id}"), env);
+    let out = alice.wait_with_output().expect("alice's reply");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("Restored ") || approved.contains("Restored "),
+        "{said}\n{approved}"
+    );
+    t.elapsed().as_secs_f64()
+}
+
 fn timed(script: &str) -> f64 {
     let t = Instant::now();
     sh(script);
@@ -219,6 +335,55 @@ fn main() {
     println!(
         "preflight (asking for the restore: the whole xz+age backup read, the target looked at): median {mp:.2} s, {:.2} of the restore's time",
         mp / mo
+    );
+
+    // Request to restored, under serve, bob approving 1 s after alice asked: against the
+    // runbook's procedure; with the preflight's parts in process (decode alone, decode and
+    // the rules) and the CLI's decode for scale.
+    let served = serve(&d, &env);
+    let (mut base2, mut r2r, mut dec, mut pre_in, mut cli_dec) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let ids = key.file.display().to_string();
+    let local_backup = format!("{w}/backup.sql.xz.age");
+    for round in 0..rounds {
+        for k in 0..5 {
+            target.recreate();
+            match (round + k) % 5 {
+                0 => base2.push(timed(&format!(
+                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
+                     age -d -i {ids} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
+                    target.url()
+                ))),
+                1 => r2r.push(drbot_request_to_restored(&d, "latest", &env)),
+                2 => dec.push(drbot_decode_local(&rt, &local_backup, &ids)),
+                3 => pre_in.push(drbot_preflight_local(&rt, &local_backup, &ids)),
+                _ => cli_dec.push(timed(&format!(
+                    "age -d -i {ids} {local_backup} | xz -d -T0 > /dev/null"
+                ))),
+            }
+        }
+        eprintln!("bench: request-to-restored round {} done", round + 1);
+    }
+    let serve_rss = peak_rss(served.id());
+    let mut served = served;
+    let _ = std::process::Command::new("kill")
+        .arg(served.id().to_string())
+        .status();
+    let _ = served.wait();
+    let (mb2, mr, md, mpi, mc) = (
+        median(&mut base2),
+        median(&mut r2r),
+        median(&mut dec),
+        median(&mut pre_in),
+        median(&mut cli_dec),
+    );
+    println!(
+        "request to restored under serve, approved 1 s after the request (the preflight running meanwhile): runbook median {mb2:.2} s, drbot median {mr:.2} s, ratio {:.2} (target <= 0.85); serve's peak RSS {:.1} MiB",
+        mr / mb2,
+        serve_rss as f64 / 1024.0
+    );
+    println!(
+        "the preflight's parts, in process on the local backup: decode alone (age, xz, split) median {md:.2} s, with the restore's rules {mpi:.2} s; age -d | xz -d -T0 > /dev/null median {mc:.2} s"
     );
 
     // Statement-heavy SQL: rows as INSERTs (pg_dump --inserts), where drbot parses every
