@@ -281,12 +281,105 @@ async fn a_tricky_database_round_trips_through_xz_and_age() {
         "{}",
         r.text
     );
-    assert!(r.text.contains("(age → xz)"), "{}", r.text);
+    // Asked and approved in one process: what the preflight decoded is what was restored.
+    assert!(
+        r.text.contains("restored from the preflight's local copy")
+            && r.text.contains("(age → xz)"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("Verify staging: PASS"), "{}", r.text);
     assert!(!progress.0.lock().unwrap().is_empty());
     // The dump had no DROP for `leftover` (it is not in the source): compare what the source has.
     s.target.psql("DROP TABLE leftover;");
     assert_same_dump(&s.source.dump(), &s.target.dump(), "restore");
+}
+
+/// The files of the engine's local copies.
+fn spooled(engine: &Engine) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(engine.store().path().join("spool"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+/// Issue 29: the restore reads what its preflight decoded (kept encrypted on local disk)
+/// instead of downloading and decompressing the backup again; a copy damaged on disk is found
+/// by its authentication, rolled back, and the bucket read instead; no copy outlives its use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_reads_the_preflights_copy_and_a_damaged_copy_falls_back_to_the_bucket() {
+    let s = setup().await;
+    s.source.psql(FIXTURE);
+    s.source.psql(
+        "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g;",
+    );
+    let key = s
+        .upload(
+            "2026-11-25T10-00-00Z.sql.xz.age",
+            &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+        )
+        .await;
+    let r = s
+        .engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    let Outcome::AwaitingApproval(id) = &r.outcome else {
+        panic!("{}", r.text)
+    };
+    // Kept encrypted: the data is not on disk as it is.
+    let files = spooled(&s.engine);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let raw = std::fs::read(&files[0]).unwrap();
+    assert!(raw.starts_with(b"age-encryption.org/"));
+    assert!(
+        !raw.windows(32)
+            .any(|w| w == "c4ca4238a0b923820dcc509a6f75849b".as_bytes()),
+        "md5('1') is in the clear"
+    );
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains(&format!("Restored {key} into staging"))
+            && r.text.contains("restored from the preflight's local copy"),
+        "{}",
+        r.text
+    );
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "from the copy");
+    assert!(spooled(&s.engine).is_empty(), "{:?}", spooled(&s.engine));
+
+    // A copy damaged on disk after the preflight.
+    s.target.recreate();
+    let r = s
+        .engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    let Outcome::AwaitingApproval(id) = &r.outcome else {
+        panic!("{}", r.text)
+    };
+    let files = spooled(&s.engine);
+    let mut raw = std::fs::read(&files[0]).unwrap();
+    let middle = raw.len() / 2;
+    raw[middle] ^= 0x55;
+    std::fs::write(&files[0], &raw).unwrap();
+    // Found in the middle of a COPY: the load must end and roll back, not wait for data.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        s.engine.run(&approver(), &format!("/approve request:{id}")),
+    )
+    .await
+    .expect("a failure inside a COPY rolls back at once");
+    assert_outcome(&r, Outcome::Done);
+    assert!(
+        r.text
+            .contains("The preflight's local copy could not be read back")
+            && r.text.contains("downloaded (age → xz)"),
+        "{}",
+        r.text
+    );
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "from the bucket");
+    assert!(spooled(&s.engine).is_empty(), "{:?}", spooled(&s.engine));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,12 +77,17 @@ pub struct Engine {
     restores: RestoreLocks,
     /// The configured secrets' values, redacted from replies and the timeline.
     pub(crate) secrets: Secrets,
+    /// Local copies of what preflights decoded, for the restores that follow them.
+    spools: crate::spool::Spools,
 }
 
 impl Engine {
     /// An engine over an opened store.
     pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Engine {
+        // Only the store's holder gets here: what a dead drbot left in spool/ is removed.
+        let spools = crate::spool::Spools::new(store.path().join("spool"));
         Engine {
+            spools,
             config,
             store,
             clock,
@@ -92,6 +97,11 @@ impl Engine {
             secrets: Secrets::default(),
         }
         .with_secrets()
+    }
+
+    /// Local copies of what preflights decoded.
+    pub fn spools(&self) -> &crate::spool::Spools {
+        &self.spools
     }
 
     /// Reads the configured secrets' values through the engine's environment.

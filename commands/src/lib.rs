@@ -61,6 +61,7 @@ pub mod retention;
 pub mod runbook;
 pub mod scenario;
 pub mod scenarios;
+pub mod spool;
 pub mod state_export;
 mod step;
 pub mod watch;

@@ -141,7 +141,14 @@ impl Destructive for Restore {
                 last_modified: None,
                 etag: Some(input(inputs, "etag")?.to_string()).filter(|e| !e.is_empty()),
             };
-            let checked = preflight(engine, &bucket, &object, &target, progress).await?;
+            let mut checked = preflight(engine, &bucket, &object, &target, progress).await?;
+            if let Some(copy) = checked.spool.take() {
+                engine.spools().put(
+                    &super::restore::spool_key(&object),
+                    copy,
+                    super::restore::spool_age(engine),
+                );
+            }
             let sessions = match checked.sessions {
                 0 => "none".to_string(),
                 n => format!("{n}: stop the applications first (/step done step:stop-apps)"),

@@ -313,6 +313,10 @@ pub async fn load(
                 )),
                 other => other,
             };
+            // A COPY that was going on is aborted first (dropping its sink sends CopyFail):
+            // while it is open the server waits for its data, and the ROLLBACK behind it would
+            // wait for ever.
+            run.copy = None;
             // Best effort: if the connection is gone the server has rolled back already.
             let _ = client.batch_execute("ROLLBACK").await;
             let note = run.put_back_sequences().await;
@@ -436,6 +440,7 @@ impl Run<'_> {
             let pieces = match rx.recv().await {
                 Some(Msg::Pieces(p)) => p,
                 Some(Msg::Complete) => break,
+                Some(Msg::Spooled(_)) => continue,
                 Some(Msg::Failed(e)) => return Err(LoadError::Backup(e)),
                 Some(Msg::Found(..)) => {
                     return Err(LoadError::Backup(

@@ -69,6 +69,8 @@ pub struct Counters {
     pub table: std::sync::Mutex<String>,
     /// What the restore waits for, when it waits for another session's lock.
     pub waiting: std::sync::Mutex<String>,
+    /// 1 when the data comes from a local copy (then `downloaded` counts what of it was read).
+    pub local: AtomicU64,
 }
 
 impl Counters {
@@ -116,6 +118,9 @@ pub enum Msg {
     Found(Vec<Layer>, Format),
     /// Pieces of the dump (a custom-format archive arrives as the SQL pg_restore makes of it).
     Pieces(Vec<Piece>),
+    /// The local copy of the decoded SQL, when one was asked for and written whole (sent just
+    /// before [`Msg::Complete`]).
+    Spooled(crate::spool::Spool),
     /// The whole backup was read and split: nothing is missing.
     Complete,
     /// Decoding failed: nothing more follows.
@@ -155,6 +160,11 @@ impl Identities {
             )));
         }
         Ok(Identities(ids))
+    }
+
+    /// Just this identity (the key of a local copy).
+    pub fn one(identity: age::x25519::Identity) -> Identities {
+        Identities(vec![Box::new(identity)])
     }
 
     /// No identities: only unencrypted backups can be read.
@@ -214,6 +224,16 @@ pub fn start(
     identities: Arc<Identities>,
     counters: Arc<Counters>,
 ) -> mpsc::Receiver<Msg> {
+    start_spooled(body, identities, counters, None)
+}
+
+/// [`start`], also writing the decoded SQL to `spool` (handed back as [`Msg::Spooled`]).
+pub fn start_spooled(
+    body: ByteStream,
+    identities: Arc<Identities>,
+    counters: Arc<Counters>,
+    spool: Option<crate::spool::SpoolWriter>,
+) -> mpsc::Receiver<Msg> {
     let (chunk_tx, chunk_rx) = mpsc::channel::<io::Result<Option<Bytes>>>(DOWNLOAD_QUEUE);
     let dl_counters = counters.clone();
     tokio::spawn(async move {
@@ -257,7 +277,7 @@ pub fn start(
         current: Bytes::new(),
         ended: false,
     };
-    decode(Box::new(reader), identities, counters)
+    decode_spooled(Box::new(reader), identities, counters, spool)
 }
 
 /// Decodes any byte source (a download, or a local file in tests and benchmarks). The
@@ -266,6 +286,16 @@ pub fn decode(
     reader: Box<dyn Read + Send>,
     identities: Arc<Identities>,
     counters: Arc<Counters>,
+) -> mpsc::Receiver<Msg> {
+    decode_spooled(reader, identities, counters, None)
+}
+
+/// [`decode`], also writing the decoded SQL to `spool` (handed back as [`Msg::Spooled`]).
+pub fn decode_spooled(
+    reader: Box<dyn Read + Send>,
+    identities: Arc<Identities>,
+    counters: Arc<Counters>,
+    spool: Option<crate::spool::SpoolWriter>,
 ) -> mpsc::Receiver<Msg> {
     let (tx, rx) = mpsc::channel::<Msg>(PIECE_QUEUE);
     let failed_tx = tx.clone();
@@ -276,9 +306,10 @@ pub fn decode(
         .stack_size(super::sql::PARSER_STACK)
         .spawn(move || {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decode_blocking(reader, &identities, &counters, &mut |m| {
+                decode_layers(reader, &identities, &counters, spool, &mut |m| {
                     tx.blocking_send(m).is_ok()
                 })
+                .map_err(DecodeError)
             }));
             let failed = match run {
                 Ok(Ok(())) => return,
@@ -298,6 +329,27 @@ pub fn decode(
         )));
     }
     rx
+}
+
+/// A local file read as a download is: what is read counts as downloaded.
+pub struct CountedFile {
+    file: std::fs::File,
+    counters: Arc<Counters>,
+}
+
+impl CountedFile {
+    /// Reads `file`, counting into `counters.downloaded`.
+    pub fn new(file: std::fs::File, counters: Arc<Counters>) -> CountedFile {
+        CountedFile { file, counters }
+    }
+}
+
+impl Read for CountedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        Counters::add(&self.counters.downloaded, n as u64);
+        Ok(n)
+    }
 }
 
 /// A synchronous reader over downloaded chunks; the download says when it is over.
@@ -483,7 +535,7 @@ pub fn decode_blocking(
     counters: &Counters,
     send: &mut dyn FnMut(Msg) -> bool,
 ) -> Result<(), DecodeError> {
-    decode_layers(reader, identities, counters, send).map_err(DecodeError)
+    decode_layers(reader, identities, counters, None, send).map_err(DecodeError)
 }
 
 /// Why a backup could not be decoded: which layer, and what was wrong with it, in words.
@@ -495,6 +547,7 @@ fn decode_layers(
     reader: Box<dyn Read + Send>,
     identities: &Identities,
     counters: &Counters,
+    mut spool: Option<crate::spool::SpoolWriter>,
     send: &mut dyn FnMut(Msg) -> bool,
 ) -> Result<(), String> {
     let object = Arc::new(Flow::default());
@@ -608,6 +661,9 @@ fn decode_layers(
             }
         };
         Counters::add(&counters.sql_bytes, n as u64);
+        if let Some(w) = spool.as_mut() {
+            w.write(&buf[..n]);
+        }
         let mut pieces = Vec::new();
         splitter.feed(&buf[..n], &mut pieces).map_err(split_error)?;
         if pieces.is_empty() {
@@ -621,6 +677,17 @@ fn decode_layers(
     splitter.finish(&mut pieces).map_err(split_error)?;
     if !pieces.is_empty() && !send(Msg::Pieces(pieces)) {
         return Ok(());
+    }
+    if let Some(w) = spool {
+        match w.finish() {
+            Ok(copy) => {
+                if !send(Msg::Spooled(copy)) {
+                    return Ok(());
+                }
+            }
+            // Only an optimisation: the restore reads the bucket instead.
+            Err(e) => tracing::warn!(error = %e, "the local copy of the backup could not be kept"),
+        }
     }
     send(Msg::Complete);
     Ok(())

@@ -17,7 +17,7 @@ use crate::progress::ProgressSink;
 use crate::render::size;
 
 /// What reading the whole backup found.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct BackupFacts {
     /// Encryption and compression layers, outermost first.
     pub layers: Vec<Layer>,
@@ -35,6 +35,8 @@ pub struct BackupFacts {
     pub needs: Needs,
     /// How long reading it took.
     pub elapsed: std::time::Duration,
+    /// The local copy of its SQL, when one was asked for and kept.
+    pub spool: Option<crate::spool::Spool>,
 }
 
 /// What the target lacks and who is connected to it.
@@ -128,6 +130,10 @@ pub async fn read(
             }
             Some(Msg::Pieces(p)) => p,
             Some(Msg::Complete) => break,
+            Some(Msg::Spooled(copy)) => {
+                facts.spool = Some(copy);
+                continue;
+            }
             Some(Msg::Failed(e)) => return Err(PreflightError::Backup(e)),
             None => {
                 return Err(PreflightError::Backup(format!(

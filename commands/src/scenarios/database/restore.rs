@@ -23,7 +23,7 @@ use crate::reply::Reply;
 /// How often long work reports progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64) -> String {
+fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64, local: bool) -> String {
     let total = Counters::get(&c.total);
     let read = Counters::get(&c.downloaded);
     let pct = (read * 100).checked_div(total).unwrap_or(0);
@@ -37,9 +37,14 @@ fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64) -> String 
         );
     }
     format!(
-        "Restoring: {} of {} downloaded ({pct}%), {} of SQL, {} tables, {rows} rows ({:.0} rows/s){}",
+        "Restoring: {} of {} {} ({pct}%), {} of SQL, {} tables, {rows} rows ({:.0} rows/s){}",
         size(read),
         size(total),
+        if local {
+            "of the local copy read"
+        } else {
+            "downloaded"
+        },
         size(Counters::get(&c.sql_bytes)),
         Counters::get(&c.tables),
         rows as f64 / secs,
@@ -109,12 +114,56 @@ pub async fn run_restore(
     });
 
     let started = Instant::now();
-    let counters = Arc::new(Counters::default());
+    let mut counters = Arc::new(Counters::default());
     let options = load_options(engine, target);
-    let result = stream(
-        bucket, object, target, ids, &counters, &options, &title, progress,
+    // What this request's preflight decoded, kept on local disk: read instead of the bucket.
+    let copy = engine.spools().take(&spool_key(object), spool_age(engine));
+    let from_copy = copy.as_ref().map(|c| (c.bytes, c.note.clone()));
+    let mut result = stream(
+        bucket,
+        object,
+        target,
+        ids.clone(),
+        &counters,
+        &options,
+        &title,
+        progress,
+        copy,
     )
     .await;
+    let mut copy_failed = String::new();
+    // A copy that does not read back (damaged on disk) is not the backup's fault: its load
+    // was rolled back, and the backup itself is read from the bucket.
+    if Counters::get(&counters.local) == 1
+        && let Err(RestoreError::Load(load::LoadError::Backup(why))) = &result
+    {
+        copy_failed = format!(
+            "\nThe preflight's local copy could not be read back ({why}); that attempt was rolled back and the backup was read from the bucket instead."
+        );
+        engine.record(
+            ctx,
+            inv,
+            EntryKind::Command,
+            format!(
+                "Restore of {} into {}: the preflight's local copy could not be read back; rolled back, reading the bucket instead.",
+                object.key, target.name
+            ),
+        )?;
+        let counters_again = Arc::new(Counters::default());
+        result = stream(
+            bucket,
+            object,
+            target,
+            ids,
+            &counters_again,
+            &options,
+            &title,
+            progress,
+            None,
+        )
+        .await;
+        counters = counters_again;
+    }
     let elapsed = Duration::milliseconds(started.elapsed().as_millis() as i64);
     match result {
         Ok(loaded) => {
@@ -129,20 +178,31 @@ pub async fn run_restore(
                     pipeline::Format::Custom => " (custom format, read through pg_restore)",
                 }
             );
+            let read = match &from_copy {
+                // Read from the preflight's copy: the layers are the backup's, as it found them.
+                Some((_, note)) if Counters::get(&counters.local) == 1 => format!(
+                    "the {} backup{note} read whole by the preflight, its {} of SQL restored from the preflight's local copy (not downloaded again)",
+                    size(object.size),
+                    size(Counters::get(&counters.sql_bytes)),
+                ),
+                _ => format!(
+                    "{} downloaded{}, {} of SQL",
+                    size(Counters::get(&counters.downloaded)),
+                    if layers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", layers.join(" → "))
+                    },
+                    size(Counters::get(&counters.sql_bytes)),
+                ),
+            };
             let summary = format!(
-                "Restored {} into {} in {}: {} downloaded{}, {} of SQL; {how}.",
+                "Restored {} into {} in {}: {read}; {how}.",
                 object.key,
                 target.name,
                 render::duration(elapsed),
-                size(Counters::get(&counters.downloaded)),
-                if layers.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", layers.join(" → "))
-                },
-                size(Counters::get(&counters.sql_bytes)),
             );
-            let mut notes = String::new();
+            let mut notes = copy_failed.clone();
             if loaded.moot_drops > 0 {
                 let _ = write!(
                     notes,
@@ -256,16 +316,40 @@ pub async fn stream(
     options: &load::LoadOptions,
     title: &str,
     progress: &dyn ProgressSink,
+    copy: Option<crate::spool::Spool>,
 ) -> Result<load::Loaded, RestoreError> {
     let started = Instant::now();
-    Counters::add(&counters.total, object.size);
     let lock_wait = options.lock_wait.as_secs();
     let client = target.connect().await.map_err(RestoreError::Target)?;
-    let (_, body) = bucket
-        .get(&object.key, object.etag.as_deref())
-        .await
-        .map_err(RestoreError::Bucket)?;
-    let rx = pipeline::start(body, ids, counters.clone());
+    // The local copy when there is one that opens (its file goes from the directory now; the
+    // open handle still reads it), else the bucket.
+    let local = copy.and_then(|c| match c.open() {
+        Ok(file) => Some((file, c.size, c.identity())),
+        Err(e) => {
+            tracing::warn!(error = %e, "the preflight's local copy cannot be read: reading the bucket");
+            None
+        }
+    });
+    let local_read = local.is_some();
+    let rx = match local {
+        Some((file, on_disk, identity)) => {
+            Counters::add(&counters.total, on_disk);
+            Counters::add(&counters.local, 1);
+            pipeline::decode(
+                Box::new(pipeline::CountedFile::new(file, counters.clone())),
+                Arc::new(Identities::one(identity)),
+                counters.clone(),
+            )
+        }
+        None => {
+            Counters::add(&counters.total, object.size);
+            let (_, body) = bucket
+                .get(&object.key, object.etag.as_deref())
+                .await
+                .map_err(RestoreError::Bucket)?;
+            pipeline::start(body, ids, counters.clone())
+        }
+    };
     let load = async {
         load::load(&client, target, rx, counters, options)
             .await
@@ -278,7 +362,7 @@ pub async fn stream(
         tokio::select! {
             r = &mut load => break r,
             _ = tick.tick() => {
-                let line = progress_line(counters, started, lock_wait);
+                let line = progress_line(counters, started, lock_wait, local_read);
                 let total = Counters::get(&counters.total);
                 let downloaded = Counters::get(&counters.downloaded);
                 progress.progress(&crate::progress::Progress {
@@ -290,6 +374,20 @@ pub async fn stream(
             }
         }
     }
+}
+
+/// What a preflight's local copy is kept under: the exact object (key and ETag) it decoded.
+pub fn spool_key(object: &ObjectInfo) -> String {
+    format!(
+        "{}@{}",
+        object.key,
+        object.etag.as_deref().unwrap_or_default()
+    )
+}
+
+/// How long a preflight's local copy is worth keeping: as long as its request can be approved.
+pub fn spool_age(engine: &Engine) -> std::time::Duration {
+    std::time::Duration::from_secs(engine.config().approvals.ttl_secs.saturating_add(60))
 }
 
 /// Why a restore stopped before it committed: the target, the bucket, or the load, each in
@@ -329,6 +427,8 @@ pub struct Checked {
     pub details: String,
     /// Other sessions connected to the target's database.
     pub sessions: usize,
+    /// The local copy of the backup's SQL it read, for the restore that follows.
+    pub spool: Option<crate::spool::Spool>,
 }
 
 /// The restore's preflight: reads the whole backup and looks at the target. A backup that
@@ -389,8 +489,17 @@ pub async fn preflight_with(
         .pg_config()
         .ok()
         .and_then(|(c, _)| c.get_dbname().map(str::to_string));
-    let rx = pipeline::start(body, ids, counters.clone());
-    let facts = preflight::read(rx, &counters, database, progress, &object.key)
+    // For an approval request, what it decodes is kept (encrypted, on local disk) for the
+    // restore that follows, so that need not download and decompress it again.
+    let spool = if for_approval {
+        crate::spool::SpoolWriter::create(engine.spools().dir())
+            .map_err(|e| tracing::warn!(error = %e, "no local copy of the backup: the restore will read the bucket"))
+            .ok()
+    } else {
+        None
+    };
+    let rx = pipeline::start_spooled(body, ids, counters.clone(), spool);
+    let mut facts = preflight::read(rx, &counters, database, progress, &object.key)
         .await
         .map_err(|e| fail(e.to_string()))?;
     let seen = preflight::look_at(target, &facts.needs)
@@ -474,9 +583,22 @@ pub async fn preflight_with(
             let _ = write!(details, "\n  {s}");
         }
     }
+    // Said of the backup when the restore reads the copy: the layers and format it found.
+    let spool = facts.spool.take().map(|mut copy| {
+        let layers: Vec<&str> = facts.layers.iter().map(|l| l.as_str()).collect();
+        if !layers.is_empty() {
+            copy.note = format!(" ({})", layers.join(" → "));
+        }
+        if facts.format == Some(pipeline::Format::Custom) {
+            copy.note
+                .push_str(" (custom format, read through pg_restore)");
+        }
+        copy
+    });
     Ok(Checked {
         short,
         details,
         sessions: seen.sessions.len(),
+        spool,
     })
 }

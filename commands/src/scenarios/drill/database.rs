@@ -246,7 +246,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
         run.id, object.key, scratch.name
     );
     let loaded = restore::stream(
-        &bucket, &object, scratch, ids, &counters, &options, &title, run,
+        &bucket, &object, scratch, ids, &counters, &options, &title, run, None,
     )
     .await;
     let took = started.elapsed();
