@@ -382,6 +382,33 @@ async fn the_restore_reads_the_preflights_copy_and_a_damaged_copy_falls_back_to_
     assert!(spooled(&s.engine).is_empty(), "{:?}", spooled(&s.engine));
 }
 
+/// `[restore] preflight_copy = false`: nothing is written to disk; the restore reads the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_preflight_copy_the_restore_reads_the_bucket() {
+    let s = setup_with(|c| format!("{c}\n[restore]\npreflight_copy = false\n")).await;
+    s.source.psql(FIXTURE);
+    s.upload(
+        "2026-11-25T10-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    let r = s
+        .engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    let Outcome::AwaitingApproval(id) = &r.outcome else {
+        panic!("{}", r.text)
+    };
+    assert!(spooled(&s.engine).is_empty(), "{:?}", spooled(&s.engine));
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_outcome(&r, Outcome::Done);
+    assert!(r.text.contains("downloaded (age → xz)"), "{}", r.text);
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "from the bucket");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_builds_in_a_restore_get_the_configured_maintenance_memory() {
     // The dump records the session's setting as it runs (as an index build would see it).

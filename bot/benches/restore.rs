@@ -1,6 +1,8 @@
 //! Benchmark: drbot's `/db restore` and `/db backup` against the runbook's own procedure,
 //! on the same ≥100 MB dump, same machine, interleaved runs.
 //!
+//! The backup is compressed as drbot's own are (xz -6 in 4 MiB blocks; `xz -d` decodes it on
+//! one thread, drbot on the cores).
 //! Restore: `aws s3 cp` to disk, then `age -d | xz -d | psql -1` — versus
 //! `drbot exec '/db restore backup:latest target:bench'` then another person's `/approve`
 //! (only the approval, which runs the restore, is timed).
@@ -232,7 +234,7 @@ fn main() {
         plain as f64 / 1e6
     );
     sh(&format!(
-        "xz -6 -T0 < {w}/plain.sql | age -r {} > {w}/backup.sql.xz.age && \
+        "xz -6 -T0 --block-size=4MiB < {w}/plain.sql | age -r {} > {w}/backup.sql.xz.age && \
          {aws} s3 cp --quiet {w}/backup.sql.xz.age s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age",
         key.recipient
     ));

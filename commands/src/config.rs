@@ -366,6 +366,10 @@ pub struct RestoreConfig {
     /// The restore session's `maintenance_work_mem`, in MiB: the memory each index build and
     /// constraint check after the data may use (PostgreSQL's default is 64).
     pub maintenance_work_mem_mb: u64,
+    /// Whether a restore request's preflight keeps what it decoded (encrypted, in the data
+    /// directory, while the disk has room) for the restore that follows, so that need not
+    /// download and decompress the backup again.
+    pub preflight_copy: bool,
 }
 
 impl Default for RestoreConfig {
@@ -373,6 +377,7 @@ impl Default for RestoreConfig {
         RestoreConfig {
             lock_wait_secs: 30,
             maintenance_work_mem_mb: 256,
+            preflight_copy: true,
         }
     }
 }

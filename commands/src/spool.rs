@@ -17,6 +17,18 @@ use std::time::{Duration, Instant};
 
 /// Copies kept at once: the newest win.
 const KEEP: usize = 2;
+/// How often (in bytes written) the disk's free space is looked at.
+const CHECK_EVERY: u64 = 64 << 20;
+
+/// What a copy leaves free on the disk it is written to, at least: 1 GiB or a tenth of the
+/// filesystem, whichever is more. drbot's own state lives on that disk; a copy never fills it.
+fn reserve(dir: &Path) -> io::Result<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    let unit = st.fragment_size().max(1);
+    let free = st.blocks_available().saturating_mul(unit);
+    let total = st.blocks().saturating_mul(unit);
+    Ok((free, (1u64 << 30).max(total / 10)))
+}
 
 /// Writes one copy; dropped unfinished, it removes its file.
 pub struct SpoolWriter {
@@ -25,15 +37,24 @@ pub struct SpoolWriter {
     identity: age::x25519::Identity,
     bytes: u64,
     failed: Option<String>,
+    /// Free bytes the copy must leave on its disk beyond [`reserve`] (0 but in tests).
+    extra: u64,
+    checked: u64,
 }
 
 impl SpoolWriter {
-    /// Starts a copy in `dir` (created owner-only when missing).
+    /// Starts a copy in `dir` (created owner-only when missing), if its disk has room.
     pub fn create(dir: &Path) -> io::Result<SpoolWriter> {
+        SpoolWriter::create_leaving(dir, 0)
+    }
+
+    /// [`SpoolWriter::create`], leaving `extra` bytes free beyond the reserve.
+    pub fn create_leaving(dir: &Path, extra: u64) -> io::Result<SpoolWriter> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        low_on_space(dir, extra)?;
         let identity = age::x25519::Identity::generate();
         let recipient = identity.to_public();
         let path = dir.join(format!(
@@ -62,6 +83,8 @@ impl SpoolWriter {
             identity,
             bytes: 0,
             failed: None,
+            extra,
+            checked: 0,
         })
     }
 
@@ -71,13 +94,19 @@ impl SpoolWriter {
         let Some(out) = self.out.as_mut() else {
             return;
         };
-        if let Err(e) = out.write_all(data) {
+        let mut result = out.write_all(data);
+        self.bytes += data.len() as u64;
+        if result.is_ok() && self.bytes - self.checked >= CHECK_EVERY {
+            self.checked = self.bytes;
+            if let Some(dir) = self.path.parent() {
+                result = low_on_space(dir, self.extra);
+            }
+        }
+        if let Err(e) = result {
             self.failed = Some(e.to_string());
             self.out = None;
             let _ = std::fs::remove_file(&self.path);
-            return;
         }
-        self.bytes += data.len() as u64;
     }
 
     /// Ends the copy; the reason when there is none.
@@ -114,6 +143,20 @@ impl Drop for SpoolWriter {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// An error when the disk holding `dir` has less free than the reserve (and `extra`) left.
+fn low_on_space(dir: &Path, extra: u64) -> io::Result<()> {
+    let (free, keep) = reserve(dir)?;
+    if free < keep.saturating_add(extra) {
+        return Err(io::Error::other(format!(
+            "the disk holding {} has {} MiB free, and a local copy leaves at least {} MiB",
+            dir.display(),
+            free >> 20,
+            keep.saturating_add(extra) >> 20
+        )));
+    }
+    Ok(())
 }
 
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -266,6 +309,33 @@ mod tests {
         assert!(path.exists());
         drop(s);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_copy_never_takes_the_disks_last_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let spools = Spools::new(dir.path().join("spool"));
+        // A disk that cannot leave the room asked for: no copy is started.
+        let e = SpoolWriter::create_leaving(spools.dir(), u64::MAX / 2)
+            .err()
+            .expect("no room");
+        assert!(e.to_string().contains("MiB free"), "{e}");
+        // One whose disk runs short while it is written (as if: the room asked for grows)
+        // is abandoned at the next look, its file removed.
+        let mut w = SpoolWriter::create(spools.dir()).unwrap();
+        let path = w.path.clone();
+        w.extra = u64::MAX / 2;
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..63 {
+            w.write(&chunk);
+        }
+        assert!(path.exists(), "looked at only every 64 MiB");
+        for _ in 0..2 {
+            w.write(&chunk);
+        }
+        assert!(!path.exists());
+        let e = w.finish().err().expect("abandoned");
+        assert!(e.contains("MiB free"), "{e}");
     }
 
     #[test]

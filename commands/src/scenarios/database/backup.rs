@@ -207,6 +207,14 @@ pub(crate) fn recipients(engine: &Engine) -> Result<Vec<age::x25519::Recipient>,
         .collect()
 }
 
+/// The size of the independent xz blocks a backup is written in. A restore decodes blocks in
+/// parallel only while each thread's share (the dictionary, a block out and its compressed
+/// form in: about 14 MiB at -6) fits its memory: xz's default of three dictionaries (24 MiB at
+/// -6) needs over 100 MiB for two threads, so they are decoded one at a time. 4 MiB blocks cost
+/// about 2% in size on a pg_dump (39.1 against 38.4 MB for 110 MB of SQL at -6) and decode on
+/// two threads in under 32 MiB (1.3 s against 2.3 s there, with the xz CLI).
+const XZ_BLOCK: u64 = 4 << 20;
+
 /// Memory the xz encoder may use: keeps the whole backup under 128 MiB of RSS.
 const XZ_MEMORY_BUDGET: u64 = 96 * 1024 * 1024;
 
@@ -245,7 +253,7 @@ fn xz_encoder(
         b.threads(t)
             .check(Check::Crc64)
             .filters(f)
-            .block_size(u64::from(dict).max(1 << 20) * 3);
+            .block_size(XZ_BLOCK);
         Ok(b)
     };
     for t in (1..=wanted).rev() {

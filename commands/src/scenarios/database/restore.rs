@@ -491,7 +491,7 @@ pub async fn preflight_with(
         .and_then(|(c, _)| c.get_dbname().map(str::to_string));
     // For an approval request, what it decodes is kept (encrypted, on local disk) for the
     // restore that follows, so that need not download and decompress it again.
-    let spool = if for_approval {
+    let spool = if for_approval && engine.config().restore.preflight_copy {
         crate::spool::SpoolWriter::create(engine.spools().dir())
             .map_err(|e| tracing::warn!(error = %e, "no local copy of the backup: the restore will read the bucket"))
             .ok()
