@@ -23,6 +23,8 @@ use crate::runbook::scenario_of;
 
 /// Attempts before a notification is given up on.
 pub const MAX_ATTEMPTS: u32 = 8;
+/// The outbox channel of PagerDuty events: pages write them, delivery sends them.
+pub const PAGERDUTY: &str = "pagerduty";
 /// Backoff after the first failure; it doubles each time, up to [`MAX_BACKOFF_SECS`].
 const FIRST_BACKOFF_SECS: i64 = 5;
 const MAX_BACKOFF_SECS: i64 = 600;
@@ -420,7 +422,7 @@ impl Engine {
                     .header("Authorization", format!("Bot {}", token.trim()))
                     .json(&message)
             }
-            crate::paging::PAGERDUTY => {
+            PAGERDUTY => {
                 let Some(p) = &self.config().paging else {
                     return Attempt::Permanent("[paging] is no longer configured".to_string());
                 };

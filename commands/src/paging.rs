@@ -23,8 +23,8 @@ use crate::grammar::Invocation;
 use crate::render;
 use crate::reply::Reply;
 
-/// The outbox channel of PagerDuty events.
-pub const PAGERDUTY: &str = "pagerduty";
+/// The outbox channel of PagerDuty events (delivered by [`crate::notify`]).
+pub use crate::notify::PAGERDUTY;
 
 /// PagerDuty's limit on an event's summary.
 const PD_SUMMARY: usize = 1024;
