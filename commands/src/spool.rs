@@ -334,7 +334,7 @@ mod tests {
             w.write(&chunk);
         }
         assert!(!path.exists());
-        let e = w.finish().err().expect("abandoned");
+        let e = w.finish().expect_err("abandoned");
         assert!(e.contains("MiB free"), "{e}");
     }
 
