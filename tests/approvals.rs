@@ -243,18 +243,7 @@ async fn changed_inputs_void_the_approval() {
 async fn requests_expire_on_the_clock() {
     let (s, before) = prepared().await;
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let env: HashMap<String, String> = env_map(moto(), &s.source.url(), &s.target.url());
-    let config = format!(
-        "{}\n[approvals]\nttl_secs = 600\n",
-        config_text(&s.bucket, &s.key)
-    );
-    let engine = Engine::new(
-        Arc::new(Config::from_toml(&config, Path::new("t.toml")).unwrap()),
-        Store::open(dir.path()).unwrap(),
-        clock.clone(),
-    )
-    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    let (engine, clock) = clocked(&s, dir.path());
     let id = ask(&engine).await;
     clock.advance(Duration::seconds(599));
     // Still pending: a refusal for the wrong person does not use it up.

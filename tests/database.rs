@@ -295,6 +295,17 @@ async fn a_tricky_database_round_trips_through_xz_and_age() {
     assert_same_dump(&s.source.dump(), &s.target.dump(), "restore");
 }
 
+/// Asks for the latest backup to be restored into staging; returns the request.
+async fn asked(engine: &Engine) -> String {
+    let r = engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    match r.outcome {
+        Outcome::AwaitingApproval(id) => id,
+        other => panic!("{other:?}: {}", r.text),
+    }
+}
+
 /// The files of the engine's local copies.
 fn spooled(engine: &Engine) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(engine.store().path().join("spool"))
@@ -318,13 +329,7 @@ async fn the_restore_reads_the_preflights_copy_and_a_damaged_copy_falls_back_to_
             &format!("{} | xz | {}", s.dump_cmd(), s.age()),
         )
         .await;
-    let r = s
-        .engine
-        .run(&commander(), "/db restore backup:latest target:staging")
-        .await;
-    let Outcome::AwaitingApproval(id) = &r.outcome else {
-        panic!("{}", r.text)
-    };
+    let id = asked(&s.engine).await;
     // Kept encrypted: the data is not on disk as it is.
     let files = spooled(&s.engine);
     assert_eq!(files.len(), 1, "{files:?}");
@@ -351,13 +356,7 @@ async fn the_restore_reads_the_preflights_copy_and_a_damaged_copy_falls_back_to_
 
     // A copy damaged on disk after the preflight.
     s.target.recreate();
-    let r = s
-        .engine
-        .run(&commander(), "/db restore backup:latest target:staging")
-        .await;
-    let Outcome::AwaitingApproval(id) = &r.outcome else {
-        panic!("{}", r.text)
-    };
+    let id = asked(&s.engine).await;
     let files = spooled(&s.engine);
     let mut raw = std::fs::read(&files[0]).unwrap();
     let middle = raw.len() / 2;
@@ -392,13 +391,7 @@ async fn without_the_preflight_copy_the_restore_reads_the_bucket() {
         &format!("{} | xz | {}", s.dump_cmd(), s.age()),
     )
     .await;
-    let r = s
-        .engine
-        .run(&commander(), "/db restore backup:latest target:staging")
-        .await;
-    let Outcome::AwaitingApproval(id) = &r.outcome else {
-        panic!("{}", r.text)
-    };
+    let id = asked(&s.engine).await;
     assert!(spooled(&s.engine).is_empty(), "{:?}", spooled(&s.engine));
     let r = s
         .engine
