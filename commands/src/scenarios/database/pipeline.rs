@@ -69,8 +69,8 @@ pub struct Counters {
     pub table: std::sync::Mutex<String>,
     /// What the restore waits for, when it waits for another session's lock.
     pub waiting: std::sync::Mutex<String>,
-    /// 1 when the data comes from a local copy (then `downloaded` counts what of it was read).
-    pub local: AtomicU64,
+    /// The data comes from a local copy (then `downloaded` counts what of it was read).
+    pub local: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -82,6 +82,11 @@ impl Counters {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// True when the data comes from a local copy, not the bucket.
+    pub fn local(&self) -> bool {
+        self.local.load(Ordering::Relaxed)
     }
 
     /// The table being loaded.

@@ -23,7 +23,7 @@ use crate::reply::Reply;
 /// How often long work reports progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64, local: bool) -> String {
+fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64) -> String {
     let total = Counters::get(&c.total);
     let read = Counters::get(&c.downloaded);
     let pct = (read * 100).checked_div(total).unwrap_or(0);
@@ -40,7 +40,7 @@ fn progress_line(c: &Counters, started: Instant, lock_wait_secs: u64, local: boo
         "Restoring: {} of {} {} ({pct}%), {} of SQL, {} tables, {rows} rows ({:.0} rows/s){}",
         size(read),
         size(total),
-        if local {
+        if c.local() {
             "of the local copy read"
         } else {
             "downloaded"
@@ -118,7 +118,7 @@ pub async fn run_restore(
     let options = load_options(engine, target);
     // What this request's preflight decoded, kept on local disk: read instead of the bucket.
     let copy = engine.spools().take(&spool_key(object), spool_age(engine));
-    let from_copy = copy.as_ref().map(|c| (c.bytes, c.note.clone()));
+    let copy_note = copy.as_ref().map(|c| c.note.clone());
     let mut result = stream(
         bucket,
         object,
@@ -134,7 +134,7 @@ pub async fn run_restore(
     let mut copy_failed = String::new();
     // A copy that does not read back (damaged on disk) is not the backup's fault: its load
     // was rolled back, and the backup itself is read from the bucket.
-    if Counters::get(&counters.local) == 1
+    if counters.local()
         && let Err(RestoreError::Load(load::LoadError::Backup(why))) = &result
     {
         copy_failed = format!(
@@ -178,9 +178,9 @@ pub async fn run_restore(
                     pipeline::Format::Custom => " (custom format, read through pg_restore)",
                 }
             );
-            let read = match &from_copy {
+            let read = match &copy_note {
                 // Read from the preflight's copy: the layers are the backup's, as it found them.
-                Some((_, note)) if Counters::get(&counters.local) == 1 => format!(
+                Some(note) if counters.local() => format!(
                     "the {} backup{note} read whole by the preflight, its {} of SQL restored from the preflight's local copy (not downloaded again)",
                     size(object.size),
                     size(Counters::get(&counters.sql_bytes)),
@@ -330,11 +330,12 @@ pub async fn stream(
             None
         }
     });
-    let local_read = local.is_some();
     let rx = match local {
         Some((file, on_disk, identity)) => {
             Counters::add(&counters.total, on_disk);
-            Counters::add(&counters.local, 1);
+            counters
+                .local
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             pipeline::decode(
                 Box::new(pipeline::CountedFile::new(file, counters.clone())),
                 Arc::new(Identities::one(identity)),
@@ -362,7 +363,7 @@ pub async fn stream(
         tokio::select! {
             r = &mut load => break r,
             _ = tick.tick() => {
-                let line = progress_line(counters, started, lock_wait, local_read);
+                let line = progress_line(counters, started, lock_wait);
                 let total = Counters::get(&counters.total);
                 let downloaded = Counters::get(&counters.downloaded);
                 progress.progress(&crate::progress::Progress {
