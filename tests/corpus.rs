@@ -195,6 +195,14 @@ async fn round_trip(file: &Path) -> Vec<String> {
                 problems.push(format!("{case}: {:?}\n{}", r.outcome, r.text));
                 continue;
             }
+            // Asked and approved in one process: what was restored is what the preflight
+            // decoded and kept, not a second download.
+            if !r.text.contains("restored from the preflight's local copy") {
+                problems.push(format!(
+                    "{case}: not restored from the preflight's copy\n{}",
+                    r.text
+                ));
+            }
             let got = s.target.dump();
             if got != source_dump {
                 let r = std::panic::catch_unwind(|| assert_same_dump(&source_dump, &got, &case));
