@@ -25,6 +25,7 @@ mod restore;
 mod search;
 mod serve;
 mod socket_group;
+mod staged;
 mod state;
 mod storage;
 mod support;

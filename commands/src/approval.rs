@@ -136,6 +136,7 @@ pub async fn request(
                 PreflightState::Passed
             },
             details: details.clone(),
+            released: false,
         };
         let entry = engine.entry(
             ctx,
@@ -158,6 +159,8 @@ pub async fn request(
         Ok::<_, CommandError>((req, vec![entry]))
     })?;
     let id = request.id;
+    // Durable before anyone is told of it, and before a preflight that may run for minutes.
+    engine.store().flush().await?;
     if let Some(check) = check {
         progress.requested(
             &id.to_string(),
@@ -178,6 +181,11 @@ pub async fn request(
         return checked(engine, ctx, inv, id, action, result, progress).await;
     }
     Ok(awaiting(engine, &request))
+}
+
+/// What was released, as lines to add to a reply.
+fn released_lines(released: &[String]) -> String {
+    released.iter().map(|l| format!("\n{l}")).collect()
 }
 
 /// Who may approve a request that needs `needed` approvals, as the subject of a sentence.
@@ -285,6 +293,12 @@ async fn checked(
             }
         }
     })?;
+    if !matches!(
+        r.status,
+        ApprovalStatus::Pending | ApprovalStatus::Executing
+    ) {
+        release_ended(engine).await;
+    }
     match (&result, r.status) {
         (Err(e), ApprovalStatus::Voided) => Err(CommandError::Failed(format!(
             "{e}\n{} is void: nothing was run, and nothing can run from it. Ask again with {} once the cause is fixed (or for another backup).",
@@ -647,6 +661,9 @@ async fn run_claimed(
         };
         Ok::<_, CommandError>(vec![engine.entry(ctx, EntryKind::Approval, text)])
     })?;
+    if status != ApprovalStatus::Executed {
+        release_ended(engine).await;
+    }
     match result {
         Ok(reply) => Ok(reply),
         Err(Voided(why)) => Err(CommandError::Refused(format!(
@@ -727,10 +744,66 @@ pub async fn deny(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Re
             format!("{} {verb} by {}: {reason}", req.id, ctx.actor.display()),
         )])
     })?;
+    let released = release_ended(engine).await;
     Ok(Reply::done(format!(
-        "{} is denied ({reason}). Nothing was run; {} can ask again with {}.",
-        r.id, r.requested_by, r.command
+        "{} is denied ({reason}). Nothing was run; {} can ask again with {}.{}",
+        r.id,
+        r.requested_by,
+        r.command,
+        released_lines(&released)
     )))
+}
+
+/// Gives back what the preflights of ended requests left for their runs (a staged restore's
+/// loaded database), each once, on the timeline. What cannot be given back now (its server is
+/// down) is tried again at the next call: after each decision, at start, and on serve's tick.
+/// A request whose preflight still runs is left to it. Returns a line for each one released.
+pub async fn release_ended(engine: &Engine) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(all) = engine.store().approvals() else {
+        return out;
+    };
+    for r in all {
+        let ran = match r.status {
+            ApprovalStatus::Voided | ApprovalStatus::Denied | ApprovalStatus::Expired => false,
+            ApprovalStatus::Failed | ApprovalStatus::Interrupted => true,
+            _ => continue,
+        };
+        if r.released || r.preflight == PreflightState::Running {
+            continue;
+        }
+        let Ok(action) = stored_action(&r) else {
+            continue;
+        };
+        let Some(release) = action.release(engine, &r.inputs, ran) else {
+            continue;
+        };
+        match release.await {
+            Ok(done) => {
+                let ctx = Context {
+                    actor: crate::identity::Actor::system(),
+                    place: crate::engine::Place::Local,
+                };
+                let line = format!("{} ended without running: {done}.", r.id);
+                let saved = engine.store().update_approval(r.id, |req| {
+                    req.released = true;
+                    Ok::<_, CommandError>(vec![engine.entry(
+                        &ctx,
+                        EntryKind::Approval,
+                        line.clone(),
+                    )])
+                });
+                match saved {
+                    Ok(_) => out.push(line),
+                    Err(e) => tracing::warn!(request = %r.id, error = %e, "released, not recorded"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(request = %r.id, error = %e, "not released yet; tried again later")
+            }
+        }
+    }
+    out
 }
 
 /// Pending requests of an incident, for `/incident status`.

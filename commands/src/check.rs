@@ -415,6 +415,23 @@ pub async fn probe(
                         state,
                         format!("answers: PostgreSQL {server}, {ms} ms{dumps}"),
                     ));
+                    if config.targets.get(name).is_some_and(|t| t.staged) {
+                        use crate::scenarios::database::staged;
+                        out.push(match staged::cannot_stage(&target).await {
+                            Ok(None) => line_for(
+                                CheckState::Ok,
+                                "staged: drbot may create databases beside it and rename it (restores load beside it, /db rollback swaps back)".to_string(),
+                            ),
+                            Ok(Some(why)) => line_for(
+                                CheckState::Problem,
+                                format!("configured staged but cannot be: {why}"),
+                            ),
+                            Err(e) => line_for(
+                                CheckState::Problem,
+                                format!("configured staged; could not tell whether it can be: {e}"),
+                            ),
+                        });
+                    }
                 }
                 Err(e) => out.push(line_for(CheckState::Problem, crate::pg::pg_error(&e))),
             },

@@ -355,6 +355,11 @@ pub struct Target {
     /// commands on it. At most one target says so; without one, the target named `production`.
     #[serde(default)]
     pub production: bool,
+    /// Restores go into a new database beside the live one (loaded while the request waits),
+    /// swapped in by rename once approved; the one it replaced is kept for `/db rollback`. For
+    /// a server where drbot may create and rename databases.
+    #[serde(default)]
+    pub staged: bool,
 }
 
 /// `[restore]`.

@@ -69,6 +69,16 @@ pub trait ProgressSink: Send + Sync {
     }
 }
 
+/// Passes on only the lines of another sink's progress: for work shown inside something else
+/// (a staged restore's load, shown on its approval request as its preflight's newest line).
+pub struct Lines<'a>(pub &'a dyn ProgressSink);
+
+impl ProgressSink for Lines<'_> {
+    fn update(&self, line: &str) {
+        self.0.update(line);
+    }
+}
+
 /// Discards progress (for `exec` scripts and tests that do not look).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoProgress;

@@ -352,6 +352,19 @@ pub trait Destructive: Send + Sync {
         None
     }
 
+    /// Gives back what its preflight left for the run (a staged restore's loaded database)
+    /// once the request ended without running it; `ran` when it ended in its run (failed, or
+    /// drbot stopped in it). Says what it did. `None`: its preflight leaves nothing.
+    fn release<'a>(
+        &'a self,
+        engine: &'a Engine,
+        inputs: &'a Inputs,
+        ran: bool,
+    ) -> Option<Boxed<'a, Result<String, CommandError>>> {
+        let _ = (engine, inputs, ran);
+        None
+    }
+
     /// Reads the inputs again from the world, at execution, starting from the stored ones.
     fn reread<'a>(
         &'a self,

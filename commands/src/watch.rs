@@ -26,7 +26,9 @@ impl Engine {
     /// One round of background work at the engine's clock. Never posts the same thing twice.
     pub async fn tick(&self) -> Result<Vec<Post>, CommandError> {
         let mut posts = Vec::new();
-        crate::approval::expire_due(self)?;
+        if crate::approval::expire_due(self)? > 0 {
+            crate::approval::release_ended(self).await;
+        }
         if crate::paging::escalate_due(self)? > 0 {
             self.store().flush().await?;
             self.deliver_due().await?;
@@ -49,7 +51,7 @@ impl Engine {
     /// At start: each scenario cleans up after work a killed drbot left half done (a drill's
     /// scratch database). Returns what was done, a line each.
     pub async fn recover_scenarios(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = crate::approval::release_ended(self).await;
         for scenario in crate::scenarios::ALL {
             out.extend(scenario.recover(self).await);
         }

@@ -488,6 +488,10 @@ pub struct ApprovalRequest {
     /// What the preflight found, in lines, for the approver (empty until it passed).
     #[serde(default)]
     pub details: String,
+    /// What its preflight left for the run (a staged restore's loaded database) was released
+    /// after it ended without running: dropped, or found gone.
+    #[serde(default)]
+    pub released: bool,
 }
 
 impl ApprovalRequest {

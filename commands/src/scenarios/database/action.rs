@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::catalogue::{backup_bucket, identities, resolve_backup, size, taken_at};
 use super::restore::{preflight, run_restore};
+use super::{staged, staged_restore};
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Invocation, Text, auto, cmd, destructive, req};
@@ -43,15 +44,26 @@ fn target_addr(target: &Target) -> Result<String, CommandError> {
     ))
 }
 
-/// What the digest covers: the same at request and at execution, from the same place.
-fn inputs_of(object: &crate::bucket::ObjectInfo, target: &Target, addr: String) -> Inputs {
-    Inputs::from([
+/// What the digest covers: the same at request and at execution, from the same place. A
+/// staged target's request also names its staging database.
+fn inputs_of(
+    object: &crate::bucket::ObjectInfo,
+    target: &Target,
+    addr: String,
+    staging: Option<String>,
+) -> Inputs {
+    let mut inputs = Inputs::from([
         ("backup".to_string(), object.key.clone()),
         ("etag".to_string(), object.etag.clone().unwrap_or_default()),
         ("size".to_string(), object.size.to_string()),
         ("target".to_string(), target.name.clone()),
         ("target_addr".to_string(), addr),
-    ])
+    ]);
+    if let Some(staging) = staging {
+        inputs.insert("staged".to_string(), "true".to_string());
+        inputs.insert("staging".to_string(), staging);
+    }
+    inputs
 }
 
 fn input<'a>(inputs: &'a Inputs, name: &str) -> Result<&'a str, CommandError> {
@@ -108,15 +120,32 @@ impl Destructive for Restore {
                     format!("{} ({})", target.name, target.shown()),
                 ),
             ];
-            let summary = format!(
+            let mut facts = facts;
+            let mut summary = format!(
                 "restore {} ({}{taken}) into {} ({})",
                 object.key,
                 size(object.size),
                 target.name,
                 target.shown(),
             );
+            let staging = if staged_restore::is_staged(engine, &target.name) {
+                let live = staged::live_database(&target).map_err(CommandError::Failed)?;
+                let staging = staged::staging_name(&live, now);
+                summary.push_str(&format!(
+                    ", staged: loaded into {staging} beside {live} now, swapped in by rename once approved"
+                ));
+                facts.push((
+                    "Staged".to_string(),
+                    format!(
+                        "loaded into {staging} while this waits; the approval swaps it in for {live}, which is kept for /db rollback"
+                    ),
+                ));
+                Some(staging)
+            } else {
+                None
+            };
             Ok(Prepared {
-                inputs: inputs_of(&object, &target, addr),
+                inputs: inputs_of(&object, &target, addr, staging),
                 summary,
                 details: String::new(),
                 facts,
@@ -141,6 +170,12 @@ impl Destructive for Restore {
                 last_modified: None,
                 etag: Some(input(inputs, "etag")?.to_string()).filter(|e| !e.is_empty()),
             };
+            if let Some(staging) = inputs.get("staging") {
+                return staged_restore::preflight(
+                    engine, &bucket, &object, &target, staging, progress,
+                )
+                .await;
+            }
             let mut checked = preflight(engine, &bucket, &object, &target, progress).await?;
             if let Some(copy) = checked.spool.take() {
                 engine.spools().put(
@@ -187,13 +222,45 @@ impl Destructive for Restore {
                     ))));
                 }
             };
-            Ok(inputs_of(&object, &target, addr))
+            // Staged as configured now; the staging database the request loaded.
+            let staging = staged_restore::is_staged(engine, name).then(|| {
+                stored
+                    .get("staging")
+                    .cloned()
+                    .unwrap_or_else(|| "(none: asked when it was not staged)".to_string())
+            });
+            Ok(inputs_of(&object, &target, addr, staging))
         })
+    }
+
+    fn release<'a>(
+        &'a self,
+        engine: &'a Engine,
+        inputs: &'a Inputs,
+        ran: bool,
+    ) -> Option<Boxed<'a, Result<String, CommandError>>> {
+        let staging = inputs.get("staging")?;
+        Some(Box::pin(async move {
+            let target = Target::resolve(engine.config(), input(inputs, "target")?, &engine.env())?;
+            staged_restore::release(&target, staging, ran)
+                .await
+                .map_err(CommandError::Failed)
+        }))
     }
 
     fn changed(&self, before: &Inputs, after: &Inputs) -> String {
         let get = |m: &Inputs, k: &str| m.get(k).cloned().unwrap_or_default();
         let (target, key) = (get(before, "target"), get(before, "backup"));
+        if get(before, "staged") != get(after, "staged") {
+            return format!(
+                "target {target} is {} now, unlike when it was requested",
+                if get(after, "staged").is_empty() {
+                    "no longer configured staged"
+                } else {
+                    "configured staged"
+                }
+            );
+        }
         if get(before, "target_addr") != get(after, "target_addr") {
             return format!(
                 "target {target} now points to {}, not {} as when it was requested",
@@ -234,6 +301,9 @@ impl Destructive for Restore {
                 return Err(CommandError::Failed(format!(
                     "the backup {key} changed while the approval was checked. Nothing was run."
                 )));
+            }
+            if let Some(staging) = inputs.get("staging") {
+                return staged_restore::run(engine, ctx, inv, &object, &target, staging).await;
             }
             let ids = Arc::new(identities(engine)?);
             run_restore(engine, ctx, inv, &bucket, &object, &target, ids, progress).await

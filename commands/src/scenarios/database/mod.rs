@@ -17,6 +17,9 @@
 //!   approval.
 //! - [`load`]: pieces into the target in one transaction.
 //! - [`verify`]: integrity checks after a restore.
+//! - [`staged`]: databases made, swapped by rename and kept on a staged target's server;
+//!   [`staged_restore`]: `/db restore` into such a target (the load is its preflight, the
+//!   approval the swap); [`rollback`]: `/db rollback`, the kept database swapped back in.
 //! - [`backup`]: pg_dump → xz → age → multipart upload, with a manifest.
 
 pub mod action;
@@ -28,9 +31,12 @@ pub mod load;
 pub mod pipeline;
 pub mod preflight;
 pub mod restore;
+pub mod rollback;
 pub mod script;
 pub mod splitter;
 pub mod sql;
+pub mod staged;
+pub mod staged_restore;
 pub mod verify;
 mod watch;
 
@@ -75,6 +81,7 @@ const COMMANDS: &[CommandSpec] = &[
         )],
     ),
     action::RESTORE,
+    rollback::ROLLBACK,
     cmd(
         "db",
         Some("verify"),
@@ -124,7 +131,7 @@ impl Scenario for Database {
     }
 
     fn actions(&self) -> &'static [&'static dyn Destructive] {
-        &[&action::Restore]
+        &[&action::Restore, &rollback::Rollback]
     }
 
     fn watch<'a>(&'a self, engine: &'a Engine) -> Boxed<'a, Result<Vec<Post>, CommandError>> {

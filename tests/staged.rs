@@ -1,0 +1,338 @@
+//! Issue 29, staged restores (`[targets.NAME] staged = true`): the backup is loaded into a new
+//! database beside the live one while the request waits; the approval swaps it in by rename;
+//! the replaced one is kept for `/db rollback`; nothing is left of a request that never ran,
+//! even when drbot is killed in the middle of the load.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use drbot_commands::Outcome;
+use drbot_state::{ApprovalStatus, Store};
+
+use crate::database::{FIXTURE, Setup, approver, commander, config_text, env_map, setup_with};
+use crate::support::{Drbot, PG, assert_same_dump, moto, os_user, sh};
+
+fn staged(config: String) -> String {
+    config.replace(
+        "url_env = \"STAGING_URL\"",
+        "url_env = \"STAGING_URL\"\nstaged = true",
+    )
+}
+
+fn psql_at(db: &str, sql: &str) -> String {
+    sh(&format!(
+        "psql -At -X '{PG}/{db}' -c \"{}\"",
+        sql.replace('"', "\\\"")
+    ))
+    .trim()
+    .to_string()
+}
+
+/// pg_dump of a database the test does not own, as [`crate::support::TestDb::dump`].
+fn dump_of(name: &str) -> String {
+    sh(&format!("pg_dump '{PG}/{name}'"))
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Databases on the server whose names start with `prefix`.
+fn databases(prefix: &str) -> Vec<String> {
+    let all = psql_at(
+        "postgres",
+        &format!(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, '{prefix}') ORDER BY datname"
+        ),
+    );
+    all.lines().map(str::to_string).collect()
+}
+
+/// Drops what a test left beside its target (kept and staging databases).
+struct Beside(String);
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        for name in databases(&format!("{}_", self.0)) {
+            let _ = Command::new("psql")
+                .args([
+                    "-q",
+                    "-X",
+                    &format!("{PG}/postgres"),
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
+}
+
+async fn staged_setup() -> (Setup, Beside) {
+    let s = setup_with(staged).await;
+    s.source.psql(FIXTURE);
+    let beside = Beside(s.target.name.clone());
+    (s, beside)
+}
+
+async fn asked(s: &Setup, line: &str) -> (String, String) {
+    let r = s.engine.run(&commander(), line).await;
+    match r.outcome {
+        Outcome::AwaitingApproval(id) => (id, r.text),
+        other => panic!("{other:?}: {}", r.text),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_restore_loads_beside_the_live_database_swaps_it_in_and_rolls_back() {
+    let (s, _beside) = staged_setup().await;
+    let live = s.target.name.clone();
+    s.backup_and_declare().await;
+    // The live database: its own data, settings and privileges, and an application connected.
+    s.target
+        .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
+    s.target.psql_admin(&format!(
+        "ALTER DATABASE \"{live}\" SET work_mem = '7MB'; \
+         ALTER DATABASE \"{live}\" SET search_path = \"$user\", public, \"odd, name\"; \
+         REVOKE ALL ON DATABASE \"{live}\" FROM PUBLIC; GRANT CONNECT ON DATABASE \"{live}\" TO pg_monitor;"
+    ));
+    let before = s.target.dump();
+    let mut app = Command::new("psql")
+        .args(["-X", "-q", &s.target.url(), "-c", "SELECT pg_sleep(300)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let (id, text) = asked(&s, "/db restore backup:latest target:staging").await;
+    assert!(
+        text.contains("loaded into") && text.contains("and verified"),
+        "{text}"
+    );
+    assert!(text.contains("the swap ends them"), "{text}");
+    // Loaded beside it, the live one untouched while the request waits.
+    let staging = databases(&format!("{live}_staging_"));
+    assert_eq!(staging.len(), 1, "{staging:?}");
+    assert_same_dump(&s.source.dump(), &dump_of(&staging[0]), "staging");
+    assert_same_dump(&before, &s.target.dump(), "live while waiting");
+    assert!(
+        app.try_wait().unwrap().is_none(),
+        "the application's session ended early"
+    );
+
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let kept = format!("{live}_before_inc1");
+    assert!(
+        r.text.contains("Swapped in") && r.text.contains(&kept),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("Ended 1 session"), "{}", r.text);
+    assert!(r.text.contains("/db rollback target:staging"), "{}", r.text);
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "swapped in");
+    assert!(databases(&format!("{live}_staging_")).is_empty());
+    assert_eq!(psql_at(&kept, "SELECT n FROM live_marker"), "42");
+    assert!(app.wait().is_ok());
+    // The live database is made as the old one was: settings and privileges.
+    let settings = psql_at(
+        "postgres",
+        &format!(
+            "SELECT array_to_string(setconfig, '|') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{live}'"
+        ),
+    );
+    assert!(settings.contains("work_mem=7MB"), "{settings}");
+    assert!(
+        settings.contains("search_path=\"$user\", public, \"odd, name\""),
+        "{settings}"
+    );
+    let acl = psql_at(
+        "postgres",
+        &format!("SELECT datacl::text FROM pg_database WHERE datname = '{live}'"),
+    );
+    assert!(
+        acl.contains("pg_monitor=c/") && !acl.contains("=Tc/"),
+        "{acl}"
+    );
+    // Nothing marks the live one as drbot's: it can never be taken for a staging database.
+    let comment = psql_at(
+        "postgres",
+        &format!(
+            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = '{live}'"
+        ),
+    );
+    assert_eq!(comment, "");
+
+    // /db rollback: the kept one is swapped back in, the restored one kept in its turn.
+    let (rid, text) = asked(&s, "/db rollback target:staging").await;
+    assert!(text.contains(&kept), "{text}");
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{rid}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(r.text.contains("Rolled back"), "{}", r.text);
+    assert_same_dump(&before, &s.target.dump(), "rolled back");
+    assert!(databases(&kept).is_empty(), "{:?}", databases(&kept));
+    let undone = format!("{live}_before_rollback");
+    assert_same_dump(&s.source.dump(), &dump_of(&undone), "kept after rollback");
+    // A second rollback undoes the first.
+    let (rid, text) = asked(&s, "/db rollback target:staging").await;
+    assert!(text.contains(&undone), "{text}");
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{rid}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert_same_dump(&s.source.dump(), &s.target.dump(), "rolled forward");
+    let timeline = s.timeline(drbot_state::IncidentId(1));
+    assert!(timeline.contains("Swapped in"), "{timeline}");
+    assert!(timeline.contains("Rolled back"), "{timeline}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_or_a_denial_leaves_nothing_and_the_live_database_as_it_was() {
+    let (s, _beside) = staged_setup().await;
+    let live = s.target.name.clone();
+    s.target
+        .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
+    let before = s.target.dump();
+    // A backup cut short: the load fails, the request is void, the staging database dropped.
+    s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz | head -c 1000 | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    let r = s
+        .engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("The staged load") && r.text.contains("is void"),
+        "{}",
+        r.text
+    );
+    assert!(databases(&format!("{live}_staging_")).is_empty());
+    assert_same_dump(&before, &s.target.dump(), "after a failed load");
+
+    // A good backup, loaded, then denied: its staging database goes with the denial.
+    s.upload(
+        "2026-11-25T10-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    let (id, _) = asked(&s, "/db restore backup:latest target:staging").await;
+    assert_eq!(databases(&format!("{live}_staging_")).len(), 1);
+    let r = s
+        .engine
+        .run(
+            &approver(),
+            &format!("/deny request:{id} reason:\"wrong backup\""),
+        )
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(r.text.contains("staging database"), "{}", r.text);
+    assert!(databases(&format!("{live}_staging_")).is_empty());
+    assert_same_dump(&before, &s.target.dump(), "after a denial");
+    // Nothing kept, so nothing to roll back to: refused, nothing changed.
+    let r = s
+        .engine
+        .run(&commander(), "/db rollback target:staging")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("nothing to roll back to"), "{}", r.text);
+    // A target that is not staged has no rollback.
+    let r = s
+        .engine
+        .run(&commander(), "/db rollback target:source")
+        .await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(r.text.contains("is not staged"), "{}", r.text);
+}
+
+/// `kill -9` in the middle of the staged load: the live database is untouched, and the next
+/// start of drbot (any command) voids the request and drops the staging database.
+#[test]
+fn a_kill_during_a_staged_load_leaves_live_untouched_and_the_next_start_drops_staging() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (s, _beside) = rt.block_on(staged_setup());
+    let live = s.target.name.clone();
+    s.source.psql(
+        "CREATE TABLE big (id int PRIMARY KEY, t text); \
+         INSERT INTO big SELECT g, md5(g::text) || repeat('x', 200) FROM generate_series(1, 400000) g;",
+    );
+    rt.block_on(s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz -1 | {}", s.dump_cmd(), s.age()),
+    ));
+    s.target
+        .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
+    let before = s.target.dump();
+    let install = Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\nunix_user = \"{}\"\n",
+        staged(config_text(&s.bucket, &s.key)),
+        os_user()
+    ));
+    let env = env_map(moto(), &s.source.url(), &s.target.url());
+    let exec = |line: &str| -> Command {
+        let mut c = install.command();
+        c.args(["exec", line]).envs(&env);
+        c
+    };
+    let mut child = exec("/db restore backup:latest target:staging")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let staging = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the load never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore ended before the kill"
+        );
+        let busy = psql_at(
+            "postgres",
+            &format!(
+                "SELECT datname FROM pg_stat_activity WHERE starts_with(datname, '{live}_staging_') AND query ILIKE 'COPY%big%'"
+            ),
+        );
+        if let Some(name) = busy.lines().next().filter(|l| !l.is_empty()) {
+            break name.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        databases(&staging),
+        vec![staging.clone()],
+        "the kill came too late"
+    );
+    assert_same_dump(&before, &s.target.dump(), "live after the kill");
+    // The next start: the request is void, its staging database dropped.
+    let out = exec("/incident list").output().unwrap();
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("A-1 was voided (its preflight was interrupted)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("its staging database {staging} was dropped")),
+        "{stderr}"
+    );
+    assert!(databases(&staging).is_empty());
+    assert_same_dump(&before, &s.target.dump(), "live after the next start");
+    let store = Store::open(&install.data_dir()).unwrap();
+    let r = store.approvals().unwrap().remove(0);
+    assert_eq!(r.status, ApprovalStatus::Voided);
+    assert!(r.released);
+}
