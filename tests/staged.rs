@@ -336,3 +336,54 @@ fn a_kill_during_a_staged_load_leaves_live_untouched_and_the_next_start_drops_st
     assert_eq!(r.status, ApprovalStatus::Voided);
     assert!(r.released);
 }
+
+/// Kept databases go by `[retention]`: past `keep_all_hours`, with no incident open, `/backup
+/// prune` lists them with their bytes and, approved, drops them (on the audit log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_kept_databases_once_past_keep_all_hours() {
+    let s = setup_with(|c| staged(c) + "\n[retention]\nkeep_all_hours = 0\n").await;
+    s.source.psql(FIXTURE);
+    let _beside = Beside(s.target.name.clone());
+    let live = s.target.name.clone();
+    s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    let (id, _) = asked(&s, "/db restore backup:latest target:staging").await;
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let kept = databases(&format!("{live}_before_"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = s
+        .engine
+        .run(&commander(), "/backup prune dry_run:true")
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(
+        r.text
+            .contains("Databases kept from before staged restores")
+            && r.text.contains("drop 1"),
+        "{}",
+        r.text
+    );
+    assert_eq!(databases(&kept[0]), kept, "a dry run dropped it");
+    let (pid, text) = asked(&s, "/backup prune dry_run:false").await;
+    assert!(text.contains(&format!("staging/{}", kept[0])), "{text}");
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{pid}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(databases(&kept[0]).is_empty(), "not dropped: {}", r.text);
+    assert!(!databases(&live).is_empty(), "the live database went");
+    let audit = crate::support::recorded_text(s.engine.store());
+    assert!(
+        audit.contains(&format!("Pruned kept database staging/{}", kept[0])),
+        "{audit}"
+    );
+}

@@ -31,7 +31,7 @@ use crate::scenario::{
     Answer, Boxed, Destructive, Inputs, Post, PostKind, Prepared, Reread, Scenario,
     post_to_open_incidents,
 };
-use crate::scenarios::database::{backup, catalogue};
+use crate::scenarios::database::{backup, catalogue, staged};
 use crate::scenarios::storage::{manifest, media::Buckets};
 
 /// The scenario of the backups themselves.
@@ -56,6 +56,7 @@ const DATABASE: &str = "database";
 const DUMPS: &str = "dumps";
 const SNAPSHOTS: &str = "snapshots";
 const COPIES: &str = "copies";
+const KEPT: &str = "databases";
 
 /// What `/backup prune` would delete now, per kind.
 #[derive(Debug, Default)]
@@ -68,6 +69,9 @@ pub struct Survey {
     pub snapshots: Option<(Plan, Option<String>)>,
     /// Snapshot copies no kept manifest references, past the grace.
     pub copies: Vec<Item>,
+    /// Databases kept from before staged restores (`target/name`), past `keep_all_hours`
+    /// with no incident open; and why a staged target's could not be listed.
+    pub kept: (Vec<Item>, Vec<String>),
 }
 
 impl Survey {
@@ -87,6 +91,9 @@ impl Survey {
         }
         if !self.copies.is_empty() {
             out.insert(COPIES, self.copies.iter().collect());
+        }
+        if !self.kept.0.is_empty() {
+            out.insert(KEPT, self.kept.0.iter().collect());
         }
         out
     }
@@ -139,6 +146,18 @@ impl Survey {
                 self.copies.len(),
                 size(bytes)
             );
+        }
+        if !self.kept.0.is_empty() {
+            let bytes: u64 = self.kept.0.iter().map(|c| c.bytes).sum();
+            let _ = writeln!(
+                out,
+                "Databases kept from before staged restores, older than keep_all_hours (no incident open): drop {} ({}).",
+                self.kept.0.len(),
+                size(bytes)
+            );
+        }
+        for why in &self.kept.1 {
+            let _ = writeln!(out, "Kept databases: {why}; none dropped there.");
         }
         if out.is_empty() {
             out.push_str("Nothing to prune: no [storage] backup bucket is configured.\n");
@@ -266,11 +285,54 @@ async fn unreferenced_copies(
 }
 
 /// What a prune would delete now.
+/// The databases kept from before staged restores that retention drops: older than
+/// `keep_all_hours`, and none while an incident is open (the way back must stay). Key:
+/// `target/name`.
+async fn kept_databases(engine: &Engine) -> (Vec<Item>, Vec<String>) {
+    let mut items = Vec::new();
+    let mut problems = Vec::new();
+    if engine
+        .store()
+        .active_incidents()
+        .map_or(true, |open| !open.is_empty())
+    {
+        return (items, problems);
+    }
+    let cutoff = engine.now() - Duration::hours(engine.config().retention.keep_all_hours as i64);
+    for (name, t) in &engine.config().targets {
+        if !t.staged {
+            continue;
+        }
+        let listed = async {
+            let target = crate::pg::Target::resolve(engine.config(), name, &engine.env())
+                .map_err(|e| e.to_string())?;
+            let live = staged::live_database(&target)?;
+            staged::kept(&staged::server(&target, &live), &live).await
+        }
+        .await;
+        match listed {
+            Ok(kept) => items.extend(kept.into_iter().filter(|(_, at)| *at < cutoff).map(
+                |(m, at)| Item {
+                    key: format!("{name}/{}", m.name),
+                    at: Some(at),
+                    verified: true,
+                    bytes: m.bytes.max(0) as u64,
+                },
+            )),
+            Err(e) => problems.push(format!("{name}'s could not be listed ({e})")),
+        }
+    }
+    (items, problems)
+}
+
 pub async fn survey(engine: &Engine) -> Result<Survey, CommandError> {
     let now = engine.now();
     let r = &engine.config().retention;
     let rpo = &engine.config().objectives.rpo;
-    let mut out = Survey::default();
+    let mut out = Survey {
+        kept: kept_databases(engine).await,
+        ..Survey::default()
+    };
     let Ok((bucket, s)) = catalogue::backup_bucket(engine) else {
         return Ok(out);
     };
@@ -441,6 +503,29 @@ pub async fn apply(engine: &Engine, listed: &Inputs) -> Result<Pruned, CommandEr
         }
         out.spared += allowed.len() - out.deleted.get(COPIES).map_or(0, |e| e.0);
     }
+    let allowed = wanted(KEPT);
+    for item in now_survey
+        .kept
+        .0
+        .iter()
+        .filter(|i| allowed.contains(&i.key))
+    {
+        let Some((name, database)) = item.key.split_once('/') else {
+            continue;
+        };
+        let target = crate::pg::Target::resolve(engine.config(), name, &engine.env())?;
+        let live = staged::live_database(&target).map_err(CommandError::Failed)?;
+        if staged::drop_made(&staged::server(&target, &live), database)
+            .await
+            .map_err(CommandError::Failed)?
+        {
+            audit(&item.key, item.bytes, "kept database")?;
+            let e = out.deleted.entry(KEPT).or_default();
+            e.0 += 1;
+            e.1 += item.bytes;
+        }
+    }
+    out.spared += allowed.len() - out.deleted.get(KEPT).map_or(0, |e| e.0);
     engine.store().flush().await?;
     Ok(out)
 }
