@@ -224,6 +224,44 @@ async fn every_corpus_database_restores_identical_from_every_backup_form() {
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
+/// A staged restore of every corpus file, in every backup form: loaded beside the live
+/// database by parallel sessions, swapped in, identical to the source (each table's rows in
+/// whatever order the sessions wrote them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_corpus_database_restores_identical_staged() {
+    let mut problems = Vec::new();
+    for file in corpus() {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let s = crate::database::setup_with(crate::staged::staged).await;
+        let _beside = crate::staged::Beside(s.target.name.clone());
+        sh(&format!(
+            "{} | psql -X -q -v ON_ERROR_STOP=1 '{}' -f - > /dev/null",
+            cat(&file),
+            s.source.url()
+        ));
+        let source_dump = s.source.dump();
+        for (how, object, script) in backups(&s, &file) {
+            let key = s.upload(&object, &script).await;
+            let case = format!("{name}, {how}, staged");
+            let r = s
+                .approved(&format!("/db restore backup:{key} target:staging"))
+                .await;
+            if r.outcome != Outcome::Done || !r.text.contains("Swapped in") {
+                problems.push(format!("{case}: {:?}\n{}", r.outcome, r.text));
+                continue;
+            }
+            let got = s.target.dump();
+            let r = std::panic::catch_unwind(|| {
+                crate::staged::assert_same_rows(&source_dump, &got, &case)
+            });
+            if let Err(e) = r {
+                problems.push(drbot_commands::render::panic_text(e.as_ref()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
 /// The statements drbot's splitter finds, as token lists (comments and spacing aside).
 fn splitter_statements(sql: &str) -> Vec<Vec<String>> {
     let mut splitter = Splitter::new();

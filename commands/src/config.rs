@@ -375,6 +375,9 @@ pub struct RestoreConfig {
     /// directory, while the disk has room) for the restore that follows, so that need not
     /// download and decompress the backup again.
     pub preflight_copy: bool,
+    /// Sessions a staged restore loads each table's rows with, side by side (its staging
+    /// database is not live, so the load need not be one transaction). 1 to 16.
+    pub staged_sessions: usize,
 }
 
 impl Default for RestoreConfig {
@@ -383,6 +386,7 @@ impl Default for RestoreConfig {
             lock_wait_secs: 30,
             maintenance_work_mem_mb: 256,
             preflight_copy: true,
+            staged_sessions: 2,
         }
     }
 }
@@ -1188,6 +1192,12 @@ impl Config {
             return bad(format!(
                 "[restore] maintenance_work_mem_mb must be 1 to {MAX_MAINTENANCE_WORK_MEM_MB}, not {}",
                 self.restore.maintenance_work_mem_mb
+            ));
+        }
+        if !(1..=16).contains(&self.restore.staged_sessions) {
+            return bad(format!(
+                "[restore] staged_sessions must be 1 to 16, not {}",
+                self.restore.staged_sessions
             ));
         }
         if !(1..=MAX_LOCK_WAIT_SECS).contains(&self.restore.lock_wait_secs) {

@@ -39,6 +39,11 @@ pub struct LoadOptions {
     pub create_missing_roles: bool,
     /// The session's `maintenance_work_mem` in MiB, for the index builds after the data.
     pub maintenance_work_mem_mb: u64,
+    /// Sessions loading each table's rows side by side (a staged restore's load into a
+    /// database that is not live). Up to 1: everything in one session and one transaction.
+    /// More: what comes before the data commits first, then each COPY's rows are dealt out
+    /// to that many sessions, each committing its share.
+    pub parallel: usize,
 }
 
 impl Default for LoadOptions {
@@ -47,6 +52,7 @@ impl Default for LoadOptions {
             lock_wait: Duration::from_secs(30),
             create_missing_roles: false,
             maintenance_work_mem_mb: 256,
+            parallel: 1,
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct Loaded {
     pub created_since: Vec<String>,
     /// Settings the target's server does not know, skipped as psql would (`name (line N)`).
     pub skipped_settings: Vec<String>,
+    /// The sessions the rows were loaded by (more than one: `LoadOptions::parallel`).
+    pub sessions: usize,
 }
 
 /// A session holding a lock the restore waits for.
@@ -284,6 +292,13 @@ pub async fn load(
         copy: None,
         known_settings: HashSet::new(),
         skipped_settings: Vec::new(),
+        parallel: (options.parallel > 1).then(|| Parallel {
+            target: target.clone(),
+            n: options.parallel,
+            workers: Vec::new(),
+            copy: None,
+            committed: false,
+        }),
     };
     let result = async {
         run.set_lock_timeout().await?;
@@ -317,6 +332,9 @@ pub async fn load(
             // while it is open the server waits for its data, and the ROLLBACK behind it would
             // wait for ever.
             run.copy = None;
+            if let Some(p) = run.parallel.as_mut() {
+                p.abort();
+            }
             // Best effort: if the connection is gone the server has rolled back already.
             let _ = client.batch_execute("ROLLBACK").await;
             let note = run.put_back_sequences().await;
@@ -333,6 +351,7 @@ pub async fn load(
         roles_created: run.roles_created,
         created_since,
         skipped_settings: run.skipped_settings,
+        sessions: run.parallel.as_ref().map_or(1, |p| p.workers.len().max(1)),
     })
 }
 
@@ -376,6 +395,209 @@ struct Run<'a> {
     /// The settings the target's server knows.
     known_settings: HashSet<String>,
     skipped_settings: Vec<String>,
+    /// Parallel sessions for the rows, when the options ask for more than one.
+    parallel: Option<Parallel>,
+}
+
+/// Sessions beside the main one that load rows (`LoadOptions::parallel`).
+struct Parallel {
+    target: Target,
+    n: usize,
+    workers: Vec<mpsc::Sender<Job>>,
+    copy: Option<ParCopy>,
+    /// The main session's work so far is committed (visible to the other sessions).
+    committed: bool,
+}
+
+/// Work for a parallel session: one share of a COPY's rows.
+struct Job {
+    sql: String,
+    data: mpsc::Receiver<Bytes>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// A COPY whose rows are being dealt out.
+struct ParCopy {
+    statement: Statement,
+    table: String,
+    shares: Vec<Option<mpsc::Sender<Bytes>>>,
+    dones: Vec<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+    next: usize,
+    buf: bytes::BytesMut,
+}
+
+/// Rows are dealt out in shares of about this many bytes (whole rows: COPY's text format
+/// writes one row a line, its newlines escaped).
+const SHARE: usize = 512 * 1024;
+
+impl Parallel {
+    /// Opens the sessions, set as the main one is (encoding, row security, lock wait).
+    async fn open(&mut self, main: &Client, options: &LoadOptions) -> Result<(), LoadError> {
+        if !self.workers.is_empty() {
+            return Ok(());
+        }
+        let row = main
+            .query_one(
+                "SELECT current_setting('client_encoding'), current_setting('row_security')",
+                &[],
+            )
+            .await
+            .map_err(|e| {
+                LoadError::Session(format!(
+                    "could not read the session's settings: {}",
+                    pg_error(&e)
+                ))
+            })?;
+        let (encoding, row_security): (String, String) = (row.get(0), row.get(1));
+        for _ in 0..self.n {
+            let client = self.target.connect().await.map_err(|e| {
+                LoadError::Session(format!("could not open a parallel session: {e}"))
+            })?;
+            client
+                .batch_execute(&format!(
+                    "SET client_encoding = '{}'; SET row_security = {}; SET lock_timeout = {}; SET synchronous_commit = off",
+                    encoding.replace('\'', ""),
+                    if row_security == "off" { "off" } else { "on" },
+                    options.lock_wait.as_millis().max(1)
+                ))
+                .await
+                .map_err(|e| LoadError::Session(format!("could not set up a parallel session: {}", pg_error(&e))))?;
+            let (tx, rx) = mpsc::channel(1);
+            tokio::spawn(work(client, rx));
+            self.workers.push(tx);
+        }
+        Ok(())
+    }
+
+    /// Starts a COPY in every session.
+    async fn start(&mut self, statement: Statement, table: String) -> Result<(), LoadError> {
+        let mut shares = Vec::new();
+        let mut dones = Vec::new();
+        for w in &self.workers {
+            let (tx, rx) = mpsc::channel(2);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            w.send(Job {
+                sql: statement.sql.clone(),
+                data: rx,
+                done: done_tx,
+            })
+            .await
+            .map_err(|_| LoadError::Session("a parallel session ended".to_string()))?;
+            shares.push(Some(tx));
+            dones.push(done_rx);
+        }
+        self.copy = Some(ParCopy {
+            statement,
+            table,
+            shares,
+            dones,
+            next: 0,
+            buf: bytes::BytesMut::new(),
+        });
+        Ok(())
+    }
+
+    /// Rows for the open COPY: dealt out in whole-row shares.
+    async fn data(&mut self, data: &[u8]) -> Result<(), LoadError> {
+        let Some(c) = self.copy.as_mut() else {
+            return Err(LoadError::Backup(
+                "COPY data arrived outside a COPY block".to_string(),
+            ));
+        };
+        c.buf.extend_from_slice(data);
+        if c.buf.len() >= SHARE
+            && let Some(end) = c.buf.iter().rposition(|b| *b == b'\n')
+        {
+            let share = c.buf.split_to(end + 1).freeze();
+            c.deal(share).await?;
+        }
+        Ok(())
+    }
+
+    /// The COPY's end: the rest dealt out, every session's share committed.
+    async fn finish(&mut self) -> Result<(), LoadError> {
+        let Some(mut c) = self.copy.take() else {
+            return Err(LoadError::Backup(
+                "a COPY block ended that never began".to_string(),
+            ));
+        };
+        if !c.buf.is_empty() {
+            let rest = std::mem::take(&mut c.buf).freeze();
+            c.deal(rest).await?;
+        }
+        c.shares.clear();
+        let mut failed = None;
+        for done in c.dones.drain(..) {
+            let r = done
+                .await
+                .unwrap_or_else(|_| Err("its session ended".to_string()));
+            if let Err(e) = r {
+                failed.get_or_insert(e);
+            }
+        }
+        match failed {
+            Some(e) => Err(c.failed(&e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops every session's COPY (their database is dropped after a failed staged load).
+    fn abort(&mut self) {
+        self.copy = None;
+        self.workers.clear();
+    }
+}
+
+impl ParCopy {
+    async fn deal(&mut self, share: Bytes) -> Result<(), LoadError> {
+        let n = self.shares.len();
+        let i = self.next % n;
+        self.next += 1;
+        let sent = match &self.shares[i] {
+            Some(tx) => tx.send(share).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // That session stopped: its reason.
+        self.shares[i] = None;
+        let why = match (&mut self.dones[i]).await {
+            Ok(Err(e)) => e,
+            _ => "its session ended".to_string(),
+        };
+        Err(self.failed(&why))
+    }
+
+    fn failed(&self, why: &str) -> LoadError {
+        LoadError::Statement(format!(
+            "loading {} (COPY at line {}, its rows shared between parallel sessions) failed: {why}",
+            self.table, self.statement.line
+        ))
+    }
+}
+
+/// A parallel session: runs each share it is given as its own COPY, committed.
+async fn work(client: Client, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(mut job) = jobs.recv().await {
+        let r = async {
+            let sink = client
+                .copy_in::<_, Bytes>(job.sql.as_str())
+                .await
+                .map_err(|e| safe_pg_error(&e))?;
+            let mut sink = Box::pin(sink);
+            while let Some(b) = job.data.recv().await {
+                sink.send(b).await.map_err(|e| safe_pg_error(&e))?;
+            }
+            sink.as_mut()
+                .finish()
+                .await
+                .map_err(|e| safe_pg_error(&e))?;
+            Ok::<_, String>(())
+        }
+        .await;
+        let _ = job.done.send(r);
+    }
 }
 
 /// SQLSTATEs that say an object is not there (any more).
@@ -453,6 +675,12 @@ impl Run<'_> {
                 self.piece(piece).await?;
             }
         }
+        if let Some(c) = self.parallel.as_ref().and_then(|p| p.copy.as_ref()) {
+            return Err(LoadError::Backup(format!(
+                "the backup ended inside the COPY into {} begun at line {}",
+                c.table, c.statement.line
+            )));
+        }
         if let Some((_, statement, table)) = &self.copy {
             return Err(LoadError::Backup(format!(
                 "the backup ended inside the COPY into {table} begun at line {}",
@@ -473,6 +701,19 @@ impl Run<'_> {
                     .statement(&statement)
                     .map_err(|r| LoadError::Refused(r.to_string()))?;
                 self.retry_deferred().await?;
+                if let Some(p) = self.parallel.as_mut() {
+                    // What the main session made so far must be visible to the others.
+                    if !p.committed {
+                        self.client
+                            .batch_execute("COMMIT; BEGIN")
+                            .await
+                            .map_err(|e| statement_error(&statement, &e))?;
+                        p.committed = true;
+                    }
+                    p.open(self.client, self.options).await?;
+                    self.counters.set_table(&table);
+                    return p.start(statement, table).await;
+                }
                 let sink = self
                     .client
                     .copy_in::<_, Bytes>(statement.sql.as_str())
@@ -483,6 +724,11 @@ impl Run<'_> {
                 Ok(())
             }
             Piece::CopyData(data) => {
+                if let Some(p) = self.parallel.as_mut()
+                    && p.copy.is_some()
+                {
+                    return p.data(&data).await;
+                }
                 let Some((sink, statement, table)) = self.copy.as_mut() else {
                     return Err(LoadError::Backup(
                         "COPY data arrived outside a COPY block".to_string(),
@@ -493,6 +739,15 @@ impl Run<'_> {
                     .map_err(|e| copy_error(statement, table, &e))
             }
             Piece::CopyEnd { rows } => {
+                if let Some(p) = self.parallel.as_mut()
+                    && p.copy.is_some()
+                {
+                    p.finish().await?;
+                    Counters::add(&self.counters.rows, rows);
+                    Counters::add(&self.counters.tables, 1);
+                    Counters::add(&self.counters.statements, 1);
+                    return Ok(());
+                }
                 let Some((mut sink, statement, table)) = self.copy.take() else {
                     return Err(LoadError::Backup(
                         "a COPY block ended that never began".to_string(),
@@ -539,6 +794,9 @@ impl Run<'_> {
             .policy
             .statement(&s)
             .map_err(|r| LoadError::Refused(r.to_string()))?;
+        if let Some(p) = self.parallel.as_mut() {
+            p.committed = false;
+        }
         if step != Step::Clean {
             self.retry_deferred().await?;
         }

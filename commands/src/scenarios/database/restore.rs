@@ -412,6 +412,7 @@ pub fn load_options(engine: &Engine, target: &Target) -> load::LoadOptions {
     load::LoadOptions {
         lock_wait: std::time::Duration::from_secs(engine.config().restore.lock_wait_secs),
         maintenance_work_mem_mb: engine.config().restore.maintenance_work_mem_mb,
+        parallel: 1,
         create_missing_roles: engine
             .config()
             .targets
