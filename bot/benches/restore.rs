@@ -193,6 +193,163 @@ fn drbot_request_to_restored(d: &Drbot, backup: &str, env: &[(&str, String)]) ->
     t.elapsed().as_secs_f64()
 }
 
+/// drbot's staged load in this process on a local SQL file into an empty database: the rows
+/// dealt out to `sessions` sessions. Seconds.
+fn drbot_load_staged_local(
+    rt: &tokio::runtime::Runtime,
+    path: &str,
+    url: &str,
+    sessions: usize,
+) -> f64 {
+    use drbot_commands::pg::Target;
+    use drbot_commands::scenarios::database::{load, pipeline};
+    use std::sync::Arc;
+    rt.block_on(async {
+        let t = Instant::now();
+        let target = Target::new("bench", url);
+        let client = target.connect().await.expect("connect");
+        let counters = Arc::new(pipeline::Counters::default());
+        let file = std::fs::File::open(path).expect("open the dump");
+        let rx = pipeline::decode(
+            Box::new(file),
+            Arc::new(pipeline::Identities::none()),
+            counters.clone(),
+        );
+        let options = load::LoadOptions {
+            parallel: sessions,
+            ..load::LoadOptions::default()
+        };
+        load::load(&client, &target, rx, &counters, &options)
+            .await
+            .expect("load");
+        t.elapsed().as_secs_f64()
+    })
+}
+
+/// Drops the databases drbot kept or staged beside `live`.
+fn drop_beside(live: &str) {
+    let names = sh(&format!(
+        "psql -At -X '{}/postgres' -c \"SELECT datname FROM pg_database WHERE starts_with(datname, '{live}_')\"",
+        support::PG
+    ));
+    for n in names.lines().filter(|l| !l.is_empty()) {
+        sh(&format!(
+            "psql -q -X '{}/postgres' -c 'DROP DATABASE \"{n}\" WITH (FORCE)'",
+            support::PG
+        ));
+    }
+}
+
+/// Staged restores: approval to recovered (the load ran while the request waited; bob
+/// approves once it is loaded, which runs only the swap) against the runbook's procedure; the
+/// staged load alone against `psql -1 -f` ingest alone and `pg_restore -j 2` of the same
+/// database's custom-format dump, each into an empty database.
+#[allow(clippy::too_many_arguments)]
+fn staged_bench(
+    rt: &tokio::runtime::Runtime,
+    d: &Drbot,
+    env: &[(&str, String)],
+    aws: &str,
+    bucket_name: &str,
+    key: &support::AgeKey,
+    source: &TestDb,
+    w: &str,
+    rounds: usize,
+) {
+    let live = TestDb::new("drbot_bench_live_");
+    let scratch = TestDb::new("drbot_bench_scratch_");
+    sh(&format!("pg_dump -Fc '{}' > {w}/custom.dump", source.url()));
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    std::fs::write(
+        d.config_path(),
+        format!("{config}\n[targets.live]\nurl_env = \"LIVE_URL\"\nstaged = true\n"),
+    )
+    .unwrap();
+    let mut env = env.to_vec();
+    env.push(("LIVE_URL", live.url()));
+    let (mut base, mut ask, mut swap, mut psql, mut ours1, mut ours2, mut pgr) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let mut rss = 0u64;
+    for round in 0..rounds {
+        for k in 0..6 {
+            scratch.recreate();
+            drop_beside(&live.name);
+            match (round + k) % 6 {
+                0 => base.push(timed(&format!(
+                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
+                     age -d -i {} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
+                    key.file.display(),
+                    scratch.url()
+                ))),
+                1 => {
+                    let (pre, pre_rss, out) =
+                        drbot_timed(d, "alice", "/db restore backup:latest target:live", &env);
+                    let id = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("approval request "))
+                        .expect("approval request line")
+                        .to_string();
+                    let (secs, r, said) =
+                        drbot_timed(d, "bob", &format!("/approve request:{id}"), &env);
+                    assert!(said.contains("Swapped in"), "{said}");
+                    ask.push(pre);
+                    swap.push(secs);
+                    rss = rss.max(r).max(pre_rss);
+                }
+                2 => psql.push(timed(&format!(
+                    "psql -1 -q -X -v ON_ERROR_STOP=1 -f {w}/plain.sql '{}' > /dev/null",
+                    scratch.url()
+                ))),
+                3 => ours2.push(drbot_load_staged_local(
+                    rt,
+                    &format!("{w}/plain.sql"),
+                    &scratch.url(),
+                    2,
+                )),
+                4 => ours1.push(drbot_load_staged_local(
+                    rt,
+                    &format!("{w}/plain.sql"),
+                    &scratch.url(),
+                    1,
+                )),
+                _ => pgr.push(timed(&format!(
+                    "pg_restore -j 2 -d '{}' {w}/custom.dump",
+                    scratch.url()
+                ))),
+            }
+        }
+        eprintln!("bench: staged round {} done", round + 1);
+    }
+    drop_beside(&live.name);
+    let (mb, ma, ms, mp, m1, m2, mr) = (
+        median(&mut base),
+        median(&mut ask),
+        median(&mut swap),
+        median(&mut psql),
+        median(&mut ours1),
+        median(&mut ours2),
+        median(&mut pgr),
+    );
+    println!(
+        "staged: approval to recovered (the load done while the request waited; the approval runs the swap, process start included): runbook median {mb:.2} s, drbot median {ms:.2} s, ratio {:.3} (target <= 0.1); the request itself (the staged load, by exec) median {ma:.2} s; peak RSS {:.1} MiB",
+        ms / mb,
+        rss as f64 / 1024.0
+    );
+    println!(
+        "staged load alone, in process from local SQL into an empty database: psql -1 -f median {mp:.2} s; drbot with 2 sessions {m2:.2} s, ratio {:.2} (target <= 0.7); with 1 session {m1:.2} s, ratio {:.2}; pg_restore -j 2 of the custom dump {mr:.2} s, ratio {:.2}",
+        m2 / mp,
+        m1 / mp,
+        mr / mp
+    );
+}
+
 fn timed(script: &str) -> f64 {
     let t = Instant::now();
     sh(script);
@@ -387,6 +544,8 @@ fn main() {
     println!(
         "the preflight's parts, in process on the local backup: decode alone (age, xz, split) median {md:.2} s, with the restore's rules {mpi:.2} s; age -d | xz -d -T0 > /dev/null median {mc:.2} s"
     );
+
+    staged_bench(&rt, &d, &env, &aws, &bucket_name, &key, &source, &w, rounds);
 
     // Statement-heavy SQL: rows as INSERTs (pg_dump --inserts), where drbot parses every
     // statement with PostgreSQL's grammar; the same file through psql -1 -f.
