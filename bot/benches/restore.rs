@@ -15,7 +15,8 @@
 //!
 //! Run: `cargo bench -p drbot --bench restore` (needs PostgreSQL on 127.0.0.1:5432, moto_server,
 //! age, xz, the AWS CLI and /usr/bin/time). DRBOT_BENCH_ROWS, DRBOT_BENCH_ROUNDS,
-//! DRBOT_BENCH_INSERT_ROWS and DRBOT_BENCH_BACKUP_ROUNDS resize it.
+//! DRBOT_BENCH_INSERT_ROWS and DRBOT_BENCH_BACKUP_ROUNDS resize it; DRBOT_BENCH_ONLY=staged runs
+//! the staged section alone.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -420,6 +421,11 @@ fn main() {
         ("SOURCE_URL", source.url()),
     ];
 
+    // DRBOT_BENCH_ONLY=staged: the staged section alone.
+    if std::env::var("DRBOT_BENCH_ONLY").is_ok_and(|v| v == "staged") {
+        staged_bench(&rt, &d, &env, &aws, &bucket_name, &key, &source, &w, rounds);
+        return;
+    }
     let mut in_process = Vec::new();
     let (mut base, mut local, mut ours, mut pre, mut plain_sql, mut rss) = (
         Vec::new(),
