@@ -143,7 +143,7 @@ async fn a_staged_restore_loads_beside_the_live_database_swaps_it_in_and_rolls_b
     let (id, text) = asked(&s, "/db restore backup:latest target:staging").await;
     assert!(
         text.contains("loaded into")
-            && text.contains("side by side), verified;")
+            && text.contains("side by side, with 5 index builds among them), verified;")
             && text.contains("60012 rows, by 2 sessions side by side"),
         "{text}"
     );

@@ -74,6 +74,8 @@ pub struct Loaded {
     pub skipped_settings: Vec<String>,
     /// The sessions the rows were loaded by (more than one: `LoadOptions::parallel`).
     pub sessions: usize,
+    /// Index builds that ran in those sessions, side by side.
+    pub parallel_builds: u64,
 }
 
 /// A session holding a lock the restore waits for.
@@ -298,6 +300,9 @@ pub async fn load(
             workers: Vec::new(),
             copy: None,
             committed: false,
+            builds: Vec::new(),
+            next: 0,
+            built: 0,
         }),
     };
     let result = async {
@@ -352,6 +357,7 @@ pub async fn load(
         created_since,
         skipped_settings: run.skipped_settings,
         sessions: run.parallel.as_ref().map_or(1, |p| p.workers.len().max(1)),
+        parallel_builds: run.parallel.as_ref().map_or(0, |p| p.built),
     })
 }
 
@@ -407,13 +413,28 @@ struct Parallel {
     copy: Option<ParCopy>,
     /// The main session's work so far is committed (visible to the other sessions).
     committed: bool,
+    /// Index builds handed out and not yet settled: the statement, and its outcome to come.
+    builds: Vec<(
+        Statement,
+        tokio::sync::oneshot::Receiver<Result<(), String>>,
+    )>,
+    /// The next session an index build goes to.
+    next: usize,
+    /// How many index builds were handed out.
+    built: u64,
 }
 
-/// Work for a parallel session: one share of a COPY's rows.
-struct Job {
-    sql: String,
-    data: mpsc::Receiver<Bytes>,
-    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+/// Work for a parallel session: one share of a COPY's rows, or an index build.
+enum Job {
+    Copy {
+        sql: String,
+        data: mpsc::Receiver<Bytes>,
+        done: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    Build {
+        sql: String,
+        done: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// A COPY whose rows are being dealt out.
@@ -455,13 +476,22 @@ impl Parallel {
             })?;
             client
                 .batch_execute(&format!(
-                    "SET client_encoding = '{}'; SET row_security = {}; SET lock_timeout = {}; SET synchronous_commit = off",
+                    // No lock timeout: only drbot's sessions are in a database being staged,
+                    // and two builds on one table wait for each other (each statement locks
+                    // one table: they cannot deadlock).
+                    "SET client_encoding = '{}'; SET row_security = {}; SET lock_timeout = 0; \
+                     SET synchronous_commit = off; SET maintenance_work_mem = '{}MB'",
                     encoding.replace('\'', ""),
                     if row_security == "off" { "off" } else { "on" },
-                    options.lock_wait.as_millis().max(1)
+                    options.maintenance_work_mem_mb
                 ))
                 .await
-                .map_err(|e| LoadError::Session(format!("could not set up a parallel session: {}", pg_error(&e))))?;
+                .map_err(|e| {
+                    LoadError::Session(format!(
+                        "could not set up a parallel session: {}",
+                        pg_error(&e)
+                    ))
+                })?;
             let (tx, rx) = mpsc::channel(1);
             tokio::spawn(work(client, rx));
             self.workers.push(tx);
@@ -476,7 +506,7 @@ impl Parallel {
         for w in &self.workers {
             let (tx, rx) = mpsc::channel(2);
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            w.send(Job {
+            w.send(Job::Copy {
                 sql: statement.sql.clone(),
                 data: rx,
                 done: done_tx,
@@ -541,9 +571,50 @@ impl Parallel {
         }
     }
 
-    /// Stops every session's COPY (their database is dropped after a failed staged load).
+    /// Hands an index build to the next session; it runs beside the others.
+    async fn build(&mut self, statement: Statement) -> Result<(), LoadError> {
+        let i = self.next % self.workers.len().max(1);
+        self.next += 1;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let Some(w) = self.workers.get(i) else {
+            return Err(LoadError::Session(
+                "no parallel session is open".to_string(),
+            ));
+        };
+        w.send(Job::Build {
+            sql: statement.sql.clone(),
+            done: done_tx,
+        })
+        .await
+        .map_err(|_| LoadError::Session("a parallel session ended".to_string()))?;
+        self.builds.push((statement, done_rx));
+        self.built += 1;
+        Ok(())
+    }
+
+    /// Waits for every index build handed out: what comes next may depend on them.
+    async fn settle(&mut self) -> Result<(), LoadError> {
+        let mut failed = None;
+        for (statement, done) in self.builds.drain(..) {
+            let r = done
+                .await
+                .unwrap_or_else(|_| Err("its session ended".to_string()));
+            if let Err(e) = r {
+                failed.get_or_insert(LoadError::Statement(format!(
+                    "the statement at line {} (byte {} of the SQL) failed in a parallel session: `{}`: {e}",
+                    statement.line,
+                    statement.offset,
+                    statement.head()
+                )));
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Stops every session's work (their database is dropped after a failed staged load).
     fn abort(&mut self) {
         self.copy = None;
+        self.builds.clear();
         self.workers.clear();
     }
 }
@@ -579,24 +650,39 @@ impl ParCopy {
 
 /// A parallel session: runs each share it is given as its own COPY, committed.
 async fn work(client: Client, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(mut job) = jobs.recv().await {
-        let r = async {
-            let sink = client
-                .copy_in::<_, Bytes>(job.sql.as_str())
-                .await
-                .map_err(|e| safe_pg_error(&e))?;
-            let mut sink = Box::pin(sink);
-            while let Some(b) = job.data.recv().await {
-                sink.send(b).await.map_err(|e| safe_pg_error(&e))?;
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Copy {
+                sql,
+                mut data,
+                done,
+            } => {
+                let r = async {
+                    let sink = client
+                        .copy_in::<_, Bytes>(sql.as_str())
+                        .await
+                        .map_err(|e| safe_pg_error(&e))?;
+                    let mut sink = Box::pin(sink);
+                    while let Some(b) = data.recv().await {
+                        sink.send(b).await.map_err(|e| safe_pg_error(&e))?;
+                    }
+                    sink.as_mut()
+                        .finish()
+                        .await
+                        .map_err(|e| safe_pg_error(&e))?;
+                    Ok::<_, String>(())
+                }
+                .await;
+                let _ = done.send(r);
             }
-            sink.as_mut()
-                .finish()
-                .await
-                .map_err(|e| safe_pg_error(&e))?;
-            Ok::<_, String>(())
+            Job::Build { sql, done } => {
+                let r = client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| safe_pg_error(&e));
+                let _ = done.send(r);
+            }
         }
-        .await;
-        let _ = job.done.send(r);
     }
 }
 
@@ -687,6 +773,9 @@ impl Run<'_> {
                 statement.line
             )));
         }
+        if let Some(p) = self.parallel.as_mut() {
+            p.settle().await?;
+        }
         self.policy
             .finish()
             .map_err(|r| LoadError::Refused(r.to_string()))?;
@@ -702,6 +791,7 @@ impl Run<'_> {
                     .map_err(|r| LoadError::Refused(r.to_string()))?;
                 self.retry_deferred().await?;
                 if let Some(p) = self.parallel.as_mut() {
+                    p.settle().await?;
                     // What the main session made so far must be visible to the others.
                     if !p.committed {
                         self.client
@@ -795,6 +885,20 @@ impl Run<'_> {
             .statement(&s)
             .map_err(|r| LoadError::Refused(r.to_string()))?;
         if let Some(p) = self.parallel.as_mut() {
+            // An index build, once the data is in: handed to a parallel session.
+            if s.class.index_build && step == Step::Run && !p.workers.is_empty() {
+                if !p.committed {
+                    self.client
+                        .batch_execute("COMMIT; BEGIN")
+                        .await
+                        .map_err(|e| statement_error(&s, &e))?;
+                    p.committed = true;
+                }
+                Counters::add(&self.counters.statements, 1);
+                return p.build(s).await;
+            }
+            // Anything else may depend on what was handed out: it waits for it.
+            p.settle().await?;
             p.committed = false;
         }
         if step != Step::Clean {

@@ -93,6 +93,10 @@ pub struct Class {
     /// Schemas it needs to exist: those its names are qualified with, an extension's
     /// `SCHEMA`.
     pub schemas: Vec<String>,
+    /// It only builds an index on one table (`CREATE INDEX`, `ALTER TABLE … ADD CONSTRAINT …
+    /// PRIMARY KEY | UNIQUE | EXCLUDE`): such statements may run side by side once the data
+    /// is in.
+    pub index_build: bool,
 }
 
 impl Class {
@@ -104,6 +108,7 @@ impl Class {
             extensions: Vec::new(),
             creates_schemas: Vec::new(),
             schemas: Vec::new(),
+            index_build: false,
         }
     }
 }
@@ -186,6 +191,7 @@ fn classify_as(sql: &str, backslash_strings: bool) -> Class {
     // the piece is still held to the rules (a COMMIT cannot hide behind a harmless first one).
     for next in stmts {
         let c = one(next);
+        class.index_build = false;
         match (&class.kind, &c.kind) {
             (Kind::Escapes(_) | Kind::Unparsable(_), _) => {}
             (_, Kind::Escapes(_) | Kind::Begin | Kind::Commit | Kind::CopyFromStdin { .. }) => {
@@ -296,6 +302,7 @@ fn one(node: &NodeEnum) -> Class {
         | N::AlterDatabaseSetStmt(_)
         | N::AlterDatabaseRefreshCollStmt(_) => c.kind = Kind::Escapes(DATABASE),
         N::IndexStmt(i) if i.concurrent => c.kind = Kind::Escapes(CONCURRENTLY),
+        N::IndexStmt(_) => c.index_build = true,
         N::DropStmt(d) if d.concurrent => c.kind = Kind::Escapes(CONCURRENTLY),
         N::ReindexStmt(r) => {
             let concurrently = r
@@ -356,6 +363,23 @@ fn one(node: &NodeEnum) -> Class {
             if all_drops {
                 c.kind = Kind::Drop;
             }
+            c.index_build = a.cmds.len() == 1
+                && a.cmds.iter().all(|cmd| {
+                    let Some(N::AlterTableCmd(cmd)) = &cmd.node else {
+                        return false;
+                    };
+                    protobuf::AlterTableType::try_from(cmd.subtype)
+                        == Ok(protobuf::AlterTableType::AtAddConstraint)
+                        && matches!(
+                            cmd.def.as_ref().and_then(|d| d.node.as_ref()),
+                            Some(N::Constraint(k)) if matches!(
+                                protobuf::ConstrType::try_from(k.contype),
+                                Ok(protobuf::ConstrType::ConstrPrimary
+                                    | protobuf::ConstrType::ConstrUnique
+                                    | protobuf::ConstrType::ConstrExclusion)
+                            )
+                        )
+                });
         }
         N::AlterOwnerStmt(o) => role(o.newowner.as_ref(), &mut c.roles),
         N::GrantStmt(g) => grant_roles(g, &mut c.roles),
@@ -722,6 +746,41 @@ mod tests {
         }
         // A column called `concurrently` or a table called `vacuum` is just a name.
         assert_eq!(kind("CREATE INDEX i ON t (\"concurrently\")"), Kind::Other);
+        for (sql, builds) in [
+            ("CREATE INDEX i ON public.t USING btree (a)", true),
+            (
+                "CREATE UNIQUE INDEX i ON ONLY public.t USING btree (a)",
+                true,
+            ),
+            (
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id)",
+                true,
+            ),
+            (
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT u UNIQUE (a)",
+                true,
+            ),
+            (
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&)",
+                true,
+            ),
+            (
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES public.u(id)",
+                false,
+            ),
+            (
+                "ALTER TABLE public.t ADD CONSTRAINT c CHECK (a > 0) NOT VALID",
+                false,
+            ),
+            ("ALTER INDEX public.i ATTACH PARTITION public.j", false),
+            (
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id), ADD COLUMN b int",
+                false,
+            ),
+            ("CREATE INDEX i ON t (a); CREATE INDEX j ON t (b)", false),
+        ] {
+            assert_eq!(classify(sql, false).index_build, builds, "{sql}");
+        }
         assert_eq!(kind("CREATE TABLE vacuum (database int)"), Kind::Other);
         assert_eq!(kind("ANALYZE t"), Kind::Other);
     }

@@ -132,7 +132,7 @@ async fn load(
     };
     let layers: Vec<&str> = loaded.layers.iter().map(|l| l.as_str()).collect();
     let short = format!(
-        "loaded into {staging} in {:.1}s ({} downloaded{}, {} of SQL, {} tables, {} rows, by {} sessions side by side), {verified}; the approval swaps it in for {live}",
+        "loaded into {staging} in {:.1}s ({} downloaded{}, {} of SQL, {} tables, {} rows, by {} sessions side by side, with {} index builds among them), {verified}; the approval swaps it in for {live}",
         took.as_secs_f64(),
         size(Counters::get(&counters.downloaded)),
         if layers.is_empty() {
@@ -144,6 +144,7 @@ async fn load(
         Counters::get(&counters.tables),
         Counters::get(&counters.rows),
         loaded.sessions,
+        loaded.parallel_builds,
     );
     let sessions = staged::live_sessions(target).await.unwrap_or_default();
     let mut details = verdict;
