@@ -430,3 +430,32 @@ async fn retention_drops_kept_databases_once_past_keep_all_hours() {
         "{audit}"
     );
 }
+
+/// The runbook's worst case: the live database is gone. A staged restore brings it back
+/// under its name (nothing to keep, nothing to roll back to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_brought_back_by_a_staged_restore() {
+    let (s, _beside) = staged_setup().await;
+    let live = s.target.name.clone();
+    s.backup_and_declare().await;
+    sh(&format!(
+        "psql -q -X '{PG}/postgres' -c 'DROP DATABASE \"{live}\" WITH (FORCE)'"
+    ));
+    assert!(databases(&live).is_empty());
+    let (id, text) = asked(&s, "/db restore backup:latest target:staging").await;
+    assert!(text.contains("loaded into"), "{text}");
+    let r = s
+        .engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(
+        r.text
+            .contains(&format!("There was no {live} to replace: it is back")),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("/db rollback"), "{}", r.text);
+    assert_same_rows(&s.source.dump(), &s.target.dump(), "brought back");
+    assert_eq!(databases(&format!("{live}_")), Vec::<String>::new());
+}

@@ -74,14 +74,16 @@ pub async fn cannot_stage(target: &Target) -> Result<Option<String>, String> {
                 .to_string(),
         ));
     }
-    let client = target.connect().await.map_err(|e| e.to_string())?;
+    // Through the server, not the database: a live database that is gone (dropped, lost) is
+    // exactly what a staged restore can bring back.
+    let client = connect(&server(target, &live)).await?;
     let row = client
         .query_one(
             "SELECT r.rolsuper, r.rolcreatedb, \
-                    coalesce(pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER'), false) \
-             FROM pg_catalog.pg_roles r, pg_catalog.pg_database d \
-             WHERE r.rolname = current_user AND d.datname = current_database()",
-            &[],
+                    coalesce((SELECT pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER') \
+                              FROM pg_catalog.pg_database d WHERE d.datname = $1), true) \
+             FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+            &[&live],
         )
         .await
         .map_err(|e| pg_error(&e))?;
@@ -155,8 +157,34 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
             &[&live],
         )
         .await
-        .map_err(|e| pg_error(&e))?
-        .ok_or_else(|| format!("the live database {live} is not on the server"))?;
+        .map_err(|e| pg_error(&e))?;
+    // The live database is gone: the new one is made as the server makes them.
+    let Some(row) = row else {
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE {} WITH TEMPLATE template0",
+                quote_ident(name)
+            ))
+            .await
+            .map_err(|e| format!("CREATE DATABASE {name} failed: {}", pg_error(&e)))?;
+        let commented = client
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(name),
+                literal(comment)
+            ))
+            .await;
+        if let Err(e) = commented {
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
+                .await;
+            return Err(format!(
+                "marking {name} as drbot's failed: {}",
+                pg_error(&e)
+            ));
+        }
+        return Ok(());
+    };
     let (encoding, collate, ctype, owner, has_acl): (String, String, String, String, bool) =
         (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     let oid: u32 = row.get(5);
@@ -344,6 +372,10 @@ pub fn kept_comment(live: &str, why: &str, at: DateTime<Utc>) -> String {
 /// Whether a database named `name` is on the server (drbot's or not).
 pub async fn exists(server: &Target, name: &str) -> Result<bool, String> {
     let client = connect(server).await?;
+    exists_with(&client, name).await
+}
+
+async fn exists_with(client: &Client, name: &str) -> Result<bool, String> {
     Ok(client
         .query_opt(
             "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
@@ -375,6 +407,8 @@ pub struct Swapped {
     pub ended: Vec<String>,
     /// How long the live database was out of service (connections refused).
     pub took: std::time::Duration,
+    /// The replaced database was kept (false: there was no live database to replace).
+    pub kept: bool,
 }
 
 /// Sessions connected to `database`, other than this one.
@@ -426,6 +460,25 @@ pub async fn swap(
         quote_ident(keep_as),
     );
     let started = std::time::Instant::now();
+    // No live database (it was lost): the incoming one takes its name, nothing to keep.
+    if !exists_with(&client, live).await? {
+        client
+            .batch_execute(&format!(
+                "BEGIN; ALTER DATABASE {i} RENAME TO {l}; COMMENT ON DATABASE {l} IS NULL; COMMIT"
+            ))
+            .await
+            .map_err(|e| {
+                format!(
+                    "{}. Nothing was swapped: {live} is still missing",
+                    pg_error(&e)
+                )
+            })?;
+        return Ok(Swapped {
+            ended: Vec::new(),
+            took: started.elapsed(),
+            kept: false,
+        });
+    }
     client
         .batch_execute(&format!("ALTER DATABASE {l} WITH ALLOW_CONNECTIONS false"))
         .await
@@ -478,6 +531,7 @@ pub async fn swap(
         Ok(ended) => Ok(Swapped {
             ended,
             took: started.elapsed(),
+            kept: true,
         }),
         Err(e) => {
             let _ = client.batch_execute("ROLLBACK").await;

@@ -277,6 +277,11 @@ pub async fn run(
     match swap_in(engine, target, &swap).await {
         Ok((kept, swapped)) => {
             let live = staged::live_database(target).unwrap_or_default();
+            let kept_line = if swapped.kept {
+                format!("The database it replaced is kept as {kept}.")
+            } else {
+                format!("There was no {live} to replace: it is back.")
+            };
             let ended = if swapped.ended.is_empty() {
                 "No session had to be ended.".to_string()
             } else {
@@ -287,7 +292,7 @@ pub async fn run(
                 )
             };
             let text = format!(
-                "Swapped in: {} ({live}) is now {} as restored, loaded into {staging} while the request waited; {live} refused connections for {} ms. The database it replaced is kept as {kept}. {ended}",
+                "Swapped in: {} ({live}) is now {} as restored, loaded into {staging} while the request waited; {live} refused connections for {} ms. {kept_line} {ended}",
                 target.name,
                 object.key,
                 swapped.took.as_millis(),
@@ -309,9 +314,16 @@ pub async fn run(
                 StepState::Done,
                 None,
             )?;
+            let undo = if swapped.kept {
+                format!(
+                    " If it is wrong, /db rollback target:{} swaps {kept} back in (with approval).",
+                    target.name
+                )
+            } else {
+                String::new()
+            };
             Ok(Reply::done(format!(
-                "{text}\nNext: start the applications, then /search reindex. If it is wrong, /db rollback target:{} swaps {kept} back in (with approval).",
-                target.name
+                "{text}\nNext: start the applications, then /search reindex.{undo}"
             )))
         }
         Err(e) => {
