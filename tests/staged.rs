@@ -459,3 +459,37 @@ async fn a_lost_database_is_brought_back_by_a_staged_restore() {
     assert_same_rows(&s.source.dump(), &s.target.dump(), "brought back");
     assert_eq!(databases(&format!("{live}_")), Vec::<String>::new());
 }
+
+/// `drbot check` says whether a staged target can be: yes for a database drbot's user owns
+/// on a server where it may create databases; no for the server's main `postgres` database
+/// (Supabase's cannot be renamed), with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_whether_a_staged_target_can_be() {
+    let live = crate::support::TestDb::new("drbot_chk_");
+    let config = drbot_commands::Config::from_toml(
+        "[targets.ok]\nurl_env = \"OK_URL\"\nstaged = true\n\
+         [targets.main]\nurl_env = \"MAIN_URL\"\nstaged = true\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let (ok, main) = (live.url(), format!("{PG}/postgres?sslmode=disable"));
+    let env = move |k: &str| match k {
+        "OK_URL" => Some(ok.clone()),
+        "MAIN_URL" => Some(main.clone()),
+        _ => None,
+    };
+    let lines: Vec<String> = drbot_commands::check::probe(&config, &env)
+        .await
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let text = lines.join("\n");
+    assert!(
+        text.contains("ok: staged: drbot may create databases beside it and rename it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("main: configured staged but cannot be: its database is the server's main database `postgres`"),
+        "{text}"
+    );
+}
