@@ -257,6 +257,8 @@ fn staged_bench(
     w: &str,
     rounds: usize,
 ) {
+    // The sessions of the parallel staged load measured (drbot's default, 2).
+    let sessions = env_num("DRBOT_BENCH_SESSIONS", 2);
     let live = TestDb::new("drbot_bench_live_");
     let scratch = TestDb::new("drbot_bench_scratch_");
     sh(&format!("pg_dump -Fc '{}' > {w}/custom.dump", source.url()));
@@ -312,7 +314,7 @@ fn staged_bench(
                     rt,
                     &format!("{w}/plain.sql"),
                     &scratch.url(),
-                    2,
+                    sessions,
                 )),
                 4 => ours1.push(drbot_load_staged_local(
                     rt,
@@ -344,7 +346,7 @@ fn staged_bench(
         rss as f64 / 1024.0
     );
     println!(
-        "staged load alone, in process from local SQL into an empty database: psql -1 -f median {mp:.2} s; drbot with 2 sessions {m2:.2} s, ratio {:.2} (target <= 0.7); with 1 session {m1:.2} s, ratio {:.2}; pg_restore -j 2 of the custom dump {mr:.2} s, ratio {:.2}",
+        "staged load alone, in process from local SQL into an empty database: psql -1 -f median {mp:.2} s; drbot with {sessions} sessions {m2:.2} s, ratio {:.2} (target <= 0.7); with 1 session {m1:.2} s, ratio {:.2}; pg_restore -j 2 of the custom dump {mr:.2} s, ratio {:.2}",
         m2 / mp,
         m1 / mp,
         mr / mp
