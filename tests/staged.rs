@@ -493,3 +493,81 @@ async fn check_says_whether_a_staged_target_can_be() {
         "{text}"
     );
 }
+
+/// Approves the request the moment it is posted, before its preflight (the staged load) has
+/// begun, as bob would in another window.
+struct ApproveAtOnce {
+    engine: std::sync::Arc<drbot_commands::Engine>,
+    seen: std::sync::Mutex<Option<drbot_commands::Reply>>,
+}
+
+impl drbot_commands::progress::ProgressSink for ApproveAtOnce {
+    fn update(&self, _line: &str) {}
+
+    fn requested(&self, id: &str, _text: &str) {
+        let engine = self.engine.clone();
+        let line = format!("/approve request:{id}");
+        let handle = tokio::runtime::Handle::current();
+        let reply = std::thread::spawn(move || handle.block_on(engine.run(&approver(), &line)))
+            .join()
+            .unwrap();
+        *self.seen.lock().unwrap() = Some(reply);
+    }
+}
+
+/// The load may run while the approval is pending, and the approval may come before it ends:
+/// it authorises only the swap, which runs the moment the load has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_given_during_the_staged_load_swaps_once_it_is_loaded() {
+    let (s, _beside) = staged_setup().await;
+    let live = s.target.name.clone();
+    s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    )
+    .await;
+    s.target.psql("CREATE TABLE live_marker (n int);");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(crate::database::engine_with(
+        dir.path(),
+        &staged(config_text(&s.bucket, &s.key)),
+        env_map(moto(), &s.source.url(), &s.target.url()),
+    ));
+    let sink = ApproveAtOnce {
+        engine: engine.clone(),
+        seen: std::sync::Mutex::new(None),
+    };
+    let asked = engine
+        .run_with(
+            &commander(),
+            "/db restore backup:latest target:staging",
+            &sink,
+        )
+        .await;
+    let approved = sink
+        .seen
+        .lock()
+        .unwrap()
+        .take()
+        .expect("posted before its load");
+    assert_eq!(approved.outcome, Outcome::Done, "{}", approved.text);
+    assert!(
+        approved
+            .text
+            .contains("runs the moment the preflight passes"),
+        "{}",
+        approved.text
+    );
+    assert_eq!(asked.outcome, Outcome::Done, "{}", asked.text);
+    assert!(
+        asked
+            .text
+            .contains("approved by bob while its preflight ran")
+            && asked.text.contains("Swapped in"),
+        "{}",
+        asked.text
+    );
+    assert_same_rows(&s.source.dump(), &s.target.dump(), "swapped in");
+    assert_eq!(databases(&format!("{live}_before_")).len(), 1);
+    assert!(databases(&format!("{live}_staging_")).is_empty());
+}
