@@ -339,6 +339,11 @@ async fn on_r2_a_prefix_comes_back_from_snapshots_byte_identical_and_nothing_els
     ok(&r);
     assert!(r.text.contains("6 objects"), "{}", r.text);
     assert!(r.text.contains("5 new copies"), "{}", r.text);
+    // The copies held are listed once: a new object costs a HEAD of itself (its headers for
+    // the manifest) and its copy, no HEAD of where its copy would go (asked only of the
+    // content held twice, after its first copy, and of the multipart copies' aliases): 8 HEADs
+    // for 6 objects, where asking each copy's place made 13.
+    assert!(r.text.contains("8 head, 6 copy"), "{}", r.text);
     let copies = keys(&s.backup, "media/objects/").await;
     assert_eq!(copies.len(), 5, "{copies:?}");
     // Copies go bucket to bucket: nothing was downloaded through drbot.

@@ -27,6 +27,55 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Objects waiting to be written to the manifest behind one still being copied.
 const MAX_QUEUED: usize = 4096;
 
+/// The most copies listed up front; past it, whether a copy is held is asked by HEAD each time.
+const MAX_HELD_LISTED: usize = 250_000;
+
+/// The copies held when the snapshot began, listed once (a request per thousand) instead of a
+/// HEAD per new object: a copy not among them is made without asking; one among them (or any,
+/// past [`MAX_HELD_LISTED`]) is still confirmed by HEAD, as it may have gone since. Kept as
+/// hashes of their keys (a collision costs one HEAD, never a missing copy).
+/// Copies this snapshot makes are added as they are made (two keys of one content).
+struct Held(std::sync::Mutex<Option<std::collections::HashSet<u64>>>);
+
+impl Held {
+    async fn list(backup: &Bucket, prefix: &str, requests: &Requests) -> Result<Held, BucketError> {
+        let mut set = std::collections::HashSet::new();
+        let mut pages = backup.pages(&format!("{prefix}objects/"));
+        while let Some(page) = pages.next().await? {
+            Requests::add(&requests.lists, 1);
+            set.extend(page.iter().map(|o| Held::hash(&o.key)));
+            if set.len() > MAX_HELD_LISTED {
+                return Ok(Held(std::sync::Mutex::new(None)));
+            }
+        }
+        Ok(Held(std::sync::Mutex::new(Some(set))))
+    }
+
+    fn hash(key: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish()
+    }
+
+    /// Whether `copy` may be held (false: it was not when the snapshot began).
+    fn may_hold(&self, copy: &str) -> bool {
+        self.0.lock().map_or(true, |set| {
+            set.as_ref()
+                .is_none_or(|set| set.contains(&Held::hash(copy)))
+        })
+    }
+
+    /// `copy` was made by this snapshot.
+    fn made(&self, copy: &str) {
+        if let Ok(mut set) = self.0.lock()
+            && let Some(set) = set.as_mut()
+        {
+            set.insert(Held::hash(copy));
+        }
+    }
+}
+
 /// Requests a snapshot made, by kind (the benchmark counts them).
 #[derive(Debug, Default)]
 pub struct Requests {
@@ -167,6 +216,7 @@ pub async fn take(
     Requests::add(&requests.lists, 1);
     let previous_key = snapshots.first().map(|s| s.key.clone());
     let mut previous = Previous::open(&b.backup, previous_key.as_deref(), &requests).await;
+    let held = Arc::new(Held::list(&b.backup, &prefix, &requests).await?);
     let header = Header {
         format: manifest::FORMAT.to_string(),
         version: 1,
@@ -207,14 +257,20 @@ pub async fn take(
                     }
                     _ => {
                         copying += 1;
-                        let (media, backup, requests, prefix) = (
+                        let (media, backup, requests, prefix, held) = (
                             b.media.clone(),
                             b.backup.clone(),
                             requests.clone(),
                             prefix.clone(),
+                            held.clone(),
                         );
                         Slot::Copying(tokio::spawn(async move {
-                            hold(&media, &backup, &prefix, object, single_limit, &requests).await
+                            let to = Target {
+                                backup: &backup,
+                                prefix: &prefix,
+                                held: &held,
+                            };
+                            hold(&media, &to, object, single_limit, &requests).await
                         }))
                     }
                 };
@@ -342,12 +398,12 @@ async fn write_slot(
 /// it was deleted since the listing.
 async fn hold(
     media: &Bucket,
-    backup: &Bucket,
-    prefix: &str,
+    to: &Target<'_>,
     listed: ObjectInfo,
     single_limit: u64,
     requests: &Requests,
 ) -> Result<Option<Copied>, BucketError> {
+    let (backup, prefix) = (to.backup, to.prefix);
     let mut attempt = 0;
     loop {
         Requests::add(&requests.heads, 1);
@@ -356,8 +412,12 @@ async fn hold(
         };
         let etag = info.etag.clone().unwrap_or_default();
         let mut copy = manifest::copy_key(prefix, &etag, info.size);
-        Requests::add(&requests.heads, 1);
-        let mut held = backup.head(&copy).await?;
+        let mut held = if to.held.may_hold(&copy) {
+            Requests::add(&requests.heads, 1);
+            backup.head(&copy).await?
+        } else {
+            None
+        };
         // A multipart ETag may be the one a copy (or a restore from it) got: look for its alias.
         if held.is_none() && etag.contains('-') {
             Requests::add(&requests.heads, 1);
@@ -403,6 +463,9 @@ async fn hold(
                 }
             }
         };
+        if copied.is_some() {
+            to.held.made(&copy);
+        }
         // The copy is known by another ETag: name it under that one too.
         if copied.is_some()
             && let Some(ce) = copy_etag.as_deref()
@@ -432,6 +495,13 @@ async fn hold(
             copied,
         }));
     }
+}
+
+/// Where copies go: the backup bucket, the snapshots' prefix, and what it held at the start.
+struct Target<'a> {
+    backup: &'a Bucket,
+    prefix: &'a str,
+    held: &'a Held,
 }
 
 /// The copy an alias names, if the alias exists and names a copy under the same prefix.
