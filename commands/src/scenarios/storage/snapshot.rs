@@ -216,7 +216,13 @@ pub async fn take(
     Requests::add(&requests.lists, 1);
     let previous_key = snapshots.first().map(|s| s.key.clone());
     let mut previous = Previous::open(&b.backup, previous_key.as_deref(), &requests).await;
-    let held = Arc::new(Held::list(&b.backup, &prefix, &requests).await?);
+    // A full snapshot (none before it) lists what is held; an incremental one, which copies
+    // few, asks of each (listing a big bucket's copies would cost more than it saves).
+    let held = Arc::new(if previous_key.is_none() {
+        Held::list(&b.backup, &prefix, &requests).await?
+    } else {
+        Held(std::sync::Mutex::new(None))
+    });
     let header = Header {
         format: manifest::FORMAT.to_string(),
         version: 1,
