@@ -244,22 +244,13 @@ pub async fn run_restore(
                     }
                 );
             }
-            engine.record(ctx, inv, EntryKind::Command, format!("{summary}{notes}"))?;
-            engine.store().record_restore(
-                &target.name,
-                &drbot_state::LastRestore {
-                    key: object.key.clone(),
-                    at: engine.now(),
-                    by: ctx.actor.recorded(),
-                },
-            )?;
-            engine.step_finished(
+            restored(
+                engine,
                 ctx,
                 inv,
-                inv.spec,
-                Some(&target.name),
-                StepState::Done,
-                None,
+                target,
+                object,
+                &format!("{summary}{notes}"),
             )?;
             // After a restore: sequences and the other integrity checks.
             let manifest = backup::fetch_manifest(bucket, &object.key).await;
@@ -302,6 +293,35 @@ pub async fn run_restore(
             Err(CommandError::Failed(text))
         }
     }
+}
+
+/// A restore into `target` is done (in place, or swapped in): said on the timeline, recorded
+/// as the target's last restore, and its runbook step marked done.
+pub fn restored(
+    engine: &Engine,
+    ctx: &Context,
+    inv: &Invocation,
+    target: &Target,
+    object: &ObjectInfo,
+    text: &str,
+) -> Result<(), CommandError> {
+    engine.record(ctx, inv, EntryKind::Command, text)?;
+    engine.store().record_restore(
+        &target.name,
+        &drbot_state::LastRestore {
+            key: object.key.clone(),
+            at: engine.now(),
+            by: ctx.actor.recorded(),
+        },
+    )?;
+    engine.step_finished(
+        ctx,
+        inv,
+        inv.spec,
+        Some(&target.name),
+        StepState::Done,
+        None,
+    )
 }
 
 /// Streams `object` from the bucket into `target` in one transaction (age → xz → SQL), with

@@ -297,23 +297,7 @@ pub async fn run(
                 object.key,
                 swapped.took.as_millis(),
             );
-            engine.record(ctx, inv, EntryKind::Command, &text)?;
-            engine.store().record_restore(
-                &target.name,
-                &drbot_state::LastRestore {
-                    key: object.key.clone(),
-                    at: engine.now(),
-                    by: ctx.actor.recorded(),
-                },
-            )?;
-            engine.step_finished(
-                ctx,
-                inv,
-                inv.spec,
-                Some(&target.name),
-                StepState::Done,
-                None,
-            )?;
+            restore::restored(engine, ctx, inv, target, object, &text)?;
             let undo = if swapped.kept {
                 format!(
                     " If it is wrong, /db rollback target:{} swaps {kept} back in (with approval).",
