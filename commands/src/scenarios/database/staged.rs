@@ -285,7 +285,7 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
     Ok(())
 }
 
-/// A database drbot made, as the server has it now.
+/// A database drbot kept, as the server has it now.
 #[derive(Clone, Debug)]
 pub struct Made {
     /// Its name.
@@ -294,34 +294,19 @@ pub struct Made {
     pub comment: String,
     /// Its size in bytes.
     pub bytes: i64,
-    /// Whether connections to it are allowed.
-    pub allows: bool,
 }
 
-/// The database `name`, if it is on the server and drbot made it.
-pub async fn made(server: &Target, name: &str) -> Result<Option<Made>, String> {
-    let client = connect(server).await?;
-    made_with(&client, name).await
-}
-
-async fn made_with(client: &Client, name: &str) -> Result<Option<Made>, String> {
+/// Whether the database `name` is on the server and drbot made it (its comment says so).
+async fn is_made(client: &Client, name: &str) -> Result<bool, String> {
     let row = client
         .query_opt(
-            "SELECT coalesce(pg_catalog.shobj_description(oid, 'pg_database'), ''), \
-                    pg_catalog.pg_database_size(oid), datallowconn \
+            "SELECT coalesce(pg_catalog.shobj_description(oid, 'pg_database'), '') \
              FROM pg_catalog.pg_database WHERE datname = $1",
             &[&name],
         )
         .await
         .map_err(|e| pg_error(&e))?;
-    Ok(row
-        .map(|r| Made {
-            name: name.to_string(),
-            comment: r.get(0),
-            bytes: r.get(1),
-            allows: r.get(2),
-        })
-        .filter(|m| m.comment.starts_with(MARK)))
+    Ok(row.is_some_and(|r| r.get::<_, String>(0).starts_with(MARK)))
 }
 
 /// The databases kept from before staged restores of `live` (and rollbacks), newest first.
@@ -329,22 +314,26 @@ pub async fn kept(server: &Target, live: &str) -> Result<Vec<(Made, DateTime<Utc
     let client = connect(server).await?;
     let rows = client
         .query(
-            "SELECT datname::text FROM pg_catalog.pg_database \
+            "SELECT datname::text, pg_catalog.shobj_description(oid, 'pg_database'), \
+                    pg_catalog.pg_database_size(oid) \
+             FROM pg_catalog.pg_database \
              WHERE starts_with(datname::text, $1) \
-               AND coalesce(pg_catalog.shobj_description(oid, 'pg_database'), '') LIKE 'drbot:%'",
-            &[&kept_name(live, "")],
+               AND starts_with(coalesce(pg_catalog.shobj_description(oid, 'pg_database'), ''), $2)",
+            &[&kept_name(live, ""), &MARK],
         )
         .await
         .map_err(|e| pg_error(&e))?;
-    let mut out = Vec::new();
-    for r in rows {
-        let name: String = r.get(0);
-        if let Some(m) = made_with(&client, &name).await?
-            && let Some(at) = kept_at(&m.comment)
-        {
-            out.push((m, at));
-        }
-    }
+    let mut out: Vec<(Made, DateTime<Utc>)> = rows
+        .iter()
+        .filter_map(|r| {
+            let m = Made {
+                name: r.get(0),
+                comment: r.get(1),
+                bytes: r.get(2),
+            };
+            kept_at(&m.comment).map(|at| (m, at))
+        })
+        .collect();
     out.sort_by_key(|k| std::cmp::Reverse(k.1));
     Ok(out)
 }
@@ -390,7 +379,7 @@ async fn exists_with(client: &Client, name: &str) -> Result<bool, String> {
 /// ends sessions: a load still connected makes it fail, to be tried again later.
 pub async fn drop_made(server: &Target, name: &str) -> Result<bool, String> {
     let client = connect(server).await?;
-    if made_with(&client, name).await?.is_none() {
+    if !is_made(&client, name).await? {
         return Ok(false);
     }
     client
@@ -449,7 +438,7 @@ pub async fn swap(
     kept: &str,
 ) -> Result<Swapped, String> {
     let client = connect(server).await?;
-    if made_with(&client, incoming).await?.is_none() {
+    if !is_made(&client, incoming).await? {
         return Err(format!(
             "{incoming} is not on the server (or not drbot's): nothing to swap in"
         ));
