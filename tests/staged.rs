@@ -571,3 +571,86 @@ async fn an_approval_given_during_the_staged_load_swaps_once_it_is_loaded() {
     assert_eq!(databases(&format!("{live}_before_")).len(), 1);
     assert!(databases(&format!("{live}_staging_")).is_empty());
 }
+
+/// A target whose URL holds a user that is not a superuser and a password with `@ : / #`
+/// (percent-encoded, as URLs must): the staged restore runs as that user (it may create
+/// databases and owns the live one), and the password is nowhere in what drbot says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_restore_runs_as_an_owner_with_an_odd_password_and_never_shows_it() {
+    let live_db = crate::support::TestDb::new("drbot_pw_");
+    let _beside = Beside(live_db.name.clone());
+    let role = crate::support::unique("drbot_owner_");
+    sh(&format!(
+        "psql -q -X '{PG}/postgres' -c \"CREATE ROLE {role} LOGIN CREATEDB PASSWORD 'p@ss:w/rd#1'\" \
+         -c 'ALTER DATABASE \"{db}\" OWNER TO {role}'",
+        db = live_db.name
+    ));
+    let url = format!(
+        "postgres://{role}:p%40ss%3Aw%2Frd%231@127.0.0.1:5432/{}?sslmode=disable",
+        live_db.name
+    );
+    let s = setup_with(staged).await;
+    s.source.psql(FIXTURE);
+    s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!(
+            "pg_dump --no-owner --clean --if-exists '{}' | xz | {}",
+            s.source.url(),
+            s.age()
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = crate::database::engine_with(
+        dir.path(),
+        &staged(config_text(&s.bucket, &s.key)),
+        env_map(moto(), &s.source.url(), &url),
+    );
+    let asked = engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    let Outcome::AwaitingApproval(id) = &asked.outcome else {
+        panic!("{:?}: {}", asked.outcome, asked.text)
+    };
+    let r = engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(r.text.contains("Swapped in"), "{}", r.text);
+    let said = format!(
+        "{}\n{}\n{}",
+        asked.text,
+        r.text,
+        crate::support::recorded_text(engine.store())
+    );
+    for secret in ["p@ss", "p%40ss", "w/rd#1", "w%2Frd"] {
+        assert!(!said.contains(secret), "{secret} shown: {said}");
+    }
+    assert_eq!(
+        psql_at(&live_db.name, "SELECT count(*) FROM data"),
+        "3",
+        "the restored data"
+    );
+    assert_eq!(
+        psql_at(
+            "postgres",
+            &format!(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{}'",
+                live_db.name
+            )
+        ),
+        role
+    );
+    drop(engine);
+    drop(_beside);
+    drop(live_db);
+    let _ = Command::new("psql")
+        .args([
+            "-q",
+            "-X",
+            &format!("{PG}/postgres"),
+            "-c",
+            &format!("DROP ROLE IF EXISTS {role}"),
+        ])
+        .output();
+}
