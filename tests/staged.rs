@@ -169,7 +169,12 @@ async fn a_staged_restore_loads_beside_the_live_database_swaps_it_in_and_rolls_b
         "{}",
         r.text
     );
-    assert!(r.text.contains("Ended 1 session"), "{}", r.text);
+    assert!(
+        r.text.contains("Ended 1 session(s) in its way: pid")
+            && r.text.contains(&format!(") on {live}.")),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("/db rollback target:staging"), "{}", r.text);
     assert_same_rows(&s.source.dump(), &s.target.dump(), "swapped in");
     assert!(databases(&format!("{live}_staging_")).is_empty());
@@ -378,6 +383,339 @@ fn a_kill_during_a_staged_load_leaves_live_untouched_and_the_next_start_drops_st
     let r = store.approvals().unwrap().remove(0);
     assert_eq!(r.status, ApprovalStatus::Voided);
     assert!(r.released);
+}
+
+fn allows_connections(db: &str) -> String {
+    psql_at(
+        "postgres",
+        &format!("SELECT datallowconn FROM pg_database WHERE datname = '{db}'"),
+    )
+}
+
+/// A role that may create databases and owns `db`, with its URL to `db`; dropped with all it
+/// owns when the value is.
+struct Role(String);
+
+impl Role {
+    fn owning(db: &str) -> (Role, String) {
+        let role = crate::support::unique("drbot_owner_");
+        sh(&format!(
+            "psql -q -X '{PG}/postgres' -c \"CREATE ROLE {role} LOGIN CREATEDB PASSWORD 'pw'\" \
+             -c 'ALTER DATABASE \"{db}\" OWNER TO {role}'"
+        ));
+        let url = format!("postgres://{role}:pw@127.0.0.1:5432/{db}?sslmode=disable");
+        (Role(role), url)
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-q",
+                "-X",
+                &format!("{PG}/postgres"),
+                "-c",
+                &format!("DROP ROLE IF EXISTS {}", self.0),
+            ])
+            .output();
+    }
+}
+
+/// The swap cannot end a session in its way (drbot runs as the database's owner, the session
+/// is a superuser's): it fails, nothing is swapped, the live database is as it was and accepts
+/// connections again, that session is alive, and the staging database is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_that_cannot_end_a_session_leaves_the_live_database_as_it_was() {
+    let live_db = crate::support::TestDb::new("drbot_noend_");
+    let live = live_db.name.clone();
+    let beside = Beside(live.clone());
+    let (role, url) = Role::owning(&live);
+    let s = setup_with(staged).await;
+    s.source.psql(FIXTURE);
+    s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("pg_dump --no-owner '{}' | xz | {}", s.source.url(), s.age()),
+    )
+    .await;
+    live_db.psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
+    let before = live_db.dump();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = crate::database::engine_with(
+        dir.path(),
+        &staged(config_text(&s.bucket, &s.key)),
+        env_map(moto(), &s.source.url(), &url),
+    );
+    let asked = engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    let Outcome::AwaitingApproval(id) = &asked.outcome else {
+        panic!("{:?}: {}", asked.outcome, asked.text)
+    };
+    let staging = databases(&format!("{live}_staging_")).remove(0);
+    // A superuser's session on the live database: its owner may not end it.
+    let mut admin = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            &format!("{PG}/{live}"),
+            "-c",
+            "SELECT pg_sleep(300)",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while psql_at(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{live}' AND query LIKE '%pg_sleep(300)%'"
+        ),
+    ) != "1"
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no session");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = engine
+        .run(&approver(), &format!("/approve request:{id}"))
+        .await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains("could not end session")
+            && r.text.contains(&format!(
+                "Nothing was swapped: {live} is as it was and accepts connections again"
+            )),
+        "{}",
+        r.text
+    );
+    assert!(admin.try_wait().unwrap().is_none(), "the session was ended");
+    assert_eq!(allows_connections(&live), "t");
+    assert_same_dump(&before, &live_db.dump(), "live after the failed swap");
+    assert!(databases(&format!("{live}_before_")).is_empty());
+    assert!(databases(&staging).is_empty(), "{staging} left");
+    let req = engine.store().approvals().unwrap().remove(0);
+    assert_eq!(req.status, ApprovalStatus::Failed);
+    assert!(req.released);
+    let said = crate::support::recorded_text(engine.store());
+    assert!(
+        said.contains(&format!(
+            "A-1 ended without its swap: its staging database {staging} was dropped"
+        )),
+        "{said}"
+    );
+    let _ = admin.kill();
+    let _ = admin.wait();
+    drop(engine);
+    drop(beside);
+    drop(live_db);
+    drop(role);
+}
+
+/// An install whose alice (this OS user) asks and bob (`--as bob`) approves.
+fn two_people(s: &Setup) -> Drbot {
+    Drbot::new(&format!(
+        "{}\n[people.alice]\nroles = [\"commander\"]\nunix_user = \"{}\"\n\
+         [people.bob]\nroles = [\"approver\"]\nunix_user = \"bob-not-here\"\n\
+         [console]\ntrust_as = true\n",
+        staged(config_text(&s.bucket, &s.key)),
+        os_user()
+    ))
+}
+
+/// Loads a staged restore by `drbot exec` in `install`; returns the staging database.
+fn loaded_by_exec(s: &Setup, install: &Drbot, live: &str) -> String {
+    let env = env_map(moto(), &s.source.url(), &s.target.url());
+    let out = install
+        .command()
+        .args(["exec", "/db restore backup:latest target:staging"])
+        .envs(&env)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("A-1"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    databases(&format!("{live}_staging_")).remove(0)
+}
+
+/// Runs `sql` in an open transaction on the server's `postgres` database, holding what it
+/// locks until the returned client rolls back.
+async fn holding(sql: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&format!("{PG}/postgres"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("BEGIN; {sql}"))
+        .await
+        .unwrap();
+    client
+}
+
+/// Waits until a session runs a statement like `like` and waits on a lock; panics if `child`
+/// ends first.
+fn until_held(child: &mut std::process::Child, like: &str) {
+    let started = Instant::now();
+    while psql_at(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '{like}'"
+        ),
+    ) != "1"
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the swap ended before the kill"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "never held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until no session but this one runs a statement like `like`.
+fn until_gone(like: &str) {
+    let started = Instant::now();
+    while psql_at(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '{like}' AND pid <> pg_backend_pid()"
+        ),
+    ) != "0"
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `kill -9` as the swap turns new connections to the live database away (held there by a
+/// lock on its row that the test takes; the server finishes that statement after drbot is
+/// gone): the live database refuses connections and nothing is renamed. The next start lets
+/// connections in again and drops the staging database; the live database is as it was.
+#[test]
+fn a_kill_as_the_swap_refuses_connections_leaves_live_open_and_as_it_was_at_the_next_start() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (s, _beside) = rt.block_on(staged_setup());
+    let live = s.target.name.clone();
+    rt.block_on(s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    ));
+    s.target
+        .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
+    let before = s.target.dump();
+    let install = two_people(&s);
+    let env = env_map(moto(), &s.source.url(), &s.target.url());
+    let staging = loaded_by_exec(&s, &install, &live);
+    let holder = rt.block_on(holding(&format!(
+        "ALTER DATABASE \"{live}\" WITH CONNECTION LIMIT 50"
+    )));
+    let mut child = install
+        .command()
+        .args(["exec", "--as", "bob", "/approve request:A-1"])
+        .envs(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    until_held(&mut child, "%ALLOW_CONNECTIONS false%");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rt.block_on(holder.batch_execute("ROLLBACK")).unwrap();
+    until_gone("%ALLOW_CONNECTIONS false%");
+    assert_eq!(allows_connections(&live), "f", "the state this test is for");
+    assert_eq!(databases(&staging), vec![staging.clone()]);
+
+    let out = install
+        .command()
+        .args(["exec", "/incident list"])
+        .envs(&env)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("A-1 was interrupted"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "A-1 ended without its swap: its staging database {staging} was dropped and {live} accepts connections again"
+        )),
+        "{said}"
+    );
+    assert_eq!(allows_connections(&live), "t");
+    assert!(databases(&staging).is_empty());
+    assert!(databases(&format!("{live}_before_")).is_empty());
+    assert_same_dump(&before, &s.target.dump(), "live after the next start");
+}
+
+/// `kill -9` inside the swap's transaction (held at its second rename by a lock the test
+/// takes): the server still runs the transaction it was sent to its end once the lock goes,
+/// so the swap is whole, never half; the next start says it finished, drops nothing, and names
+/// the kept database.
+#[test]
+fn a_kill_inside_the_swap_transaction_leaves_it_whole_and_the_next_start_says_so() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (s, _beside) = rt.block_on(staged_setup());
+    let live = s.target.name.clone();
+    rt.block_on(s.upload(
+        "2026-11-25T09-00-00Z.sql.xz.age",
+        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+    ));
+    s.target
+        .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
+    let before = s.target.dump();
+    let install = two_people(&s);
+    let env = env_map(moto(), &s.source.url(), &s.target.url());
+    let staging = loaded_by_exec(&s, &install, &live);
+    // A lock on the staging database (as a COMMENT takes it), held in an open transaction.
+    let holder = rt.block_on(holding(&format!(
+        "COMMENT ON DATABASE \"{staging}\" IS 'held by the test'"
+    )));
+    let mut child = install
+        .command()
+        .args(["exec", "--as", "bob", "/approve request:A-1"])
+        .envs(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    until_held(&mut child, "%RENAME TO%");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rt.block_on(holder.batch_execute("ROLLBACK")).unwrap();
+    until_gone("%RENAME TO%");
+    // Whole: the restored database is live, the old one kept, nothing refuses connections.
+    let kept = databases(&format!("{live}_before_"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_same_dump(&before, &dump_of(&kept[0]), "kept");
+    assert_same_rows(&s.source.dump(), &s.target.dump(), "swapped in");
+    assert!(databases(&staging).is_empty());
+    assert_eq!(allows_connections(&live), "t");
+
+    let out = install
+        .command()
+        .args(["exec", "/incident list"])
+        .envs(&env)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "A-1 finished its swap before drbot stopped: {live} is the restored database (loaded into {staging}); the one it replaced is kept as {}",
+            kept[0]
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        databases(&format!("{live}_before_")),
+        kept,
+        "nothing dropped"
+    );
+    assert_same_rows(&s.source.dump(), &s.target.dump(), "after the next start");
 }
 
 /// Kept databases go by `[retention]`: past `keep_all_hours`, with no incident open, `/backup

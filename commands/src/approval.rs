@@ -784,7 +784,7 @@ pub async fn release_ended(engine: &Engine) -> Vec<String> {
                     actor: crate::identity::Actor::system(),
                     place: crate::engine::Place::Local,
                 };
-                let line = format!("{} ended without running: {done}.", r.id);
+                let line = format!("{} {done}.", r.id);
                 let saved = engine.store().update_approval(r.id, |req| {
                     req.released = true;
                     Ok::<_, CommandError>(vec![engine.entry(

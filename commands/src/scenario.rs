@@ -352,9 +352,11 @@ pub trait Destructive: Send + Sync {
         None
     }
 
-    /// Gives back what its preflight left for the run (a staged restore's loaded database)
-    /// once the request ended without running it; `ran` when it ended in its run (failed, or
-    /// drbot stopped in it). Says what it did. `None`: its preflight leaves nothing.
+    /// Gives back what its preflight or an unfinished run left (a staged restore's loaded
+    /// database, a live database left refusing connections) once the request ended without
+    /// running to its end; `ran` when it ended in its run (failed, or drbot stopped in it).
+    /// Says, after the request's id, how it ended and what was given back (`ended without
+    /// running: …`). `None`: nothing to give back.
     fn release<'a>(
         &'a self,
         engine: &'a Engine,

@@ -150,6 +150,27 @@ impl Destructive for Rollback {
         })
     }
 
+    fn release<'a>(
+        &'a self,
+        engine: &'a Engine,
+        inputs: &'a Inputs,
+        ran: bool,
+    ) -> Option<Boxed<'a, Result<String, CommandError>>> {
+        // Nothing is made before the run; a run that did not finish may have left the live
+        // database refusing connections, or finished its swap unseen.
+        if !ran {
+            return None;
+        }
+        let kept = inputs.get("kept")?;
+        Some(Box::pin(async move {
+            let name = inputs.get("target").cloned().unwrap_or_default();
+            let target = Target::resolve(engine.config(), &name, &engine.env())?;
+            staged_restore::release_rollback(&target, kept)
+                .await
+                .map_err(CommandError::Failed)
+        }))
+    }
+
     fn changed(&self, before: &Inputs, after: &Inputs) -> String {
         let get = |m: &Inputs, k: &str| m.get(k).cloned().unwrap_or_default();
         format!(

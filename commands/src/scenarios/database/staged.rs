@@ -350,12 +350,37 @@ fn kept_at(comment: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The comment on a database kept from before a swap.
-pub fn kept_comment(live: &str, why: &str, at: DateTime<Utc>) -> String {
+/// The comment on a database kept from before a swap that brought `incoming` in.
+pub fn kept_comment(live: &str, why: &str, incoming: &str, at: DateTime<Utc>) -> String {
     format!(
-        "{MARK} {live} as it was before {why}, kept at {} for /db rollback; dropped by retention",
+        "{MARK} {live} as it was before {why} {}, kept at {} for /db rollback; dropped by retention",
+        swapped_out_for(incoming),
         at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     )
+}
+
+/// How a kept database's comment names the database swapped in for it.
+pub fn swapped_out_for(incoming: &str) -> String {
+    format!("(swapped out for {incoming})")
+}
+
+/// The database kept when `incoming` was swapped in for `live`, if that swap happened: found by
+/// its comment, when `incoming` is no longer on the server under its own name. Tells a swap
+/// that finished (its transaction committed) from one that did not, after drbot stopped in it.
+pub async fn kept_for(
+    server: &Target,
+    live: &str,
+    incoming: &str,
+) -> Result<Option<String>, String> {
+    if exists(server, incoming).await? {
+        return Ok(None);
+    }
+    let mark = swapped_out_for(incoming);
+    Ok(kept(server, live)
+        .await?
+        .into_iter()
+        .find(|(m, _)| m.comment.contains(&mark))
+        .map(|(m, _)| m.name))
 }
 
 /// Whether a database named `name` is on the server (drbot's or not).
@@ -475,21 +500,24 @@ pub async fn swap(
     let swapped = async {
         let mut ended = Vec::new();
         loop {
-            let mut on = sessions_on(&client, live).await?;
-            on.extend(sessions_on(&client, incoming).await?);
+            // Both databases: neither may be renamed with sessions on it.
+            let mut on = Vec::new();
+            for db in [live, incoming] {
+                on.extend(sessions_on(&client, db).await?.into_iter().map(|s| (s, db)));
+            }
             if on.is_empty() {
                 break;
             }
             if started.elapsed() > SESSIONS_GONE_WITHIN {
-                let names: Vec<String> = on.iter().map(ToString::to_string).collect();
+                let names: Vec<String> = on.iter().map(|(s, db)| format!("{s} on {db}")).collect();
                 return Err(format!(
                     "these sessions did not end within {}s when told to: {}",
                     SESSIONS_GONE_WITHIN.as_secs(),
                     names.join("; ")
                 ));
             }
-            for s in &on {
-                let text = s.to_string();
+            for (s, db) in &on {
+                let text = format!("{s} on {db}");
                 if !ended.contains(&text) {
                     ended.push(text);
                 }
@@ -597,7 +625,7 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(
-            kept_at(&kept_comment("app", "restore of db/x", at)),
+            kept_at(&kept_comment("app", "restore of db/x", "app_staging_x", at)),
             Some(at)
         );
         assert_eq!(kept_at("drbot: nothing"), None);

@@ -223,7 +223,7 @@ pub async fn swap_in(
     let live = staged::live_database(target)?;
     let server = staged::server(target, &live);
     let keep_as = free_name(&server, &staged::kept_name(&live, &s.tag)).await?;
-    let comment = staged::kept_comment(&live, &s.why, engine.now());
+    let comment = staged::kept_comment(&live, &s.why, s.incoming, engine.now());
     let swapped = staged::swap(&server, &live, s.incoming, &keep_as, &comment).await?;
     Ok((keep_as, swapped))
 }
@@ -286,7 +286,7 @@ pub async fn run(
                 "No session had to be ended.".to_string()
             } else {
                 format!(
-                    "Ended {} session(s) on the old one: {}.",
+                    "Ended {} session(s) in its way: {}.",
                     swapped.ended.len(),
                     swapped.ended.join("; ")
                 )
@@ -328,23 +328,52 @@ pub async fn run(
     }
 }
 
-/// After a staged request ended without its swap: the staging database is dropped, and when
-/// a swap was under way (`swapping`: it failed or drbot stopped in it) the live database
-/// accepts connections again if it was left refusing them.
+/// After a staged request ended without its swap, or in it: says how it ended and gives back
+/// what it left. A swap under way (`swapping`: it failed, or drbot stopped in it) may have
+/// finished (its transaction committed): that is said, and nothing is dropped. Otherwise the
+/// staging database is dropped and, after a swap under way, the live database accepts
+/// connections again if it was left refusing them.
 pub async fn release(target: &Target, staging: &str, swapping: bool) -> Result<String, String> {
     let live = staged::live_database(target)?;
     let server = staged::server(target, &live);
+    if swapping && let Some(kept) = staged::kept_for(&server, &live, staging).await? {
+        return Ok(format!(
+            "finished its swap before drbot stopped: {live} is the restored database (loaded into {staging}); the one it replaced is kept as {kept}"
+        ));
+    }
+    let how = if swapping {
+        "ended without its swap"
+    } else {
+        "ended without running"
+    };
     if !staged::exists(&server, staging).await? {
-        return Ok(format!("{staging} is gone already"));
+        return Ok(format!("{how}: {staging} is gone already"));
     }
     let reopened = swapping && staged::reopen(&server, &live).await?;
     staged::drop_made(&server, staging).await?;
     Ok(format!(
-        "its staging database {staging} was dropped{}",
+        "{how}: its staging database {staging} was dropped{}",
         if reopened {
             format!(" and {live} accepts connections again")
         } else {
             String::new()
         }
     ))
+}
+
+/// After a rollback that failed or was interrupted in its swap: whether the swap finished,
+/// and the live database accepting connections again if it was left refusing them.
+pub async fn release_rollback(target: &Target, kept: &str) -> Result<String, String> {
+    let live = staged::live_database(target)?;
+    let server = staged::server(target, &live);
+    if let Some(replaced) = staged::kept_for(&server, &live, kept).await? {
+        return Ok(format!(
+            "finished its swap before drbot stopped: {live} is again the database kept as {kept}; the one it replaced is kept as {replaced}"
+        ));
+    }
+    Ok(if staged::reopen(&server, &live).await? {
+        format!("ended without its swap: {live} accepts connections again")
+    } else {
+        format!("ended without its swap: {live} is as it was")
+    })
 }
