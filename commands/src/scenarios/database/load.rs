@@ -28,6 +28,7 @@ use tokio_postgres::{Client, CopyInSink};
 use super::pipeline::{Counters, Format, Layer, Msg};
 use super::script::{MetaStep, Needs, Policy, Step};
 use super::splitter::{Piece, Statement};
+use super::sql::KeySplit;
 use crate::pg::{Target, pg_error};
 
 /// How a restore behaves beyond what the dump says.
@@ -414,10 +415,7 @@ struct Parallel {
     /// The main session's work so far is committed (visible to the other sessions).
     committed: bool,
     /// Index builds handed out and not yet settled: the statement, and its outcome to come.
-    builds: Vec<(
-        Statement,
-        tokio::sync::oneshot::Receiver<Result<(), String>>,
-    )>,
+    builds: Vec<(Statement, tokio::sync::oneshot::Receiver<Built>)>,
     /// The next session an index build goes to.
     next: usize,
     /// How many index builds were handed out.
@@ -433,9 +431,14 @@ enum Job {
     },
     Build {
         sql: String,
-        done: tokio::sync::oneshot::Sender<Result<(), String>>,
+        split: Option<KeySplit>,
+        done: tokio::sync::oneshot::Sender<Built>,
     },
 }
+
+/// An index build's outcome: for a key built by its index alone (its [`KeySplit`]), the
+/// statement that makes the constraint from that index, run once the builds are settled.
+type Built = Result<Option<String>, String>;
 
 /// A COPY whose rows are being dealt out.
 struct ParCopy {
@@ -583,6 +586,7 @@ impl Parallel {
         };
         w.send(Job::Build {
             sql: statement.sql.clone(),
+            split: statement.class.key_split.clone(),
             done: done_tx,
         })
         .await
@@ -592,23 +596,39 @@ impl Parallel {
         Ok(())
     }
 
-    /// Waits for every index build handed out: what comes next may depend on them.
-    async fn settle(&mut self) -> Result<(), LoadError> {
+    /// Waits for every index build handed out (what comes next may depend on them), then
+    /// makes the constraints of keys built by their index alone, in the main session (which
+    /// then holds their tables until it commits: it commits before it hands out more).
+    async fn settle(&mut self, main: &Client) -> Result<(), LoadError> {
         let mut failed = None;
+        let mut constraints = Vec::new();
         for (statement, done) in self.builds.drain(..) {
             let r = done
                 .await
                 .unwrap_or_else(|_| Err("its session ended".to_string()));
-            if let Err(e) = r {
-                failed.get_or_insert(LoadError::Statement(format!(
-                    "the statement at line {} (byte {} of the SQL) failed in a parallel session: `{}`: {e}",
-                    statement.line,
-                    statement.offset,
-                    statement.head()
-                )));
+            match r {
+                Ok(Some(sql)) => constraints.push((statement, sql)),
+                Ok(None) => {}
+                Err(e) => {
+                    failed.get_or_insert(LoadError::Statement(format!(
+                        "the statement at line {} (byte {} of the SQL) failed in a parallel session: `{}`: {e}",
+                        statement.line,
+                        statement.offset,
+                        statement.head()
+                    )));
+                }
             }
         }
-        failed.map_or(Ok(()), Err)
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for (statement, sql) in &constraints {
+            main.batch_execute(sql)
+                .await
+                .map_err(|e| statement_error(statement, &e))?;
+            self.committed = false;
+        }
+        Ok(())
     }
 
     /// Stops every session's work (their database is dropped after a failed staged load).
@@ -675,15 +695,39 @@ async fn work(client: Client, mut jobs: mpsc::Receiver<Job>) {
                 .await;
                 let _ = done.send(r);
             }
-            Job::Build { sql, done } => {
-                let r = client
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| safe_pg_error(&e));
-                let _ = done.send(r);
+            Job::Build { sql, split, done } => {
+                let _ = done.send(build(&client, &sql, split).await);
             }
         }
     }
+}
+
+/// Runs an index build; a key with a [`KeySplit`] on an ordinary table is built by its index
+/// alone, and the statement that makes its constraint is returned.
+async fn build(client: &Client, sql: &str, split: Option<KeySplit>) -> Built {
+    if let Some(split) = split {
+        let ordinary = client
+            .query_opt(
+                "SELECT 1 FROM pg_catalog.pg_class \
+                 WHERE oid = $1::text::regclass AND relkind = 'r' AND NOT relispartition",
+                &[&split.table],
+            )
+            .await
+            .map_err(|e| safe_pg_error(&e))?
+            .is_some();
+        if ordinary {
+            client
+                .batch_execute(&split.index)
+                .await
+                .map_err(|e| safe_pg_error(&e))?;
+            return Ok(Some(split.constraint));
+        }
+    }
+    client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| safe_pg_error(&e))?;
+    Ok(None)
 }
 
 /// SQLSTATEs that say an object is not there (any more).
@@ -774,7 +818,7 @@ impl Run<'_> {
             )));
         }
         if let Some(p) = self.parallel.as_mut() {
-            p.settle().await?;
+            p.settle(self.client).await?;
         }
         self.policy
             .finish()
@@ -791,7 +835,7 @@ impl Run<'_> {
                     .map_err(|r| LoadError::Refused(r.to_string()))?;
                 self.retry_deferred().await?;
                 if let Some(p) = self.parallel.as_mut() {
-                    p.settle().await?;
+                    p.settle(self.client).await?;
                     // What the main session made so far must be visible to the others.
                     if !p.committed {
                         self.client
@@ -898,7 +942,7 @@ impl Run<'_> {
                 return p.build(s).await;
             }
             // Anything else may depend on what was handed out: it waits for it.
-            p.settle().await?;
+            p.settle(self.client).await?;
             p.committed = false;
         }
         if step != Step::Clean {
@@ -1137,9 +1181,7 @@ ORDER BY 1, 2 LIMIT 51";
 }
 
 /// An identifier quoted for SQL.
-pub(crate) fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+pub(crate) use super::sql::quote_ident;
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.code()

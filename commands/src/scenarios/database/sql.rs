@@ -97,6 +97,95 @@ pub struct Class {
     /// PRIMARY KEY | UNIQUE | EXCLUDE`): such statements may run side by side once the data
     /// is in.
     pub index_build: bool,
+    /// A plain `PRIMARY KEY` or `UNIQUE` constraint, as the two steps that make it the same
+    /// way (see [`KeySplit`]).
+    pub key_split: Option<KeySplit>,
+}
+
+/// `ALTER TABLE … ADD CONSTRAINT name PRIMARY KEY|UNIQUE (columns)` as two statements with the
+/// same outcome: its index built by `CREATE UNIQUE INDEX name`, which takes the table's SHARE
+/// lock (other index builds on the table run beside it, where `ADD CONSTRAINT` takes the table
+/// whole), then the constraint made from that index (`USING INDEX`: a catalog change).
+/// PostgreSQL refuses `USING INDEX` on a partitioned table, so the split is only for an
+/// ordinary table (its loader checks which at run time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySplit {
+    /// The table, quoted and qualified as written.
+    pub table: String,
+    /// `CREATE UNIQUE INDEX …`.
+    pub index: String,
+    /// `ALTER TABLE ONLY … ADD CONSTRAINT … USING INDEX …`.
+    pub constraint: String,
+}
+
+/// `s` as an identifier, always quoted.
+pub(crate) fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The split of a lone `ADD CONSTRAINT … PRIMARY KEY|UNIQUE (columns)`: only the plain form
+/// (columns alone; no INCLUDE, WITH, tablespace, DEFERRABLE, NULLS NOT DISTINCT), whose index
+/// `CREATE UNIQUE INDEX` writes alike.
+fn key_split(a: &protobuf::AlterTableStmt) -> Option<KeySplit> {
+    use protobuf::node::Node as N;
+    let [cmd] = a.cmds.as_slice() else {
+        return None;
+    };
+    let Some(N::AlterTableCmd(cmd)) = &cmd.node else {
+        return None;
+    };
+    if protobuf::AlterTableType::try_from(cmd.subtype)
+        != Ok(protobuf::AlterTableType::AtAddConstraint)
+        || protobuf::ObjectType::try_from(a.objtype) != Ok(protobuf::ObjectType::ObjectTable)
+    {
+        return None;
+    }
+    let Some(N::Constraint(k)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
+        return None;
+    };
+    let kind = match protobuf::ConstrType::try_from(k.contype) {
+        Ok(protobuf::ConstrType::ConstrPrimary) => "PRIMARY KEY",
+        Ok(protobuf::ConstrType::ConstrUnique) => "UNIQUE",
+        _ => return None,
+    };
+    let plain = !k.conname.is_empty()
+        && !k.deferrable
+        && !k.initdeferred
+        && !k.nulls_not_distinct
+        && k.including.is_empty()
+        && k.options.is_empty()
+        && k.indexname.is_empty()
+        && k.indexspace.is_empty()
+        && k.access_method.is_empty()
+        && k.where_clause.is_none()
+        && !k.keys.is_empty();
+    if !plain {
+        return None;
+    }
+    let mut columns = Vec::new();
+    for key in &k.keys {
+        let Some(N::String(name)) = &key.node else {
+            return None;
+        };
+        columns.push(quote_ident(&name.sval));
+    }
+    let r = a.relation.as_ref()?;
+    let table = if r.schemaname.is_empty() {
+        quote_ident(&r.relname)
+    } else {
+        format!("{}.{}", quote_ident(&r.schemaname), quote_ident(&r.relname))
+    };
+    let name = quote_ident(&k.conname);
+    Some(KeySplit {
+        index: format!(
+            "CREATE UNIQUE INDEX {name} ON {table} USING btree ({})",
+            columns.join(", ")
+        ),
+        constraint: format!(
+            "ALTER TABLE ONLY {table} ADD CONSTRAINT {name} {kind} USING INDEX {name}"
+        ),
+        table,
+    })
 }
 
 impl Class {
@@ -109,6 +198,7 @@ impl Class {
             creates_schemas: Vec::new(),
             schemas: Vec::new(),
             index_build: false,
+            key_split: None,
         }
     }
 }
@@ -192,6 +282,7 @@ fn classify_as(sql: &str, backslash_strings: bool) -> Class {
     for next in stmts {
         let c = one(next);
         class.index_build = false;
+        class.key_split = None;
         match (&class.kind, &c.kind) {
             (Kind::Escapes(_) | Kind::Unparsable(_), _) => {}
             (_, Kind::Escapes(_) | Kind::Begin | Kind::Commit | Kind::CopyFromStdin { .. }) => {
@@ -380,6 +471,7 @@ fn one(node: &NodeEnum) -> Class {
                             )
                         )
                 });
+            c.key_split = key_split(a);
         }
         N::AlterOwnerStmt(o) => role(o.newowner.as_ref(), &mut c.roles),
         N::GrantStmt(g) => grant_roles(g, &mut c.roles),
@@ -1048,6 +1140,45 @@ mod tests {
             classify("SELECT 'a\\'b'", false).kind,
             Kind::Unparsable(_)
         ));
+    }
+
+    #[test]
+    fn plain_keys_split_into_their_index_and_a_constraint_made_from_it() {
+        let split = |sql: &str| classify(sql, false).key_split;
+        assert_eq!(
+            split("ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id)"),
+            Some(KeySplit {
+                table: "\"public\".\"t\"".into(),
+                index: "CREATE UNIQUE INDEX \"t_pkey\" ON \"public\".\"t\" USING btree (\"id\")".into(),
+                constraint: "ALTER TABLE ONLY \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey\"".into(),
+            })
+        );
+        let odd = split(
+            "ALTER TABLE ONLY \"Odd \"\"s\".\"T 1\" ADD CONSTRAINT \"k, \"\"x\" UNIQUE (a, \"B c\")",
+        )
+        .expect("split");
+        assert_eq!(
+            odd.index,
+            "CREATE UNIQUE INDEX \"k, \"\"x\" ON \"Odd \"\"s\".\"T 1\" USING btree (\"a\", \"B c\")"
+        );
+        assert!(odd.constraint.ends_with("UNIQUE USING INDEX \"k, \"\"x\""));
+        // Forms whose index CREATE UNIQUE INDEX would not make alike, or that are no key.
+        for sql in [
+            "ALTER TABLE ONLY t ADD CONSTRAINT k PRIMARY KEY (id) DEFERRABLE",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k UNIQUE (a) DEFERRABLE INITIALLY DEFERRED",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k UNIQUE NULLS NOT DISTINCT (a)",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k PRIMARY KEY (id) INCLUDE (b)",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k PRIMARY KEY (id) WITH (fillfactor = 70)",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k PRIMARY KEY (id) USING INDEX TABLESPACE ts",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k PRIMARY KEY USING INDEX i",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k EXCLUDE USING gist (r WITH &&)",
+            "ALTER TABLE ONLY t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
+            "ALTER TABLE ONLY t ADD CONSTRAINT k PRIMARY KEY (id), ADD CONSTRAINT u UNIQUE (a)",
+            "ALTER FOREIGN TABLE t ADD CONSTRAINT k UNIQUE (a)",
+            "CREATE UNIQUE INDEX k ON t (a)",
+        ] {
+            assert_eq!(split(sql), None, "{sql}");
+        }
     }
 
     #[test]
