@@ -713,12 +713,11 @@ async fn an_approval_given_before_a_failing_preflight_never_runs() {
     assert_eq!(req.status, ApprovalStatus::Voided);
     assert_eq!(req.preflight, drbot_state::PreflightState::Failed);
     assert_same_dump(&before, &s.target.dump(), "failed preflight");
-    refused(
-        &engine
-            .run(&approver(), &format!("/approve request:{}", req.id))
-            .await,
-        "was voided",
-    );
+    let again = engine
+        .run(&approver(), &format!("/approve request:{}", req.id))
+        .await;
+    refused(&again, "was voided: its preflight failed");
+    assert!(!again.text.contains(".."), "{}", again.text);
     assert_same_dump(&before, &s.target.dump(), "approved again");
 }
 

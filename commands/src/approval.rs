@@ -408,7 +408,10 @@ fn not_pending(r: &ApprovalRequest, now: DateTime<Utc>) -> Option<CommandError> 
         ApprovalStatus::Voided => format!(
             "{} was voided: {}. {again}",
             r.id,
-            r.reason.as_deref().unwrap_or("its inputs changed")
+            r.reason
+                .as_deref()
+                .unwrap_or("its inputs changed")
+                .trim_end_matches('.')
         ),
     };
     Some(CommandError::Refused(text))
@@ -667,8 +670,10 @@ async fn run_claimed(
     match result {
         Ok(reply) => Ok(reply),
         Err(Voided(why)) => Err(CommandError::Refused(format!(
-            "{} is void: {why}. Nothing was run. Ask again with {} if it is still wanted.",
-            r.id, r.command
+            "{} is void: {}. Nothing was run. Ask again with {} if it is still wanted.",
+            r.id,
+            why.trim_end_matches('.'),
+            r.command
         ))),
         Err(Ran(e)) => Err(e),
     }

@@ -216,9 +216,10 @@ impl Identities {
 /// How much decoded SQL is read at a time.
 const READ_CHUNK: usize = 256 * 1024;
 /// Batches in flight between the decode thread and the loader.
-const PIECE_QUEUE: usize = 8;
-/// Downloaded chunks in flight.
-const DOWNLOAD_QUEUE: usize = 16;
+const PIECE_QUEUE: usize = 4;
+/// Downloaded chunks in flight (each up to the HTTP client's read buffer, ~400 KiB): enough to
+/// ride out the network's jitter; more only holds memory while the database is the slower.
+const DOWNLOAD_QUEUE: usize = 4;
 /// Memory the multithreaded xz decoder may use before it falls back to one thread.
 const XZ_THREAD_MEMLIMIT: u64 = 48 * 1024 * 1024;
 

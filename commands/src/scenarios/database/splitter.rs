@@ -152,6 +152,9 @@ enum Mode {
 
 /// Most COPY data held before it is handed on.
 const COPY_CHUNK: usize = 256 * 1024;
+/// Room past [`COPY_CHUNK`] for the row that crosses it, so a chunk's buffer is not doubled to
+/// twice the chunk (the chunks in flight are most of the restore's memory).
+const COPY_SLACK: usize = 16 * 1024;
 
 /// The streaming splitter.
 #[derive(Debug)]
@@ -275,7 +278,7 @@ impl Splitter {
             i += 1;
         }
         if self.copy.len() >= COPY_CHUNK {
-            out.push(Piece::CopyData(std::mem::take(&mut self.copy)));
+            self.hand_on(out);
         }
         Ok(())
     }
@@ -371,7 +374,7 @@ impl Splitter {
                     self.line_start = true;
                     i += n + 1;
                     if self.copy.len() >= COPY_CHUNK {
-                        out.push(Piece::CopyData(std::mem::take(&mut self.copy)));
+                        self.hand_on(out);
                     }
                 }
                 None => {
@@ -380,12 +383,18 @@ impl Splitter {
                     self.offset += (data.len() - i) as u64;
                     i = data.len();
                     if self.copy.len() >= COPY_CHUNK {
-                        out.push(Piece::CopyData(std::mem::take(&mut self.copy)));
+                        self.hand_on(out);
                     }
                 }
             }
         }
         i
+    }
+
+    /// Hands the COPY data held on, the next held in a buffer sized for one chunk.
+    fn hand_on(&mut self, out: &mut Vec<Piece>) {
+        let next = Vec::with_capacity(COPY_CHUNK + COPY_SLACK);
+        out.push(Piece::CopyData(std::mem::replace(&mut self.copy, next)));
     }
 
     fn end_copy(&mut self, out: &mut Vec<Piece>) {
