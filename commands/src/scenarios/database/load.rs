@@ -302,7 +302,7 @@ pub async fn load(
             copy: None,
             committed: false,
             builds: Vec::new(),
-            next: 0,
+            queue: None,
             built: 0,
         }),
     };
@@ -416,8 +416,8 @@ struct Parallel {
     committed: bool,
     /// Index builds handed out and not yet settled: the statement, and its outcome to come.
     builds: Vec<(Statement, tokio::sync::oneshot::Receiver<Built>)>,
-    /// The next session an index build goes to.
-    next: usize,
+    /// Index builds waiting for a session: whichever is free takes the next one.
+    queue: Option<mpsc::Sender<Job>>,
     /// How many index builds were handed out.
     built: u64,
 }
@@ -473,6 +473,8 @@ impl Parallel {
                 ))
             })?;
         let (encoding, row_security): (String, String) = (row.get(0), row.get(1));
+        let (queue, waiting) = mpsc::channel(self.n);
+        let builds = Arc::new(tokio::sync::Mutex::new(waiting));
         for _ in 0..self.n {
             let client = self.target.connect().await.map_err(|e| {
                 LoadError::Session(format!("could not open a parallel session: {e}"))
@@ -496,9 +498,10 @@ impl Parallel {
                     ))
                 })?;
             let (tx, rx) = mpsc::channel(1);
-            tokio::spawn(work(client, rx));
+            tokio::spawn(work(client, rx, builds.clone()));
             self.workers.push(tx);
         }
+        self.queue = Some(queue);
         Ok(())
     }
 
@@ -574,12 +577,10 @@ impl Parallel {
         }
     }
 
-    /// Hands an index build to the next session; it runs beside the others.
+    /// Hands an index build to the first session free; it runs beside the others.
     async fn build(&mut self, statement: Statement) -> Result<(), LoadError> {
-        let i = self.next % self.workers.len().max(1);
-        self.next += 1;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let Some(w) = self.workers.get(i) else {
+        let Some(w) = self.queue.as_ref() else {
             return Err(LoadError::Session(
                 "no parallel session is open".to_string(),
             ));
@@ -636,6 +637,7 @@ impl Parallel {
         self.copy = None;
         self.builds.clear();
         self.workers.clear();
+        self.queue = None;
     }
 }
 
@@ -668,9 +670,29 @@ impl ParCopy {
     }
 }
 
-/// A parallel session: runs each share it is given as its own COPY, committed.
-async fn work(client: Client, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(job) = jobs.recv().await {
+/// A parallel session: runs each share it is given as its own COPY, committed, and takes
+/// index builds from the queue the sessions share whenever it is free (handed out in turn,
+/// a table's small build could hold a big one behind it while another session sat idle).
+async fn work(
+    client: Client,
+    mut jobs: mpsc::Receiver<Job>,
+    builds: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+) {
+    let mut queue_open = true;
+    loop {
+        let job = tokio::select! {
+            j = jobs.recv() => match j {
+                Some(j) => j,
+                None => break,
+            },
+            j = async { builds.lock().await.recv().await }, if queue_open => match j {
+                Some(j) => j,
+                None => {
+                    queue_open = false;
+                    continue;
+                }
+            },
+        };
         match job {
             Job::Copy {
                 sql,
