@@ -590,53 +590,95 @@ fn until_gone(like: &str) {
     }
 }
 
+/// A staged restore loaded by one `drbot exec`, whose approval (another) was killed with
+/// `kill -9` while its swap waited on a lock the test held; the lock is then let go and the
+/// server finishes the statement it was running.
+struct KilledSwap {
+    s: Setup,
+    _beside: Beside,
+    live: String,
+    staging: String,
+    before: String,
+    install: Drbot,
+    env: std::collections::HashMap<String, String>,
+    /// Last: what the setup made is dropped while its runtime still runs.
+    _rt: tokio::runtime::Runtime,
+}
+
+impl KilledSwap {
+    /// `hold(live, staging)` is the statement whose lock holds the swap; `like` matches the
+    /// swap's statement that waits on it.
+    fn new(hold: impl Fn(&str, &str) -> String, like: &str) -> KilledSwap {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (s, beside) = rt.block_on(staged_setup());
+        let live = s.target.name.clone();
+        rt.block_on(s.upload(
+            "2026-11-25T09-00-00Z.sql.xz.age",
+            &format!("{} | xz | {}", s.dump_cmd(), s.age()),
+        ));
+        s.target
+            .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
+        let before = s.target.dump();
+        let install = two_people(&s);
+        let env = env_map(moto(), &s.source.url(), &s.target.url());
+        let staging = loaded_by_exec(&s, &install, &live);
+        let holder = rt.block_on(holding(&hold(&live, &staging)));
+        let mut child = install
+            .command()
+            .args(["exec", "--as", "bob", "/approve request:A-1"])
+            .envs(&env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        until_held(&mut child, like);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        rt.block_on(holder.batch_execute("ROLLBACK")).unwrap();
+        until_gone(like);
+        KilledSwap {
+            s,
+            _beside: beside,
+            live,
+            staging,
+            before,
+            install,
+            env,
+            _rt: rt,
+        }
+    }
+
+    /// drbot's next start (any command): what it said.
+    fn next_start(&self) -> String {
+        let out = self
+            .install
+            .command()
+            .args(["exec", "/incident list"])
+            .envs(&self.env)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}");
+        said
+    }
+}
+
 /// `kill -9` as the swap turns new connections to the live database away (held there by a
 /// lock on its row that the test takes; the server finishes that statement after drbot is
 /// gone): the live database refuses connections and nothing is renamed. The next start lets
 /// connections in again and drops the staging database; the live database is as it was.
 #[test]
 fn a_kill_as_the_swap_refuses_connections_leaves_live_open_and_as_it_was_at_the_next_start() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (s, _beside) = rt.block_on(staged_setup());
-    let live = s.target.name.clone();
-    rt.block_on(s.upload(
-        "2026-11-25T09-00-00Z.sql.xz.age",
-        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
-    ));
-    s.target
-        .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
-    let before = s.target.dump();
-    let install = two_people(&s);
-    let env = env_map(moto(), &s.source.url(), &s.target.url());
-    let staging = loaded_by_exec(&s, &install, &live);
-    let holder = rt.block_on(holding(&format!(
-        "ALTER DATABASE \"{live}\" WITH CONNECTION LIMIT 50"
-    )));
-    let mut child = install
-        .command()
-        .args(["exec", "--as", "bob", "/approve request:A-1"])
-        .envs(&env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    until_held(&mut child, "%ALLOW_CONNECTIONS false%");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    rt.block_on(holder.batch_execute("ROLLBACK")).unwrap();
-    until_gone("%ALLOW_CONNECTIONS false%");
-    assert_eq!(allows_connections(&live), "f", "the state this test is for");
-    assert_eq!(databases(&staging), vec![staging.clone()]);
+    let k = KilledSwap::new(
+        |live, _| format!("ALTER DATABASE \"{live}\" WITH CONNECTION LIMIT 50"),
+        "%ALLOW_CONNECTIONS false%",
+    );
+    let (live, staging) = (&k.live, &k.staging);
+    assert_eq!(allows_connections(live), "f", "the state this test is for");
+    assert_eq!(databases(staging), vec![staging.clone()]);
 
-    let out = install
-        .command()
-        .args(["exec", "/incident list"])
-        .envs(&env)
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}");
+    let said = k.next_start();
     assert!(said.contains("A-1 was interrupted"), "{said}");
     assert!(
         said.contains(&format!(
@@ -644,65 +686,32 @@ fn a_kill_as_the_swap_refuses_connections_leaves_live_open_and_as_it_was_at_the_
         )),
         "{said}"
     );
-    assert_eq!(allows_connections(&live), "t");
-    assert!(databases(&staging).is_empty());
+    assert_eq!(allows_connections(live), "t");
+    assert!(databases(staging).is_empty());
     assert!(databases(&format!("{live}_before_")).is_empty());
-    assert_same_dump(&before, &s.target.dump(), "live after the next start");
+    assert_same_dump(&k.before, &k.s.target.dump(), "live after the next start");
 }
 
 /// `kill -9` inside the swap's transaction (held at its second rename by a lock the test
-/// takes): the server still runs the transaction it was sent to its end once the lock goes,
-/// so the swap is whole, never half; the next start says it finished, drops nothing, and names
-/// the kept database.
+/// takes on the staging database, as a COMMENT takes it): the server still runs the
+/// transaction it was sent to its end once the lock goes, so the swap is whole, never half;
+/// the next start says it finished, drops nothing, and names the kept database.
 #[test]
 fn a_kill_inside_the_swap_transaction_leaves_it_whole_and_the_next_start_says_so() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (s, _beside) = rt.block_on(staged_setup());
-    let live = s.target.name.clone();
-    rt.block_on(s.upload(
-        "2026-11-25T09-00-00Z.sql.xz.age",
-        &format!("{} | xz | {}", s.dump_cmd(), s.age()),
-    ));
-    s.target
-        .psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
-    let before = s.target.dump();
-    let install = two_people(&s);
-    let env = env_map(moto(), &s.source.url(), &s.target.url());
-    let staging = loaded_by_exec(&s, &install, &live);
-    // A lock on the staging database (as a COMMENT takes it), held in an open transaction.
-    let holder = rt.block_on(holding(&format!(
-        "COMMENT ON DATABASE \"{staging}\" IS 'held by the test'"
-    )));
-    let mut child = install
-        .command()
-        .args(["exec", "--as", "bob", "/approve request:A-1"])
-        .envs(&env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    until_held(&mut child, "%RENAME TO%");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    rt.block_on(holder.batch_execute("ROLLBACK")).unwrap();
-    until_gone("%RENAME TO%");
+    let k = KilledSwap::new(
+        |_, staging| format!("COMMENT ON DATABASE \"{staging}\" IS 'held by the test'"),
+        "%RENAME TO%",
+    );
+    let (live, staging) = (&k.live, &k.staging);
     // Whole: the restored database is live, the old one kept, nothing refuses connections.
     let kept = databases(&format!("{live}_before_"));
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_same_dump(&before, &dump_of(&kept[0]), "kept");
-    assert_same_rows(&s.source.dump(), &s.target.dump(), "swapped in");
-    assert!(databases(&staging).is_empty());
-    assert_eq!(allows_connections(&live), "t");
+    assert_same_dump(&k.before, &dump_of(&kept[0]), "kept");
+    assert_same_rows(&k.s.source.dump(), &k.s.target.dump(), "swapped in");
+    assert!(databases(staging).is_empty());
+    assert_eq!(allows_connections(live), "t");
 
-    let out = install
-        .command()
-        .args(["exec", "/incident list"])
-        .envs(&env)
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}");
+    let said = k.next_start();
     assert!(
         said.contains(&format!(
             "A-1 finished its swap before drbot stopped: {live} is the restored database (loaded into {staging}); the one it replaced is kept as {}",
@@ -715,7 +724,11 @@ fn a_kill_inside_the_swap_transaction_leaves_it_whole_and_the_next_start_says_so
         kept,
         "nothing dropped"
     );
-    assert_same_rows(&s.source.dump(), &s.target.dump(), "after the next start");
+    assert_same_rows(
+        &k.s.source.dump(),
+        &k.s.target.dump(),
+        "after the next start",
+    );
 }
 
 /// Kept databases go by `[retention]`: past `keep_all_hours`, with no incident open, `/backup
