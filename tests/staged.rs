@@ -392,20 +392,46 @@ fn allows_connections(db: &str) -> String {
     )
 }
 
-/// A role that may create databases and owns `db`, with its URL to `db`; dropped with all it
-/// owns when the value is.
+/// A role that may create databases and owns `db`, with its URL to `db` (`in_url`: the
+/// password as the URL writes it); dropped when the value is, once what it owns is gone.
 struct Role(String);
 
 impl Role {
-    fn owning(db: &str) -> (Role, String) {
+    fn owning(db: &str, password: &str, in_url: &str) -> (Role, String) {
         let role = crate::support::unique("drbot_owner_");
         sh(&format!(
-            "psql -q -X '{PG}/postgres' -c \"CREATE ROLE {role} LOGIN CREATEDB PASSWORD 'pw'\" \
+            "psql -q -X '{PG}/postgres' -c \"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'\" \
              -c 'ALTER DATABASE \"{db}\" OWNER TO {role}'"
         ));
-        let url = format!("postgres://{role}:pw@127.0.0.1:5432/{db}?sslmode=disable");
+        let url = format!("postgres://{role}:{in_url}@127.0.0.1:5432/{db}?sslmode=disable");
         (Role(role), url)
     }
+}
+
+/// An engine whose staged target is reached by `url`, and the restore it was asked for
+/// (awaiting approval): its directory, the engine, the request's id and the reply.
+async fn asked_by_url(
+    s: &Setup,
+    url: &str,
+) -> (
+    tempfile::TempDir,
+    drbot_commands::Engine,
+    String,
+    drbot_commands::Reply,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = crate::database::engine_with(
+        dir.path(),
+        &staged(config_text(&s.bucket, &s.key)),
+        env_map(moto(), &s.source.url(), url),
+    );
+    let asked = engine
+        .run(&commander(), "/db restore backup:latest target:staging")
+        .await;
+    let Outcome::AwaitingApproval(id) = &asked.outcome else {
+        panic!("{:?}: {}", asked.outcome, asked.text)
+    };
+    (dir, engine, id.clone(), asked)
 }
 
 impl Drop for Role {
@@ -430,7 +456,7 @@ async fn a_swap_that_cannot_end_a_session_leaves_the_live_database_as_it_was() {
     let live_db = crate::support::TestDb::new("drbot_noend_");
     let live = live_db.name.clone();
     let beside = Beside(live.clone());
-    let (role, url) = Role::owning(&live);
+    let (role, url) = Role::owning(&live, "pw", "pw");
     let s = setup_with(staged).await;
     s.source.psql(FIXTURE);
     s.upload(
@@ -440,18 +466,7 @@ async fn a_swap_that_cannot_end_a_session_leaves_the_live_database_as_it_was() {
     .await;
     live_db.psql("CREATE TABLE live_marker (n int); INSERT INTO live_marker VALUES (42);");
     let before = live_db.dump();
-    let dir = tempfile::tempdir().unwrap();
-    let engine = crate::database::engine_with(
-        dir.path(),
-        &staged(config_text(&s.bucket, &s.key)),
-        env_map(moto(), &s.source.url(), &url),
-    );
-    let asked = engine
-        .run(&commander(), "/db restore backup:latest target:staging")
-        .await;
-    let Outcome::AwaitingApproval(id) = &asked.outcome else {
-        panic!("{:?}: {}", asked.outcome, asked.text)
-    };
+    let (_dir, engine, id, _) = asked_by_url(&s, &url).await;
     let staging = databases(&format!("{live}_staging_")).remove(0);
     // A superuser's session on the live database: its owner may not end it.
     let mut admin = Command::new("psql")
@@ -930,16 +945,7 @@ async fn an_approval_given_during_the_staged_load_swaps_once_it_is_loaded() {
 async fn a_staged_restore_runs_as_an_owner_with_an_odd_password_and_never_shows_it() {
     let live_db = crate::support::TestDb::new("drbot_pw_");
     let _beside = Beside(live_db.name.clone());
-    let role = crate::support::unique("drbot_owner_");
-    sh(&format!(
-        "psql -q -X '{PG}/postgres' -c \"CREATE ROLE {role} LOGIN CREATEDB PASSWORD 'p@ss:w/rd#1'\" \
-         -c 'ALTER DATABASE \"{db}\" OWNER TO {role}'",
-        db = live_db.name
-    ));
-    let url = format!(
-        "postgres://{role}:p%40ss%3Aw%2Frd%231@127.0.0.1:5432/{}?sslmode=disable",
-        live_db.name
-    );
+    let (role, url) = Role::owning(&live_db.name, "p@ss:w/rd#1", "p%40ss%3Aw%2Frd%231");
     let s = setup_with(staged).await;
     s.source.psql(FIXTURE);
     s.upload(
@@ -951,18 +957,7 @@ async fn a_staged_restore_runs_as_an_owner_with_an_odd_password_and_never_shows_
         ),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = crate::database::engine_with(
-        dir.path(),
-        &staged(config_text(&s.bucket, &s.key)),
-        env_map(moto(), &s.source.url(), &url),
-    );
-    let asked = engine
-        .run(&commander(), "/db restore backup:latest target:staging")
-        .await;
-    let Outcome::AwaitingApproval(id) = &asked.outcome else {
-        panic!("{:?}: {}", asked.outcome, asked.text)
-    };
+    let (_dir, engine, id, asked) = asked_by_url(&s, &url).await;
     let r = engine
         .run(&approver(), &format!("/approve request:{id}"))
         .await;
@@ -990,18 +985,10 @@ async fn a_staged_restore_runs_as_an_owner_with_an_odd_password_and_never_shows_
                 live_db.name
             )
         ),
-        role
+        role.0
     );
     drop(engine);
     drop(_beside);
     drop(live_db);
-    let _ = Command::new("psql")
-        .args([
-            "-q",
-            "-X",
-            &format!("{PG}/postgres"),
-            "-c",
-            &format!("DROP ROLE IF EXISTS {role}"),
-        ])
-        .output();
+    drop(role);
 }
