@@ -16,7 +16,7 @@
 //! Run: `cargo bench -p drbot --bench restore` (needs PostgreSQL on 127.0.0.1:5432, moto_server,
 //! age, xz, the AWS CLI and /usr/bin/time). DRBOT_BENCH_ROWS, DRBOT_BENCH_ROUNDS,
 //! DRBOT_BENCH_INSERT_ROWS and DRBOT_BENCH_BACKUP_ROUNDS resize it; DRBOT_BENCH_ONLY=staged runs
-//! the staged section alone.
+//! the staged section alone, DRBOT_BENCH_ONLY=served the request-to-restored section alone.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -359,6 +359,95 @@ fn timed(script: &str) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// Request to restored, under serve, bob approving 1 s after alice asked: against the
+/// runbook's procedure; with the preflight's parts in process (decode alone, decode and the
+/// rules) and the CLI's decode for scale.
+#[allow(clippy::too_many_arguments)]
+fn served_bench(
+    rt: &tokio::runtime::Runtime,
+    d: &Drbot,
+    env: &[(&str, String)],
+    aws: &str,
+    bucket_name: &str,
+    key: &support::AgeKey,
+    target: &TestDb,
+    w: &str,
+    rounds: usize,
+) {
+    let served = serve(d, env);
+    // The same under a second serve that runs on glibc's allocator defaults (the variables
+    // set, so drbot does not start itself again with its leaner ones): what they cost in time.
+    let config = std::fs::read_to_string(d.config_path()).expect("config");
+    let rest: String = config
+        .lines()
+        .filter(|l| !l.starts_with("data_dir"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let plain_alloc = Drbot::new(&rest);
+    let mut alloc_env = env.to_vec();
+    alloc_env.push(("MALLOC_ARENA_MAX", "16".to_string()));
+    let served_plain = serve(&plain_alloc, &alloc_env);
+    let (mut base2, mut r2r, mut dec, mut pre_in, mut cli_dec, mut r2r_plain) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let ids = key.file.display().to_string();
+    let local_backup = format!("{w}/backup.sql.xz.age");
+    for round in 0..rounds {
+        for k in 0..6 {
+            target.recreate();
+            match (round + k) % 6 {
+                0 => base2.push(timed(&format!(
+                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
+                     age -d -i {ids} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
+                    target.url()
+                ))),
+                1 => r2r.push(drbot_request_to_restored(d, "latest", env)),
+                2 => dec.push(drbot_decode_local(rt, &local_backup, &ids)),
+                3 => pre_in.push(drbot_preflight_local(rt, &local_backup, &ids)),
+                4 => r2r_plain.push(drbot_request_to_restored(&plain_alloc, "latest", env)),
+                _ => cli_dec.push(timed(&format!(
+                    "age -d -i {ids} {local_backup} | xz -d -T0 > /dev/null"
+                ))),
+            }
+        }
+        eprintln!("bench: request-to-restored round {} done", round + 1);
+    }
+    let serve_rss = peak_rss(served.id());
+    let plain_rss = peak_rss(served_plain.id());
+    for mut s in [served, served_plain] {
+        let _ = std::process::Command::new("kill")
+            .arg(s.id().to_string())
+            .status();
+        let _ = s.wait();
+    }
+    let mp2 = median(&mut r2r_plain);
+    let (mb2, mr, md, mpi, mc) = (
+        median(&mut base2),
+        median(&mut r2r),
+        median(&mut dec),
+        median(&mut pre_in),
+        median(&mut cli_dec),
+    );
+    println!(
+        "request to restored under serve, approved 1 s after the request (the preflight running meanwhile): runbook median {mb2:.2} s, drbot median {mr:.2} s, ratio {:.2} (target <= 0.85); serve's peak RSS {:.1} MiB",
+        mr / mb2,
+        serve_rss as f64 / 1024.0
+    );
+    println!(
+        "the same on glibc's allocator defaults (no MALLOC_ARENA_MAX=2 re-exec): drbot median {mp2:.2} s, ratio {:.2}; that serve's peak RSS {:.1} MiB",
+        mp2 / mb2,
+        plain_rss as f64 / 1024.0
+    );
+    println!(
+        "the preflight's parts, in process on the local backup: decode alone (age, xz, split) median {md:.2} s, with the restore's rules {mpi:.2} s; age -d | xz -d -T0 > /dev/null median {mc:.2} s"
+    );
+}
+
 fn main() {
     let rows = env_num("DRBOT_BENCH_ROWS", 700_000);
     let rounds = env_num("DRBOT_BENCH_ROUNDS", 3);
@@ -426,6 +515,11 @@ fn main() {
     // DRBOT_BENCH_ONLY=staged: the staged section alone.
     if std::env::var("DRBOT_BENCH_ONLY").is_ok_and(|v| v == "staged") {
         staged_bench(&rt, &d, &env, &aws, &bucket_name, &key, &source, &w, rounds);
+        return;
+    }
+    // DRBOT_BENCH_ONLY=served: request to restored under serve alone.
+    if std::env::var("DRBOT_BENCH_ONLY").is_ok_and(|v| v == "served") {
+        served_bench(&rt, &d, &env, &aws, &bucket_name, &key, &target, &w, rounds);
         return;
     }
     let mut in_process = Vec::new();
@@ -504,54 +598,7 @@ fn main() {
         mp / mo
     );
 
-    // Request to restored, under serve, bob approving 1 s after alice asked: against the
-    // runbook's procedure; with the preflight's parts in process (decode alone, decode and
-    // the rules) and the CLI's decode for scale.
-    let served = serve(&d, &env);
-    let (mut base2, mut r2r, mut dec, mut pre_in, mut cli_dec) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let ids = key.file.display().to_string();
-    let local_backup = format!("{w}/backup.sql.xz.age");
-    for round in 0..rounds {
-        for k in 0..5 {
-            target.recreate();
-            match (round + k) % 5 {
-                0 => base2.push(timed(&format!(
-                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
-                     age -d -i {ids} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
-                    target.url()
-                ))),
-                1 => r2r.push(drbot_request_to_restored(&d, "latest", &env)),
-                2 => dec.push(drbot_decode_local(&rt, &local_backup, &ids)),
-                3 => pre_in.push(drbot_preflight_local(&rt, &local_backup, &ids)),
-                _ => cli_dec.push(timed(&format!(
-                    "age -d -i {ids} {local_backup} | xz -d -T0 > /dev/null"
-                ))),
-            }
-        }
-        eprintln!("bench: request-to-restored round {} done", round + 1);
-    }
-    let serve_rss = peak_rss(served.id());
-    let mut served = served;
-    let _ = std::process::Command::new("kill")
-        .arg(served.id().to_string())
-        .status();
-    let _ = served.wait();
-    let (mb2, mr, md, mpi, mc) = (
-        median(&mut base2),
-        median(&mut r2r),
-        median(&mut dec),
-        median(&mut pre_in),
-        median(&mut cli_dec),
-    );
-    println!(
-        "request to restored under serve, approved 1 s after the request (the preflight running meanwhile): runbook median {mb2:.2} s, drbot median {mr:.2} s, ratio {:.2} (target <= 0.85); serve's peak RSS {:.1} MiB",
-        mr / mb2,
-        serve_rss as f64 / 1024.0
-    );
-    println!(
-        "the preflight's parts, in process on the local backup: decode alone (age, xz, split) median {md:.2} s, with the restore's rules {mpi:.2} s; age -d | xz -d -T0 > /dev/null median {mc:.2} s"
-    );
+    served_bench(&rt, &d, &env, &aws, &bucket_name, &key, &target, &w, rounds);
 
     staged_bench(&rt, &d, &env, &aws, &bucket_name, &key, &source, &w, rounds);
 

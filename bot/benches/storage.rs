@@ -12,7 +12,8 @@
 //!   (default 100) and scaled to 1,000 (said so in the output).
 //!
 //! Run: `cargo bench -p drbot --bench storage` (needs moto_server, the AWS CLI and
-//! /usr/bin/time). DRBOT_BENCH_OBJECTS and DRBOT_BENCH_ROUNDS resize it.
+//! /usr/bin/time). DRBOT_BENCH_OBJECTS and DRBOT_BENCH_ROUNDS resize it;
+//! DRBOT_BENCH_ONLY=full measures full snapshots against full syncs alone.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -83,10 +84,14 @@ fn main() {
     rt.block_on(fill(&media, "art/", 0..n, 0));
     rt.block_on(fill(&small, "art/", 0..n / 10, 0));
 
+    // DRBOT_BENCH_CONCURRENCY sets `[storage.snapshots] concurrency` (drbot's default if unset).
+    let concurrency = std::env::var("DRBOT_BENCH_CONCURRENCY")
+        .map(|c| format!("concurrency = {c}\n"))
+        .unwrap_or_default();
     let config = |media: &str, backup: &str| {
         Drbot::new(&format!(
             "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{backup}\"\nmedia_bucket = \"{media}\"\n\
-             [storage.snapshots]\nprefix = \"media/\"\n\
+             [storage.snapshots]\nprefix = \"media/\"\n{concurrency}\
              [people.alice]\nroles = [\"commander\"]\n[people.bob]\nroles = [\"approver\"]\n\
              [console]\ntrust_as = true\n"
         ))
@@ -98,6 +103,51 @@ fn main() {
         ("AWS_ACCESS_KEY_ID", "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
     ];
+
+    // DRBOT_BENCH_ONLY=full: full snapshots (into an empty backup bucket) against full syncs
+    // (into another), interleaved rounds, medians; then stop.
+    if std::env::var("DRBOT_BENCH_ONLY").is_ok_and(|v| v == "full") {
+        let (mut ours, mut theirs, mut rss, mut counted) =
+            (Vec::new(), Vec::new(), 0u64, String::new());
+        for round in 0..rounds {
+            let into = rt.block_on(bucket("drbot-bench-full-"));
+            let fresh = config(&media, &into);
+            let sync_into = rt.block_on(bucket("drbot-bench-sync-"));
+            let sync = || {
+                let t = Instant::now();
+                sh(&format!(
+                    "{aws} s3 sync --quiet s3://{media} s3://{sync_into}/current"
+                ));
+                t.elapsed().as_secs_f64()
+            };
+            if round % 2 == 1 {
+                theirs.push(sync());
+            }
+            let (secs, peak, reply) = drbot_timed(&fresh, "alice", "/storage snapshot", &env);
+            assert!(reply.contains(&format!("{n} new copies")), "{reply}");
+            counted = requests(&reply);
+            ours.push(secs);
+            rss = rss.max(peak);
+            if round % 2 == 0 {
+                theirs.push(sync());
+            }
+            eprintln!(
+                "bench: full round {round}: drbot {secs:.2} s ({counted}), sync {:.2} s",
+                theirs[theirs.len() - 1]
+            );
+        }
+        let (o, t) = (median(&mut ours), median(&mut theirs));
+        println!("full snapshot, {n} objects ({rounds} rounds, medians):");
+        println!(
+            "  drbot /storage snapshot  {o:.2} s   requests: {counted}   peak RSS {} MiB",
+            rss / 1024
+        );
+        println!(
+            "  aws s3 sync             {t:.2} s   ratio drbot/sync {:.2} (target <= 1.0)",
+            o / t
+        );
+        return;
+    }
 
     // The first, full copies (not timed against each other: both copy everything once).
     let (full, full_rss, _) = drbot_timed(&d, "alice", "/storage snapshot", &env);
