@@ -35,6 +35,8 @@ struct State {
     fail_copies: Option<String>,
     /// GetBucketVersioning answers 200 with a body that is no S3 XML.
     garble_versioning: bool,
+    /// ListObjectsV2 past its first page (a continuation token) fails with 500 InternalError.
+    fail_continued_lists: bool,
 }
 
 #[derive(Clone)]
@@ -94,6 +96,11 @@ impl FakeR2 {
     /// The next `n` writes are answered 429.
     pub fn throttle(&self, n: u32) {
         self.state.lock().unwrap().throttle = n;
+    }
+
+    /// Listings past their first page fail with 500 (as long as this is set).
+    pub fn fail_continued_lists(&self, fail: bool) {
+        self.state.lock().unwrap().fail_continued_lists = fail;
     }
 
     /// Copies whose source contains `part` fail with 500 (None: none fail).
@@ -220,7 +227,10 @@ async fn serve(mut client: TcpStream, upstream: &str, st: &Mutex<State>, mode: M
         let mut s = st.lock().unwrap();
         let failing = copy_source
             .as_deref()
-            .is_some_and(|c| s.fail_copies.as_deref().is_some_and(|f| c.contains(f)));
+            .is_some_and(|c| s.fail_copies.as_deref().is_some_and(|f| c.contains(f)))
+            || (s.fail_continued_lists
+                && method == "GET"
+                && params.contains(&"continuation-token"));
         let refusal = if s.garble_versioning && params.contains(&"versioning") {
             Some(200)
         } else if unsupported {

@@ -960,6 +960,61 @@ async fn a_failed_snapshot_writes_no_manifest_and_the_next_one_resumes() {
     );
 }
 
+/// A listing that fails past its first page (the next pages are fetched while the first
+/// page's copies run) ends the snapshot failed, with no manifest; the next one completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_fails_part_way_writes_no_manifest() {
+    use futures_util::StreamExt;
+    let s = setup(false, "").await;
+    seed_media(&s.media).await;
+    // More than one page (ListObjectsV2 answers 1,000 keys at most).
+    let c = s3();
+    futures_util::stream::iter(0..1000)
+        .map(|i| {
+            let (c, media) = (c.clone(), s.media.clone());
+            async move {
+                c.put_object()
+                    .bucket(media)
+                    .key(format!("many/{i:04}.txt"))
+                    .body(format!("object {i}").into_bytes().into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let mut pages = s3()
+        .list_objects_v2()
+        .bucket(&s.media)
+        .into_paginator()
+        .send();
+    let mut total = 0;
+    while let Some(page) = pages.next().await {
+        total += page.unwrap().contents().len();
+    }
+    assert!(total > 1000);
+
+    s.r2.fail_continued_lists(true);
+    let r = s.run("/storage snapshot").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(r.text.contains("No manifest was written"), "{}", r.text);
+    assert!(r.text.contains("InternalError"), "{}", r.text);
+    assert!(keys(&s.backup, "media/snapshots/").await.is_empty());
+
+    s.r2.fail_continued_lists(false);
+    s.clock.advance(Duration::minutes(1));
+    let r = s.run("/storage snapshot").await;
+    ok(&r);
+    assert!(
+        r.text.contains(&format!(": {total} objects (")),
+        "{}",
+        r.text
+    );
+    assert_eq!(keys(&s.backup, "media/snapshots/").await.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_ridden_out_and_a_failing_object_is_reported_with_the_rest_restored() {
     let s = setup(false, "").await;
