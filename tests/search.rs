@@ -347,6 +347,26 @@ async fn api_health_checks_both_and_a_hang_is_a_timeout() {
     assert!(r.text.contains("timed out after 2 s"), "{}", r.text);
 }
 
+/// An answer far past what the API documents is read only to 64 KiB, and Meilisearch's is
+/// named as unreadable: nothing is taken from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_past_64_kib_are_cut_there_and_said_so() {
+    let s = setup_with(MASTER, None).await;
+    s.meili.set_documents("artworks", 1000);
+    s.meili.state.lock().unwrap().padding = 4 << 20;
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text.contains("an answer over 64 KiB (not read further)"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.len() < 4000, "{}", r.text.len());
+    s.meili.state.lock().unwrap().padding = 0;
+    let r = s.run("/search health").await;
+    outcome(&r, Outcome::Done);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_health_fails_when_only_the_web_is_down() {
     let meili = FakeMeili::start(MASTER).await;

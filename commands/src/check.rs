@@ -597,7 +597,7 @@ async fn http_probe(
         Ok(r) => {
             let status = r.status().as_u16();
             let ms = started.elapsed().as_millis();
-            let body = r.text().await.unwrap_or_default();
+            let body = crate::http::bounded_text(r, crate::http::MAX_BODY).await;
             Ok((status, ms, body))
         }
         Err(e) => Err(crate::http::describe(&e, total)),

@@ -30,8 +30,6 @@ const FIRST_BACKOFF_SECS: i64 = 5;
 const MAX_BACKOFF_SECS: i64 = 600;
 /// The longest wait a remote service's `Retry-After` can ask for.
 pub const MAX_RETRY_AFTER_SECS: i64 = 3600;
-/// The most of an error response's body read (the rest is never downloaded).
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// What stakeholders are told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -459,7 +457,7 @@ impl Engine {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry_after(v, self.now()));
-                let text = bounded_text(resp, MAX_ERROR_BODY).await;
+                let text = crate::http::bounded_text(resp, crate::http::MAX_BODY).await;
                 let detail = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
                     .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -499,18 +497,6 @@ pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i6
         (at.with_timezone(&chrono::Utc) - now).num_seconds()
     };
     Some(secs.clamp(0, MAX_RETRY_AFTER_SECS))
-}
-
-/// At most `max` bytes of a response's body as text; the rest is not read.
-async fn bounded_text(mut resp: reqwest::Response, max: usize) -> String {
-    let mut body = Vec::new();
-    while body.len() < max {
-        match resp.chunk().await {
-            Ok(Some(c)) => body.extend_from_slice(&c[..c.len().min(max - body.len())]),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// `/notify stakeholders`.

@@ -82,7 +82,7 @@ pub async fn probe(url: &str, bearer: Option<&str>, total: Duration) -> Probe {
         Ok(r) => {
             let status = r.status();
             let ms = started.elapsed().as_millis();
-            let body = r.text().await.unwrap_or_default();
+            let body = crate::http::bounded_text(r, crate::http::MAX_BODY).await;
             let own = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("status").and_then(|s| s.as_str().map(str::to_string)))

@@ -259,7 +259,7 @@ pub async fn reindex(
         Ok(r) if r.status().is_success() => None,
         Ok(r) => {
             let status = r.status().as_u16();
-            let body = r.text().await.unwrap_or_default();
+            let body = crate::http::bounded_text(r, crate::http::MAX_BODY).await;
             Some(format!(
                 "The platform refused the reindex: POST /admin/reindex answered {status}: {}",
                 render::truncate(body.trim(), 200)

@@ -182,11 +182,25 @@ impl Meili {
             why: http::describe(&e, self.timeout),
         })?;
         let status = r.status().as_u16();
-        let body = r.text().await.map_err(|e| MeiliError::Unreachable {
-            host: self.shown.clone(),
-            why: http::describe(&e, self.timeout),
-        })?;
-        let value: Option<Value> = serde_json::from_str(&body).ok();
+        let read =
+            http::read_bounded(r, http::MAX_BODY)
+                .await
+                .map_err(|e| MeiliError::Unreachable {
+                    host: self.shown.clone(),
+                    why: http::describe(&e, self.timeout),
+                })?;
+        let body = read.text();
+        if read.cut {
+            return Err(MeiliError::Garbled {
+                status,
+                body: format!(
+                    "an answer over {} KiB (not read further): {}",
+                    http::MAX_BODY / 1024,
+                    crate::render::truncate(body.trim(), 80)
+                ),
+            });
+        }
+        let value: Option<Value> = serde_json::from_slice(&read.bytes).ok();
         if (200..300).contains(&status) {
             return value.ok_or_else(|| MeiliError::Garbled {
                 status,

@@ -590,7 +590,7 @@ async fn upload_test(engine: &Engine, base: &str, token_env: &str) -> (bool, Str
         Ok(r) => {
             let status = r.status();
             let ms = started.elapsed().as_millis();
-            let body = r.text().await.unwrap_or_default();
+            let body = crate::http::bounded_text(r, crate::http::MAX_BODY).await;
             let body = render::truncate(body.trim(), 200);
             if status.is_success() {
                 (
