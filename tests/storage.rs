@@ -1715,3 +1715,100 @@ async fn old_snapshots_are_pruned_their_copies_swept_past_the_grace_and_kept_one
         assert!(audit.iter().any(|e| e.text.contains(k.as_str())), "{k}");
     }
 }
+
+/// An endpoint that accepts connections and never answers is given up on within
+/// `[storage] timeout_secs` (retries included), named, and nothing else is tried against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_bucket_endpoint_is_given_up_on_within_its_timeout_and_named() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = Config::from_toml(
+        "[people.alice]\nroles = [\"commander\"]\n\
+         [storage]\nregion = \"us-east-1\"\nbackup_bucket = \"bk\"\nmedia_bucket = \"media\"\ntimeout_secs = 2\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = HashMap::from([
+        ("R2_ENDPOINT".to_string(), endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "k".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET.to_string()),
+    ]);
+    let engine = Engine::new(
+        Arc::new(config),
+        Store::open(dir.path()).unwrap(),
+        Arc::new(ManualClock::new(t0())),
+    )
+    .with_env(Arc::new(move |k| env.get(k).cloned()));
+    let started = std::time::Instant::now();
+    let r = engine.run(&commander(), "/storage snapshot").await;
+    let took = started.elapsed();
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text.contains(&format!(
+            "no answer from {endpoint} within 2 s ([storage] timeout_secs)"
+        )),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains(SECRET), "{}", r.text);
+    // The SDK's three attempts, each waiting the whole timeout, would take 6 s.
+    assert!(took < std::time::Duration::from_millis(4500), "{took:?}");
+
+    let bad = Config::from_toml(
+        "[storage]\nbackup_bucket = \"bk\"\ntimeout_secs = 0\n",
+        std::path::Path::new("t.toml"),
+    );
+    assert!(bad.is_err_and(|e| {
+        e.to_string()
+            .contains("[storage] timeout_secs must be 1 to 600, not 0")
+    }));
+}
+
+/// The timeout bounds a request, not a download: a body that takes longer than
+/// `[storage] timeout_secs` to read still arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_longer_than_the_timeout_still_arrives_whole() {
+    let backup = bucket("drbot-slow-").await;
+    let body = bytes(7, 4 << 20);
+    s3().put_object()
+        .bucket(&backup)
+        .key("big.bin")
+        .body(body.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let config = Config::from_toml(
+        &format!(
+            "[storage]\nregion = \"us-east-1\"\nbackup_bucket = \"{backup}\"\ntimeout_secs = 1\n"
+        ),
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let storage = config.storage.clone().unwrap();
+    let env = |k: &str| match k {
+        "R2_ENDPOINT" => Some(moto().to_string()),
+        "AWS_ACCESS_KEY_ID" => Some("test".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("test".to_string()),
+        _ => None,
+    };
+    let b = drbot_commands::bucket::Bucket::from_config(&storage, &backup, &env).unwrap();
+    let (_, mut stream) = b.get("big.bin", None).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+        if started.elapsed() < std::time::Duration::from_millis(2500) {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    assert!(started.elapsed() > std::time::Duration::from_secs(2));
+    assert_eq!(got.len(), body.len());
+    assert!(got == body);
+}

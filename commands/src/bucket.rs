@@ -86,6 +86,8 @@ pub struct Bucket {
     client: aws_sdk_s3::Client,
     name: String,
     endpoint: String,
+    /// `[storage] timeout_secs`.
+    timeout: Duration,
 }
 
 /// Parts of a multipart upload (S3's minimum part is 5 MiB; 8 MiB keeps memory small).
@@ -107,9 +109,13 @@ impl Bucket {
             return Err(BucketError::KeysUnset);
         };
         let creds = Credentials::new(key, secret, None, None, "drbot-env");
+        // Every request, its retries included, ends within the timeout; a download's body is
+        // not part of it (the SDK hands the body over once the answer's head has come).
+        let timeout = Duration::from_secs(storage.timeout_secs);
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .read_timeout(timeout)
+            .operation_timeout(timeout)
             .build();
         let config = aws_sdk_s3::Config::builder()
             .behavior_version_latest()
@@ -125,6 +131,7 @@ impl Bucket {
             client: aws_sdk_s3::Client::from_conf(config),
             name: name.to_string(),
             endpoint: redact_url(endpoint.trim()),
+            timeout,
         })
     }
 
@@ -143,8 +150,18 @@ impl Bucket {
         E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
     {
         use aws_sdk_s3::error::SdkError;
+        let timed_out = match &e {
+            SdkError::TimeoutError(_) => true,
+            SdkError::DispatchFailure(d) => d.is_timeout(),
+            _ => false,
+        };
         let detail = match &e {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
+            _ if timed_out => format!(
+                "no answer from {} within {} s ([storage] timeout_secs)",
+                self.endpoint,
+                self.timeout.as_secs()
+            ),
+            SdkError::DispatchFailure(_) => format!(
                 "cannot reach {} ({})",
                 self.endpoint,
                 aws_sdk_s3::error::DisplayErrorContext(&e)

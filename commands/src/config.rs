@@ -423,7 +423,14 @@ pub struct StorageConfig {
     /// drbot's own snapshots of the media bucket, in the backup bucket.
     #[serde(default)]
     pub snapshots: SnapshotsConfig,
+    /// How long one request to a bucket may take, retries included, before drbot gives up on
+    /// it and names the endpoint (a download's body then streams for as long as it needs).
+    #[serde(default = "default_storage_timeout_secs")]
+    pub timeout_secs: u64,
 }
+
+/// The most `[storage] timeout_secs` may be: ten minutes.
+pub const MAX_STORAGE_TIMEOUT_SECS: u64 = 600;
 
 /// `[storage.snapshots]`: drbot's way back for a media bucket without object versioning (R2).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -491,6 +498,12 @@ impl StorageConfig {
                 snap.concurrency
             ));
         }
+        if !(1..=MAX_STORAGE_TIMEOUT_SECS).contains(&self.timeout_secs) {
+            return Err(format!(
+                "[storage] timeout_secs must be 1 to {MAX_STORAGE_TIMEOUT_SECS}, not {}",
+                self.timeout_secs
+            ));
+        }
         if !(5..=MAX_SINGLE_COPY_MIB).contains(&snap.part_copy_above_mib) {
             return Err(format!(
                 "[storage.snapshots] part_copy_above_mib must be 5 to {MAX_SINGLE_COPY_MIB}, not {}",
@@ -512,6 +525,9 @@ fn default_db_prefix() -> String {
 }
 fn default_meili_prefix() -> String {
     "meili/".to_string()
+}
+fn default_storage_timeout_secs() -> u64 {
+    60
 }
 
 /// `[backup]`.
