@@ -757,3 +757,37 @@ async fn a_name_taken_by_a_racing_create_database_is_recognised_as_taken() {
         .unwrap_err();
     assert!(!name_taken(&e), "{e:?}");
 }
+
+/// A bug inside a drill step (a panic, injected where the scratch database holds the restored
+/// backup) ends the drill failed, says so, and drops the scratch database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_drill_step_ends_it_failed_with_its_scratch_dropped() {
+    let mut d = setup("").await;
+    d.engine
+        .set_fail_points(Arc::new(|at: &str| at == "database drill: restored"));
+    d.upload(
+        &name_at(Utc::now() - chrono::Duration::minutes(5)),
+        &d.good_backup_script(),
+    )
+    .await;
+    let before = d.source.dump();
+    let r = d.run("/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(
+        r.text
+            .contains("drbot hit an internal error and stopped the drill")
+            && r.text
+                .contains("a failure injected at database drill: restored"),
+        "{}",
+        r.text
+    );
+    let drill = d.engine.store().drills().unwrap().remove(0);
+    assert_eq!(drill.status, DrillStatus::Failed);
+    assert_eq!(made(&drill).state, ScratchState::Dropped, "{drill:?}");
+    assert!(!database_exists(&made(&drill).name));
+    crate::support::assert_same_dump(&before, &d.source.dump(), "source after the drill");
+    // The drill lock is given back: the next drill runs.
+    d.engine.set_fail_points(Arc::new(|_: &str| false));
+    let r = d.run("/drill start kind:database").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+}

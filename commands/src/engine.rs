@@ -79,7 +79,12 @@ pub struct Engine {
     pub(crate) secrets: Secrets,
     /// Local copies of what preflights decoded, for the restores that follow them.
     spools: crate::spool::Spools,
+    /// Where a test makes drbot fail as a bug would ([`Engine::fail_point`]); none otherwise.
+    fail_points: Option<FailPoints>,
 }
+
+/// Says, for a named place in drbot, whether a test wants it to panic there.
+pub type FailPoints = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Engine {
     /// An engine over an opened store.
@@ -95,6 +100,7 @@ impl Engine {
             env: Arc::new(|k| std::env::var(k).ok()),
             restores: RestoreLocks::default(),
             secrets: Secrets::default(),
+            fail_points: None,
         }
         .with_secrets()
     }
@@ -125,6 +131,21 @@ impl Engine {
     pub fn with_env(mut self, env: Env) -> Engine {
         self.env = env;
         self.with_secrets()
+    }
+
+    /// Tests only: panics at the named places `points` picks, standing in for a bug there, so
+    /// that what drbot does after a bug (a drill ended, its scratch dropped) can be tested.
+    pub fn set_fail_points(&mut self, points: FailPoints) {
+        self.fail_points = Some(points);
+    }
+
+    /// A named place a test may make fail (see [`Engine::set_fail_points`]); without fail
+    /// points set, as always in drbot itself, nothing happens.
+    #[allow(clippy::panic)]
+    pub fn fail_point(&self, name: &str) {
+        if self.fail_points.as_ref().is_some_and(|f| f(name)) {
+            panic!("a failure injected at {name}");
+        }
     }
 
     /// Reads an environment variable.

@@ -250,6 +250,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
     )
     .await;
     let took = started.elapsed();
+    engine.fail_point("database drill: restored");
     match loaded {
         Ok(l) => {
             let mut roles = if l.roles_created.is_empty() {
