@@ -590,20 +590,28 @@ fn a_drill_killed_mid_restore_is_dropped_and_marked_interrupted_at_the_next_star
     assert_eq!(killed.state, ScratchState::Dropped, "{:?}", drill.scratch);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
+/// For a full drill: a media bucket with three objects and a snapshot of it, a backup taken
+/// 20 minutes ago, and an engine whose config has `extra` added and whose environment
+/// `extra_env`. Returns the media bucket's name, the engine and its directory.
+async fn full_drill_setup(
+    d: &D,
+    extra: &str,
+    extra_env: &[(&str, &str)],
+) -> (String, Engine, tempfile::TempDir) {
     let media = bucket("drbot-dmedia-").await;
-    let d = setup_with("", Arc::new(SystemClock), |_, _| drill_url()).await;
     let config = drills_config(&d.bucket, &d.key, "").replace(
         &format!("backup_bucket = \"{}\"", d.bucket),
         &format!(
             "backup_bucket = \"{}\"\nmedia_bucket = \"{media}\"",
             d.bucket
         ),
-    );
+    ) + extra;
     let dir = tempfile::tempdir().unwrap();
     let mut env = env_map(moto(), &d.source.url(), &d.staging.url());
     env.insert("DRILL_URL".to_string(), drill_url());
+    for (k, v) in extra_env {
+        env.insert(k.to_string(), v.to_string());
+    }
     let engine = Engine::new(
         Arc::new(Config::from_toml(&config, Path::new("t.toml")).unwrap()),
         Store::open(dir.path()).unwrap(),
@@ -624,6 +632,13 @@ async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
     .await;
     let snap = engine.run(&commander(), "/storage snapshot").await;
     assert_eq!(snap.outcome, Outcome::Done, "{}", snap.text);
+    (media, engine, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
+    let d = setup_with("", Arc::new(SystemClock), |_, _| drill_url()).await;
+    let (media, engine, _dir) = full_drill_setup(&d, "", &[]).await;
     let r = engine.run(&commander(), "/drill start kind:full").await;
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
     assert!(!r.full_text().contains(DRILL_PASSWORD));
@@ -677,11 +692,23 @@ async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
         drill.report
     );
     assert!(drill.report.contains("not checked"), "{}", drill.report);
+    // Every scratch resource made is dropped (a first name another drill had taken at the
+    // same moment was never created).
     assert!(
         drill
             .scratch
             .iter()
-            .all(|s| s.state == ScratchState::Dropped),
+            .all(|s| matches!(s.state, ScratchState::Dropped | ScratchState::NotCreated)),
+        "{:?}",
+        drill.scratch
+    );
+    assert_eq!(
+        drill
+            .scratch
+            .iter()
+            .filter(|s| s.state == ScratchState::Dropped)
+            .count(),
+        2,
         "{:?}",
         drill.scratch
     );
@@ -698,6 +725,70 @@ async fn a_full_drill_runs_both_drills_and_says_what_it_could_not_check() {
         .filter_map(|o| o.key().map(str::to_string))
         .collect();
     assert_eq!(keys, ["art/1.jpg", "art/2.png", "z.txt"]);
+}
+
+/// With search and the API configured, a full drill checks both for real: it passes while
+/// they are healthy and fails, naming search, once Meilisearch is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_drill_with_search_and_the_api_configured_checks_both() {
+    use crate::fake_meili::{FakeMeili, FakePlatform};
+    let meili = FakeMeili::start("drill-master-key").await;
+    let platform = FakePlatform::start(&meili, "drill-admin-token", "artworks", 3).await;
+    meili.set_documents("artworks", 3);
+    let d = setup_with("", Arc::new(SystemClock), |_, _| drill_url()).await;
+    let extra = format!(
+        "[search]\ntimeout_secs = 2\n[api]\nbase_url = \"{0}\"\nweb_url = \"{0}\"\ntimeout_secs = 2\n",
+        platform.base
+    );
+    let (_media, engine, _dir) = full_drill_setup(
+        &d,
+        &extra,
+        &[
+            ("MEILI_HOST", meili.host.as_str()),
+            ("MEILI_MASTER_KEY", "drill-master-key"),
+            ("ADMIN_TOKEN", "drill-admin-token"),
+        ],
+    )
+    .await;
+    let step = |engine: &Engine, n: usize, name: &str| {
+        engine.store().drills().unwrap()[n]
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .unwrap()
+    };
+    let r = engine.run(&commander(), "/drill start kind:full").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let search = step(&engine, 0, "/search health");
+    assert_eq!(search.ok, Some(true), "{search:?}");
+    assert!(search.detail.contains("Search is healthy"), "{search:?}");
+    let api = step(&engine, 0, "/api health");
+    assert_eq!(api.ok, Some(true), "{api:?}");
+    assert!(api.detail.contains("healthy: 200"), "{api:?}");
+    let drill = engine.store().drills().unwrap().remove(0);
+    for name in ["/search health", "/api health"] {
+        assert!(
+            drill
+                .report
+                .lines()
+                .any(|l| l.contains(&format!("| {name} |")) && l.contains("| passed |")),
+            "{}",
+            drill.report
+        );
+    }
+
+    // Meilisearch must restart: the drill fails there, and says so.
+    meili.state.lock().unwrap().unavailable = true;
+    let r = engine.run(&commander(), "/drill start kind:full").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    assert!(r.text.contains("search: "), "{}", r.text);
+    let search = step(&engine, 1, "/search health");
+    assert_eq!(search.ok, Some(false), "{search:?}");
+    assert_eq!(step(&engine, 1, "/api health").ok, Some(true));
+    assert!(
+        !r.full_text().contains("drill-master-key") && !r.full_text().contains("drill-admin-token")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

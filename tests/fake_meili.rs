@@ -473,6 +473,14 @@ impl FakePlatform {
                     let word = if status == 200 { "ok" } else { "degraded" };
                     (status, json!({"status": word}), s.health_delay)
                 }
+                // The platform's upload test (an upload to the media bucket and back), with the
+                // admin token.
+                ("POST", "/uploads/test") => {
+                    if r.headers.get("authorization") != Some(&format!("Bearer {token}")) {
+                        return (401, json!({"error": "unauthorized"}), Duration::ZERO);
+                    }
+                    (200, json!({"ok": true}), Duration::ZERO)
+                }
                 ("POST", "/admin/reindex") => {
                     let auth = r.headers.get("authorization").cloned();
                     s.reindex_calls.push(auth.clone());
