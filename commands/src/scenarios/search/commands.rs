@@ -53,6 +53,26 @@ fn follow_for(engine: &Engine) -> Duration {
     )
 }
 
+/// The longest ETA said as a time; past it, the reindex is said to be too slow to finish.
+const MAX_ETA_SECS: f64 = 30.0 * 86_400.0;
+
+/// `, ETA 3m20s` for `remaining` documents at `rate` a second; nothing when none remain or
+/// none are coming. Whatever the two numbers (a count from the database, a rate from
+/// Meilisearch's answers), this never overflows.
+fn eta_text(remaining: u64, rate: f64) -> String {
+    if remaining == 0 || !rate.is_finite() || rate <= 0.0 {
+        return String::new();
+    }
+    let secs = remaining as f64 / rate;
+    if secs > MAX_ETA_SECS {
+        return ", ETA over 30 days at this rate".to_string();
+    }
+    format!(
+        ", ETA {}",
+        render::duration(chrono::Duration::seconds(secs as i64))
+    )
+}
+
 /// The number of documents the database says the index should hold, if configured.
 async fn expected(engine: &Engine) -> Result<Option<u64>, String> {
     let Some(sql) = engine
@@ -347,14 +367,7 @@ async fn standing(
             } else {
                 docs as f64 * 100.0 / n as f64
             };
-            let eta = if rate > 0.0 && n > docs {
-                format!(
-                    ", ETA {}",
-                    render::duration(chrono::Duration::seconds(((n - docs) as f64 / rate) as i64))
-                )
-            } else {
-                String::new()
-            };
+            let eta = eta_text(n.saturating_sub(docs), rate);
             format!("{docs} of {n} documents ({pct:.1}%), {rate:.0}/s{eta}")
         }
         None => format!("{docs} documents, {rate:.0}/s (no expected count configured)"),
@@ -578,4 +591,23 @@ pub async fn dumps(
         ),
     )?;
     Ok(Reply::done(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eta_text;
+
+    #[test]
+    fn the_eta_is_bounded_whatever_the_counts() {
+        assert_eq!(eta_text(0, 10.0), "");
+        assert_eq!(eta_text(100, 0.0), "");
+        assert_eq!(eta_text(100, f64::NAN), "");
+        assert_eq!(eta_text(100, f64::INFINITY), "");
+        assert!(eta_text(1000, 10.0).starts_with(", ETA "));
+        // A count near u64::MAX at one document in an hour: no panic, said plainly.
+        assert_eq!(
+            eta_text(u64::MAX, 1.0 / 3600.0),
+            ", ETA over 30 days at this rate"
+        );
+    }
 }
