@@ -241,22 +241,49 @@ fn drop_beside(live: &str) {
     }
 }
 
+/// What every section of the bench shares.
+#[derive(Clone, Copy)]
+struct Bench<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    d: &'a Drbot,
+    env: &'a [(&'a str, String)],
+    /// The AWS CLI with moto's endpoint and keys.
+    aws: &'a str,
+    bucket_name: &'a str,
+    key: &'a support::AgeKey,
+    /// The work directory.
+    w: &'a str,
+    rounds: usize,
+}
+
+impl Bench<'_> {
+    /// The runbook's procedure into `url`: download the backup, then
+    /// `age -d | xz -d | psql -1`. Seconds.
+    fn runbook(&self, url: &str) -> f64 {
+        let w = self.w;
+        timed(&format!(
+            "{} s3 cp --quiet s3://{}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
+             age -d -i {} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{url}' > /dev/null && rm {w}/dl",
+            self.aws,
+            self.bucket_name,
+            self.key.file.display()
+        ))
+    }
+}
+
 /// Staged restores: approval to recovered (the load ran while the request waited; bob
 /// approves once it is loaded, which runs only the swap) against the runbook's procedure; the
 /// staged load alone against `psql -1 -f` ingest alone and `pg_restore -j 2` of the same
 /// database's custom-format dump, each into an empty database.
-#[allow(clippy::too_many_arguments)]
-fn staged_bench(
-    rt: &tokio::runtime::Runtime,
-    d: &Drbot,
-    env: &[(&str, String)],
-    aws: &str,
-    bucket_name: &str,
-    key: &support::AgeKey,
-    source: &TestDb,
-    w: &str,
-    rounds: usize,
-) {
+fn staged_bench(b: &Bench<'_>, source: &TestDb) {
+    let Bench {
+        rt,
+        d,
+        env,
+        w,
+        rounds,
+        ..
+    } = *b;
     // The sessions of the parallel staged load measured (drbot's default, 2).
     let sessions = env_num("DRBOT_BENCH_SESSIONS", 2);
     let live = TestDb::new("drbot_bench_live_");
@@ -285,12 +312,7 @@ fn staged_bench(
             scratch.recreate();
             drop_beside(&live.name);
             match (round + k) % 6 {
-                0 => base.push(timed(&format!(
-                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
-                     age -d -i {} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
-                    key.file.display(),
-                    scratch.url()
-                ))),
+                0 => base.push(b.runbook(&scratch.url())),
                 1 => {
                     let (pre, pre_rss, out) =
                         drbot_timed(d, "alice", "/db restore backup:latest target:live", &env);
@@ -362,18 +384,16 @@ fn timed(script: &str) -> f64 {
 /// Request to restored, under serve, bob approving 1 s after alice asked: against the
 /// runbook's procedure; with the preflight's parts in process (decode alone, decode and the
 /// rules) and the CLI's decode for scale.
-#[allow(clippy::too_many_arguments)]
-fn served_bench(
-    rt: &tokio::runtime::Runtime,
-    d: &Drbot,
-    env: &[(&str, String)],
-    aws: &str,
-    bucket_name: &str,
-    key: &support::AgeKey,
-    target: &TestDb,
-    w: &str,
-    rounds: usize,
-) {
+fn served_bench(b: &Bench<'_>, target: &TestDb) {
+    let Bench {
+        rt,
+        d,
+        env,
+        key,
+        w,
+        rounds,
+        ..
+    } = *b;
     let served = serve(d, env);
     // The same under a second serve that runs on glibc's allocator defaults (the variables
     // set, so drbot does not start itself again with its leaner ones): what they cost in time.
@@ -401,11 +421,7 @@ fn served_bench(
         for k in 0..6 {
             target.recreate();
             match (round + k) % 6 {
-                0 => base2.push(timed(&format!(
-                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
-                     age -d -i {ids} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
-                    target.url()
-                ))),
+                0 => base2.push(b.runbook(&target.url())),
                 1 => r2r.push(drbot_request_to_restored(d, "latest", env)),
                 2 => dec.push(drbot_decode_local(rt, &local_backup, &ids)),
                 3 => pre_in.push(drbot_preflight_local(rt, &local_backup, &ids)),
@@ -512,14 +528,24 @@ fn main() {
         ("SOURCE_URL", source.url()),
     ];
 
+    let b = Bench {
+        rt: &rt,
+        d: &d,
+        env: &env,
+        aws: &aws,
+        bucket_name: &bucket_name,
+        key: &key,
+        w: &w,
+        rounds,
+    };
     // DRBOT_BENCH_ONLY=staged: the staged section alone.
     if std::env::var("DRBOT_BENCH_ONLY").is_ok_and(|v| v == "staged") {
-        staged_bench(&rt, &d, &env, &aws, &bucket_name, &key, &source, &w, rounds);
+        staged_bench(&b, &source);
         return;
     }
     // DRBOT_BENCH_ONLY=served: request to restored under serve alone.
     if std::env::var("DRBOT_BENCH_ONLY").is_ok_and(|v| v == "served") {
-        served_bench(&rt, &d, &env, &aws, &bucket_name, &key, &target, &w, rounds);
+        served_bench(&b, &target);
         return;
     }
     let mut in_process = Vec::new();
@@ -536,12 +562,7 @@ fn main() {
         for k in 0..5 {
             target.recreate();
             match (round + k) % 5 {
-                0 => base.push(timed(&format!(
-                    "{aws} s3 cp --quiet s3://{bucket_name}/db/2026-01-01T00-00-00Z.sql.xz.age {w}/dl && \
-                     age -d -i {} {w}/dl | xz -d | psql -1 -q -X -v ON_ERROR_STOP=1 '{}' > /dev/null && rm {w}/dl",
-                    key.file.display(),
-                    target.url()
-                ))),
+                0 => base.push(b.runbook(&target.url())),
                 1 => local.push(timed(&format!(
                     "psql -1 -q -X -v ON_ERROR_STOP=1 -f {w}/plain.sql '{}' > /dev/null",
                     target.url()
@@ -598,9 +619,9 @@ fn main() {
         mp / mo
     );
 
-    served_bench(&rt, &d, &env, &aws, &bucket_name, &key, &target, &w, rounds);
+    served_bench(&b, &target);
 
-    staged_bench(&rt, &d, &env, &aws, &bucket_name, &key, &source, &w, rounds);
+    staged_bench(&b, &source);
 
     // Statement-heavy SQL: rows as INSERTs (pg_dump --inserts), where drbot parses every
     // statement with PostgreSQL's grammar; the same file through psql -1 -f.
