@@ -17,13 +17,7 @@ use crate::support::{AgeKey, Drbot, PG, TestDb, age_key, bucket, moto, put, sh};
 
 const DRILL_PASSWORD: &str = "drill-pass-7Hq2";
 
-/// The drill server's database names (`drbot_drill_<n>`) are the same for every test's first
-/// drills: a test that checks a name is gone must not see another test's drill take it just
-/// after. Each test holds the server while it runs (the race test holds it for both drbots).
-static SCRATCH_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 struct D {
-    _server: Option<tokio::sync::MutexGuard<'static, ()>>,
     _dir: tempfile::TempDir,
     engine: Engine,
     bucket: String,
@@ -58,19 +52,6 @@ async fn setup_with(
     clock: Arc<dyn Clock>,
     url: impl FnOnce(&TestDb, &TestDb) -> String,
 ) -> D {
-    let server = SCRATCH_SERVER.lock().await;
-    D {
-        _server: Some(server),
-        ..setup_sharing(extra, clock, url).await
-    }
-}
-
-/// [`setup_with`] for a test that holds the drill server already.
-async fn setup_sharing(
-    extra: &str,
-    clock: Arc<dyn Clock>,
-    url: impl FnOnce(&TestDb, &TestDb) -> String,
-) -> D {
     let key = age_key();
     let bucket = bucket("drbot-drill-").await;
     let source = TestDb::new("drbot_dsrc_");
@@ -84,7 +65,6 @@ async fn setup_sharing(
     let engine = Engine::new(Arc::new(config), Store::open(dir.path()).unwrap(), clock)
         .with_env(Arc::new(move |k: &str| env.get(k).cloned()));
     D {
-        _server: None,
         _dir: dir,
         engine,
         bucket,
@@ -815,10 +795,8 @@ async fn a_full_drill_with_search_and_the_api_configured_checks_both() {
 async fn two_drbots_drill_1_at_once_on_one_scratch_server_both_pass_under_two_names() {
     // Each drbot's first drill wants drbot_drill_1; started together they race for the name
     // (PostgreSQL then answers 23505 from pg_database's index, not 42P04).
-    let _server = SCRATCH_SERVER.lock().await;
     for round in 0..3 {
-        let unlocked = || setup_sharing("", Arc::new(SystemClock), |_, _| drill_url());
-        let (a, b) = tokio::join!(unlocked(), unlocked());
+        let (a, b) = tokio::join!(setup(""), setup(""));
         let taken = Utc::now() - chrono::Duration::minutes(10);
         a.upload(&name_at(taken), &a.good_backup_script()).await;
         b.upload(&name_at(taken), &b.good_backup_script()).await;
