@@ -138,6 +138,22 @@ fn database_exists(name: &str) -> bool {
         == "1"
 }
 
+/// The comment on database `name`, if it exists ("" for none).
+fn comment_on(name: &str) -> Option<String> {
+    let out = sh(&format!(
+        "psql -At -X '{PG}/postgres' -c \"SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = '{name}'\""
+    ));
+    let line = out.trim_end_matches('\n');
+    (!out.is_empty()).then(|| line.to_string())
+}
+
+/// Whether the scratch database `drill` made is still there: its name carrying the drill's mark.
+/// (By name alone, another test's drill that takes the same name just after would count.)
+fn still_there(engine: &Engine, drill: &drbot_state::Drill) -> bool {
+    let mark = drbot_commands::scenarios::drill::database::mark(engine, drill.id);
+    comment_on(&made(drill).name).is_some_and(|c| c == mark)
+}
+
 fn drop_database(name: &str) {
     sh(&format!(
         "psql -q -X '{PG}/postgres' -c 'DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)'"
@@ -201,7 +217,7 @@ async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_d
         name == "drbot_drill_1" || name.starts_with("drbot_drill_1_"),
         "{name}"
     );
-    assert!(!database_exists(&scratch.name));
+    assert!(!still_there(engine, &drill));
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after a drill");
     crate::support::assert_same_dump(&staging_before, &d.staging.dump(), "staging after a drill");
     // History and report answer from the store, with the trend chart.
@@ -256,6 +272,20 @@ async fn a_database_drill_restores_the_latest_backup_into_scratch_measures_and_d
     let name = made(&drill).name.clone();
     assert_eq!(made(&drill).state, ScratchState::Kept);
     assert!(database_exists(&name));
+    // It carries the drill's mark: the drill and this install's tag.
+    let dir = std::fs::canonicalize(d._dir.path()).unwrap();
+    let tag = sh(&format!("printf %s '{}' | sha256sum", dir.display()));
+    assert_eq!(
+        comment_on(&name).as_deref(),
+        Some(
+            format!(
+                "drbot DRILL-3 {}: a drill's scratch database, dropped when the drill ends",
+                &tag[..8]
+            )
+            .as_str()
+        )
+    );
+    assert!(still_there(engine, &drill));
     assert!(
         kept.text.contains(&format!("DROP DATABASE {name}")),
         "{}",
@@ -304,7 +334,7 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
     assert!(drill.rto_ms.is_none());
     assert!(drill.report.contains("not reached"), "{}", drill.report);
     assert_eq!(made(&drill).state, ScratchState::Dropped);
-    assert!(!database_exists(&made(&drill).name));
+    assert!(!still_there(&d.engine, &drill));
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after a failed drill");
     assert!(!d.recorded().contains(DRILL_PASSWORD));
     // An application query that fails fails the drill at step 4, and still drops the scratch.
@@ -333,7 +363,7 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
         r.text
     );
     let drill = d.engine.store().drills().unwrap().remove(0);
-    assert!(!database_exists(&made(&drill).name));
+    assert!(!still_there(&d.engine, &drill));
     // A database drbot did not create is never dropped. Drill 50 (no other test gets that far)
     // finds both of its names taken.
     while d.engine.store().drills().unwrap().len() < 49 {
@@ -377,6 +407,100 @@ async fn a_truncated_latest_backup_fails_the_drill_at_the_restore_with_scratch_d
             database_exists(name),
             "{name}, which drbot did not create, was dropped"
         );
+        drop_database(name);
+    }
+}
+
+/// A drill drbot stopped in recorded a name just before its CREATE DATABASE. At the next start
+/// only a database carrying that drill's mark is dropped: another drbot's drill that won the
+/// name, or anyone's database of that name, is left alone and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_drill_drops_only_databases_carrying_its_mark() {
+    let d = setup("").await;
+    let unique = TestDb::new("drbot_mark_");
+    let names = [1, 2, 3].map(|i| format!("{}_{i}", unique.name));
+    let id = drbot_state::DrillId(1);
+    let ours = drbot_commands::scenarios::drill::database::mark(&d.engine, id);
+    let comments = [
+        Some(ours.clone()),
+        Some(
+            "drbot DRILL-1 0badc0de: a drill's scratch database, dropped when the drill ends"
+                .to_string(),
+        ),
+        None,
+    ];
+    for (name, comment) in names.iter().zip(&comments) {
+        let mut args = vec![format!("CREATE DATABASE \"{name}\"")];
+        if let Some(c) = comment {
+            let c = c.replace('\'', "''");
+            args.push(format!("COMMENT ON DATABASE \"{name}\" IS '{c}'"));
+        }
+        for sql in args {
+            let out = Command::new("psql")
+                .args([
+                    "-q",
+                    "-X",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    &format!("{PG}/postgres"),
+                    "-c",
+                    &sql,
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{sql}: {out:?}");
+        }
+    }
+    let scratch = names
+        .iter()
+        .map(|n| drbot_state::Scratch {
+            kind: "database".into(),
+            name: n.clone(),
+            state: ScratchState::Planned,
+        })
+        .collect();
+    crate::support::stage_drill(d.engine.store(), "database", DrillStatus::Running, scratch);
+    let lines = drbot_commands::scenarios::drill::recover(&d.engine).await;
+    let text = lines.join("\n");
+    assert!(
+        text.contains(&format!("dropped database {}", names[0])),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "left database {} alone: it is marked as drbot DRILL-1 0badc0de's",
+            names[1]
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "left database {} alone: it carries no drbot drill's mark",
+            names[2]
+        )),
+        "{text}"
+    );
+    assert_eq!(comment_on(&names[0]), None, "{text}");
+    assert_eq!(comment_on(&names[1]).as_deref(), comments[1].as_deref());
+    assert_eq!(comment_on(&names[2]).as_deref(), Some(""));
+    // Recorded as not this drill's, so no later cleanup tries them again.
+    let drill = d.engine.store().drills().unwrap().remove(0);
+    assert_eq!(drill.status, DrillStatus::Interrupted);
+    let states: Vec<_> = drill.scratch.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            ScratchState::Dropped,
+            ScratchState::NotCreated,
+            ScratchState::NotCreated
+        ]
+    );
+    assert!(
+        drbot_commands::scenarios::drill::cleanup(&d.engine, true)
+            .await
+            .is_empty()
+    );
+    for name in &names[1..] {
         drop_database(name);
     }
 }
@@ -557,8 +681,10 @@ fn a_drill_killed_mid_restore_is_dropped_and_marked_interrupted_at_the_next_star
     };
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        database_exists(&scratch),
+    let mark = format!("{session}: a drill's scratch database, dropped when the drill ends");
+    assert_eq!(
+        comment_on(&scratch),
+        Some(mark.clone()),
         "the kill came too late to test anything"
     );
     // The next start of drbot (any command) drops it and marks the drill interrupted.
@@ -575,7 +701,8 @@ fn a_drill_killed_mid_restore_is_dropped_and_marked_interrupted_at_the_next_star
         "{stderr}"
     );
     assert!(stdout.contains("DRILL-1 database interrupted"), "{stdout}");
-    assert!(!database_exists(&scratch));
+    // Gone (the name may be another test's drill's again by now: it carries this one's mark).
+    assert_ne!(comment_on(&scratch), Some(mark));
     assert!(!stdout.contains(DRILL_PASSWORD) && !stderr.contains(DRILL_PASSWORD));
     let store = Store::open(&install.data_dir()).unwrap();
     let drill = store.drills().unwrap().remove(0);
@@ -875,7 +1002,7 @@ async fn a_panic_inside_a_drill_step_ends_it_failed_with_its_scratch_dropped() {
     let drill = d.engine.store().drills().unwrap().remove(0);
     assert_eq!(drill.status, DrillStatus::Failed);
     assert_eq!(made(&drill).state, ScratchState::Dropped, "{drill:?}");
-    assert!(!database_exists(&made(&drill).name));
+    assert!(!still_there(&d.engine, &drill));
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after the drill");
     // The drill lock is given back: the next drill runs.
     d.engine.set_fail_points(Arc::new(|_: &str| false));

@@ -118,6 +118,11 @@ pub struct KeySplit {
     pub constraint: String,
 }
 
+/// `s` as a string literal (standard_conforming_strings, on since PostgreSQL 9.1).
+pub(crate) fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// `s` as an identifier, always quoted.
 pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))

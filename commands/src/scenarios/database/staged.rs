@@ -102,10 +102,7 @@ async fn connect(server: &Target) -> Result<Client, String> {
     server.connect().await.map_err(|e| e.to_string())
 }
 
-/// A SQL string literal.
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+use super::sql::quote_literal as literal;
 
 /// A database setting as `ALTER DATABASE … SET` takes it: list settings (`search_path`) as
 /// their quoted elements, as pg_dump writes them; the rest as one string.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use drbot_state::ScratchState;
+use drbot_state::{DrillId, ScratchState};
 
 use super::record::{Run, secs};
 use crate::engine::Engine;
@@ -45,9 +45,9 @@ pub fn drill_server(engine: &Engine) -> Result<Target, CommandError> {
 
 /// This drbot's tag: 8 hex of its data directory's path, so two drbots (staging's and
 /// production's, or tests run side by side) sharing a drill server tell their drills apart.
-fn tag(run: &Run<'_>) -> String {
+fn tag(engine: &Engine) -> String {
     use sha2::{Digest, Sha256};
-    let dir = run.engine.store().path();
+    let dir = engine.store().path();
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Sha256::digest(dir.to_string_lossy().as_bytes())
         .iter()
@@ -62,7 +62,7 @@ pub fn scratch_names(run: &Run<'_>) -> [String; 2] {
     let n = run.id.0;
     [
         format!("drbot_drill_{n}"),
-        format!("drbot_drill_{n}_{}", tag(run)),
+        format!("drbot_drill_{n}_{}", tag(run.engine)),
     ]
 }
 
@@ -76,9 +76,20 @@ pub fn name_taken(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// The application name the drill's sessions show in `pg_stat_activity`.
-pub fn session_name(run: &Run<'_>) -> String {
-    format!("drbot {} {}", run.id, tag(run))
+/// Who a drill is: `drbot DRILL-<n> <tag>`. Its sessions show it as their application name in
+/// `pg_stat_activity`, and its scratch database carries it in [`mark`].
+pub fn owner(engine: &Engine, id: DrillId) -> String {
+    format!("drbot {id} {}", tag(engine))
+}
+
+/// The comment drbot puts on a scratch database it created. Only a database carrying its
+/// drill's mark is ever dropped: a name recorded just before a CREATE DATABASE that another
+/// drbot's won (and drbot stopped before recording that) is someone else's database.
+pub fn mark(engine: &Engine, id: DrillId) -> String {
+    format!(
+        "{}: a drill's scratch database, dropped when the drill ends",
+        owner(engine, id)
+    )
 }
 
 /// Creates the scratch database (recorded first) and returns its name and a target for it. A
@@ -107,9 +118,31 @@ async fn create(run: &Run<'_>, server: &Target) -> Result<(String, Target), Stri
                 run.scratch_is(SCRATCH_DATABASE, &name, ScratchState::Created)
                     .await
                     .map_err(|e| e.to_string())?;
+                let comment = format!(
+                    "COMMENT ON DATABASE {} IS {}",
+                    quote_ident(&name),
+                    crate::scenarios::database::sql::quote_literal(&mark(run.engine, run.id))
+                );
+                if let Err(e) = client.batch_execute(&comment).await {
+                    // Ours (this session made it) but unmarked: gone again before anything else.
+                    let why = crate::pg::pg_error(&e);
+                    let sql = format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&name)
+                    );
+                    if client.batch_execute(&sql).await.is_ok() {
+                        let _ = run
+                            .scratch_is(SCRATCH_DATABASE, &name, ScratchState::Dropped)
+                            .await;
+                    }
+                    return Err(format!(
+                        "marking {name} on {} as this drill's failed: {why}",
+                        server.shown()
+                    ));
+                }
                 let target = server
                     .with_database(&format!("scratch {name}"), &name)
-                    .with_application_name(&session_name(run));
+                    .with_application_name(&owner(run.engine, run.id));
                 return Ok((name, target));
             }
             Err(e) => {
@@ -137,14 +170,48 @@ async fn create(run: &Run<'_>, server: &Target) -> Result<(String, Target), Stri
     ))
 }
 
-/// Drops a scratch database drbot created (its sessions closed first).
-pub async fn drop_scratch(server: &Target, name: &str) -> Result<(), String> {
+/// What became of a scratch database drbot set out to drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dropped {
+    /// Dropped, or already gone.
+    Gone,
+    /// Left alone: it does not carry the drill's [`mark`] (another drbot's, or one drbot
+    /// stopped before marking). Says whose it looks like.
+    NotOurs(String),
+}
+
+/// Drops a scratch database drbot created (its sessions closed first) if it carries `mark`.
+pub async fn drop_scratch(server: &Target, name: &str, mark: &str) -> Result<Dropped, String> {
     let client = server.connect().await.map_err(|e| e.to_string())?;
+    let found = client
+        .query_opt(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| crate::pg::pg_error(&e))?;
+    let Some(row) = found else {
+        return Ok(Dropped::Gone);
+    };
+    let comment: Option<String> = row.try_get(0).map_err(|e| crate::pg::pg_error(&e))?;
+    if comment.as_deref() != Some(mark) {
+        // Another drbot's owner is shown; any other comment is not (it could say anything).
+        let other = comment
+            .as_deref()
+            .and_then(|c| c.split_once(':'))
+            .map(|(who, _)| who)
+            .filter(|who| who.starts_with("drbot DRILL-") && who.len() <= 40);
+        return Ok(Dropped::NotOurs(match other {
+            Some(who) => format!("it is marked as {who}'s"),
+            None => "it carries no drbot drill's mark".to_string(),
+        }));
+    }
     let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
     client
         .batch_execute(&sql)
         .await
-        .map_err(|e| format!("DROP DATABASE {name} failed: {}", crate::pg::pg_error(&e)))
+        .map_err(|e| format!("DROP DATABASE {name} failed: {}", crate::pg::pg_error(&e)))?;
+    Ok(Dropped::Gone)
 }
 
 /// Runs the database drill's steps on `run`. Returns why it failed, if it did. The scratch
@@ -175,11 +242,14 @@ pub async fn drill(run: &Run<'_>, keep: bool) -> Result<(), String> {
             .scratch_is(SCRATCH_DATABASE, &name, ScratchState::Kept)
             .await;
     } else {
-        match drop_scratch(&server, &name).await {
-            Ok(()) => {
+        match drop_scratch(&server, &name, &mark(engine, run.id)).await {
+            Ok(Dropped::Gone) => {
                 let _ = run
                     .scratch_is(SCRATCH_DATABASE, &name, ScratchState::Dropped)
                     .await;
+            }
+            Ok(Dropped::NotOurs(why)) => {
+                tracing::warn!(drill = %run.id, database = %name, "scratch database left alone: {why}");
             }
             Err(e) => {
                 tracing::warn!(drill = %run.id, error = %e, "scratch database not dropped");

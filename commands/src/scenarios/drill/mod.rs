@@ -243,13 +243,9 @@ pub async fn run_drill(
             );
             tracing::error!(drill = %run.id, "{why}");
             if let Ok(d) = run.drill() {
-                let dropped = drop_recorded(engine, &d).await;
+                let cleared = drop_recorded(engine, &d).await;
                 let _ = engine.store().update_drill(d.id, |r| {
-                    for s in r.scratch.iter_mut() {
-                        if dropped.iter().any(|x| x.kind == s.kind && x.name == s.name) {
-                            s.state = ScratchState::Dropped;
-                        }
-                    }
+                    cleared.apply(r);
                     Ok::<_, CommandError>(Vec::new())
                 });
             }
@@ -519,14 +515,51 @@ fn report_cmd(engine: &Engine, inv: &Invocation) -> Result<Reply, CommandError> 
     Ok(reply)
 }
 
-/// Drops each scratch resource; returns the ones dropped and, for the others, why not.
-async fn drop_each(engine: &Engine, left: &[Scratch]) -> (Vec<Scratch>, Vec<String>) {
-    let mut done = Vec::new();
-    let mut kept = Vec::new();
+/// What dropping a drill's scratch resources did.
+#[derive(Default)]
+struct Cleared {
+    /// Dropped, or already gone.
+    done: Vec<Scratch>,
+    /// Left alone, not carrying the drill's mark: a line each.
+    not_ours: Vec<(Scratch, String)>,
+    /// Not dropped (the server was down): a line each; tried again later.
+    kept: Vec<String>,
+}
+
+impl Cleared {
+    /// Writes it into the drill's record: dropped ones Dropped; ones that are not the drill's
+    /// NotCreated, so no later cleanup touches them.
+    fn apply(&self, r: &mut Drill) {
+        for s in r.scratch.iter_mut() {
+            let same = |x: &Scratch| x.kind == s.kind && x.name == s.name;
+            if self.done.iter().any(same) {
+                s.state = ScratchState::Dropped;
+            } else if self.not_ours.iter().any(|(x, _)| same(x)) {
+                s.state = ScratchState::NotCreated;
+            }
+        }
+    }
+}
+
+/// Drops each of drill `id`'s scratch resources, a database only when it carries the drill's
+/// mark.
+async fn drop_each(engine: &Engine, id: DrillId, left: &[Scratch]) -> Cleared {
+    let mut out = Cleared::default();
     for s in left {
         let dropped = if s.kind == database::SCRATCH_DATABASE {
             match database::drill_server(engine) {
-                Ok(server) => database::drop_scratch(&server, &s.name).await,
+                Ok(server) => {
+                    match database::drop_scratch(&server, &s.name, &database::mark(engine, id))
+                        .await
+                    {
+                        Ok(database::Dropped::Gone) => Ok(()),
+                        Ok(database::Dropped::NotOurs(why)) => {
+                            out.not_ours.push((s.clone(), why));
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e.to_string()),
             }
         } else {
@@ -539,22 +572,22 @@ async fn drop_each(engine: &Engine, left: &[Scratch]) -> (Vec<Scratch>, Vec<Stri
             }
         };
         match dropped {
-            Ok(()) => done.push(s.clone()),
-            Err(e) => kept.push(format!("{} {} ({e})", s.kind, s.name)),
+            Ok(()) => out.done.push(s.clone()),
+            Err(e) => out.kept.push(format!("{} {} ({e})", s.kind, s.name)),
         }
     }
-    (done, kept)
+    out
 }
 
-/// Drops what a drill recorded and has not dropped; returns what was dropped.
-async fn drop_recorded(engine: &Engine, d: &Drill) -> Vec<Scratch> {
+/// Drops what a drill recorded and has not dropped.
+async fn drop_recorded(engine: &Engine, d: &Drill) -> Cleared {
     let left: Vec<Scratch> = d
         .scratch
         .iter()
         .filter(|s| matches!(s.state, ScratchState::Planned | ScratchState::Created))
         .cloned()
         .collect();
-    drop_each(engine, &left).await.0
+    drop_each(engine, d.id, &left).await
 }
 
 /// At start: drops what drills that were running when drbot stopped had recorded, and marks
@@ -588,11 +621,12 @@ pub async fn cleanup(engine: &Engine, leftovers: bool) -> Vec<String> {
         if !wanted {
             continue;
         }
-        let (done, kept) = drop_each(engine, &left).await;
+        let cleared = drop_each(engine, d.id, &left).await;
+        let (done, kept) = (&cleared.done, &cleared.kept);
         let now = engine.now();
         let was_running = d.status == DrillStatus::Running;
         let text = format!(
-            "{}: the {} drill {}{}{}",
+            "{}: the {} drill {}{}{}{}",
             d.id,
             d.kind,
             if was_running {
@@ -611,6 +645,14 @@ pub async fn cleanup(engine: &Engine, leftovers: bool) -> Vec<String> {
                         .join(", ")
                 )
             },
+            cleared
+                .not_ours
+                .iter()
+                .map(|(s, why)| format!(
+                    "; left {} {} alone: {why}, so drbot cannot tell it made it (drop it by hand if it is this drill's)",
+                    s.kind, s.name
+                ))
+                .collect::<String>(),
             if kept.is_empty() {
                 ".".to_string()
             } else {
@@ -622,11 +664,7 @@ pub async fn cleanup(engine: &Engine, leftovers: bool) -> Vec<String> {
         );
         let entry = engine.system_entry(EntryKind::Command, &text);
         let changed = engine.store().update_drill(d.id, |r| {
-            for s in r.scratch.iter_mut() {
-                if done.iter().any(|x| x.kind == s.kind && x.name == s.name) {
-                    s.state = ScratchState::Dropped;
-                }
-            }
+            cleared.apply(r);
             if r.status == DrillStatus::Running {
                 r.status = DrillStatus::Interrupted;
                 r.finished_at = Some(now);
