@@ -33,7 +33,7 @@ fn note(text: &str) -> serde_json::Value {
 }
 
 /// One command over the control socket; the time until its reply.
-async fn over_socket(socket: std::path::PathBuf, line: String) -> (f64, i64) {
+async fn over_socket(socket: std::path::PathBuf, line: String) -> (f64, i64, String) {
     let started = Instant::now();
     let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
     let mut body = serde_json::to_vec(&json!({ "as_name": null, "line": line })).unwrap();
@@ -46,6 +46,7 @@ async fn over_socket(socket: std::path::PathBuf, line: String) -> (f64, i64) {
             return (
                 started.elapsed().as_secs_f64() * 1000.0,
                 v["exit"].as_i64().unwrap_or(-1),
+                l,
             );
         }
     }
@@ -53,6 +54,9 @@ async fn over_socket(socket: std::path::PathBuf, line: String) -> (f64, i64) {
 }
 
 fn percentiles(mut v: Vec<f64>) -> String {
+    if v.is_empty() {
+        return "not measured".to_string();
+    }
     v.sort_by(|a, b| a.total_cmp(b));
     let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     format!(
@@ -84,19 +88,28 @@ fn main() {
         }
         eprintln!("load: {INCIDENTS} incidents declared");
         let socket = d.data_dir().join("drbot.sock");
+        // DRBOT_LOAD_DOORS=discord|socket sends through one door only (to tell them apart).
+        let doors = std::env::var("DRBOT_LOAD_DOORS").unwrap_or_default();
+        let (use_discord, use_socket) = (doors != "socket", doors != "discord");
         let mut sent = HashMap::new();
         let mut socket_calls = tokio::task::JoinSet::new();
         for n in 0..PER_INCIDENT / 2 {
             for k in 0..INCIDENTS {
                 let id = 20_000 + n * INCIDENTS + k;
-                sent.insert(id, Instant::now());
-                fake.dispatch(
-                    "INTERACTION_CREATE",
-                    command(id, 11, "alice", &[], 1000 + k, note(&format!("discord-{k}-{n}."))),
-                );
+                if use_discord {
+                    sent.insert(id, Instant::now());
+                    fake.dispatch(
+                        "INTERACTION_CREATE",
+                        command(id, 11, "alice", &[], 1000 + k, note(&format!("discord-{k}-{n}."))),
+                    );
+                }
+                if !use_socket {
+                    continue;
+                }
                 socket_calls.spawn(over_socket(
                     socket.clone(),
-                    format!("/incident note text:socket-{k}-{n}. incident:INC-{}", k + 1),
+                    // The free text goes last: it takes the rest of the line.
+                    format!("/incident note incident:INC-{} text:socket-{k}-{n}.", k + 1),
                 ));
             }
         }
@@ -106,11 +119,11 @@ fn main() {
             if socket_ms.len() % 100 == 0 {
                 eprintln!("load: {} socket replies", socket_ms.len());
             }
-            let (ms, exit) = r.unwrap();
-            assert_eq!(exit, 0, "a socket command failed");
+            let (ms, exit, text) = r.unwrap();
+            assert_eq!(exit, 0, "a socket command failed: {text}");
             socket_ms.push(ms);
         }
-        let total = (INCIDENTS * PER_INCIDENT / 2) as usize;
+        let total = if use_discord { (INCIDENTS * PER_INCIDENT / 2) as usize } else { 0 };
         let discord_ms = fake.ack_latencies(&sent, total, Duration::from_secs(120)).await;
         // Every Discord note is recorded once its reply is edited in; give the last ones time.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -129,6 +142,9 @@ fn main() {
                 .collect();
             for n in 0..PER_INCIDENT / 2 {
                 for door in ["discord", "socket"] {
+                    if (door == "discord" && !use_discord) || (door == "socket" && !use_socket) {
+                        continue;
+                    }
                     let needle = format!("{door}-{k}-{n}.");
                     match texts.iter().filter(|t| t.contains(&needle)).count() {
                         0 => missing += 1,

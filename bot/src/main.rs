@@ -95,8 +95,10 @@ fn lean_allocator() {}
 fn main() -> ExitCode {
     lean_allocator();
     let args = cli::Cli::parse();
+    // serenity's own spans are at info: formatting each HTTP request's fields cost serve a
+    // few percent of its CPU under load (bot/benches/load.rs); its warnings still show.
     let default_level = match args.command {
-        cli::Command::Serve => "info",
+        cli::Command::Serve => "info,serenity=warn",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -116,8 +118,8 @@ fn main() -> ExitCode {
         eprintln!("drbot: internal error{at}: {}", redact(&what));
     }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // More workers than cores: a store write may wait out a flush's fsync on its worker,
-        // and Discord acknowledgements must not queue behind it (bot/benches/load.rs).
+        // More workers than cores, so Discord acknowledgements do not queue behind a task in
+        // blocking work (a store write that waits for a flush leaves its worker first).
         .worker_threads(4)
         .enable_all()
         .build()

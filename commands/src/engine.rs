@@ -45,12 +45,13 @@ impl Place {
         }
     }
 
-    /// True when a command typed here applies to `incident` without naming it.
-    fn sees(&self, incident: &Incident) -> bool {
+    /// The active incidents a command typed here applies to without naming one: any on the
+    /// console, the channel's own in a channel, none in a drill.
+    fn active_incidents(&self, store: &Store) -> Result<Vec<Incident>, drbot_state::StateError> {
         match self {
-            Place::Local => true,
-            Place::Channel(_) => incident.place == self.key(),
-            Place::Drill => false,
+            Place::Local => store.active_incidents(),
+            Place::Channel(_) => store.active_incidents_in(&self.key()),
+            Place::Drill => Ok(Vec::new()),
         }
     }
 }
@@ -218,12 +219,7 @@ impl Engine {
             }
             return Ok(incident);
         }
-        let mut seen: Vec<Incident> = self
-            .store
-            .active_incidents()?
-            .into_iter()
-            .filter(|i| ctx.place.sees(i))
-            .collect();
+        let mut seen = ctx.place.active_incidents(&self.store)?;
         match seen.len() {
             0 => Err(CommandError::Refused(
                 "There is no open incident here. Declare one with /incident declare scenario:<database|storage|search|full> severity:<sev1|sev2|sev3> title:<what is broken>."
@@ -279,12 +275,11 @@ impl Engine {
         if named.is_some() {
             return named;
         }
-        let seen: Vec<IncidentId> = self
-            .store
-            .active_incidents()
+        let seen: Vec<IncidentId> = ctx
+            .place
+            .active_incidents(&self.store)
             .ok()?
             .into_iter()
-            .filter(|i| ctx.place.sees(i))
             .map(|i| i.id)
             .collect();
         (seen.len() == 1).then(|| seen[0])

@@ -93,9 +93,9 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
     let place = ctx.place.key();
     if let Some(open) = engine
         .store()
-        .active_incidents()?
+        .active_incidents_in(&place)?
         .into_iter()
-        .find(|i| i.place == place)
+        .next()
     {
         return Err(CommandError::Refused(format!(
             "{} “{}” is still {} here (declared {} by {}). One incident per channel: add to it, \

@@ -136,6 +136,15 @@ impl Drop for Writing<'_> {
 /// A stored key and value.
 type Row = (Vec<u8>, Vec<u8>);
 
+impl Head {
+    fn of(i: &Incident) -> Head {
+        Head {
+            place: i.place.clone(),
+            active: i.is_active(),
+        }
+    }
+}
+
 /// What an export document says it is.
 const EXPORT_FORMAT: &str = "drbot-state";
 /// The export document's layout version.
@@ -244,6 +253,30 @@ pub struct Store {
     flushed: std::sync::Arc<tokio::sync::Mutex<u64>>,
     /// See [`names::SEQ_FLOOR_KEY`].
     seq_floor: u64,
+    /// Every incident's place and whether it is active, by id: built on first use, then
+    /// kept by this process's writes (the directory lock makes it the only writer). Every
+    /// command typed in a channel looks for the incident that channel sees; decoding every
+    /// stored incident for it was most of a command's CPU under load (bot/benches/load.rs).
+    heads: std::sync::Arc<std::sync::Mutex<Option<std::collections::BTreeMap<u64, Head>>>>,
+}
+
+/// What finding an incident by its place needs.
+#[derive(Debug)]
+struct Head {
+    place: String,
+    active: bool,
+}
+
+/// Runs `f`, which blocks, so that the async tasks of the worker calling it go on running:
+/// on a multi-threaded tokio runtime the worker hands its tasks to another thread first
+/// (`block_in_place`). Elsewhere (no runtime, a current-thread runtime, a blocking thread) `f`
+/// just runs.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 impl Store {
@@ -302,6 +335,7 @@ impl Store {
             generation: Default::default(),
             flushed: Default::default(),
             seq_floor,
+            heads: Default::default(),
             db,
         };
         store.migrate()?;
@@ -317,6 +351,35 @@ impl Store {
         }
     }
 
+    /// Runs a write: a writer's share of the gate, then `f`. When the gate is free, as it
+    /// nearly always is, `f` runs at once (sled's transactions work in memory). When a flush
+    /// (through its fsync) or an export holds the gate, the wait happens off the async
+    /// workers: a worker blocked on it would stall every task queued on it (Discord's
+    /// acknowledgements, the gateway, progress). Handing a worker's tasks over costs more
+    /// than most writes take, so it is done only when there is a wait.
+    fn write<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.gate.try_read() {
+            Ok(shared) => {
+                let _w = Writing {
+                    _shared: shared,
+                    generation: &self.generation,
+                };
+                f()
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                let _w = Writing {
+                    _shared: p.into_inner(),
+                    generation: &self.generation,
+                };
+                f()
+            }
+            Err(std::sync::TryLockError::WouldBlock) => off_worker(|| {
+                let _w = self.writing();
+                f()
+            }),
+        }
+    }
+
     /// A number that changes whenever anything is written (in this process).
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
@@ -325,25 +388,27 @@ impl Store {
     /// The whole state as one document (every tree, every key and value as stored), read
     /// while no write runs: restorable by [`Store::import`] on another host.
     pub fn export(&self, exported_at: &str) -> Result<Vec<u8>, StateError> {
-        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        let mut trees = serde_json::Map::new();
-        for name in names::TREES {
-            let tree = self.db.open_tree(name)?;
-            let mut rows = Vec::new();
-            for kv in tree.iter() {
-                let (k, v) = kv?;
-                rows.push(serde_json::json!([hex(&k), hex(&v)]));
+        off_worker(|| {
+            let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            let mut trees = serde_json::Map::new();
+            for name in names::TREES {
+                let tree = self.db.open_tree(name)?;
+                let mut rows = Vec::new();
+                for kv in tree.iter() {
+                    let (k, v) = kv?;
+                    rows.push(serde_json::json!([hex(&k), hex(&v)]));
+                }
+                trees.insert(name.to_string(), serde_json::Value::Array(rows));
             }
-            trees.insert(name.to_string(), serde_json::Value::Array(rows));
-        }
-        let doc = serde_json::json!({
-            "format": EXPORT_FORMAT,
-            "version": EXPORT_VERSION,
-            "schema": self.schema_version()?,
-            "exported_at": exported_at,
-            "trees": trees,
-        });
-        encode_plain(&doc)
+            let doc = serde_json::json!({
+                "format": EXPORT_FORMAT,
+                "version": EXPORT_VERSION,
+                "schema": self.schema_version()?,
+                "exported_at": exported_at,
+                "trees": trees,
+            });
+            encode_plain(&doc)
+        })
     }
 
     /// Fills the data directory `dir`, which must not hold any state yet, from an export.
@@ -520,7 +585,7 @@ impl Store {
 
     /// Writes everything to disk, blocking (for shutdown paths outside async code).
     pub fn flush_blocking(&self) -> Result<(), StateError> {
-        self.flush_alone().map(|_| ())
+        off_worker(|| self.flush_alone().map(|_| ()))
     }
 
     /// Flushes with no write running; returns the generation it covers.
@@ -537,24 +602,27 @@ impl Store {
         &self,
         build: impl Fn(IncidentId) -> Result<(Incident, Vec<NewEntry>), E>,
     ) -> Result<Incident, E> {
-        let _w = self.writing();
-        let floor = self.seq_floor;
-        let result =
-            (&self.meta, &self.incidents, &self.timeline).transaction(|(meta, inc, tl)| {
-                let next = meta
-                    .get(names::NEXT_INCIDENT_KEY)?
-                    .map(|v| decode_u64(&v))
-                    .unwrap_or(1);
-                let id = IncidentId(next);
-                let (incident, entries) = build(id).map_err(ConflictableTransactionError::Abort)?;
-                meta.insert(names::NEXT_INCIDENT_KEY, &(next + 1).to_be_bytes())?;
-                inc.insert(&id.0.to_be_bytes(), encode(&incident)?)?;
-                for e in entries {
-                    append_in(tl, floor, Some(id), e)?;
-                }
-                Ok(incident)
-            });
-        unwrap_tx(result)
+        self.write(|| {
+            let floor = self.seq_floor;
+            let result =
+                (&self.meta, &self.incidents, &self.timeline).transaction(|(meta, inc, tl)| {
+                    let next = meta
+                        .get(names::NEXT_INCIDENT_KEY)?
+                        .map(|v| decode_u64(&v))
+                        .unwrap_or(1);
+                    let id = IncidentId(next);
+                    let (incident, entries) =
+                        build(id).map_err(ConflictableTransactionError::Abort)?;
+                    meta.insert(names::NEXT_INCIDENT_KEY, &(next + 1).to_be_bytes())?;
+                    inc.insert(&id.0.to_be_bytes(), encode(&incident)?)?;
+                    for e in entries {
+                        append_in(tl, floor, Some(id), e)?;
+                    }
+                    Ok(incident)
+                });
+            unwrap_tx(result)
+        })
+        .inspect(|incident| self.written(incident))
     }
 
     /// Changes an incident with `change` and appends the timeline entries it returns, in one
@@ -564,12 +632,14 @@ impl Store {
         id: IncidentId,
         change: impl Fn(&mut Incident) -> Result<Vec<NewEntry>, E>,
     ) -> Result<Incident, E> {
-        self.update_record(
+        let incident = self.update_record(
             &self.incidents,
             id.0,
             || StateError::NoSuchIncident(id),
             change,
-        )
+        )?;
+        self.written(&incident);
+        Ok(incident)
     }
 
     /// The incident with this id, if there is one.
@@ -600,23 +670,63 @@ impl Store {
             .collect())
     }
 
+    /// The incidents in `place` that are not closed, oldest first. Only those are read.
+    pub fn active_incidents_in(&self, place: &str) -> Result<Vec<Incident>, StateError> {
+        let ids: Vec<u64> = {
+            let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+            if heads.is_none() {
+                let mut built = std::collections::BTreeMap::new();
+                for i in self.incidents()? {
+                    built.insert(i.id.0, Head::of(&i));
+                }
+                *heads = Some(built);
+            }
+            heads
+                .iter()
+                .flatten()
+                .filter(|(_, h)| h.active && h.place == place)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            // Checked again on the record itself: a write may have landed since.
+            if let Some(i) = self.incident(IncidentId(id))?
+                && i.is_active()
+                && i.place == place
+            {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps the heads up to date with an incident just written.
+    fn written(&self, incident: &Incident) {
+        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = heads.as_mut() {
+            h.insert(incident.id.0, Head::of(incident));
+        }
+    }
+
     /// Appends one entry to an incident's timeline.
     pub fn append_timeline(
         &self,
         id: IncidentId,
         entry: NewEntry,
     ) -> Result<TimelineEntry, StateError> {
-        let _w = self.writing();
-        let floor = self.seq_floor;
-        let result = (&self.incidents, &self.timeline).transaction(|(inc, tl)| {
-            if inc.get(id.0.to_be_bytes())?.is_none() {
-                return Err(ConflictableTransactionError::Abort(
-                    StateError::NoSuchIncident(id),
-                ));
-            }
-            append_in(tl, floor, Some(id), entry.clone())
-        });
-        unwrap_tx(result)
+        self.write(|| {
+            let floor = self.seq_floor;
+            let result = (&self.incidents, &self.timeline).transaction(|(inc, tl)| {
+                if inc.get(id.0.to_be_bytes())?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(
+                        StateError::NoSuchIncident(id),
+                    ));
+                }
+                append_in(tl, floor, Some(id), entry.clone())
+            });
+            unwrap_tx(result)
+        })
     }
 
     /// An incident's timeline, in the order it was written.
@@ -657,12 +767,13 @@ impl Store {
         incident: Option<IncidentId>,
         entry: NewEntry,
     ) -> Result<TimelineEntry, StateError> {
-        let _w = self.writing();
-        let seq = self.seq_floor + self.db.generate_id()?;
-        let stored = TimelineEntry::from_new(seq, incident, entry);
-        self.audit
-            .insert(seq.to_be_bytes(), encode_plain(&stored)?)?;
-        Ok(stored)
+        self.write(|| {
+            let seq = self.seq_floor + self.db.generate_id()?;
+            let stored = TimelineEntry::from_new(seq, incident, entry);
+            self.audit
+                .insert(seq.to_be_bytes(), encode_plain(&stored)?)?;
+            Ok(stored)
+        })
     }
 
     /// Creates an approval request from `build` (given the new id), with timeline entries on
@@ -671,23 +782,25 @@ impl Store {
         &self,
         build: impl Fn(RequestId) -> Result<(ApprovalRequest, Vec<NewEntry>), E>,
     ) -> Result<ApprovalRequest, E> {
-        let _w = self.writing();
-        let floor = self.seq_floor;
-        let result = (&self.meta, &self.approvals, &self.timeline, &self.audit).transaction(
-            |(meta, ap, tl, audit)| {
-                let next = meta
-                    .get(names::NEXT_REQUEST_KEY)?
-                    .map(|v| decode_u64(&v))
-                    .unwrap_or(1);
-                let id = RequestId(next);
-                let (request, entries) = build(id).map_err(ConflictableTransactionError::Abort)?;
-                meta.insert(names::NEXT_REQUEST_KEY, &(next + 1).to_be_bytes())?;
-                ap.insert(&id.0.to_be_bytes(), encode(&request)?)?;
-                append_entries(tl, audit, floor, request.incident, entries)?;
-                Ok(request)
-            },
-        );
-        unwrap_tx(result)
+        self.write(|| {
+            let floor = self.seq_floor;
+            let result = (&self.meta, &self.approvals, &self.timeline, &self.audit).transaction(
+                |(meta, ap, tl, audit)| {
+                    let next = meta
+                        .get(names::NEXT_REQUEST_KEY)?
+                        .map(|v| decode_u64(&v))
+                        .unwrap_or(1);
+                    let id = RequestId(next);
+                    let (request, entries) =
+                        build(id).map_err(ConflictableTransactionError::Abort)?;
+                    meta.insert(names::NEXT_REQUEST_KEY, &(next + 1).to_be_bytes())?;
+                    ap.insert(&id.0.to_be_bytes(), encode(&request)?)?;
+                    append_entries(tl, audit, floor, request.incident, entries)?;
+                    Ok(request)
+                },
+            );
+            unwrap_tx(result)
+        })
     }
 
     /// Changes an approval request with `change`, writing its entries with it, in one
@@ -733,25 +846,27 @@ impl Store {
         count: usize,
         build: impl Fn(&[u64]) -> Result<(Vec<OutboxItem>, Vec<NewEntry>), E>,
     ) -> Result<Vec<OutboxItem>, E> {
-        let _w = self.writing();
-        let floor = self.seq_floor;
-        let result = (&self.meta, &self.outbox, &self.timeline, &self.audit).transaction(
-            |(meta, ob, tl, audit)| {
-                let next = meta
-                    .get(names::NEXT_OUTBOX_KEY)?
-                    .map(|v| decode_u64(&v))
-                    .unwrap_or(1);
-                let ids: Vec<u64> = (next..next + count as u64).collect();
-                let (items, entries) = build(&ids).map_err(ConflictableTransactionError::Abort)?;
-                meta.insert(names::NEXT_OUTBOX_KEY, &(next + count as u64).to_be_bytes())?;
-                for item in &items {
-                    ob.insert(&item.id.to_be_bytes(), encode(item)?)?;
-                }
-                append_entries(tl, audit, floor, incident, entries)?;
-                Ok(items)
-            },
-        );
-        unwrap_tx(result)
+        self.write(|| {
+            let floor = self.seq_floor;
+            let result = (&self.meta, &self.outbox, &self.timeline, &self.audit).transaction(
+                |(meta, ob, tl, audit)| {
+                    let next = meta
+                        .get(names::NEXT_OUTBOX_KEY)?
+                        .map(|v| decode_u64(&v))
+                        .unwrap_or(1);
+                    let ids: Vec<u64> = (next..next + count as u64).collect();
+                    let (items, entries) =
+                        build(&ids).map_err(ConflictableTransactionError::Abort)?;
+                    meta.insert(names::NEXT_OUTBOX_KEY, &(next + count as u64).to_be_bytes())?;
+                    for item in &items {
+                        ob.insert(&item.id.to_be_bytes(), encode(item)?)?;
+                    }
+                    append_entries(tl, audit, floor, incident, entries)?;
+                    Ok(items)
+                },
+            );
+            unwrap_tx(result)
+        })
     }
 
     /// Writes a page with the deliveries and timeline entries of its newest round, in one
@@ -770,75 +885,78 @@ impl Store {
         once: Option<&str>,
         build: impl Fn(PageId, Option<Page>, u64) -> Result<(Page, Vec<OutboxItem>, Vec<NewEntry>), E>,
     ) -> Result<(Page, Vec<OutboxItem>), E> {
-        let _w = self.writing();
-        let floor = self.seq_floor;
-        let once_key = once.map(|k| format!("{}{k}", names::PAGE_ONCE_PREFIX));
-        let result = (
-            &self.meta,
-            &self.pages,
-            &self.outbox,
-            &self.timeline,
-            &self.audit,
-        )
-            .transaction(|(meta, pages, ob, tl, audit)| {
-                if let Some(k) = &once_key
-                    && let Some(done) = meta.get(k.as_bytes())?
-                {
-                    let raw = pages.get(done)?.ok_or_else(|| {
-                        ConflictableTransactionError::Abort(E::from(StateError::Inconsistent(
-                            format!("{k} names a page that is not stored"),
-                        )))
-                    })?;
-                    let page: Page = decode(&raw, || k.clone())
-                        .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
-                    return Ok((page, Vec::new()));
-                }
-                let (id, stored) = match id {
-                    Some(id) => {
-                        let raw = pages.get(id.0.to_be_bytes())?.ok_or_else(|| {
-                            ConflictableTransactionError::Abort(E::from(StateError::NoSuchPage(id)))
+        self.write(|| {
+            let floor = self.seq_floor;
+            let once_key = once.map(|k| format!("{}{k}", names::PAGE_ONCE_PREFIX));
+            let result = (
+                &self.meta,
+                &self.pages,
+                &self.outbox,
+                &self.timeline,
+                &self.audit,
+            )
+                .transaction(|(meta, pages, ob, tl, audit)| {
+                    if let Some(k) = &once_key
+                        && let Some(done) = meta.get(k.as_bytes())?
+                    {
+                        let raw = pages.get(done)?.ok_or_else(|| {
+                            ConflictableTransactionError::Abort(E::from(StateError::Inconsistent(
+                                format!("{k} names a page that is not stored"),
+                            )))
                         })?;
-                        let page: Page = decode(&raw, || id.to_string())
+                        let page: Page = decode(&raw, || k.clone())
                             .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
-                        (id, Some(page))
+                        return Ok((page, Vec::new()));
                     }
-                    None => {
-                        let next = meta
-                            .get(names::NEXT_PAGE_KEY)?
-                            .map(|v| decode_u64(&v))
-                            .unwrap_or(1);
-                        meta.insert(names::NEXT_PAGE_KEY, &(next + 1).to_be_bytes())?;
-                        (PageId(next), None)
+                    let (id, stored) = match id {
+                        Some(id) => {
+                            let raw = pages.get(id.0.to_be_bytes())?.ok_or_else(|| {
+                                ConflictableTransactionError::Abort(E::from(
+                                    StateError::NoSuchPage(id),
+                                ))
+                            })?;
+                            let page: Page = decode(&raw, || id.to_string())
+                                .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
+                            (id, Some(page))
+                        }
+                        None => {
+                            let next = meta
+                                .get(names::NEXT_PAGE_KEY)?
+                                .map(|v| decode_u64(&v))
+                                .unwrap_or(1);
+                            meta.insert(names::NEXT_PAGE_KEY, &(next + 1).to_be_bytes())?;
+                            (PageId(next), None)
+                        }
+                    };
+                    let first = meta
+                        .get(names::NEXT_OUTBOX_KEY)?
+                        .map(|v| decode_u64(&v))
+                        .unwrap_or(1);
+                    let (page, items, entries) =
+                        build(id, stored, first).map_err(ConflictableTransactionError::Abort)?;
+                    for (n, item) in items.iter().enumerate() {
+                        if item.id != first + n as u64 {
+                            return Err(ConflictableTransactionError::Abort(E::from(
+                                StateError::Inconsistent(format!(
+                                    "{id}'s deliveries are not numbered from {first}"
+                                )),
+                            )));
+                        }
+                        ob.insert(&item.id.to_be_bytes(), encode(item)?)?;
                     }
-                };
-                let first = meta
-                    .get(names::NEXT_OUTBOX_KEY)?
-                    .map(|v| decode_u64(&v))
-                    .unwrap_or(1);
-                let (page, items, entries) =
-                    build(id, stored, first).map_err(ConflictableTransactionError::Abort)?;
-                for (n, item) in items.iter().enumerate() {
-                    if item.id != first + n as u64 {
-                        return Err(ConflictableTransactionError::Abort(E::from(
-                            StateError::Inconsistent(format!(
-                                "{id}'s deliveries are not numbered from {first}"
-                            )),
-                        )));
+                    meta.insert(
+                        names::NEXT_OUTBOX_KEY,
+                        &(first + items.len() as u64).to_be_bytes(),
+                    )?;
+                    pages.insert(&id.0.to_be_bytes(), encode(&page)?)?;
+                    if let Some(k) = &once_key {
+                        meta.insert(k.as_bytes(), &id.0.to_be_bytes())?;
                     }
-                    ob.insert(&item.id.to_be_bytes(), encode(item)?)?;
-                }
-                meta.insert(
-                    names::NEXT_OUTBOX_KEY,
-                    &(first + items.len() as u64).to_be_bytes(),
-                )?;
-                pages.insert(&id.0.to_be_bytes(), encode(&page)?)?;
-                if let Some(k) = &once_key {
-                    meta.insert(k.as_bytes(), &id.0.to_be_bytes())?;
-                }
-                append_entries(tl, audit, floor, page.incident, entries)?;
-                Ok((page, items))
-            });
-        unwrap_tx(result)
+                    append_entries(tl, audit, floor, page.incident, entries)?;
+                    Ok((page, items))
+                });
+            unwrap_tx(result)
+        })
     }
 
     /// The page created under `once` by [`Store::write_page`], if one was.
@@ -912,21 +1030,22 @@ impl Store {
         missing: impl Fn() -> StateError,
         change: impl Fn(&mut T) -> Result<Vec<NewEntry>, E>,
     ) -> Result<T, E> {
-        let _w = self.writing();
-        let floor = self.seq_floor;
-        let result = (tree, &self.timeline, &self.audit).transaction(|(t, tl, audit)| {
-            let key = id.to_be_bytes();
-            let Some(raw) = t.get(key)? else {
-                return Err(ConflictableTransactionError::Abort(E::from(missing())));
-            };
-            let mut record: T = decode(&raw, || format!("{} {id}", T::WHAT))
-                .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
-            let entries = change(&mut record).map_err(ConflictableTransactionError::Abort)?;
-            t.insert(&key, encode(&record)?)?;
-            append_entries(tl, audit, floor, record.incident(), entries)?;
-            Ok(record)
-        });
-        unwrap_tx(result)
+        self.write(|| {
+            let floor = self.seq_floor;
+            let result = (tree, &self.timeline, &self.audit).transaction(|(t, tl, audit)| {
+                let key = id.to_be_bytes();
+                let Some(raw) = t.get(key)? else {
+                    return Err(ConflictableTransactionError::Abort(E::from(missing())));
+                };
+                let mut record: T = decode(&raw, || format!("{} {id}", T::WHAT))
+                    .map_err(|e| ConflictableTransactionError::Abort(E::from(e)))?;
+                let entries = change(&mut record).map_err(ConflictableTransactionError::Abort)?;
+                t.insert(&key, encode(&record)?)?;
+                append_entries(tl, audit, floor, record.incident(), entries)?;
+                Ok(record)
+            });
+            unwrap_tx(result)
+        })
     }
 
     /// Whether the RPO watch last found the newest database backup too old.
@@ -958,10 +1077,11 @@ impl Store {
 
     /// Records the RPO watch's finding for `system`.
     pub fn set_rpo_breached_of(&self, system: &str, breached: bool) -> Result<(), StateError> {
-        let _w = self.writing();
-        self.meta
-            .insert(Self::rpo_key(system), &[u8::from(breached)])?;
-        Ok(())
+        self.write(|| {
+            self.meta
+                .insert(Self::rpo_key(system), &[u8::from(breached)])?;
+            Ok(())
+        })
     }
 
     /// A small note drbot keeps for itself (`search-reindex`: when it started and from what).
@@ -975,10 +1095,11 @@ impl Store {
 
     /// Keeps a small note under `name`.
     pub fn set_note(&self, name: &str, text: &str) -> Result<(), StateError> {
-        let _w = self.writing();
-        let key = [b"note:".as_slice(), name.as_bytes()].concat();
-        self.meta.insert(key, text.as_bytes())?;
-        Ok(())
+        self.write(|| {
+            let key = [b"note:".as_slice(), name.as_bytes()].concat();
+            self.meta.insert(key, text.as_bytes())?;
+            Ok(())
+        })
     }
 
     /// When scheduled work named `name` (`storage-snapshot`) was last tried.
@@ -993,18 +1114,20 @@ impl Store {
 
     /// Records when scheduled work named `name` was tried.
     pub fn set_last_run(&self, name: &str, at: DateTime<Utc>) -> Result<(), StateError> {
-        let _w = self.writing();
-        let key = [b"last_run:".as_slice(), name.as_bytes()].concat();
-        self.meta.insert(key, &at.timestamp().to_be_bytes())?;
-        Ok(())
+        self.write(|| {
+            let key = [b"last_run:".as_slice(), name.as_bytes()].concat();
+            self.meta.insert(key, &at.timestamp().to_be_bytes())?;
+            Ok(())
+        })
     }
 
     /// Remembers the backup last restored into a target (so `/db verify` can compare with it).
     pub fn record_restore(&self, target: &str, restore: &LastRestore) -> Result<(), StateError> {
-        let _w = self.writing();
-        self.restores
-            .insert(target.as_bytes(), encode_plain(restore)?)?;
-        Ok(())
+        self.write(|| {
+            self.restores
+                .insert(target.as_bytes(), encode_plain(restore)?)?;
+            Ok(())
+        })
     }
 
     /// The last restore of every target, by target name.
@@ -1034,23 +1157,25 @@ impl Store {
         &self,
         build: impl Fn(DrillId) -> Result<(Drill, Vec<NewEntry>), E>,
     ) -> Result<Drill, E> {
-        let _w = self.writing();
-        let floor = self.seq_floor;
-        let result = (&self.meta, &self.drills, &self.timeline, &self.audit).transaction(
-            |(meta, dr, tl, audit)| {
-                let next = meta
-                    .get(names::NEXT_DRILL_KEY)?
-                    .map(|v| decode_u64(&v))
-                    .unwrap_or(1);
-                let id = DrillId(next);
-                let (drill, entries) = build(id).map_err(ConflictableTransactionError::Abort)?;
-                meta.insert(names::NEXT_DRILL_KEY, &(next + 1).to_be_bytes())?;
-                dr.insert(&id.0.to_be_bytes(), encode(&drill)?)?;
-                append_entries(tl, audit, floor, None, entries)?;
-                Ok(drill)
-            },
-        );
-        unwrap_tx(result)
+        self.write(|| {
+            let floor = self.seq_floor;
+            let result = (&self.meta, &self.drills, &self.timeline, &self.audit).transaction(
+                |(meta, dr, tl, audit)| {
+                    let next = meta
+                        .get(names::NEXT_DRILL_KEY)?
+                        .map(|v| decode_u64(&v))
+                        .unwrap_or(1);
+                    let id = DrillId(next);
+                    let (drill, entries) =
+                        build(id).map_err(ConflictableTransactionError::Abort)?;
+                    meta.insert(names::NEXT_DRILL_KEY, &(next + 1).to_be_bytes())?;
+                    dr.insert(&id.0.to_be_bytes(), encode(&drill)?)?;
+                    append_entries(tl, audit, floor, None, entries)?;
+                    Ok(drill)
+                },
+            );
+            unwrap_tx(result)
+        })
     }
 
     /// Changes a drill with `change`, writing the audit entries it returns with it, in one
@@ -1309,6 +1434,90 @@ mod tests {
             last_activity: at,
             watch: Default::default(),
         }
+    }
+
+    /// A write that must wait for the gate (a flush's fsync, an export) waits off the async
+    /// worker: the worker's other tasks go on. One worker, so a blocked one would run nothing.
+    #[test]
+    fn a_write_waiting_for_a_flush_does_not_hold_up_the_worker() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let s = Store::open(dir.path()).expect("test setup");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("test setup");
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let gate = s.gate.clone();
+        let holder = std::thread::spawn(move || {
+            let _alone = gate.write().expect("test setup");
+            held_tx.send(()).expect("test setup");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        });
+        held_rx.recv().expect("test setup");
+        let (wrote, ticked) = rt.block_on(async {
+            let store = s.clone();
+            let write = tokio::spawn(async move {
+                store.append_audit(entry("waited")).expect("write");
+                std::time::Instant::now()
+            });
+            let tick = tokio::spawn(async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                std::time::Instant::now()
+            });
+            (
+                write.await.expect("write task"),
+                tick.await.expect("tick task"),
+            )
+        });
+        holder.join().expect("test setup");
+        assert!(ticked < wrote, "the worker waited with the write");
+        assert_eq!(s.audit().expect("audit").len(), 1);
+    }
+
+    #[test]
+    fn the_incidents_a_place_sees_follow_every_write_and_a_reopening() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let ids = |v: Vec<Incident>| v.into_iter().map(|i| i.id.0).collect::<Vec<_>>();
+        let in_place = |place: &'static str| {
+            move |id| {
+                let mut i = incident(id);
+                i.place = place.into();
+                Ok::<_, StateError>((i, vec![]))
+            }
+        };
+        {
+            let s = Store::open(dir.path()).expect("test setup");
+            s.create_incident(in_place("discord:1"))
+                .expect("test setup");
+            s.create_incident(in_place("discord:2"))
+                .expect("test setup");
+            // The first listing builds the index from what is stored.
+            assert_eq!(ids(s.active_incidents_in("discord:1").expect("list")), [1]);
+            // Later writes keep it: a new incident, another place's, one closed.
+            s.create_incident(in_place("discord:1"))
+                .expect("test setup");
+            s.create_incident(in_place("console")).expect("test setup");
+            assert_eq!(
+                ids(s.active_incidents_in("discord:1").expect("list")),
+                [1, 3]
+            );
+            s.update_incident(IncidentId(1), |i| {
+                i.status = IncidentStatus::Closed;
+                Ok::<_, StateError>(vec![])
+            })
+            .expect("test setup");
+            assert_eq!(ids(s.active_incidents_in("discord:1").expect("list")), [3]);
+            assert_eq!(ids(s.active_incidents_in("discord:2").expect("list")), [2]);
+            assert_eq!(
+                ids(s.active_incidents_in("discord:9").expect("list")),
+                [0u64; 0]
+            );
+        }
+        // A reopened store finds the same from disk.
+        let s = Store::open(dir.path()).expect("test setup");
+        assert_eq!(ids(s.active_incidents_in("discord:1").expect("list")), [3]);
+        assert_eq!(ids(s.active_incidents_in("console").expect("list")), [4]);
     }
 
     #[tokio::test]
