@@ -450,8 +450,7 @@ pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, Cha
         .filter_map(|s| s.at)
         .max()
         .unwrap_or(start);
-    let rto =
-        scenario_of(incident).map(|sc| Duration::minutes(engine.config().rto_mins(sc) as i64));
+    let rto = scenario_of(incident).map(|sc| sc.rto(engine.config()));
     let mut span = (end.max(last_step) - start).max(Duration::minutes(5));
     // The RTO is drawn when it falls near the work; far past it, it is said in words.
     if let Some(rto) = rto

@@ -1230,18 +1230,6 @@ impl Config {
         Ok(())
     }
 
-    /// The RTO in minutes for a scenario.
-    pub fn rto_mins(&self, scenario: crate::runbook::Scenario) -> u64 {
-        use crate::runbook::Scenario::*;
-        let r = &self.objectives.rto;
-        match scenario {
-            Database => r.database,
-            Storage => r.storage,
-            Search => r.search,
-            Full => r.full,
-        }
-    }
-
     /// The environment variables whose values are secrets (tokens, keys, database URLs with
     /// their passwords), configured or drbot's fixed ones: redacted wherever they appear.
     pub fn secret_envs(&self) -> Vec<String> {

@@ -141,7 +141,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
     })?;
     let mut notified = notify_on(engine, ctx, &incident, &crate::notify::NoticeKind::Declared);
     notified.push_str(&crate::paging::on_declare(engine, ctx, &incident));
-    let rto = Duration::minutes(engine.config().rto_mins(scenario) as i64);
+    let rto = scenario.rto(engine.config());
     let mut text = format!(
         "Declared {}: “{}” ({severity}, {} — {}). Clock started {}; RTO target {}. Commander: {}.\n",
         incident.id,
@@ -338,7 +338,7 @@ fn elapsed_line(engine: &Engine, incident: &Incident) -> String {
     let Some(scenario) = scenario_of(incident) else {
         return format!("Elapsed {}.", render::duration(elapsed));
     };
-    let rto = Duration::minutes(engine.config().rto_mins(scenario) as i64);
+    let rto = scenario.rto(engine.config());
     let pct = if rto.num_seconds() > 0 {
         elapsed.num_seconds() * 100 / rto.num_seconds()
     } else {
@@ -1149,8 +1149,8 @@ pub struct Header {
 impl Header {
     /// The incident's header now.
     pub fn of(engine: &Engine, incident: &Incident) -> Header {
-        let rto_deadline = scenario_of(incident)
-            .map(|s| incident.declared_at + Duration::minutes(engine.config().rto_mins(s) as i64));
+        let rto_deadline =
+            scenario_of(incident).map(|s| incident.declared_at + s.rto(engine.config()));
         let next = next_step(incident).map(|(n, rec)| match runbook_step(incident, &rec.id) {
             Some(step) => (
                 n,

@@ -253,7 +253,7 @@ pub fn objectives(
         runbook_step(incident, &s.id).is_some_and(|st| st.phase == Phase::Recovery)
     };
     if let Some(sc) = scenario {
-        let target = Duration::minutes(cfg.rto_mins(sc) as i64);
+        let target = sc.rto(cfg);
         let steps: Vec<_> = incident.steps.iter().filter(recovery).collect();
         rows.push(rto(
             format!("RTO ({})", sc.as_str()),

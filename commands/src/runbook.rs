@@ -71,6 +71,22 @@ impl Scenario {
             .collect()
     }
 
+    /// Its RTO in minutes, from `[objectives.rto]`.
+    pub fn rto_mins(self, config: &crate::config::Config) -> u64 {
+        let r = &config.objectives.rto;
+        match self {
+            Scenario::Database => r.database,
+            Scenario::Storage => r.storage,
+            Scenario::Search => r.search,
+            Scenario::Full => r.full,
+        }
+    }
+
+    /// Its RTO, from `[objectives.rto]` (bounded when the config is loaded).
+    pub fn rto(self, config: &crate::config::Config) -> chrono::Duration {
+        chrono::Duration::minutes(self.rto_mins(config) as i64)
+    }
+
     /// The step with this id in the scenario.
     pub fn step(self, id: &str) -> Option<&'static Step> {
         self.steps().into_iter().find(|s| s.id == id)

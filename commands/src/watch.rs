@@ -134,7 +134,7 @@ impl Engine {
         let elapsed = now - i.declared_at;
         // RTO: post only the highest threshold newly crossed.
         if let Some(scenario) = scenario_of(i) {
-            let rto = Duration::minutes(self.config().rto_mins(scenario) as i64);
+            let rto = scenario.rto(self.config());
             let pct = if rto.num_seconds() > 0 {
                 elapsed.num_seconds() * 100 / rto.num_seconds()
             } else {

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
                 drbot_commands::runbook::Scenario::Search,
                 drbot_commands::runbook::Scenario::Full,
             ] {
-                let mins = c.rto_mins(s);
+                let mins = s.rto_mins(&c);
                 let _ = chrono::Duration::try_minutes(mins as i64).expect("bounded at load");
             }
         }
