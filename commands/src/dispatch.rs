@@ -4,14 +4,16 @@
 //! timeline; refusals on the audit log, marked with the incident they were typed in.
 //!
 //! It knows the lifecycle's, the gate's and notification's handlers by name; every other
-//! command goes to the scenario that owns it (`scenarios::owner`). Everything it calls sits
-//! below it.
+//! command goes to the scenario that owns it (`scenarios::owner`). A lifecycle change a
+//! command reports (declared, resolved, closed, report asked) is followed up here: notices,
+//! pages and the post-incident report, none of which the incident commands know. Everything
+//! it calls sits below it.
 
 use crate::engine::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::progress::{NoProgress, ProgressSink};
-use crate::reply::{Outcome, Reply};
+use crate::reply::{Lifecycle, Outcome, Reply};
 use crate::{approval, incident, notify, scenarios, step};
 use drbot_state::EntryKind;
 
@@ -96,9 +98,11 @@ impl Engine {
         progress: &dyn ProgressSink,
     ) -> Result<Reply, CommandError> {
         use futures_util::FutureExt;
-        let caught = std::panic::AssertUnwindSafe(self.dispatch(ctx, inv, progress))
-            .catch_unwind()
-            .await;
+        let answered = async {
+            let reply = self.dispatch(ctx, inv, progress).await?;
+            Ok(self.follow_up(ctx, reply))
+        };
+        let caught = std::panic::AssertUnwindSafe(answered).catch_unwind().await;
         let panic = match caught {
             Ok(result) => return result,
             Err(p) => crate::render::panic_text(&*p),
@@ -166,6 +170,60 @@ impl Engine {
                 Some(scenario) => scenario.run(self, ctx, inv, progress).await,
                 None => Err(crate::scenario::not_built(inv)),
             },
+        }
+    }
+
+    /// What a lifecycle change calls for once its command has done it: the stakeholder
+    /// notices and pages it queues (said in the reply), and the post-incident report (attached).
+    /// A failure here never undoes the change; the reply says what did not happen.
+    fn follow_up(&self, ctx: &Context, mut reply: Reply) -> Reply {
+        let Some(change) = reply.lifecycle.take() else {
+            return reply;
+        };
+        let id = match change {
+            Lifecycle::Declared(id)
+            | Lifecycle::Resolved(id)
+            | Lifecycle::Closed(id)
+            | Lifecycle::Reported(id) => id,
+        };
+        let incident = match self.store.incident(id) {
+            Ok(Some(i)) => i,
+            Ok(None) => return reply,
+            Err(e) => {
+                reply.text.push_str(&format!(
+                    "\nIts notices and report could not be read back: {e}"
+                ));
+                return reply;
+            }
+        };
+        match change {
+            Lifecycle::Declared(_) => {
+                reply.text.push_str(&notify::notify_on(
+                    self,
+                    ctx,
+                    &incident,
+                    &notify::NoticeKind::Declared,
+                ));
+                reply
+                    .text
+                    .push_str(&crate::paging::on_declare(self, ctx, &incident));
+                reply
+            }
+            Lifecycle::Resolved(_) => {
+                reply.text.push_str(&notify::notify_on(
+                    self,
+                    ctx,
+                    &incident,
+                    &notify::NoticeKind::Resolved,
+                ));
+                crate::paging::on_resolve(self, ctx, &incident);
+                crate::report::with_report(self, &incident, reply)
+            }
+            Lifecycle::Closed(_) => {
+                crate::paging::on_resolve(self, ctx, &incident);
+                crate::report::with_report(self, &incident, reply)
+            }
+            Lifecycle::Reported(_) => crate::report::with_report(self, &incident, reply),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::grammar::Invocation;
 use crate::identity::Principal;
 use crate::options::required;
 use crate::render;
-use crate::reply::Reply;
+use crate::reply::{Lifecycle, Reply};
 use crate::runbook::{Phase, Scenario, runbook_step, scenario_of};
 
 /// The longest title or note kept (Discord messages hold 2000 characters).
@@ -139,8 +139,6 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         );
         Ok::<_, CommandError>((incident, vec![entry]))
     })?;
-    let mut notified = notify_on(engine, ctx, &incident, &crate::notify::NoticeKind::Declared);
-    notified.push_str(&crate::paging::on_declare(engine, ctx, &incident));
     let rto = scenario.rto(engine.config());
     let mut text = format!(
         "Declared {}: “{}” ({severity}, {} — {}). Clock started {}; RTO target {}. Commander: {}.\n",
@@ -158,148 +156,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         steps.len(),
         next_line(engine, &incident)
     );
-    text.push_str(&notified);
-    Ok(Reply::done(text))
-}
-
-/// Writes the post-incident report and returns it for the reply (its path first).
-fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
-    let built = crate::report::build(engine, incident)
-        .and_then(|md| crate::report::write(engine, incident, &md).map(|p| (p, md)));
-    match built {
-        Ok((path, md)) => {
-            let mut reply = reply;
-            reply.text.push_str(&format!(
-                "\nPost-incident report: {} (attached; the Lessons Learned headings are for the post-mortem).",
-                path.display()
-            ));
-            let mut reply = reply.with_attachment(format!("{}-report.md", incident.id), md.clone());
-            reply.card = Some(report_card(engine, incident));
-            let drawn = crate::chart::timeline_png(engine, incident)
-                .map_err(|e| e.to_string())
-                .and_then(|png| {
-                    crate::report::write_file(engine, incident, "timeline.png", &png)
-                        .map(|p| (p, png))
-                        .map_err(|e| e.to_string())
-                });
-            match drawn {
-                Ok((chart, png)) => {
-                    reply
-                        .text
-                        .push_str(&format!("\nTimeline chart: {}.", chart.display()));
-                    let name = format!("{}-timeline.png", incident.id);
-                    if let Some(card) = reply.card.as_mut() {
-                        card.image = Some(name.clone());
-                    }
-                    reply = reply.with_file(name, png);
-                }
-                Err(e) => reply
-                    .text
-                    .push_str(&format!("\nThe timeline chart could not be drawn: {e}")),
-            }
-            reply
-        }
-        Err(e) => {
-            let mut reply = reply;
-            reply.text.push_str(&format!(
-                "\nThe post-incident report could not be written: {e}"
-            ));
-            reply
-        }
-    }
-}
-
-/// The report at a glance: each objective's achieved value against its target (green when
-/// all that were measured were met and nothing is unfinished), the duration, and the steps.
-fn report_card(engine: &Engine, incident: &Incident) -> crate::reply::Card {
-    use crate::reply::{Card, CardState};
-    use crate::scenario::Verdict;
-    let mut fields = Vec::new();
-    let mut missed = false;
-    let mut unfinished = false;
-    let mut measured = false;
-    let rows = crate::report::objectives(engine, incident)
-        .map(|(rows, _)| rows)
-        .unwrap_or_default();
-    for row in rows {
-        match row.verdict {
-            Verdict::Met(_) => measured = true,
-            Verdict::Missed(_) => missed = true,
-            Verdict::NotFinished => unfinished = true,
-            Verdict::NotMeasured => {}
-        }
-        let target = render::duration(row.target);
-        let value = match row.verdict {
-            Verdict::Met(_) | Verdict::Missed(_) => {
-                format!("{} of {target} — {}", row.achieved, row.verdict.text())
-            }
-            Verdict::NotFinished | Verdict::NotMeasured => {
-                format!("{}; target {target}", row.achieved)
-            }
-        };
-        fields.push((row.name.clone(), value));
-    }
-    let measured = measured && !unfinished;
-    let settled = incident
-        .steps
-        .iter()
-        .filter(|s| s.state.is_settled())
-        .count();
-    fields.push((
-        "Steps".to_string(),
-        format!("{settled} of {} done or skipped", incident.steps.len()),
-    ));
-    Card {
-        title: format!(
-            "{} “{}” — {}",
-            incident.id,
-            incident.title,
-            incident.status.as_str()
-        ),
-        state: if missed {
-            CardState::Bad
-        } else if measured {
-            CardState::Good
-        } else {
-            CardState::Neutral
-        },
-        fields,
-        image: None,
-    }
-}
-
-/// Queues the stakeholder notice for a declare (at or above `[notify] min_severity`) or a
-/// resolve; returns a line for the reply. A failure to queue never undoes the command.
-fn notify_on(
-    engine: &Engine,
-    ctx: &Context,
-    incident: &Incident,
-    kind: &crate::notify::NoticeKind,
-) -> String {
-    let min = engine
-        .config()
-        .notify
-        .as_ref()
-        .map_or("sev2", |n| n.min_severity.as_str());
-    if *kind == crate::notify::NoticeKind::Declared {
-        let rank = |s: &str| crate::config::SEVERITIES.iter().position(|x| *x == s);
-        if rank(&incident.severity) > rank(min) {
-            return String::new();
-        }
-    }
-    if !crate::notify::has_channel(engine) {
-        return String::new();
-    }
-    match crate::notify::enqueue(engine, ctx, incident, kind) {
-        Ok(items) => {
-            let channels: Vec<&str> = items.iter().map(|i| i.channel.as_str()).collect();
-            format!(
-                "\nStakeholders are being notified ({}).",
-                channels.join(", ")
-            )
-        }
-        Err(e) => format!("\nStakeholders were not notified: {e}"),
-    }
+    Ok(Reply::done(text).then(Lifecycle::Declared(incident.id)))
 }
 
 /// The line naming the next step and how to do it.
@@ -786,8 +643,6 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         }
         Ok(vec![resolve_change(engine, ctx, i, now)])
     })?;
-    let notified = notify_on(engine, ctx, &updated, &crate::notify::NoticeKind::Resolved);
-    crate::paging::on_resolve(engine, ctx, &updated);
     let (recovery, checklist) = open_counts(&updated);
     let next = match (recovery, checklist) {
         (0, 0) => "Next: /incident close.".to_string(),
@@ -804,12 +659,12 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         ),
     };
     let reply = Reply::done(format!(
-        "Resolved {}: the clock stopped at {}. {}\n{next}{notified}",
+        "Resolved {}: the clock stopped at {}. {}\n{next}",
         updated.id,
         render::time(now, now),
         elapsed_line(engine, &updated)
     ));
-    Ok(with_report(engine, &updated, reply))
+    Ok(reply.then(Lifecycle::Resolved(updated.id)))
 }
 
 /// `/incident close`.
@@ -867,7 +722,6 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         entries.push(engine.entry(ctx, EntryKind::Closed, text));
         Ok(entries)
     })?;
-    crate::paging::on_resolve(engine, ctx, &updated);
     let verb = if was_open {
         "Resolved and closed"
     } else {
@@ -880,7 +734,7 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         updated.id
     ));
     // The report is written again: what happened since resolve is in it.
-    Ok(with_report(engine, &updated, reply))
+    Ok(reply.then(Lifecycle::Closed(updated.id)))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -1061,7 +915,7 @@ pub fn report(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply,
         incident.id,
         incident.status.as_str()
     ));
-    Ok(with_report(engine, &incident, reply))
+    Ok(reply.then(Lifecycle::Reported(incident.id)))
 }
 
 /// `/incident edit`: corrects the title or severity, both on the timeline.

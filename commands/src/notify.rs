@@ -535,6 +535,40 @@ pub fn delivery_line(engine: &Engine, items: &[OutboxItem]) -> String {
     format!("Stakeholder notice sent — {}.", states.join("; "))
 }
 
+/// Queues the stakeholder notice for a declare (at or above `[notify] min_severity`) or a
+/// resolve; returns a line for the reply. A failure to queue never undoes the command.
+pub(crate) fn notify_on(
+    engine: &Engine,
+    ctx: &Context,
+    incident: &Incident,
+    kind: &NoticeKind,
+) -> String {
+    let min = engine
+        .config()
+        .notify
+        .as_ref()
+        .map_or("sev2", |n| n.min_severity.as_str());
+    if *kind == NoticeKind::Declared {
+        let rank = |s: &str| crate::config::SEVERITIES.iter().position(|x| *x == s);
+        if rank(&incident.severity) > rank(min) {
+            return String::new();
+        }
+    }
+    if !has_channel(engine) {
+        return String::new();
+    }
+    match enqueue(engine, ctx, incident, kind) {
+        Ok(items) => {
+            let channels: Vec<&str> = items.iter().map(|i| i.channel.as_str()).collect();
+            format!(
+                "\nStakeholders are being notified ({}).",
+                channels.join(", ")
+            )
+        }
+        Err(e) => format!("\nStakeholders were not notified: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

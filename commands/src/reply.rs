@@ -1,6 +1,8 @@
 //! What a command answers: an outcome (which maps to `drbot exec`'s exit status) and text for
 //! people, written the same for the console and Discord.
 
+use drbot_state::IncidentId;
+
 /// How a command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -87,6 +89,23 @@ pub struct Reply {
     pub attachments: Vec<Attachment>,
     /// A summary card, for adapters that draw one.
     pub card: Option<Card>,
+    /// What a lifecycle command did, for the dispatch level to follow up.
+    pub(crate) lifecycle: Option<Lifecycle>,
+}
+
+/// A lifecycle change the dispatch level follows up once the command has done it: the
+/// stakeholder notices and pages it calls for, and the post-incident report. The incident
+/// commands know none of those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Declared: notices (at or above `[notify] min_severity`) and pages.
+    Declared(IncidentId),
+    /// Resolved: notices, pages resolved, the report.
+    Resolved(IncidentId),
+    /// Closed: pages resolved, the report written again.
+    Closed(IncidentId),
+    /// `/incident report`: the report written again.
+    Reported(IncidentId),
 }
 
 impl Reply {
@@ -102,7 +121,14 @@ impl Reply {
             text: text.into(),
             attachments: Vec::new(),
             card: None,
+            lifecycle: None,
         }
+    }
+
+    /// The same answer, with a lifecycle change for the dispatch level to follow up.
+    pub(crate) fn then(mut self, change: Lifecycle) -> Self {
+        self.lifecycle = Some(change);
+        self
     }
 
     /// The same answer with a file attached.

@@ -13,6 +13,7 @@ use drbot_state::{ApprovalStatus, DeliveryStatus, EntryKind, Incident, StepState
 use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::render;
+use crate::reply::Reply;
 use crate::runbook::{Phase, Scenario, component, runbook_step, scenario_of};
 use crate::scenario::{Objective, Verdict};
 
@@ -399,4 +400,110 @@ pub fn write_file(
         .map_err(|e| fail(&path, e))?;
     std::io::Write::write_all(&mut f, data).map_err(|e| fail(&path, e))?;
     Ok(path)
+}
+
+/// Writes the post-incident report and returns it for the reply (its path first).
+pub(crate) fn with_report(engine: &Engine, incident: &Incident, reply: Reply) -> Reply {
+    let built =
+        build(engine, incident).and_then(|md| write(engine, incident, &md).map(|p| (p, md)));
+    match built {
+        Ok((path, md)) => {
+            let mut reply = reply;
+            reply.text.push_str(&format!(
+                "\nPost-incident report: {} (attached; the Lessons Learned headings are for the post-mortem).",
+                path.display()
+            ));
+            let mut reply = reply.with_attachment(format!("{}-report.md", incident.id), md.clone());
+            reply.card = Some(report_card(engine, incident));
+            let drawn = crate::chart::timeline_png(engine, incident)
+                .map_err(|e| e.to_string())
+                .and_then(|png| {
+                    write_file(engine, incident, "timeline.png", &png)
+                        .map(|p| (p, png))
+                        .map_err(|e| e.to_string())
+                });
+            match drawn {
+                Ok((chart, png)) => {
+                    reply
+                        .text
+                        .push_str(&format!("\nTimeline chart: {}.", chart.display()));
+                    let name = format!("{}-timeline.png", incident.id);
+                    if let Some(card) = reply.card.as_mut() {
+                        card.image = Some(name.clone());
+                    }
+                    reply = reply.with_file(name, png);
+                }
+                Err(e) => reply
+                    .text
+                    .push_str(&format!("\nThe timeline chart could not be drawn: {e}")),
+            }
+            reply
+        }
+        Err(e) => {
+            let mut reply = reply;
+            reply.text.push_str(&format!(
+                "\nThe post-incident report could not be written: {e}"
+            ));
+            reply
+        }
+    }
+}
+
+/// The report at a glance: each objective's achieved value against its target (green when
+/// all that were measured were met and nothing is unfinished), the duration, and the steps.
+fn report_card(engine: &Engine, incident: &Incident) -> crate::reply::Card {
+    use crate::reply::{Card, CardState};
+    use crate::scenario::Verdict;
+    let mut fields = Vec::new();
+    let mut missed = false;
+    let mut unfinished = false;
+    let mut measured = false;
+    let rows = objectives(engine, incident)
+        .map(|(rows, _)| rows)
+        .unwrap_or_default();
+    for row in rows {
+        match row.verdict {
+            Verdict::Met(_) => measured = true,
+            Verdict::Missed(_) => missed = true,
+            Verdict::NotFinished => unfinished = true,
+            Verdict::NotMeasured => {}
+        }
+        let target = render::duration(row.target);
+        let value = match row.verdict {
+            Verdict::Met(_) | Verdict::Missed(_) => {
+                format!("{} of {target} — {}", row.achieved, row.verdict.text())
+            }
+            Verdict::NotFinished | Verdict::NotMeasured => {
+                format!("{}; target {target}", row.achieved)
+            }
+        };
+        fields.push((row.name.clone(), value));
+    }
+    let measured = measured && !unfinished;
+    let settled = incident
+        .steps
+        .iter()
+        .filter(|s| s.state.is_settled())
+        .count();
+    fields.push((
+        "Steps".to_string(),
+        format!("{settled} of {} done or skipped", incident.steps.len()),
+    ));
+    Card {
+        title: format!(
+            "{} “{}” — {}",
+            incident.id,
+            incident.title,
+            incident.status.as_str()
+        ),
+        state: if missed {
+            CardState::Bad
+        } else if measured {
+            CardState::Good
+        } else {
+            CardState::Neutral
+        },
+        fields,
+        image: None,
+    }
 }
