@@ -924,17 +924,41 @@ impl Config {
         Ok(config)
     }
 
+    /// Every section's checks, in order; the first that fails names the key.
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |message: String| {
-            Err(ConfigError::Invalid {
+        /// One section's checks: what is wrong, naming the key.
+        type Check = fn(&Config) -> Result<(), String>;
+        let checks: [Check; 14] = [
+            Config::validate_people,
+            Config::validate_backup,
+            Config::validate_notify,
+            Config::validate_paging,
+            Config::validate_drills,
+            Config::validate_durations,
+            Config::validate_discord,
+            Config::validate_services,
+            Config::validate_status,
+            Config::validate_approvals,
+            Config::validate_targets,
+            Config::validate_serve,
+            Config::validate_state,
+            Config::validate_restore,
+        ];
+        for check in checks {
+            check(self).map_err(|message| ConfigError::Invalid {
                 message,
                 path: path.to_path_buf(),
-            })
-        };
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `[people]`: known roles, one person per OS user, real Discord ids.
+    fn validate_people(&self) -> Result<(), String> {
         for (name, p) in &self.people {
             for r in &p.roles {
                 if !PERSON_ROLES.contains(&r.as_str()) {
-                    return bad(format!(
+                    return Err(format!(
                         "[people.{name}] has the unknown role `{r}`; roles are {}",
                         PERSON_ROLES.join(", ")
                     ));
@@ -946,15 +970,27 @@ impl Config {
             if let Some(u) = &p.unix_user
                 && !unix_users.insert(u)
             {
-                return bad(format!(
+                return Err(format!(
                     "[people.{name}] unix_user `{u}` is also another person's; each OS user proves one person"
                 ));
             }
         }
+        for (name, p) in &self.people {
+            if p.discord_id == Some(0) {
+                return Err(format!(
+                    "[people.{name}] discord_id must be a Discord id, not 0"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[backup]` and `[retention]`.
+    fn validate_backup(&self) -> Result<(), String> {
         if let Some(b) = &self.backup
             && b.xz_level > 9
         {
-            return bad(format!(
+            return Err(format!(
                 "[backup] xz_level must be 0 to 9, not {}",
                 b.xz_level
             ));
@@ -962,26 +998,44 @@ impl Config {
         if let Some(b) = &self.backup
             && b.xz_threads > 64
         {
-            return bad(format!(
+            return Err(format!(
                 "[backup] xz_threads must be 0 (automatic) to 64, not {}",
                 b.xz_threads
             ));
         }
         if self.retention.min_keep == 0 {
-            return bad(
+            return Err(
                 "[retention] min_keep must be at least 1: drbot never prunes the last backup"
                     .to_string(),
             );
         }
+        Ok(())
+    }
+
+    /// `[notify]`.
+    fn validate_notify(&self) -> Result<(), String> {
         if let Some(n) = &self.notify
             && !SEVERITIES.contains(&n.min_severity.as_str())
         {
-            return bad(format!(
+            return Err(format!(
                 "[notify] min_severity must be one of {}, not `{}`",
                 SEVERITIES.join(", "),
                 n.min_severity
             ));
         }
+        if let Some(n) = &self.notify
+            && !(1..=MAX_HTTP_TIMEOUT_SECS).contains(&n.timeout_secs)
+        {
+            return Err(format!(
+                "[notify] timeout_secs must be 1 to {MAX_HTTP_TIMEOUT_SECS}, not {}",
+                n.timeout_secs
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[contacts]` and `[paging]`: every group paging names has someone in it.
+    fn validate_paging(&self) -> Result<(), String> {
         let groups: std::collections::BTreeSet<&str> = self
             .contacts
             .values()
@@ -989,7 +1043,7 @@ impl Config {
             .collect();
         for (key, c) in &self.contacts {
             if c.name.trim().is_empty() {
-                return bad(format!("[contacts.{key}] needs a name"));
+                return Err(format!("[contacts.{key}] needs a name"));
             }
         }
         if let Some(p) = &self.paging {
@@ -999,7 +1053,7 @@ impl Config {
                 .chain(p.escalation.iter().map(|g| ("escalation", g)));
             for (key, group) in named {
                 if !groups.contains(group.as_str()) {
-                    return bad(format!(
+                    return Err(format!(
                         "[paging] {key} names group `{group}`, which no [contacts.*] is in (groups: {})",
                         if groups.is_empty() {
                             "none".to_string()
@@ -1010,19 +1064,24 @@ impl Config {
                 }
             }
             if p.escalate_after_mins == 0 {
-                return bad("[paging] escalate_after_mins must be at least 1".to_string());
+                return Err("[paging] escalate_after_mins must be at least 1".to_string());
             }
         }
+        Ok(())
+    }
+
+    /// `[drills]`: known kinds and periods, a server of its own, bounded checks.
+    fn validate_drills(&self) -> Result<(), String> {
         for (kind, every) in &self.drills.schedule {
             if !DRILL_KINDS.contains(&kind.as_str()) {
-                return bad(format!(
+                return Err(format!(
                     "[drills] schedule names `{kind}`; the drills are {}",
                     DRILL_KINDS.join(", ")
                 ));
             }
             if !DRILL_PERIODS.iter().any(|(p, _)| p == every) {
                 let periods: Vec<&str> = DRILL_PERIODS.iter().map(|(p, _)| *p).collect();
-                return bad(format!(
+                return Err(format!(
                     "[drills] schedule.{kind} = \"{every}\" is not one of {}",
                     periods.join(", ")
                 ));
@@ -1033,23 +1092,28 @@ impl Config {
             .iter()
             .find(|(_, t)| t.url_env == self.drills.scratch_url_env)
         {
-            return bad(format!(
+            return Err(format!(
                 "[drills] scratch_url_env = \"{}\" is also [targets.{name}] url_env: a drill never works on a configured target; give drills a server of their own",
                 self.drills.scratch_url_env
             ));
         }
         if !(1..=3600).contains(&self.drills.app_check_timeout_secs) {
-            return bad(format!(
+            return Err(format!(
                 "[drills] app_check_timeout_secs must be 1 to 3600, not {}",
                 self.drills.app_check_timeout_secs
             ));
         }
         if !(1..=1000).contains(&self.drills.media_sample) {
-            return bad(format!(
+            return Err(format!(
                 "[drills] media_sample must be 1 to 1000, not {}",
                 self.drills.media_sample
             ));
         }
+        Ok(())
+    }
+
+    /// Every duration is bounded, naming its key, so none can overflow where it is used.
+    fn validate_durations(&self) -> Result<(), String> {
         // Every duration is used as a chrono Duration: bound them here, naming the key, so none
         // can overflow at use.
         let minutes = [
@@ -1069,18 +1133,23 @@ impl Config {
         ];
         for (key, v) in minutes {
             if v > MAX_MINUTES {
-                return bad(format!(
+                return Err(format!(
                     "{key} must be at most {MAX_MINUTES} (a year in minutes), not {v}"
                 ));
             }
         }
         if self.approvals.ttl_secs > MAX_MINUTES * 60 {
-            return bad(format!(
+            return Err(format!(
                 "[approvals] ttl_secs must be at most {} (a year), not {}",
                 MAX_MINUTES * 60,
                 self.approvals.ttl_secs
             ));
         }
+        Ok(())
+    }
+
+    /// `[discord]`: real Discord ids (never 0; serenity refuses one).
+    fn validate_discord(&self) -> Result<(), String> {
         // Discord ids are never 0 (and serenity refuses one).
         if let Some(d) = &self.discord {
             let ids = [
@@ -1092,26 +1161,24 @@ impl Config {
             ];
             for (key, id) in ids {
                 if id == Some(0) {
-                    return bad(format!("[discord] {key} must be a Discord id, not 0"));
+                    return Err(format!("[discord] {key} must be a Discord id, not 0"));
                 }
             }
         }
-        for (name, p) in &self.people {
-            if p.discord_id == Some(0) {
-                return bad(format!(
-                    "[people.{name}] discord_id must be a Discord id, not 0"
-                ));
-            }
-        }
+        Ok(())
+    }
+
+    /// `[storage]`, `[search]` and `[api]`.
+    fn validate_services(&self) -> Result<(), String> {
         if let Some(s) = &self.storage
             && let Err(message) = s.validate()
         {
-            return bad(message);
+            return Err(message);
         }
         if let Some(s) = &self.search
             && !(1..=300).contains(&s.timeout_secs)
         {
-            return bad(format!(
+            return Err(format!(
                 "[search] timeout_secs must be 1 to 300, not {}",
                 s.timeout_secs
             ));
@@ -1119,7 +1186,7 @@ impl Config {
         if let Some(s) = &self.search
             && s.follow_secs > 3600
         {
-            return bad(format!(
+            return Err(format!(
                 "[search] follow_secs must be at most 3600, not {}",
                 s.follow_secs
             ));
@@ -1127,34 +1194,52 @@ impl Config {
         if let Some(a) = &self.api
             && !(1..=300).contains(&a.timeout_secs)
         {
-            return bad(format!(
+            return Err(format!(
                 "[api] timeout_secs must be 1 to 300, not {}",
                 a.timeout_secs
             ));
         }
+        Ok(())
+    }
+
+    /// `[status]`.
+    fn validate_status(&self) -> Result<(), String> {
         if self.status.quiet_mins == 0 {
-            return bad("[status] quiet_mins must be at least 1".to_string());
+            return Err("[status] quiet_mins must be at least 1".to_string());
         }
         if self.status.every_mins == 0 {
-            return bad("[status] every_mins must be at least 1".to_string());
+            return Err("[status] every_mins must be at least 1".to_string());
         }
+        Ok(())
+    }
+
+    /// `[approvals]`.
+    fn validate_approvals(&self) -> Result<(), String> {
         for (key, n) in &self.approvals.required {
             let Some((kind, target)) = key.split_once(':') else {
-                return bad(format!(
+                return Err(format!(
                     "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
                 ));
             };
             if kind.is_empty() || target.is_empty() {
-                return bad(format!(
+                return Err(format!(
                     "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
                 ));
             }
             if !(1..=MAX_APPROVALS).contains(n) {
-                return bad(format!(
+                return Err(format!(
                     "[approvals] required.\"{key}\" must be 1 to {MAX_APPROVALS}, not {n}"
                 ));
             }
         }
+        if self.approvals.ttl_secs == 0 {
+            return Err("[approvals] ttl_secs must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// `[targets]`: one-word names, at most one marked production.
+    fn validate_targets(&self) -> Result<(), String> {
         let marked: Vec<&str> = self
             .targets
             .iter()
@@ -1162,70 +1247,74 @@ impl Config {
             .map(|(n, _)| n.as_str())
             .collect();
         if marked.len() > 1 {
-            return bad(format!(
+            return Err(format!(
                 "only one target may say production = true; {} do",
                 marked.join(" and ")
             ));
         }
+        for name in self.targets.keys() {
+            if name.is_empty() || name.chars().any(char::is_whitespace) {
+                return Err(format!("target name `{name}` must be one word"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[serve]`.
+    fn validate_serve(&self) -> Result<(), String> {
         if let Some(g) = &self.serve.socket_group
             && (g.trim().is_empty() || g.contains(['/', ':', '\n']))
         {
-            return bad(format!("[serve] socket_group `{g}` is not a group name"));
+            return Err(format!("[serve] socket_group `{g}` is not a group name"));
         }
         if let Some(d) = &self.serve.socket_dir
             && (d.as_os_str().is_empty() || d.starts_with(&self.data_dir) && d != &self.data_dir)
         {
-            return bad(format!(
+            return Err(format!(
                 "[serve] socket_dir {} must be outside the data directory {} (or be it)",
                 d.display(),
                 self.data_dir.display()
             ));
         }
-        if self.approvals.ttl_secs == 0 {
-            return bad("[approvals] ttl_secs must be at least 1".to_string());
-        }
-        if let Some(n) = &self.notify
-            && !(1..=MAX_HTTP_TIMEOUT_SECS).contains(&n.timeout_secs)
-        {
-            return bad(format!(
-                "[notify] timeout_secs must be 1 to {MAX_HTTP_TIMEOUT_SECS}, not {}",
-                n.timeout_secs
-            ));
-        }
+        Ok(())
+    }
+
+    /// `[state]`.
+    fn validate_state(&self) -> Result<(), String> {
         if !(1..=MAX_MINUTES).contains(&self.state.export_every_mins) {
-            return bad(format!(
+            return Err(format!(
                 "[state] export_every_mins must be 1 to {MAX_MINUTES}, not {}",
                 self.state.export_every_mins
             ));
         }
         if self.state.keep == 0 {
-            return bad("[state] keep must be at least 1".to_string());
+            return Err("[state] keep must be at least 1".to_string());
         }
         if self.state.prefix.trim_matches('/').is_empty() {
-            return bad("[state] prefix must name a folder, e.g. \"state/\"".to_string());
+            return Err("[state] prefix must name a folder, e.g. \"state/\"".to_string());
         }
+        Ok(())
+    }
+
+    /// `[restore]`.
+    fn validate_restore(&self) -> Result<(), String> {
         if !(1..=MAX_MAINTENANCE_WORK_MEM_MB).contains(&self.restore.maintenance_work_mem_mb) {
-            return bad(format!(
+            return Err(format!(
                 "[restore] maintenance_work_mem_mb must be 1 to {MAX_MAINTENANCE_WORK_MEM_MB}, not {}",
                 self.restore.maintenance_work_mem_mb
             ));
         }
         if !(1..=16).contains(&self.restore.staged_sessions) {
-            return bad(format!(
+            return Err(format!(
                 "[restore] staged_sessions must be 1 to 16, not {}",
                 self.restore.staged_sessions
             ));
         }
         if !(1..=MAX_LOCK_WAIT_SECS).contains(&self.restore.lock_wait_secs) {
-            return bad(format!(
+            return Err(format!(
                 "[restore] lock_wait_secs must be 1 to {MAX_LOCK_WAIT_SECS}, not {}",
                 self.restore.lock_wait_secs
             ));
-        }
-        for name in self.targets.keys() {
-            if name.is_empty() || name.chars().any(char::is_whitespace) {
-                return bad(format!("target name `{name}` must be one word"));
-            }
         }
         Ok(())
     }
