@@ -588,6 +588,9 @@ async fn drill_server(
     }
 }
 
+/// How long each service probe may take, unless its section sets a timeout.
+const TOTAL: Duration = Duration::from_secs(10);
+
 async fn http_probe(
     request: reqwest::RequestBuilder,
     total: Duration,
@@ -613,7 +616,6 @@ async fn probe_services(
     config: &Config,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Vec<CheckLine> {
-    const TOTAL: Duration = Duration::from_secs(10);
     let mut out = Vec::new();
     let Ok(client) = crate::http::client(TOTAL) else {
         out.push(line(
@@ -624,6 +626,22 @@ async fn probe_services(
         return out;
     };
     let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    probe_search(config, &client, &set, &mut out).await;
+    probe_api(config, &mut out).await;
+    probe_discord(config, &client, &set, &mut out).await;
+    probe_notify(config, &client, &set, &mut out).await;
+    probe_pagerduty(config, &client, &set, &mut out).await;
+    probe_stripe(config, &client, &set, &mut out).await;
+    out
+}
+
+/// Meilisearch: `/health`, and an authenticated `/version` so a wrong key shows.
+async fn probe_search(
+    config: &Config,
+    client: &reqwest::Client,
+    set: &(dyn Fn(&str) -> Option<String> + Sync),
+    out: &mut Vec<CheckLine>,
+) {
     if let Some(sc) = &config.search
         && let Some(host) = set(&sc.host_env)
     {
@@ -666,6 +684,10 @@ async fn probe_services(
             (Err(why), _) => line("search", CheckState::Problem, format!("{shown} {why}")),
         });
     }
+}
+
+/// The API and web health endpoints.
+async fn probe_api(config: &Config, out: &mut Vec<CheckLine>) {
     if let Some(api) = &config.api {
         let total = Duration::from_secs(api.timeout_secs);
         let mut urls = vec![(
@@ -688,6 +710,15 @@ async fn probe_services(
             ));
         }
     }
+}
+
+/// Discord: `GET /users/@me` with the bot token.
+async fn probe_discord(
+    config: &Config,
+    client: &reqwest::Client,
+    set: &(dyn Fn(&str) -> Option<String> + Sync),
+    out: &mut Vec<CheckLine>,
+) {
     if let Some(d) = &config.discord
         && let Some(token) = set(&d.token_env)
     {
@@ -729,6 +760,15 @@ async fn probe_services(
             ),
         });
     }
+}
+
+/// Resend (an authenticated read) and the status page webhook (reachability only).
+async fn probe_notify(
+    config: &Config,
+    client: &reqwest::Client,
+    set: &(dyn Fn(&str) -> Option<String> + Sync),
+    out: &mut Vec<CheckLine>,
+) {
     if let Some(n) = &config.notify {
         if !n.email_to.is_empty()
             && let Some(key) = set("RESEND_API_KEY")
@@ -775,6 +815,15 @@ async fn probe_services(
             });
         }
     }
+}
+
+/// PagerDuty's Events API (reachability only: an event would page someone).
+async fn probe_pagerduty(
+    config: &Config,
+    client: &reqwest::Client,
+    set: &(dyn Fn(&str) -> Option<String> + Sync),
+    out: &mut Vec<CheckLine>,
+) {
     if let Some(p) = &config.paging
         && p.pagerduty_routing_key_env
             .as_deref()
@@ -797,6 +846,15 @@ async fn probe_services(
             ),
         });
     }
+}
+
+/// Stripe, when `[check] stripe_key_env` is set.
+async fn probe_stripe(
+    config: &Config,
+    client: &reqwest::Client,
+    set: &(dyn Fn(&str) -> Option<String> + Sync),
+    out: &mut Vec<CheckLine>,
+) {
     if let Some(key_env) = &config.check.stripe_key_env {
         match set(key_env) {
             None => out.push(line(
@@ -831,7 +889,6 @@ async fn probe_services(
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
