@@ -110,34 +110,15 @@ pub async fn run(config: Config) -> u8 {
     // user's alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let config = Arc::new(config);
-    // An exec or a console's watcher may hold the state for a moment: wait for it.
-    let started = std::time::Instant::now();
-    let store = loop {
-        match Store::open(&config.data_dir) {
-            Ok(s) => break s,
-            Err(drbot_state::StateError::Locked(_))
-                if started.elapsed() < std::time::Duration::from_secs(5) =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                eprintln!("drbot: {e}");
-                return 1;
-            }
+    let store = match open_store(&config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("drbot: {e}");
+            return 1;
         }
     };
     let engine = Arc::new(Engine::new(config.clone(), store, Arc::new(SystemClock)));
-    match engine.recover_interrupted() {
-        Ok(marked) => {
-            for m in marked {
-                tracing::warn!("{m} (drbot had stopped while it ran)");
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "could not check for interrupted work"),
-    }
-    for line in engine.recover_scenarios().await {
-        tracing::warn!("{line}");
-    }
+    recover(&engine).await;
     let (listener, path) = match open_socket(&config) {
         Ok(l) => l,
         Err(e) => {
@@ -146,47 +127,15 @@ pub async fn run(config: Config) -> u8 {
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut discord: Option<(
-        Arc<serenity::http::Http>,
-        drbot_commands::config::DiscordConfig,
-    )> = None;
     let mut gateway = JoinSet::new();
-    match &config.discord {
-        None => tracing::warn!(
-            "no [discord] in the config: serving the control socket and background work only"
-        ),
-        Some(dc) => {
-            let Some(token) = std::env::var(&dc.token_env)
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-            else {
-                eprintln!(
-                    "drbot: [discord] is configured but {} is not set.",
-                    dc.token_env
-                );
-                let _ = std::fs::remove_file(&path);
-                return 1;
-            };
-            match crate::discord::connect(engine.clone(), config.clone(), dc.clone(), token.trim())
-                .await
-            {
-                Ok(d) => {
-                    discord = Some((d.http.clone(), dc.clone()));
-                    let stop = stop_rx.clone();
-                    gateway.spawn(async move {
-                        if let Err(e) = d.run(stop).await {
-                            tracing::error!("{e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    eprintln!("drbot: {e}");
-                    let _ = std::fs::remove_file(&path);
-                    return 1;
-                }
-            }
+    let discord = match connect_discord(&engine, &config, &stop_rx, &mut gateway).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("drbot: {e}");
+            let _ = std::fs::remove_file(&path);
+            return 1;
         }
-    }
+    };
     tracing::info!(socket = %path.display(), "drbot serve is up");
     println!(
         "drbot serve: listening on {} (drbot exec and drbot console use it).",
@@ -293,6 +242,92 @@ pub async fn run(config: Config) -> u8 {
     let _ = stop_tx.send(true);
     drop(listener);
     let _ = std::fs::remove_file(&path);
+    drain(&mut tasks, &mut gateway).await;
+    if let Err(e) = engine.store().flush().await {
+        eprintln!("drbot: could not flush state: {e}");
+        return 1;
+    }
+    // The last word goes off the host too (after any export still running).
+    while let Some(done) = export_jobs.join_next().await {
+        if let Ok((generation, result)) = done {
+            exports.finished(generation, result);
+        }
+    }
+    exports.final_export(&engine).await;
+    println!("drbot serve: stopped.");
+    0
+}
+
+/// Discord's REST client and config, when `[discord]` is set.
+type DiscordHandle = (
+    Arc<serenity::http::Http>,
+    drbot_commands::config::DiscordConfig,
+);
+
+/// Connects to Discord when `[discord]` is set, its gateway running in `gateway` until `stop`.
+async fn connect_discord(
+    engine: &Arc<Engine>,
+    config: &Arc<Config>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    gateway: &mut JoinSet<()>,
+) -> Result<Option<DiscordHandle>, String> {
+    let Some(dc) = &config.discord else {
+        tracing::warn!(
+            "no [discord] in the config: serving the control socket and background work only"
+        );
+        return Ok(None);
+    };
+    let token = std::env::var(&dc.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| format!("[discord] is configured but {} is not set.", dc.token_env))?;
+    let d =
+        crate::discord::connect(engine.clone(), config.clone(), dc.clone(), token.trim()).await?;
+    let handle = (d.http.clone(), dc.clone());
+    let stop = stop.clone();
+    gateway.spawn(async move {
+        if let Err(e) = d.run(stop).await {
+            tracing::error!("{e}");
+        }
+    });
+    Ok(Some(handle))
+}
+
+/// Opens the state; an exec or a console's watcher may hold it for a moment: waits for it.
+async fn open_store(config: &Config) -> Result<Store, drbot_state::StateError> {
+    let started = std::time::Instant::now();
+    loop {
+        match Store::open(&config.data_dir) {
+            Ok(s) => return Ok(s),
+            Err(drbot_state::StateError::Locked(_))
+                if started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What a stop left running is marked interrupted (never resumed on its own), and each
+/// scenario tidies what it left (a drill's scratch resources): said in the log.
+async fn recover(engine: &Engine) {
+    match engine.recover_interrupted() {
+        Ok(marked) => {
+            for m in marked {
+                tracing::warn!("{m} (drbot had stopped while it ran)");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not check for interrupted work"),
+    }
+    for line in engine.recover_scenarios().await {
+        tracing::warn!("{line}");
+    }
+}
+
+/// At a stop: running commands get [`DRAIN`] to finish (then they are cut off, their steps
+/// shown interrupted at the next start), the gateway ten seconds to close.
+async fn drain(tasks: &mut JoinSet<()>, gateway: &mut JoinSet<()>) {
     if !tasks.is_empty() {
         println!(
             "drbot serve: waiting up to {}s for {} running command(s).",
@@ -310,19 +345,6 @@ pub async fn run(config: Config) -> u8 {
         while gateway.join_next().await.is_some() {}
     })
     .await;
-    if let Err(e) = engine.store().flush().await {
-        eprintln!("drbot: could not flush state: {e}");
-        return 1;
-    }
-    // The last word goes off the host too (after any export still running).
-    while let Some(done) = export_jobs.join_next().await {
-        if let Ok((generation, result)) = done {
-            exports.finished(generation, result);
-        }
-    }
-    exports.final_export(&engine).await;
-    println!("drbot serve: stopped.");
-    0
 }
 
 /// A nudge pings the incident's commander (when their Discord id is known); a failed scheduled
