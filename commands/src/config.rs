@@ -927,7 +927,7 @@ impl Config {
     /// Every section's checks, in order; the first that fails names the key.
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         /// One section's checks: what is wrong, naming the key.
-        type Check = fn(&Config) -> Result<(), String>;
+        type Check = fn(&Config, &Path) -> Result<(), ConfigError>;
         let checks: [Check; 14] = [
             Config::validate_people,
             Config::validate_backup,
@@ -945,22 +945,22 @@ impl Config {
             Config::validate_restore,
         ];
         for check in checks {
-            check(self).map_err(|message| ConfigError::Invalid {
-                message,
-                path: path.to_path_buf(),
-            })?;
+            check(self, path)?;
         }
         Ok(())
     }
 
     /// `[people]`: known roles, one person per OS user, real Discord ids.
-    fn validate_people(&self) -> Result<(), String> {
+    fn validate_people(&self, path: &Path) -> Result<(), ConfigError> {
         for (name, p) in &self.people {
             for r in &p.roles {
                 if !PERSON_ROLES.contains(&r.as_str()) {
-                    return Err(format!(
-                        "[people.{name}] has the unknown role `{r}`; roles are {}",
-                        PERSON_ROLES.join(", ")
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "[people.{name}] has the unknown role `{r}`; roles are {}",
+                            PERSON_ROLES.join(", ")
+                        ),
                     ));
                 }
             }
@@ -970,15 +970,19 @@ impl Config {
             if let Some(u) = &p.unix_user
                 && !unix_users.insert(u)
             {
-                return Err(format!(
-                    "[people.{name}] unix_user `{u}` is also another person's; each OS user proves one person"
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[people.{name}] unix_user `{u}` is also another person's; each OS user proves one person"
+                    ),
                 ));
             }
         }
         for (name, p) in &self.people {
             if p.discord_id == Some(0) {
-                return Err(format!(
-                    "[people.{name}] discord_id must be a Discord id, not 0"
+                return Err(invalid(
+                    path,
+                    format!("[people.{name}] discord_id must be a Discord id, not 0"),
                 ));
             }
         }
@@ -986,56 +990,66 @@ impl Config {
     }
 
     /// `[backup]` and `[retention]`.
-    fn validate_backup(&self) -> Result<(), String> {
+    fn validate_backup(&self, path: &Path) -> Result<(), ConfigError> {
         if let Some(b) = &self.backup
             && b.xz_level > 9
         {
-            return Err(format!(
-                "[backup] xz_level must be 0 to 9, not {}",
-                b.xz_level
+            return Err(invalid(
+                path,
+                format!("[backup] xz_level must be 0 to 9, not {}", b.xz_level),
             ));
         }
         if let Some(b) = &self.backup
             && b.xz_threads > 64
         {
-            return Err(format!(
-                "[backup] xz_threads must be 0 (automatic) to 64, not {}",
-                b.xz_threads
+            return Err(invalid(
+                path,
+                format!(
+                    "[backup] xz_threads must be 0 (automatic) to 64, not {}",
+                    b.xz_threads
+                ),
             ));
         }
         if self.retention.min_keep == 0 {
-            return Err(
+            return Err(invalid(
+                path,
                 "[retention] min_keep must be at least 1: drbot never prunes the last backup"
                     .to_string(),
-            );
+            ));
         }
         Ok(())
     }
 
     /// `[notify]`.
-    fn validate_notify(&self) -> Result<(), String> {
+    fn validate_notify(&self, path: &Path) -> Result<(), ConfigError> {
         if let Some(n) = &self.notify
             && !SEVERITIES.contains(&n.min_severity.as_str())
         {
-            return Err(format!(
-                "[notify] min_severity must be one of {}, not `{}`",
-                SEVERITIES.join(", "),
-                n.min_severity
+            return Err(invalid(
+                path,
+                format!(
+                    "[notify] min_severity must be one of {}, not `{}`",
+                    SEVERITIES.join(", "),
+                    n.min_severity
+                ),
             ));
         }
         if let Some(n) = &self.notify
             && !(1..=MAX_HTTP_TIMEOUT_SECS).contains(&n.timeout_secs)
         {
-            return Err(format!(
-                "[notify] timeout_secs must be 1 to {MAX_HTTP_TIMEOUT_SECS}, not {}",
-                n.timeout_secs
+            return Err(invalid(
+                path,
+                format!(
+                    "[notify] timeout_secs must be 1 to {MAX_HTTP_TIMEOUT_SECS}, not {}",
+                    n.timeout_secs
+                ),
             ));
         }
         Ok(())
     }
 
     /// `[contacts]` and `[paging]`: every group paging names has someone in it.
-    fn validate_paging(&self) -> Result<(), String> {
+    fn validate_paging(&self, path: &Path) -> Result<(), ConfigError> {
         let groups: std::collections::BTreeSet<&str> = self
             .contacts
             .values()
@@ -1043,7 +1057,7 @@ impl Config {
             .collect();
         for (key, c) in &self.contacts {
             if c.name.trim().is_empty() {
-                return Err(format!("[contacts.{key}] needs a name"));
+                return Err(invalid(path, format!("[contacts.{key}] needs a name")));
             }
         }
         if let Some(p) = &self.paging {
@@ -1053,37 +1067,49 @@ impl Config {
                 .chain(p.escalation.iter().map(|g| ("escalation", g)));
             for (key, group) in named {
                 if !groups.contains(group.as_str()) {
-                    return Err(format!(
-                        "[paging] {key} names group `{group}`, which no [contacts.*] is in (groups: {})",
-                        if groups.is_empty() {
-                            "none".to_string()
-                        } else {
-                            groups.iter().copied().collect::<Vec<_>>().join(", ")
-                        }
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "[paging] {key} names group `{group}`, which no [contacts.*] is in (groups: {})",
+                            if groups.is_empty() {
+                                "none".to_string()
+                            } else {
+                                groups.iter().copied().collect::<Vec<_>>().join(", ")
+                            }
+                        ),
                     ));
                 }
             }
             if p.escalate_after_mins == 0 {
-                return Err("[paging] escalate_after_mins must be at least 1".to_string());
+                return Err(invalid(
+                    path,
+                    "[paging] escalate_after_mins must be at least 1".to_string(),
+                ));
             }
         }
         Ok(())
     }
 
     /// `[drills]`: known kinds and periods, a server of its own, bounded checks.
-    fn validate_drills(&self) -> Result<(), String> {
+    fn validate_drills(&self, path: &Path) -> Result<(), ConfigError> {
         for (kind, every) in &self.drills.schedule {
             if !DRILL_KINDS.contains(&kind.as_str()) {
-                return Err(format!(
-                    "[drills] schedule names `{kind}`; the drills are {}",
-                    DRILL_KINDS.join(", ")
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[drills] schedule names `{kind}`; the drills are {}",
+                        DRILL_KINDS.join(", ")
+                    ),
                 ));
             }
             if !DRILL_PERIODS.iter().any(|(p, _)| p == every) {
                 let periods: Vec<&str> = DRILL_PERIODS.iter().map(|(p, _)| *p).collect();
-                return Err(format!(
-                    "[drills] schedule.{kind} = \"{every}\" is not one of {}",
-                    periods.join(", ")
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[drills] schedule.{kind} = \"{every}\" is not one of {}",
+                        periods.join(", ")
+                    ),
                 ));
             }
         }
@@ -1092,28 +1118,37 @@ impl Config {
             .iter()
             .find(|(_, t)| t.url_env == self.drills.scratch_url_env)
         {
-            return Err(format!(
-                "[drills] scratch_url_env = \"{}\" is also [targets.{name}] url_env: a drill never works on a configured target; give drills a server of their own",
-                self.drills.scratch_url_env
+            return Err(invalid(
+                path,
+                format!(
+                    "[drills] scratch_url_env = \"{}\" is also [targets.{name}] url_env: a drill never works on a configured target; give drills a server of their own",
+                    self.drills.scratch_url_env
+                ),
             ));
         }
         if !(1..=3600).contains(&self.drills.app_check_timeout_secs) {
-            return Err(format!(
-                "[drills] app_check_timeout_secs must be 1 to 3600, not {}",
-                self.drills.app_check_timeout_secs
+            return Err(invalid(
+                path,
+                format!(
+                    "[drills] app_check_timeout_secs must be 1 to 3600, not {}",
+                    self.drills.app_check_timeout_secs
+                ),
             ));
         }
         if !(1..=1000).contains(&self.drills.media_sample) {
-            return Err(format!(
-                "[drills] media_sample must be 1 to 1000, not {}",
-                self.drills.media_sample
+            return Err(invalid(
+                path,
+                format!(
+                    "[drills] media_sample must be 1 to 1000, not {}",
+                    self.drills.media_sample
+                ),
             ));
         }
         Ok(())
     }
 
     /// Every duration is bounded, naming its key, so none can overflow where it is used.
-    fn validate_durations(&self) -> Result<(), String> {
+    fn validate_durations(&self, path: &Path) -> Result<(), ConfigError> {
         // Every duration is used as a chrono Duration: bound them here, naming the key, so none
         // can overflow at use.
         let minutes = [
@@ -1133,23 +1168,27 @@ impl Config {
         ];
         for (key, v) in minutes {
             if v > MAX_MINUTES {
-                return Err(format!(
-                    "{key} must be at most {MAX_MINUTES} (a year in minutes), not {v}"
+                return Err(invalid(
+                    path,
+                    format!("{key} must be at most {MAX_MINUTES} (a year in minutes), not {v}"),
                 ));
             }
         }
         if self.approvals.ttl_secs > MAX_MINUTES * 60 {
-            return Err(format!(
-                "[approvals] ttl_secs must be at most {} (a year), not {}",
-                MAX_MINUTES * 60,
-                self.approvals.ttl_secs
+            return Err(invalid(
+                path,
+                format!(
+                    "[approvals] ttl_secs must be at most {} (a year), not {}",
+                    MAX_MINUTES * 60,
+                    self.approvals.ttl_secs
+                ),
             ));
         }
         Ok(())
     }
 
     /// `[discord]`: real Discord ids (never 0; serenity refuses one).
-    fn validate_discord(&self) -> Result<(), String> {
+    fn validate_discord(&self, path: &Path) -> Result<(), ConfigError> {
         // Discord ids are never 0 (and serenity refuses one).
         if let Some(d) = &self.discord {
             let ids = [
@@ -1161,7 +1200,10 @@ impl Config {
             ];
             for (key, id) in ids {
                 if id == Some(0) {
-                    return Err(format!("[discord] {key} must be a Discord id, not 0"));
+                    return Err(invalid(
+                        path,
+                        format!("[discord] {key} must be a Discord id, not 0"),
+                    ));
                 }
             }
         }
@@ -1169,77 +1211,102 @@ impl Config {
     }
 
     /// `[storage]`, `[search]` and `[api]`.
-    fn validate_services(&self) -> Result<(), String> {
+    fn validate_services(&self, path: &Path) -> Result<(), ConfigError> {
         if let Some(s) = &self.storage
             && let Err(message) = s.validate()
         {
-            return Err(message);
+            return Err(invalid(path, message));
         }
         if let Some(s) = &self.search
             && !(1..=300).contains(&s.timeout_secs)
         {
-            return Err(format!(
-                "[search] timeout_secs must be 1 to 300, not {}",
-                s.timeout_secs
+            return Err(invalid(
+                path,
+                format!(
+                    "[search] timeout_secs must be 1 to 300, not {}",
+                    s.timeout_secs
+                ),
             ));
         }
         if let Some(s) = &self.search
             && s.follow_secs > 3600
         {
-            return Err(format!(
-                "[search] follow_secs must be at most 3600, not {}",
-                s.follow_secs
+            return Err(invalid(
+                path,
+                format!(
+                    "[search] follow_secs must be at most 3600, not {}",
+                    s.follow_secs
+                ),
             ));
         }
         if let Some(a) = &self.api
             && !(1..=300).contains(&a.timeout_secs)
         {
-            return Err(format!(
-                "[api] timeout_secs must be 1 to 300, not {}",
-                a.timeout_secs
+            return Err(invalid(
+                path,
+                format!(
+                    "[api] timeout_secs must be 1 to 300, not {}",
+                    a.timeout_secs
+                ),
             ));
         }
         Ok(())
     }
 
     /// `[status]`.
-    fn validate_status(&self) -> Result<(), String> {
+    fn validate_status(&self, path: &Path) -> Result<(), ConfigError> {
         if self.status.quiet_mins == 0 {
-            return Err("[status] quiet_mins must be at least 1".to_string());
+            return Err(invalid(
+                path,
+                "[status] quiet_mins must be at least 1".to_string(),
+            ));
         }
         if self.status.every_mins == 0 {
-            return Err("[status] every_mins must be at least 1".to_string());
+            return Err(invalid(
+                path,
+                "[status] every_mins must be at least 1".to_string(),
+            ));
         }
         Ok(())
     }
 
     /// `[approvals]`.
-    fn validate_approvals(&self) -> Result<(), String> {
+    fn validate_approvals(&self, path: &Path) -> Result<(), ConfigError> {
         for (key, n) in &self.approvals.required {
             let Some((kind, target)) = key.split_once(':') else {
-                return Err(format!(
-                    "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
+                    ),
                 ));
             };
             if kind.is_empty() || target.is_empty() {
-                return Err(format!(
-                    "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
+                    ),
                 ));
             }
             if !(1..=MAX_APPROVALS).contains(n) {
-                return Err(format!(
-                    "[approvals] required.\"{key}\" must be 1 to {MAX_APPROVALS}, not {n}"
+                return Err(invalid(
+                    path,
+                    format!("[approvals] required.\"{key}\" must be 1 to {MAX_APPROVALS}, not {n}"),
                 ));
             }
         }
         if self.approvals.ttl_secs == 0 {
-            return Err("[approvals] ttl_secs must be at least 1".to_string());
+            return Err(invalid(
+                path,
+                "[approvals] ttl_secs must be at least 1".to_string(),
+            ));
         }
         Ok(())
     }
 
     /// `[targets]`: one-word names, at most one marked production.
-    fn validate_targets(&self) -> Result<(), String> {
+    fn validate_targets(&self, path: &Path) -> Result<(), ConfigError> {
         let marked: Vec<&str> = self
             .targets
             .iter()
@@ -1247,73 +1314,100 @@ impl Config {
             .map(|(n, _)| n.as_str())
             .collect();
         if marked.len() > 1 {
-            return Err(format!(
-                "only one target may say production = true; {} do",
-                marked.join(" and ")
+            return Err(invalid(
+                path,
+                format!(
+                    "only one target may say production = true; {} do",
+                    marked.join(" and ")
+                ),
             ));
         }
         for name in self.targets.keys() {
             if name.is_empty() || name.chars().any(char::is_whitespace) {
-                return Err(format!("target name `{name}` must be one word"));
+                return Err(invalid(
+                    path,
+                    format!("target name `{name}` must be one word"),
+                ));
             }
         }
         Ok(())
     }
 
     /// `[serve]`.
-    fn validate_serve(&self) -> Result<(), String> {
+    fn validate_serve(&self, path: &Path) -> Result<(), ConfigError> {
         if let Some(g) = &self.serve.socket_group
             && (g.trim().is_empty() || g.contains(['/', ':', '\n']))
         {
-            return Err(format!("[serve] socket_group `{g}` is not a group name"));
+            return Err(invalid(
+                path,
+                format!("[serve] socket_group `{g}` is not a group name"),
+            ));
         }
         if let Some(d) = &self.serve.socket_dir
             && (d.as_os_str().is_empty() || d.starts_with(&self.data_dir) && d != &self.data_dir)
         {
-            return Err(format!(
-                "[serve] socket_dir {} must be outside the data directory {} (or be it)",
-                d.display(),
-                self.data_dir.display()
+            return Err(invalid(
+                path,
+                format!(
+                    "[serve] socket_dir {} must be outside the data directory {} (or be it)",
+                    d.display(),
+                    self.data_dir.display()
+                ),
             ));
         }
         Ok(())
     }
 
     /// `[state]`.
-    fn validate_state(&self) -> Result<(), String> {
+    fn validate_state(&self, path: &Path) -> Result<(), ConfigError> {
         if !(1..=MAX_MINUTES).contains(&self.state.export_every_mins) {
-            return Err(format!(
-                "[state] export_every_mins must be 1 to {MAX_MINUTES}, not {}",
-                self.state.export_every_mins
+            return Err(invalid(
+                path,
+                format!(
+                    "[state] export_every_mins must be 1 to {MAX_MINUTES}, not {}",
+                    self.state.export_every_mins
+                ),
             ));
         }
         if self.state.keep == 0 {
-            return Err("[state] keep must be at least 1".to_string());
+            return Err(invalid(path, "[state] keep must be at least 1".to_string()));
         }
         if self.state.prefix.trim_matches('/').is_empty() {
-            return Err("[state] prefix must name a folder, e.g. \"state/\"".to_string());
+            return Err(invalid(
+                path,
+                "[state] prefix must name a folder, e.g. \"state/\"".to_string(),
+            ));
         }
         Ok(())
     }
 
     /// `[restore]`.
-    fn validate_restore(&self) -> Result<(), String> {
+    fn validate_restore(&self, path: &Path) -> Result<(), ConfigError> {
         if !(1..=MAX_MAINTENANCE_WORK_MEM_MB).contains(&self.restore.maintenance_work_mem_mb) {
-            return Err(format!(
-                "[restore] maintenance_work_mem_mb must be 1 to {MAX_MAINTENANCE_WORK_MEM_MB}, not {}",
-                self.restore.maintenance_work_mem_mb
+            return Err(invalid(
+                path,
+                format!(
+                    "[restore] maintenance_work_mem_mb must be 1 to {MAX_MAINTENANCE_WORK_MEM_MB}, not {}",
+                    self.restore.maintenance_work_mem_mb
+                ),
             ));
         }
         if !(1..=16).contains(&self.restore.staged_sessions) {
-            return Err(format!(
-                "[restore] staged_sessions must be 1 to 16, not {}",
-                self.restore.staged_sessions
+            return Err(invalid(
+                path,
+                format!(
+                    "[restore] staged_sessions must be 1 to 16, not {}",
+                    self.restore.staged_sessions
+                ),
             ));
         }
         if !(1..=MAX_LOCK_WAIT_SECS).contains(&self.restore.lock_wait_secs) {
-            return Err(format!(
-                "[restore] lock_wait_secs must be 1 to {MAX_LOCK_WAIT_SECS}, not {}",
-                self.restore.lock_wait_secs
+            return Err(invalid(
+                path,
+                format!(
+                    "[restore] lock_wait_secs must be 1 to {MAX_LOCK_WAIT_SECS}, not {}",
+                    self.restore.lock_wait_secs
+                ),
             ));
         }
         Ok(())
@@ -1362,6 +1456,14 @@ impl Config {
     /// True when `[people]` lists anyone (identities must then be proven).
     pub fn has_people(&self) -> bool {
         !self.people.is_empty()
+    }
+}
+
+/// The config at `path` is invalid: `message` says why, naming the key.
+fn invalid(path: &Path, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        message,
+        path: path.to_path_buf(),
     }
 }
 
