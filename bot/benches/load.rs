@@ -53,6 +53,16 @@ async fn over_socket(socket: std::path::PathBuf, line: String) -> (f64, i64, Str
     panic!("no reply to {line}");
 }
 
+/// serve, stopped with the bench even when a check fails (a panic would leave it running).
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn percentiles(mut v: Vec<f64>) -> String {
     if v.is_empty() {
         return "not measured".to_string();
@@ -77,7 +87,7 @@ fn main() {
             os_user(),
             fake.base
         ));
-        let mut serve = serve_on(&fake, &d).await;
+        let mut serve = Serve(serve_on(&fake, &d).await);
         for k in 0..INCIDENTS {
             let id = 10_000 + k;
             let data = declare("database", "sev3", &format!("incident {k}"));
@@ -127,8 +137,8 @@ fn main() {
         let discord_ms = fake.ack_latencies(&sent, total, Duration::from_secs(120)).await;
         // Every Discord note is recorded once its reply is edited in; give the last ones time.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let _ = std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
-        let _ = serve.wait();
+        let _ = std::process::Command::new("kill").args(["-TERM", &serve.0.id().to_string()]).status();
+        let _ = serve.0.wait();
         assert_eq!(discord_ms.len(), total, "not every interaction was acknowledged");
         let store = Store::open(&d.data_dir()).unwrap();
         let mut missing = 0;
