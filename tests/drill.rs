@@ -1003,6 +1003,15 @@ async fn a_panic_inside_a_drill_step_ends_it_failed_with_its_scratch_dropped() {
     assert_eq!(drill.status, DrillStatus::Failed);
     assert_eq!(made(&drill).state, ScratchState::Dropped, "{drill:?}");
     assert!(!still_there(&d.engine, &drill));
+    // The step it stopped in ends failed with the reason, not "did not finish".
+    let restore = &drill.steps[1];
+    assert_eq!(restore.ok, Some(false), "{drill:?}");
+    assert!(restore.finished_at.is_some(), "{drill:?}");
+    assert!(
+        restore.detail.contains("drbot hit an internal error"),
+        "{drill:?}"
+    );
+    assert!(!drill.report.contains("did not finish"), "{}", drill.report);
     crate::support::assert_same_dump(&before, &d.source.dump(), "source after the drill");
     // The drill lock is given back: the next drill runs.
     d.engine.set_fail_points(Arc::new(|_: &str| false));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Span;
-use drbot_commands::engine::{Context, Place};
+use drbot_commands::context::{Context, Place};
 use drbot_commands::identity::{Actor, Principal};
 use drbot_commands::{Config, Engine, ManualClock, Outcome};
 use drbot_state::{PageStatus, Proof, Store};

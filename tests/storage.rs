@@ -1433,6 +1433,19 @@ async fn a_storage_drill_restores_a_damaged_sample_and_leaves_the_media_listing_
         "{drill:?}"
     );
     assert_eq!(drill.rpo_secs, Some(90 * 60));
+    // Its scratch prefix carries this install's tag (8 hex of the data directory's path), so
+    // two drbots drilling on one media bucket never share one.
+    let dir = std::fs::canonicalize(s.engine.store().path()).unwrap();
+    let tag = crate::support::sh(&format!("printf %s '{}' | sha256sum", dir.display()));
+    assert_eq!(
+        drill
+            .scratch
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>(),
+        [format!(".drbot-probe/drills/DRILL-1-{}/", &tag[..8])],
+        "{drill:?}"
+    );
     assert!(
         drill
             .report

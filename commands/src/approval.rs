@@ -19,7 +19,7 @@ use drbot_state::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{INCIDENT_OPTION, Invocation};
 use crate::identity::Principal;
@@ -422,7 +422,7 @@ fn not_pending(r: &ApprovalRequest, now: DateTime<Utc>) -> Option<CommandError> 
 pub fn expire_due(engine: &Engine) -> Result<usize, CommandError> {
     let ctx = Context {
         actor: crate::identity::Actor::system(),
-        place: crate::engine::Place::Local,
+        place: crate::context::Place::Local,
     };
     let now = engine.now();
     let mut n = 0;
@@ -787,7 +787,7 @@ pub async fn release_ended(engine: &Engine) -> Vec<String> {
             Ok(done) => {
                 let ctx = Context {
                     actor: crate::identity::Actor::system(),
-                    place: crate::engine::Place::Local,
+                    place: crate::context::Place::Local,
                 };
                 let line = format!("{} {done}.", r.id);
                 let saved = engine.store().update_approval(r.id, |req| {

@@ -18,7 +18,7 @@ use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle, Triangle};
 
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::render;
 use crate::runbook::{Phase, Scenario, component, component_title, runbook_step, scenario_of};
 

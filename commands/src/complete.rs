@@ -4,7 +4,7 @@
 
 use drbot_state::ApprovalStatus;
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 
 pub use crate::scenario::{Choice, MAX_CHOICES};
 

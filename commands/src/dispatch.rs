@@ -9,7 +9,7 @@
 //! pages and the post-incident report, none of which the incident commands know. Everything
 //! it calls sits below it.
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::progress::{NoProgress, ProgressSink};

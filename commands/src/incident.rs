@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Duration, Utc};
 use drbot_state::{EntryKind, Incident, IncidentId, IncidentStatus, StepRecord, StepState};
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::identity::Principal;

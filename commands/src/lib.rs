@@ -7,7 +7,7 @@
 //! when it is destructive, or else to the scenario that owns it; it catches a panic, flushes
 //! the store before the reply says done, sends the notices it queued and strips secrets from
 //! the reply ([`redact`]). Imports point down only (no circles): adapter → `dispatch` and the
-//! gate → scenarios → [`engine`] → infrastructure → `drbot_state`.
+//! gate → scenarios → [`context`] → infrastructure → `drbot_state`.
 //!
 //! - Top: `dispatch`, [`approval`] (the two-person gate: it knows no scenario, only
 //!   [`scenario::Destructive`]: kind, prepare with preflight, re-read at execution, run; the
@@ -20,12 +20,13 @@
 //!   autocomplete), registered by one line in [`scenarios::ALL`]:
 //!   [`database`](scenarios::database) (check, backups, streaming restore, verify, backup, the
 //!   RPO watch and the report's RPO); [`storage`](scenarios::storage),
-//!   [`search`](scenarios::search), [`api`](scenarios::api) and [`drill`](scenarios::drill)
-//!   answer "not built yet" and are not registered in Discord until they do something.
-//! - [`engine`]: the shared state (config, store, clock, environment, known secrets, running
-//!   restores) and what commands share: selecting the incident, timeline entries, runbook
+//!   [`search`](scenarios::search), [`api`](scenarios::api), [`drill`](scenarios::drill) and
+//!   [`retention`](scenarios::retention).
+//! - [`context`]: what every command runs with — the shared [`Engine`] (config, store, clock,
+//!   environment, known secrets, running restores) and the command's own [`Context`] (who,
+//!   where) — and what commands share: selecting the incident, timeline entries, runbook
 //!   steps (bound by command id and target: only commands on the production target do
-//!   production steps), recovery after a crash.
+//!   production steps), recovery after a crash. Commands are run by `dispatch`, not here.
 //! - Infrastructure: [`bucket`] (S3/R2), [`pg`] (database targets and connections), [`http`]
 //!   (the client with connect and total timeouts), [`locks`] (one restore per target),
 //!   [`identity`] (principals), [`config`] (SPEC §4), [`runbook`] (RUNBOOK.md as data),
@@ -40,8 +41,8 @@ pub mod check;
 pub mod clock;
 pub mod complete;
 pub mod config;
+pub mod context;
 mod dispatch;
-pub mod engine;
 pub mod error;
 pub mod grammar;
 pub mod http;
@@ -68,7 +69,7 @@ pub mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
-pub use engine::{Context, Engine, Place};
+pub use context::{Context, Engine, Place};
 pub use error::CommandError;
 pub use identity::Actor;
 pub use reply::{Attachment, Outcome, Reply};

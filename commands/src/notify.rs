@@ -12,7 +12,7 @@ use chrono::Duration;
 use drbot_state::{DeliveryStatus, EntryKind, Incident, NewEntry, OutboxItem, Proof};
 use serde_json::json;
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::options::required;

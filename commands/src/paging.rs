@@ -17,7 +17,7 @@ use drbot_state::{
 use serde_json::json;
 
 use crate::config::{Config, Contact};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::render;
@@ -755,7 +755,7 @@ pub fn escalate_due(engine: &Engine) -> Result<usize, CommandError> {
             {
                 let ctx = Context {
                     actor: crate::identity::Actor::system(),
-                    place: crate::engine::Place::Local,
+                    place: crate::context::Place::Local,
                 };
                 let line = on_declare(engine, &ctx, &incident);
                 tracing::warn!(incident = %incident.id, "paged late (after a restart): {}", line.trim());

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Duration, Utc};
 use drbot_state::{ApprovalStatus, DeliveryStatus, EntryKind, Incident, StepState};
 
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::render;
 use crate::reply::Reply;

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 use drbot_state::{Incident, IncidentId};
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Invocation};
 use crate::progress::ProgressSink;

@@ -14,7 +14,7 @@ use drbot_state::{ApprovalStatus, EntryKind, Store};
 
 use crate::bucket::Bucket;
 use crate::config::Config;
-use crate::engine::{Context, Engine, Place};
+use crate::context::{Context, Engine, Place};
 use crate::error::CommandError;
 use crate::identity::Actor;
 use crate::render::size;

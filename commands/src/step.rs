@@ -2,7 +2,7 @@
 
 use drbot_state::{EntryKind, Incident, StepState};
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::incident::{next_line, steps_block};

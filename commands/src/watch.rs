@@ -11,7 +11,7 @@
 use chrono::Duration;
 use drbot_state::{EntryKind, IncidentId, IncidentStatus, NewEntry};
 
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::incident::{next_line, status_text};
 use crate::render;

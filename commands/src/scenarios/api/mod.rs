@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use drbot_state::{EntryKind, StepState};
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Invocation, cmd};
 use crate::progress::ProgressSink;

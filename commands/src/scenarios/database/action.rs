@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::catalogue::{backup_bucket, identities, resolve_backup, size, taken_at};
 use super::restore::{preflight, run_restore};
 use super::{staged, staged_restore};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Invocation, Text, auto, cmd, destructive, req};
 use crate::options::required;

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::catalogue::{MANIFEST_SUFFIX, backup_bucket, backup_name, size};
 use super::splitter::{Piece, Splitter};
 use crate::bucket::{Bucket, PART_SIZE};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::pg::Target;

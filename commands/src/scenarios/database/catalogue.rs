@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use super::pipeline::Identities;
 use crate::bucket::{Bucket, ObjectInfo};
 use crate::config::StorageConfig;
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 
 /// The suffix of a backup's manifest object.

@@ -9,7 +9,7 @@ use drbot_state::{EntryKind, StepState};
 
 use super::catalogue::{backup_bucket, list_backups, size, taken_at};
 use super::{backup, verify};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::options::required;

@@ -47,7 +47,7 @@ pub use catalogue::{
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Integer, Invocation, Text, auto, cmd, opt, req};
 use crate::progress::ProgressSink;

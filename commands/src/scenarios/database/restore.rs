@@ -12,7 +12,7 @@ use super::catalogue::{identities, size, taken_at};
 use super::pipeline::{self, Counters, Identities};
 use super::{backup, load, preflight, verify};
 use crate::bucket::{Bucket, ObjectInfo};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::pg::Target;

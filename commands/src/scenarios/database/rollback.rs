@@ -6,7 +6,7 @@ use drbot_state::EntryKind;
 use super::catalogue::size;
 use super::staged;
 use super::staged_restore::{self, SwapIn};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Invocation, Text, auto, cmd, destructive, req};
 use crate::options::required;

@@ -14,7 +14,7 @@ use super::pipeline::Counters;
 use super::staged::{self, MARK};
 use super::{backup, restore, verify};
 use crate::bucket::{Bucket, ObjectInfo};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::pg::Target;

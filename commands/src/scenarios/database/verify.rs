@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use tokio_postgres::Client;
 
 use super::backup::Manifest;
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::pg::{Target, pg_error};
 

@@ -5,7 +5,7 @@
 
 use chrono::Duration;
 
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::progress::NoProgress;
 use crate::render;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use drbot_state::{DrillId, ScratchState};
 
 use super::record::{Run, secs};
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::pg::Target;
 use crate::render;
@@ -45,7 +45,7 @@ pub fn drill_server(engine: &Engine) -> Result<Target, CommandError> {
 
 /// This drbot's tag: 8 hex of its data directory's path, so two drbots (staging's and
 /// production's, or tests run side by side) sharing a drill server tell their drills apart.
-fn tag(engine: &Engine) -> String {
+pub(crate) fn tag(engine: &Engine) -> String {
     use sha2::{Digest, Sha256};
     let dir = engine.store().path();
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());

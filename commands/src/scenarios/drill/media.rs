@@ -44,7 +44,13 @@ impl Rng {
 
 /// Where a drill's scratch copies go in the media bucket.
 pub fn scratch_prefix(run: &Run<'_>) -> String {
-    format!("{PROBE_PREFIX}drills/{}/", run.id)
+    // With this install's tag, as the database drill's names: two drbots drilling on one
+    // media bucket never share (or remove) each other's prefix.
+    format!(
+        "{PROBE_PREFIX}drills/{}-{}/",
+        run.id,
+        super::database::tag(run.engine)
+    )
 }
 
 /// Removes every object under a scratch prefix (only ever one drbot recorded).

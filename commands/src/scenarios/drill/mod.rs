@@ -23,7 +23,7 @@ pub mod schedule;
 use drbot_state::{Drill, DrillId, DrillStatus, EntryKind, Scratch, ScratchState};
 use futures_util::FutureExt as _;
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{Choice, CommandSpec, Integer, Invocation, Text, auto, cmd, opt, req};
 use crate::identity::Actor;
@@ -242,6 +242,12 @@ pub async fn run_drill(
                 render::panic_text(panic.as_ref())
             );
             tracing::error!(drill = %run.id, "{why}");
+            // The step it was in ends failed, saying so (not "did not finish").
+            if let Ok(d) = run.drill()
+                && let Some(n) = d.steps.iter().rposition(|s| s.finished_at.is_none())
+            {
+                let _ = run.end(n, Some(false), &why);
+            }
             if let Ok(d) = run.drill() {
                 let cleared = drop_recorded(engine, &d).await;
                 let _ = engine.store().update_drill(d.id, |r| {

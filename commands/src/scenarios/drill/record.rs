@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use drbot_state::{Drill, DrillId, DrillStatus, DrillStep, EntryKind, Scratch, ScratchState};
 
-use crate::engine::{Context, Engine, Place};
+use crate::context::{Context, Engine, Place};
 use crate::error::CommandError;
 use crate::identity::Actor;
 use crate::progress::{Progress, ProgressSink};

@@ -7,7 +7,7 @@ use chrono::Duration;
 use drbot_state::{Drill, DrillStatus, ScratchState};
 
 use crate::chart::{Panel, bars_png, outcome_colour};
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::render;
 use crate::reply::{Card, CardState, Reply};
 

@@ -6,7 +6,7 @@ use chrono::Duration;
 use drbot_state::DrillStatus;
 
 use crate::config::DRILL_KINDS;
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::identity::Actor;
 use crate::progress::NoProgress;

@@ -20,7 +20,7 @@ use drbot_state::EntryKind;
 use futures_util::StreamExt as _;
 
 use crate::bucket::Bucket;
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{Choice, CommandSpec, Invocation, cmd, destructive, req};
 use crate::progress::ProgressSink;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use drbot_state::{EntryKind, StepState};
 
 use super::meili::{Meili, MeiliError, query_value};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::progress::ProgressSink;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::http;
 
 /// Why a call to Meilisearch did not give an answer.

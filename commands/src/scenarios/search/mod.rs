@@ -12,7 +12,7 @@ pub mod commands;
 pub mod meili;
 pub mod stored;
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Invocation, cmd};
 use crate::progress::ProgressSink;

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::meili::Meili;
 use crate::bucket::{Bucket, ObjectInfo, PART_SIZE};
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::progress::{NoProgress, ProgressSink};
 use crate::render;

@@ -12,7 +12,7 @@ use super::apply::{apply, missing_copies};
 use super::manifest::{self, Snapshot};
 use super::media::{Buckets, StorageError};
 use super::plan::{self, From, Op, Plan, Scope};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{Choice, CommandSpec, Invocation, Text, auto, cmd, destructive, opt};
 use crate::progress::ProgressSink;

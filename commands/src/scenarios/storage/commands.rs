@@ -14,7 +14,7 @@ use super::manifest::{self, Reader, Snapshot, Totals};
 use super::media::{Buckets, StorageError};
 use super::snapshot;
 use crate::bucket::{Bucket, Versioning};
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::Invocation;
 use crate::progress::ProgressSink;

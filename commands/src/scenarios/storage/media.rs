@@ -2,7 +2,7 @@
 
 use crate::bucket::{Bucket, BucketError};
 use crate::config::{SnapshotsConfig, StorageConfig};
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 
 /// The media bucket, the backup bucket its snapshots go to, and the snapshot settings.

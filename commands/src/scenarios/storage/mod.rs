@@ -27,7 +27,7 @@ mod watch;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::engine::{Context, Engine};
+use crate::context::{Context, Engine};
 use crate::error::CommandError;
 use crate::grammar::{CommandSpec, Integer, Invocation, Text, cmd, opt};
 use crate::progress::ProgressSink;

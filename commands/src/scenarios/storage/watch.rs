@@ -9,7 +9,7 @@ use super::commands::{rpo_line, taken_text};
 use super::manifest;
 use super::media::Buckets;
 use super::snapshot;
-use crate::engine::Engine;
+use crate::context::Engine;
 use crate::error::CommandError;
 use crate::progress::NoProgress;
 use crate::scenario::{Post, PostKind, post_to_open_incidents};

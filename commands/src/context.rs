@@ -1,9 +1,11 @@
-//! The engine: the state every command works on (config, store, clock, environment, known
-//! secrets, running restores) and what commands share — who is acting where, which incident a
-//! command applies to, timeline entries, runbook step changes, recovery after a crash.
+//! The context every command runs in: the shared [`Engine`] (config, store, clock,
+//! environment, known secrets, running restores) and the command's own [`Context`] (who is
+//! acting, where), with what commands share — which incident a command applies to, timeline
+//! entries, runbook step changes, recovery after a crash.
 //!
-//! Every adapter (console, `exec`, Discord) hands lines to [`Engine::run`] (in
-//! `dispatch.rs`, the one file that knows each command's handler) and shows the `Reply`.
+//! Running a command is not here: every adapter (console, `exec`, Discord) hands lines to
+//! [`Engine::run`], which lives in `dispatch.rs` (the one file that knows each command's
+//! handler), and shows the `Reply`.
 //! Changes and their timeline entries are written together, then flushed to disk before the
 //! reply says they are done.
 
