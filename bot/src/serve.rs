@@ -407,13 +407,16 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
         },
         _ => return,
     };
-    let os_user = OsUser {
-        name: match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+    // The passwd lookup may read files or ask a directory service: off the async worker.
+    let name = tokio::task::spawn_blocking(move || {
+        match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
             Ok(Some(u)) => u.name,
             _ => format!("uid{uid}"),
-        },
-        uid,
-    };
+        }
+    })
+    .await
+    .unwrap_or_else(|_| format!("uid{uid}"));
+    let os_user = OsUser { name, uid };
     let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
     let writer = tokio::spawn(async move {
         while let Some(r) = rx.recv().await {
