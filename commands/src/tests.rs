@@ -516,6 +516,57 @@ async fn status_posts_rto_warnings_and_nudges_come_once_each() {
     assert!(f.engine.tick().await.unwrap().is_empty());
 }
 
+/// A burst of notes moves the incident's last activity once per ACTIVITY_GRAIN, every note is
+/// on the timeline, and the nudge comes after the quiet it waits for, from the last activity
+/// recorded (early by less than the grain, never late).
+#[tokio::test]
+async fn a_burst_of_notes_moves_the_last_activity_once_per_grain() {
+    use crate::incident::ACTIVITY_GRAIN;
+    use crate::watch::PostKind::Nudge;
+    let f = fixture();
+    let a = alice();
+    ok(&f, &a, DECLARE).await;
+    let declared = f.engine.now();
+    let last = |f: &Fixture| {
+        f.engine
+            .store()
+            .incident(IncidentId(1))
+            .unwrap()
+            .unwrap()
+            .last_activity
+    };
+    // Within the grain of the declare: on the timeline, the activity unmoved.
+    f.clock.advance(Duration::seconds(10));
+    ok(&f, &a, "/incident note text:one").await;
+    f.clock.advance(Duration::seconds(10));
+    ok(&f, &a, "/incident note text:two").await;
+    assert_eq!(last(&f), declared);
+    // Past the grain: moved to this note.
+    f.clock.advance(ACTIVITY_GRAIN);
+    ok(&f, &a, "/incident note text:three").await;
+    let moved = f.engine.now();
+    assert_eq!(last(&f), moved);
+    let notes: Vec<String> = f
+        .engine
+        .store()
+        .timeline(IncidentId(1))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Note)
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(notes, ["one", "two", "three"]);
+    // The nudge waits its quiet from the activity recorded (at most the grain early).
+    let quiet = Duration::minutes(i64::try_from(f.engine.config().status.quiet_mins).unwrap());
+    f.clock.advance(quiet - Duration::seconds(1));
+    assert!(
+        !kinds(&f.engine.tick().await.unwrap()).contains(&Nudge),
+        "nudged before the quiet"
+    );
+    f.clock.advance(Duration::seconds(1));
+    assert!(kinds(&f.engine.tick().await.unwrap()).contains(&Nudge));
+}
+
 #[tokio::test]
 async fn autocomplete_offers_targets_open_steps_and_nothing_unknown() {
     let config = Config::from_toml(
