@@ -1273,15 +1273,10 @@ impl Config {
     /// `[approvals]`.
     fn validate_approvals(&self, path: &Path) -> Result<(), ConfigError> {
         for (key, n) in &self.approvals.required {
-            let Some((kind, target)) = key.split_once(':') else {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "[approvals] required key `{key}` must be \"<action>:<target>\", e.g. \"db-restore:production\""
-                    ),
-                ));
-            };
-            if kind.is_empty() || target.is_empty() {
+            let named = key
+                .split_once(':')
+                .is_some_and(|(kind, target)| !kind.is_empty() && !target.is_empty());
+            if !named {
                 return Err(invalid(
                     path,
                     format!(

@@ -180,13 +180,7 @@ impl Engine {
         let Some(change) = reply.lifecycle.take() else {
             return reply;
         };
-        let id = match change {
-            Lifecycle::Declared(id)
-            | Lifecycle::Resolved(id)
-            | Lifecycle::Closed(id)
-            | Lifecycle::Reported(id) => id,
-        };
-        let incident = match self.store.incident(id) {
+        let incident = match self.store.incident(change.incident()) {
             Ok(Some(i)) => i,
             Ok(None) => return reply,
             Err(e) => {

@@ -108,6 +108,18 @@ pub enum Lifecycle {
     Reported(IncidentId),
 }
 
+impl Lifecycle {
+    /// The incident it changed.
+    pub fn incident(self) -> IncidentId {
+        match self {
+            Lifecycle::Declared(id)
+            | Lifecycle::Resolved(id)
+            | Lifecycle::Closed(id)
+            | Lifecycle::Reported(id) => id,
+        }
+    }
+}
+
 impl Reply {
     /// A successful answer.
     pub fn done(text: impl Into<String>) -> Self {

@@ -358,26 +358,21 @@ impl Store {
     /// acknowledgements, the gateway, progress). Handing a worker's tasks over costs more
     /// than most writes take, so it is done only when there is a wait.
     fn write<R>(&self, f: impl FnOnce() -> R) -> R {
-        match self.gate.try_read() {
-            Ok(shared) => {
-                let _w = Writing {
-                    _shared: shared,
-                    generation: &self.generation,
-                };
-                f()
+        let shared = match self.gate.try_read() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return off_worker(|| {
+                    let _w = self.writing();
+                    f()
+                });
             }
-            Err(std::sync::TryLockError::Poisoned(p)) => {
-                let _w = Writing {
-                    _shared: p.into_inner(),
-                    generation: &self.generation,
-                };
-                f()
-            }
-            Err(std::sync::TryLockError::WouldBlock) => off_worker(|| {
-                let _w = self.writing();
-                f()
-            }),
-        }
+        };
+        let _w = Writing {
+            _shared: shared,
+            generation: &self.generation,
+        };
+        f()
     }
 
     /// A number that changes whenever anything is written (in this process).
@@ -602,27 +597,36 @@ impl Store {
         &self,
         build: impl Fn(IncidentId) -> Result<(Incident, Vec<NewEntry>), E>,
     ) -> Result<Incident, E> {
-        self.write(|| {
-            let floor = self.seq_floor;
-            let result =
-                (&self.meta, &self.incidents, &self.timeline).transaction(|(meta, inc, tl)| {
-                    let next = meta
-                        .get(names::NEXT_INCIDENT_KEY)?
-                        .map(|v| decode_u64(&v))
-                        .unwrap_or(1);
-                    let id = IncidentId(next);
-                    let (incident, entries) =
-                        build(id).map_err(ConflictableTransactionError::Abort)?;
-                    meta.insert(names::NEXT_INCIDENT_KEY, &(next + 1).to_be_bytes())?;
-                    inc.insert(&id.0.to_be_bytes(), encode(&incident)?)?;
-                    for e in entries {
-                        append_in(tl, floor, Some(id), e)?;
-                    }
-                    Ok(incident)
-                });
-            unwrap_tx(result)
+        self.create_record(&self.incidents, names::NEXT_INCIDENT_KEY, |n| {
+            build(IncidentId(n))
         })
         .inspect(|incident| self.written(incident))
+    }
+
+    /// Stores the record `build` makes from the next number under `next_key` in `tree`, with
+    /// the entries it returns (on its incident's timeline, or the audit log), in one
+    /// transaction. `build` may run more than once.
+    fn create_record<T: Record, E: From<StateError>>(
+        &self,
+        tree: &sled::Tree,
+        next_key: &[u8],
+        build: impl Fn(u64) -> Result<(T, Vec<NewEntry>), E>,
+    ) -> Result<T, E> {
+        self.write(|| {
+            let floor = self.seq_floor;
+            let result = (&self.meta, tree, &self.timeline, &self.audit).transaction(
+                |(meta, t, tl, audit)| {
+                    let next = meta.get(next_key)?.map(|v| decode_u64(&v)).unwrap_or(1);
+                    let (record, entries) =
+                        build(next).map_err(ConflictableTransactionError::Abort)?;
+                    meta.insert(next_key, &(next + 1).to_be_bytes())?;
+                    t.insert(&next.to_be_bytes(), encode(&record)?)?;
+                    append_entries(tl, audit, floor, record.incident(), entries)?;
+                    Ok(record)
+                },
+            );
+            unwrap_tx(result)
+        })
     }
 
     /// Changes an incident with `change` and appends the timeline entries it returns, in one
@@ -782,24 +786,8 @@ impl Store {
         &self,
         build: impl Fn(RequestId) -> Result<(ApprovalRequest, Vec<NewEntry>), E>,
     ) -> Result<ApprovalRequest, E> {
-        self.write(|| {
-            let floor = self.seq_floor;
-            let result = (&self.meta, &self.approvals, &self.timeline, &self.audit).transaction(
-                |(meta, ap, tl, audit)| {
-                    let next = meta
-                        .get(names::NEXT_REQUEST_KEY)?
-                        .map(|v| decode_u64(&v))
-                        .unwrap_or(1);
-                    let id = RequestId(next);
-                    let (request, entries) =
-                        build(id).map_err(ConflictableTransactionError::Abort)?;
-                    meta.insert(names::NEXT_REQUEST_KEY, &(next + 1).to_be_bytes())?;
-                    ap.insert(&id.0.to_be_bytes(), encode(&request)?)?;
-                    append_entries(tl, audit, floor, request.incident, entries)?;
-                    Ok(request)
-                },
-            );
-            unwrap_tx(result)
+        self.create_record(&self.approvals, names::NEXT_REQUEST_KEY, |n| {
+            build(RequestId(n))
         })
     }
 
@@ -1157,25 +1145,7 @@ impl Store {
         &self,
         build: impl Fn(DrillId) -> Result<(Drill, Vec<NewEntry>), E>,
     ) -> Result<Drill, E> {
-        self.write(|| {
-            let floor = self.seq_floor;
-            let result = (&self.meta, &self.drills, &self.timeline, &self.audit).transaction(
-                |(meta, dr, tl, audit)| {
-                    let next = meta
-                        .get(names::NEXT_DRILL_KEY)?
-                        .map(|v| decode_u64(&v))
-                        .unwrap_or(1);
-                    let id = DrillId(next);
-                    let (drill, entries) =
-                        build(id).map_err(ConflictableTransactionError::Abort)?;
-                    meta.insert(names::NEXT_DRILL_KEY, &(next + 1).to_be_bytes())?;
-                    dr.insert(&id.0.to_be_bytes(), encode(&drill)?)?;
-                    append_entries(tl, audit, floor, None, entries)?;
-                    Ok(drill)
-                },
-            );
-            unwrap_tx(result)
-        })
+        self.create_record(&self.drills, names::NEXT_DRILL_KEY, |n| build(DrillId(n)))
     }
 
     /// Changes a drill with `change`, writing the audit entries it returns with it, in one

@@ -126,11 +126,7 @@ async fn create(run: &Run<'_>, server: &Target) -> Result<(String, Target), Stri
                 if let Err(e) = client.batch_execute(&comment).await {
                     // Ours (this session made it) but unmarked: gone again before anything else.
                     let why = crate::pg::pg_error(&e);
-                    let sql = format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        quote_ident(&name)
-                    );
-                    if client.batch_execute(&sql).await.is_ok() {
+                    if client.batch_execute(&drop_sql(&name)).await.is_ok() {
                         let _ = run
                             .scratch_is(SCRATCH_DATABASE, &name, ScratchState::Dropped)
                             .await;
@@ -170,6 +166,11 @@ async fn create(run: &Run<'_>, server: &Target) -> Result<(String, Target), Stri
     ))
 }
 
+/// Drops database `name`, its sessions closed first.
+fn drop_sql(name: &str) -> String {
+    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name))
+}
+
 /// What became of a scratch database drbot set out to drop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dropped {
@@ -206,9 +207,8 @@ pub async fn drop_scratch(server: &Target, name: &str, mark: &str) -> Result<Dro
             None => "it carries no drbot drill's mark".to_string(),
         }));
     }
-    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
     client
-        .batch_execute(&sql)
+        .batch_execute(&drop_sql(name))
         .await
         .map_err(|e| format!("DROP DATABASE {name} failed: {}", crate::pg::pg_error(&e)))?;
     Ok(Dropped::Gone)

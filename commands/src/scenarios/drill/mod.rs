@@ -242,13 +242,11 @@ pub async fn run_drill(
                 render::panic_text(panic.as_ref())
             );
             tracing::error!(drill = %run.id, "{why}");
-            // The step it was in ends failed, saying so (not "did not finish").
-            if let Ok(d) = run.drill()
-                && let Some(n) = d.steps.iter().rposition(|s| s.finished_at.is_none())
-            {
-                let _ = run.end(n, Some(false), &why);
-            }
             if let Ok(d) = run.drill() {
+                // The step it was in ends failed, saying so (not "did not finish").
+                if let Some(n) = d.steps.iter().rposition(|s| s.finished_at.is_none()) {
+                    let _ = run.end(n, Some(false), &why);
+                }
                 let cleared = drop_recorded(engine, &d).await;
                 let _ = engine.store().update_drill(d.id, |r| {
                     cleared.apply(r);
