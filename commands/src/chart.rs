@@ -20,7 +20,7 @@ use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle, Triangle};
 
 use crate::context::Engine;
 use crate::render;
-use crate::runbook::{Phase, Scenario, component, component_title, runbook_step, scenario_of};
+use crate::runbook::Phase;
 
 /// The chart's width: at Discord's preview width (about half) its 15 px text stays readable.
 const WIDTH: u32 = 1000;
@@ -408,30 +408,23 @@ enum Row<'a> {
 /// The rows: each phase under its heading; in the full scenario, each component's recovery
 /// steps under the component's heading with its own RTO.
 fn rows<'a>(engine: &Engine, incident: &'a Incident) -> Vec<Row<'a>> {
-    let full = scenario_of(incident) == Some(Scenario::Full);
-    let rto = &engine.config().objectives.rto;
+    let scenario = engine.runbook().of(incident);
+    let grouped = scenario.filter(|s| s.grouped());
     let mut out = Vec::new();
     let mut last: Option<String> = None;
     for (n, s) in incident.steps.iter().enumerate() {
-        let phase = runbook_step(incident, &s.id).map_or(Phase::Recovery, |st| st.phase);
-        let heading = match (full, phase, component(&s.id)) {
-            (true, Phase::Recovery, Some(comp)) => {
-                let mins = match comp {
-                    "database" => Some(rto.database),
-                    "storage" => Some(rto.storage),
-                    "search" => Some(rto.search),
-                    _ => None,
-                };
-                (component_title(comp).to_string(), mins)
+        let phase = scenario
+            .and_then(|sc| sc.step(&s.id))
+            .map_or(Phase::Recovery, |st| st.phase);
+        let heading = match (phase, grouped.and_then(|sc| sc.group_of(&s.id))) {
+            (Phase::Recovery, Some(group)) => {
+                (group.heading.to_string(), group.rto(engine.config()))
             }
-            (_, phase, _) => (phase.title().to_string(), None),
+            (phase, _) => (phase.title().to_string(), None),
         };
         if last.as_deref() != Some(heading.0.as_str()) {
             last = Some(heading.0.clone());
-            out.push(Row::Heading(
-                heading.0,
-                heading.1.map(|m| Duration::minutes(m as i64)),
-            ));
+            out.push(Row::Heading(heading.0, heading.1));
         }
         out.push(Row::Step(n + 1, s));
     }
@@ -450,7 +443,10 @@ pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, Cha
         .filter_map(|s| s.at)
         .max()
         .unwrap_or(start);
-    let rto = scenario_of(incident).map(|sc| sc.rto(engine.config()));
+    let rto = engine
+        .runbook()
+        .of(incident)
+        .map(|sc| sc.rto(engine.config()));
     let mut span = (end.max(last_step) - start).max(Duration::minutes(5));
     // The RTO is drawn when it falls near the work; far past it, it is said in words.
     if let Some(rto) = rto
@@ -609,7 +605,10 @@ pub fn timeline_png(engine: &Engine, incident: &Incident) -> Result<Vec<u8>, Cha
                 }
             }
             Row::Step(n, s) => {
-                let title = runbook_step(incident, &s.id).map_or(s.id.as_str(), |st| st.title);
+                let title = engine
+                    .runbook()
+                    .step(incident, &s.id)
+                    .map_or(s.id.as_str(), |st| st.title);
                 let label = f.fit(&format!("{n:>2}. {title}"), TEXT_PX, (LEFT - 24) as f32);
                 f.draw(&mut c, &label, 18, y + 17, TEXT_PX, INK);
                 draw_step(&mut c, f, s, y, &x, now);

@@ -110,7 +110,7 @@ impl Engine {
         let Ok(Some(incident)) = self.store().incident(id) else {
             return Vec::new();
         };
-        let scenario = crate::runbook::scenario_of(&incident);
+        let scenario = self.runbook().of(&incident);
         incident
             .steps
             .iter()

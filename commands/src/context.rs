@@ -21,6 +21,7 @@ use crate::grammar::{CommandSpec, INCIDENT_OPTION, Invocation};
 use crate::identity::Actor;
 use crate::locks::RestoreLocks;
 use crate::redact::Secrets;
+use crate::runbook::Runbook;
 
 /// Reads an environment variable (secrets and URLs): the process's own, or a test's.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -69,6 +70,8 @@ pub struct Context {
 
 /// Runs commands against the incident state.
 pub struct Engine {
+    /// The scenarios an incident can run, with their steps.
+    runbook: &'static Runbook,
     config: Arc<Config>,
     pub(crate) store: Store,
     clock: Arc<dyn Clock>,
@@ -90,12 +93,19 @@ pub struct Engine {
 pub type FailPoints = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Engine {
-    /// An engine over an opened store.
-    pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Engine {
+    /// An engine over an opened store, running the scenarios of `runbook` (`Engine::new`, in
+    /// `scenarios`, gives it this build's).
+    pub fn with_runbook(
+        runbook: &'static Runbook,
+        config: Arc<Config>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Engine {
         // Only the store's holder gets here: what a dead drbot left in spool/ is removed.
         let spools = crate::spool::Spools::new(store.path().join("spool"));
         Engine {
             spools,
+            runbook,
             config,
             store,
             clock,
@@ -106,6 +116,11 @@ impl Engine {
             fail_points: None,
         }
         .with_secrets()
+    }
+
+    /// The scenarios an incident can run, with their steps.
+    pub fn runbook(&self) -> &'static Runbook {
+        self.runbook
     }
 
     /// Local copies of what preflights decoded.
@@ -359,7 +374,7 @@ impl Engine {
             let Some(i) = s.store.incident(id)? else {
                 return Ok(0);
             };
-            let scenario = crate::runbook::scenario_of(&i);
+            let scenario = s.runbook.of(&i);
             let production = s.config.production_target();
             Ok(i.steps
                 .iter()
@@ -392,8 +407,9 @@ impl Engine {
         };
         let now = self.now();
         let production = self.config.production_target();
+        let runbook = self.runbook;
         self.store.update_incident(id, |i| {
-            let scenario = crate::runbook::scenario_of(i);
+            let scenario = runbook.of(i);
             let found = i.steps.iter().enumerate().find(|(_, rec)| {
                 // A step this command left running is marked interrupted whatever target it
                 // was on (a panic does not always know it).

@@ -109,8 +109,6 @@ impl CommandSpec {
 /// The option every command takes in the console and `exec` to pick one of several incidents.
 pub const INCIDENT_OPTION: &str = "incident";
 
-/// The runbook scenarios an incident can run.
-pub const SCENARIOS: &[&str] = &["database", "storage", "search", "full"];
 const SEVERITIES: &[&str] = &["sev1", "sev2", "sev3"];
 const ROLES: &[&str] = &["commander", "comms", "scribe"];
 
@@ -160,6 +158,42 @@ pub const fn cmd(
     }
 }
 
+/// `rows`, with `choices` offered by every option named `option` that takes a choice: for
+/// choices known only once the scenarios are put together (the runbook's scenario names).
+/// Made once, for the one command table, and kept for the life of the process.
+pub fn offering(
+    rows: &'static [CommandSpec],
+    option: &str,
+    choices: Vec<&'static str>,
+) -> &'static [CommandSpec] {
+    let choices: &'static [&'static str] = Box::leak(choices.into_boxed_slice());
+    let offers = |o: &OptionSpec| o.name == option && matches!(o.kind, OptionKind::Choice(_));
+    let rows: Vec<CommandSpec> = rows
+        .iter()
+        .map(|r| {
+            if !r.options.iter().any(offers) {
+                return *r;
+            }
+            let options: Vec<OptionSpec> = r
+                .options
+                .iter()
+                .map(|o| match offers(o) {
+                    true => OptionSpec {
+                        kind: OptionKind::Choice(choices),
+                        ..*o
+                    },
+                    false => *o,
+                })
+                .collect();
+            CommandSpec {
+                options: Box::leak(options.into_boxed_slice()),
+                ..*r
+            }
+        })
+        .collect();
+    Box::leak(rows.into_boxed_slice())
+}
+
 /// A table-row builder.
 pub const fn destructive(c: CommandSpec) -> CommandSpec {
     CommandSpec {
@@ -177,7 +211,8 @@ pub const LIFECYCLE: &[CommandSpec] = &[
         Some("declare"),
         "Open an incident with the scenario's runbook steps",
         &[
-            req("scenario", "Which runbook scenario", Choice(SCENARIOS)),
+            // Its choices are the runbook's scenarios, filled in by `scenarios::table`.
+            req("scenario", "Which runbook scenario", Choice(&[])),
             req("severity", "sev1 is the worst", Choice(SEVERITIES)),
             req("title", "What is broken, in a few words", Text),
         ],

@@ -12,7 +12,7 @@ use crate::identity::Principal;
 use crate::options::required;
 use crate::render;
 use crate::reply::{Lifecycle, Reply};
-use crate::runbook::{Phase, Scenario, runbook_step, scenario_of};
+use crate::runbook::{Phase, Runbook};
 
 /// The longest title or note kept (Discord messages hold 2000 characters).
 const MAX_TEXT: usize = 1500;
@@ -85,9 +85,10 @@ fn open_only(incident: &Incident, what: &str) -> Result<(), CommandError> {
 /// `/incident declare`.
 pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
     require_command(ctx, None, "Declaring an incident")?;
-    let scenario: Scenario = required(inv, "scenario")?
-        .parse()
-        .map_err(CommandError::Usage)?;
+    let scenario = engine
+        .runbook()
+        .scenario(required(inv, "scenario")?)
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
     let severity = required(inv, "severity")?.to_string();
     let title = bounded(inv, "title")?.to_string();
     let place = ctx.place.key();
@@ -108,7 +109,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         )));
     }
     let now = engine.now();
-    let steps = scenario.steps();
+    let steps: Vec<_> = scenario.steps().collect();
     let incident = engine.store().create_incident(|id| {
         let incident = Incident {
             id,
@@ -162,7 +163,7 @@ pub fn declare(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
 /// The line naming the next step and how to do it.
 pub(crate) fn next_line(engine: &Engine, incident: &Incident) -> String {
     match next_step(incident) {
-        Some((n, rec)) => match runbook_step(incident, &rec.id) {
+        Some((n, rec)) => match engine.runbook().step(incident, &rec.id) {
             Some(step) => format!(
                 "Next: {n}. {} — {}.",
                 step.title,
@@ -192,7 +193,7 @@ pub(crate) fn next_step(incident: &Incident) -> Option<(usize, &StepRecord)> {
 fn elapsed_line(engine: &Engine, incident: &Incident) -> String {
     let end = incident.resolved_at.unwrap_or_else(|| engine.now());
     let elapsed = end - incident.declared_at;
-    let Some(scenario) = scenario_of(incident) else {
+    let Some(scenario) = engine.runbook().of(incident) else {
         return format!("Elapsed {}.", render::duration(elapsed));
     };
     let rto = scenario.rto(engine.config());
@@ -220,24 +221,18 @@ fn elapsed_line(engine: &Engine, incident: &Incident) -> String {
 
 /// In the full scenario, each component's clock against its own RTO, a line each.
 pub fn component_clocks(engine: &Engine, incident: &Incident) -> Vec<String> {
-    if scenario_of(incident) != Some(Scenario::Full) {
+    let Some(scenario) = engine.runbook().of(incident) else {
         return Vec::new();
-    }
+    };
     let now = incident.resolved_at.unwrap_or_else(|| engine.now());
-    let o = &engine.config().objectives.rto;
-    crate::runbook::TIMED_COMPONENTS
-        .iter()
-        .map(|name| {
-            let mins = match *name {
-                "database" => o.database,
-                "storage" => o.storage,
-                _ => o.search,
-            };
-            let rto = Duration::minutes(mins as i64);
+    scenario
+        .timed_groups(engine.config())
+        .map(|(group, rto)| {
+            let name = group.name;
             let steps: Vec<_> = incident
                 .steps
                 .iter()
-                .filter(|s| crate::runbook::component(&s.id) == Some(name))
+                .filter(|s| group.steps.iter().any(|st| st.id == s.id))
                 .collect();
             let settled = steps.iter().filter(|s| s.state.is_settled()).count();
             let done_at = (settled == steps.len())
@@ -276,26 +271,26 @@ pub fn component_clocks(engine: &Engine, incident: &Incident) -> Vec<String> {
 }
 
 /// The steps grouped by phase (and, in the full scenario, by component), one line each.
-pub(crate) fn steps_block(incident: &Incident, now: DateTime<Utc>) -> String {
+pub(crate) fn steps_block(runbook: &Runbook, incident: &Incident, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let mut phase: Option<Phase> = None;
     let mut group: Option<&str> = None;
-    let full = scenario_of(incident) == Some(Scenario::Full);
+    let scenario = runbook.of(incident).filter(|s| s.grouped());
     let width = incident.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for (i, rec) in incident.steps.iter().enumerate() {
-        let step = runbook_step(incident, &rec.id);
+        let step = runbook.step(incident, &rec.id);
         let this_phase = step.map(|s| s.phase).unwrap_or(Phase::Recovery);
         if phase != Some(this_phase) {
             let _ = writeln!(out, "{}", this_phase.title());
             phase = Some(this_phase);
         }
-        let this_group = crate::runbook::component(&rec.id).filter(|_| full);
+        let this_group = scenario.and_then(|s| s.group_of(&rec.id));
         if let Some(g) = this_group
-            && group != Some(g)
+            && group != Some(g.name)
         {
-            let _ = writeln!(out, " {}", crate::runbook::component_title(g));
+            let _ = writeln!(out, " {}", g.heading);
         }
-        group = this_group;
+        group = this_group.map(|g| g.name);
         let mark = match rec.state {
             StepState::Pending => "·",
             StepState::Running => "▶",
@@ -372,7 +367,7 @@ pub fn status_text(engine: &Engine, incident: &Incident) -> String {
         incident.steps.len()
     );
     text.push('\n');
-    text.push_str(&steps_block(incident, now));
+    text.push_str(&steps_block(engine.runbook(), incident, now));
     let pending = crate::approval::pending_lines(engine, incident);
     if pending.is_empty() {
         text.push_str("Pending approvals: none.\n");
@@ -658,7 +653,7 @@ pub fn resolve(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply
         }
         Ok(vec![resolve_change(engine, ctx, i, now)])
     })?;
-    let (recovery, checklist) = open_counts(&updated);
+    let (recovery, checklist) = open_counts(engine.runbook(), &updated);
     let next = match (recovery, checklist) {
         (0, 0) => "Next: /incident close.".to_string(),
         (0, c) => format!(
@@ -694,9 +689,9 @@ pub fn close(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, 
         )));
     }
     require_command(ctx, Some(&incident), "Closing an incident")?;
-    let (recovery, _) = open_counts(&incident);
+    let (recovery, _) = open_counts(engine.runbook(), &incident);
     if recovery > 0 && inv.get("confirm") != Some("yes") {
-        let open: Vec<String> = open_recovery_steps(&incident)
+        let open: Vec<String> = open_recovery_steps(engine.runbook(), &incident)
             .take(5)
             .map(|(n, title)| format!("{n}. {title}"))
             .collect();
@@ -757,14 +752,18 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The recovery steps not yet done or skipped: (number, title).
-fn open_recovery_steps(incident: &Incident) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+fn open_recovery_steps<'a>(
+    runbook: &'a Runbook,
+    incident: &'a Incident,
+) -> impl Iterator<Item = (usize, &'static str)> + 'a {
     incident
         .steps
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.state.is_settled())
         .filter_map(|(n, s)| {
-            runbook_step(incident, &s.id)
+            runbook
+                .step(incident, &s.id)
                 .filter(|st| st.phase == Phase::Recovery)
                 .map(|st| (n + 1, st.title))
         })
@@ -772,13 +771,13 @@ fn open_recovery_steps(incident: &Incident) -> impl Iterator<Item = (usize, &'st
 
 /// How many recovery steps and how many checklist items (post-recovery, success criteria)
 /// are still open.
-fn open_counts(incident: &Incident) -> (usize, usize) {
+fn open_counts(runbook: &Runbook, incident: &Incident) -> (usize, usize) {
     let open = incident
         .steps
         .iter()
         .filter(|s| !s.state.is_settled())
         .count();
-    let recovery = open_recovery_steps(incident).count();
+    let recovery = open_recovery_steps(runbook, incident).count();
     (recovery, open - recovery)
 }
 
@@ -915,7 +914,7 @@ pub fn report(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply,
             ),
         )?;
     }
-    let (recovery, checklist) = open_counts(&incident);
+    let (recovery, checklist) = open_counts(engine.runbook(), &incident);
     let open = if recovery + checklist > 0 {
         format!(
             " {recovery} recovery step{} and {checklist} checklist item{} are open; the report says so.",
@@ -1018,36 +1017,24 @@ pub struct Header {
 impl Header {
     /// The incident's header now.
     pub fn of(engine: &Engine, incident: &Incident) -> Header {
-        let rto_deadline =
-            scenario_of(incident).map(|s| incident.declared_at + s.rto(engine.config()));
-        let next = next_step(incident).map(|(n, rec)| match runbook_step(incident, &rec.id) {
-            Some(step) => (
-                n,
-                rec.id.clone(),
-                step.title.to_string(),
-                step.how(engine.config().production_target()),
-                matches!(step.action, crate::runbook::Action::Manual(..)),
-            ),
-            None => (n, rec.id.clone(), rec.id.clone(), String::new(), true),
-        });
-        let o = &engine.config().objectives.rto;
-        let component_deadlines = if scenario_of(incident) == Some(Scenario::Full) {
-            [
-                ("database", o.database),
-                ("storage", o.storage),
-                ("search", o.search),
-            ]
+        let scenario = engine.runbook().of(incident);
+        let rto_deadline = scenario.map(|s| incident.declared_at + s.rto(engine.config()));
+        let next =
+            next_step(incident).map(|(n, rec)| match engine.runbook().step(incident, &rec.id) {
+                Some(step) => (
+                    n,
+                    rec.id.clone(),
+                    step.title.to_string(),
+                    step.how(engine.config().production_target()),
+                    matches!(step.action, crate::runbook::Action::Manual(..)),
+                ),
+                None => (n, rec.id.clone(), rec.id.clone(), String::new(), true),
+            });
+        let component_deadlines = scenario
             .into_iter()
-            .map(|(c, mins)| {
-                (
-                    c.to_string(),
-                    incident.declared_at + Duration::minutes(mins as i64),
-                )
-            })
-            .collect()
-        } else {
-            Vec::new()
-        };
+            .flat_map(|s| s.timed_groups(engine.config()))
+            .map(|(g, rto)| (g.name.to_string(), incident.declared_at + rto))
+            .collect();
         Header {
             id: incident.id,
             component_deadlines,

@@ -17,19 +17,22 @@
 //!   host).
 //! - [`scenarios`]: one folder per runbook scenario, each a [`scenario::Scenario`] (its rows
 //!   of the command table, handlers, destructive actions, background watch, report section,
-//!   autocomplete), registered by one line in [`scenarios::ALL`]:
-//!   [`database`](scenarios::database) (check, backups, streaming restore, verify, backup, the
-//!   RPO watch and the report's RPO); [`storage`](scenarios::storage),
-//!   [`search`](scenarios::search), [`api`](scenarios::api), [`drill`](scenarios::drill) and
-//!   [`retention`](scenarios::retention).
-//! - [`context`]: what every command runs with — the shared [`Engine`] (config, store, clock,
-//!   environment, known secrets, running restores) and the command's own [`Context`] (who,
+//!   autocomplete, and its runbook steps when it has them), registered by one line in
+//!   [`scenarios::ALL`]: [`database`](scenarios::database) (check, backups, streaming restore,
+//!   verify, backup, the RPO watch and the report's RPO); [`storage`](scenarios::storage),
+//!   [`search`](scenarios::search), [`api`](scenarios::api), [`drill`](scenarios::drill),
+//!   [`retention`](scenarios::retention), and [`full`](scenarios::full), the runbook's
+//!   complete system failure composed of the others' steps.
+//! - [`context`]: what every command runs with — the shared [`Engine`] (runbook, config, store,
+//!   clock, environment, known secrets, running restores) and the command's own [`Context`] (who,
 //!   where) — and what commands share: selecting the incident, timeline entries, runbook
 //!   steps (bound by command id and target: only commands on the production target do
 //!   production steps), recovery after a crash. Commands are run by `dispatch`, not here.
 //! - Infrastructure: [`bucket`] (S3/R2), [`pg`] (database targets and connections), [`http`]
 //!   (the client with connect and total timeouts), [`locks`] (one restore per target),
-//!   [`identity`] (principals), [`config`] (SPEC §4), [`runbook`] (RUNBOOK.md as data),
+//!   [`identity`] (principals), [`config`] (SPEC §4), [`runbook`] (the types of RUNBOOK.md as
+//!   data and the checklist every scenario ends with; each scenario folder declares its own
+//!   steps, and `scenarios::runbook` puts them together for the engine),
 //!   [`grammar`], [`progress`], [`render`], [`reply`], [`clock`], [`error`].
 //!
 //! This crate never talks to Discord: the `drbot` binary adapts it to each place.

@@ -18,8 +18,6 @@ use crate::grammar::Invocation;
 use crate::options::required;
 use crate::render;
 use crate::reply::Reply;
-use crate::runbook::Scenario;
-use crate::runbook::scenario_of;
 
 /// Attempts before a notification is given up on.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -44,15 +42,6 @@ pub struct Notice {
     pub components: Vec<&'static str>,
 }
 
-fn components(scenario: Option<Scenario>) -> Vec<&'static str> {
-    match scenario {
-        Some(Scenario::Database) => vec!["Website", "API", "Accounts and orders"],
-        Some(Scenario::Storage) => vec!["Images and uploads"],
-        Some(Scenario::Search) => vec!["Search"],
-        Some(Scenario::Full) | None => vec!["All services"],
-    }
-}
-
 /// The kind of notice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NoticeKind {
@@ -68,7 +57,12 @@ pub enum NoticeKind {
 /// being done, when the next update comes.
 pub fn notice(engine: &Engine, incident: &Incident, kind: &NoticeKind) -> Notice {
     let now = engine.now();
-    let comps = components(scenario_of(incident));
+    // What the scenario's runbook says is affected; all of it when this build no longer
+    // knows the scenario.
+    let comps = engine
+        .runbook()
+        .of(incident)
+        .map_or(vec!["All services"], |s| s.affected().to_vec());
     let affected = comps.join(", ");
     let since = render::time(incident.declared_at, now);
     let next = render::time(

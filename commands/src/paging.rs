@@ -107,10 +107,16 @@ fn contact_line(key: &str, c: &Contact) -> String {
 
 /// The component of the step in progress, as external contacts name what they support:
 /// `database`, `storage`, `search`, …, or `post-recovery` for the checklist after recovery.
-fn step_in_progress(incident: &Incident) -> Option<(String, &'static str)> {
+fn step_in_progress(
+    runbook: &crate::runbook::Runbook,
+    incident: &Incident,
+) -> Option<(String, &'static str)> {
     let rec = incident.steps.iter().find(|s| !s.state.is_settled())?;
-    let step = crate::runbook::runbook_step(incident, &rec.id)?;
-    let what = crate::runbook::component(&rec.id).unwrap_or("post-recovery");
+    let scenario = runbook.of(incident)?;
+    let step = scenario.step(&rec.id)?;
+    let what = scenario
+        .group_of(&rec.id)
+        .map_or("post-recovery", |g| g.name);
     Some((step.title.to_string(), what))
 }
 
@@ -188,7 +194,10 @@ pub fn contacts(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Repl
         .filter(|(_, c)| in_group(c, "external"))
         .collect();
     if !external.is_empty() {
-        match incident.as_ref().and_then(step_in_progress) {
+        match incident
+            .as_ref()
+            .and_then(|i| step_in_progress(engine.runbook(), i))
+        {
             Some((step, what)) => {
                 let relevant: Vec<&(&String, &Contact)> = external
                     .iter()

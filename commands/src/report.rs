@@ -14,7 +14,7 @@ use crate::context::Engine;
 use crate::error::CommandError;
 use crate::render;
 use crate::reply::Reply;
-use crate::runbook::{Phase, Scenario, component, runbook_step, scenario_of};
+use crate::runbook::Phase;
 use crate::scenario::{Objective, Verdict};
 
 /// Text safe inside a markdown table cell.
@@ -31,7 +31,7 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
     let now = engine.now();
     let end = incident.resolved_at.unwrap_or(now);
     let duration = end - incident.declared_at;
-    let scenario = scenario_of(incident);
+    let scenario = engine.runbook().of(incident);
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -95,7 +95,10 @@ pub fn build(engine: &Engine, incident: &Incident) -> Result<String, CommandErro
     // Steps.
     md.push_str("\n## Steps\n\n| # | step | state | by | at | took |\n|---|---|---|---|---|---|\n");
     for (n, s) in incident.steps.iter().enumerate() {
-        let title = runbook_step(incident, &s.id).map_or(s.id.as_str(), |st| st.title);
+        let title = engine
+            .runbook()
+            .step(incident, &s.id)
+            .map_or(s.id.as_str(), |st| st.title);
         let took = match (s.started_at, s.at, s.state) {
             (Some(a), Some(b), StepState::Done | StepState::Failed) => render::duration(b - a),
             _ => "—".to_string(),
@@ -248,10 +251,12 @@ pub fn objectives(
     let now = engine.now();
     let end = incident.resolved_at.unwrap_or(now);
     let cfg = engine.config();
-    let scenario = scenario_of(incident);
+    let scenario = engine.runbook().of(incident);
     let mut rows = Vec::new();
     let recovery = |s: &&drbot_state::StepRecord| {
-        runbook_step(incident, &s.id).is_some_and(|st| st.phase == Phase::Recovery)
+        scenario
+            .and_then(|sc| sc.step(&s.id))
+            .is_some_and(|st| st.phase == Phase::Recovery)
     };
     if let Some(sc) = scenario {
         let target = sc.rto(cfg);
@@ -266,32 +271,26 @@ pub fn objectives(
         ));
     }
     // Per component, when the scenario spans several (the full scenario).
-    if scenario == Some(Scenario::Full) {
-        for name in crate::runbook::TIMED_COMPONENTS {
-            let target = Duration::minutes(match name {
-                "database" => cfg.objectives.rto.database,
-                "storage" => cfg.objectives.rto.storage,
-                _ => cfg.objectives.rto.search,
-            } as i64);
-            let steps: Vec<_> = incident
-                .steps
-                .iter()
-                .filter(|s| component(&s.id) == Some(name))
-                .collect();
-            let last = steps
-                .iter()
-                .all(|s| s.state.is_settled())
-                .then(|| steps.iter().filter_map(|s| s.at).max())
-                .flatten();
-            rows.push(rto(
-                format!("RTO ({name})"),
-                target,
-                &steps,
-                incident.declared_at,
-                last,
-                end,
-            ));
-        }
+    for (group, target) in scenario.into_iter().flat_map(|s| s.timed_groups(cfg)) {
+        let name = group.name;
+        let steps: Vec<_> = incident
+            .steps
+            .iter()
+            .filter(|s| group.steps.iter().any(|st| st.id == s.id))
+            .collect();
+        let last = steps
+            .iter()
+            .all(|s| s.state.is_settled())
+            .then(|| steps.iter().filter_map(|s| s.at).max())
+            .flatten();
+        rows.push(rto(
+            format!("RTO ({name})"),
+            target,
+            &steps,
+            incident.declared_at,
+            last,
+            end,
+        ));
     }
     // Each scenario's rows (the database's RPO), then what they note below the table.
     let mut notes = Vec::new();

@@ -1,112 +1,245 @@
-//! The runbook (`RUNBOOK.md`) as data: each scenario's ordered steps, then the post-recovery
-//! checklist and the success criteria, which every scenario ends with.
+//! The runbook (`RUNBOOK.md`) as data: the step types, the post-recovery checklist and the
+//! success criteria that every scenario ends with, and the [`Runbook`] the scenario folders
+//! make together.
+//!
+//! Each scenario folder owns its recovery [`Procedure`] (its steps, with the commands that do
+//! them, its title, what stakeholders are told is affected, its RTO). `scenarios::runbook`
+//! makes each procedure a [`Scenario`] and composes the complete-system-failure scenario from
+//! all of them; the engine is given that runbook when it is made, so nothing below the
+//! scenarios imports them.
 //!
 //! A step is automated (drbot runs it: its command is named) or manual (a checklist item with
 //! the runbook's text). Step ids are stable: they are stored in sled and typed by people.
 
 use std::fmt;
-use std::str::FromStr;
 
+use crate::config::Config;
 use crate::grammar::CommandId;
 
-/// A runbook scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scenario {
-    /// Scenario 1: database corruption or loss.
-    Database,
-    /// Scenario 2: R2 storage failure.
-    Storage,
-    /// Scenario 3: Meilisearch failure.
-    Search,
-    /// Scenario 4: complete system failure.
-    Full,
+/// The minutes of a recovery objective, read from the config (`[objectives.rto] database`).
+pub type Minutes = fn(&Config) -> u64;
+
+/// One scenario folder's recovery procedure: the runbook's steps for one thing that failed.
+#[derive(Debug)]
+pub struct Procedure {
+    /// Its name: the scenario's, as typed and stored (`database`), and its component's in the
+    /// complete-system-failure scenario.
+    pub name: &'static str,
+    /// The runbook's heading for the scenario (`Database corruption/loss`).
+    pub title: &'static str,
+    /// Its heading as a component of a larger scenario (`Database`).
+    pub heading: &'static str,
+    /// Its recovery steps, in runbook order.
+    pub steps: &'static [Step],
+    /// What is affected while it runs, as stakeholders name it.
+    pub affected: &'static [&'static str],
+    /// Its RTO.
+    pub rto: Minutes,
+}
+
+/// A run of a scenario's recovery steps under one heading: a procedure's, or a composed
+/// scenario's own (the full scenario's infrastructure assessment).
+#[derive(Clone, Copy, Debug)]
+pub struct Group {
+    /// Its name (`database`, `infrastructure`): what a contact supports, the clock's label.
+    pub name: &'static str,
+    /// Its heading.
+    pub heading: &'static str,
+    /// Its steps.
+    pub steps: &'static [Step],
+    /// Its own RTO inside a composed scenario; none for steps that are not timed apart.
+    pub rto: Option<Minutes>,
+}
+
+impl Group {
+    /// A procedure's steps, timed by its RTO.
+    pub fn of(p: &'static Procedure) -> Group {
+        Group {
+            name: p.name,
+            heading: p.heading,
+            steps: p.steps,
+            rto: Some(p.rto),
+        }
+    }
+
+    /// Its RTO inside a composed scenario, if it has its own.
+    pub fn rto(&self, config: &Config) -> Option<chrono::Duration> {
+        self.rto.map(|m| minutes(m(config)))
+    }
+}
+
+fn minutes(m: u64) -> chrono::Duration {
+    chrono::Duration::minutes(i64::try_from(m).unwrap_or(i64::MAX / 60_000))
+}
+
+/// A runbook scenario an incident runs: its recovery steps in groups, then the post-recovery
+/// checklist and the success criteria.
+#[derive(Debug)]
+pub struct Scenario {
+    name: &'static str,
+    title: &'static str,
+    affected: &'static [&'static str],
+    rto: Minutes,
+    groups: Vec<Group>,
 }
 
 impl Scenario {
-    /// Every scenario, in runbook order.
-    pub const ALL: [Scenario; 4] = [
-        Scenario::Database,
-        Scenario::Storage,
-        Scenario::Search,
-        Scenario::Full,
-    ];
-
-    /// The name used in commands and the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scenario::Database => "database",
-            Scenario::Storage => "storage",
-            Scenario::Search => "search",
-            Scenario::Full => "full",
+    /// One procedure as a scenario of its own.
+    pub fn of(p: &'static Procedure) -> Scenario {
+        Scenario {
+            name: p.name,
+            title: p.title,
+            affected: p.affected,
+            rto: p.rto,
+            groups: vec![Group::of(p)],
         }
+    }
+
+    /// A scenario made of several groups (the complete system failure: its own steps, then
+    /// each procedure's).
+    pub fn composed(
+        name: &'static str,
+        title: &'static str,
+        affected: &'static [&'static str],
+        rto: Minutes,
+        groups: Vec<Group>,
+    ) -> Scenario {
+        Scenario {
+            name,
+            title,
+            affected,
+            rto,
+            groups,
+        }
+    }
+
+    /// The name used in commands and stored with the incident.
+    pub fn as_str(&self) -> &'static str {
+        self.name
     }
 
     /// The runbook's heading for it.
-    pub fn title(self) -> &'static str {
-        match self {
-            Scenario::Database => "Database corruption/loss",
-            Scenario::Storage => "R2 storage failure",
-            Scenario::Search => "Meilisearch failure",
-            Scenario::Full => "Complete system failure",
-        }
+    pub fn title(&self) -> &'static str {
+        self.title
     }
 
-    /// The scenario's own steps, then the post-recovery checklist and success criteria.
-    pub fn steps(self) -> Vec<&'static Step> {
-        let own: Vec<&'static Step> = match self {
-            Scenario::Database => DATABASE.iter().collect(),
-            Scenario::Storage => STORAGE.iter().collect(),
-            Scenario::Search => SEARCH.iter().collect(),
-            Scenario::Full => FULL_BEFORE
-                .iter()
-                .chain(DATABASE)
-                .chain(STORAGE)
-                .chain(SEARCH)
-                .chain(FULL_AFTER)
-                .collect(),
-        };
-        own.into_iter()
+    /// What is affected, as stakeholders name it.
+    pub fn affected(&self) -> &'static [&'static str] {
+        self.affected
+    }
+
+    /// Whether its recovery steps are shown and timed in groups (it spans several).
+    pub fn grouped(&self) -> bool {
+        self.groups.len() > 1
+    }
+
+    /// Its groups of recovery steps, in order.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// When it spans several groups, those with their own RTO, each with it.
+    pub fn timed_groups<'a>(
+        &'a self,
+        config: &'a Config,
+    ) -> impl Iterator<Item = (&'a Group, chrono::Duration)> + 'a {
+        self.groups
+            .iter()
+            .filter(|_| self.grouped())
+            .filter_map(|g| Some((g, g.rto(config)?)))
+    }
+
+    /// The group a recovery step is in; none for the post-recovery checklist and the success
+    /// criteria.
+    pub fn group_of(&self, step_id: &str) -> Option<&Group> {
+        self.groups
+            .iter()
+            .find(|g| g.steps.iter().any(|s| s.id == step_id))
+    }
+
+    /// Its recovery steps, then the post-recovery checklist and success criteria.
+    pub fn steps(&self) -> impl Iterator<Item = &'static Step> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|g| g.steps.iter())
             .chain(POST_RECOVERY)
             .chain(SUCCESS_CRITERIA)
-            .collect()
     }
 
     /// Its RTO in minutes, from `[objectives.rto]`.
-    pub fn rto_mins(self, config: &crate::config::Config) -> u64 {
-        let r = &config.objectives.rto;
-        match self {
-            Scenario::Database => r.database,
-            Scenario::Storage => r.storage,
-            Scenario::Search => r.search,
-            Scenario::Full => r.full,
-        }
+    pub fn rto_mins(&self, config: &Config) -> u64 {
+        (self.rto)(config)
     }
 
     /// Its RTO, from `[objectives.rto]` (bounded when the config is loaded).
-    pub fn rto(self, config: &crate::config::Config) -> chrono::Duration {
-        chrono::Duration::minutes(self.rto_mins(config) as i64)
+    pub fn rto(&self, config: &Config) -> chrono::Duration {
+        minutes(self.rto_mins(config))
     }
 
     /// The step with this id in the scenario.
-    pub fn step(self, id: &str) -> Option<&'static Step> {
-        self.steps().into_iter().find(|s| s.id == id)
+    pub fn step(&self, id: &str) -> Option<&'static Step> {
+        self.steps().find(|s| s.id == id)
+    }
+}
+
+impl PartialEq for Scenario {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
     }
 }
 
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.name)
     }
 }
 
-impl FromStr for Scenario {
-    type Err = String;
+/// A scenario name this build does not know.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` is not a scenario ({})", known.join(", "))]
+pub struct UnknownScenario {
+    /// The name asked for.
+    pub name: String,
+    /// The scenarios there are.
+    pub known: Vec<&'static str>,
+}
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scenario::ALL
-            .into_iter()
-            .find(|sc| sc.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not a scenario (database, storage, search, full)"))
+/// Every scenario this build knows, in runbook order.
+#[derive(Debug)]
+pub struct Runbook {
+    scenarios: Vec<Scenario>,
+}
+
+impl Runbook {
+    /// The runbook of these scenarios.
+    pub fn new(scenarios: Vec<Scenario>) -> Runbook {
+        Runbook { scenarios }
+    }
+
+    /// Every scenario, in runbook order.
+    pub fn scenarios(&self) -> &[Scenario] {
+        &self.scenarios
+    }
+
+    /// The scenario of that name, or why there is none.
+    pub fn scenario(&self, name: &str) -> Result<&Scenario, UnknownScenario> {
+        self.scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| UnknownScenario {
+                name: name.to_string(),
+                known: self.scenarios.iter().map(|s| s.name).collect(),
+            })
+    }
+
+    /// The scenario an incident runs (stored by name), if this build still knows it.
+    pub fn of(&self, incident: &drbot_state::Incident) -> Option<&Scenario> {
+        self.scenario(&incident.scenario).ok()
+    }
+
+    /// The runbook step for a stored step record, if this build still knows it.
+    pub fn step(&self, incident: &drbot_state::Incident, id: &str) -> Option<&'static Step> {
+        self.of(incident).and_then(|s| s.step(id))
     }
 }
 
@@ -151,7 +284,7 @@ pub struct Binding {
 }
 
 /// A command bound to the production target.
-const fn prod(group: &'static str, sub: &'static str) -> Binding {
+pub const fn prod(group: &'static str, sub: &'static str) -> Binding {
     Binding {
         command: CommandId::new(group, Some(sub)),
         on: On::Production,
@@ -159,7 +292,7 @@ const fn prod(group: &'static str, sub: &'static str) -> Binding {
 }
 
 /// A command bound whatever its target.
-const fn any(group: &'static str, sub: &'static str) -> Binding {
+pub const fn any(group: &'static str, sub: &'static str) -> Binding {
     Binding {
         command: CommandId::new(group, Some(sub)),
         on: On::Any,
@@ -236,7 +369,8 @@ impl Step {
     }
 }
 
-const fn auto(
+/// A step drbot does: what to type, and the commands (with their targets) that do it.
+pub const fn auto(
     id: &'static str,
     title: &'static str,
     command: &'static str,
@@ -253,7 +387,8 @@ const fn auto(
     }
 }
 
-const fn manual(
+/// A step a person does and marks done: its checklist items.
+pub const fn manual(
     id: &'static str,
     title: &'static str,
     items: &'static [&'static str],
@@ -287,153 +422,13 @@ const fn criterion(id: &'static str, title: &'static str) -> Step {
     }
 }
 
-const fn destructive(s: Step) -> Step {
+/// A step that changes data: its command needs a second person's approval.
+pub const fn destructive(s: Step) -> Step {
     Step {
         destructive: true,
         ..s
     }
 }
-
-/// Scenario 1: database corruption/loss (RTO 2 h).
-static DATABASE: &[Step] = &[
-    auto(
-        "db-assess",
-        "Assess impact",
-        "/db check and /db backups",
-        &[prod("db", "check"), any("db", "backups")],
-        "Check database connectivity and that recent backups exist.",
-    ),
-    manual(
-        "stop-apps",
-        "Stop API and web applications",
-        &["Stop the API and web applications (platform-specific)"],
-        "Stops writes while the database is restored.",
-    ),
-    destructive(auto(
-        "db-restore",
-        "Restore database",
-        "/db restore backup:latest target:production",
-        &[prod("db", "restore")],
-        "Streams the backup from the bucket into the target; needs a second person's approval.",
-    )),
-    auto(
-        "db-verify",
-        "Verify restore",
-        "/db verify target:production",
-        &[prod("db", "verify")],
-        "Indexes, constraints, sequences and row counts against the backup's manifest.",
-    ),
-    auto(
-        "db-reindex",
-        "Reindex search",
-        "/search reindex",
-        &[any("search", "reindex")],
-        "Triggers the API's reindex so search matches the restored data.",
-    ),
-    auto(
-        "restart-apps",
-        "Restart applications",
-        "start the API and web, then /api health",
-        &[any("api", "health")],
-        "Done when the API's /healthz and the web's /api/health both answer.",
-    ),
-];
-
-/// Scenario 2: R2 storage failure (RTO 1 h).
-static STORAGE: &[Step] = &[
-    auto(
-        "storage-assess",
-        "Assess impact",
-        "/storage check",
-        &[any("storage", "check")],
-        "Lists the media bucket (objects and bytes per folder), reads its versioning status and the newest snapshot's age against the storage RPO.",
-    ),
-    auto(
-        "storage-versions",
-        "Check object versioning",
-        "/storage versions prefix:artworks/",
-        &[any("storage", "versions")],
-        "R2 keeps no object versions (it answers versioning calls with 501), so the runbook's list-object-versions finds nothing there: drbot lists the snapshots that hold the key or prefix instead (the versions, on a bucket that has them).",
-    ),
-    destructive(auto(
-        "storage-restore",
-        "Restore from versions",
-        "/storage restore prefix:artworks/ at:<time or snapshot>",
-        &[any("storage", "restore")],
-        "Restores a prefix as it was at a time (or one key's version) from drbot's snapshots, or from S3 versions where the bucket has them; the request shows the dry-run diff and needs approval.",
-    )),
-    auto(
-        "storage-verify",
-        "Verify storage",
-        "/storage verify",
-        &[any("storage", "verify")],
-        "POSTs the platform's /uploads/test with ADMIN_TOKEN, and puts, reads and deletes a probe object of drbot's own.",
-    ),
-];
-
-/// Scenario 3: Meilisearch failure (RTO 30–60 min).
-static SEARCH: &[Step] = &[
-    auto(
-        "search-health",
-        "Check Meilisearch health",
-        "/search health",
-        &[any("search", "health")],
-        "",
-    ),
-    manual(
-        "search-dump",
-        "Restore from a dump (if available)",
-        &[
-            "/search dumps: the newest dump in the bucket and the exact commands",
-            "aws s3 cp s3://<backup bucket>/meili/<newest> ./latest.dump --endpoint-url \"$R2_ENDPOINT\"",
-            "meilisearch --db-path <an empty directory> --import-dump ./latest.dump (it fails on an existing database; --ignore-dump-if-db-exists skips the import)",
-        ],
-        "The runbook's curl -X POST $MEILI_HOST/dumps creates a dump, it does not restore one: \
-         Meilisearch imports a dump only at launch. Recommended instead: skip this step and \
-         reindex from the database (/search reindex).",
-    ),
-    auto(
-        "search-reindex",
-        "Reindex from database",
-        "/search reindex, then /search progress",
-        &[any("search", "reindex")],
-        "Full reindex through the API; progress is compared with the database's count.",
-    ),
-];
-
-/// Scenario 4, before the other scenarios' steps.
-static FULL_BEFORE: &[Step] = &[manual(
-    "infra-assess",
-    "Infrastructure assessment",
-    &[
-        "Check hosting provider status",
-        "Verify network connectivity",
-        "Assess data center status",
-    ],
-    "Then the database, storage and search steps follow.",
-)];
-
-/// Scenario 4, after the other scenarios' steps.
-static FULL_AFTER: &[Step] = &[
-    manual(
-        "app-deploy",
-        "Application deployment",
-        &[
-            "Deploy the API and web applications to backup infrastructure if needed (clone, pnpm install, pnpm run build, pnpm run start)",
-        ],
-        "",
-    ),
-    manual(
-        "dns",
-        "DNS/network configuration",
-        &[
-            "Update DNS records if needed",
-            "Configure load balancers",
-            "Update CDN settings",
-        ],
-        "",
-    ),
-];
 
 /// "Post-Recovery Procedures", for every scenario.
 static POST_RECOVERY: &[Step] = &[
@@ -484,128 +479,6 @@ static SUCCESS_CRITERIA: &[Step] = &[
     criterion("ok-monitoring", "Monitoring systems active"),
 ];
 
-/// The component a recovery step restores, in the full scenario's grouping: `database`,
-/// `storage`, `search`, or `infrastructure` / `applications` for the full scenario's own
-/// manual steps. None for the post-recovery checklist and the success criteria.
-pub fn component(step_id: &str) -> Option<&'static str> {
-    let has = |steps: &[Step]| steps.iter().any(|s| s.id == step_id);
-    if has(DATABASE) {
-        Some("database")
-    } else if has(STORAGE) {
-        Some("storage")
-    } else if has(SEARCH) {
-        Some("search")
-    } else if has(FULL_BEFORE) {
-        Some("infrastructure")
-    } else if has(FULL_AFTER) {
-        Some("applications")
-    } else {
-        None
-    }
-}
-
-/// The heading of a full-scenario recovery step's group.
-pub fn component_title(component: &str) -> &'static str {
-    match component {
-        "infrastructure" => "Infrastructure",
-        "database" => "Database",
-        "storage" => "Storage",
-        "search" => "Search",
-        _ => "Applications and network",
-    }
-}
-
-/// The components with their own RTO in the full scenario.
-pub const TIMED_COMPONENTS: [&str; 3] = ["database", "storage", "search"];
-
 /// The runbook's "Lessons Learned" headings ("after each incident or drill, document:").
 pub const LESSONS_LEARNED: &str = "\n## Lessons learned\n\n### What worked well\n\n\n### What could be improved\n\n\n\
      ### Timeline of events\n\n\n### Root cause analysis\n\n\n### Action items for improvement\n\n";
-
-/// The scenario an incident runs (stored by name).
-pub fn scenario_of(incident: &drbot_state::Incident) -> Option<Scenario> {
-    incident.scenario.parse().ok()
-}
-
-/// The runbook step for a stored step record, if this build still knows it.
-pub fn runbook_step(incident: &drbot_state::Incident, id: &str) -> Option<&'static Step> {
-    scenario_of(incident).and_then(|s| s.step(id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_ids_are_unique_and_typeable_in_every_scenario() {
-        for sc in Scenario::ALL {
-            let steps = sc.steps();
-            let mut ids: Vec<_> = steps.iter().map(|s| s.id).collect();
-            ids.sort();
-            ids.dedup();
-            assert_eq!(ids.len(), steps.len(), "{sc}");
-            for s in &steps {
-                assert!(
-                    s.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
-                    "{}",
-                    s.id
-                );
-            }
-            // Every scenario ends with the post-recovery checklist and the success criteria.
-            assert_eq!(steps.last().map(|s| s.id), Some("ok-monitoring"));
-            assert!(steps.iter().any(|s| s.id == "post-comms"));
-        }
-    }
-
-    #[test]
-    fn steps_are_done_by_their_command_on_the_production_target_only() {
-        let id = |g, s| CommandId::new(g, Some(s));
-        let db = Scenario::Database;
-        let assess = db.step("db-assess").expect("step");
-        assert!(assess.done_by(id("db", "check"), Some("production"), "production"));
-        assert!(!assess.done_by(id("db", "check"), Some("staging"), "production"));
-        assert!(assess.done_by(id("db", "check"), Some("main"), "main"));
-        // Listing backups has no target: it assesses whatever the production target is.
-        assert!(assess.done_by(id("db", "backups"), None, "production"));
-        // Another command, or a prefix of one, is not the step's command.
-        assert!(!assess.done_by(id("db", "backup"), Some("production"), "production"));
-        let restore = db.step("db-restore").expect("step");
-        assert!(!restore.done_by(id("db", "restore"), Some("staging"), "production"));
-        assert!(!restore.done_by(id("db", "verify"), Some("production"), "production"));
-        // What to type names the configured production target.
-        assert_eq!(
-            restore.how("main"),
-            "run /db restore backup:latest target:main"
-        );
-        // Manual steps are done by no command.
-        let stop = db.step("stop-apps").expect("step");
-        assert!(!stop.done_by(id("db", "restore"), Some("production"), "production"));
-    }
-
-    #[test]
-    fn scenarios_follow_the_runbook() {
-        let db: Vec<_> = Scenario::Database.steps().iter().map(|s| s.id).collect();
-        assert_eq!(&db[..3], ["db-assess", "stop-apps", "db-restore"]);
-        assert_eq!(
-            Scenario::Database.step("stop-apps").map(|s| s.title),
-            Some("Stop API and web applications")
-        );
-        let full: Vec<_> = Scenario::Full.steps().iter().map(|s| s.id).collect();
-        assert_eq!(full[0], "infra-assess");
-        assert!(full.contains(&"storage-restore") && full.contains(&"dns"));
-        assert!(
-            Scenario::Database
-                .step("db-restore")
-                .is_some_and(|s| s.destructive)
-        );
-        assert_eq!("full".parse::<Scenario>(), Ok(Scenario::Full));
-        // The full scenario's steps group by component.
-        assert_eq!(component("db-restore"), Some("database"));
-        assert_eq!(component("stop-apps"), Some("database"));
-        assert_eq!(component("storage-verify"), Some("storage"));
-        assert_eq!(component("search-reindex"), Some("search"));
-        assert_eq!(component("dns"), Some("applications"));
-        assert_eq!(component("post-comms"), None);
-        assert!("nonsense".parse::<Scenario>().is_err());
-    }
-}

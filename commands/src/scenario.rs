@@ -3,7 +3,7 @@
 //! the [`Destructive`] trait that every action needing a second person implements.
 //!
 //! A scenario owns its rows of the command table, its handlers, its destructive actions, its
-//! background watch and its section of the report. Adding one is a folder under `scenarios/`
+//! background watch, its section of the report and its runbook steps. Adding one is a folder under `scenarios/`
 //! and one line in `scenarios::ALL`: the dispatcher and the gate know none by name.
 
 use std::collections::BTreeMap;
@@ -244,6 +244,12 @@ pub trait Scenario: Send + Sync {
         inv: &'a Invocation,
         progress: &'a dyn ProgressSink,
     ) -> Boxed<'a, Answer>;
+
+    /// Its part of the runbook, if it has one: the steps an incident of this scenario runs
+    /// (and the full scenario runs among the others'), with the commands that do them.
+    fn procedure(&self) -> Option<&'static crate::runbook::Procedure> {
+        None
+    }
 
     /// Its destructive actions.
     fn actions(&self) -> &'static [&'static dyn Destructive] {

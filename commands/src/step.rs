@@ -10,7 +10,6 @@ use crate::options::required;
 use crate::render;
 use crate::reply::Reply;
 use crate::runbook::Action;
-use crate::runbook::runbook_step;
 
 /// Finds a step by its number in the incident or its id (case-insensitive).
 fn find_step(incident: &Incident, raw: &str) -> Result<(usize, String), CommandError> {
@@ -39,8 +38,10 @@ fn find_step(incident: &Incident, raw: &str) -> Result<(usize, String), CommandE
     }
 }
 
-fn title_of(incident: &Incident, id: &str) -> String {
-    runbook_step(incident, id)
+fn title_of(engine: &Engine, incident: &Incident, id: &str) -> String {
+    engine
+        .runbook()
+        .step(incident, id)
         .map(|s| s.title.to_string())
         .unwrap_or_else(|| id.to_string())
 }
@@ -52,7 +53,7 @@ pub fn list(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, C
         "Runbook steps of {} ({} scenario):\n",
         incident.id, incident.scenario
     );
-    text.push_str(&steps_block(&incident, engine.now()));
+    text.push_str(&steps_block(engine.runbook(), &incident, engine.now()));
     text.push_str(&next_line(engine, &incident));
     Ok(Reply::done(text))
 }
@@ -76,10 +77,10 @@ fn change(
     let incident = engine.select(ctx, inv, true)?;
     let (n, id) = find_step(&incident, required(inv, "step")?)?;
     let reason = inv.get("reason").map(str::to_string);
-    let title = title_of(&incident, &id);
+    let title = title_of(engine, &incident, &id);
     // A step drbot can do itself, marked done instead: said so everywhere it is shown.
     let automated = matches!(
-        runbook_step(&incident, &id).map(|s| s.action),
+        engine.runbook().step(&incident, &id).map(|s| s.action),
         Some(Action::Automated(..))
     ) && to == StepState::Done;
     let now = engine.now();
@@ -146,7 +147,7 @@ fn change(
 pub fn undo(engine: &Engine, ctx: &Context, inv: &Invocation) -> Result<Reply, CommandError> {
     let incident = engine.select(ctx, inv, true)?;
     let (n, id) = find_step(&incident, required(inv, "step")?)?;
-    let title = title_of(&incident, &id);
+    let title = title_of(engine, &incident, &id);
     let now = engine.now();
     let marked = |rec: &drbot_state::StepRecord| {
         format!(

@@ -15,7 +15,6 @@ use crate::context::Engine;
 use crate::error::CommandError;
 use crate::incident::{next_line, status_text};
 use crate::render;
-use crate::runbook::scenario_of;
 
 pub use crate::scenario::{Post, PostKind};
 
@@ -133,7 +132,7 @@ impl Engine {
         let mut out: Vec<(PostKind, String)> = Vec::new();
         let elapsed = now - i.declared_at;
         // RTO: post only the highest threshold newly crossed.
-        if let Some(scenario) = scenario_of(i) {
+        if let Some(scenario) = self.runbook().of(i) {
             let rto = scenario.rto(self.config());
             let pct = if rto.num_seconds() > 0 {
                 elapsed.num_seconds() * 100 / rto.num_seconds()

@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod preflight;
 pub mod restore;
 pub mod rollback;
+pub mod runbook;
 pub mod script;
 pub mod splitter;
 pub mod sql;
@@ -110,6 +111,10 @@ impl Scenario for Database {
 
     fn commands(&self) -> &'static [CommandSpec] {
         COMMANDS
+    }
+
+    fn procedure(&self) -> Option<&'static crate::runbook::Procedure> {
+        Some(&runbook::PROCEDURE)
     }
 
     fn run<'a>(

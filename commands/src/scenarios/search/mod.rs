@@ -10,6 +10,7 @@
 
 pub mod commands;
 pub mod meili;
+pub mod runbook;
 pub mod stored;
 
 use crate::context::{Context, Engine};
@@ -63,6 +64,10 @@ impl Scenario for Search {
 
     fn commands(&self) -> &'static [CommandSpec] {
         COMMANDS
+    }
+
+    fn procedure(&self) -> Option<&'static crate::runbook::Procedure> {
+        Some(&runbook::PROCEDURE)
     }
 
     fn run<'a>(

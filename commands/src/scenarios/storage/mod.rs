@@ -22,6 +22,7 @@ pub mod commands;
 pub mod manifest;
 pub mod media;
 pub mod plan;
+pub mod runbook;
 pub mod snapshot;
 mod watch;
 
@@ -92,6 +93,10 @@ impl Scenario for Storage {
 
     fn commands(&self) -> &'static [CommandSpec] {
         COMMANDS
+    }
+
+    fn procedure(&self) -> Option<&'static crate::runbook::Procedure> {
+        Some(&runbook::PROCEDURE)
     }
 
     fn run<'a>(
