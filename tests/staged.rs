@@ -992,3 +992,31 @@ async fn a_staged_restore_runs_as_an_owner_with_an_odd_password_and_never_shows_
     drop(live_db);
     drop(role);
 }
+
+/// A staged target whose URL names no database is refused as configured wrong (not failed as
+/// if its server broke), and no request is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_target_whose_url_names_no_database_is_refused_and_nothing_is_asked() {
+    let config = drbot_commands::Config::from_toml(
+        "[targets.nodb]\nurl_env = \"NODB_URL\"\nstaged = true\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = drbot_commands::Engine::new(
+        std::sync::Arc::new(config),
+        Store::open(dir.path()).unwrap(),
+        std::sync::Arc::new(drbot_commands::SystemClock),
+    )
+    .with_env(std::sync::Arc::new(|k: &str| {
+        (k == "NODB_URL").then(|| "postgres://127.0.0.1:5432?sslmode=disable".to_string())
+    }));
+    let r = engine.run(&commander(), "/db rollback target:nodb").await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(
+        r.text.contains("nodb's URL names no database"),
+        "{}",
+        r.text
+    );
+    assert!(engine.store().approvals().unwrap().is_empty());
+}

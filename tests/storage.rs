@@ -1825,3 +1825,25 @@ async fn a_download_longer_than_the_timeout_still_arrives_whole() {
     assert_eq!(got.len(), body.len());
     assert!(got == body);
 }
+
+/// While other work holds the media bucket, a snapshot is refused, naming what holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_on_a_busy_media_bucket_is_refused_naming_what_holds_it() {
+    let s = setup(false, "").await;
+    let lock = drbot_commands::scenarios::storage::action::lock_name(&s.media);
+    let _held = s
+        .engine
+        .restores()
+        .take(&lock, "carol restoring artworks/".to_string())
+        .unwrap();
+    let r = s.run("/storage snapshot").await;
+    assert_eq!(r.outcome, Outcome::Refused, "{}", r.text);
+    assert!(
+        r.text.contains(&format!(
+            "{} is busy (carol restoring artworks/). Wait for it to finish, then /storage snapshot.",
+            s.media
+        )),
+        "{}",
+        r.text
+    );
+}

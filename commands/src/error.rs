@@ -75,6 +75,12 @@ impl From<BucketError> for CommandError {
     }
 }
 
+impl From<crate::locks::Busy> for CommandError {
+    fn from(e: crate::locks::Busy) -> Self {
+        CommandError::Refused(e.to_string())
+    }
+}
+
 impl From<HttpError> for CommandError {
     fn from(e: HttpError) -> Self {
         CommandError::Failed(e.to_string())

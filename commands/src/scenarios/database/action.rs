@@ -129,7 +129,7 @@ impl Destructive for Restore {
                 target.shown(),
             );
             let staging = if staged_restore::is_staged(engine, &target.name) {
-                let live = staged::live_database(&target).map_err(CommandError::Failed)?;
+                let live = staged::live_database(&target)?;
                 let staging = staged::staging_name(&live, now);
                 summary.push_str(&format!(
                     ", staged: loaded into {staging} beside {live} now, swapped in by rename once approved"
@@ -242,9 +242,7 @@ impl Destructive for Restore {
         let staging = inputs.get("staging")?;
         Some(Box::pin(async move {
             let target = Target::resolve(engine.config(), input(inputs, "target")?, &engine.env())?;
-            staged_restore::release(&target, staging, ran)
-                .await
-                .map_err(CommandError::Failed)
+            Ok(staged_restore::release(&target, staging, ran).await?)
         }))
     }
 

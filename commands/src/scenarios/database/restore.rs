@@ -75,15 +75,7 @@ pub async fn run_restore(
         object.key,
         render::time(engine.now(), engine.now())
     );
-    let _guard = engine
-        .restores()
-        .take(&target.name, what)
-        .map_err(|running| {
-            CommandError::Refused(format!(
-                "A restore into {} is already running ({running}). Wait for it to finish.",
-                target.name
-            ))
-        })?;
+    let _guard = engine.restores().take(&target.name, what)?;
     let taken = taken_at(object)
         .map(|t| format!(" taken {}", render::stamp(t)))
         .unwrap_or_default();

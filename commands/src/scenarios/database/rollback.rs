@@ -43,7 +43,7 @@ async fn resolve(
             target.name, target.name
         )));
     }
-    let live = staged::live_database(&target).map_err(CommandError::Failed)?;
+    let live = staged::live_database(&target)?;
     let server = staged::server(&target, &live);
     let kept = staged::kept(&server, &live)
         .await
@@ -165,9 +165,7 @@ impl Destructive for Rollback {
         Some(Box::pin(async move {
             let name = inputs.get("target").cloned().unwrap_or_default();
             let target = Target::resolve(engine.config(), &name, &engine.env())?;
-            staged_restore::release_rollback(&target, kept)
-                .await
-                .map_err(CommandError::Failed)
+            Ok(staged_restore::release_rollback(&target, kept).await?)
         }))
     }
 
@@ -194,15 +192,7 @@ impl Destructive for Rollback {
             let kept = inputs.get("kept").cloned().unwrap_or_default();
             let target = Target::resolve(engine.config(), &name, &engine.env())?;
             let what = format!("{} rolling {} back to {kept}", ctx.actor.name, target.name);
-            let _guard = engine
-                .restores()
-                .take(&target.name, what)
-                .map_err(|running| {
-                    CommandError::Refused(format!(
-                        "A restore into {} is running ({running}). Wait for it to finish.",
-                        target.name
-                    ))
-                })?;
+            let _guard = engine.restores().take(&target.name, what)?;
             let swap = SwapIn {
                 incoming: &kept,
                 tag: "rollback".to_string(),

@@ -10,10 +10,55 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 use super::load::{Blocker, quote_ident};
-use crate::pg::{Target, pg_error};
+use crate::error::CommandError;
+use crate::pg::{Target, TargetError, pg_error};
 
 /// How every comment drbot puts on a database it made starts.
 pub const MARK: &str = "drbot:";
+
+/// Why a step on a staged target's server did not happen; each message says what was left.
+#[derive(Debug, thiserror::Error)]
+pub enum StagedError {
+    /// The target's URL is unusable, or its server cannot be reached.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The target's URL names no database.
+    #[error("{0}'s URL names no database")]
+    NoDatabase(String),
+    /// The server's state does not allow it: a database that is not drbot's, sessions that
+    /// would not end, no free name.
+    #[error("{0}")]
+    Refused(String),
+    /// The server failed a statement: what was being done, and the server's message.
+    #[error("{0}")]
+    Server(String),
+}
+
+impl StagedError {
+    fn server(e: tokio_postgres::Error) -> StagedError {
+        StagedError::Server(pg_error(&e))
+    }
+
+    /// The same failure, with what it left said after it.
+    fn and(self, left: String) -> StagedError {
+        match self {
+            StagedError::Refused(m) => StagedError::Refused(m + &left),
+            other => StagedError::Server(format!("{other}{left}")),
+        }
+    }
+}
+
+impl From<StagedError> for CommandError {
+    fn from(e: StagedError) -> Self {
+        match e {
+            StagedError::Target(t) => t.into(),
+            StagedError::NoDatabase(_) | StagedError::Refused(_) => {
+                CommandError::Refused(e.to_string())
+            }
+            StagedError::Server(m) => CommandError::Failed(m),
+        }
+    }
+}
 
 /// The longest name PostgreSQL keeps (it truncates longer ones).
 const MAX_NAME: usize = 63;
@@ -42,13 +87,13 @@ pub fn kept_name(live: &str, tag: &str) -> String {
 }
 
 /// The live database's name: the URL's database (or, as libpq does, the user's name).
-pub fn live_database(target: &Target) -> Result<String, String> {
-    let (config, _) = target.pg_config().map_err(|e| e.to_string())?;
+pub fn live_database(target: &Target) -> Result<String, StagedError> {
+    let (config, _) = target.pg_config()?;
     config
         .get_dbname()
         .or(config.get_user())
         .map(str::to_string)
-        .ok_or_else(|| format!("{}'s URL names no database", target.name))
+        .ok_or_else(|| StagedError::NoDatabase(target.name.clone()))
 }
 
 /// The same server, connected to a database other than `live` (one cannot rename the database
@@ -66,7 +111,7 @@ pub fn server(target: &Target, live: &str) -> Target {
 /// create databases and rename the live one (own it, or be a superuser), and the live one
 /// must not be the server's main `postgres` database (Supabase's cannot be renamed: its
 /// platform's services connect to it by that name).
-pub async fn cannot_stage(target: &Target) -> Result<Option<String>, String> {
+pub async fn cannot_stage(target: &Target) -> Result<Option<String>, StagedError> {
     let live = live_database(target)?;
     if live == "postgres" {
         return Ok(Some(
@@ -86,7 +131,7 @@ pub async fn cannot_stage(target: &Target) -> Result<Option<String>, String> {
             &[&live],
         )
         .await
-        .map_err(|e| pg_error(&e))?;
+        .map_err(StagedError::server)?;
     let (superuser, createdb, owner): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
     let mut lacks = Vec::new();
     if !superuser && !createdb {
@@ -98,8 +143,8 @@ pub async fn cannot_stage(target: &Target) -> Result<Option<String>, String> {
     Ok((!lacks.is_empty()).then(|| format!("its user {}", lacks.join(" and "))))
 }
 
-async fn connect(server: &Target) -> Result<Client, String> {
-    server.connect().await.map_err(|e| e.to_string())
+async fn connect(server: &Target) -> Result<Client, StagedError> {
+    Ok(server.connect().await?)
 }
 
 use super::sql::quote_literal as literal;
@@ -144,7 +189,12 @@ fn setting_value(name: &str, value: &str) -> String {
 /// Creates `name` on the server beside `live`, as `live` was made: encoding and collation,
 /// owner, database privileges and settings (a plain pg_dump carries none of them), marked with
 /// `comment`. Fails with nothing left behind.
-pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> Result<(), String> {
+pub async fn create(
+    server: &Target,
+    live: &str,
+    name: &str,
+    comment: &str,
+) -> Result<(), StagedError> {
     let client = connect(server).await?;
     let row = client
         .query_opt(
@@ -154,7 +204,7 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
             &[&live],
         )
         .await
-        .map_err(|e| pg_error(&e))?;
+        .map_err(StagedError::server)?;
     // The live database is gone: the new one is made as the server makes them.
     let Some(row) = row else {
         client
@@ -163,7 +213,9 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
                 quote_ident(name)
             ))
             .await
-            .map_err(|e| format!("CREATE DATABASE {name} failed: {}", pg_error(&e)))?;
+            .map_err(|e| {
+                StagedError::Server(format!("CREATE DATABASE {name} failed: {}", pg_error(&e)))
+            })?;
         let commented = client
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS {}",
@@ -175,10 +227,10 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
             let _ = client
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
                 .await;
-            return Err(format!(
+            return Err(StagedError::Server(format!(
                 "marking {name} as drbot's failed: {}",
                 pg_error(&e)
-            ));
+            )));
         }
         return Ok(());
     };
@@ -194,7 +246,9 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
             literal(&ctype)
         ))
         .await
-        .map_err(|e| format!("CREATE DATABASE {name} failed: {}", pg_error(&e)))?;
+        .map_err(|e| {
+            StagedError::Server(format!("CREATE DATABASE {name} failed: {}", pg_error(&e)))
+        })?;
     let made = async {
         let db = quote_ident(name);
         let mut sql = format!("COMMENT ON DATABASE {db} IS {};", literal(comment));
@@ -214,7 +268,7 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
                     &[&live],
                 )
                 .await
-                .map_err(|e| pg_error(&e))?;
+                .map_err(StagedError::server)?;
             for g in grants {
                 let (privilege, grantee, grantable): (String, String, bool) =
                     (g.get(0), g.get(1), g.get(2));
@@ -237,7 +291,7 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
                 &[&oid],
             )
             .await
-            .map_err(|e| pg_error(&e))?;
+            .map_err(StagedError::server)?;
         for s in settings {
             let (role, setting): (String, String) = (s.get(0), s.get(1));
             let Some((k, v)) = setting.split_once('=') else {
@@ -262,7 +316,7 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
         client
             .batch_execute(&sql)
             .await
-            .map_err(|e| pg_error(&e))?;
+            .map_err(StagedError::server)?;
         // The owner as the live one's, where drbot may give it (a member of that role).
         if let Err(e) = client
             .batch_execute(&format!("ALTER DATABASE {db} OWNER TO {}", quote_ident(&owner)))
@@ -270,14 +324,16 @@ pub async fn create(server: &Target, live: &str, name: &str, comment: &str) -> R
         {
             tracing::info!(database = %name, error = %pg_error(&e), "the staging database keeps drbot's user as its owner");
         }
-        Ok::<_, String>(())
+        Ok::<_, StagedError>(())
     }
     .await;
     if let Err(e) = made {
         let _ = client
             .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
             .await;
-        return Err(format!("setting up {name} like {live} failed: {e}"));
+        return Err(StagedError::Server(format!(
+            "setting up {name} like {live} failed: {e}"
+        )));
     }
     Ok(())
 }
@@ -294,7 +350,7 @@ pub struct Made {
 }
 
 /// Whether the database `name` is on the server and drbot made it (its comment says so).
-async fn is_made(client: &Client, name: &str) -> Result<bool, String> {
+async fn is_made(client: &Client, name: &str) -> Result<bool, StagedError> {
     let row = client
         .query_opt(
             "SELECT coalesce(pg_catalog.shobj_description(oid, 'pg_database'), '') \
@@ -302,12 +358,12 @@ async fn is_made(client: &Client, name: &str) -> Result<bool, String> {
             &[&name],
         )
         .await
-        .map_err(|e| pg_error(&e))?;
+        .map_err(StagedError::server)?;
     Ok(row.is_some_and(|r| r.get::<_, String>(0).starts_with(MARK)))
 }
 
 /// The databases kept from before staged restores of `live` (and rollbacks), newest first.
-pub async fn kept(server: &Target, live: &str) -> Result<Vec<(Made, DateTime<Utc>)>, String> {
+pub async fn kept(server: &Target, live: &str) -> Result<Vec<(Made, DateTime<Utc>)>, StagedError> {
     let client = connect(server).await?;
     let rows = client
         .query(
@@ -319,7 +375,7 @@ pub async fn kept(server: &Target, live: &str) -> Result<Vec<(Made, DateTime<Utc
             &[&kept_name(live, ""), &MARK],
         )
         .await
-        .map_err(|e| pg_error(&e))?;
+        .map_err(StagedError::server)?;
     let mut out: Vec<(Made, DateTime<Utc>)> = rows
         .iter()
         .filter_map(|r| {
@@ -368,7 +424,7 @@ pub async fn kept_for(
     server: &Target,
     live: &str,
     incoming: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, StagedError> {
     if exists(server, incoming).await? {
         return Ok(None);
     }
@@ -381,25 +437,25 @@ pub async fn kept_for(
 }
 
 /// Whether a database named `name` is on the server (drbot's or not).
-pub async fn exists(server: &Target, name: &str) -> Result<bool, String> {
+pub async fn exists(server: &Target, name: &str) -> Result<bool, StagedError> {
     let client = connect(server).await?;
     exists_with(&client, name).await
 }
 
-async fn exists_with(client: &Client, name: &str) -> Result<bool, String> {
+async fn exists_with(client: &Client, name: &str) -> Result<bool, StagedError> {
     Ok(client
         .query_opt(
             "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
             &[&name],
         )
         .await
-        .map_err(|e| pg_error(&e))?
+        .map_err(StagedError::server)?
         .is_some())
 }
 
 /// Drops a database drbot made (its comment says so); `Ok(false)` when it is not there. Never
 /// ends sessions: a load still connected makes it fail, to be tried again later.
-pub async fn drop_made(server: &Target, name: &str) -> Result<bool, String> {
+pub async fn drop_made(server: &Target, name: &str) -> Result<bool, StagedError> {
     let client = connect(server).await?;
     if !is_made(&client, name).await? {
         return Ok(false);
@@ -407,7 +463,9 @@ pub async fn drop_made(server: &Target, name: &str) -> Result<bool, String> {
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
         .await
-        .map_err(|e| format!("DROP DATABASE {name} failed: {}", pg_error(&e)))?;
+        .map_err(|e| {
+            StagedError::Server(format!("DROP DATABASE {name} failed: {}", pg_error(&e)))
+        })?;
     Ok(true)
 }
 
@@ -423,7 +481,7 @@ pub struct Swapped {
 }
 
 /// Sessions connected to `database`, other than this one.
-async fn sessions_on(client: &Client, database: &str) -> Result<Vec<Blocker>, String> {
+async fn sessions_on(client: &Client, database: &str) -> Result<Vec<Blocker>, StagedError> {
     let rows = client
         .query(
             "SELECT pid, coalesce(application_name, ''), coalesce(usename::text, ''), \
@@ -433,12 +491,12 @@ async fn sessions_on(client: &Client, database: &str) -> Result<Vec<Blocker>, St
             &[&database],
         )
         .await
-        .map_err(|e| pg_error(&e))?;
+        .map_err(StagedError::server)?;
     Ok(super::load::sessions(&rows))
 }
 
 /// The sessions connected to the target's live database, as lines.
-pub async fn live_sessions(target: &Target) -> Result<Vec<String>, String> {
+pub async fn live_sessions(target: &Target) -> Result<Vec<String>, StagedError> {
     let live = live_database(target)?;
     let client = connect(&server(target, &live)).await?;
     Ok(sessions_on(&client, &live)
@@ -458,12 +516,12 @@ pub async fn swap(
     incoming: &str,
     keep_as: &str,
     kept: &str,
-) -> Result<Swapped, String> {
+) -> Result<Swapped, StagedError> {
     let client = connect(server).await?;
     if !is_made(&client, incoming).await? {
-        return Err(format!(
+        return Err(StagedError::Refused(format!(
             "{incoming} is not on the server (or not drbot's): nothing to swap in"
-        ));
+        )));
     }
     let (l, i, k) = (
         quote_ident(live),
@@ -479,10 +537,10 @@ pub async fn swap(
             ))
             .await
             .map_err(|e| {
-                format!(
+                StagedError::Server(format!(
                     "{}. Nothing was swapped: {live} is still missing",
                     pg_error(&e)
-                )
+                ))
             })?;
         return Ok(Swapped {
             ended: Vec::new(),
@@ -493,7 +551,12 @@ pub async fn swap(
     client
         .batch_execute(&format!("ALTER DATABASE {l} WITH ALLOW_CONNECTIONS false"))
         .await
-        .map_err(|e| format!("could not stop new connections to {live}: {}", pg_error(&e)))?;
+        .map_err(|e| {
+            StagedError::Server(format!(
+                "could not stop new connections to {live}: {}",
+                pg_error(&e)
+            ))
+        })?;
     let swapped = async {
         let mut ended = Vec::new();
         loop {
@@ -507,11 +570,11 @@ pub async fn swap(
             }
             if started.elapsed() > SESSIONS_GONE_WITHIN {
                 let names: Vec<String> = on.iter().map(|(s, db)| format!("{s} on {db}")).collect();
-                return Err(format!(
+                return Err(StagedError::Refused(format!(
                     "these sessions did not end within {}s when told to: {}",
                     SESSIONS_GONE_WITHIN.as_secs(),
                     names.join("; ")
-                ));
+                )));
             }
             for (s, db) in &on {
                 let text = format!("{s} on {db}");
@@ -521,7 +584,13 @@ pub async fn swap(
                 client
                     .query("SELECT pg_catalog.pg_terminate_backend($1)", &[&s.pid])
                     .await
-                    .map_err(|e| format!("could not end session {}: {}", s.pid, pg_error(&e)))?;
+                    .map_err(|e| {
+                        StagedError::Server(format!(
+                            "could not end session {}: {}",
+                            s.pid,
+                            pg_error(&e)
+                        ))
+                    })?;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -537,8 +606,8 @@ pub async fn swap(
                 literal(kept)
             ))
             .await
-            .map_err(|e| pg_error(&e))?;
-        Ok::<_, String>(ended)
+            .map_err(StagedError::server)?;
+        Ok::<_, StagedError>(ended)
     }
     .await;
     match swapped {
@@ -552,21 +621,21 @@ pub async fn swap(
             let reopened = client
                 .batch_execute(&format!("ALTER DATABASE {l} WITH ALLOW_CONNECTIONS true"))
                 .await;
-            Err(match reopened {
+            Err(e.and(match reopened {
                 Ok(()) => format!(
-                    "{e}. Nothing was swapped: {live} is as it was and accepts connections again"
+                    ". Nothing was swapped: {live} is as it was and accepts connections again"
                 ),
                 Err(r) => format!(
-                    "{e}. Nothing was swapped, but {live} still refuses new connections ({}): run ALTER DATABASE {l} WITH ALLOW_CONNECTIONS true",
+                    ". Nothing was swapped, but {live} still refuses new connections ({}): run ALTER DATABASE {l} WITH ALLOW_CONNECTIONS true",
                     pg_error(&r)
                 ),
-            })
+            }))
         }
     }
 }
 
 /// Lets connections in to `live` again (after a swap that was interrupted), if it refuses them.
-pub async fn reopen(server: &Target, live: &str) -> Result<bool, String> {
+pub async fn reopen(server: &Target, live: &str) -> Result<bool, StagedError> {
     let client = connect(server).await?;
     let row = client
         .query_opt(
@@ -574,7 +643,7 @@ pub async fn reopen(server: &Target, live: &str) -> Result<bool, String> {
             &[&live],
         )
         .await
-        .map_err(|e| pg_error(&e))?;
+        .map_err(StagedError::server)?;
     if row.is_none_or(|r| r.get::<_, bool>(0)) {
         return Ok(false);
     }
@@ -584,7 +653,7 @@ pub async fn reopen(server: &Target, live: &str) -> Result<bool, String> {
             quote_ident(live)
         ))
         .await
-        .map_err(|e| pg_error(&e))?;
+        .map_err(StagedError::server)?;
     Ok(true)
 }
 

@@ -11,7 +11,7 @@ use drbot_state::{EntryKind, StepState};
 
 use super::catalogue::{identities, size};
 use super::pipeline::Counters;
-use super::staged::{self, MARK};
+use super::staged::{self, MARK, StagedError};
 use super::{backup, restore, verify};
 use crate::bucket::{Bucket, ObjectInfo};
 use crate::context::{Context, Engine};
@@ -43,15 +43,15 @@ pub async fn preflight(
     staging: &str,
     progress: &dyn ProgressSink,
 ) -> Result<Checked, CommandError> {
-    let fail = |e: String| {
+    let fail = |e: &dyn std::fmt::Display| {
         CommandError::Failed(format!(
             "The staged load of {} for {} failed: {e}. The live database was not touched.",
             object.key, target.name,
         ))
     };
-    let live = staged::live_database(target).map_err(fail)?;
-    if let Some(why) = staged::cannot_stage(target).await.map_err(fail)? {
-        return Err(fail(format!(
+    let live = staged::live_database(target).map_err(|e| fail(&e))?;
+    if let Some(why) = staged::cannot_stage(target).await.map_err(|e| fail(&e))? {
+        return Err(fail(&format!(
             "{} is configured staged but cannot be: {why}",
             target.name
         )));
@@ -60,7 +60,7 @@ pub async fn preflight(
         .await
         .and_then(|m| m.size_problem(object.size))
     {
-        return Err(fail(format!("the backup is {problem}")));
+        return Err(fail(&format!("the backup is {problem}")));
     }
     let server = staged::server(target, &live);
     let comment = format!(
@@ -73,14 +73,14 @@ pub async fn preflight(
     ));
     staged::create(&server, &live, staging, &comment)
         .await
-        .map_err(fail)?;
+        .map_err(|e| fail(&e))?;
     let result = load(engine, bucket, object, target, &live, staging, progress).await;
     if result.is_err()
         && let Err(e) = staged::drop_made(&server, staging).await
     {
         tracing::warn!(database = %staging, error = %e, "staging database not dropped after a failed load; dropped later");
     }
-    result.map_err(fail)
+    result.map_err(|e| fail(&e))
 }
 
 async fn load(
@@ -180,7 +180,7 @@ async fn load(
 }
 
 /// A free name starting from `base`: `base`, then `base_2`, `base_3`…
-async fn free_name(server: &Target, base: &str) -> Result<String, String> {
+async fn free_name(server: &Target, base: &str) -> Result<String, StagedError> {
     for n in 1..100u32 {
         let name = if n == 1 {
             base.to_string()
@@ -191,7 +191,9 @@ async fn free_name(server: &Target, base: &str) -> Result<String, String> {
             return Ok(name);
         }
     }
-    Err(format!("every name from {base} to {base}_99 is taken"))
+    Err(StagedError::Refused(format!(
+        "every name from {base} to {base}_99 is taken"
+    )))
 }
 
 fn fit_suffix(base: &str, n: u32) -> String {
@@ -219,7 +221,7 @@ pub async fn swap_in(
     engine: &Engine,
     target: &Target,
     s: &SwapIn<'_>,
-) -> Result<(String, staged::Swapped), String> {
+) -> Result<(String, staged::Swapped), StagedError> {
     let live = staged::live_database(target)?;
     let server = staged::server(target, &live);
     let keep_as = free_name(&server, &staged::kept_name(&live, &s.tag)).await?;
@@ -244,15 +246,7 @@ pub async fn run(
         target.name,
         render::time(engine.now(), engine.now())
     );
-    let _guard = engine
-        .restores()
-        .take(&target.name, what)
-        .map_err(|running| {
-            CommandError::Refused(format!(
-                "A restore into {} is already running ({running}). Wait for it to finish.",
-                target.name
-            ))
-        })?;
+    let _guard = engine.restores().take(&target.name, what)?;
     engine.record(
         ctx,
         inv,
@@ -319,7 +313,7 @@ pub async fn run(
                 inv.spec,
                 Some(&target.name),
                 StepState::Failed,
-                Some(e.clone()),
+                Some(e.to_string()),
             )?;
             Err(CommandError::Failed(format!(
                 "{text} The loaded database {staging} is dropped; ask again with /db restore to load it anew."
@@ -333,7 +327,11 @@ pub async fn run(
 /// finished (its transaction committed): that is said, and nothing is dropped. Otherwise the
 /// staging database is dropped and, after a swap under way, the live database accepts
 /// connections again if it was left refusing them.
-pub async fn release(target: &Target, staging: &str, swapping: bool) -> Result<String, String> {
+pub async fn release(
+    target: &Target,
+    staging: &str,
+    swapping: bool,
+) -> Result<String, StagedError> {
     let live = staged::live_database(target)?;
     let server = staged::server(target, &live);
     if swapping && let Some(kept) = staged::kept_for(&server, &live, staging).await? {
@@ -363,7 +361,7 @@ pub async fn release(target: &Target, staging: &str, swapping: bool) -> Result<S
 
 /// After a rollback that failed or was interrupted in its swap: whether the swap finished,
 /// and the live database accepting connections again if it was left refusing them.
-pub async fn release_rollback(target: &Target, kept: &str) -> Result<String, String> {
+pub async fn release_rollback(target: &Target, kept: &str) -> Result<String, StagedError> {
     let live = staged::live_database(target)?;
     let server = staged::server(target, &live);
     if let Some(replaced) = staged::kept_for(&server, &live, kept).await? {

@@ -299,15 +299,7 @@ async fn restore_and_check(run: &Run<'_>, scratch: &Target) -> Result<(), String
         format!("{} restoring {}", run.id, object.key),
     ) {
         Ok(g) => g,
-        Err(running) => {
-            return run.fail(
-                n,
-                format!(
-                    "a restore into {} is already running ({running})",
-                    scratch.name
-                ),
-            );
-        }
+        Err(busy) => return run.fail(n, busy.to_string()),
     };
     let counters = Arc::new(Counters::default());
     let started = Instant::now();

@@ -211,7 +211,7 @@ pub async fn run_drill(
     let _one = engine
         .restores()
         .take(DRILL_LOCK, format!("{kind} drill by {}", actor.name))
-        .map_err(|running| {
+        .map_err(|crate::locks::Busy { running, .. }| {
             CommandError::Refused(format!(
                 "A drill is already running ({running}). One drill at a time: wait for its report."
             ))

@@ -304,8 +304,7 @@ async fn kept_databases(engine: &Engine) -> (Vec<Item>, Vec<String>) {
             continue;
         }
         let listed = async {
-            let target = crate::pg::Target::resolve(engine.config(), name, &engine.env())
-                .map_err(|e| e.to_string())?;
+            let target = crate::pg::Target::resolve(engine.config(), name, &engine.env())?;
             let live = staged::live_database(&target)?;
             staged::kept(&staged::server(&target, &live), &live).await
         }
@@ -413,7 +412,7 @@ pub async fn apply(engine: &Engine, listed: &Inputs) -> Result<Pruned, CommandEr
             engine
                 .restores()
                 .take(name, "a prune".to_string())
-                .map_err(|running| {
+                .map_err(|crate::locks::Busy { running, .. }| {
                     CommandError::Refused(format!(
                         "{running} is running on the media bucket; prune when it is done."
                     ))
@@ -514,11 +513,8 @@ pub async fn apply(engine: &Engine, listed: &Inputs) -> Result<Pruned, CommandEr
             continue;
         };
         let target = crate::pg::Target::resolve(engine.config(), name, &engine.env())?;
-        let live = staged::live_database(&target).map_err(CommandError::Failed)?;
-        if staged::drop_made(&staged::server(&target, &live), database)
-            .await
-            .map_err(CommandError::Failed)?
-        {
+        let live = staged::live_database(&target)?;
+        if staged::drop_made(&staged::server(&target, &live), database).await? {
             audit(&item.key, item.bytes, "kept database")?;
             let e = out.deleted.entry(KEPT).or_default();
             e.0 += 1;

@@ -453,7 +453,7 @@ async fn run(
             &lock_name(&media),
             format!("{} restoring {}", ctx.actor.name, plan.scope.describe()),
         )
-        .map_err(|running| {
+        .map_err(|crate::locks::Busy { running, .. }| {
             CommandError::Refused(format!(
                 "{media} is busy ({running}). Wait for it to finish; nothing was changed."
             ))

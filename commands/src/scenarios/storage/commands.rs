@@ -209,7 +209,7 @@ pub async fn take_snapshot(
             &lock_name(&media),
             format!("{} taking a snapshot", ctx.actor.name),
         )
-        .map_err(|running| {
+        .map_err(|crate::locks::Busy { running, .. }| {
             CommandError::Refused(format!(
                 "{media} is busy ({running}). Wait for it to finish, then /storage snapshot."
             ))
