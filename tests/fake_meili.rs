@@ -156,6 +156,10 @@ pub struct MeiliState {
     pub unavailable: bool,
     /// Where a finished dump is written as `<dumpUid>.dump` (Meilisearch's `--dump-dir`).
     pub dump_dir: Option<std::path::PathBuf>,
+    /// The task queue does not move (an instance busy with something long).
+    pub stalled: bool,
+    /// The next dump tasks fail, as Meilisearch's do when its dump directory cannot be written.
+    pub fail_dumps: bool,
     /// Every answer but `/health` carries this many bytes more (a proxy or a broken build
     /// answering far more than the API documents).
     pub padding: usize,
@@ -217,10 +221,20 @@ impl FakeMeili {
 }
 
 fn advance(s: &mut MeiliState) {
+    if s.stalled {
+        return;
+    }
     if let Some(t) = s.tasks.iter_mut().find(|t| t.status == "processing") {
         let t = t.clone();
         let done = s.tasks.iter_mut().find(|x| x.uid == t.uid).unwrap();
-        if t.fail {
+        if t.fail && t.kind == "dumpCreation" {
+            done.status = "failed".to_string();
+            done.error = json!({
+                "message": "Permission denied (os error 13)",
+                "code": "internal", "type": "internal",
+                "link": "https://docs.meilisearch.com/errors#internal"
+            });
+        } else if t.fail {
             done.status = "failed".to_string();
             done.error = json!({
                 "message": "Document identifier `null` is invalid.",
@@ -383,6 +397,7 @@ fn handle_api(st: &Mutex<MeiliState>, master: &str, r: Req) -> (u16, Value, Dura
         },
         ("POST", ["dumps"]) => {
             let uid = s.tasks.len() as u64;
+            let fail = s.fail_dumps;
             s.tasks.push(Task {
                 uid,
                 index: None,
@@ -390,7 +405,7 @@ fn handle_api(st: &Mutex<MeiliState>, master: &str, r: Req) -> (u16, Value, Dura
                 status: "enqueued".into(),
                 docs: Vec::new(),
                 enqueued_at: now,
-                fail: false,
+                fail,
                 details: json!({"dumpUid": format!("{}", now.format("%Y%m%d-%H%M%S%3f"))}),
                 error: Value::Null,
             });

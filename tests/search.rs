@@ -55,15 +55,20 @@ region = "us-east-1"
 backup_bucket = "{backup}"
 [search]
 expected_count_sql = "SELECT count(*) FROM artworks WHERE published"
-follow_secs = 30
 timeout_secs = 2
+{follow}
 {search_extra}
 [api]
 base_url = "{base}"
 web_url = "{base}"
 timeout_secs = 2
 "#,
-        base = platform.base
+        base = platform.base,
+        follow = if search_extra.contains("follow_secs") {
+            ""
+        } else {
+            "follow_secs = 30"
+        },
     );
     let config = Config::from_toml(&config, std::path::Path::new("t.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -320,6 +325,38 @@ async fn dumps_are_created_and_followed_and_listed_with_the_way_to_use_them() {
         "{}",
         r.text
     );
+}
+
+/// A dump still running when drbot stops following it is said to go on (not a failure); one
+/// Meilisearch fails is a failure with its reason. Neither stores anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_still_running_goes_on_and_a_failed_one_says_why() {
+    let s = setup_full(MASTER, None, "follow_secs = 1", Arc::new(SystemClock)).await;
+    s.meili.state.lock().unwrap().stalled = true;
+    let r = s.run("/search dump").await;
+    outcome(&r, Outcome::Done);
+    assert!(
+        r.text.contains("Dump task 0 is still enqueued after ")
+            && r.text.contains("it goes on in Meilisearch")
+            && r.text.contains("will not be stored in the bucket"),
+        "{}",
+        r.text
+    );
+    {
+        let mut m = s.meili.state.lock().unwrap();
+        m.stalled = false;
+        m.fail_dumps = true;
+    }
+    let r = s.run("/search dump").await;
+    outcome(&r, Outcome::Failed);
+    assert!(
+        r.text
+            .contains("The dump failed: dump task 1 failed: Permission denied (os error 13)"),
+        "{}",
+        r.text
+    );
+    let r = s.run("/search dumps").await;
+    assert!(r.text.contains("No Meilisearch dumps"), "{}", r.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -483,8 +483,12 @@ pub async fn dump(
     let begun = Instant::now();
     let dump = match super::stored::follow(&meili, uid, follow_for(engine), progress).await {
         Ok(d) => d,
-        Err(e) if e.contains("is still") => {
-            let text = format!("Dump {e}; it goes on in Meilisearch.");
+        Err(super::stored::DumpError::StillRunning { uid, status, after }) => {
+            let text = format!(
+                "Dump task {uid} is still {status} after {after}; it goes on in Meilisearch, which \
+                 writes it to its dump directory. drbot stopped following it, so it will not be \
+                 stored in the bucket: /search dump again later stores a new one."
+            );
             engine.record(ctx, inv, EntryKind::Command, &text)?;
             return Ok(Reply::done(text));
         }

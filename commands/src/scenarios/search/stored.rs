@@ -12,8 +12,8 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::meili::Meili;
-use crate::bucket::{Bucket, ObjectInfo, PART_SIZE};
+use super::meili::{Meili, MeiliError};
+use crate::bucket::{Bucket, BucketError, ObjectInfo, PART_SIZE};
 use crate::context::Engine;
 use crate::error::CommandError;
 use crate::progress::{NoProgress, ProgressSink};
@@ -24,6 +24,49 @@ use crate::scenario::{Post, PostKind, announce_scheduled, post_to_open_incidents
 const POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest a scheduled dump is waited for.
 const DUMP_LIMIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Why a dump was not made and stored.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// Meilisearch is not configured, or did not answer.
+    #[error(transparent)]
+    Meili(#[from] MeiliError),
+    /// Meilisearch did not take the dump task.
+    #[error("the dump could not be started: {0}")]
+    NotStarted(MeiliError),
+    /// The task ended without a dump (`failed`, `canceled`), with Meilisearch's reason.
+    #[error("dump task {uid} {status}: {reason}")]
+    Ended {
+        /// The task.
+        uid: u64,
+        /// How it ended.
+        status: String,
+        /// Meilisearch's error.
+        reason: String,
+    },
+    /// The task succeeded without naming its dump.
+    #[error("dump task {uid} succeeded without a dumpUid")]
+    Unnamed {
+        /// The task.
+        uid: u64,
+    },
+    /// The task had not ended when drbot stopped following it: it goes on in Meilisearch.
+    #[error("dump task {uid} is still {status} after {after}")]
+    StillRunning {
+        /// The task.
+        uid: u64,
+        /// Its status then (`enqueued`, `processing`).
+        status: String,
+        /// How long it was followed.
+        after: String,
+    },
+    /// The backup bucket is not configured, or did not take the dump.
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
+    /// The dump's file could not be read, or the bucket holds other than it.
+    #[error("{0}")]
+    Store(String),
+}
 
 /// The stored name of a dump taken at `at`.
 pub fn dump_key(prefix: &str, at: DateTime<Utc>) -> String {
@@ -50,10 +93,10 @@ pub async fn follow(
     uid: u64,
     limit: std::time::Duration,
     progress: &dyn ProgressSink,
-) -> Result<String, String> {
+) -> Result<String, DumpError> {
     let begun = Instant::now();
     loop {
-        let task = meili.task(uid).await.map_err(|e| e.to_string())?;
+        let task = meili.task(uid).await?;
         progress.update(&format!(
             "Dump task {uid}: {} for {}…",
             task.status,
@@ -67,23 +110,23 @@ pub async fn follow(
                     .and_then(|d| d.get("dumpUid"))
                     .and_then(|d| d.as_str())
                     .map(str::to_string)
-                    .ok_or_else(|| format!("dump task {uid} succeeded without a dumpUid"));
+                    .ok_or(DumpError::Unnamed { uid });
             }
             "failed" | "canceled" => {
-                return Err(format!(
-                    "dump task {uid} {}: {}",
-                    task.status,
-                    task.error_text()
-                ));
+                return Err(DumpError::Ended {
+                    uid,
+                    status: task.status.clone(),
+                    reason: task.error_text(),
+                });
             }
             _ => {}
         }
         if begun.elapsed() >= limit {
-            return Err(format!(
-                "dump task {uid} is still {} after {}",
-                task.status,
-                render::took(begun.elapsed())
-            ));
+            return Err(DumpError::StillRunning {
+                uid,
+                status: task.status.clone(),
+                after: render::took(begun.elapsed()),
+            });
         }
         tokio::time::sleep(POLL).await;
     }
@@ -91,29 +134,30 @@ pub async fn follow(
 
 /// Uploads `<dump_dir>/<uid>.dump` as `<meili_prefix><time>.dump`, checks the stored size, and
 /// removes the local file. Returns the key and its size.
-pub async fn store(engine: &Engine, dump_uid: &str) -> Result<(String, u64), String> {
+pub async fn store(engine: &Engine, dump_uid: &str) -> Result<(String, u64), DumpError> {
     let dir = engine
         .config()
         .search
         .as_ref()
         .and_then(|s| s.dump_dir.clone())
-        .ok_or("no [search] dump_dir: the dump stays on Meilisearch's disk")?;
+        .ok_or_else(|| {
+            DumpError::Store("no [search] dump_dir: the dump stays on Meilisearch's disk".into())
+        })?;
     if dump_uid.contains(['/', '\\']) || dump_uid.starts_with('.') {
-        return Err(format!(
+        return Err(DumpError::Store(format!(
             "Meilisearch named the dump `{dump_uid}`, which is not a file name"
-        ));
+        )));
     }
     let path: PathBuf = dir.join(format!("{dump_uid}.dump"));
     let local = std::fs::metadata(&path)
         .map_err(|e| {
-            format!(
+            DumpError::Store(format!(
                 "cannot read {}: {e} (is [search] dump_dir Meilisearch's --dump-dir?)",
                 path.display()
-            )
+            ))
         })?
         .len();
-    let (bucket, s) =
-        crate::bucket::backup_bucket(engine.config(), &engine.env()).map_err(|e| e.to_string())?;
+    let (bucket, s) = crate::bucket::backup_bucket(engine.config(), &engine.env())?;
     let key = dump_key(&s.meili_prefix, engine.now());
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(2);
     let reading = path.clone();
@@ -147,14 +191,14 @@ pub async fn store(engine: &Engine, dump_uid: &str) -> Result<(String, u64), Str
     });
     let uploaded = bucket.put_multipart(&key, rx).await;
     let _ = reader.await;
-    uploaded.map_err(|e| e.to_string())?;
-    match bucket.head(&key).await.map_err(|e| e.to_string())? {
+    uploaded?;
+    match bucket.head(&key).await? {
         Some(o) if o.size == local => {}
         other => {
-            return Err(format!(
+            return Err(DumpError::Store(format!(
                 "{key} holds {} bytes where the dump file has {local}",
                 other.map_or(0, |o| o.size)
-            ));
+            )));
         }
     }
     if let Err(e) = std::fs::remove_file(&path) {
@@ -164,12 +208,12 @@ pub async fn store(engine: &Engine, dump_uid: &str) -> Result<(String, u64), Str
 }
 
 /// Asks for a dump, follows it and stores it: one call for `/search dump` and `serve`.
-pub async fn take(engine: &Engine, progress: &dyn ProgressSink) -> Result<(String, u64), String> {
-    let meili = Meili::of(engine).map_err(|e| e.to_string())?;
-    let uid = meili
-        .create_dump()
-        .await
-        .map_err(|e| format!("the dump could not be started: {e}"))?;
+pub async fn take(
+    engine: &Engine,
+    progress: &dyn ProgressSink,
+) -> Result<(String, u64), DumpError> {
+    let meili = Meili::of(engine)?;
+    let uid = meili.create_dump().await.map_err(DumpError::NotStarted)?;
     let dump = follow(&meili, uid, DUMP_LIMIT, progress).await?;
     store(engine, &dump).await
 }
