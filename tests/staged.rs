@@ -725,6 +725,14 @@ fn a_kill_inside_the_swap_transaction_leaves_it_whole_and_the_next_start_says_so
     assert_same_rows(&k.s.source.dump(), &k.s.target.dump(), "swapped in");
     assert!(databases(staging).is_empty());
     assert_eq!(allows_connections(live), "t");
+    // Killed before it could say so, drbot has not recorded the restore yet.
+    let last = || {
+        Store::open(&k.install.data_dir())
+            .unwrap()
+            .last_restore("staging")
+            .unwrap()
+    };
+    assert_eq!(last(), None);
 
     let said = k.next_start();
     assert!(
@@ -734,6 +742,13 @@ fn a_kill_inside_the_swap_transaction_leaves_it_whole_and_the_next_start_says_so
         )),
         "{said}"
     );
+    // Found finished, it is the target's last restore: what /db verify compares with.
+    let last = last().expect("the finished swap is recorded as the last restore");
+    assert!(
+        last.key.ends_with("2026-11-25T09-00-00Z.sql.xz.age"),
+        "{last:?}"
+    );
+    assert_eq!(last.by, "drbot");
     assert_eq!(
         databases(&format!("{live}_before_")),
         kept,

@@ -242,7 +242,22 @@ impl Destructive for Restore {
         let staging = inputs.get("staging")?;
         Some(Box::pin(async move {
             let target = Target::resolve(engine.config(), input(inputs, "target")?, &engine.env())?;
-            Ok(staged_restore::release(&target, staging, ran).await?)
+            match staged_restore::release(&target, staging, ran).await? {
+                staged_restore::Released::Swapped(text) => {
+                    // The restore is live: it is the target's last restore (what /db verify
+                    // compares with), as if the swap had answered before drbot stopped.
+                    engine.store().record_restore(
+                        &target.name,
+                        &drbot_state::LastRestore {
+                            key: input(inputs, "backup")?.to_string(),
+                            at: engine.now(),
+                            by: crate::identity::Actor::system().recorded(),
+                        },
+                    )?;
+                    Ok(text)
+                }
+                staged_restore::Released::GivenBack(text) => Ok(text),
+            }
         }))
     }
 

@@ -322,6 +322,16 @@ pub async fn run(
     }
 }
 
+/// What giving back a staged request's leftovers found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Released {
+    /// Its swap had finished (its transaction committed) before drbot stopped: the restored
+    /// database is live. How it ended.
+    Swapped(String),
+    /// Nothing was swapped: how it ended and what was given back.
+    GivenBack(String),
+}
+
 /// After a staged request ended without its swap, or in it: says how it ended and gives back
 /// what it left. A swap under way (`swapping`: it failed, or drbot stopped in it) may have
 /// finished (its transaction committed): that is said, and nothing is dropped. Otherwise the
@@ -331,13 +341,13 @@ pub async fn release(
     target: &Target,
     staging: &str,
     swapping: bool,
-) -> Result<String, StagedError> {
+) -> Result<Released, StagedError> {
     let live = staged::live_database(target)?;
     let server = staged::server(target, &live);
     if swapping && let Some(kept) = staged::kept_for(&server, &live, staging).await? {
-        return Ok(format!(
+        return Ok(Released::Swapped(format!(
             "finished its swap before drbot stopped: {live} is the restored database (loaded into {staging}); the one it replaced is kept as {kept}"
-        ));
+        )));
     }
     let how = if swapping {
         "ended without its swap"
@@ -345,18 +355,20 @@ pub async fn release(
         "ended without running"
     };
     if !staged::exists(&server, staging).await? {
-        return Ok(format!("{how}: {staging} is gone already"));
+        return Ok(Released::GivenBack(format!(
+            "{how}: {staging} is gone already"
+        )));
     }
     let reopened = swapping && staged::reopen(&server, &live).await?;
     staged::drop_made(&server, staging).await?;
-    Ok(format!(
+    Ok(Released::GivenBack(format!(
         "{how}: its staging database {staging} was dropped{}",
         if reopened {
             format!(" and {live} accepts connections again")
         } else {
             String::new()
         }
-    ))
+    )))
 }
 
 /// After a rollback that failed or was interrupted in its swap: whether the swap finished,
