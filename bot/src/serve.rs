@@ -143,6 +143,7 @@ pub async fn run(config: Config) -> u8 {
     );
 
     let mut tasks = JoinSet::new();
+    let names = Arc::new(PeerNames::default());
     let mut posts_out = JoinSet::new();
     let mut scheduled = JoinSet::new();
     let mut scheduled_running: std::collections::HashSet<&'static str> = Default::default();
@@ -228,9 +229,8 @@ pub async fn run(config: Config) -> u8 {
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let engine = engine.clone();
-                    let config = config.clone();
-                    tasks.spawn(async move { handle(&engine, &config, stream).await });
+                    let (engine, config, names) = (engine.clone(), config.clone(), names.clone());
+                    tasks.spawn(async move { handle(&engine, &config, &names, stream).await });
                 }
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
             },
@@ -390,7 +390,52 @@ impl ProgressSink for SocketProgress {
     }
 }
 
-async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
+/// How long a socket peer's login name is taken from the cache before it is looked up again:
+/// a user renamed (or remapped in `[people] unix_user`) is seen within this.
+const NAME_FRESH: Duration = Duration::from_secs(60);
+
+/// The login names of the socket's peers, by uid, each kept for [`NAME_FRESH`]. A burst of
+/// commands looks each uid up once instead of once per connection (each lookup may read
+/// files or ask a directory service, off the async workers).
+#[derive(Default)]
+struct PeerNames(std::sync::Mutex<std::collections::HashMap<u32, (String, std::time::Instant)>>);
+
+impl PeerNames {
+    /// The name looked up for `uid` less than [`NAME_FRESH`] before `now`.
+    fn fresh(&self, uid: u32, now: std::time::Instant) -> Option<String> {
+        let names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .get(&uid)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < NAME_FRESH)
+            .map(|(name, _)| name.clone())
+    }
+
+    fn keep(&self, uid: u32, name: &str, at: std::time::Instant) {
+        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        names.insert(uid, (name.to_string(), at));
+    }
+
+    /// `uid`'s login name (`uid<N>` when it has none).
+    async fn of(&self, uid: u32) -> String {
+        let now = std::time::Instant::now();
+        if let Some(name) = self.fresh(uid, now) {
+            return name;
+        }
+        // The passwd lookup may read files or ask a directory service: off the async worker.
+        let name = tokio::task::spawn_blocking(move || {
+            match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+                Ok(Some(u)) => u.name,
+                _ => format!("uid{uid}"),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| format!("uid{uid}"));
+        self.keep(uid, &name, now);
+        name
+    }
+}
+
+async fn handle(engine: &Engine, config: &Config, names: &PeerNames, stream: UnixStream) {
     let uid = match stream.peer_cred() {
         Ok(c) => c.uid(),
         Err(e) => {
@@ -407,15 +452,7 @@ async fn handle(engine: &Engine, config: &Config, stream: UnixStream) {
         },
         _ => return,
     };
-    // The passwd lookup may read files or ask a directory service: off the async worker.
-    let name = tokio::task::spawn_blocking(move || {
-        match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-            Ok(Some(u)) => u.name,
-            _ => format!("uid{uid}"),
-        }
-    })
-    .await
-    .unwrap_or_else(|_| format!("uid{uid}"));
+    let name = names.of(uid).await;
     let os_user = OsUser { name, uid };
     let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
     let writer = tokio::spawn(async move {
@@ -520,5 +557,34 @@ fn send_posts(
                 println!("[{}] {}", p.place, p.text);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_name_is_kept_for_a_minute_then_looked_up_again() {
+        let names = PeerNames::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(names.fresh(1000, t0), None);
+        names.keep(1000, "alice", t0);
+        let later = |s| t0 + Duration::from_secs(s);
+        assert_eq!(names.fresh(1000, later(59)).as_deref(), Some("alice"));
+        assert_eq!(names.fresh(1000, t0 + NAME_FRESH), None);
+        assert_eq!(names.fresh(1001, t0), None);
+    }
+
+    #[tokio::test]
+    async fn a_peers_name_comes_from_the_system_and_is_kept() {
+        let names = PeerNames::default();
+        let uid = nix::unistd::getuid();
+        let system = nix::unistd::User::from_uid(uid)
+            .unwrap()
+            .map_or(format!("uid{uid}"), |u| u.name);
+        assert_eq!(names.of(uid.as_raw()).await, system);
+        let now = std::time::Instant::now();
+        assert_eq!(names.fresh(uid.as_raw(), now), Some(system));
     }
 }
