@@ -229,11 +229,7 @@ pub fn component_clocks(engine: &Engine, incident: &Incident) -> Vec<String> {
         .timed_groups(engine.config())
         .map(|(group, rto)| {
             let name = group.name;
-            let steps: Vec<_> = incident
-                .steps
-                .iter()
-                .filter(|s| group.steps.iter().any(|st| st.id == s.id))
-                .collect();
+            let steps: Vec<_> = incident.steps.iter().filter(|s| group.has(&s.id)).collect();
             let settled = steps.iter().filter(|s| s.state.is_settled()).count();
             let done_at = (settled == steps.len())
                 .then(|| steps.iter().filter_map(|s| s.at).max())

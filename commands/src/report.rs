@@ -273,11 +273,7 @@ pub fn objectives(
     // Per component, when the scenario spans several (the full scenario).
     for (group, target) in scenario.into_iter().flat_map(|s| s.timed_groups(cfg)) {
         let name = group.name;
-        let steps: Vec<_> = incident
-            .steps
-            .iter()
-            .filter(|s| group.steps.iter().any(|st| st.id == s.id))
-            .collect();
+        let steps: Vec<_> = incident.steps.iter().filter(|s| group.has(&s.id)).collect();
         let last = steps
             .iter()
             .all(|s| s.state.is_settled())

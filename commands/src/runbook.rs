@@ -62,6 +62,11 @@ impl Group {
         }
     }
 
+    /// Whether the step with this id is one of its steps.
+    pub fn has(&self, step_id: &str) -> bool {
+        self.steps.iter().any(|s| s.id == step_id)
+    }
+
     /// Its RTO inside a composed scenario, if it has its own.
     pub fn rto(&self, config: &Config) -> Option<chrono::Duration> {
         self.rto.map(|m| minutes(m(config)))
@@ -152,9 +157,7 @@ impl Scenario {
     /// The group a recovery step is in; none for the post-recovery checklist and the success
     /// criteria.
     pub fn group_of(&self, step_id: &str) -> Option<&Group> {
-        self.groups
-            .iter()
-            .find(|g| g.steps.iter().any(|s| s.id == step_id))
+        self.groups.iter().find(|g| g.has(step_id))
     }
 
     /// Its recovery steps, then the post-recovery checklist and success criteria.
