@@ -138,11 +138,6 @@ impl Scenario {
         self.groups.len() > 1
     }
 
-    /// Its groups of recovery steps, in order.
-    pub fn groups(&self) -> &[Group] {
-        &self.groups
-    }
-
     /// When it spans several groups, those with their own RTO, each with it.
     pub fn timed_groups<'a>(
         &'a self,
